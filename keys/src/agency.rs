@@ -1,0 +1,286 @@
+//! Who an agency is: its id, name, kind and country.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The longest agency id, in bytes.
+pub const MAX_AGENCY_ID_LEN: usize = 64;
+/// The longest label between two dots of an agency id.
+pub const MAX_AGENCY_ID_LABEL_LEN: usize = 32;
+/// The longest display name, in bytes.
+pub const MAX_AGENCY_NAME_LEN: usize = 128;
+
+/// The rule an agency id follows, shown to people whose id was refused.
+pub const AGENCY_ID_RULE: &str = "an agency id is 2 or more dot-separated labels of lowercase \
+     letters a-z, digits and '-', each starting with a letter, at most 32 characters per label \
+     and 64 in all, e.g. `nl.probation.utrecht`";
+
+/// Why a piece of agency information was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgencyError {
+    /// The id breaks [`AGENCY_ID_RULE`].
+    #[error("invalid agency id `{id}`: {AGENCY_ID_RULE}")]
+    InvalidId {
+        /// The refused id (truncated for display).
+        id: String,
+    },
+    /// The kind is not one of the known kinds.
+    #[error(
+        "unknown agency kind `{kind}`: use one of city, probation, prison, police, court, ngo, other"
+    )]
+    UnknownKind {
+        /// The refused kind.
+        kind: String,
+    },
+    /// The country is not two ASCII letters.
+    #[error(
+        "invalid country `{country}`: use a two-letter ISO 3166-1 alpha-2 code such as NL or DE"
+    )]
+    InvalidCountry {
+        /// The refused country.
+        country: String,
+    },
+    /// The display name is empty, too long or has control characters.
+    #[error(
+        "invalid agency name: it must be 1 to {MAX_AGENCY_NAME_LEN} bytes without control characters"
+    )]
+    InvalidName,
+}
+
+/// A validated agency id such as `nl.probation.utrecht`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AgencyId(String);
+
+impl AgencyId {
+    /// Validates an id against [`AGENCY_ID_RULE`].
+    pub fn new(id: &str) -> Result<Self, AgencyError> {
+        let refuse = || AgencyError::InvalidId {
+            id: id.chars().take(MAX_AGENCY_ID_LEN + 8).collect(),
+        };
+        if id.len() > MAX_AGENCY_ID_LEN {
+            return Err(refuse());
+        }
+        let labels: Vec<&str> = id.split('.').collect();
+        if labels.len() < 2 {
+            return Err(refuse());
+        }
+        for label in labels {
+            let mut chars = label.chars();
+            let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+            let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !starts_with_letter || !rest_ok || label.len() > MAX_AGENCY_ID_LABEL_LEN {
+                return Err(refuse());
+            }
+        }
+        Ok(Self(id.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AgencyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for AgencyId {
+    type Err = AgencyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl Serialize for AgencyId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AgencyId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What sort of body an agency is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgencyKind {
+    /// A municipality.
+    City,
+    /// A probation service.
+    Probation,
+    /// A prison or detention centre.
+    Prison,
+    /// A police force.
+    Police,
+    /// A court or prosecution office.
+    Court,
+    /// A non-governmental organisation.
+    Ngo,
+    /// Anything else.
+    Other,
+}
+
+impl AgencyKind {
+    /// The lowercase name used on the command line and in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::City => "city",
+            Self::Probation => "probation",
+            Self::Prison => "prison",
+            Self::Police => "police",
+            Self::Court => "court",
+            Self::Ngo => "ngo",
+            Self::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for AgencyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AgencyKind {
+    type Err = AgencyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "city" => Self::City,
+            "probation" => Self::Probation,
+            "prison" => Self::Prison,
+            "police" => Self::Police,
+            "court" => Self::Court,
+            "ngo" => Self::Ngo,
+            "other" => Self::Other,
+            _ => return Err(AgencyError::UnknownKind { kind: s.to_owned() }),
+        })
+    }
+}
+
+/// An ISO 3166-1 alpha-2 country code, stored in upper case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    /// Accepts two ASCII letters in either case.
+    pub fn new(code: &str) -> Result<Self, AgencyError> {
+        match code.as_bytes() {
+            [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Ok(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
+            }
+            _ => Err(AgencyError::InvalidCountry {
+                country: code.chars().take(8).collect(),
+            }),
+        }
+    }
+
+    /// The code as text, e.g. `NL`.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("??")
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Country {
+    type Err = AgencyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::new(s)
+    }
+}
+
+impl Serialize for Country {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Country {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks a display name: 1 to [`MAX_AGENCY_NAME_LEN`] bytes, no control characters.
+pub fn validate_name(name: &str) -> Result<(), AgencyError> {
+    if name.trim().is_empty()
+        || name.len() > MAX_AGENCY_NAME_LEN
+        || name.chars().any(char::is_control)
+    {
+        return Err(AgencyError::InvalidName);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agency_ids() {
+        for good in [
+            "nl.probation.utrecht",
+            "be.city.gent",
+            "de.jva-tegel.berlin",
+            "a.b",
+        ] {
+            assert_eq!(AgencyId::new(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "utrecht",
+            "NL.probation",
+            "nl..x",
+            ".nl.x",
+            "nl.x.",
+            "nl.1x",
+            "nl.x_y",
+            "nl.x y",
+            "nl.-x",
+            "nl.prob/../x",
+        ] {
+            let err = AgencyId::new(bad).unwrap_err();
+            assert!(err.to_string().contains("lowercase"), "{err}");
+        }
+    }
+
+    #[test]
+    fn agency_id_limits() {
+        let label = "a".repeat(MAX_AGENCY_ID_LABEL_LEN);
+        assert!(AgencyId::new(&format!("nl.{label}")).is_ok());
+        assert!(AgencyId::new(&format!("nl.{label}a")).is_err());
+        let at_limit = format!("{}.{}", "b".repeat(31), "c".repeat(MAX_AGENCY_ID_LEN - 32));
+        assert_eq!(at_limit.len(), MAX_AGENCY_ID_LEN);
+        assert!(AgencyId::new(&at_limit).is_ok());
+        assert!(AgencyId::new(&format!("{at_limit}d")).is_err());
+    }
+
+    #[test]
+    fn kinds_and_countries() {
+        assert_eq!("Prison".parse::<AgencyKind>().unwrap(), AgencyKind::Prison);
+        assert!("bank".parse::<AgencyKind>().is_err());
+        assert_eq!(Country::new("nl").unwrap().as_str(), "NL");
+        assert!(Country::new("NLD").is_err());
+        assert!(Country::new("1A").is_err());
+        assert!(validate_name("Reclassering Utrecht").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a\nb").is_err());
+        assert!(validate_name(&"x".repeat(MAX_AGENCY_NAME_LEN + 1)).is_err());
+    }
+}

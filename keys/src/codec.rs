@@ -1,0 +1,114 @@
+//! The one place where Liaise turns values into bytes and back.
+//!
+//! Every binary structure (rosters, key certificates, sealed-document headers, wire messages)
+//! is encoded with [postcard](https://docs.rs/postcard) through these two functions, so the
+//! serialisation library can be replaced in one file. Decoding is strict: the input must be
+//! at most `max_len` bytes long and must be consumed completely; trailing bytes are an error.
+//!
+//! Why postcard and not bincode: bincode is unmaintained (RUSTSEC-2025-0141) and its 3.x
+//! release is a tombstone that does not compile. postcard has a written, stable wire format
+//! specification and is maintained.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a value could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input is longer than the limit for this structure.
+    #[error("{what} is {len} bytes, more than the limit of {max}")]
+    TooLarge {
+        /// What was being decoded.
+        what: &'static str,
+        /// Length of the input.
+        len: usize,
+        /// The named limit.
+        max: usize,
+    },
+    /// The input ended before the structure was complete.
+    #[error("{what} is truncated")]
+    Truncated {
+        /// What was being decoded.
+        what: &'static str,
+    },
+    /// The input is complete but bytes follow the structure.
+    #[error("{what} has {extra} unexpected bytes at the end")]
+    TrailingBytes {
+        /// What was being decoded.
+        what: &'static str,
+        /// How many bytes were left over.
+        extra: usize,
+    },
+    /// The bytes do not form a valid structure (bad tag, bad length, failed validation).
+    #[error("{what} is malformed")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+    },
+}
+
+/// Encodes a value. Encoding into memory cannot fail for Liaise's own types; a failure would
+/// be a bug in a `Serialize` impl, reported as `Malformed`.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // postcard only fails to serialise types it does not support (e.g. maps with unknown
+    // length), which Liaise does not use; an empty result would then fail to decode loudly.
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes exactly one value from `bytes`, which must be at most `max_len` long and contain
+/// nothing after the value.
+pub fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, DecodeError> {
+    if bytes.len() > max_len {
+        return Err(DecodeError::TooLarge {
+            what,
+            len: bytes.len(),
+            max: max_len,
+        });
+    }
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((value, rest)) if rest.is_empty() => Ok(value),
+        Ok((_, rest)) => Err(DecodeError::TrailingBytes {
+            what,
+            extra: rest.len(),
+        }),
+        Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated { what }),
+        Err(_) => Err(DecodeError::Malformed { what }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_strictness() {
+        let value = (7u32, String::from("nl.probation.utrecht"), vec![1u8, 2, 3]);
+        let bytes = encode(&value);
+        let back: (u32, String, Vec<u8>) = decode("test", &bytes, 1024).unwrap();
+        assert_eq!(back, value);
+
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            decode::<(u32, String, Vec<u8>)>("test", &longer, 1024),
+            Err(DecodeError::TrailingBytes {
+                what: "test",
+                extra: 1
+            })
+        );
+        for cut in 0..bytes.len() {
+            assert!(decode::<(u32, String, Vec<u8>)>("test", &bytes[..cut], 1024).is_err());
+        }
+        assert!(matches!(
+            decode::<(u32, String, Vec<u8>)>("test", &bytes, bytes.len() - 1),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert!(decode::<(u32, String, Vec<u8>)>("test", &bytes, bytes.len()).is_ok());
+    }
+}
