@@ -11,6 +11,7 @@ pub mod encryption;
 pub mod fingerprint;
 pub mod identity;
 pub mod random;
+pub mod roster;
 pub mod signing;
 pub mod text;
 pub mod time;

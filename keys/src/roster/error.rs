@@ -1,0 +1,133 @@
+//! Why a roster was refused.
+
+use crate::agency::AgencyId;
+use crate::codec::DecodeError;
+use crate::fingerprint::Fingerprint;
+use crate::time::Timestamp;
+
+/// Why a roster file was refused. Each variant names what a person can check or do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RosterError {
+    /// The file does not start with the roster magic.
+    #[error("not a Liaise roster file")]
+    NotARoster,
+    /// A roster format version this build does not know.
+    #[error("unsupported roster version {version}; upgrade Liaise to read it")]
+    UnsupportedVersion {
+        /// The version byte found.
+        version: u8,
+    },
+    /// The bytes after the magic do not decode.
+    #[error("roster file is corrupt: {0}")]
+    Decode(#[from] DecodeError),
+    /// A list or field is over its named limit.
+    #[error("roster has {len} {what}, more than the limit of {max}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Fewer distinct steward keys signed than the threshold requires.
+    #[error(
+        "roster is signed by {valid} of the {threshold} required {which} steward keys \
+         (tampered, or not enough stewards signed)"
+    )]
+    UnderThreshold {
+        /// Distinct valid signatures from the set.
+        valid: usize,
+        /// The set's threshold.
+        threshold: u8,
+        /// `current` (the held roster's stewards) or `new` (the roster's own).
+        which: &'static str,
+    },
+    /// The steward set itself is invalid.
+    #[error("roster's steward set is invalid: {reason}")]
+    BadStewardSet {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The roster's serial is not higher than the one held.
+    #[error(
+        "roster serial {offered} is not newer than the serial {held} this node holds (rollback refused)"
+    )]
+    Rollback {
+        /// The offered serial.
+        offered: u64,
+        /// The held serial.
+        held: u64,
+    },
+    /// The roster has expired.
+    #[error(
+        "roster serial {serial} expired at {expires_at}; ask the stewards for a current roster"
+    )]
+    Expired {
+        /// Its serial.
+        serial: u64,
+        /// When it expired.
+        expires_at: Timestamp,
+    },
+    /// The roster claims to be issued in the future (beyond the clock tolerance).
+    #[error("roster was issued at {issued_at}, in the future; check this machine's clock")]
+    IssuedInFuture {
+        /// The claimed issue time.
+        issued_at: Timestamp,
+    },
+    /// The steward keys are not the federation this node pinned.
+    #[error(
+        "roster belongs to federation {found} (spoken: {found_spoken}), not the pinned {expected}; \
+         check the fingerprint with your steward"
+    )]
+    WrongFederation {
+        /// The expected fingerprint as given.
+        expected: String,
+        /// The roster's federation fingerprint.
+        found: Fingerprint,
+        /// Its spoken form.
+        found_spoken: String,
+    },
+    /// Two members share a key (key substitution).
+    #[error("agencies {first} and {second} share key {fingerprint} (key substitution refused)")]
+    SharedKey {
+        /// One member.
+        first: AgencyId,
+        /// The other member.
+        second: AgencyId,
+        /// The shared key.
+        fingerprint: Fingerprint,
+    },
+    /// The same agency id appears twice.
+    #[error("agency {0} is listed twice")]
+    DuplicateMember(AgencyId),
+    /// A member's key certificate is not signed by its signing key or names another agency.
+    #[error("agency {agency} has a key certificate it did not sign for itself")]
+    BadCertificate {
+        /// The member.
+        agency: AgencyId,
+    },
+    /// A member holds a key that is revoked.
+    #[error("agency {agency} still lists revoked key {fingerprint}")]
+    RevokedKeyInUse {
+        /// The member.
+        agency: AgencyId,
+        /// The revoked key.
+        fingerprint: Fingerprint,
+    },
+    /// A group names an agency that is not a member, or a group name repeats.
+    #[error("group `{group}` is invalid: {reason}")]
+    BadGroup {
+        /// The group.
+        group: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A field has a bad value.
+    #[error("roster field {field} is invalid")]
+    BadField {
+        /// The field.
+        field: &'static str,
+    },
+}

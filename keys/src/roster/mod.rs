@@ -1,0 +1,207 @@
+//! The federation roster: the only source of who is who.
+//!
+//! A roster is signed by a threshold k-of-n of steward keys. A node accepts a new roster only
+//! if the threshold signs it, its serial is higher than the one it holds (rollback refused), it
+//! has not expired (freeze detected), and no two members share a key (key substitution
+//! refused). Replacing steward keys needs the old and the new threshold. The first roster a
+//! node imports is pinned by the fingerprint of its steward set, read out of band.
+//! `docs/spec/roster.md` is the specification.
+
+mod error;
+mod limits;
+mod membership;
+mod model;
+mod signed;
+mod validate;
+
+pub use error::RosterError;
+pub use limits::*;
+pub use membership::{MembershipError, MembershipRequest, certify};
+pub use model::{Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature};
+pub use signed::{ROSTER_MAGIC, ROSTER_VERSION, SignedRoster};
+pub use validate::key_fingerprint;
+
+use crate::agency::AgencyId;
+use crate::fingerprint::Fingerprint;
+use crate::signing::SigningPublicKey;
+use crate::time::Timestamp;
+use crate::transport::TransportPublicKey;
+
+/// A roster that passed every check. Only [`Roster::accept_first`] and
+/// [`Roster::accept_update`] make one.
+#[derive(Debug, Clone)]
+pub struct Roster {
+    signed: SignedRoster,
+    file: Vec<u8>,
+}
+
+/// Why a key could not be resolved to a member.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
+    /// No member holds the key.
+    #[error("key {0} belongs to no member of the federation")]
+    Unknown(Fingerprint),
+    /// The key was revoked.
+    #[error("key {fingerprint} of {agency} was revoked at {revoked_at}")]
+    Revoked {
+        /// The key.
+        fingerprint: Fingerprint,
+        /// Its agency, or `unknown agency`.
+        agency: String,
+        /// When.
+        revoked_at: Timestamp,
+    },
+}
+
+impl Roster {
+    /// Accepts the first roster of a federation, pinned by the fingerprint a steward read
+    /// out (either `SHA256:...` or the spoken digit groups).
+    pub fn accept_first(file: &[u8], pinned: &str, now: Timestamp) -> Result<Self, RosterError> {
+        let signed = SignedRoster::parse(file)?;
+        let found = signed.body.stewards.fingerprint();
+        if !found.matches_text(pinned) {
+            return Err(RosterError::WrongFederation {
+                expected: pinned.chars().take(80).collect(),
+                found,
+                found_spoken: found.spoken(),
+            });
+        }
+        signed.check_threshold(&signed.body.stewards, "new")?;
+        signed.check_time(now)?;
+        Ok(Self {
+            signed,
+            file: file.to_vec(),
+        })
+    }
+
+    /// Accepts a roster that replaces `self`: the held stewards' threshold and the new
+    /// roster's own threshold must both be met, and the serial must increase.
+    pub fn accept_update(&self, file: &[u8], now: Timestamp) -> Result<Self, RosterError> {
+        let signed = SignedRoster::parse(file)?;
+        signed.check_threshold(&self.signed.body.stewards, "current")?;
+        signed.check_threshold(&signed.body.stewards, "new")?;
+        if signed.body.serial <= self.signed.body.serial {
+            return Err(RosterError::Rollback {
+                offered: signed.body.serial,
+                held: self.signed.body.serial,
+            });
+        }
+        signed.check_time(now)?;
+        Ok(Self {
+            signed,
+            file: file.to_vec(),
+        })
+    }
+
+    /// Re-checks a roster this node stored earlier (its own state), including expiry.
+    pub fn load_stored(file: &[u8], now: Timestamp) -> Result<Self, RosterError> {
+        let signed = SignedRoster::parse(file)?;
+        signed.check_threshold(&signed.body.stewards, "new")?;
+        signed.check_time(now)?;
+        Ok(Self {
+            signed,
+            file: file.to_vec(),
+        })
+    }
+
+    /// Like [`Self::load_stored`] but without the expiry check: for showing an expired
+    /// roster to a person, never for trusting keys.
+    pub fn load_stored_ignoring_expiry(file: &[u8]) -> Result<Self, RosterError> {
+        let signed = SignedRoster::parse(file)?;
+        signed.check_threshold(&signed.body.stewards, "new")?;
+        Ok(Self {
+            signed,
+            file: file.to_vec(),
+        })
+    }
+
+    /// The roster's content.
+    pub fn body(&self) -> &RosterBody {
+        &self.signed.body
+    }
+
+    /// The exact file bytes, for storing and passing on.
+    pub fn file_bytes(&self) -> &[u8] {
+        &self.file
+    }
+
+    /// The serial number.
+    pub fn serial(&self) -> u64 {
+        self.signed.body.serial
+    }
+
+    /// The federation fingerprint (of the steward set).
+    pub fn federation_fingerprint(&self) -> Fingerprint {
+        self.signed.body.stewards.fingerprint()
+    }
+
+    /// How many distinct stewards signed.
+    pub fn signer_count(&self) -> usize {
+        self.signed.valid_signers(&self.signed.body.stewards)
+    }
+
+    /// A member by id.
+    pub fn member(&self, id: &AgencyId) -> Option<&Member> {
+        self.signed.body.members.iter().find(|m| &m.id == id)
+    }
+
+    /// A group by name.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.signed.body.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The revocation entry for a key, if revoked.
+    pub fn revocation(&self, fingerprint: &Fingerprint) -> Option<&RevokedKey> {
+        self.signed
+            .body
+            .revoked
+            .iter()
+            .find(|r| &r.fingerprint == fingerprint)
+    }
+
+    /// The member whose identity key this is; revoked keys are refused with their date.
+    pub fn member_by_signing_key(&self, key: &SigningPublicKey) -> Result<&Member, LookupError> {
+        let fingerprint = key.fingerprint();
+        self.refuse_revoked(&fingerprint)?;
+        self.signed
+            .body
+            .members
+            .iter()
+            .find(|m| &m.signing_key == key)
+            .ok_or(LookupError::Unknown(fingerprint))
+    }
+
+    /// The member whose transport key this is, if its certificate is valid at `now`.
+    pub fn member_by_transport_key(
+        &self,
+        key: &TransportPublicKey,
+        now: Timestamp,
+    ) -> Result<&Member, LookupError> {
+        let fingerprint = key.fingerprint();
+        self.refuse_revoked(&fingerprint)?;
+        self.signed
+            .body
+            .members
+            .iter()
+            .find(|m| m.valid_transport_keys(now).any(|k| &k == key))
+            .ok_or(LookupError::Unknown(fingerprint))
+    }
+
+    fn refuse_revoked(&self, fingerprint: &Fingerprint) -> Result<(), LookupError> {
+        match self.revocation(fingerprint) {
+            Some(r) => Err(LookupError::Revoked {
+                fingerprint: *fingerprint,
+                agency: r
+                    .agency
+                    .as_ref()
+                    .map_or_else(|| "unknown agency".to_owned(), ToString::to_string),
+                revoked_at: r.revoked_at,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
