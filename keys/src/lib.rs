@@ -10,6 +10,7 @@ pub mod codec;
 pub mod encryption;
 pub mod fingerprint;
 pub mod identity;
+pub mod keyfile;
 pub mod random;
 pub mod roster;
 pub mod signing;

@@ -16,7 +16,7 @@ mod validate;
 
 pub use error::RosterError;
 pub use limits::*;
-pub use membership::{MembershipError, MembershipRequest, certify};
+pub use membership::{MAX_MEMBERSHIP_FILE_LEN, MembershipError, MembershipRequest, certify};
 pub use model::{Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature};
 pub use signed::{ROSTER_MAGIC, ROSTER_VERSION, SignedRoster};
 pub use validate::key_fingerprint;

@@ -1,0 +1,360 @@
+//! `liaise federation ...`: the steward's tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use liaise_keys::fingerprint::Fingerprint;
+use liaise_keys::roster::{MembershipRequest, RevokedKey, key_fingerprint};
+use liaise_keys::{AgencyId, Timestamp};
+use serde_json::json;
+
+use super::{JsonArg, print_json};
+use crate::federation_dir::FederationDir;
+use crate::fsutil::{read_limited, write_atomic};
+use crate::passphrase::PassphraseSource;
+
+/// How long a published roster is valid unless `--valid-for` says otherwise.
+pub const DEFAULT_ROSTER_VALIDITY: &str = "30d";
+
+#[derive(Debug, Args)]
+pub struct DirArg {
+    /// The federation directory.
+    #[arg(long, value_name = "FED")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Create a federation directory with fresh steward keys.
+    Init {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The federation's display name.
+        #[arg(long)]
+        name: String,
+        /// How many steward keys to create.
+        #[arg(long, default_value_t = 1)]
+        stewards: u8,
+        /// How many stewards must sign each roster.
+        #[arg(long, default_value_t = 1)]
+        threshold: u8,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Add (or update) a member from its membership.toml.
+    Add {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The agency's membership request (membership.toml).
+        request: PathBuf,
+        /// Put the agency in this group (repeat for several). Groups are created as needed.
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Revoke an agency (all its keys) or one key by fingerprint.
+    Revoke {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The agency to remove from the federation.
+        #[arg(required_unless_present = "key", conflicts_with = "key")]
+        agency: Option<String>,
+        /// Revoke just this key (SHA256:... as `roster show` prints it).
+        #[arg(long, value_name = "FINGERPRINT")]
+        key: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Sign and write the next roster.
+    Publish {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Where to write the roster file.
+        #[arg(long, value_name = "ROSTER")]
+        out: PathBuf,
+        /// How long nodes accept it, e.g. 30d, 12h, 8w.
+        #[arg(long, value_name = "DURATION", default_value = DEFAULT_ROSTER_VALIDITY)]
+        valid_for: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Replace the steward keys. The next published roster is signed by the old and the
+    /// new threshold; after that only the new keys count.
+    RotateStewards {
+        #[command(flatten)]
+        dir: DirArg,
+        /// How many new steward keys.
+        #[arg(long, default_value_t = 1)]
+        stewards: u8,
+        /// How many of them must sign.
+        #[arg(long, default_value_t = 1)]
+        threshold: u8,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
+    match cmd {
+        FederationCommand::Init {
+            dir,
+            name,
+            stewards,
+            threshold,
+            json,
+        } => {
+            if name.is_empty() || name.len() > liaise_keys::roster::MAX_GROUP_NAME_LEN {
+                bail!("--name must be 1 to 64 bytes");
+            }
+            let fed = FederationDir::new(dir.dir);
+            let pass = passphrase.create("the steward keys")?;
+            let state = fed.create(&name, stewards, threshold, &pass)?;
+            let fp = state.stewards.to_set().fingerprint();
+            if json.json {
+                return print_json(&json!({
+                    "federation": name,
+                    "dir": fed.root(),
+                    "stewards": stewards,
+                    "threshold": threshold,
+                    "federation_fingerprint": fp.to_string(),
+                    "federation_fingerprint_spoken": fp.spoken(),
+                }));
+            }
+            println!(
+                "Created federation \"{name}\" in {} ({threshold} of {stewards} stewards sign).",
+                fed.root().display()
+            );
+            print_fingerprint(&fp);
+            Ok(ExitCode::SUCCESS)
+        }
+        FederationCommand::Add {
+            dir,
+            request,
+            groups,
+            json,
+        } => add(dir, request, groups, json),
+        FederationCommand::Revoke {
+            dir,
+            agency,
+            key,
+            json,
+        } => revoke(dir, agency, key, json),
+        FederationCommand::Publish {
+            dir,
+            out,
+            valid_for,
+            json,
+        } => {
+            let valid_for = liaise_keys::time::parse_duration(&valid_for).with_context(|| {
+                format!(
+                    "invalid --valid-for `{valid_for}`: use a number and a unit, e.g. 30d, 12h, 8w"
+                )
+            })?;
+            let fed = FederationDir::new(dir.dir);
+            let mut state = fed.load()?;
+            let pass = passphrase.unlock("the steward keys")?;
+            let (file, body) = fed.publish(&mut state, &pass, Timestamp::now(), valid_for)?;
+            write_atomic(&out, &file, 0o644)?;
+            let fp = body.stewards.fingerprint();
+            if json.json {
+                return print_json(&json!({
+                    "serial": body.serial,
+                    "out": out,
+                    "members": body.members.len(),
+                    "issued_at": body.issued_at.to_rfc3339(),
+                    "expires_at": body.expires_at.to_rfc3339(),
+                    "federation_fingerprint": fp.to_string(),
+                    "federation_fingerprint_spoken": fp.spoken(),
+                }));
+            }
+            println!(
+                "Published roster serial {} with {} members to {} (valid until {}).",
+                body.serial,
+                body.members.len(),
+                out.display(),
+                body.expires_at
+            );
+            print_fingerprint(&fp);
+            Ok(ExitCode::SUCCESS)
+        }
+        FederationCommand::RotateStewards {
+            dir,
+            stewards,
+            threshold,
+            json,
+        } => {
+            let fed = FederationDir::new(dir.dir);
+            let mut state = fed.load()?;
+            if state.next_stewards.is_some() {
+                bail!("a steward rotation is already under way; publish a roster to complete it");
+            }
+            let pass = passphrase.unlock("the steward keys")?;
+            // Prove the passphrase opens the current keys before making new ones with it.
+            fed.unlock_stewards("stewards", &pass)?;
+            let next = fed.generate_stewards("stewards-next", stewards, threshold, &pass)?;
+            let fp = next.to_set().fingerprint();
+            state.next_stewards = Some(next);
+            fed.save(&state)?;
+            if json.json {
+                return print_json(&json!({
+                    "new_federation_fingerprint": fp.to_string(),
+                    "new_federation_fingerprint_spoken": fp.spoken(),
+                }));
+            }
+            println!(
+                "New steward keys made; the next `liaise federation publish` is signed by old and new stewards."
+            );
+            print_fingerprint(&fp);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_fingerprint(fp: &Fingerprint) {
+    println!("Federation fingerprint (nodes pin it on their first `liaise roster import`):");
+    println!("  {fp}");
+    println!("  spoken: {}", fp.spoken());
+}
+
+fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Result<ExitCode> {
+    let fed = FederationDir::new(dir.dir);
+    let mut state = fed.load()?;
+    let bytes = read_limited(
+        &request,
+        liaise_keys::roster::MAX_MEMBERSHIP_FILE_LEN,
+        "membership request",
+    )?;
+    let text = String::from_utf8(bytes).context("membership request is not UTF-8")?;
+    let request = MembershipRequest::from_toml(&text)
+        .with_context(|| format!("cannot add {}", request.display()))?;
+
+    let new_keys: Vec<Fingerprint> = request.to_member().key_fingerprints();
+    if let Some(revoked) = state
+        .revoked
+        .iter()
+        .find(|r| new_keys.contains(&r.fingerprint))
+    {
+        bail!(
+            "{} uses revoked key {}; the agency must run `liaise keys rotate` and send a new request",
+            request.agency,
+            revoked.fingerprint
+        );
+    }
+    let mut replaced = false;
+    if let Some(existing) = state.members.iter().find(|m| m.agency == request.agency) {
+        if existing.signing_key != request.signing_key {
+            bail!(
+                "{} is already a member with a different signing key; revoke it first with \
+                 `liaise federation revoke --dir {} {}`",
+                request.agency,
+                fed.root().display(),
+                request.agency
+            );
+        }
+        replaced = true;
+    }
+    for other in state.members.iter().filter(|m| m.agency != request.agency) {
+        let theirs = other.to_member().key_fingerprints();
+        if let Some(shared) = new_keys.iter().find(|k| theirs.contains(k)) {
+            bail!(
+                "{} uses key {shared}, which belongs to {}; refused (key substitution)",
+                request.agency,
+                other.agency
+            );
+        }
+    }
+    let agency = request.agency.clone();
+    if replaced {
+        state.members.retain(|m| m.agency != agency);
+    }
+    state.members.push(request);
+    for group in &groups {
+        let members = state.groups.entry(group.clone()).or_default();
+        if !members.contains(&agency) {
+            members.push(agency.clone());
+        }
+    }
+    fed.save(&state)?;
+    if json.json {
+        return print_json(
+            &json!({ "agency": agency.as_str(), "updated": replaced, "groups": groups }),
+        );
+    }
+    let verb = if replaced { "Updated" } else { "Added" };
+    println!("{verb} {agency}. Run `liaise federation publish` to hand out a roster with it.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(
+    dir: DirArg,
+    agency: Option<String>,
+    key: Option<String>,
+    json: JsonArg,
+) -> Result<ExitCode> {
+    let fed = FederationDir::new(dir.dir);
+    let mut state = fed.load()?;
+    let now = Timestamp::now();
+    let mut revoked = Vec::new();
+    if let Some(agency) = agency {
+        let id = AgencyId::new(&agency)?;
+        let Some(pos) = state.members.iter().position(|m| m.agency == id) else {
+            bail!("{id} is not a member of this federation");
+        };
+        let member = state.members.remove(pos).to_member();
+        revoked = member.key_fingerprints();
+        for fingerprint in &revoked {
+            state.revoked.push(RevokedKey {
+                fingerprint: *fingerprint,
+                agency: Some(id.clone()),
+                revoked_at: now,
+            });
+        }
+        for members in state.groups.values_mut() {
+            members.retain(|m| m != &id);
+        }
+    } else if let Some(text) = key {
+        let fingerprint: Fingerprint = text.parse()?;
+        let Some(member) = state
+            .members
+            .iter_mut()
+            .find(|m| m.to_member().key_fingerprints().contains(&fingerprint))
+        else {
+            bail!("no member holds key {fingerprint}; `liaise roster show` lists every key");
+        };
+        let id = member.agency.clone();
+        if member.signing_key.fingerprint() == fingerprint {
+            bail!(
+                "{fingerprint} is the identity key of {id}; revoke the agency instead: `liaise federation revoke --dir FED {id}`"
+            );
+        }
+        member
+            .transport
+            .retain(|c| key_fingerprint(&c.body().key) != fingerprint);
+        member
+            .encryption
+            .retain(|c| key_fingerprint(&c.body().key) != fingerprint);
+        state.revoked.push(RevokedKey {
+            fingerprint,
+            agency: Some(id),
+            revoked_at: now,
+        });
+        revoked.push(fingerprint);
+    }
+    fed.save(&state)?;
+    if json.json {
+        let keys: Vec<String> = revoked.iter().map(ToString::to_string).collect();
+        return print_json(&json!({ "revoked_keys": keys }));
+    }
+    println!(
+        "Revoked {} key(s). Publish a roster so nodes learn of it:",
+        revoked.len()
+    );
+    println!(
+        "  liaise federation publish --dir {} --out ROSTER",
+        fed.root().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

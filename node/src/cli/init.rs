@@ -1,0 +1,136 @@
+//! `liaise init`: create an agency's keys and its membership request.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use liaise_keys::keyfile::ExistingFile;
+use liaise_keys::roster::{MembershipRequest, certify};
+use liaise_keys::{AgencyId, AgencyKind, AgencySecrets, Country, KemAlgorithm, Timestamp};
+use serde_json::json;
+
+use super::{HomeArg, JsonArg, print_json};
+use crate::fsutil::write_atomic;
+use crate::home::AgencyProfile;
+use crate::passphrase::PassphraseSource;
+
+/// How long transport and encryption key certificates are valid by default.
+pub const DEFAULT_KEY_VALIDITY: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+/// Certificates start this much before now, so peers with slightly slow clocks accept them.
+pub const CERTIFICATE_BACKDATE_SECS: u64 = 300;
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    /// The agency id: dot-separated lowercase labels, e.g. nl.probation.utrecht.
+    #[arg(long, value_name = "ID")]
+    agency: String,
+    /// The agency's display name.
+    #[arg(long)]
+    name: String,
+    /// city, probation, prison, police, court, ngo or other.
+    #[arg(long)]
+    kind: String,
+    /// ISO 3166-1 alpha-2 country code, e.g. NL.
+    #[arg(long, value_name = "CC")]
+    country: String,
+    /// Where this agency's node will listen, HOST:PORT (repeat for several).
+    #[arg(long = "address", value_name = "HOST:PORT", required = true)]
+    addresses: Vec<String>,
+    /// Encryption key type: xwing (post-quantum hybrid, default) or x25519.
+    #[arg(long, default_value = "xwing", value_parser = parse_kem)]
+    kem: KemAlgorithm,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub(crate) fn parse_kem(text: &str) -> Result<KemAlgorithm, String> {
+    match text {
+        "xwing" | "x-wing" => Ok(KemAlgorithm::XWing),
+        "x25519" => Ok(KemAlgorithm::X25519),
+        _ => Err("use xwing or x25519".into()),
+    }
+}
+
+pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
+    let agency = AgencyId::new(&args.agency)?;
+    let kind: AgencyKind = args.kind.parse()?;
+    let country = Country::new(&args.country)?;
+    liaise_keys::agency::validate_name(&args.name)?;
+    for address in &args.addresses {
+        if !address.contains(':') || address.chars().any(char::is_whitespace) {
+            bail!("invalid --address `{address}`: use HOST:PORT, e.g. node.example.org:7400");
+        }
+    }
+    let home = args.home.resolve()?;
+    home.create()?;
+    let pass = passphrase.create(&format!("the new keys of {agency}"))?;
+
+    let secrets = AgencySecrets::generate(args.kem);
+    let now = Timestamp::now();
+    let request = membership_request(
+        &agency,
+        &args.name,
+        kind,
+        country,
+        &args.addresses,
+        &secrets,
+        now,
+    );
+    home.store_secrets(&secrets, &pass, ExistingFile::Refuse)?;
+    home.write_profile(&AgencyProfile {
+        agency: agency.clone(),
+        name: args.name.clone(),
+        kind,
+        country,
+        addresses: args.addresses.clone(),
+        kem: args.kem,
+    })?;
+    write_atomic(&home.membership_path(), request.to_toml().as_bytes(), 0o644)
+        .context("cannot write the membership request")?;
+
+    let fingerprint = secrets.signing.public_key().fingerprint();
+    if args.json.json {
+        return print_json(&json!({
+            "agency": agency.as_str(),
+            "home": home.root(),
+            "signing_key": secrets.signing.public_key().to_string(),
+            "signing_key_fingerprint": fingerprint.to_string(),
+            "membership_request": home.membership_path(),
+        }));
+    }
+    println!("Created agency {agency} in {}", home.root().display());
+    println!("  signing key fingerprint: {fingerprint}");
+    println!(
+        "Next: send {} to your federation's steward,",
+        home.membership_path().display()
+    );
+    println!("and confirm the fingerprint above with them by phone.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A membership request certifying the current transport and encryption keys.
+pub(crate) fn membership_request(
+    agency: &AgencyId,
+    name: &str,
+    kind: AgencyKind,
+    country: Country,
+    addresses: &[String],
+    secrets: &AgencySecrets,
+    now: Timestamp,
+) -> MembershipRequest {
+    let not_before = Timestamp(now.0.saturating_sub(CERTIFICATE_BACKDATE_SECS));
+    let (transport, encryption) =
+        certify(agency, secrets, not_before, now.after(DEFAULT_KEY_VALIDITY));
+    MembershipRequest {
+        agency: agency.clone(),
+        name: name.to_owned(),
+        kind,
+        country,
+        addresses: addresses.to_vec(),
+        signing_key: secrets.signing.public_key(),
+        transport: vec![transport],
+        encryption: encryption.into_iter().collect(),
+    }
+}

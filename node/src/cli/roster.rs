@@ -1,0 +1,219 @@
+//! `liaise roster import|show`: the roster this node trusts.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use liaise_keys::Timestamp;
+use liaise_keys::roster::{MAX_ROSTER_LEN, Roster};
+use serde_json::{Value, json};
+
+use super::{HomeArg, JsonArg, print_json};
+use crate::fsutil::read_limited;
+
+#[derive(Debug, Subcommand)]
+pub enum RosterCommand {
+    /// Accept a roster published by the stewards. The first import pins the federation.
+    Import {
+        #[command(flatten)]
+        home: HomeArg,
+        /// The roster file.
+        roster: PathBuf,
+        /// Required on the first import: the federation fingerprint your steward read out
+        /// (SHA256:... or the spoken digit groups).
+        #[arg(long, value_name = "FP")]
+        federation_fingerprint: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Show the roster this node holds: members, keys, groups, revocations.
+    Show {
+        #[command(flatten)]
+        home: HomeArg,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
+    match cmd {
+        RosterCommand::Import {
+            home,
+            roster,
+            federation_fingerprint,
+            json,
+        } => {
+            let home = home.resolve()?;
+            home.profile()?;
+            let bytes = read_limited(&roster, MAX_ROSTER_LEN, "roster")?;
+            let now = Timestamp::now();
+            let accepted = match home.roster_for_display()? {
+                Some(held) if held.file_bytes() == bytes.as_slice() => {
+                    if json.json {
+                        return print_json(&json!({ "serial": held.serial(), "unchanged": true }));
+                    }
+                    println!("Already holding roster serial {}; nothing to do.", held.serial());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(held) => {
+                    if let Some(fp) = &federation_fingerprint {
+                        if !held.federation_fingerprint().matches_text(fp) {
+                            tracing::warn!("--federation-fingerprint ignored: this node already follows its federation's stewards");
+                        }
+                    }
+                    held.accept_update(&bytes, now)
+                }
+                None => {
+                    let Some(fp) = federation_fingerprint else {
+                        bail!(
+                            "this node has no roster yet: pass --federation-fingerprint FP, \
+                             as your federation's steward reads it out to you"
+                        );
+                    };
+                    Roster::accept_first(&bytes, &fp, now)
+                }
+            }
+            .with_context(|| format!("roster {} refused", roster.display()))?;
+            home.store_roster(&accepted)?;
+            let profile = home.profile()?;
+            let listed = accepted.member(&profile.agency).is_some();
+            if json.json {
+                return print_json(&json!({
+                    "serial": accepted.serial(),
+                    "federation": accepted.body().federation,
+                    "members": accepted.body().members.len(),
+                    "expires_at": accepted.body().expires_at.to_rfc3339(),
+                    "self_listed": listed,
+                }));
+            }
+            println!(
+                "Accepted roster serial {} of \"{}\": {} members, valid until {}.",
+                accepted.serial(),
+                accepted.body().federation,
+                accepted.body().members.len(),
+                accepted.body().expires_at
+            );
+            if !listed {
+                println!("Note: {} is not in this roster yet.", profile.agency);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RosterCommand::Show { home, json } => {
+            let home = home.resolve()?;
+            let Some(roster) = home.roster_for_display()? else {
+                bail!(
+                    "no roster imported yet; run `liaise roster import --home {} ROSTER --federation-fingerprint FP`",
+                    home.root().display()
+                );
+            };
+            let now = Timestamp::now();
+            let value = describe(&roster, now);
+            if json.json {
+                return print_json(&value);
+            }
+            print_human(&roster, now);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The roster as stable JSON.
+pub fn describe(roster: &Roster, now: Timestamp) -> Value {
+    let body = roster.body();
+    let fp = roster.federation_fingerprint();
+    json!({
+        "federation": body.federation,
+        "serial": body.serial,
+        "issued_at": body.issued_at.to_rfc3339(),
+        "expires_at": body.expires_at.to_rfc3339(),
+        "expired": now >= body.expires_at,
+        "federation_fingerprint": fp.to_string(),
+        "federation_fingerprint_spoken": fp.spoken(),
+        "stewards": {
+            "threshold": body.stewards.threshold,
+            "keys": body.stewards.keys.iter().map(|k| k.fingerprint().to_string()).collect::<Vec<_>>(),
+        },
+        "members": body.members.iter().map(|m| json!({
+            "agency": m.id.as_str(),
+            "name": m.name,
+            "kind": m.kind.as_str(),
+            "country": m.country.as_str(),
+            "addresses": m.addresses,
+            "signing_key": m.signing_key.to_string(),
+            "signing_key_fingerprint": m.signing_key.fingerprint().to_string(),
+            "transport_key": m.current_transport_key(now).map(|k| k.fingerprint().to_string()),
+            "encryption_key": m.current_encryption_key(now).map(|k| k.fingerprint().to_string()),
+            "encryption_algorithm": m.current_encryption_key(now).map(|k| match k.algorithm() {
+                liaise_keys::KemAlgorithm::XWing => "xwing",
+                liaise_keys::KemAlgorithm::X25519 => "x25519",
+            }),
+        })).collect::<Vec<_>>(),
+        "groups": body.groups.iter().map(|g| json!({
+            "name": g.name,
+            "members": g.members.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "revoked": body.revoked.iter().map(|r| json!({
+            "fingerprint": r.fingerprint.to_string(),
+            "agency": r.agency.as_ref().map(|a| a.as_str()),
+            "revoked_at": r.revoked_at.to_rfc3339(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_human(roster: &Roster, now: Timestamp) {
+    let body = roster.body();
+    let fp = roster.federation_fingerprint();
+    println!(
+        "Federation \"{}\", roster serial {}",
+        body.federation, body.serial
+    );
+    let state = if now >= body.expires_at {
+        "EXPIRED"
+    } else {
+        "valid"
+    };
+    println!(
+        "  issued {}, {state} until {}",
+        body.issued_at, body.expires_at
+    );
+    println!("  fingerprint {fp}");
+    println!("  spoken      {}", fp.spoken());
+    println!(
+        "  stewards    {} of {} must sign",
+        body.stewards.threshold,
+        body.stewards.keys.len()
+    );
+    println!("Members ({}):", body.members.len());
+    for m in &body.members {
+        println!(
+            "  {:<28} {} ({}, {})",
+            m.id.as_str(),
+            m.name,
+            m.kind,
+            m.country
+        );
+        println!("    signing key {}", m.signing_key.fingerprint());
+        if let Some(k) = m.current_transport_key(now) {
+            println!("    transport   {}", k.fingerprint());
+        }
+        if let Some(k) = m.current_encryption_key(now) {
+            println!("    encryption  {} ({:?})", k.fingerprint(), k.algorithm());
+        }
+        println!("    addresses   {}", m.addresses.join(", "));
+    }
+    if !body.groups.is_empty() {
+        println!("Groups:");
+        for g in &body.groups {
+            let names: Vec<&str> = g.members.iter().map(|m| m.as_str()).collect();
+            println!("  {}: {}", g.name, names.join(", "));
+        }
+    }
+    if !body.revoked.is_empty() {
+        println!("Revoked keys:");
+        for r in &body.revoked {
+            let who = r.agency.as_ref().map_or("unknown agency", |a| a.as_str());
+            println!("  {} ({who}, since {})", r.fingerprint, r.revoked_at);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! A steward's federation directory: the state from which rosters are published.
+//!
+//! ```text
+//! FED/federation.toml          name, threshold, steward public keys, members, groups, revocations
+//! FED/stewards/N.liaise-key    steward signing keys, encrypted under the passphrase
+//! FED/stewards-next/...        new steward keys during a steward rotation
+//! FED/rosters/N.liaise         every published roster
+//! ```
+//! In a real federation each steward keeps their key offline on their own machine; keeping
+//! them together here is what a single coordinating body (or a demo) does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use liaise_keys::keyfile::{self, ExistingFile, KdfParams, Passphrase};
+use liaise_keys::roster::{MembershipRequest, RevokedKey, RosterBody, SignedRoster, StewardSet};
+use liaise_keys::{AgencyId, SigningPublicKey, SigningSecretKey};
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{create_private_dir, read_limited, write_atomic};
+
+/// What `FED/federation.toml` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationState {
+    /// The federation's display name.
+    pub name: String,
+    /// The serial of the last published roster (0 before the first).
+    pub last_serial: u64,
+    /// The stewards who sign.
+    pub stewards: StewardKeys,
+    /// A steward rotation under way: the next roster names these and both sets sign it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_stewards: Option<StewardKeys>,
+    /// Groups: name to member ids.
+    #[serde(default)]
+    pub groups: BTreeMap<String, Vec<AgencyId>>,
+    /// Revoked keys.
+    #[serde(default)]
+    pub revoked: Vec<RevokedKey>,
+    /// Accepted membership requests.
+    #[serde(default)]
+    pub members: Vec<MembershipRequest>,
+}
+
+/// A steward set as kept in the state file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StewardKeys {
+    /// k of n.
+    pub threshold: u8,
+    /// The public keys.
+    pub keys: Vec<SigningPublicKey>,
+}
+
+impl StewardKeys {
+    /// As the roster's type.
+    pub fn to_set(&self) -> StewardSet {
+        StewardSet {
+            threshold: self.threshold,
+            keys: self.keys.clone(),
+        }
+    }
+}
+
+/// A federation directory.
+#[derive(Debug, Clone)]
+pub struct FederationDir {
+    root: PathBuf,
+}
+
+impl FederationDir {
+    /// The directory at `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// `FED/federation.toml`.
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("federation.toml")
+    }
+
+    /// Where the published roster with `serial` is kept.
+    pub fn roster_path(&self, serial: u64) -> PathBuf {
+        self.root.join("rosters").join(format!("{serial}.liaise"))
+    }
+
+    /// Reads the state.
+    pub fn load(&self) -> Result<FederationState> {
+        let path = self.state_path();
+        if !path.exists() {
+            bail!(
+                "{} is not a federation directory; create one with `liaise federation init --dir {}`",
+                self.root.display(),
+                self.root.display()
+            );
+        }
+        let text = String::from_utf8(read_limited(&path, 64 * 1024 * 1024, "federation state")?)
+            .with_context(|| format!("{} is not UTF-8", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+    }
+
+    /// Writes the state atomically.
+    pub fn save(&self, state: &FederationState) -> Result<()> {
+        let text = toml::to_string(state).context("cannot encode the federation state")?;
+        write_atomic(&self.state_path(), text.as_bytes(), 0o600)
+    }
+
+    /// Creates the directory with `count` fresh steward keys.
+    pub fn create(
+        &self,
+        name: &str,
+        count: u8,
+        threshold: u8,
+        passphrase: &Passphrase,
+    ) -> Result<FederationState> {
+        if self.state_path().exists() {
+            bail!("{} already holds a federation", self.root.display());
+        }
+        let stewards = self.generate_stewards("stewards", count, threshold, passphrase)?;
+        let state = FederationState {
+            name: name.to_owned(),
+            last_serial: 0,
+            stewards,
+            next_stewards: None,
+            groups: BTreeMap::new(),
+            revoked: Vec::new(),
+            members: Vec::new(),
+        };
+        self.save(&state)?;
+        Ok(state)
+    }
+
+    /// Makes `count` steward keys in `FED/<sub>/` and returns their public set.
+    pub fn generate_stewards(
+        &self,
+        sub: &str,
+        count: u8,
+        threshold: u8,
+        passphrase: &Passphrase,
+    ) -> Result<StewardKeys> {
+        if count == 0 || threshold == 0 || threshold > count {
+            bail!("--threshold must be between 1 and --stewards (got {threshold} of {count})");
+        }
+        if usize::from(count) > liaise_keys::roster::MAX_STEWARDS {
+            bail!(
+                "at most {} stewards are supported",
+                liaise_keys::roster::MAX_STEWARDS
+            );
+        }
+        let dir = self.root.join(sub);
+        if dir.exists() {
+            bail!("{} already exists", dir.display());
+        }
+        create_private_dir(&dir)?;
+        let mut keys = Vec::new();
+        for i in 1..=count {
+            let key = SigningSecretKey::generate();
+            let path = dir.join(format!("{i}.liaise-key"));
+            keyfile::write_key_file(
+                &path,
+                &*key.to_bytes(),
+                passphrase,
+                KdfParams::DEFAULT,
+                ExistingFile::Refuse,
+            )
+            .with_context(|| format!("cannot write steward key {}", path.display()))?;
+            keys.push(key.public_key());
+        }
+        Ok(StewardKeys { threshold, keys })
+    }
+
+    /// Decrypts every steward key in `FED/<sub>/`.
+    pub fn unlock_stewards(
+        &self,
+        sub: &str,
+        passphrase: &Passphrase,
+    ) -> Result<Vec<SigningSecretKey>> {
+        let dir = self.root.join(sub);
+        let mut keys = Vec::new();
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot list steward keys in {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "liaise-key"))
+            .collect();
+        entries.sort();
+        for path in entries {
+            let bytes = keyfile::read_key_file(&path, passphrase)
+                .with_context(|| format!("cannot open steward key {}", path.display()))?;
+            let array: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .with_context(|| format!("{} is not a steward key", path.display()))?;
+            keys.push(SigningSecretKey::from_bytes(&array));
+        }
+        Ok(keys)
+    }
+
+    /// Builds, signs and stores the next roster. Returns its bytes and serial.
+    pub fn publish(
+        &self,
+        state: &mut FederationState,
+        passphrase: &Passphrase,
+        issued_at: liaise_keys::Timestamp,
+        valid_for: std::time::Duration,
+    ) -> Result<(Vec<u8>, RosterBody)> {
+        let mut signers = self.unlock_stewards("stewards", passphrase)?;
+        let stewards = match &state.next_stewards {
+            Some(next) => {
+                signers.extend(self.unlock_stewards("stewards-next", passphrase)?);
+                next.to_set()
+            }
+            None => state.stewards.to_set(),
+        };
+        let body = RosterBody {
+            federation: state.name.clone(),
+            serial: state.last_serial + 1,
+            issued_at,
+            expires_at: issued_at.after(valid_for),
+            stewards,
+            members: state
+                .members
+                .iter()
+                .map(MembershipRequest::to_member)
+                .collect(),
+            groups: state
+                .groups
+                .iter()
+                .map(|(name, members)| liaise_keys::roster::Group {
+                    name: name.clone(),
+                    members: members.clone(),
+                })
+                .collect(),
+            revoked: state.revoked.clone(),
+        };
+        let refs: Vec<&SigningSecretKey> = signers.iter().collect();
+        let file = SignedRoster::sign(&body, &refs).to_bytes();
+        // Check what we are about to hand out with the same rules every node applies.
+        SignedRoster::parse(&file).context("the roster would be refused by nodes")?;
+        create_private_dir(&self.root.join("rosters"))?;
+        write_atomic(&self.roster_path(body.serial), &file, 0o644)?;
+        state.last_serial = body.serial;
+        if let Some(next) = state.next_stewards.take() {
+            self.retire_old_stewards()?;
+            state.stewards = next;
+        }
+        self.save(state)?;
+        Ok((file, body))
+    }
+
+    /// After a rotation is published, the new keys replace the old ones, which are destroyed.
+    fn retire_old_stewards(&self) -> Result<()> {
+        let old = self.root.join("stewards");
+        let next = self.root.join("stewards-next");
+        let retired = self
+            .root
+            .join(format!("stewards-retired-{}", std::process::id()));
+        std::fs::rename(&old, &retired).context("cannot retire the old steward keys")?;
+        std::fs::rename(&next, &old).context("cannot install the new steward keys")?;
+        remove_dir_overwriting(&retired)
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+/// Overwrites each file with zeros before removing it, then removes the directory.
+fn remove_dir_overwriting(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let path = entry.path();
+        if let Ok(meta) = entry.metadata() {
+            let _ = std::fs::write(&path, vec![0u8; meta.len() as usize]);
+        }
+        std::fs::remove_file(&path)?;
+    }
+    std::fs::remove_dir(dir)?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Where a passphrase comes from: `--passphrase-file`, `LIAISE_PASSPHRASE`, or a prompt on
+//! the terminal, in that order.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use liaise_keys::keyfile::Passphrase;
+
+/// The environment variable services and tests use.
+pub const PASSPHRASE_ENV: &str = "LIAISE_PASSPHRASE";
+
+/// How to get the passphrase for a key file.
+#[derive(Debug, Clone, Default)]
+pub struct PassphraseSource {
+    /// `--passphrase-file`.
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl PassphraseSource {
+    /// Gets the passphrase to unlock an existing key file.
+    pub fn unlock(&self, what: &str) -> Result<Passphrase> {
+        self.get(what, false)
+    }
+
+    /// Gets a passphrase for a new key file (asked twice on a terminal).
+    pub fn create(&self, what: &str) -> Result<Passphrase> {
+        self.get(what, true)
+    }
+
+    fn get(&self, what: &str, confirm: bool) -> Result<Passphrase> {
+        if let Some(path) = &self.file {
+            return read_file(path);
+        }
+        if let Ok(text) = std::env::var(PASSPHRASE_ENV) {
+            return Passphrase::new(text)
+                .with_context(|| format!("{PASSPHRASE_ENV} is not usable"));
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no passphrase for {what}: set {PASSPHRASE_ENV}, pass --passphrase-file FILE, \
+                 or run on a terminal to be asked"
+            );
+        }
+        let first = rpassword::prompt_password(format!("Passphrase for {what}: "))
+            .context("cannot read the passphrase from the terminal")?;
+        if confirm {
+            let second = rpassword::prompt_password("Repeat the passphrase: ")
+                .context("cannot read the passphrase from the terminal")?;
+            if first != second {
+                bail!("the two passphrases differ; nothing was written");
+            }
+        }
+        Ok(Passphrase::new(first)?)
+    }
+}
+
+fn read_file(path: &Path) -> Result<Passphrase> {
+    Passphrase::from_file(path)
+        .with_context(|| format!("cannot use passphrase file {}", path.display()))
+}
