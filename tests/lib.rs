@@ -1,1 +1,212 @@
-//! Helpers for end-to-end tests.
+//! Helpers for end-to-end tests: run the real `liaise` binary in a private temporary folder.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The passphrase every test agency and federation uses.
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// The `liaise` binary of this workspace, built if it is not there yet.
+pub fn liaise_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/e2e-HASH -> target/<profile>/liaise
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable lives in target/<profile>/deps");
+        let bin = profile_dir.join("liaise");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "liaise-node", "--bin", "liaise"]);
+        if release {
+            build.arg("--release");
+        }
+        // Always ask cargo: it is a no-op when the binary is current, and rebuilds a stale one.
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of liaise failed");
+        bin
+    })
+    .clone()
+}
+
+/// The result of one `liaise` run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "liaise failed:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts success and parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts failure with a single-line error on stderr containing `needle`; returns it.
+    #[track_caller]
+    pub fn fails_with(&self, needle: &str) -> &str {
+        assert_ne!(
+            self.code,
+            Some(0),
+            "liaise unexpectedly succeeded:\nstdout: {}",
+            self.stdout
+        );
+        let line = self.stderr.trim_end();
+        assert!(
+            line.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            self.stderr
+        );
+        let last = line.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: "),
+            "the error line should start with `error: `: {last}"
+        );
+        line
+    }
+}
+
+/// A private temporary folder to run `liaise` in.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    /// A fresh folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::Builder::new()
+                .prefix("liaise-e2e-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A `liaise` command in this folder, with the test passphrase in the environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(liaise_bin());
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("LIAISE_PASSPHRASE", PASSPHRASE)
+            .env_remove("LIAISE_HOME")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs `liaise ARGS` to completion.
+    pub fn liaise(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run liaise"))
+    }
+
+    /// Runs `liaise ARGS` without any passphrase source.
+    pub fn liaise_without_passphrase(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.env_remove("LIAISE_PASSPHRASE")
+            .stdin(std::process::Stdio::null());
+        Run::from(cmd.output().expect("run liaise"))
+    }
+
+    /// Creates a federation in `fed` with `stewards` keys and `threshold`; returns its
+    /// fingerprint as printed by `--json`.
+    pub fn federation(&self, fed: &str, stewards: u8, threshold: u8) -> String {
+        let out = self
+            .liaise(&[
+                "federation",
+                "init",
+                "--dir",
+                fed,
+                "--name",
+                "Test federation",
+                "--stewards",
+                &stewards.to_string(),
+                "--threshold",
+                &threshold.to_string(),
+                "--json",
+            ])
+            .json();
+        out["federation_fingerprint"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an agency home `home` for `agency` listening on `address`.
+    pub fn agency(&self, home: &str, agency: &str, kind: &str, address: &str) {
+        self.liaise(&[
+            "init",
+            "--home",
+            home,
+            "--agency",
+            agency,
+            "--name",
+            &format!("Agency {agency}"),
+            "--kind",
+            kind,
+            "--country",
+            "NL",
+            "--address",
+            address,
+        ])
+        .ok();
+    }
+
+    /// Reads a file in the folder.
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+}
+
+/// A free UDP port on loopback (best effort: bound then released).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral UDP port")
+}

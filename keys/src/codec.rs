@@ -71,7 +71,7 @@ pub fn decode<T: DeserializeOwned>(
         });
     }
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((value, rest)) if rest.is_empty() => Ok(value),
+        Ok((value, [])) => Ok(value),
         Ok((_, rest)) => Err(DecodeError::TrailingBytes {
             what,
             extra: rest.len(),
@@ -82,7 +82,7 @@ pub fn decode<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -147,7 +147,7 @@ impl<'de> Deserialize<'de> for TransportPublicKey {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -237,7 +237,11 @@ impl FederationDir {
         let refs: Vec<&SigningSecretKey> = signers.iter().collect();
         let file = SignedRoster::sign(&body, &refs).to_bytes();
         // Check what we are about to hand out with the same rules every node applies.
-        SignedRoster::parse(&file).context("the roster would be refused by nodes")?;
+        let signed = SignedRoster::parse(&file).context("the roster would be refused by nodes")?;
+        signed
+            .check_threshold(&state.stewards.to_set(), "current")
+            .and_then(|()| signed.check_threshold(&body.stewards, "new"))
+            .context("not enough steward keys in this directory to publish")?;
         create_private_dir(&self.root.join("rosters"))?;
         write_atomic(&self.roster_path(body.serial), &file, 0o644)?;
         state.last_serial = body.serial;

@@ -44,6 +44,12 @@ pub enum RosterError {
         /// `current` (the held roster's stewards) or `new` (the roster's own).
         which: &'static str,
     },
+    /// An attached signature does not verify: the file was altered.
+    #[error("roster signature by key {key} does not verify (the roster was altered)")]
+    BrokenSignature {
+        /// The key the signature claims.
+        key: Fingerprint,
+    },
     /// The steward set itself is invalid.
     #[error("roster's steward set is invalid: {reason}")]
     BadStewardSet {

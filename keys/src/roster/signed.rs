@@ -84,6 +84,15 @@ impl SignedRoster {
                 max: MAX_ROSTER_SIGNATURES,
             });
         }
+        // Every attached signature must verify, whoever made it: a roster carrying a broken
+        // signature has been altered, even if enough other signatures remain.
+        for sig in &signatures {
+            sig.key
+                .verify(SignatureDomain::Roster, &body_bytes, &sig.signature)
+                .map_err(|_| RosterError::BrokenSignature {
+                    key: sig.key.fingerprint(),
+                })?;
+        }
         let body: RosterBody = codec::decode("roster body", &body_bytes, MAX_ROSTER_LEN)?;
         super::validate::check_body(&body)?;
         Ok(Self {
@@ -103,13 +112,12 @@ impl SignedRoster {
             if counted.contains(&id) {
                 continue;
             }
-            if let Some(key) = members.get(&id) {
-                if key
+            if let Some(key) = members.get(&id)
+                && key
                     .verify(SignatureDomain::Roster, &self.body_bytes, &sig.signature)
                     .is_ok()
-                {
-                    counted.insert(id);
-                }
+            {
+                counted.insert(id);
             }
         }
         counted.len()

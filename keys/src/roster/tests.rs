@@ -117,6 +117,21 @@ fn any_tampered_byte_is_refused() {
 }
 
 #[test]
+fn any_tampered_byte_is_refused_even_with_spare_signatures() {
+    // All three stewards sign though two suffice: breaking one signature must still be noticed.
+    let fed = federation();
+    let file = fed.publish(&fed.body(1), &[0, 1, 2]);
+    for i in 0..file.len() {
+        let mut bad = file.clone();
+        bad[i] ^= 0x20;
+        assert!(
+            Roster::accept_first(&bad, &fed.pin(), NOW).is_err(),
+            "flipping byte {i} went unnoticed"
+        );
+    }
+}
+
+#[test]
 fn every_truncated_prefix_fails_to_decode() {
     let fed = federation();
     let file = fed.publish(&fed.body(1), &[0, 1]);

@@ -95,14 +95,14 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
                     fingerprint,
                 });
             }
-            if let Some(first) = key_owner.insert(fingerprint, &member.id) {
-                if first != &member.id {
-                    return Err(RosterError::SharedKey {
-                        first: first.clone(),
-                        second: member.id.clone(),
-                        fingerprint,
-                    });
-                }
+            if let Some(first) = key_owner.insert(fingerprint, &member.id)
+                && first != &member.id
+            {
+                return Err(RosterError::SharedKey {
+                    first: first.clone(),
+                    second: member.id.clone(),
+                    fingerprint,
+                });
             }
         }
     }

@@ -57,10 +57,12 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 Some(held) => {
-                    if let Some(fp) = &federation_fingerprint {
-                        if !held.federation_fingerprint().matches_text(fp) {
-                            tracing::warn!("--federation-fingerprint ignored: this node already follows its federation's stewards");
-                        }
+                    if let Some(fp) = &federation_fingerprint
+                        && !held.federation_fingerprint().matches_text(fp)
+                    {
+                        tracing::warn!(
+                            "--federation-fingerprint ignored: this node already follows its federation's stewards"
+                        );
                     }
                     held.accept_update(&bytes, now)
                 }

@@ -1,0 +1,91 @@
+//! The QUIC endpoint: one UDP socket that accepts peers and dials them, with bounded
+//! connections, streams and bytes in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use liaise_keys::TransportSecretKey;
+use liaise_protocol::wire::ALPN;
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{IdleTimeout, TransportConfig, VarInt};
+use rustls::client::AlwaysResolvesClientRawPublicKeys;
+use rustls::server::AlwaysResolvesServerRawPublicKeys;
+
+use super::SharedRoster;
+use super::tls::{RosterVerifier, certified_key, crypto_provider};
+
+/// The most peer connections a node serves at once; more wait in the accept queue.
+pub const MAX_CONNECTIONS: usize = 256;
+/// The most concurrent streams a peer may open on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+/// Bytes one stream may have in flight toward this node.
+pub const STREAM_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+/// Bytes one peer (all its streams together) may have in flight toward this node.
+pub const PEER_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
+/// A connection with no traffic for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keep-alives on idle connections, well inside the idle timeout.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Binds a QUIC endpoint at `addr` that serves peers and dials them, both pinned to `roster`.
+pub fn build_endpoint(
+    addr: SocketAddr,
+    secret: &TransportSecretKey,
+    roster: &SharedRoster,
+) -> Result<quinn::Endpoint> {
+    let provider = crypto_provider();
+    let verifier = Arc::new(RosterVerifier::new(roster.clone(), &provider));
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 is not available")?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(
+            certified_key(&provider, secret)?,
+        )));
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.max_early_data_size = 0;
+    let quic = QuicServerConfig::try_from(tls).context("TLS config unusable for QUIC")?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    server.transport_config(transport_config());
+    // A handshake flood costs the attacker a round trip per attempt.
+    server.retry_token_lifetime(Duration::from_secs(15));
+
+    let mut endpoint = quinn::Endpoint::server(server, addr)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    endpoint.set_default_client_config(client_config(secret, roster)?);
+    Ok(endpoint)
+}
+
+/// The client side: our key as a raw public key, the server's pinned to the roster.
+pub fn client_config(secret: &TransportSecretKey, roster: &SharedRoster) -> Result<quinn::ClientConfig> {
+    let provider = crypto_provider();
+    let verifier = Arc::new(RosterVerifier::new(roster.clone(), &provider));
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 is not available")?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
+            certified_key(&provider, secret)?,
+        )));
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.enable_early_data = false;
+    let quic = QuicClientConfig::try_from(tls).context("TLS config unusable for QUIC")?;
+    let mut client = quinn::ClientConfig::new(Arc::new(quic));
+    client.transport_config(transport_config());
+    Ok(client)
+}
+
+fn transport_config() -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_concurrent_bidi_streams(VarInt::from_u32(MAX_STREAMS_PER_CONNECTION))
+        .max_concurrent_uni_streams(VarInt::from_u32(0))
+        .stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW))
+        .receive_window(VarInt::from_u32(PEER_RECEIVE_WINDOW))
+        .send_window(u64::from(PEER_RECEIVE_WINDOW))
+        .keep_alive_interval(Some(KEEP_ALIVE_INTERVAL))
+        .max_idle_timeout(IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+    Arc::new(t)
+}
