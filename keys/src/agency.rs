@@ -211,8 +211,14 @@ impl Serialize for Country {
 
 impl<'de> Deserialize<'de> for Country {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Files and messages carry the canonical upper-case form only; people may type either.
         let text = String::deserialize(d)?;
-        Self::new(&text).map_err(serde::de::Error::custom)
+        match Self::new(&text) {
+            Ok(country) if country.as_str() == text => Ok(country),
+            _ => Err(serde::de::Error::custom(AgencyError::InvalidCountry {
+                country: text.chars().take(8).collect(),
+            })),
+        }
     }
 }
 

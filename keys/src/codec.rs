@@ -3,7 +3,9 @@
 //! Every binary structure (rosters, key certificates, sealed-document headers, wire messages)
 //! is encoded with [postcard](https://docs.rs/postcard) through these two functions, so the
 //! serialisation library can be replaced in one file. Decoding is strict: the input must be
-//! at most `max_len` bytes long and must be consumed completely; trailing bytes are an error.
+//! at most `max_len` bytes long, must be consumed completely (trailing bytes are an error), and
+//! must be the one canonical encoding of the value (postcard itself accepts over-long varints
+//! such as `80 00` for 0; those would let one signed structure exist as several files).
 //!
 //! Why postcard and not bincode: bincode is unmaintained (RUSTSEC-2025-0141) and its 3.x
 //! release is a tombstone that does not compile. postcard has a written, stable wire format
@@ -40,6 +42,12 @@ pub enum DecodeError {
         /// How many bytes were left over.
         extra: usize,
     },
+    /// The value decodes but is not encoded in its one canonical form (over-long varints).
+    #[error("{what} is not canonically encoded")]
+    NotCanonical {
+        /// What was being decoded.
+        what: &'static str,
+    },
     /// The bytes do not form a valid structure (bad tag, bad length, failed validation).
     #[error("{what} is malformed")]
     Malformed {
@@ -48,17 +56,34 @@ pub enum DecodeError {
     },
 }
 
-/// Encodes a value. Encoding into memory cannot fail for Liaise's own types; a failure would
-/// be a bug in a `Serialize` impl, reported as `Malformed`.
+/// Encodes a value. Encoding into memory cannot fail for Liaise's own types (postcard only
+/// refuses constructs such as maps of unknown length, which Liaise does not use), so a failure
+/// is a programming error and panics rather than letting anyone sign an empty encoding.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    // postcard only fails to serialise types it does not support (e.g. maps with unknown
-    // length), which Liaise does not use; an empty result would then fail to decode loudly.
-    postcard::to_stdvec(value).unwrap_or_default()
+    match postcard::to_stdvec(value) {
+        Ok(bytes) => bytes,
+        Err(e) => panic!("postcard cannot encode a Liaise type: {e}"),
+    }
+}
+
+/// Encodes a value into a buffer that is wiped when dropped, sized up front so no partial
+/// copy of a secret is left behind by reallocation.
+pub fn encode_secret<T: Serialize + ?Sized>(
+    value: &T,
+    max_len: usize,
+) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; max_len]);
+    let used = match postcard::to_slice(value, &mut buf[..]) {
+        Ok(out) => out.len(),
+        Err(e) => panic!("secret value does not fit its {max_len}-byte limit: {e}"),
+    };
+    buf.truncate(used);
+    buf
 }
 
 /// Decodes exactly one value from `bytes`, which must be at most `max_len` long and contain
 /// nothing after the value.
-pub fn decode<T: DeserializeOwned>(
+pub fn decode<T: DeserializeOwned + Serialize>(
     what: &'static str,
     bytes: &[u8],
     max_len: usize,
@@ -71,7 +96,13 @@ pub fn decode<T: DeserializeOwned>(
         });
     }
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((value, [])) => Ok(value),
+        Ok((value, [])) => {
+            if postcard::to_stdvec(&value).is_ok_and(|canonical| canonical == bytes) {
+                Ok(value)
+            } else {
+                Err(DecodeError::NotCanonical { what })
+            }
+        }
         Ok((_, rest)) => Err(DecodeError::TrailingBytes {
             what,
             extra: rest.len(),
@@ -110,5 +141,25 @@ mod tests {
             Err(DecodeError::TooLarge { .. })
         ));
         assert!(decode::<(u32, String, Vec<u8>)>("test", &bytes, bytes.len()).is_ok());
+    }
+
+    #[test]
+    fn over_long_varints_are_refused() {
+        // 0 as a two-byte varint: postcard reads it, Liaise must not.
+        assert_eq!(decode::<u32>("n", &[0x00], 8), Ok(0));
+        assert_eq!(
+            decode::<u32>("n", &[0x80, 0x00], 8),
+            Err(DecodeError::NotCanonical { what: "n" })
+        );
+        // A length prefix written long.
+        assert_eq!(decode::<Vec<u8>>("v", &[0x01, 0x07], 8), Ok(vec![7]));
+        assert!(decode::<Vec<u8>>("v", &[0x81, 0x00, 0x07], 8).is_err());
+    }
+
+    #[test]
+    fn secrets_encode_in_place() {
+        let secret = [7u8; 32];
+        let buf = encode_secret(&secret, 64);
+        assert_eq!(&buf[..], &encode(&secret)[..]);
     }
 }

@@ -17,7 +17,7 @@ use crate::transport::TransportSecretKey;
 /// The most encryption keys a bundle keeps (current plus retired ones).
 pub const MAX_ENCRYPTION_KEYS: usize = 32;
 /// The largest encoded bundle.
-pub const MAX_SECRETS_LEN: usize = 64 + MAX_ENCRYPTION_KEYS * 40;
+pub const MAX_SECRETS_LEN: usize = 128 + MAX_ENCRYPTION_KEYS * 40;
 
 /// An agency's secret keys. Wiped on drop; `Debug` shows nothing secret.
 pub struct AgencySecrets {
@@ -25,6 +25,9 @@ pub struct AgencySecrets {
     pub signing: SigningSecretKey,
     /// The current TLS transport key.
     pub transport: TransportSecretKey,
+    /// The transport key before the last rotation, kept until the roster lists the new one:
+    /// a node presents whichever of the two the current roster certifies.
+    pub previous_transport: Option<TransportSecretKey>,
     /// Encryption keys, newest last. The last one is the current key.
     pub encryption: Vec<EncryptionSecretKey>,
 }
@@ -45,6 +48,7 @@ pub enum SecretsError {
 struct SecretsRepr {
     signing: [u8; 32],
     transport: [u8; 32],
+    previous_transport: Option<[u8; 32]>,
     encryption: Vec<(u8, [u8; 32])>,
 }
 
@@ -54,6 +58,7 @@ impl AgencySecrets {
         Self {
             signing: SigningSecretKey::generate(),
             transport: TransportSecretKey::generate(),
+            previous_transport: None,
             encryption: vec![EncryptionSecretKey::generate(kem)],
         }
     }
@@ -68,14 +73,24 @@ impl AgencySecrets {
         self.encryption.iter().find(|k| k.public_key() == public)
     }
 
-    /// Replaces the transport key and adds a new current encryption key, keeping old
-    /// encryption keys (up to [`MAX_ENCRYPTION_KEYS`]) so earlier documents still open.
-    pub fn rotate(&mut self, kem: KemAlgorithm) {
-        self.transport = TransportSecretKey::generate();
+    /// Replaces the transport key (keeping the old one as `previous_transport`) and adds a new
+    /// current encryption key, keeping old encryption keys so earlier documents still open. At
+    /// most [`MAX_ENCRYPTION_KEYS`] are kept: the public halves of any dropped are returned so
+    /// the caller can say so.
+    pub fn rotate(&mut self, kem: KemAlgorithm) -> Vec<EncryptionPublicKey> {
+        let old = std::mem::replace(&mut self.transport, TransportSecretKey::generate());
+        self.previous_transport = Some(old);
         self.encryption.push(EncryptionSecretKey::generate(kem));
-        while self.encryption.len() > MAX_ENCRYPTION_KEYS {
-            self.encryption.remove(0);
-        }
+        let excess = self.encryption.len().saturating_sub(MAX_ENCRYPTION_KEYS);
+        self.encryption
+            .drain(..excess)
+            .map(|k| k.public_key().clone())
+            .collect()
+    }
+
+    /// The transport keys this node may present: the current one, then the previous one.
+    pub fn transport_keys(&self) -> impl Iterator<Item = &TransportSecretKey> {
+        std::iter::once(&self.transport).chain(self.previous_transport.as_ref())
     }
 
     /// Encodes for encryption into a key file.
@@ -83,13 +98,14 @@ impl AgencySecrets {
         let repr = SecretsRepr {
             signing: *self.signing.to_bytes(),
             transport: *self.transport.to_bytes(),
+            previous_transport: self.previous_transport.as_ref().map(|k| *k.to_bytes()),
             encryption: self
                 .encryption
                 .iter()
                 .map(|k| (kem_code(k.algorithm()), *k.to_bytes()))
                 .collect(),
         };
-        Zeroizing::new(codec::encode(&repr))
+        codec::encode_secret(&repr, MAX_SECRETS_LEN)
     }
 
     /// Decodes what [`Self::to_bytes`] produced.
@@ -113,6 +129,10 @@ impl AgencySecrets {
         Ok(Self {
             signing: SigningSecretKey::from_bytes(&repr.signing),
             transport: TransportSecretKey::from_bytes(&repr.transport),
+            previous_transport: repr
+                .previous_transport
+                .as_ref()
+                .map(TransportSecretKey::from_bytes),
             encryption,
         })
     }
@@ -141,12 +161,15 @@ mod tests {
         let mut secrets = AgencySecrets::generate(KemAlgorithm::XWing);
         let first_enc = secrets.current_encryption().unwrap().public_key().clone();
         let signing = secrets.signing.public_key();
-        secrets.rotate(KemAlgorithm::X25519);
+        let first_transport = secrets.transport.public_key();
+        assert!(secrets.rotate(KemAlgorithm::X25519).is_empty());
         let bytes = secrets.to_bytes();
         let back = AgencySecrets::from_bytes(&bytes).unwrap();
         assert_eq!(back.signing.public_key(), signing);
         assert_eq!(back.transport.public_key(), secrets.transport.public_key());
         assert_eq!(back.encryption.len(), 2);
+        let presented: Vec<_> = back.transport_keys().map(|k| k.public_key()).collect();
+        assert_eq!(presented, [secrets.transport.public_key(), first_transport]);
         assert!(back.encryption_key_for(&first_enc).is_some());
         assert_eq!(
             back.current_encryption().unwrap().algorithm(),
@@ -155,5 +178,19 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(AgencySecrets::from_bytes(&bytes[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn at_most_max_encryption_keys_are_kept() {
+        let mut secrets = AgencySecrets::generate(KemAlgorithm::X25519);
+        let first = secrets.current_encryption().unwrap().public_key().clone();
+        for _ in 1..MAX_ENCRYPTION_KEYS {
+            assert!(secrets.rotate(KemAlgorithm::X25519).is_empty());
+        }
+        assert_eq!(secrets.encryption.len(), MAX_ENCRYPTION_KEYS);
+        let back = AgencySecrets::from_bytes(&secrets.to_bytes()).unwrap();
+        assert_eq!(back.encryption.len(), MAX_ENCRYPTION_KEYS);
+        assert_eq!(secrets.rotate(KemAlgorithm::X25519), vec![first]);
+        assert_eq!(secrets.encryption.len(), MAX_ENCRYPTION_KEYS);
     }
 }

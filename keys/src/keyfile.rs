@@ -90,7 +90,7 @@ const _: () = assert!(MAGIC.len() + 1 + 3 * 4 + SALT_LEN + NONCE_LEN == HEADER_L
 #[non_exhaustive]
 pub enum KeyFileError {
     /// The AEAD tag did not verify. A wrong passphrase and an altered file look the same.
-    #[error("wrong passphrase for key file (or the file was altered)")]
+    #[error("wrong passphrase for key file (or the file was altered or cut short)")]
     WrongPassphrase,
     /// The bytes end before a complete key file.
     #[error("key file is truncated: {len} bytes, at least {min} expected")]
@@ -696,7 +696,7 @@ mod tests {
         assert!(matches!(err, KeyFileError::WrongPassphrase), "{err:?}");
         assert_eq!(
             err.to_string(),
-            "wrong passphrase for key file (or the file was altered)"
+            "wrong passphrase for key file (or the file was altered or cut short)"
         );
     }
 

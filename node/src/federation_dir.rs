@@ -98,7 +98,16 @@ impl FederationDir {
         }
         let text = String::from_utf8(read_limited(&path, 64 * 1024 * 1024, "federation state")?)
             .with_context(|| format!("{} is not UTF-8", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is malformed", path.display()))
+        let state: FederationState =
+            toml::from_str(&text).with_context(|| format!("{} is malformed", path.display()))?;
+        // A rotation whose roster was published but whose key folders were not yet swapped.
+        if state.next_stewards.is_none()
+            && (self.root.join("stewards-next").exists()
+                || self.root.join("stewards-retired").exists())
+        {
+            self.finish_rotation()?;
+        }
+        Ok(state)
     }
 
     /// Writes the state atomically.
@@ -244,25 +253,43 @@ impl FederationDir {
             .context("not enough steward keys in this directory to publish")?;
         create_private_dir(&self.root.join("rosters"))?;
         write_atomic(&self.roster_path(body.serial), &file, 0o644)?;
+        // Record the new state first, then swap the key folders: a crash in between leaves a
+        // state that `finish_rotation` completes, never one that points at destroyed keys.
         state.last_serial = body.serial;
-        if let Some(next) = state.next_stewards.take() {
-            self.retire_old_stewards()?;
+        let rotated = state.next_stewards.take();
+        if let Some(next) = rotated.clone() {
             state.stewards = next;
         }
         self.save(state)?;
+        if rotated.is_some() {
+            self.finish_rotation()?;
+        }
         Ok((file, body))
     }
 
-    /// After a rotation is published, the new keys replace the old ones, which are destroyed.
-    fn retire_old_stewards(&self) -> Result<()> {
-        let old = self.root.join("stewards");
+    /// Moves `stewards-next/` into place and removes the retired keys. Idempotent: safe to
+    /// run again after an interruption.
+    pub fn finish_rotation(&self) -> Result<()> {
+        let current = self.root.join("stewards");
         let next = self.root.join("stewards-next");
-        let retired = self
-            .root
-            .join(format!("stewards-retired-{}", std::process::id()));
-        std::fs::rename(&old, &retired).context("cannot retire the old steward keys")?;
-        std::fs::rename(&next, &old).context("cannot install the new steward keys")?;
-        remove_dir_overwriting(&retired)
+        let retired = self.root.join("stewards-retired");
+        if next.exists() {
+            if current.exists() {
+                if retired.exists() {
+                    remove_retired_keys(&retired)?;
+                }
+                std::fs::rename(&current, &retired)
+                    .context("cannot retire the old steward keys")?;
+            }
+            std::fs::rename(&next, &current).context("cannot install the new steward keys")?;
+            std::fs::File::open(&self.root)
+                .and_then(|d| d.sync_all())
+                .context("cannot sync the federation directory")?;
+        }
+        if retired.exists() {
+            remove_retired_keys(&retired)?;
+        }
+        Ok(())
     }
 
     /// The directory.
@@ -271,15 +298,23 @@ impl FederationDir {
     }
 }
 
-/// Overwrites each file with zeros before removing it, then removes the directory.
-fn remove_dir_overwriting(dir: &Path) -> Result<()> {
+/// Removes retired steward key files, overwriting each in place with zeros and syncing first.
+/// The files are encrypted under the passphrase anyway; on SSDs and copy-on-write file systems
+/// the overwrite is best effort only, so old keys may remain recoverable from the raw device.
+fn remove_retired_keys(dir: &Path) -> Result<()> {
+    use std::io::Write;
     for entry in std::fs::read_dir(dir)?.flatten() {
         let path = entry.path();
-        if let Ok(meta) = entry.metadata() {
-            let _ = std::fs::write(&path, vec![0u8; meta.len() as usize]);
+        if path.is_file() {
+            if let Ok(mut file) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let _ = file.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)]);
+                let _ = file.sync_all();
+            }
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove retired key {}", path.display()))?;
         }
-        std::fs::remove_file(&path)?;
     }
-    std::fs::remove_dir(dir)?;
+    std::fs::remove_dir(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     Ok(())
 }

@@ -1,41 +1,38 @@
-//! Durable, private file writes.
+//! Durable, private file writes and bounded reads.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-/// Creates a directory (and parents) readable only by its owner.
+/// Creates a directory (and parents) readable only by its owner. An existing directory that
+/// others may read is tightened to 0700, since the node keeps its state there.
 pub fn create_private_dir(path: &Path) -> Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .with_context(|| format!("cannot create directory {}", path.display()))
+        .with_context(|| format!("cannot create directory {}", path.display()))?;
+    let meta = fs::metadata(path).with_context(|| format!("cannot inspect {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} private (chmod 700)", path.display()))?;
+    }
+    Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a private temporary sibling, fsync, rename, fsync of
-/// the directory. A crash leaves either the old file or the new one, never half of one.
+/// Writes `bytes` to `path` atomically: a new private temporary sibling with an unguessable
+/// name, fsync, rename, fsync of the directory. A crash leaves either the old file or the new
+/// one, never half of one.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let dir = parent_dir(path);
+    let tmp = temporary_sibling(path)?;
     let result = (|| -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(mode)
             .open(&tmp)?;
         file.write_all(bytes)?;
@@ -49,16 +46,87 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Reads a whole file that must not be larger than `max` bytes.
+/// The directory a path lives in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+}
+
+/// `.NAME.RANDOM.tmp` next to `path`.
+pub fn temporary_sibling(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let suffix = u64::from_le_bytes(liaise_keys::random::random_bytes());
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".{suffix:016x}.tmp"));
+    Ok(path.with_file_name(tmp))
+}
+
+/// Reads a whole regular file of at most `max` bytes. Devices, pipes and directories are
+/// refused, and the read itself is bounded, so `/dev/zero` or a FIFO cannot exhaust memory.
 pub fn read_limited(path: &Path, max: usize, what: &str) -> Result<Vec<u8>> {
-    let meta =
-        fs::metadata(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
-    if meta.len() > max as u64 {
-        anyhow::bail!(
-            "{what} {} is {} bytes, more than the limit of {max}",
-            path.display(),
-            meta.len()
+    let context = || format!("cannot read {what} {}", path.display());
+    let file = File::open(path).with_context(context)?;
+    let meta = file.metadata().with_context(context)?;
+    if !meta.is_file() {
+        bail!("{what} {} is not a regular file", path.display());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(max).min(max));
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(context)?;
+    if bytes.len() > max {
+        bail!(
+            "{what} {} is larger than the limit of {max} bytes",
+            path.display()
         );
     }
-    fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    Ok(bytes)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_limited_refuses_devices_and_oversize() {
+        let err = read_limited(Path::new("/dev/zero"), 1024, "roster").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, [1u8; 10]).unwrap();
+        assert_eq!(read_limited(&path, 10, "x").unwrap().len(), 10);
+        assert!(read_limited(&path, 9, "x").is_err());
+    }
+
+    #[test]
+    fn atomic_write_is_private_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        write_atomic(&path, b"one", 0o600).unwrap();
+        write_atomic(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn private_dir_is_tightened() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("home");
+        fs::create_dir(&sub).unwrap();
+        fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&sub).unwrap();
+        assert_eq!(
+            fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
 }

@@ -79,10 +79,18 @@ impl Home {
 
     /// Creates the directory, refusing one that already holds an agency.
     pub fn create(&self) -> Result<()> {
-        if self.profile_path().exists() || self.key_file_path().exists() {
+        if self.profile_path().exists() {
             bail!(
                 "{} already holds an agency; choose another --home, or use `liaise keys rotate`",
                 self.root.display()
+            );
+        }
+        if self.key_file_path().exists() {
+            bail!(
+                "{} holds a key file but no agency.toml (an interrupted `liaise init`?); \
+                 if no document was ever sent with it, remove {} and run init again",
+                self.root.display(),
+                self.key_file_path().display()
             );
         }
         create_private_dir(&self.root)

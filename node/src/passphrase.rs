@@ -1,5 +1,9 @@
 //! Where a passphrase comes from: `--passphrase-file`, `LIAISE_PASSPHRASE`, or a prompt on
 //! the terminal, in that order.
+//!
+//! `LIAISE_PASSPHRASE` is for tests and development: the environment of a process can be read
+//! by its user and by root (`/proc/PID/environ`) and is inherited by child processes. Services
+//! use `--passphrase-file` with a systemd credential (see `deploy/`).
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -45,9 +49,12 @@ impl PassphraseSource {
         let first = rpassword::prompt_password(format!("Passphrase for {what}: "))
             .context("cannot read the passphrase from the terminal")?;
         if confirm {
-            let second = rpassword::prompt_password("Repeat the passphrase: ")
-                .context("cannot read the passphrase from the terminal")?;
-            if first != second {
+            let second = zeroize::Zeroizing::new(
+                rpassword::prompt_password("Repeat the passphrase: ")
+                    .context("cannot read the passphrase from the terminal")?,
+            );
+            if first != *second {
+                let _wipe = zeroize::Zeroizing::new(first);
                 bail!("the two passphrases differ; nothing was written");
             }
         }

@@ -537,7 +537,7 @@ fn key_file_errors_are_clear() {
     bad[last] ^= 1;
     std::fs::write(&key, &bad).unwrap();
     s.liaise(&["keys", "rotate", "--home", "city"])
-        .fails_with("wrong passphrase for key file (or the file was altered)");
+        .fails_with("wrong passphrase for key file (or the file was altered or cut short)");
 }
 
 #[test]

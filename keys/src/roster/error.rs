@@ -105,6 +105,19 @@ pub enum RosterError {
         /// The shared key.
         fingerprint: Fingerprint,
     },
+    /// A steward key is also a member's key.
+    #[error(
+        "steward key {fingerprint} is also a key of agency {agency}; stewards need keys of their own"
+    )]
+    StewardKeyIsMemberKey {
+        /// The member.
+        agency: AgencyId,
+        /// The key.
+        fingerprint: Fingerprint,
+    },
+    /// A node address is not `host:port`, or has white space or control characters.
+    #[error("invalid node address `{0}`: use HOST:PORT, e.g. node.example.org:7400")]
+    BadAddress(String),
     /// The same agency id appears twice.
     #[error("agency {0} is listed twice")]
     DuplicateMember(AgencyId),

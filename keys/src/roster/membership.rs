@@ -10,7 +10,7 @@ use crate::agency::{AgencyId, AgencyKind, Country, validate_name};
 use crate::certificate::{CertifiedKey, KeyCertificate};
 use crate::signing::SigningPublicKey;
 
-use super::limits::{MAX_ADDRESS_LEN, MAX_ADDRESSES, MAX_CERTIFICATES_PER_KIND};
+use super::limits::{MAX_ADDRESSES, MAX_CERTIFICATES_PER_KIND};
 use super::model::Member;
 
 /// The largest membership request file.
@@ -98,11 +98,15 @@ impl MembershipRequest {
             return Err(MembershipError::WrongCounts(self.agency.clone()));
         }
         for address in &self.addresses {
-            if address.is_empty() || address.len() > MAX_ADDRESS_LEN || !address.contains(':') {
-                return Err(MembershipError::BadAddress(
-                    address.chars().take(80).collect(),
-                ));
-            }
+            super::validate::validate_address(address).map_err(|_| {
+                MembershipError::BadAddress(
+                    address
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(80)
+                        .collect(),
+                )
+            })?;
         }
         for (certs, want_transport) in [(&self.transport, true), (&self.encryption, false)] {
             for cert in certs.iter() {
@@ -112,6 +116,7 @@ impl MembershipRequest {
                 );
                 if !right_kind
                     || cert.body().agency != self.agency
+                    || cert.body().not_after <= cert.body().not_before
                     || cert.verify(&self.signing_key).is_err()
                 {
                     return Err(MembershipError::BadCertificate(self.agency.clone()));

@@ -19,7 +19,7 @@ pub use limits::*;
 pub use membership::{MAX_MEMBERSHIP_FILE_LEN, MembershipError, MembershipRequest, certify};
 pub use model::{Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature};
 pub use signed::{ROSTER_MAGIC, ROSTER_VERSION, SignedRoster};
-pub use validate::key_fingerprint;
+pub use validate::{key_fingerprint, validate_address};
 
 use crate::agency::AgencyId;
 use crate::fingerprint::Fingerprint;

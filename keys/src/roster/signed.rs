@@ -84,6 +84,9 @@ impl SignedRoster {
                 max: MAX_ROSTER_SIGNATURES,
             });
         }
+        // Full recognition first: a garbled body is a decoding error, never a signature error.
+        let body: RosterBody = codec::decode("roster body", &body_bytes, MAX_ROSTER_LEN)?;
+        super::validate::check_limits(&body)?;
         // Every attached signature must verify, whoever made it: a roster carrying a broken
         // signature has been altered, even if enough other signatures remain.
         for sig in &signatures {
@@ -93,7 +96,6 @@ impl SignedRoster {
                     key: sig.key.fingerprint(),
                 })?;
         }
-        let body: RosterBody = codec::decode("roster body", &body_bytes, MAX_ROSTER_LEN)?;
         super::validate::check_body(&body)?;
         Ok(Self {
             body_bytes,
@@ -112,6 +114,8 @@ impl SignedRoster {
             if counted.contains(&id) {
                 continue;
             }
+            // `parse` has verified every attached signature; `sign` made them. Verify again
+            // anyway when the value was built by hand (tests), it is cheap next to I/O.
             if let Some(key) = members.get(&id)
                 && key
                     .verify(SignatureDomain::Roster, &self.body_bytes, &sig.signature)

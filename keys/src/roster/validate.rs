@@ -17,13 +17,57 @@ fn limit(what: &'static str, len: usize, max: usize) -> Result<(), RosterError> 
     Ok(())
 }
 
-/// Every structural rule of a roster body.
-pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
+/// The list limits, checked right after decoding and before any signature work.
+pub fn check_limits(body: &RosterBody) -> Result<(), RosterError> {
     limit("stewards", body.stewards.keys.len(), MAX_STEWARDS)?;
     limit("members", body.members.len(), MAX_MEMBERS)?;
     limit("groups", body.groups.len(), MAX_GROUPS)?;
     limit("revoked keys", body.revoked.len(), MAX_REVOKED)?;
-    if body.federation.is_empty() || body.federation.len() > MAX_GROUP_NAME_LEN {
+    for member in &body.members {
+        let certs = MAX_CERTIFICATES_PER_KIND;
+        limit("transport certificates", member.transport.len(), certs)?;
+        limit("encryption certificates", member.encryption.len(), certs)?;
+        limit("addresses", member.addresses.len(), MAX_ADDRESSES)?;
+    }
+    for group in &body.groups {
+        limit("group members", group.members.len(), MAX_MEMBERS)?;
+    }
+    Ok(())
+}
+
+/// Checks a node address: `host:port`, 1 to [`MAX_ADDRESS_LEN`] bytes, no white space or
+/// control characters, a non-empty host and a port number after the last colon.
+pub fn validate_address(address: &str) -> Result<(), RosterError> {
+    let bad = || {
+        RosterError::BadAddress(
+            address
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(80)
+                .collect(),
+        )
+    };
+    if address.is_empty()
+        || address.len() > MAX_ADDRESS_LEN
+        || address.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad());
+    }
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Every structural rule of a roster body.
+pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
+    check_limits(body)?;
+    if body.federation.is_empty()
+        || body.federation.len() > MAX_GROUP_NAME_LEN
+        || body.federation.chars().any(char::is_control)
+    {
         return Err(RosterError::BadField {
             field: "federation",
         });
@@ -55,21 +99,8 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
             return Err(RosterError::DuplicateMember(member.id.clone()));
         }
         validate_name(&member.name).map_err(|_| RosterError::BadField { field: "name" })?;
-        limit(
-            "transport certificates",
-            member.transport.len(),
-            MAX_CERTIFICATES_PER_KIND,
-        )?;
-        limit(
-            "encryption certificates",
-            member.encryption.len(),
-            MAX_CERTIFICATES_PER_KIND,
-        )?;
-        limit("addresses", member.addresses.len(), MAX_ADDRESSES)?;
-        if member.addresses.iter().any(|a| {
-            a.is_empty() || a.len() > MAX_ADDRESS_LEN || a.chars().any(char::is_whitespace)
-        }) {
-            return Err(RosterError::BadField { field: "addresses" });
+        for address in &member.addresses {
+            validate_address(address)?;
         }
         for (certs, want_transport) in [(&member.transport, true), (&member.encryption, false)] {
             for cert in certs.iter() {
@@ -80,6 +111,7 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
                 );
                 if !right_kind
                     || cert.body().agency != member.id
+                    || cert.body().not_after <= cert.body().not_before
                     || cert.verify(&member.signing_key).is_err()
                 {
                     return Err(RosterError::BadCertificate {
@@ -106,12 +138,30 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
             }
         }
     }
-    // A steward key doubling as a member key would let one compromise do two jobs.
+    // The same Ed25519 key in two roles (one agency's signing key as another's transport key,
+    // or a steward key as a member key) has two fingerprints; compare the raw key bytes.
+    let mut ed25519_owner: BTreeMap<[u8; 32], &AgencyId> = BTreeMap::new();
+    for member in &body.members {
+        let transport = member.transport.iter().filter_map(|c| match &c.body().key {
+            crate::CertifiedKey::Transport(k) => Some(k.to_bytes()),
+            crate::CertifiedKey::Encryption(_) => None,
+        });
+        for raw in std::iter::once(member.signing_key.to_bytes()).chain(transport) {
+            if let Some(first) = ed25519_owner.insert(raw, &member.id)
+                && first != &member.id
+            {
+                return Err(RosterError::SharedKey {
+                    first: first.clone(),
+                    second: member.id.clone(),
+                    fingerprint: Fingerprint::of("ed25519", &raw),
+                });
+            }
+        }
+    }
     for key in &stewards.keys {
-        if let Some(owner) = key_owner.get(&key.fingerprint()) {
-            return Err(RosterError::SharedKey {
-                first: (*owner).clone(),
-                second: (*owner).clone(),
+        if let Some(owner) = ed25519_owner.get(&key.to_bytes()) {
+            return Err(RosterError::StewardKeyIsMemberKey {
+                agency: (*owner).clone(),
                 fingerprint: key.fingerprint(),
             });
         }
@@ -137,9 +187,12 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
         if !group_names.insert(&group.name) {
             return Err(bad("the name is used twice"));
         }
-        limit("group members", group.members.len(), MAX_MEMBERS)?;
         if group.members.iter().any(|m| !ids.contains(m)) {
             return Err(bad("it names an agency that is not a member"));
+        }
+        let distinct: BTreeSet<&AgencyId> = group.members.iter().collect();
+        if distinct.len() != group.members.len() {
+            return Err(bad("it names an agency twice"));
         }
     }
     Ok(())

@@ -106,8 +106,11 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
             threshold,
             json,
         } => {
-            if name.is_empty() || name.len() > liaise_keys::roster::MAX_GROUP_NAME_LEN {
-                bail!("--name must be 1 to 64 bytes");
+            if name.is_empty()
+                || name.len() > liaise_keys::roster::MAX_GROUP_NAME_LEN
+                || name.chars().any(char::is_control)
+            {
+                bail!("--name must be 1 to 64 bytes without control characters");
             }
             let fed = FederationDir::new(dir.dir);
             let pass = passphrase.create("the steward keys")?;
@@ -153,6 +156,9 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
                     "invalid --valid-for `{valid_for}`: use a number and a unit, e.g. 30d, 12h, 8w"
                 )
             })?;
+            if valid_for.is_zero() {
+                bail!("--valid-for must be longer than zero, e.g. 30d");
+            }
             let fed = FederationDir::new(dir.dir);
             let mut state = fed.load()?;
             let pass = passphrase.unlock("the steward keys")?;

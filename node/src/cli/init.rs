@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use liaise_keys::keyfile::ExistingFile;
 use liaise_keys::roster::{MembershipRequest, certify};
@@ -59,9 +59,7 @@ pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let country = Country::new(&args.country)?;
     liaise_keys::agency::validate_name(&args.name)?;
     for address in &args.addresses {
-        if !address.contains(':') || address.chars().any(char::is_whitespace) {
-            bail!("invalid --address `{address}`: use HOST:PORT, e.g. node.example.org:7400");
-        }
+        liaise_keys::roster::validate_address(address)?;
     }
     let home = args.home.resolve()?;
     home.create()?;
@@ -78,6 +76,8 @@ pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &secrets,
         now,
     );
+    // The same rules the steward's `federation add` applies, before anything is written.
+    request.check()?;
     home.store_secrets(&secrets, &pass, ExistingFile::Refuse)?;
     home.write_profile(&AgencyProfile {
         agency: agency.clone(),

@@ -31,7 +31,14 @@ pub fn run(cmd: KeysCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
     let pass = passphrase.unlock(&format!("the keys in {}", home.root().display()))?;
     let mut secrets = home.unlock_with(&pass)?;
     let old_transport = secrets.transport.public_key().fingerprint();
-    secrets.rotate(profile.kem);
+    let dropped = secrets.rotate(profile.kem);
+    for key in &dropped {
+        eprintln!(
+            "warning: dropped the oldest encryption key {} (at most {} are kept); documents sealed to it can no longer be opened",
+            key.fingerprint(),
+            liaise_keys::identity::MAX_ENCRYPTION_KEYS
+        );
+    }
     let request = super::init::membership_request(
         &profile.agency,
         &profile.name,

@@ -60,8 +60,9 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                     if let Some(fp) = &federation_fingerprint
                         && !held.federation_fingerprint().matches_text(fp)
                     {
-                        tracing::warn!(
-                            "--federation-fingerprint ignored: this node already follows its federation's stewards"
+                        eprintln!(
+                            "warning: --federation-fingerprint does not match the federation this node follows; \
+                             ignored, the roster is checked against the stewards of the roster held"
                         );
                     }
                     held.accept_update(&bytes, now)
