@@ -1,0 +1,290 @@
+//! Sealing: from section contents, recipients and the sender's key to a sealed document.
+//!
+//! Streams in constant memory: the header (with every padded length) is written first, then
+//! each section is encrypted chunk by chunk as its content is read, then the trailer. The
+//! caller must therefore say each section's content length up front (a file's size).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use liaise_keys::{AgencyId, EncryptionPublicKey, SigningSecretKey, Timestamp};
+use sha2::{Digest, Sha256};
+
+use crate::sealed::derive::{ContentKey, commitment, payload_key, random_content_key};
+use crate::sealed::error::SealError;
+use crate::sealed::header::{
+    DocumentId, DocumentInfo, Header, RecipientEntry, RecipientPolicy, SectionInfo, Violation,
+};
+use crate::sealed::limits::{MAX_RECIPIENTS, MAX_SECTION_LEN, MAX_SECTIONS};
+use crate::sealed::plaintext::{SectionMetadata, committed, padded_len, unpadded_len};
+use crate::sealed::stanza::seal_stanza;
+use crate::sealed::stream::{CiphertextHash, StreamEncryptor, ciphertext_len};
+use crate::sealed::transcript::{Transcript, write_trailer};
+use crate::sealed::{CHUNK_LEN, COMMITMENT_LEN, sshsig};
+
+/// Everything needed to seal one document.
+#[derive(Debug)]
+pub struct SealRequest<'a> {
+    /// The sending agency.
+    pub sender: AgencyId,
+    /// Its signing key (signs the document and each section's SSHSIG).
+    pub signing_key: &'a SigningSecretKey,
+    /// The sealing time (the caller's clock).
+    pub created: Timestamp,
+    /// The handling label, 1 to 64 bytes, e.g. `restricted`.
+    pub label: String,
+    /// The stated purpose, up to 256 bytes.
+    pub purpose: String,
+    /// The sections; section 0 is the main part.
+    pub sections: Vec<SectionInput<'a>>,
+    /// The recipients, each with its key and policy (groups already resolved by the caller).
+    pub recipients: Vec<RecipientSpec>,
+}
+
+/// One section to seal.
+pub struct SectionInput<'a> {
+    /// Its name in the clear header: `a-z`, `0-9`, `-`, e.g. `main`, `annex`, `notes`.
+    pub name: String,
+    /// File name, media type and title, encrypted with the content.
+    pub metadata: SectionMetadata,
+    /// Exactly how many bytes `content` will yield.
+    pub content_len: u64,
+    /// The content.
+    pub content: &'a mut dyn Read,
+}
+
+impl fmt::Debug for SectionInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SectionInput")
+            .field("name", &self.name)
+            .field("content_len", &self.content_len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resolved recipient: an agency, its current encryption key from the roster, its policy.
+#[derive(Debug, Clone)]
+pub struct RecipientSpec {
+    /// The recipient agency.
+    pub agency: AgencyId,
+    /// Its current encryption key (X-Wing where it has one).
+    pub key: EncryptionPublicKey,
+    /// Which sections it may read, until when, whether it may forward.
+    pub policy: RecipientPolicy,
+}
+
+/// What sealing produced.
+#[derive(Debug, Clone)]
+pub struct SealedSummary {
+    /// The clear header, as written.
+    pub info: DocumentInfo,
+    /// Bytes written.
+    pub len: u64,
+}
+
+/// Seals a document to `out`. On error, whatever was written to `out` must be discarded.
+pub fn seal(request: SealRequest<'_>, out: &mut dyn Write) -> Result<SealedSummary, SealError> {
+    let SealRequest {
+        sender,
+        signing_key,
+        created,
+        label,
+        purpose,
+        mut sections,
+        recipients,
+    } = request;
+    check_counts(sections.len(), recipients.len())?;
+    let document_id = DocumentId::random();
+    let mut plans = Vec::with_capacity(sections.len());
+    for section in &sections {
+        plans.push(plan_section(section)?);
+    }
+    let mut entries = Vec::with_capacity(recipients.len());
+    for recipient in &recipients {
+        let mut keys = Vec::with_capacity(recipient.policy.sections.len());
+        for &index in &recipient.policy.sections {
+            let plan = plans.get(usize::from(index)).ok_or_else(|| {
+                SealError::invalid(format!(
+                    "{} may read section {index}, but there are only {} sections",
+                    recipient.agency,
+                    plans.len()
+                ))
+            })?;
+            keys.push((index, &plan.content_key));
+        }
+        let stanza =
+            seal_stanza(&recipient.key, &document_id, &recipient.agency, &keys).map_err(|_| {
+                SealError::RecipientKey {
+                    agency: recipient.agency.clone(),
+                }
+            })?;
+        entries.push(RecipientEntry {
+            agency: recipient.agency.clone(),
+            key_fingerprint: recipient.key.fingerprint(),
+            kem: recipient.key.algorithm(),
+            policy: recipient.policy.clone(),
+            stanza,
+        });
+    }
+    let header = Header {
+        document_id,
+        sender,
+        sender_key: signing_key.public_key(),
+        created,
+        label,
+        purpose,
+        sections: sections
+            .iter()
+            .zip(&plans)
+            .map(|(s, p)| SectionInfo {
+                name: s.name.clone(),
+                padded_len: p.padded_len,
+            })
+            .collect(),
+        recipients: entries,
+    };
+    header.validate().map_err(seal_violation)?;
+    let prefix = header.encode_with_prelude().map_err(seal_violation)?;
+
+    out.write_all(&prefix).map_err(SealError::Write)?;
+    let mut transcript = Transcript::new(&prefix);
+    let mut commitments: Vec<[u8; COMMITMENT_LEN]> = Vec::with_capacity(plans.len());
+    let mut len = prefix.len() as u64;
+    for (index, (section, plan)) in sections.iter_mut().zip(&plans).enumerate() {
+        let index = u8::try_from(index).unwrap_or(u8::MAX);
+        let (ciphertext_hash, commitment) =
+            seal_section(section, plan, &document_id, index, signing_key, out)?;
+        transcript.push_section(&ciphertext_hash, &commitment);
+        commitments.push(commitment);
+        len += ciphertext_len(plan.padded_len);
+    }
+    let signature = transcript.sign(signing_key);
+    write_trailer(out, &commitments, &signature).map_err(SealError::Write)?;
+    len += (commitments.len() * COMMITMENT_LEN + signature.0.len()) as u64;
+    Ok(SealedSummary {
+        info: header.info(),
+        len,
+    })
+}
+
+/// A section's key and lengths, fixed before anything is written.
+struct SectionPlan {
+    content_key: ContentKey,
+    metadata: Vec<u8>,
+    padded_len: u64,
+}
+
+fn plan_section(section: &SectionInput<'_>) -> Result<SectionPlan, SealError> {
+    section.metadata.validate().map_err(seal_violation)?;
+    if section.content_len > MAX_SECTION_LEN {
+        return Err(SealError::LimitExceeded {
+            what: "section length",
+            len: section.content_len,
+            max: MAX_SECTION_LEN,
+        });
+    }
+    let metadata = section.metadata.encode();
+    Ok(SectionPlan {
+        content_key: random_content_key(),
+        padded_len: padded_len(metadata.len(), section.content_len),
+        metadata,
+    })
+}
+
+fn seal_section(
+    section: &mut SectionInput<'_>,
+    plan: &SectionPlan,
+    document_id: &DocumentId,
+    index: u8,
+    signing_key: &SigningSecretKey,
+    out: &mut dyn Write,
+) -> Result<(CiphertextHash, [u8; COMMITMENT_LEN]), SealError> {
+    let key = payload_key(&plan.content_key, &document_id.0, index);
+    let mut enc = StreamEncryptor::new(&key, plan.padded_len, out);
+    let w = SealError::Write;
+    let meta_len = u16::try_from(plan.metadata.len()).unwrap_or(u16::MAX);
+    enc.push(&meta_len.to_be_bytes()).map_err(w)?;
+    enc.push(&plan.metadata).map_err(w)?;
+    enc.push(&section.content_len.to_be_bytes()).map_err(w)?;
+
+    let mut content_hash = Sha256::new();
+    let mut remaining = section.content_len;
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_LEN]);
+    let mismatch = || SealError::ContentLengthMismatch {
+        section: section.name.clone(),
+        declared: section.content_len,
+    };
+    loop {
+        let want = remaining.min(CHUNK_LEN as u64) as usize;
+        // Read one byte more than needed at the end, to detect content longer than declared.
+        let window = buf.get_mut(..want.max(1)).unwrap_or(&mut []);
+        let n = read_retrying(section.content, window).map_err(SealError::Read)?;
+        if n == 0 {
+            if remaining > 0 {
+                return Err(mismatch());
+            }
+            break;
+        }
+        if remaining == 0 {
+            return Err(mismatch());
+        }
+        let data = window.get(..n).unwrap_or(&[]);
+        content_hash.update(data);
+        enc.push(data).map_err(w)?;
+        remaining -= n as u64;
+    }
+    let content_hash: [u8; 32] = content_hash.finalize().into();
+    let blob = sshsig::sign(signing_key, &content_hash);
+    let blob_len = u16::try_from(blob.len()).unwrap_or(u16::MAX);
+    enc.push(&blob_len.to_be_bytes()).map_err(w)?;
+    enc.push(&blob).map_err(w)?;
+    let padding = plan.padded_len - unpadded_len(plan.metadata.len(), section.content_len);
+    enc.push_zeros(padding).map_err(w)?;
+    let ciphertext_hash = enc.finish().map_err(w)?;
+    let committed = committed(
+        &plan.metadata,
+        section.content_len,
+        &content_hash,
+        &blob,
+        padding,
+    );
+    Ok((
+        ciphertext_hash,
+        commitment(&plan.content_key, &document_id.0, index, &committed),
+    ))
+}
+
+fn read_retrying(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match input.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}
+
+fn check_counts(sections: usize, recipients: usize) -> Result<(), SealError> {
+    for (what, len, max) in [
+        ("number of sections", sections, MAX_SECTIONS),
+        ("number of recipients", recipients, MAX_RECIPIENTS),
+    ] {
+        if len > max {
+            return Err(SealError::LimitExceeded {
+                what,
+                len: len as u64,
+                max: max as u64,
+            });
+        }
+        if len == 0 {
+            return Err(SealError::invalid(format!("the {what} must be at least 1")));
+        }
+    }
+    Ok(())
+}
+
+fn seal_violation(v: Violation) -> SealError {
+    match v {
+        Violation::Malformed(what) => SealError::invalid(format!("invalid {what}")),
+        Violation::Limit { what, len, max } => SealError::LimitExceeded { what, len, max },
+    }
+}

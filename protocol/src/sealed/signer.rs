@@ -1,0 +1,73 @@
+//! How the caller tells the format whether a document's claimed signer is trusted.
+//!
+//! The protocol crate knows no roster: the header names a sender agency and a signing key,
+//! and the caller checks both against its roster (the key is that agency's, and was not
+//! revoked at the claimed signing time).
+
+use liaise_keys::{AgencyId, SigningPublicKey, Timestamp};
+
+/// Why the roster refused a document's signer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerRejected {
+    /// The agency is not a member of the federation.
+    #[error("not in the roster")]
+    NotInRoster,
+    /// The key is not the agency's signing key in the roster.
+    #[error("the signing key is not the agency's key in the roster")]
+    WrongKey,
+    /// The key had been revoked at the time the document claims it was signed.
+    #[error("the signing key was revoked at signing time")]
+    Revoked,
+}
+
+/// Decides whether `agency` signing with `key` at `signed_at` is trusted.
+pub trait SignerCheck {
+    /// `Ok` if trusted, else why not.
+    fn check(
+        &self,
+        agency: &AgencyId,
+        key: &SigningPublicKey,
+        signed_at: Timestamp,
+    ) -> Result<(), SignerRejected>;
+}
+
+impl<F> SignerCheck for F
+where
+    F: Fn(&AgencyId, &SigningPublicKey, Timestamp) -> Result<(), SignerRejected>,
+{
+    fn check(
+        &self,
+        agency: &AgencyId,
+        key: &SigningPublicKey,
+        signed_at: Timestamp,
+    ) -> Result<(), SignerRejected> {
+        self(agency, key, signed_at)
+    }
+}
+
+/// Trusts exactly one agency with exactly one key (for tests and single-sender tools).
+#[derive(Debug, Clone)]
+pub struct TrustedSigner {
+    /// The trusted agency.
+    pub agency: AgencyId,
+    /// Its signing key.
+    pub key: SigningPublicKey,
+}
+
+impl SignerCheck for TrustedSigner {
+    fn check(
+        &self,
+        agency: &AgencyId,
+        key: &SigningPublicKey,
+        _signed_at: Timestamp,
+    ) -> Result<(), SignerRejected> {
+        if *agency != self.agency {
+            Err(SignerRejected::NotInRoster)
+        } else if *key != self.key {
+            Err(SignerRejected::WrongKey)
+        } else {
+            Ok(())
+        }
+    }
+}
