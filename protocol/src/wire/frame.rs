@@ -1,0 +1,341 @@
+//! Frames: `u32` big-endian body length, then the body (postcard `Message`, tag first).
+//!
+//! The reader works in three steps so that nothing is allocated or decoded before it is known
+//! to be allowed: [`FrameHead::parse`] the 4 length bytes plus the tag byte, check the kind
+//! against the state and its limit, then [`decode_body`].
+
+use liaise_keys::codec::{self, DecodeError};
+
+use super::message::{MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, Message, MessageKind, PROTOCOL_VERSION};
+use super::receipt::MAX_RECEIPT_LEN;
+
+/// Bytes before the body: the `u32` length.
+pub const FRAME_HEADER_LEN: usize = 4;
+/// The largest frame body of any kind (a roster file).
+pub const MAX_FRAME_LEN: usize = 1 + 5 + liaise_keys::roster::MAX_ROSTER_LEN;
+
+/// Why a frame was refused. Any of these closes the connection with
+/// [`super::CloseCode::ProtocolViolation`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The length prefix is zero.
+    #[error("empty frame")]
+    Empty,
+    /// The tag is not a known message.
+    #[error("unknown message tag {0}")]
+    UnknownTag(u8),
+    /// The message is known but not allowed here.
+    #[error("unexpected {got:?} message, expected one of {expected:?}")]
+    Unexpected {
+        /// What came.
+        got: MessageKind,
+        /// What the state allows.
+        expected: &'static [MessageKind],
+    },
+    /// The frame is longer than its kind allows.
+    #[error("{kind:?} frame of {len} bytes is over the limit of {max}")]
+    TooLarge {
+        /// The kind.
+        kind: Option<MessageKind>,
+        /// Announced body length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The bytes do not decode as the message, or break a field rule.
+    #[error("malformed frame: {0}")]
+    Malformed(DecodeError),
+    /// A field is out of range (version, lengths).
+    #[error("invalid {0} in frame")]
+    InvalidField(&'static str),
+    /// The input ended inside the frame.
+    #[error("truncated frame")]
+    Truncated,
+}
+
+/// The parsed start of a frame: its body length and kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHead {
+    /// Body length, tag included.
+    pub body_len: usize,
+    /// The message kind from the tag.
+    pub kind: MessageKind,
+}
+
+impl FrameHead {
+    /// Parses the length prefix and the tag byte, and checks the kind is in `expected` and
+    /// the length within its limit.
+    pub fn parse(
+        len_prefix: [u8; FRAME_HEADER_LEN],
+        tag: u8,
+        expected: &'static [MessageKind],
+    ) -> Result<Self, WireError> {
+        let body_len = Self::parse_len(len_prefix)?;
+        let kind = MessageKind::from_tag(tag).ok_or(WireError::UnknownTag(tag))?;
+        if !expected.contains(&kind) {
+            return Err(WireError::Unexpected {
+                got: kind,
+                expected,
+            });
+        }
+        if body_len > kind.max_body_len() {
+            return Err(WireError::TooLarge {
+                kind: Some(kind),
+                len: body_len,
+                max: kind.max_body_len(),
+            });
+        }
+        Ok(Self { body_len, kind })
+    }
+
+    /// Parses only the length prefix, checking it against [`MAX_FRAME_LEN`].
+    pub fn parse_len(len_prefix: [u8; FRAME_HEADER_LEN]) -> Result<usize, WireError> {
+        let len = u32::from_be_bytes(len_prefix) as usize;
+        if len == 0 {
+            return Err(WireError::Empty);
+        }
+        if len > MAX_FRAME_LEN {
+            return Err(WireError::TooLarge {
+                kind: None,
+                len,
+                max: MAX_FRAME_LEN,
+            });
+        }
+        Ok(len)
+    }
+}
+
+/// Encodes a message as a whole frame (length prefix and body).
+pub fn encode_frame(message: &Message) -> Vec<u8> {
+    let body = codec::encode(message);
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Decodes a frame body (tag included) whose head was parsed as `head`, and checks every
+/// field rule.
+pub fn decode_body(head: FrameHead, body: &[u8]) -> Result<Message, WireError> {
+    if body.len() != head.body_len {
+        return Err(WireError::Truncated);
+    }
+    let message: Message = codec::decode("wire message", body, head.kind.max_body_len())
+        .map_err(WireError::Malformed)?;
+    if message.kind() != head.kind {
+        return Err(WireError::InvalidField("tag"));
+    }
+    check_fields(&message)?;
+    Ok(message)
+}
+
+/// Decodes one whole frame from the start of `bytes`; returns the message and the bytes used.
+/// For tests and tools; the node reads frames from streams with [`FrameHead`].
+pub fn decode_frame(
+    bytes: &[u8],
+    expected: &'static [MessageKind],
+) -> Result<(Message, usize), WireError> {
+    let prefix: [u8; FRAME_HEADER_LEN] = bytes
+        .get(..FRAME_HEADER_LEN)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(WireError::Truncated)?;
+    let tag = *bytes.get(FRAME_HEADER_LEN).ok_or(WireError::Truncated)?;
+    let head = FrameHead::parse(prefix, tag, expected)?;
+    let end = FRAME_HEADER_LEN + head.body_len;
+    let body = bytes
+        .get(FRAME_HEADER_LEN..end)
+        .ok_or(WireError::Truncated)?;
+    Ok((decode_body(head, body)?, end))
+}
+
+fn check_fields(message: &Message) -> Result<(), WireError> {
+    match message {
+        Message::Hello { version, .. } | Message::HelloAck { version, .. }
+            if *version != PROTOCOL_VERSION =>
+        {
+            Err(WireError::InvalidField("version"))
+        }
+        Message::Offer { sealed_len, .. } if *sealed_len == 0 || *sealed_len > MAX_DOCUMENT_LEN => {
+            Err(WireError::InvalidField("sealed_len"))
+        }
+        Message::Accept { resume_offset } if *resume_offset > MAX_DOCUMENT_LEN => {
+            Err(WireError::InvalidField("resume_offset"))
+        }
+        Message::Reject { detail, .. } if detail.len() > MAX_DETAIL_LEN => {
+            Err(WireError::InvalidField("detail"))
+        }
+        Message::Receipt { receipt } if receipt.len() > MAX_RECEIPT_LEN => {
+            Err(WireError::InvalidField("receipt"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::wire::RejectReason;
+
+    const ANY: &[MessageKind] = &[
+        MessageKind::Hello,
+        MessageKind::HelloAck,
+        MessageKind::RosterRequest,
+        MessageKind::RosterFile,
+        MessageKind::Offer,
+        MessageKind::Accept,
+        MessageKind::Reject,
+        MessageKind::Receipt,
+    ];
+
+    fn samples() -> Vec<Message> {
+        vec![
+            Message::Hello {
+                version: PROTOCOL_VERSION,
+                roster_serial: u64::MAX,
+            },
+            Message::HelloAck {
+                version: PROTOCOL_VERSION,
+                roster_serial: 3,
+            },
+            Message::RosterRequest,
+            Message::RosterFile {
+                file: vec![7; 1000],
+            },
+            Message::Offer {
+                document_id: [1; 16],
+                sealed_len: MAX_DOCUMENT_LEN,
+                content_hash: [2; 32],
+            },
+            Message::Accept {
+                resume_offset: u64::from(u32::MAX) + 5,
+            },
+            Message::Reject {
+                reason: RejectReason::DiskFull,
+                detail: "x".repeat(MAX_DETAIL_LEN),
+            },
+            Message::Receipt {
+                receipt: vec![9; MAX_RECEIPT_LEN],
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trip_every_message() {
+        for message in samples() {
+            let frame = encode_frame(&message);
+            let (back, used) = decode_frame(&frame, ANY).unwrap();
+            assert_eq!(back, message);
+            assert_eq!(used, frame.len());
+            assert!(frame.len() - FRAME_HEADER_LEN <= message.kind().max_body_len());
+            assert_eq!(frame[FRAME_HEADER_LEN], message.kind().tag());
+        }
+    }
+
+    #[test]
+    fn every_truncation_fails() {
+        for message in samples() {
+            let frame = encode_frame(&message);
+            for cut in 0..frame.len() {
+                assert!(
+                    decode_frame(&frame[..cut], ANY).is_err(),
+                    "{message:?} cut {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unexpected_kind_is_refused_before_decoding() {
+        let frame = encode_frame(&Message::RosterRequest);
+        let err = decode_frame(&frame, &[MessageKind::Offer]).unwrap_err();
+        assert!(matches!(
+            err,
+            WireError::Unexpected {
+                got: MessageKind::RosterRequest,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn frame_length_limits() {
+        let at = u32::try_from(MAX_FRAME_LEN).unwrap().to_be_bytes();
+        assert_eq!(FrameHead::parse_len(at), Ok(MAX_FRAME_LEN));
+        let over = u32::try_from(MAX_FRAME_LEN + 1).unwrap().to_be_bytes();
+        assert!(matches!(
+            FrameHead::parse_len(over),
+            Err(WireError::TooLarge { .. })
+        ));
+        assert_eq!(FrameHead::parse_len([0; 4]), Err(WireError::Empty));
+        // Per-kind limit: an Offer announced one byte longer than it can be.
+        let max = MessageKind::Offer.max_body_len();
+        let ok = u32::try_from(max).unwrap().to_be_bytes();
+        assert!(FrameHead::parse(ok, 4, ANY).is_ok());
+        let long = u32::try_from(max + 1).unwrap().to_be_bytes();
+        assert!(matches!(
+            FrameHead::parse(long, 4, ANY),
+            Err(WireError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn field_limits() {
+        let detail_over = Message::Reject {
+            reason: RejectReason::Busy,
+            detail: "x".repeat(MAX_DETAIL_LEN + 1),
+        };
+        assert!(decode_frame(&encode_frame(&detail_over), ANY).is_err());
+        let doc_over = Message::Offer {
+            document_id: [0; 16],
+            sealed_len: MAX_DOCUMENT_LEN + 1,
+            content_hash: [0; 32],
+        };
+        assert_eq!(
+            decode_frame(&encode_frame(&doc_over), ANY).unwrap_err(),
+            WireError::InvalidField("sealed_len")
+        );
+        let empty_doc = Message::Offer {
+            document_id: [0; 16],
+            sealed_len: 0,
+            content_hash: [0; 32],
+        };
+        assert!(decode_frame(&encode_frame(&empty_doc), ANY).is_err());
+        let wrong_version = Message::Hello {
+            version: 2,
+            roster_serial: 1,
+        };
+        assert_eq!(
+            decode_frame(&encode_frame(&wrong_version), ANY).unwrap_err(),
+            WireError::InvalidField("version")
+        );
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut state = 0x1234_5678_u32;
+        for len in 0..400 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state & 0xff) as u8
+                })
+                .collect();
+            let _ = decode_frame(&bytes, ANY);
+        }
+        // A valid length with an unknown tag.
+        assert_eq!(
+            decode_frame(&[0, 0, 0, 1, 200], ANY).unwrap_err(),
+            WireError::UnknownTag(200)
+        );
+        // Trailing bytes inside the body.
+        let mut frame = encode_frame(&Message::RosterRequest);
+        frame[3] = 2;
+        frame.push(0);
+        assert!(decode_frame(&frame, ANY).is_err());
+    }
+}
