@@ -2,8 +2,13 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod control;
+pub mod daemon;
 pub mod federation_dir;
 pub mod fsutil;
 pub mod home;
 pub mod logging;
 pub mod passphrase;
+pub mod store;
+pub mod transport;
+pub mod trust;

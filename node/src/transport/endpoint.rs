@@ -59,7 +59,10 @@ pub fn build_endpoint(
 }
 
 /// The client side: our key as a raw public key, the server's pinned to the roster.
-pub fn client_config(secret: &TransportSecretKey, roster: &SharedRoster) -> Result<quinn::ClientConfig> {
+pub fn client_config(
+    secret: &TransportSecretKey,
+    roster: &SharedRoster,
+) -> Result<quinn::ClientConfig> {
     let provider = crypto_provider();
     let verifier = Arc::new(RosterVerifier::new(roster.clone(), &provider));
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))

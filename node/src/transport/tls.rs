@@ -4,13 +4,21 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use liaise_keys::{AgencyId, Timestamp, TransportPublicKey, TransportSecretKey};
+use liaise_keys::{Timestamp, TransportPublicKey, TransportSecretKey};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls13_signature_with_raw_key};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::crypto::{
+    CryptoProvider, WebPkiSupportedAlgorithms, verify_tls13_signature_with_raw_key,
+};
+use rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer,
+    UnixTime,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerIncompatible, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, PeerIncompatible,
+    SignatureScheme,
+};
 
 use super::SharedRoster;
 
@@ -58,7 +66,11 @@ impl RosterVerifier {
         }
     }
 
-    fn check_key(&self, end_entity: &CertificateDer<'_>, expected: Option<&str>) -> Result<(), Error> {
+    fn check_key(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        expected: Option<&str>,
+    ) -> Result<(), Error> {
         let key = TransportPublicKey::from_spki_der(end_entity.as_ref())
             .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let roster = self.roster.current();
@@ -68,11 +80,11 @@ impl RosterVerifier {
                 tracing::warn!(peer_key = %key.fingerprint(), "refused peer: {e}");
                 Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
             })?;
-        if let Some(name) = expected {
-            if member.id.as_str() != name {
-                tracing::warn!(expected = name, found = %member.id, "peer is another agency");
-                return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
-            }
+        if let Some(name) = expected
+            && member.id.as_str() != name
+        {
+            tracing::warn!(expected = name, found = %member.id, "peer is another agency");
+            return Err(Error::InvalidCertificate(CertificateError::NotValidForName));
         }
         Ok(())
     }
@@ -90,11 +102,6 @@ impl RosterVerifier {
             &self.algorithms,
         )
     }
-}
-
-/// The TLS server name for an agency: its id (a valid DNS name by the agency-id rules).
-pub fn server_name(agency: &AgencyId) -> &str {
-    agency.as_str()
 }
 
 impl ServerCertVerifier for RosterVerifier {
@@ -123,7 +130,9 @@ impl ServerCertVerifier for RosterVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic))
+        Err(Error::PeerIncompatible(
+            PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -168,7 +177,9 @@ impl ClientCertVerifier for RosterVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        Err(Error::PeerIncompatible(PeerIncompatible::Tls13RequiredForQuic))
+        Err(Error::PeerIncompatible(
+            PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
     fn verify_tls13_signature(

@@ -1,0 +1,45 @@
+//! `liaise inbox`: documents this node received.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use liaise_keys::Timestamp;
+use serde_json::Value;
+
+use super::{HomeArg, JsonArg, print_json};
+use crate::control::{Request, client};
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: InboxArgs) -> Result<ExitCode> {
+    let home = args.home.resolve()?;
+    let rows = client::call(&home, &Request::Inbox)?;
+    if args.json.json {
+        return print_json(&rows);
+    }
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("The inbox is empty.");
+    }
+    for row in rows {
+        let s = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let n = |k: &str| row.get(k).and_then(Value::as_u64).unwrap_or(0);
+        println!(
+            "{}  from {}  [{}]  {} bytes  received {}  {}",
+            s("doc_id"),
+            s("sender"),
+            s("label"),
+            n("sealed_len"),
+            Timestamp(n("received_at")),
+            s("verification")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,72 @@
+//! `liaise node run`: the daemon in the foreground.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tokio::sync::watch;
+
+use super::HomeArg;
+use crate::daemon::{self, DEFAULT_MAX_RETRY_INTERVAL, NodeOptions};
+use crate::passphrase::PassphraseSource;
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Run the node in the foreground until SIGINT or SIGTERM.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    /// Listen on this address instead of the first address in agency.toml.
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// The longest wait between two delivery attempts to an unreachable node, e.g. 5m, 30s.
+    #[arg(long, value_name = "DURATION")]
+    max_retry_interval: Option<String>,
+}
+
+pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
+    let NodeCommand::Run(args) = cmd;
+    let home = args.home.resolve()?;
+    let max_retry_interval = match &args.max_retry_interval {
+        Some(text) => liaise_keys::time::parse_duration(text)
+            .with_context(|| format!("invalid --max-retry-interval `{text}`: use e.g. 30s, 5m"))?,
+        None => DEFAULT_MAX_RETRY_INTERVAL,
+    };
+    // Unlock once, before the runtime starts: the key file costs ~0.2 s of Argon2id.
+    home.profile()?;
+    let secrets = home.unlock(passphrase)?;
+    let options = NodeOptions {
+        listen: args.listen,
+        max_retry_interval,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        daemon::run(home, secrets, options, stopped, None).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,145 @@
+//! `liaise send`: seal a file for other agencies and hand it to the local node's outbox.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use liaise_keys::Timestamp;
+use serde_json::{Value, json};
+
+use super::sealing::{SealOptions, seal_to_file};
+use super::{HomeArg, JsonArg, print_json};
+use crate::control::{Request, client, staging_dir};
+use crate::passphrase::PassphraseSource;
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    #[command(flatten)]
+    options: SealOptions,
+    /// Wait until every recipient's receipt has arrived (exit 2 on timeout; it stays queued).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, e.g. 60s, 10m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "wait"
+    )]
+    timeout: String,
+    /// The file to send (the `main` section).
+    file: PathBuf,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
+    let home = args.home.resolve()?;
+    let profile = home.profile()?;
+    let now = Timestamp::now();
+    let roster = home.require_roster(now)?;
+    let plan = args
+        .options
+        .plan(&args.file, &roster, &profile.agency, now)?;
+    let timeout = liaise_keys::time::parse_duration(&args.timeout)
+        .with_context(|| format!("invalid --timeout `{}`: use e.g. 60s or 10m", args.timeout))?;
+    let staging = staging_dir(&home);
+    if !staging.exists() {
+        bail!(
+            "no node store in {}; start the node first (`liaise node run --home {}`)",
+            home.root().display(),
+            home.root().display()
+        );
+    }
+    let secrets = home.unlock(passphrase)?;
+    let sealed_path = staging.join(format!(
+        "send-{}.sealed",
+        crate::store::hex(&liaise_keys::random::random_bytes::<8>())
+    ));
+    if let Err(e) = seal_to_file(
+        plan,
+        &args.options,
+        &profile.agency,
+        &secrets,
+        now,
+        &sealed_path,
+    ) {
+        let _ = std::fs::remove_file(&sealed_path);
+        return Err(e);
+    }
+    let submitted = client::call(
+        &home,
+        &Request::Submit {
+            path: sealed_path.clone(),
+        },
+    );
+    let _ = std::fs::remove_file(&sealed_path);
+    let submitted = submitted?;
+    let doc_id = submitted
+        .get("doc_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+
+    if !args.wait {
+        if args.json.json {
+            return print_json(&submitted);
+        }
+        println!("{doc_id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let outcome = wait_for_receipts(&home, &doc_id, timeout)?;
+    if args.json.json {
+        print_json(&json!({ "doc_id": doc_id, "outcome": outcome.0, "recipients": outcome.1 }))?;
+    } else {
+        println!("{doc_id}");
+        eprintln!("{}", outcome.0);
+    }
+    Ok(if outcome.0 == "delivered" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Polls the node until every recipient of `doc_id` is delivered ("delivered"), one is
+/// undeliverable ("undeliverable"), or the timeout passes ("timeout").
+fn wait_for_receipts(
+    home: &crate::home::Home,
+    doc_id: &str,
+    timeout: Duration,
+) -> Result<(&'static str, Value)> {
+    let start = Instant::now();
+    loop {
+        let rows = client::call(home, &Request::Outbox)?;
+        let mine: Vec<Value> = rows
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|r| r.get("doc_id").and_then(Value::as_str) == Some(doc_id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = |r: &Value| {
+            r.get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        if !mine.is_empty() && mine.iter().all(|r| state(r) == "delivered") {
+            return Ok(("delivered", json!(mine)));
+        }
+        if mine.iter().any(|r| state(r) == "undeliverable") {
+            return Ok(("undeliverable", json!(mine)));
+        }
+        if start.elapsed() >= timeout {
+            return Ok(("timeout: the document stays queued", json!(mine)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

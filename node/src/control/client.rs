@@ -1,0 +1,42 @@
+//! The CLI side of the control socket.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::{Request, socket_path};
+use crate::home::Home;
+
+/// Sends one request to the node running in `home` and returns its result.
+pub fn call(home: &Home, request: &Request) -> Result<Value> {
+    let path = socket_path(home);
+    let mut stream = UnixStream::connect(&path).with_context(|| {
+        format!(
+            "no node is running for {} (start it with `liaise node run --home {}`)",
+            home.root().display(),
+            home.root().display()
+        )
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut answer = String::new();
+    reader
+        .read_line(&mut answer)
+        .context("the node closed the control connection")?;
+    let value: Value = serde_json::from_str(&answer).context("the node sent a malformed answer")?;
+    if value.get("ok").and_then(Value::as_bool) == Some(true) {
+        Ok(value.get("result").cloned().unwrap_or(Value::Null))
+    } else {
+        let error = value
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
+        bail!("the node refused: {error}")
+    }
+}

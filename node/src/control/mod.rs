@@ -1,0 +1,54 @@
+//! The control socket: how the `liaise` command line talks to the running node.
+//!
+//! A UNIX socket at `HOME/run/control.sock` (the folder 0700, the socket 0600: only the owner
+//! can connect). One request per connection, newline-delimited JSON both ways:
+//! `{"op": "status"}` → `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`.
+//!
+//! Sealing happens in the CLI process, which already has the passphrase: it writes the sealed
+//! file into the node's private staging folder and hands its path to the node with `submit`;
+//! the node verifies it, moves it into the blob store and queues it. So the daemon never needs
+//! plaintext and the CLI never needs the network.
+
+pub mod client;
+pub mod server;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::home::Home;
+
+/// The longest request line.
+pub const MAX_REQUEST_LEN: usize = 64 * 1024;
+
+/// What the CLI asks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Queue a sealed document (a file in the node's staging folder, moved into the store).
+    Submit {
+        /// The sealed file.
+        path: PathBuf,
+    },
+    /// Every outbox line.
+    Outbox,
+    /// Every received document.
+    Inbox,
+    /// The receipts for a sent document.
+    Receipts {
+        /// Document id, hex.
+        doc_id: String,
+    },
+    /// Roster, peers, queue sizes.
+    Status,
+}
+
+/// `HOME/run/control.sock`.
+pub fn socket_path(home: &Home) -> PathBuf {
+    home.root().join("run").join("control.sock")
+}
+
+/// `HOME/store/staging`: where the CLI writes sealed files before `submit`.
+pub fn staging_dir(home: &Home) -> PathBuf {
+    crate::store::store_dir(home).join("staging")
+}

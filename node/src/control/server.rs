@@ -1,0 +1,243 @@
+//! The node side of the control socket.
+
+use std::fs;
+use std::io::BufReader;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use super::{MAX_REQUEST_LEN, Request, socket_path, staging_dir};
+use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
+use crate::fsutil::create_private_dir;
+use crate::home::Home;
+use crate::store::records::{self, NewOutgoing};
+use crate::store::{hex, parse_hex};
+
+/// Binds the socket and serves it in a task.
+pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
+    let path = socket_path(&node.home);
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(&path).await.is_ok() {
+            bail!(
+                "a node is already running for {}",
+                node.home.root().display()
+            );
+        }
+        fs::remove_file(&path)
+            .with_context(|| format!("cannot remove stale {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let node = Arc::clone(&node);
+            tokio::spawn(async move {
+                if let Err(e) = handle(&node, stream).await {
+                    tracing::debug!("control connection: {e:#}");
+                }
+            });
+        }
+    }))
+}
+
+/// Removes the socket file at shutdown.
+pub fn remove_socket(home: &Home) {
+    let _ = fs::remove_file(socket_path(home));
+}
+
+async fn handle(node: &Node, stream: UnixStream) -> Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_LEN as u64);
+    let mut line = String::new();
+    reader.read_line(&mut line).await?;
+    let answer = match serde_json::from_str::<Request>(&line) {
+        Ok(request) => match dispatch(node, request).await {
+            Ok(result) => json!({ "ok": true, "result": result }),
+            Err(e) => json!({ "ok": false, "error": format!("{e:#}") }),
+        },
+        Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }),
+    };
+    let mut out = serde_json::to_vec(&answer)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    Ok(())
+}
+
+async fn dispatch(node: &Node, request: Request) -> Result<Value> {
+    match request {
+        Request::Submit { path } => submit(node, &path).await,
+        Request::Outbox => {
+            let rows = node.store.db.read(records::list_outbox).await?;
+            let sending = node.sending.lock().map(|s| s.clone()).unwrap_or_default();
+            let rows: Vec<Value> = rows
+                .into_iter()
+                .map(|row| {
+                    let live = sending
+                        .get(&(row.doc_id.clone(), row.recipient.clone()))
+                        .copied();
+                    let mut v = serde_json::to_value(&row).unwrap_or(Value::Null);
+                    if let (Some(bytes), Some(obj)) = (live, v.as_object_mut()) {
+                        obj.insert("state".into(), json!("sending"));
+                        obj.insert("bytes_sent".into(), json!(bytes));
+                    }
+                    v
+                })
+                .collect();
+            Ok(json!(rows))
+        }
+        Request::Inbox => Ok(serde_json::to_value(
+            node.store.db.read(records::list_inbox).await?,
+        )?),
+        Request::Receipts { doc_id } => receipts(node, &doc_id).await,
+        Request::Status => status(node).await,
+    }
+}
+
+async fn submit(node: &Node, path: &Path) -> Result<Value> {
+    // Only files the CLI put into our private staging folder.
+    let staging = fs::canonicalize(staging_dir(&node.home))?;
+    let file = fs::canonicalize(path).with_context(|| format!("cannot find {}", path.display()))?;
+    if file.parent() != Some(staging.as_path()) {
+        bail!("submit takes only files in {}", staging.display());
+    }
+    let roster = node.roster.current();
+    let checked = file.clone();
+    let info = tokio::task::spawn_blocking(move || -> Result<_> {
+        let f = fs::File::open(&checked)?;
+        liaise_protocol::verify(
+            BufReader::with_capacity(1 << 20, f),
+            &RosterSignerCheck(&roster),
+        )
+        .context("the sealed document does not verify")
+    })
+    .await??;
+    if info.sender != node.me {
+        bail!(
+            "the document was sealed by {}, not by this node's agency {}",
+            info.sender,
+            node.me
+        );
+    }
+    let recipients: Vec<_> = info
+        .recipients
+        .iter()
+        .filter(|r| r.agency != node.me)
+        .collect();
+    let blobs = node.store.blobs.clone();
+    let (hash, len) = tokio::task::spawn_blocking(move || blobs.adopt_file(&file)).await??;
+    let now = crate::daemon::now_secs();
+    let default_expiry = now.saturating_add(DEFAULT_DELIVERY_WINDOW.as_secs());
+    let doc = NewOutgoing {
+        doc_id: hex(&info.document_id.0),
+        blob: hex(&hash),
+        sealed_len: len,
+        label: info.label.clone(),
+        created: info.created.0,
+        queued_at: now,
+        recipients: recipients
+            .iter()
+            .map(|r| {
+                let expiry = r
+                    .policy
+                    .not_after
+                    .map_or(default_expiry, |t| t.0.min(default_expiry));
+                (r.agency.as_str().to_owned(), expiry)
+            })
+            .collect(),
+    };
+    let result = json!({
+        "doc_id": doc.doc_id,
+        "sealed_len": len,
+        "recipients": doc.recipients.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
+    });
+    node.store
+        .db
+        .write(move |c| records::queue_document(c, &doc))
+        .await?;
+    node.outbox_wake.notify_one();
+    Ok(result)
+}
+
+async fn receipts(node: &Node, doc_id: &str) -> Result<Value> {
+    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
+    let id_hex = hex(&id);
+    let rows = node
+        .store
+        .db
+        .read(move |c| records::receipts_for(c, &id_hex))
+        .await?;
+    let roster = node.roster.current();
+    let mut out = Vec::new();
+    for row in rows {
+        let signed = liaise_protocol::wire::SignedReceipt::from_bytes(&row.receipt)?;
+        let check = liaise_keys::AgencyId::new(&row.recipient)
+            .ok()
+            .and_then(|a| roster.member(&a).map(|m| signed.verify(&m.signing_key)));
+        let (verified, body) = match check {
+            Some(Ok(body)) => ("verified", Some(body)),
+            Some(Err(_)) => ("signature invalid", None),
+            None => ("signer not in roster", signed.body_unverified().ok()),
+        };
+        out.push(json!({
+            "recipient": row.recipient,
+            "received_at": body.as_ref().map(|b| b.received_at.0),
+            "content_hash": body.as_ref().map(|b| hex(&b.content_hash)),
+            "sealed_len": body.as_ref().map(|b| b.sealed_len),
+            "sender": body.as_ref().map(|b| b.sender.to_string()),
+            "verification": verified,
+            "receipt": base64_encode(&row.receipt),
+        }));
+    }
+    Ok(json!(out))
+}
+
+async fn status(node: &Node) -> Result<Value> {
+    let roster = node.roster.current();
+    let (queued, delivered, undeliverable, inbox) =
+        node.store.db.read(records::queue_sizes).await?;
+    let peers = node
+        .reachability
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default();
+    let mut peers: Vec<Value> = peers
+        .into_iter()
+        .map(|(agency, (reachable, at))| json!({ "agency": agency, "reachable": reachable, "checked_at": at }))
+        .collect();
+    peers.sort_by_key(|v| {
+        v.get("agency")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    });
+    Ok(json!({
+        "agency": node.me.as_str(),
+        "listen": node.endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "roster_serial": roster.serial(),
+        "roster_expires_at": roster.body().expires_at.0,
+        "members": roster.body().members.len(),
+        "peers": peers,
+        "outbox": { "queued": queued, "delivered": delivered, "undeliverable": undeliverable },
+        "inbox": inbox,
+    }))
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    // Hex keeps the dependency list short; receipts are small.
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

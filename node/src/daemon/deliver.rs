@@ -1,0 +1,279 @@
+//! The outbox worker: delivers every queued (document, recipient) to the recipient's node,
+//! retrying with jittered exponential backoff until a verified receipt arrives or the
+//! delivery window ends. State lives in the database, so retries survive restarts.
+
+use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use liaise_keys::AgencyId;
+use liaise_protocol::wire::{Message, MessageKind, RejectReason};
+use tokio::sync::Semaphore;
+
+use super::framed::{read_message, write_message};
+use super::{Node, now_secs};
+use crate::store::parse_hex;
+use crate::store::records::{self, Due};
+use crate::trust::verify_receipt;
+
+/// The first retry waits about this long; each further one doubles it.
+pub const FIRST_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The default cap on the wait between attempts.
+pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
+/// How long a document without a recipient deadline is tried: 14 days.
+pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
+/// The most documents being sent at once.
+pub const MAX_PARALLEL_DELIVERIES: usize = 32;
+/// Bytes per write when streaming a document.
+const SEND_CHUNK: usize = 1024 * 1024;
+
+/// The wait before attempt `attempts + 1`: `FIRST * 2^attempts`, capped, then a uniformly
+/// random point in its upper half (jitter, so that many senders do not retry in step).
+pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
+    let base = FIRST_RETRY_INTERVAL
+        .saturating_mul(1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX))
+        .min(cap);
+    let half = base / 2;
+    let span = half.as_millis().max(1) as u64;
+    half + Duration::from_millis(random % span)
+}
+
+/// Runs until shutdown: wakes on new work, on the next due time, or every few seconds.
+pub async fn outbox_worker(node: Arc<Node>) {
+    let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELIVERIES));
+    let mut shutdown = node.shutdown.clone();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = now_secs();
+        let due = node
+            .store
+            .db
+            .read(move |c| records::due(c, now, 256))
+            .await
+            .unwrap_or_default();
+        for item in due {
+            let key = (item.doc_id.clone(), item.recipient.clone());
+            let fresh = in_flight
+                .lock()
+                .map(|mut s| s.insert(key.clone()))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let (node, in_flight) = (Arc::clone(&node), Arc::clone(&in_flight));
+            tokio::spawn(async move {
+                attempt(&node, item).await;
+                if let Ok(mut s) = in_flight.lock() {
+                    s.remove(&key);
+                }
+                drop(permit);
+                node.outbox_wake.notify_one();
+            });
+        }
+        let next = node
+            .store
+            .db
+            .read(records::next_due_at)
+            .await
+            .ok()
+            .flatten();
+        let wait = match next {
+            Some(at) if at <= now_secs() => Duration::from_millis(200),
+            Some(at) => Duration::from_secs(at - now_secs()).min(Duration::from_secs(5)),
+            None => Duration::from_secs(5),
+        };
+        tokio::select! {
+            _ = node.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// One delivery attempt and the bookkeeping of its outcome.
+async fn attempt(node: &Node, due: Due) {
+    let now = now_secs();
+    let (doc, to) = (due.doc_id.clone(), due.recipient.clone());
+    if now > due.expires_at {
+        let reason = "expired before it could be delivered".to_owned();
+        let _ = node
+            .store
+            .db
+            .write(move |c| records::mark_undeliverable(c, &doc, &to, &reason, now))
+            .await;
+        return;
+    }
+    let result = deliver(node, &due).await;
+    if let Ok(mut s) = node.sending.lock() {
+        s.remove(&(due.doc_id.clone(), due.recipient.clone()));
+    }
+    let now = now_secs();
+    let outcome = match result {
+        Ok(receipt) => {
+            node.store
+                .db
+                .write(move |c| records::mark_delivered(c, &doc, &to, &receipt, now))
+                .await
+        }
+        Err(Failure::Permanent(reason)) => {
+            tracing::warn!(doc = %due.doc_id, recipient = %due.recipient, "undeliverable: {reason}");
+            node.store
+                .db
+                .write(move |c| records::mark_undeliverable(c, &doc, &to, &reason, now))
+                .await
+        }
+        Err(Failure::Temporary(error)) => {
+            let error = format!("{error:#}");
+            tracing::info!(doc = %due.doc_id, recipient = %due.recipient, attempt = due.attempts + 1, "delivery failed: {error}");
+            let random = u64::from_le_bytes(liaise_keys::random::random_bytes::<8>());
+            let wait = backoff(due.attempts, node.options.max_retry_interval, random);
+            let next = now + wait.as_secs().max(1);
+            node.store
+                .db
+                .write(move |c| records::mark_retry(c, &doc, &to, next, &error, now))
+                .await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!("cannot record a delivery outcome: {e:#}");
+    }
+}
+
+enum Failure {
+    Permanent(String),
+    Temporary(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Temporary(e)
+    }
+}
+
+/// Offers the document, streams it from the receiver's resume offset, and returns the
+/// verified receipt bytes.
+async fn deliver(node: &Node, due: &Due) -> Result<Vec<u8>, Failure> {
+    let recipient = AgencyId::new(&due.recipient)
+        .map_err(|_| Failure::Permanent(format!("`{}` is not an agency id", due.recipient)))?;
+    if node.roster.current().member(&recipient).is_none() {
+        return Err(Failure::Permanent(format!(
+            "{recipient} is no longer in the roster"
+        )));
+    }
+    let document_id = parse_hex::<16>(&due.doc_id).context("corrupt document id in the outbox")?;
+    let content_hash = parse_hex::<32>(&due.blob).context("corrupt blob name in the outbox")?;
+    let conn = node.peers.get(node, &recipient).await?;
+    let result = offer_and_send(node, &conn, due, document_id, content_hash).await;
+    if let Err(Failure::Temporary(_)) = &result
+        && conn.close_reason().is_some()
+    {
+        node.peers.forget(&recipient).await;
+    }
+    let receipt = result?;
+    verify_receipt(
+        &node.roster.current(),
+        &receipt,
+        &document_id,
+        &content_hash,
+        &node.me,
+        &recipient,
+    )
+    .map_err(|e| Failure::Temporary(e.context("the receipt does not verify")))?;
+    Ok(receipt)
+}
+
+async fn offer_and_send(
+    node: &Node,
+    conn: &quinn::Connection,
+    due: &Due,
+    document_id: [u8; 16],
+    content_hash: [u8; 32],
+) -> Result<Vec<u8>, Failure> {
+    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
+    let offer = Message::Offer {
+        document_id,
+        sealed_len: due.sealed_len,
+        content_hash,
+    };
+    write_message(&mut send, &offer).await?;
+    let answer = read_message(&mut recv, &[MessageKind::Accept, MessageKind::Reject])
+        .await
+        .context("no answer to the offer")?;
+    let offset = match answer {
+        Message::Accept { resume_offset } if resume_offset <= due.sealed_len => resume_offset,
+        Message::Accept { .. } => {
+            return Err(anyhow!("receiver asked to resume past the end").into());
+        }
+        Message::Reject { reason, detail } => return Err(rejected(reason, &detail)),
+        _ => return Err(anyhow!("unexpected answer").into()),
+    };
+    let path = node.store.blobs.path(&content_hash);
+    let mut file =
+        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    file.seek(SeekFrom::Start(offset))
+        .context("cannot seek in the document")?;
+    let key = (due.doc_id.clone(), due.recipient.clone());
+    let mut sent = offset;
+    let mut buf = vec![0u8; SEND_CHUNK];
+    while sent < due.sealed_len {
+        let want =
+            usize::try_from((due.sealed_len - sent).min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
+        let chunk = buf.get_mut(..want).context("buffer")?;
+        file.read_exact(chunk)
+            .context("the stored document is shorter than recorded")?;
+        send.write_all(chunk)
+            .await
+            .context("the transfer was interrupted")?;
+        sent += want as u64;
+        if let Ok(mut s) = node.sending.lock() {
+            s.insert(key.clone(), sent);
+        }
+    }
+    send.finish()
+        .map_err(|e| anyhow!("cannot finish the stream: {e}"))?;
+    let answer = read_message(&mut recv, &[MessageKind::Receipt, MessageKind::Reject])
+        .await
+        .context("no receipt")?;
+    match answer {
+        Message::Receipt { receipt } => Ok(receipt),
+        Message::Reject { reason, detail } => Err(rejected(reason, &detail)),
+        _ => Err(anyhow!("unexpected answer").into()),
+    }
+}
+
+fn rejected(reason: RejectReason, detail: &str) -> Failure {
+    let text = format!("{}: {detail}", reason.as_str());
+    if reason.is_temporary() {
+        Failure::Temporary(anyhow!(text))
+    } else {
+        Failure::Permanent(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let cap = Duration::from_secs(300);
+        for attempts in 0..40 {
+            for random in [0, 1, 12_345, u64::MAX] {
+                let wait = backoff(attempts, cap, random);
+                let base = FIRST_RETRY_INTERVAL
+                    .saturating_mul(1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX))
+                    .min(cap);
+                assert!(wait >= base / 2 && wait <= base, "{attempts} {wait:?}");
+            }
+        }
+        assert!(backoff(30, cap, 7) <= cap);
+    }
+}

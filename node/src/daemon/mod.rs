@@ -1,0 +1,184 @@
+//! The node daemon: accepts peers, receives documents, delivers the outbox, gossips the
+//! roster, and serves the control socket.
+//!
+//! One task per peer connection (inside a `tracing` span), one per stream; a semaphore caps
+//! connections; the outbox worker owns retries; shutdown goes through a watch channel so tests
+//! and signal handlers can stop it, and is ordered: stop accepting, close connections, let
+//! the database writer finish.
+
+mod deliver;
+mod framed;
+mod gossip;
+mod peers;
+mod receive;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::home::Home;
+use crate::store::Store;
+use crate::transport::{MAX_CONNECTIONS, SharedRoster, build_endpoint};
+
+pub use crate::trust::{RosterSignerCheck, verify_receipt};
+pub use deliver::{DEFAULT_DELIVERY_WINDOW, DEFAULT_MAX_RETRY_INTERVAL, backoff};
+
+/// How the daemon is started.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Listen here instead of the profile's first address.
+    pub listen: Option<SocketAddr>,
+    /// The longest wait between delivery attempts.
+    pub max_retry_interval: Duration,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            max_retry_interval: DEFAULT_MAX_RETRY_INTERVAL,
+        }
+    }
+}
+
+/// Everything the node's tasks share.
+#[derive(Debug)]
+pub struct Node {
+    /// This agency.
+    pub me: AgencyId,
+    /// Its unlocked keys (wiped on drop).
+    pub secrets: AgencySecrets,
+    /// The roster in force.
+    pub roster: SharedRoster,
+    /// The store.
+    pub store: Store,
+    /// The home directory.
+    pub home: Home,
+    /// The QUIC endpoint.
+    pub endpoint: quinn::Endpoint,
+    /// Options.
+    pub options: NodeOptions,
+    /// Wakes the outbox worker.
+    pub outbox_wake: Notify,
+    /// Bytes sent so far of live outgoing transfers, by (doc id, recipient).
+    pub sending: Mutex<HashMap<(String, String), u64>>,
+    /// Incoming transfers in progress, by (sender, doc id): a second offer waits.
+    pub receiving: Mutex<HashSet<(String, String)>>,
+    /// Peers: last outcome of talking to them (true = reachable) and when.
+    pub reachability: Mutex<HashMap<String, (bool, u64)>>,
+    /// Connections to peers, one per agency.
+    pub peers: peers::PeerConnections,
+    /// Caps inbound connections.
+    pub connection_slots: Arc<Semaphore>,
+    /// Becomes true when the node shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Starts a node from `home` with unlocked `secrets` and runs it until `shutdown` turns true.
+/// `ready` receives the bound QUIC address once the node accepts peers.
+pub async fn run(
+    home: Home,
+    secrets: AgencySecrets,
+    options: NodeOptions,
+    shutdown: watch::Receiver<bool>,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> Result<()> {
+    let profile = home.profile()?;
+    let roster = home.require_roster(Timestamp::now())?;
+    let member = roster.member(&profile.agency).with_context(|| {
+        format!(
+            "{} is not a member in the roster this node holds",
+            profile.agency
+        )
+    })?;
+    if member.signing_key != secrets.signing.public_key() {
+        anyhow::bail!(
+            "the roster lists another signing key for {}; import a current roster",
+            profile.agency
+        );
+    }
+    let listen = match options.listen {
+        Some(addr) => addr,
+        None => first_address(&profile.addresses).await?,
+    };
+    let store = Store::open(&home)?;
+    let roster = SharedRoster::new(roster);
+    gossip::record_current(&store, &roster).await?;
+    let endpoint = build_endpoint(listen, &secrets.transport, &roster)?;
+    let bound = endpoint.local_addr()?;
+    let node = Arc::new(Node {
+        me: profile.agency.clone(),
+        secrets,
+        roster,
+        store,
+        home: home.clone(),
+        endpoint,
+        options,
+        outbox_wake: Notify::new(),
+        sending: Mutex::new(HashMap::new()),
+        receiving: Mutex::new(HashSet::new()),
+        reachability: Mutex::new(HashMap::new()),
+        peers: peers::PeerConnections::default(),
+        connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        shutdown: shutdown.clone(),
+    });
+    let control = crate::control::server::serve(Arc::clone(&node)).await?;
+    tracing::info!(agency = %node.me, %bound, "node running");
+    if let Some(ready) = ready {
+        let _ = ready.send(bound);
+    }
+    let accept = tokio::spawn(receive::accept_loop(Arc::clone(&node)));
+    let outbox = tokio::spawn(deliver::outbox_worker(Arc::clone(&node)));
+
+    let mut stop = shutdown;
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+    tracing::info!("shutting down");
+    control.abort();
+    node.endpoint.close(
+        quinn::VarInt::from_u32(liaise_protocol::wire::CloseCode::Shutdown.code()),
+        b"shutdown",
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let _ = accept.await;
+        let _ = outbox.await;
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), node.endpoint.wait_idle()).await;
+    crate::control::server::remove_socket(&home);
+    Ok(())
+}
+
+/// The UNIX time now, in seconds.
+pub(crate) fn now_secs() -> u64 {
+    Timestamp::now().0
+}
+
+impl Node {
+    /// Records whether a peer answered.
+    pub(crate) fn set_reachable(&self, agency: &str, reachable: bool) {
+        if let Ok(mut map) = self.reachability.lock() {
+            map.insert(agency.to_owned(), (reachable, now_secs()));
+        }
+    }
+}
+
+async fn first_address(addresses: &[String]) -> Result<SocketAddr> {
+    let first = addresses
+        .first()
+        .context("the profile lists no address to listen on")?;
+    let mut resolved = tokio::net::lookup_host(first.as_str())
+        .await
+        .with_context(|| format!("cannot resolve listen address {first}"))?;
+    resolved
+        .next()
+        .with_context(|| format!("listen address {first} resolves to nothing"))
+}

@@ -1,0 +1,96 @@
+//! Connections to other agencies' nodes: one per agency, dialled on demand at the addresses
+//! the roster lists, with the hello exchange (and roster gossip) first.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use liaise_keys::AgencyId;
+
+use super::{Node, gossip};
+
+/// How long dialling one address may take, handshake and hello included.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Slot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
+
+/// The connection cache.
+#[derive(Debug, Default)]
+pub struct PeerConnections {
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl PeerConnections {
+    /// A live connection to `agency`, dialling if needed. Concurrent callers share one dial.
+    pub async fn get(&self, node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
+        let slot = {
+            let mut slots = self
+                .slots
+                .lock()
+                .map_err(|_| anyhow!("peer table poisoned"))?;
+            Arc::clone(slots.entry(agency.as_str().to_owned()).or_default())
+        };
+        let mut guard = slot.lock().await;
+        if let Some(conn) = guard.as_ref()
+            && conn.close_reason().is_none()
+        {
+            return Ok(conn.clone());
+        }
+        *guard = None;
+        let conn = dial(node, agency).await;
+        node.set_reachable(agency.as_str(), conn.is_ok());
+        let conn = conn?;
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets a connection that failed.
+    pub async fn forget(&self, agency: &AgencyId) {
+        let slot = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|slots| slots.get(agency.as_str()).cloned());
+        if let Some(slot) = slot {
+            *slot.lock().await = None;
+        }
+    }
+}
+
+async fn dial(node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
+    let addresses = {
+        let roster = node.roster.current();
+        let member = roster
+            .member(agency)
+            .with_context(|| format!("{agency} is not in the roster"))?;
+        member.addresses.clone()
+    };
+    let mut last = anyhow!("{agency} lists no address");
+    for address in &addresses {
+        match tokio::time::timeout(DIAL_TIMEOUT, dial_one(node, agency, address)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = anyhow!("{address}: timed out"),
+        }
+    }
+    Err(last.context(format!("cannot reach {agency}")))
+}
+
+async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn::Connection> {
+    let addr = tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("cannot resolve {address}"))?
+        .next()
+        .with_context(|| format!("{address} resolves to nothing"))?;
+    let conn = node
+        .endpoint
+        .connect(addr, agency.as_str())
+        .with_context(|| format!("cannot connect to {address}"))?
+        .await
+        .with_context(|| format!("handshake with {address} failed"))?;
+    gossip::client_hello(node, &conn, agency.as_str())
+        .await
+        .with_context(|| format!("{address} refused this node"))?;
+    Ok(conn)
+}

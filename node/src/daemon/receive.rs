@@ -1,0 +1,477 @@
+//! The receiving side: accepted connections, their streams, and incoming documents.
+//!
+//! A document is written to `incoming/<sender>-<id>-<hash>.partial` (fsynced every
+//! [`SYNC_EVERY`] bytes and at the end), so a resumed offer continues from the bytes already
+//! held. When complete it must match the offered hash, verify as a sealed document signed by
+//! the peer's agency per the roster, and list this agency as a recipient; then it is renamed
+//! into the blob folder, recorded with a signed receipt in one group commit, and the receipt
+//! is sent. The same document again gets the stored receipt.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::wire::{
+    CloseCode, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody, RejectReason,
+    SignedReceipt,
+};
+use quinn::{RecvStream, SendStream, VarInt};
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use super::framed::{FrameError, read_message, write_message};
+use super::gossip::serve_hello;
+use super::{Node, now_secs};
+use crate::store::records::{self, InboxRow};
+use crate::store::{blobs::sync_dir, hex};
+use crate::transport::peer_agency;
+use crate::trust::RosterSignerCheck;
+
+/// Incoming bytes are fsynced at least this often, bounding what a crash can lose.
+pub const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+/// The first message on a stream a peer opens.
+const FIRST: &[MessageKind] = &[MessageKind::Hello, MessageKind::Offer];
+
+/// Accepts connections until shutdown.
+pub async fn accept_loop(node: Arc<Node>) {
+    let mut shutdown = node.shutdown.clone();
+    loop {
+        let incoming = tokio::select! {
+            incoming = node.endpoint.accept() => incoming,
+            _ = shutdown.changed() => break,
+        };
+        let Some(incoming) = incoming else { break };
+        let Ok(permit) = Arc::clone(&node.connection_slots).acquire_owned().await else {
+            break;
+        };
+        let node = Arc::clone(&node);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let remote = incoming.remote_address();
+            match incoming.await {
+                Ok(conn) => serve_connection(node, conn).await,
+                Err(e) => tracing::info!(%remote, "handshake refused: {e}"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(node: Arc<Node>, conn: quinn::Connection) {
+    let peer = match peer_agency(&conn, &node.roster) {
+        Ok(peer) => peer,
+        Err(e) => {
+            tracing::warn!("closing connection: {e:#}");
+            conn.close(
+                VarInt::from_u32(CloseCode::NotAuthorized.code()),
+                b"not authorized",
+            );
+            return;
+        }
+    };
+    let span = tracing::info_span!("peer", agency = %peer);
+    serve_streams(node, conn, peer).instrument(span).await;
+}
+
+async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId) {
+    node.set_reachable(peer.as_str(), true);
+    tracing::debug!("connection accepted");
+    loop {
+        let (send, recv) = match conn.accept_bi().await {
+            Ok(streams) => streams,
+            Err(_) => break,
+        };
+        let node = Arc::clone(&node);
+        let conn = conn.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_stream(&node, send, recv, &peer).await {
+                tracing::warn!(agency = %peer, "closing connection: {e}");
+                conn.close(e.code(), b"protocol violation");
+            }
+        });
+    }
+}
+
+async fn serve_stream(
+    node: &Node,
+    send: SendStream,
+    mut recv: RecvStream,
+    peer: &AgencyId,
+) -> Result<(), FrameError> {
+    match read_message(&mut recv, FIRST).await? {
+        Message::Hello { .. } => serve_hello(node, send, recv, peer.as_str())
+            .await
+            .map_err(|e| FrameError::Stream(e.to_string())),
+        Message::Offer {
+            document_id,
+            sealed_len,
+            content_hash,
+        } => {
+            let offer = Offer {
+                document_id,
+                sealed_len,
+                content_hash,
+            };
+            receive_document(node, send, recv, peer, offer).await
+        }
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Offer {
+    document_id: [u8; 16],
+    sealed_len: u64,
+    content_hash: [u8; 32],
+}
+
+/// Only protocol violations close the connection; everything else is answered on the stream.
+async fn receive_document(
+    node: &Node,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    peer: &AgencyId,
+    offer: Offer,
+) -> Result<(), FrameError> {
+    let key = (peer.as_str().to_owned(), hex(&offer.document_id));
+    let fresh = node
+        .receiving
+        .lock()
+        .map(|mut s| s.insert(key.clone()))
+        .unwrap_or(false);
+    if !fresh {
+        let _ = reject(
+            &mut send,
+            RejectReason::Busy,
+            "this document is being received already",
+        )
+        .await;
+        return Ok(());
+    }
+    let result = receive_inner(node, &mut send, &mut recv, peer, offer).await;
+    if let Ok(mut s) = node.receiving.lock() {
+        s.remove(&key);
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(Outcome::Violation(e)) => Err(e),
+        Err(Outcome::Reject(reason, detail)) => {
+            tracing::info!(agency = %peer, doc = %key.1, "rejected: {}: {detail}", reason.as_str());
+            let _ = recv.stop(VarInt::from_u32(CloseCode::Done.code()));
+            let _ = reject(&mut send, reason, &detail).await;
+            Ok(())
+        }
+        Err(Outcome::Gone(e)) => {
+            tracing::info!(agency = %peer, doc = %key.1, "transfer interrupted: {e}");
+            Ok(())
+        }
+    }
+}
+
+enum Outcome {
+    Violation(FrameError),
+    Reject(RejectReason, String),
+    Gone(String),
+}
+
+fn internal(e: impl std::fmt::Display) -> Outcome {
+    Outcome::Reject(RejectReason::Internal, e.to_string())
+}
+
+async fn receive_inner(
+    node: &Node,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    peer: &AgencyId,
+    offer: Offer,
+) -> Result<(), Outcome> {
+    if offer.sealed_len > MAX_DOCUMENT_LEN {
+        return Err(Outcome::Reject(
+            RejectReason::TooLarge,
+            format!("limit {MAX_DOCUMENT_LEN}"),
+        ));
+    }
+    let doc_id = hex(&offer.document_id);
+    // Already held: answer with the same receipt.
+    let (d, s) = (doc_id.clone(), peer.as_str().to_owned());
+    let held = node
+        .store
+        .db
+        .read(move |c| records::inbox_receipt(c, &d, &s))
+        .await
+        .map_err(internal)?;
+    if let Some((blob, receipt)) = held {
+        if blob != hex(&offer.content_hash) {
+            return Err(Outcome::Reject(
+                RejectReason::BadDocument,
+                "another document with this id was received".into(),
+            ));
+        }
+        send_accept(send, offer.sealed_len).await?;
+        expect_end(recv).await?;
+        return send_receipt(send, receipt).await;
+    }
+
+    let partial = node
+        .store
+        .blobs
+        .partial_path(peer, &offer.document_id, &offer.content_hash);
+    let (held_len, hasher) = tokio::task::spawn_blocking({
+        let partial = partial.clone();
+        move || prefix_state(&partial, offer.sealed_len)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    send_accept(send, held_len).await?;
+    let hasher = receive_bytes(recv, &partial, held_len, offer.sealed_len, hasher).await?;
+    let hash: [u8; 32] = hasher.finalize().into();
+    if hash != offer.content_hash {
+        let _ = fs::remove_file(&partial);
+        // Possibly a partial damaged by a crash of the machine: discarded, so the retry
+        // starts from byte 0. Temporary, so a damaged partial never makes a document undeliverable.
+        return Err(Outcome::Reject(
+            RejectReason::Internal,
+            "bytes do not match the offered hash; start again".into(),
+        ));
+    }
+    let row = check_document(node, &partial, peer, &offer).await?;
+    let receipt = store_document(node, &partial, row, &offer, peer).await?;
+    send_receipt(send, receipt).await
+}
+
+/// How much of a partial file is held, and the hash state over it. A partial longer than
+/// the offer is discarded.
+fn prefix_state(partial: &Path, sealed_len: u64) -> Result<(u64, Sha256)> {
+    let mut hasher = Sha256::new();
+    let len = match fs::metadata(partial) {
+        Ok(m) if m.len() <= sealed_len => m.len(),
+        Ok(_) => {
+            fs::remove_file(partial)?;
+            0
+        }
+        Err(_) => 0,
+    };
+    if len > 0 {
+        let mut file = File::open(partial)?;
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut left = len;
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let chunk = buf.get_mut(..want).context("buffer")?;
+            file.read_exact(chunk)?;
+            hasher.update(&*chunk);
+            left -= want as u64;
+        }
+    }
+    Ok((len, hasher))
+}
+
+async fn receive_bytes(
+    recv: &mut RecvStream,
+    partial: &Path,
+    mut held: u64,
+    total: u64,
+    mut hasher: Sha256,
+) -> Result<Sha256, Outcome> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode_private()
+        .open(partial)
+        .map_err(|e| map_io(&e))?;
+    file.seek(SeekFrom::Start(held)).map_err(|e| map_io(&e))?;
+    let mut since_sync = 0u64;
+    loop {
+        let chunk = tokio::time::timeout(
+            super::framed::FRAME_TIMEOUT,
+            recv.read_chunk(1024 * 1024, true),
+        )
+        .await
+        .map_err(|_| Outcome::Gone("peer stalled".into()))?
+        .map_err(|e| Outcome::Gone(e.to_string()))?;
+        let Some(chunk) = chunk else { break };
+        let n = chunk.bytes.len() as u64;
+        if held + n > total {
+            return Err(Outcome::Violation(FrameError::Stream(
+                "more bytes than offered".into(),
+            )));
+        }
+        // Blocking writes of at most 1 MiB; the page cache absorbs them.
+        file.write_all(&chunk.bytes).map_err(|e| map_io(&e))?;
+        hasher.update(&chunk.bytes);
+        held += n;
+        since_sync += n;
+        if since_sync >= SYNC_EVERY {
+            file.sync_data().map_err(|e| map_io(&e))?;
+            since_sync = 0;
+        }
+    }
+    if held != total {
+        return Err(Outcome::Gone(format!(
+            "stream ended at {held} of {total} bytes"
+        )));
+    }
+    file.sync_all().map_err(|e| map_io(&e))?;
+    Ok(hasher)
+}
+
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
+}
+
+fn map_io(e: &std::io::Error) -> Outcome {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(27) {
+        Outcome::Reject(
+            RejectReason::DiskFull,
+            "no space left on the receiving node".into(),
+        )
+    } else {
+        internal(e)
+    }
+}
+
+/// Verifies the complete document: sealed format and signature against the roster, signer is
+/// the peer, this agency is a recipient, id matches the offer.
+async fn check_document(
+    node: &Node,
+    partial: &Path,
+    peer: &AgencyId,
+    offer: &Offer,
+) -> Result<InboxRow, Outcome> {
+    let roster = node.roster.current();
+    let path = partial.to_path_buf();
+    let info = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let file = File::open(&path).map_err(|e| e.to_string())?;
+        liaise_protocol::verify(
+            BufReader::with_capacity(1024 * 1024, file),
+            &RosterSignerCheck(&roster),
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(internal)?;
+    let info = match info {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = fs::remove_file(partial);
+            return Err(Outcome::Reject(RejectReason::BadDocument, e));
+        }
+    };
+    if &info.sender != peer {
+        let _ = fs::remove_file(partial);
+        return Err(Outcome::Reject(
+            RejectReason::WrongSender,
+            format!("sealed by {}", info.sender),
+        ));
+    }
+    if !info.recipients.iter().any(|r| r.agency == node.me) {
+        let _ = fs::remove_file(partial);
+        return Err(Outcome::Reject(
+            RejectReason::NotRecipient,
+            format!("{} is not a recipient", node.me),
+        ));
+    }
+    if info.document_id.0 != offer.document_id {
+        let _ = fs::remove_file(partial);
+        return Err(Outcome::Reject(
+            RejectReason::BadDocument,
+            "document id differs from the offer".into(),
+        ));
+    }
+    Ok(InboxRow {
+        doc_id: hex(&offer.document_id),
+        sender: peer.as_str().to_owned(),
+        blob: hex(&offer.content_hash),
+        sealed_len: offer.sealed_len,
+        label: info.label.clone(),
+        created: info.created.0,
+        received_at: now_secs(),
+        verification: "verified".into(),
+    })
+}
+
+async fn store_document(
+    node: &Node,
+    partial: &Path,
+    row: InboxRow,
+    offer: &Offer,
+    peer: &AgencyId,
+) -> Result<Vec<u8>, Outcome> {
+    let blobs = node.store.blobs.clone();
+    let (partial, hash): (PathBuf, [u8; 32]) = (partial.to_path_buf(), offer.content_hash);
+    tokio::task::spawn_blocking(move || blobs.install(&partial, &hash))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let body = ReceiptBody {
+        version: RECEIPT_VERSION,
+        document_id: offer.document_id,
+        content_hash: offer.content_hash,
+        sealed_len: offer.sealed_len,
+        sender: peer.clone(),
+        recipient: node.me.clone(),
+        received_at: Timestamp(row.received_at),
+    };
+    let receipt = SignedReceipt::sign(&body, &node.secrets.signing).to_bytes();
+    let stored = receipt.clone();
+    let (doc_id, sender) = (row.doc_id.clone(), row.sender.clone());
+    // If the same document raced in on another connection, keep the first receipt.
+    let receipt = node
+        .store
+        .db
+        .write(move |c| {
+            records::inbox_insert(c, &row, &stored)?;
+            Ok(records::inbox_receipt(c, &doc_id, &sender)?.map(|(_, r)| r))
+        })
+        .await
+        .map_err(internal)?
+        .unwrap_or(receipt);
+    if let Some(dir) = node.store.blobs.path(&offer.content_hash).parent() {
+        let _ = sync_dir(dir);
+    }
+    Ok(receipt)
+}
+
+async fn send_accept(send: &mut SendStream, resume_offset: u64) -> Result<(), Outcome> {
+    write_message(send, &Message::Accept { resume_offset })
+        .await
+        .map_err(|e| Outcome::Gone(e.to_string()))
+}
+
+async fn send_receipt(send: &mut SendStream, receipt: Vec<u8>) -> Result<(), Outcome> {
+    write_message(send, &Message::Receipt { receipt })
+        .await
+        .map_err(|e| Outcome::Gone(e.to_string()))?;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    Ok(())
+}
+
+async fn expect_end(recv: &mut RecvStream) -> Result<(), Outcome> {
+    match tokio::time::timeout(super::framed::FRAME_TIMEOUT, recv.read_chunk(1, true)).await {
+        Ok(Ok(None)) => Ok(()),
+        Ok(Ok(Some(_))) => Err(Outcome::Violation(FrameError::Stream(
+            "bytes after a complete document".into(),
+        ))),
+        Ok(Err(e)) => Err(Outcome::Gone(e.to_string())),
+        Err(_) => Err(Outcome::Gone("peer stalled".into())),
+    }
+}
+
+async fn reject(send: &mut SendStream, reason: RejectReason, detail: &str) -> Result<()> {
+    let detail: String = detail.chars().take(200).collect();
+    write_message(send, &Message::Reject { reason, detail }).await?;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    Ok(())
+}

@@ -1,0 +1,223 @@
+//! The SQLite database with group commit: one writer thread runs every queued write in one
+//! transaction (each in its own savepoint), so many small deliveries share one fsync.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use anyhow::{Context, Result, anyhow};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+/// The most writes committed together in one transaction.
+pub const MAX_GROUP_COMMIT: usize = 512;
+
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
+
+/// A handle to the database: cheap to clone, usable from async code.
+#[derive(Debug, Clone)]
+pub struct Db {
+    jobs: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox_documents (
+    doc_id TEXT PRIMARY KEY,
+    blob TEXT NOT NULL,
+    sealed_len INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    queued_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    doc_id TEXT NOT NULL REFERENCES outbox_documents(doc_id),
+    recipient TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('queued', 'delivered', 'undeliverable')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    last_error TEXT,
+    delivered_at INTEGER,
+    PRIMARY KEY (doc_id, recipient)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS receipts (
+    doc_id TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    receipt BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, recipient)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    doc_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    sealed_len INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    verification TEXT NOT NULL,
+    receipt BLOB NOT NULL,
+    PRIMARY KEY (doc_id, sender)
+);
+CREATE TABLE IF NOT EXISTS roster_history (
+    serial INTEGER PRIMARY KEY,
+    adopted_at INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    file BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    doc_id TEXT,
+    agency TEXT,
+    detail TEXT
+);
+";
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<Self> {
+        let writer = Connection::open(path)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .context("cannot configure the database")?;
+        writer.busy_timeout(std::time::Duration::from_secs(10))?;
+        writer
+            .execute_batch(SCHEMA)
+            .context("cannot create the database schema")?;
+        let reader = open_reader(path)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("liaise-db-writer".into())
+            .spawn(move || writer_loop(writer, &rx))
+            .context("cannot start the database writer")?;
+        Ok(Self {
+            jobs,
+            reader: Arc::new(Mutex::new(reader)),
+        })
+    }
+
+    /// Runs `f` inside the next group transaction; returns once it is committed durably.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let done = Box::new(move |committed: Result<(), String>| {
+                let out = match (committed, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), _) => Err(anyhow!("database commit failed: {e}")),
+                };
+                let _ = tx.send(out);
+            }) as Done;
+            (ok, done)
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| anyhow!("the database writer has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow!("the database writer has stopped"))?
+    }
+
+    /// Runs a read on the read connection, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .map_err(|_| anyhow!("database reader poisoned"))?;
+            f(&conn)
+        })
+        .await
+        .context("database read task failed")?
+    }
+}
+
+/// A read-only connection (for the CLI, which may run while the daemon writes).
+pub fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            let mut tx = conn.transaction()?;
+            for job in batch.drain(..) {
+                let sp = tx.savepoint()?;
+                let (ok, callback) = job(&sp);
+                // A failed job rolls back only its own savepoint; its callback carries its error.
+                if ok {
+                    sp.commit()?;
+                }
+                done.push(callback);
+            }
+            tx.commit()
+        })();
+        let status = outcome.map_err(|e| e.to_string());
+        for callback in done {
+            callback(status.clone());
+        }
+        // Jobs left in `batch` (if the transaction could not even start) are failed by dropping
+        // their senders.
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn group_commit_runs_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..200_i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |c| {
+                    c.execute("INSERT INTO events (at, kind) VALUES (?1, 'test')", [i])?;
+                    Ok(i)
+                })
+                .await
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap().unwrap(), i as i64);
+        }
+        let n: i64 = db
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(n, 200);
+    }
+}

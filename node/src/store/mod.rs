@@ -1,0 +1,76 @@
+//! The node's durable store: SQLite (WAL, group commit) for outbox, inbox, receipts, roster
+//! history and events, and sealed documents as content-addressed files.
+//!
+//! ```text
+//! HOME/store/liaise.db   the database (and its -wal, -shm files)
+//! HOME/store/blobs/      sealed documents by SHA-256 (see [`blobs`])
+//! ```
+//!
+//! Nothing here is plaintext: blobs are sealed documents, rows hold ids, agency names, the
+//! clear label, times, states and signed receipts.
+
+pub mod blobs;
+pub mod db;
+pub mod records;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+pub use blobs::{Blobs, hex, parse_hex};
+pub use db::Db;
+
+use crate::fsutil::create_private_dir;
+use crate::home::Home;
+
+/// The opened store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    /// The database.
+    pub db: Db,
+    /// The blob folders.
+    pub blobs: Blobs,
+}
+
+impl Store {
+    /// Opens the store in `HOME/store`, creating it if needed.
+    pub fn open(home: &Home) -> Result<Self> {
+        let dir = store_dir(home);
+        create_private_dir(&dir)?;
+        let blobs = Blobs::open(&dir)?;
+        let db = Db::open(&dir.join("liaise.db"))?;
+        Ok(Self { db, blobs })
+    }
+}
+
+/// `HOME/store`.
+pub fn store_dir(home: &Home) -> PathBuf {
+    home.root().join("store")
+}
+
+/// Resolves a document id (hex, as `liaise send` and `liaise inbox` print it) to the path of
+/// its sealed bytes in this node's store: a received document first, else a sent one. Reads
+/// the database directly, so it works whether or not the node runs. For `liaise open` and
+/// `liaise verify` given a DOC_ID instead of a file.
+pub fn sealed_document_path(home: &Home, doc_id: &str) -> Result<PathBuf> {
+    let Some(id) = parse_hex::<16>(doc_id) else {
+        bail!("`{doc_id}` is not a document id (32 hex digits)");
+    };
+    let dir = store_dir(home);
+    let db_path = dir.join("liaise.db");
+    if !db_path.exists() {
+        bail!(
+            "no store in {}; has the node run yet?",
+            home.root().display()
+        );
+    }
+    let conn = db::open_reader(&db_path)?;
+    let found = records::blob_of_document(&conn, &hex(&id))?
+        .with_context(|| format!("no document {doc_id} in {}", dir.display()))?;
+    let hash = parse_hex::<32>(&found).context("corrupt blob name in the store")?;
+    Ok(blob_path(&dir, &hash))
+}
+
+fn blob_path(store: &Path, hash: &[u8; 32]) -> PathBuf {
+    store.join("blobs").join(hex(hash))
+}

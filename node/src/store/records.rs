@@ -1,0 +1,399 @@
+//! Typed rows and the queries on them. Every function takes a connection, so it can run in a
+//! group-committed write ([`super::Db::write`]) or a read.
+
+use anyhow::Result;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// State of one (document, recipient) delivery.
+pub mod state {
+    /// Waiting for its next attempt (or being sent right now).
+    pub const QUEUED: &str = "queued";
+    /// The recipient's receipt arrived and verified.
+    pub const DELIVERED: &str = "delivered";
+    /// Given up: the reason is in `last_error`.
+    pub const UNDELIVERABLE: &str = "undeliverable";
+}
+
+/// A document this node queued for sending.
+#[derive(Debug, Clone)]
+pub struct NewOutgoing {
+    /// Document id, hex.
+    pub doc_id: String,
+    /// Content hash, hex (the blob name).
+    pub blob: String,
+    /// Sealed length.
+    pub sealed_len: u64,
+    /// The clear label.
+    pub label: String,
+    /// When the sender says it sealed it.
+    pub created: u64,
+    /// Now.
+    pub queued_at: u64,
+    /// Each recipient and the time after which delivery is given up.
+    pub recipients: Vec<(String, u64)>,
+}
+
+/// A delivery whose next attempt is due.
+#[derive(Debug, Clone)]
+pub struct Due {
+    /// Document id, hex.
+    pub doc_id: String,
+    /// Recipient agency id.
+    pub recipient: String,
+    /// Content hash, hex.
+    pub blob: String,
+    /// Sealed length.
+    pub sealed_len: u64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Give up after this time.
+    pub expires_at: u64,
+}
+
+/// One outbox line as shown by `liaise outbox`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    /// Document id.
+    pub doc_id: String,
+    /// Recipient agency.
+    pub recipient: String,
+    /// queued, delivered or undeliverable (the daemon shows `sending` for live transfers).
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Next attempt (queued only).
+    pub next_attempt_at: u64,
+    /// Delivery deadline.
+    pub expires_at: u64,
+    /// Last error or the reason it is undeliverable.
+    pub last_error: Option<String>,
+    /// Receipt time (delivered only).
+    pub delivered_at: Option<u64>,
+    /// Sealed length.
+    pub sealed_len: u64,
+    /// Clear label.
+    pub label: String,
+    /// When queued.
+    pub queued_at: u64,
+}
+
+/// One received document.
+#[derive(Debug, Clone, Serialize)]
+pub struct InboxRow {
+    /// Document id.
+    pub doc_id: String,
+    /// Sender agency.
+    pub sender: String,
+    /// Content hash (blob name).
+    pub blob: String,
+    /// Sealed length.
+    pub sealed_len: u64,
+    /// Clear label.
+    pub label: String,
+    /// Sender's sealing time.
+    pub created: u64,
+    /// When this node stored it.
+    pub received_at: u64,
+    /// Verification state at receipt (`verified`: signature and signer checked).
+    pub verification: String,
+}
+
+/// A stored receipt.
+#[derive(Debug, Clone)]
+pub struct ReceiptRow {
+    /// Recipient that signed it.
+    pub recipient: String,
+    /// The receipt bytes.
+    pub receipt: Vec<u8>,
+    /// When this node got it.
+    pub received_at: u64,
+}
+
+/// Queues a document for every recipient. Queuing the same document again changes nothing.
+pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO outbox_documents (doc_id, blob, sealed_len, label, created, queued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![doc.doc_id, doc.blob, doc.sealed_len as i64, doc.label, doc.created as i64, doc.queued_at as i64],
+    )?;
+    for (recipient, expires_at) in &doc.recipients {
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox (doc_id, recipient, state, next_attempt_at, expires_at)
+             VALUES (?1, ?2, 'queued', ?3, ?4)",
+            params![
+                doc.doc_id,
+                recipient,
+                doc.queued_at as i64,
+                *expires_at as i64
+            ],
+        )?;
+    }
+    event(conn, doc.queued_at, "queued", Some(&doc.doc_id), None, None)
+}
+
+/// Deliveries due at `now`, oldest first.
+pub fn due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<Due>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.doc_id, o.recipient, d.blob, d.sealed_len, o.attempts, o.expires_at
+         FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
+         WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
+         ORDER BY o.next_attempt_at LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
+        Ok(Due {
+            doc_id: r.get(0)?,
+            recipient: r.get(1)?,
+            blob: r.get(2)?,
+            sealed_len: r.get::<_, i64>(3)? as u64,
+            attempts: r.get::<_, i64>(4)? as u32,
+            expires_at: r.get::<_, i64>(5)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// When the next queued delivery is due, if any.
+pub fn next_due_at(conn: &Connection) -> Result<Option<u64>> {
+    let at: Option<i64> = conn.query_row(
+        "SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(at.map(|a| a as u64))
+}
+
+/// Records a verified receipt and marks the delivery done.
+pub fn mark_delivered(
+    conn: &Connection,
+    doc_id: &str,
+    recipient: &str,
+    receipt: &[u8],
+    now: u64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO receipts (doc_id, recipient, receipt, received_at) VALUES (?1, ?2, ?3, ?4)",
+        params![doc_id, recipient, receipt, now as i64],
+    )?;
+    conn.execute(
+        "UPDATE outbox SET state = 'delivered', delivered_at = ?3, last_error = NULL,
+         attempts = attempts + 1 WHERE doc_id = ?1 AND recipient = ?2",
+        params![doc_id, recipient, now as i64],
+    )?;
+    event(conn, now, "delivered", Some(doc_id), Some(recipient), None)
+}
+
+/// Records a failed attempt and when to try again.
+pub fn mark_retry(
+    conn: &Connection,
+    doc_id: &str,
+    recipient: &str,
+    next_at: u64,
+    error: &str,
+    now: u64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4
+         WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
+        params![doc_id, recipient, next_at as i64, error],
+    )?;
+    event(
+        conn,
+        now,
+        "attempt-failed",
+        Some(doc_id),
+        Some(recipient),
+        Some(error),
+    )
+}
+
+/// Gives a delivery up, with the reason.
+pub fn mark_undeliverable(
+    conn: &Connection,
+    doc_id: &str,
+    recipient: &str,
+    reason: &str,
+    now: u64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE outbox SET state = 'undeliverable', last_error = ?3
+         WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
+        params![doc_id, recipient, reason],
+    )?;
+    event(
+        conn,
+        now,
+        "undeliverable",
+        Some(doc_id),
+        Some(recipient),
+        Some(reason),
+    )
+}
+
+/// The blob and receipt of a document already received from `sender`.
+pub fn inbox_receipt(
+    conn: &Connection,
+    doc_id: &str,
+    sender: &str,
+) -> Result<Option<(String, Vec<u8>)>> {
+    Ok(conn
+        .query_row(
+            "SELECT blob, receipt FROM inbox WHERE doc_id = ?1 AND sender = ?2",
+            params![doc_id, sender],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Records a received document with the receipt this node signed for it.
+pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            row.doc_id, row.sender, row.blob, row.sealed_len as i64, row.label,
+            row.created as i64, row.received_at as i64, row.verification, receipt
+        ],
+    )?;
+    event(
+        conn,
+        row.received_at,
+        "received",
+        Some(&row.doc_id),
+        Some(&row.sender),
+        None,
+    )
+}
+
+/// Every outbox line, newest first.
+pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT o.doc_id, o.recipient, o.state, o.attempts, o.next_attempt_at, o.expires_at,
+                o.last_error, o.delivered_at, d.sealed_len, d.label, d.queued_at
+         FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
+         ORDER BY d.queued_at DESC, o.doc_id, o.recipient",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(OutboxRow {
+            doc_id: r.get(0)?,
+            recipient: r.get(1)?,
+            state: r.get(2)?,
+            attempts: r.get::<_, i64>(3)? as u32,
+            next_attempt_at: r.get::<_, i64>(4)? as u64,
+            expires_at: r.get::<_, i64>(5)? as u64,
+            last_error: r.get(6)?,
+            delivered_at: r.get::<_, Option<i64>>(7)?.map(|v| v as u64),
+            sealed_len: r.get::<_, i64>(8)? as u64,
+            label: r.get(9)?,
+            queued_at: r.get::<_, i64>(10)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every received document, newest first.
+pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT doc_id, sender, blob, sealed_len, label, created, received_at, verification
+         FROM inbox ORDER BY received_at DESC, doc_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(InboxRow {
+            doc_id: r.get(0)?,
+            sender: r.get(1)?,
+            blob: r.get(2)?,
+            sealed_len: r.get::<_, i64>(3)? as u64,
+            label: r.get(4)?,
+            created: r.get::<_, i64>(5)? as u64,
+            received_at: r.get::<_, i64>(6)? as u64,
+            verification: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The receipts this node holds for a document it sent.
+pub fn receipts_for(conn: &Connection, doc_id: &str) -> Result<Vec<ReceiptRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT recipient, receipt, received_at FROM receipts WHERE doc_id = ?1 ORDER BY recipient",
+    )?;
+    let rows = stmt.query_map([doc_id], |r| {
+        Ok(ReceiptRow {
+            recipient: r.get(0)?,
+            receipt: r.get(1)?,
+            received_at: r.get::<_, i64>(2)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The blob name of a received or sent document.
+pub fn blob_of_document(conn: &Connection, doc_id: &str) -> Result<Option<String>> {
+    let inbox: Option<String> = conn
+        .query_row(
+            "SELECT blob FROM inbox WHERE doc_id = ?1 LIMIT 1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if inbox.is_some() {
+        return Ok(inbox);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT blob FROM outbox_documents WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Counts of outbox lines by state: (queued, delivered, undeliverable), and inbox size.
+pub fn queue_sizes(conn: &Connection) -> Result<(u64, u64, u64, u64)> {
+    let count =
+        |sql: &str| -> Result<u64> { Ok(conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+    Ok((
+        count("SELECT count(*) FROM outbox WHERE state = 'queued'")?,
+        count("SELECT count(*) FROM outbox WHERE state = 'delivered'")?,
+        count("SELECT count(*) FROM outbox WHERE state = 'undeliverable'")?,
+        count("SELECT count(*) FROM inbox")?,
+    ))
+}
+
+/// Records a roster this node adopted.
+pub fn roster_adopted(
+    conn: &Connection,
+    serial: u64,
+    source: &str,
+    file: &[u8],
+    now: u64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO roster_history (serial, adopted_at, source, file) VALUES (?1, ?2, ?3, ?4)",
+        params![serial as i64, now as i64, source, file],
+    )?;
+    event(
+        conn,
+        now,
+        "roster-adopted",
+        None,
+        Some(source),
+        Some(&serial.to_string()),
+    )
+}
+
+/// Appends an event.
+pub fn event(
+    conn: &Connection,
+    at: u64,
+    kind: &str,
+    doc_id: Option<&str>,
+    agency: Option<&str>,
+    detail: Option<&str>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO events (at, kind, doc_id, agency, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![at as i64, kind, doc_id, agency, detail],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! Delivery between real nodes on loopback: send, receive, receipts, groups, offline peers,
+//! revoked members.
+
+use std::time::Duration;
+
+use super::nodes::{TestFederation, states};
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+
+fn three() -> TestFederation {
+    TestFederation::new(
+        &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
+        &[("case-conference", &[0, 1, 2])],
+    )
+}
+
+#[test]
+fn three_nodes_send_receive_and_receipts() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), b"Case 17: pre-sentence advice").unwrap();
+    std::fs::write(sb.path("annex.txt"), b"Medical annex: probation only").unwrap();
+
+    let sent = sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        &format!("{PROBATION},{PRISON}"),
+        "--section",
+        "annex=annex.txt",
+        "--section-readers",
+        &format!("annex={PROBATION}"),
+        "--wait",
+        "--timeout",
+        "60s",
+        "report.txt",
+    ]);
+    let doc_id = sent.ok().trim().to_owned();
+    assert_eq!(doc_id.len(), 32, "{doc_id}");
+
+    for receiver in [probation, prison] {
+        let inbox = fed.json(receiver, &["inbox"]);
+        let rows = inbox.as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{inbox:#}");
+        assert_eq!(rows[0]["doc_id"], doc_id.as_str());
+        assert_eq!(rows[0]["sender"], CITY);
+        assert_eq!(rows[0]["verification"], "verified");
+    }
+    let receipts = fed.json(city, &["receipts", &doc_id]);
+    let receipts = receipts.as_array().unwrap();
+    assert_eq!(receipts.len(), 2);
+    for r in receipts {
+        assert_eq!(r["verification"], "verified");
+        assert_eq!(r["sender"], CITY);
+    }
+    // The sealed bytes at both receivers are identical to what the sender stored.
+    let hashes: Vec<_> = receipts.iter().map(|r| r["content_hash"].clone()).collect();
+    assert_eq!(hashes[0], hashes[1]);
+    let blob = hashes[0].as_str().unwrap();
+    let sent_bytes = sb.read(&format!("{}/store/blobs/{blob}", city.home));
+    for receiver in [probation, prison] {
+        assert_eq!(
+            sb.read(&format!("{}/store/blobs/{blob}", receiver.home)),
+            sent_bytes
+        );
+    }
+
+    // Probation opens both parts; the prison only the main part, never the annex.
+    let opened = fed.json(
+        probation,
+        &[
+            "open",
+            &doc_id,
+            "--out-dir",
+            "probation-out",
+            "--with-signatures",
+        ],
+    );
+    assert_eq!(opened["files"].as_array().unwrap().len(), 2, "{opened:#}");
+    assert_eq!(
+        sb.read("probation-out/annex.txt"),
+        b"Medical annex: probation only"
+    );
+    assert_eq!(
+        sb.read("probation-out/report.txt"),
+        b"Case 17: pre-sentence advice"
+    );
+    assert!(sb.path("probation-out/report.txt.sig").exists());
+    let opened = fed.json(prison, &["open", &doc_id, "--out-dir", "prison-out"]);
+    assert_eq!(opened["files"].as_array().unwrap().len(), 1, "{opened:#}");
+    assert_eq!(opened["unreadable_sections"][0], "annex");
+    assert_eq!(
+        sb.read("prison-out/report.txt"),
+        b"Case 17: pre-sentence advice"
+    );
+    assert!(!sb.path("prison-out/annex.txt").exists());
+    // Anyone can verify the stored document against the roster, no key needed.
+    let verified = fed.json(prison, &["verify", &doc_id]);
+    assert_eq!(verified["valid"], true);
+    assert_eq!(verified["signer"], CITY);
+    // Recipients are listed in agency-id order: the prison, then probation.
+    assert_eq!(verified["recipients"][0]["agency"], PRISON);
+    assert_eq!(
+        verified["recipients"][0]["sections"],
+        serde_json::json!(["main"])
+    );
+    assert_eq!(verified["recipients"][1]["agency"], PROBATION);
+    assert_eq!(
+        verified["recipients"][1]["sections"],
+        serde_json::json!(["main", "annex"])
+    );
+
+    // A group send reaches every other member.
+    std::fs::write(sb.path("minutes.txt"), b"Case conference minutes").unwrap();
+    let group_doc = sb
+        .liaise(&[
+            "send",
+            "--home",
+            &prison.home,
+            "--to-group",
+            "case-conference",
+            "--wait",
+            "--timeout",
+            "60s",
+            "minutes.txt",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    let rows = fed.json(prison, &["outbox"]);
+    assert_eq!(
+        states(rows.as_array().unwrap(), &group_doc),
+        vec!["delivered", "delivered"]
+    );
+
+    // Status reports the roster and queues.
+    let status = fed.json(city, &["status"]);
+    assert_eq!(status["agency"], CITY);
+    assert_eq!(status["outbox"]["delivered"], 2);
+    assert_eq!(status["inbox"], 1);
+}
+
+#[test]
+fn offline_recipient_gets_the_document_when_it_starts() {
+    let fed = three();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _city_node = fed.start(city);
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), b"queued while the receiver is down").unwrap();
+    let doc_id = sb
+        .liaise(&[
+            "send",
+            "--home",
+            &city.home,
+            "--to",
+            PROBATION,
+            "report.txt",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    // A failed attempt is recorded and the document stays queued.
+    fed.wait_outbox(city, Duration::from_secs(30), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == doc_id.as_str() && r["attempts"].as_u64() >= Some(1))
+    });
+    assert_eq!(
+        states(
+            &fed.json(city, &["outbox"]).as_array().unwrap().clone(),
+            &doc_id
+        ),
+        vec!["queued"]
+    );
+    // --wait gives up with a non-zero code and the document stays queued.
+    std::fs::write(sb.path("second.txt"), b"second").unwrap();
+    let timed_out = sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "--wait",
+        "--timeout",
+        "1s",
+        "second.txt",
+    ]);
+    assert_ne!(timed_out.code, Some(0));
+
+    let _probation_node = fed.start(probation);
+    fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        rows.len() == 2 && rows.iter().all(|r| r["state"] == "delivered")
+    });
+    let inbox = fed.json(probation, &["inbox"]);
+    assert_eq!(inbox.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_revoked_member_cannot_deliver() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    // Revoke the prison; only the city learns of it (roster serial 2).
+    fed.sandbox
+        .liaise(&["federation", "revoke", "--dir", "fed", PRISON])
+        .ok();
+    fed.publish();
+    fed.import(city);
+    let _city_node = fed.start(city);
+    let _prison_node = fed.start(prison);
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("x.txt"), b"from a revoked agency").unwrap();
+    let doc_id = sb
+        .liaise(&["send", "--home", &prison.home, "--to", CITY, "x.txt"])
+        .ok()
+        .trim()
+        .to_owned();
+    let rows = fed.wait_outbox(prison, Duration::from_secs(30), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == doc_id.as_str() && r["attempts"].as_u64() >= Some(2))
+    });
+    assert_eq!(states(&rows, &doc_id), vec!["queued"], "{rows:#?}");
+    assert_eq!(fed.json(city, &["inbox"]).as_array().unwrap().len(), 0);
+
+    // The probation service (still on serial 1) learns of the revocation by gossip when the
+    // city connects to it, and then refuses the prison too.
+    let _probation_node = fed.start(probation);
+    std::fs::write(sb.path("y.txt"), b"to probation").unwrap();
+    sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "--wait",
+        "--timeout",
+        "60s",
+        "y.txt",
+    ])
+    .ok();
+    let status = fed.json(probation, &["status"]);
+    assert_eq!(status["roster_serial"], 2, "{status:#}");
+    let doc2 = sb
+        .liaise(&["send", "--home", &prison.home, "--to", PROBATION, "x.txt"])
+        .ok()
+        .trim()
+        .to_owned();
+    let rows = fed.wait_outbox(prison, Duration::from_secs(30), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == doc2.as_str() && r["attempts"].as_u64() >= Some(1))
+    });
+    assert_eq!(states(&rows, &doc2), vec!["queued"]);
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,230 @@
+//! Helpers for multi-node tests: a federation of agencies, each with a running node.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use liaise_tests::{Sandbox, free_udp_port};
+use serde_json::Value;
+
+/// One agency of a test federation.
+#[derive(Debug, Clone)]
+pub struct Agency {
+    /// Its id.
+    pub id: String,
+    /// Its home, relative to the sandbox.
+    pub home: String,
+}
+
+/// A running `liaise node run`; killed on drop.
+#[derive(Debug)]
+pub struct NodeProcess {
+    child: Child,
+}
+
+impl NodeProcess {
+    /// Stops the node with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the node with SIGTERM (clean shutdown); returns its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A federation in a sandbox: the stewards' folder `fed`, one home per agency.
+#[derive(Debug)]
+pub struct TestFederation {
+    /// The sandbox.
+    pub sandbox: Sandbox,
+    /// The agencies, in creation order.
+    pub agencies: Vec<Agency>,
+    fingerprint: String,
+}
+
+impl TestFederation {
+    /// Creates agencies `(id, kind)` and a roster with all of them (and `groups` as
+    /// `(group, [member index])`), imported by every agency.
+    pub fn new(members: &[(&str, &str)], groups: &[(&str, &[usize])]) -> Self {
+        let sandbox = Sandbox::new();
+        let fingerprint = sandbox.federation("fed", 1, 1);
+        let mut agencies = Vec::new();
+        for (i, (id, kind)) in members.iter().enumerate() {
+            let home = format!("home-{i}");
+            let address = format!("127.0.0.1:{}", free_udp_port());
+            sandbox.agency(&home, id, kind, &address);
+            let mut args = vec![
+                "federation".to_owned(),
+                "add".into(),
+                "--dir".into(),
+                "fed".into(),
+                format!("{home}/membership.toml"),
+            ];
+            for (group, idx) in groups {
+                if idx.contains(&i) {
+                    args.push("--group".into());
+                    args.push((*group).to_owned());
+                }
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            sandbox.liaise(&args).ok();
+            agencies.push(Agency {
+                id: (*id).to_owned(),
+                home,
+            });
+        }
+        let fed = Self {
+            sandbox,
+            agencies,
+            fingerprint,
+        };
+        fed.publish_and_import_all();
+        fed
+    }
+
+    /// Publishes a new roster and imports it into every agency's home.
+    pub fn publish_and_import_all(&self) {
+        self.publish();
+        for agency in &self.agencies {
+            self.import(agency);
+        }
+    }
+
+    /// Publishes the next roster to `fed/roster.liaise`.
+    pub fn publish(&self) {
+        self.sandbox
+            .liaise(&[
+                "federation",
+                "publish",
+                "--dir",
+                "fed",
+                "--out",
+                "fed/roster.liaise",
+            ])
+            .ok();
+    }
+
+    /// Imports the last published roster into one home.
+    pub fn import(&self, agency: &Agency) {
+        self.sandbox
+            .liaise(&[
+                "roster",
+                "import",
+                "--home",
+                &agency.home,
+                "fed/roster.liaise",
+                "--federation-fingerprint",
+                &self.fingerprint,
+            ])
+            .ok();
+    }
+
+    /// Starts an agency's node and waits until it answers on its control socket.
+    pub fn start(&self, agency: &Agency) -> NodeProcess {
+        start_node(&self.sandbox, &agency.home, &[], None)
+    }
+
+    /// Starts an agency's node with extra `node run` arguments (e.g. `--listen`), logging at
+    /// info level to `log` (a file in the sandbox) if given.
+    pub fn start_with(&self, agency: &Agency, extra: &[&str], log: Option<&str>) -> NodeProcess {
+        start_node(&self.sandbox, &agency.home, extra, log)
+    }
+
+    /// The first address the roster lists for `agency` (`host:port`).
+    pub fn address(&self, agency: &Agency) -> String {
+        let roster = self.json(agency, &["roster", "show"]);
+        let members = roster["members"].as_array().unwrap();
+        let me = members
+            .iter()
+            .find(|m| m["agency"] == agency.id.as_str())
+            .unwrap();
+        me["addresses"][0].as_str().unwrap().to_owned()
+    }
+
+    /// `liaise ARGS --home HOME --json` for an agency, parsed.
+    pub fn json(&self, agency: &Agency, verb: &[&str]) -> Value {
+        let mut args: Vec<&str> = verb.to_vec();
+        args.extend(["--home", &agency.home, "--json"]);
+        self.sandbox.liaise(&args).json()
+    }
+
+    /// Polls until `check` holds for the agency's outbox, or panics after `timeout`.
+    pub fn wait_outbox(
+        &self,
+        agency: &Agency,
+        timeout: Duration,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self
+                .json(agency, &["outbox"])
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if check(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "outbox never reached the expected state: {rows:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The state of every outbox row for `doc_id`.
+pub fn states(rows: &[Value], doc_id: &str) -> Vec<String> {
+    rows.iter()
+        .filter(|r| r["doc_id"] == doc_id)
+        .map(|r| r["state"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+/// Starts `liaise node run --home HOME EXTRA...` in `sandbox` and waits until it answers on
+/// its control socket; with `log`, at info level into that sandbox file.
+pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&str>) -> NodeProcess {
+    let mut args = vec!["node", "run", "--home", home, "--max-retry-interval", "1s"];
+    args.extend_from_slice(extra);
+    if log.is_some() {
+        args.insert(0, "-v");
+    }
+    let stderr = match log {
+        Some(file) => Stdio::from(std::fs::File::create(sandbox.path(file)).expect("log file")),
+        None => Stdio::null(),
+    };
+    let child = sandbox
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("start node");
+    let node = NodeProcess { child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = sandbox.liaise(&["status", "--home", home, "--json"]);
+        if run.code == Some(0) {
+            return node;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {home} did not start: {}",
+            run.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
