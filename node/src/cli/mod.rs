@@ -1,9 +1,20 @@
 //! The `liaise` command line: argument parsing and dispatch. Each verb lives in its own file.
 
+mod demo;
 mod federation;
+mod inbox;
 mod init;
 mod keys;
+mod node;
+mod open;
+mod outbox;
+mod receipts;
 mod roster;
+mod seal;
+mod sealing;
+mod send;
+mod status;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +50,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// A narrated demo: three agencies exchange a case document on this machine.
+    Demo(demo::DemoArgs),
     /// Create an agency's keys in HOME and write HOME/membership.toml for the steward.
     Init(init::InitArgs),
     /// Steward tools: create a federation, add and revoke members, publish rosters.
@@ -50,6 +63,25 @@ enum Command {
     /// Manage this agency's keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Seal a file for other agencies into a .liaise file, offline (no node needed).
+    Seal(seal::SealArgs),
+    /// Decrypt the sections of a sealed document (a file or a received DOC_ID) you may read.
+    Open(open::OpenArgs),
+    /// Check who signed a sealed document, for whom, and that nothing changed. No key needed.
+    Verify(verify::VerifyArgs),
+    /// Run this agency's node.
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Seal a file for other agencies and queue it for delivery; prints the document id.
+    Send(send::SendArgs),
+    /// Where each sent document stands, per recipient.
+    Outbox(outbox::OutboxArgs),
+    /// Documents this node received.
+    Inbox(inbox::InboxArgs),
+    /// The signed receipts for a sent document.
+    Receipts(receipts::ReceiptsArgs),
+    /// Roster, peers and queue sizes of the running node.
+    Status(status::StatusArgs),
 }
 
 /// `--home HOME`, defaulting to `$LIAISE_HOME`.
@@ -80,10 +112,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         file: cli.passphrase_file,
     };
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Init(args) => init::run(args, &passphrase),
         Command::Federation(cmd) => federation::run(cmd, &passphrase),
         Command::Roster(cmd) => roster::run(cmd),
         Command::Keys(cmd) => keys::run(cmd, &passphrase),
+        Command::Seal(args) => seal::run(args, &passphrase),
+        Command::Open(args) => open::run(args, &passphrase),
+        Command::Verify(args) => verify::run(args),
+        Command::Node(cmd) => node::run(cmd, &passphrase),
+        Command::Send(args) => send::run(args, &passphrase),
+        Command::Outbox(args) => outbox::run(args),
+        Command::Inbox(args) => inbox::run(args),
+        Command::Receipts(args) => receipts::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 

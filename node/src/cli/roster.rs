@@ -34,6 +34,15 @@ pub enum RosterCommand {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Print an OpenSSH allowed-signers file of every member's signing key, so that
+    /// `ssh-keygen -Y verify -n liaise-document` can check opened files without Liaise.
+    AllowedSigners {
+        #[command(flatten)]
+        home: HomeArg,
+        /// Write to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
@@ -99,6 +108,23 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
             );
             if !listed {
                 println!("Note: {} is not in this roster yet.", profile.agency);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RosterCommand::AllowedSigners { home, out } => {
+            let home = home.resolve()?;
+            let roster = home.require_roster(Timestamp::now())?;
+            let mut text = String::new();
+            for member in &roster.body().members {
+                text.push_str(&liaise_protocol::allowed_signers_line(
+                    &member.id,
+                    &member.signing_key,
+                ));
+                text.push('\n');
+            }
+            match out {
+                Some(path) => crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?,
+                None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,0 +1,368 @@
+//! What `liaise seal` and `liaise send` share: the seal options, resolving recipients and
+//! section readers against the roster, and streaming the sealed document to a private file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufWriter, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use liaise_keys::roster::Roster;
+use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
+use liaise_protocol::{
+    RecipientPolicy, RecipientSpec, SealRequest, SealedSummary, SectionInput, SectionMetadata,
+};
+
+/// The name of the section that holds FILE.
+pub const MAIN_SECTION: &str = "main";
+/// Files at least this large get a progress bar on a terminal.
+pub const PROGRESS_THRESHOLD: u64 = 8 * 1024 * 1024;
+
+/// Who may read what, and what the clear header says. Shared by `seal` and `send`.
+#[derive(Debug, Clone, Args)]
+pub struct SealOptions {
+    /// Recipient agencies (comma-separated, repeatable). Roster group names work too.
+    #[arg(long, value_name = "AGENCY[,AGENCY...]", value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Every member of this roster group, except yourself (repeatable).
+    #[arg(long = "to-group", value_name = "GROUP")]
+    pub to_group: Vec<String>,
+    /// A further section, e.g. `annex=annex.pdf` or `notes=speaker-notes.txt` (repeatable).
+    /// FILE itself is the section `main`.
+    #[arg(long = "section", value_name = "NAME=PATH")]
+    pub sections: Vec<String>,
+    /// Only these recipients may read section NAME (default: every recipient), e.g.
+    /// `annex=nl.probation.utrecht`. Groups work too. Repeatable, one per section.
+    #[arg(long = "section-readers", value_name = "NAME=AGENCY[,AGENCY...]")]
+    pub section_readers: Vec<String>,
+    /// Recipients may open it until then: a duration (`30d`, `12h`) or a date
+    /// (`2026-12-31` or `2026-12-31T17:00:00Z`). Default: no limit.
+    #[arg(long, value_name = "DURATION|DATE")]
+    pub expires: Option<String>,
+    /// The handling label, readable by anyone holding the file (no personal data).
+    #[arg(long, default_value = "restricted", value_name = "TEXT")]
+    pub label: String,
+    /// The stated purpose of the disclosure, readable by anyone holding the file (no personal data).
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    pub purpose: String,
+    /// A title for the main document (encrypted with it).
+    #[arg(long, default_value = "", value_name = "TEXT")]
+    pub title: String,
+    /// Let recipients forward the document to others (with the originator's consent).
+    #[arg(long)]
+    pub allow_forward: bool,
+}
+
+/// A section to seal: its name in the header and the file it comes from.
+#[derive(Debug, Clone)]
+pub struct SectionSource {
+    /// `main`, `annex`, ...
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// The options resolved against the roster: who gets what.
+#[derive(Debug)]
+pub struct SealPlan {
+    /// Sections in order; `main` first.
+    pub sections: Vec<SectionSource>,
+    /// Recipients with keys and policies.
+    pub recipients: Vec<RecipientSpec>,
+}
+
+impl SealOptions {
+    /// Resolves recipients, groups, sections and readers. Errors say which option is wrong.
+    pub fn plan(
+        &self,
+        file: &Path,
+        roster: &Roster,
+        me: &AgencyId,
+        now: Timestamp,
+    ) -> Result<SealPlan> {
+        let mut names: Vec<String> = self.to.clone();
+        for group in &self.to_group {
+            if roster.group(group).is_none() {
+                bail!("--to-group {group}: no such group in the roster (see `liaise roster show`)");
+            }
+            names.push(group.clone());
+        }
+        let recipients = resolve_agencies(roster, &names, me)?;
+        if recipients.is_empty() {
+            bail!("no recipients: name at least one with --to AGENCY or --to-group GROUP");
+        }
+
+        let mut sections = vec![SectionSource {
+            name: MAIN_SECTION.into(),
+            path: file.to_path_buf(),
+        }];
+        for spec in &self.sections {
+            let (name, path) = spec.split_once('=').with_context(|| {
+                format!("--section `{spec}`: use NAME=PATH, e.g. annex=annex.pdf")
+            })?;
+            if sections.iter().any(|s| s.name == name) {
+                bail!("--section {name}: the section name is used twice (`main` is FILE)");
+            }
+            sections.push(SectionSource {
+                name: name.to_owned(),
+                path: PathBuf::from(path),
+            });
+        }
+
+        let mut readers: BTreeMap<usize, BTreeSet<AgencyId>> = BTreeMap::new();
+        for spec in &self.section_readers {
+            let (name, list) = spec.split_once('=').with_context(|| {
+                format!("--section-readers `{spec}`: use NAME=AGENCY[,AGENCY...]")
+            })?;
+            let index = sections.iter().position(|s| s.name == name).with_context(|| {
+                format!("--section-readers {name}: there is no section {name} (add --section {name}=PATH)")
+            })?;
+            let list: Vec<String> = list.split(',').map(str::to_owned).collect();
+            let agencies = resolve_agencies(roster, &list, me)?;
+            for agency in &agencies {
+                if !recipients.contains(agency) {
+                    bail!("--section-readers {name}: {agency} is not a recipient; add it to --to");
+                }
+            }
+            if readers
+                .insert(index, agencies.into_iter().collect())
+                .is_some()
+            {
+                bail!("--section-readers {name} is given twice");
+            }
+        }
+
+        let expires = self
+            .expires
+            .as_deref()
+            .map(|text| parse_expiry(text, now))
+            .transpose()?;
+        let mut specs = Vec::with_capacity(recipients.len());
+        for agency in &recipients {
+            let member = roster
+                .member(agency)
+                .with_context(|| format!("{agency} is not in the roster"))?;
+            let key = member.current_encryption_key(now).with_context(|| {
+                format!("{agency} has no valid encryption key in the roster; ask it to run `liaise keys rotate`")
+            })?;
+            let readable: Vec<u8> = (0..sections.len())
+                .filter(|i| readers.get(i).is_none_or(|set| set.contains(agency)))
+                .filter_map(|i| u8::try_from(i).ok())
+                .collect();
+            if readable.is_empty() {
+                bail!("{agency} is a recipient but may read no section; check --section-readers");
+            }
+            specs.push(RecipientSpec {
+                agency: agency.clone(),
+                key: key.clone(),
+                policy: RecipientPolicy {
+                    sections: readable,
+                    not_after: expires,
+                    forward_allowed: self.allow_forward,
+                },
+            });
+        }
+        Ok(SealPlan {
+            sections,
+            recipients: specs,
+        })
+    }
+}
+
+/// Seals `plan` into a new private file at `out` (written under a temporary name and renamed
+/// only when complete). Shows a progress bar on a terminal for large inputs.
+pub fn seal_to_file(
+    plan: SealPlan,
+    options: &SealOptions,
+    me: &AgencyId,
+    secrets: &AgencySecrets,
+    now: Timestamp,
+    out: &Path,
+) -> Result<SealedSummary> {
+    let mut files = Vec::with_capacity(plan.sections.len());
+    let mut total = 0u64;
+    for source in &plan.sections {
+        let file = File::open(&source.path)
+            .with_context(|| format!("cannot read {}", source.path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot read {}", source.path.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a regular file", source.path.display());
+        }
+        total += meta.len();
+        files.push((file, meta.len()));
+    }
+    let progress = progress_bar(total);
+    let lengths: Vec<u64> = files.iter().map(|(_, len)| *len).collect();
+    let mut readers: Vec<CountingReader> = files
+        .into_iter()
+        .map(|(file, _)| CountingReader {
+            inner: file,
+            progress: progress.clone(),
+        })
+        .collect();
+    let sections: Vec<SectionInput<'_>> = plan
+        .sections
+        .iter()
+        .zip(readers.iter_mut())
+        .zip(lengths)
+        .map(|((source, reader), len)| SectionInput {
+            name: source.name.clone(),
+            metadata: metadata_for(
+                &source.path,
+                if source.name == MAIN_SECTION {
+                    &options.title
+                } else {
+                    ""
+                },
+            ),
+            content_len: len,
+            content: reader,
+        })
+        .collect();
+    let request = SealRequest {
+        sender: me.clone(),
+        signing_key: &secrets.signing,
+        created: now,
+        label: options.label.clone(),
+        purpose: options.purpose.clone(),
+        sections,
+        recipients: plan.recipients,
+    };
+    let tmp = crate::fsutil::temporary_sibling(out)?;
+    let result = (|| -> Result<SealedSummary> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_private()
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        let summary =
+            liaise_protocol::seal(request, &mut writer).context("cannot seal the document")?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("cannot write the sealed document")?;
+        file.sync_all()
+            .context("cannot write the sealed document")?;
+        std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+        Ok(summary)
+    })();
+    progress.finish_and_clear();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+trait PrivateMode {
+    fn mode_private(&mut self) -> &mut Self;
+}
+
+impl PrivateMode for std::fs::OpenOptions {
+    fn mode_private(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.mode(0o600)
+    }
+}
+
+/// Counts bytes read into the progress bar.
+struct CountingReader {
+    inner: File,
+    progress: ProgressBar,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    use std::io::IsTerminal;
+    if total < PROGRESS_THRESHOLD || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    if let Ok(style) =
+        ProgressStyle::with_template("sealing {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Agencies and group names to a sorted, de-duplicated list of agencies other than `me`.
+pub fn resolve_agencies(roster: &Roster, names: &[String], me: &AgencyId) -> Result<Vec<AgencyId>> {
+    let mut out = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if let Some(group) = roster.group(name) {
+            out.extend(group.members.iter().filter(|m| *m != me).cloned());
+            continue;
+        }
+        let agency = AgencyId::new(name)
+            .with_context(|| format!("`{name}` is neither an agency nor a group"))?;
+        if roster.member(&agency).is_none() {
+            bail!("{agency} is not in the roster (see `liaise roster show`)");
+        }
+        if &agency == me {
+            bail!("{agency} is yourself; documents go to other agencies");
+        }
+        out.push(agency);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `30d` from now, or a date / RFC 3339 time.
+pub fn parse_expiry(text: &str, now: Timestamp) -> Result<Timestamp> {
+    if let Some(d) = liaise_keys::time::parse_duration(text) {
+        return Ok(now.after(d));
+    }
+    let t = Timestamp::parse_rfc3339(text).with_context(|| {
+        format!("--expires `{text}`: use a duration (30d, 12h) or a date (2026-12-31, 2026-12-31T17:00:00Z)")
+    })?;
+    if t <= now {
+        bail!("--expires {text} is in the past");
+    }
+    Ok(t)
+}
+
+/// File name, a media type guessed from the extension, and a title.
+pub fn metadata_for(path: &Path, title: &str) -> SectionMetadata {
+    let mut file_name: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    while file_name.len() > liaise_protocol::sealed::limits::MAX_FILE_NAME_LEN {
+        file_name.pop();
+    }
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let media_type = match extension.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("md") => "text/markdown",
+        Some("docx") => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        Some("pptx") => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        Some("xlsx") => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        Some("odt") => "application/vnd.oasis.opendocument.text",
+        Some("odp") => "application/vnd.oasis.opendocument.presentation",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        _ => "application/octet-stream",
+    };
+    SectionMetadata {
+        file_name,
+        media_type: media_type.into(),
+        title: title.to_owned(),
+    }
+}

@@ -1,0 +1,177 @@
+//! `liaise verify`: check who signed a sealed document, for whom, and that nothing changed.
+//! Needs no private key: this is what a person runs on a file received by any route.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use liaise_keys::Timestamp;
+use liaise_keys::roster::{MAX_ROSTER_LEN, Roster};
+use liaise_protocol::DocumentInfo;
+use serde_json::{Value, json};
+
+use super::{JsonArg, print_json};
+use crate::fsutil::read_limited;
+use crate::home::Home;
+use crate::trust::RosterSignerCheck;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A sealed file, or the id of a document in this node's store (needs --home).
+    document: String,
+    /// Check against this agency's roster.
+    #[arg(long, env = crate::home::HOME_ENV, value_name = "HOME", conflicts_with = "roster")]
+    home: Option<PathBuf>,
+    /// Check against this roster file instead (no Liaise home needed).
+    #[arg(long, value_name = "ROSTER")]
+    roster: Option<PathBuf>,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let (roster, home) = match (&args.roster, &args.home) {
+        (Some(path), _) => {
+            let bytes = read_limited(path, MAX_ROSTER_LEN, "roster")?;
+            // An expired roster still tells who held which key back then: courts verify
+            // documents years later. Its signatures and rules are checked all the same.
+            let roster = Roster::load_stored_ignoring_expiry(&bytes)
+                .with_context(|| format!("roster {} is not usable", path.display()))?;
+            (roster, None)
+        }
+        (None, Some(home)) => {
+            let home = Home::new(home.clone());
+            let roster = home.roster_for_display()?.with_context(|| {
+                format!(
+                    "no roster in {}; import one or pass --roster ROSTER",
+                    home.root().display()
+                )
+            })?;
+            (roster, Some(home))
+        }
+        (None, None) => bail!("say which roster to trust: --home HOME or --roster ROSTER"),
+    };
+    let path = resolve_document(&args.document, home.as_ref())?;
+    let file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let result = liaise_protocol::verify(
+        BufReader::with_capacity(1 << 20, file),
+        &RosterSignerCheck(&roster),
+    );
+    let now = Timestamp::now();
+    match result {
+        Ok(info) => {
+            if args.json.json {
+                let mut value = describe(&info);
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("valid".into(), json!(true));
+                    object.insert("roster_serial".into(), json!(roster.serial()));
+                    object.insert(
+                        "federation_fingerprint".into(),
+                        json!(roster.federation_fingerprint().to_string()),
+                    );
+                }
+                return print_json(&value);
+            }
+            print_human(&info, now);
+            println!(
+                "Verdict: VALID (roster serial {} of \"{}\")",
+                roster.serial(),
+                roster.body().federation
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if args.json.json {
+                print_json(
+                    &json!({ "valid": false, "error_kind": err.kind().as_str(), "error": err.to_string() }),
+                )?;
+                return Ok(ExitCode::from(1));
+            }
+            Err(anyhow::Error::new(err).context(format!("{} is not valid", args.document)))
+        }
+    }
+}
+
+/// A file path, or a 32-hex-digit document id looked up in the node's store.
+pub fn resolve_document(document: &str, home: Option<&Home>) -> Result<PathBuf> {
+    let path = Path::new(document);
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    let looks_like_id = document.len() == 32 && document.chars().all(|c| c.is_ascii_hexdigit());
+    match home {
+        Some(home) if looks_like_id => crate::store::sealed_document_path(home, document),
+        None if looks_like_id => bail!(
+            "{document} looks like a document id: pass --home HOME to find it in the node's store"
+        ),
+        _ => bail!("{document}: no such file, and not a document id"),
+    }
+}
+
+/// The recipients and their policies as JSON.
+pub fn recipients_json(info: &DocumentInfo) -> Value {
+    json!(info
+        .recipients
+        .iter()
+        .map(|r| json!({
+            "agency": r.agency.as_str(),
+            "sections": r.policy.sections.iter().filter_map(|i| info.sections.get(usize::from(*i)).map(|s| s.name.clone())).collect::<Vec<_>>(),
+            "expires": r.policy.not_after.map(|t| t.to_rfc3339()),
+            "forward_allowed": r.policy.forward_allowed,
+            "encryption_key": r.key_fingerprint.to_string(),
+        }))
+        .collect::<Vec<_>>())
+}
+
+/// The whole clear header as stable JSON.
+pub fn describe(info: &DocumentInfo) -> Value {
+    json!({
+        "doc_id": info.document_id.to_string(),
+        "signer": info.sender.as_str(),
+        "signing_key": info.sender_key.to_string(),
+        "signing_key_fingerprint": info.sender_key.fingerprint().to_string(),
+        "signed_at": info.created.to_rfc3339(),
+        "label": info.label,
+        "purpose": info.purpose,
+        "sections": info.sections.iter().map(|s| json!({ "name": s.name, "padded_len": s.padded_len })).collect::<Vec<_>>(),
+        "recipients": recipients_json(info),
+    })
+}
+
+fn print_human(info: &DocumentInfo, now: Timestamp) {
+    println!("Document {}", info.document_id);
+    println!(
+        "  signed by  {} with key {}",
+        info.sender,
+        info.sender_key.fingerprint()
+    );
+    println!("  signed at  {}", info.created);
+    println!("  label      {}", info.label);
+    if !info.purpose.is_empty() {
+        println!("  purpose    {}", info.purpose);
+    }
+    let names: Vec<&str> = info.sections.iter().map(|s| s.name.as_str()).collect();
+    println!("  sections   {}", names.join(", "));
+    println!("Recipients:");
+    for r in &info.recipients {
+        let sections: Vec<&str> = r
+            .policy
+            .sections
+            .iter()
+            .filter_map(|i| info.sections.get(usize::from(*i)).map(|s| s.name.as_str()))
+            .collect();
+        let expiry = match r.policy.not_after {
+            Some(t) if t < now => format!("expired {t}"),
+            Some(t) => format!("until {t}"),
+            None => "no expiry".into(),
+        };
+        println!(
+            "  {:<28} may read {} ({expiry})",
+            r.agency.as_str(),
+            sections.join(", ")
+        );
+    }
+}

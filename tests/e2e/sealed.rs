@@ -1,0 +1,481 @@
+//! Sealed documents offline: `liaise seal`, `open`, `verify` and `roster allowed-signers`,
+//! with real key files and rosters, as a person moving a file by USB stick would use them.
+
+use liaise_tests::Sandbox;
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+
+/// Three agencies in one federation, each holding roster 1; a report and an annex on disk.
+fn federation() -> Sandbox {
+    let s = Sandbox::new();
+    let fp = s.federation("fed", 1, 1);
+    for (home, id, kind) in [
+        ("city", CITY, "city"),
+        ("probation", PROBATION, "probation"),
+        ("prison", PRISON, "prison"),
+    ] {
+        s.agency(home, id, kind, "127.0.0.1:7400");
+        s.liaise(&[
+            "federation",
+            "add",
+            "--dir",
+            "fed",
+            &format!("{home}/membership.toml"),
+            "--group",
+            "case-conference",
+        ])
+        .ok();
+    }
+    s.liaise(&[
+        "federation",
+        "publish",
+        "--dir",
+        "fed",
+        "--out",
+        "roster.liaise",
+    ])
+    .ok();
+    for home in ["city", "probation", "prison"] {
+        s.liaise(&[
+            "roster",
+            "import",
+            "--home",
+            home,
+            "roster.liaise",
+            "--federation-fingerprint",
+            &fp,
+        ])
+        .ok();
+    }
+    std::fs::write(s.path("report.pdf"), b"%PDF-1.7 risk assessment of case 17").unwrap();
+    std::fs::write(s.path("annex.txt"), b"medical annex, probation only").unwrap();
+    s
+}
+
+fn seal_report(s: &Sandbox, out: &str, extra: &[&str]) -> String {
+    let to = format!("{PROBATION},{PRISON}");
+    let mut args = vec![
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        &to,
+        "--section",
+        "annex=annex.txt",
+        "--section-readers",
+        "annex=nl.probation.utrecht",
+        "--label",
+        "restricted",
+        "--purpose",
+        "release planning",
+        "report.pdf",
+        "--out",
+        out,
+    ];
+    args.extend_from_slice(extra);
+    s.liaise(&args).ok().trim().to_owned()
+}
+
+#[test]
+fn seal_verify_open_with_per_section_readers() {
+    let s = federation();
+    let doc_id = seal_report(&s, "report.liaise", &[]);
+    assert_eq!(doc_id.len(), 32);
+
+    // Verify needs no key: a roster file is enough.
+    let v = s
+        .liaise(&[
+            "verify",
+            "report.liaise",
+            "--roster",
+            "roster.liaise",
+            "--json",
+        ])
+        .json();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["doc_id"], doc_id.as_str());
+    assert_eq!(v["signer"], CITY);
+    assert_eq!(v["label"], "restricted");
+    assert_eq!(v["purpose"], "release planning");
+    assert_eq!(v["recipients"][0]["agency"], PRISON);
+    assert_eq!(v["recipients"][0]["sections"], serde_json::json!(["main"]));
+    assert_eq!(
+        v["recipients"][1]["sections"],
+        serde_json::json!(["main", "annex"])
+    );
+    let human = s
+        .liaise(&["verify", "report.liaise", "--home", "prison"])
+        .ok()
+        .to_owned();
+    assert!(
+        human.contains("Verdict: VALID") && human.contains("signed by  nl.city.utrecht"),
+        "{human}"
+    );
+
+    // Probation reads both parts, the prison only the main part.
+    let o = s
+        .liaise(&[
+            "open",
+            "--home",
+            "probation",
+            "report.liaise",
+            "--out-dir",
+            "p",
+            "--json",
+        ])
+        .json();
+    assert_eq!(o["files"].as_array().unwrap().len(), 2);
+    assert_eq!(s.read("p/report.pdf"), s.read("report.pdf"));
+    assert_eq!(s.read("p/annex.txt"), s.read("annex.txt"));
+    let o = s
+        .liaise(&[
+            "open",
+            "--home",
+            "prison",
+            "report.liaise",
+            "--out-dir",
+            "q",
+            "--json",
+        ])
+        .json();
+    assert_eq!(o["files"].as_array().unwrap().len(), 1);
+    assert_eq!(o["unreadable_sections"], serde_json::json!(["annex"]));
+    assert!(!s.path("q/annex.txt").exists());
+
+    // Opening into a folder that already holds the file writes nothing.
+    s.liaise(&[
+        "open",
+        "--home",
+        "prison",
+        "report.liaise",
+        "--out-dir",
+        "q",
+    ])
+    .fails_with("already exists");
+    assert_eq!(std::fs::read_dir(s.path("q")).unwrap().count(), 1);
+}
+
+#[test]
+fn not_addressed_to_you_and_wrong_roster() {
+    let s = federation();
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .ok();
+    s.liaise(&[
+        "open",
+        "--home",
+        "probation",
+        "r.liaise",
+        "--out-dir",
+        "out",
+    ])
+    .fails_with("not addressed to nl.probation.utrecht");
+    assert!(
+        !s.path("out").exists(),
+        "the output folder was not left behind"
+    );
+    // A roster of another federation does not know the signer.
+    let other = Sandbox::new();
+    other.federation("fed", 1, 1);
+    other.agency("x", "nl.other.agency", "other", "127.0.0.1:1");
+    other
+        .liaise(&["federation", "add", "--dir", "fed", "x/membership.toml"])
+        .ok();
+    other
+        .liaise(&[
+            "federation",
+            "publish",
+            "--dir",
+            "fed",
+            "--out",
+            "roster.liaise",
+        ])
+        .ok();
+    std::fs::copy(other.path("roster.liaise"), s.path("other-roster.liaise")).unwrap();
+    s.liaise(&["verify", "r.liaise", "--roster", "other-roster.liaise"])
+        .fails_with("not in the roster");
+}
+
+#[test]
+fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
+    let s = federation();
+    seal_report(&s, "r.liaise", &[]);
+    let good = s.read("r.liaise");
+    // One flipped byte in each region: prelude, header, ciphertext, trailer.
+    for pos in [9, 40, good.len() / 2, good.len() - 70, good.len() - 1] {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x01;
+        std::fs::write(s.path("bad.liaise"), &bad).unwrap();
+        let v = s.liaise(&[
+            "verify",
+            "bad.liaise",
+            "--roster",
+            "roster.liaise",
+            "--json",
+        ]);
+        assert_eq!(v.code, Some(1), "byte {pos}");
+        let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
+        assert_eq!(v["valid"], false, "byte {pos}");
+        s.liaise(&[
+            "open",
+            "--home",
+            "probation",
+            "bad.liaise",
+            "--out-dir",
+            "out",
+        ])
+        .fails_with("cannot open bad.liaise");
+        assert!(
+            !s.path("out").exists(),
+            "byte {pos}: nothing may be written"
+        );
+    }
+    std::fs::write(s.path("short.liaise"), &good[..good.len() - 10]).unwrap();
+    s.liaise(&["verify", "short.liaise", "--roster", "roster.liaise"])
+        .fails_with("truncated");
+    let mut v2 = good.clone();
+    v2[9] = 2; // version u16 big-endian after the 8-byte magic
+    std::fs::write(s.path("v2.liaise"), &v2).unwrap();
+    s.liaise(&["verify", "v2.liaise", "--roster", "roster.liaise"])
+        .fails_with("unsupported version 2");
+    std::fs::write(s.path("notes.txt"), b"just text").unwrap();
+    s.liaise(&["verify", "notes.txt", "--roster", "roster.liaise"])
+        .fails_with("not a sealed document");
+}
+
+#[test]
+fn expiry_is_enforced_at_open() {
+    let s = federation();
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "--expires",
+        "1s",
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .ok();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    s.liaise(&["open", "--home", "prison", "r.liaise", "--out-dir", "out"])
+        .fails_with("expired");
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "--expires",
+        "2020-01-01",
+        "report.pdf",
+        "--out",
+        "x.liaise",
+    ])
+    .fails_with("in the past");
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "--expires",
+        "someday",
+        "report.pdf",
+        "--out",
+        "x.liaise",
+    ])
+    .fails_with("--expires");
+}
+
+#[test]
+fn revoked_signer_is_refused_by_verify() {
+    let s = federation();
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .ok();
+    s.liaise(&["federation", "revoke", "--dir", "fed", CITY])
+        .ok();
+    s.liaise(&[
+        "federation",
+        "publish",
+        "--dir",
+        "fed",
+        "--out",
+        "roster2.liaise",
+    ])
+    .ok();
+    s.liaise(&["roster", "import", "--home", "prison", "roster2.liaise"])
+        .ok();
+    s.liaise(&["verify", "r.liaise", "--home", "prison"])
+        .fails_with("signer nl.city.utrecht is not trusted");
+    s.liaise(&["open", "--home", "prison", "r.liaise", "--out-dir", "out"])
+        .fails_with("not trusted");
+}
+
+#[test]
+fn recipients_and_sections_options_are_checked() {
+    let s = federation();
+    s.liaise(&["seal", "--home", "city", "report.pdf", "--out", "r.liaise"])
+        .fails_with("no recipients");
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        "nl.nobody.here",
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .fails_with("not in the roster");
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "--section-readers",
+        "annex=nl.prison.vught",
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .fails_with("there is no section annex");
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "--section",
+        "annex=annex.txt",
+        "--section-readers",
+        "annex=nl.probation.utrecht",
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .fails_with("is not a recipient");
+    s.liaise(&[
+        "seal",
+        "--home",
+        "city",
+        "--to-group",
+        "no-such-group",
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .fails_with("no such group");
+    assert!(!s.path("r.liaise").exists());
+    // A group resolves to its members other than the sender.
+    let v = {
+        s.liaise(&[
+            "seal",
+            "--home",
+            "city",
+            "--to-group",
+            "case-conference",
+            "report.pdf",
+            "--out",
+            "g.liaise",
+        ])
+        .ok();
+        s.liaise(&["verify", "g.liaise", "--roster", "roster.liaise", "--json"])
+            .json()
+    };
+    let agencies: Vec<&str> = v["recipients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["agency"].as_str().unwrap())
+        .collect();
+    assert_eq!(agencies, [PRISON, PROBATION]);
+}
+
+#[test]
+fn provenance_checks_out_with_stock_ssh_keygen() {
+    let s = federation();
+    seal_report(&s, "r.liaise", &[]);
+    s.liaise(&[
+        "open",
+        "--home",
+        "probation",
+        "r.liaise",
+        "--out-dir",
+        "out",
+        "--with-signatures",
+    ])
+    .ok();
+    s.liaise(&[
+        "roster",
+        "allowed-signers",
+        "--home",
+        "probation",
+        "--out",
+        "allowed_signers",
+    ])
+    .ok();
+    let signers = String::from_utf8(s.read("allowed_signers")).unwrap();
+    assert_eq!(signers.lines().count(), 3, "{signers}");
+    assert!(
+        signers.contains(r#"nl.city.utrecht namespaces="liaise-document" ssh-ed25519 "#),
+        "{signers}"
+    );
+    for file in ["report.pdf", "annex.txt"] {
+        let check = |content: &str| {
+            std::process::Command::new("ssh-keygen")
+                .args([
+                    "-Y",
+                    "verify",
+                    "-f",
+                    "allowed_signers",
+                    "-I",
+                    CITY,
+                    "-n",
+                    "liaise-document",
+                    "-s",
+                ])
+                .arg(s.path(&format!("out/{file}.sig")))
+                .current_dir(s.root())
+                .stdin(std::fs::File::open(s.path(content)).unwrap())
+                .output()
+                .expect("ssh-keygen (openssh-client) must be installed")
+        };
+        let ok = check(&format!("out/{file}"));
+        assert!(
+            ok.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        // Not one byte may change.
+        let mut altered = s.read(&format!("out/{file}"));
+        altered[0] ^= 1;
+        std::fs::write(s.path("altered"), altered).unwrap();
+        assert!(
+            !check("altered").status.success(),
+            "{file}: an altered copy must not verify"
+        );
+    }
+}
