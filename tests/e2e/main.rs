@@ -3,3 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod foundation;
+mod sealed;
+
+mod chaos;
+mod crash;
+mod delivery;
+mod demo;
+mod disk_full;
+mod hostile;
+mod nodes;
+mod outsider;

@@ -1,0 +1,270 @@
+//! An authenticated but misbehaving member. The test holds the prison's keys and speaks QUIC
+//! to the probation node itself (with the node's own TLS settings): garbage, messages out of
+//! order, oversized frames and offers, and a thousand idle streams. The node closes each such
+//! connection with an error code and keeps serving the city, whose deliveries go through
+//! while the hostile peer is at it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use liaise_keys::Timestamp;
+use liaise_keys::keyfile::Passphrase;
+use liaise_node::home::Home;
+use liaise_node::transport::{MAX_STREAMS_PER_CONNECTION, SharedRoster, client_config};
+use liaise_protocol::wire::{
+    CloseCode, MAX_DOCUMENT_LEN, MAX_FRAME_LEN, Message, PROTOCOL_VERSION, encode_frame,
+};
+use liaise_tests::PASSPHRASE;
+
+use super::nodes::TestFederation;
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+
+/// A member's keys in the test's hands, dialling one node.
+struct HostilePeer {
+    endpoint: quinn::Endpoint,
+    target: SocketAddr,
+    target_agency: String,
+}
+
+impl HostilePeer {
+    fn new(home: &Path, target: &str, target_agency: &str) -> Self {
+        let home = Home::new(home.to_path_buf());
+        let secrets = home
+            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
+            .unwrap();
+        let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(client_config(&secrets.transport, &roster).unwrap());
+        Self {
+            endpoint,
+            target: target.parse().unwrap(),
+            target_agency: target_agency.to_owned(),
+        }
+    }
+
+    async fn connect(&self) -> quinn::Connection {
+        self.endpoint
+            .connect(self.target, &self.target_agency)
+            .unwrap()
+            .await
+            .unwrap()
+    }
+
+    /// Writes `bytes` on a new stream of a new connection; returns the code the node closed
+    /// the connection with.
+    async fn close_code_after(&self, bytes: &[u8]) -> u64 {
+        let conn = self.connect().await;
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        let _ = send.write_all(bytes).await;
+        close_code(&conn, Duration::from_secs(10)).await
+    }
+
+    /// Says a proper hello, then writes `bytes` on the same stream.
+    async fn close_code_after_hello(&self, bytes: &[u8]) -> u64 {
+        let conn = self.connect().await;
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            roster_serial: 1,
+        };
+        send.write_all(&encode_frame(&hello)).await.unwrap();
+        let mut head = [0u8; 5];
+        recv.read_exact(&mut head).await.unwrap();
+        assert_eq!(head[4], 1, "a HelloAck comes back");
+        let _ = send.write_all(bytes).await;
+        close_code(&conn, Duration::from_secs(10)).await
+    }
+}
+
+async fn close_code(conn: &quinn::Connection, within: Duration) -> u64 {
+    match tokio::time::timeout(within, conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => close.error_code.into_inner(),
+        other => panic!("the node did not close the connection as expected: {other:?}"),
+    }
+}
+
+/// The hostile inputs, each with the close code the node must answer with.
+fn hostile_inputs(seed: u64) -> Vec<(&'static str, Vec<u8>)> {
+    let violation = |m: &Message| encode_frame(m);
+    let mut random = vec![0xffu8]; // a length prefix far over any limit, then noise
+    let mut s = seed | 1;
+    for _ in 0..255 {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        random.push(s.to_le_bytes()[0]);
+    }
+    // A well-sized Offer frame whose body is not an Offer (an over-long varint).
+    let mut malformed = 50u32.to_be_bytes().to_vec();
+    malformed.push(4);
+    malformed.extend([0xab; 16]);
+    malformed.extend([0xff; 33]);
+    let mut oversized = u32::try_from(MAX_FRAME_LEN + 1)
+        .unwrap()
+        .to_be_bytes()
+        .to_vec();
+    oversized.push(3);
+    oversized.extend([0u8; 64]);
+    vec![
+        ("random garbage", random),
+        ("malformed offer body", malformed),
+        ("frame longer than MAX_FRAME_LEN", oversized),
+        (
+            "offer over MAX_DOCUMENT_LEN",
+            violation(&Message::Offer {
+                document_id: [7; 16],
+                sealed_len: MAX_DOCUMENT_LEN + 1,
+                content_hash: [9; 32],
+            }),
+        ),
+        (
+            "receipt as the first message",
+            violation(&Message::Receipt {
+                receipt: vec![1; 100],
+            }),
+        ),
+        (
+            "accept as the first message",
+            violation(&Message::Accept { resume_offset: 0 }),
+        ),
+        (
+            "hello with another version",
+            violation(&Message::Hello {
+                version: PROTOCOL_VERSION + 1,
+                roster_serial: 1,
+            }),
+        ),
+    ]
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn federation() -> TestFederation {
+    TestFederation::new(
+        &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
+        &[],
+    )
+}
+
+/// Sends `count` documents from the city to the probation service, each waited for.
+fn legit_deliveries(fed: &TestFederation, count: usize) {
+    let sb = &fed.sandbox;
+    let city = &fed.agencies[0];
+    for i in 0..count {
+        let name = format!("legit-{i}.txt");
+        std::fs::write(sb.path(&name), format!("case document {i}")).unwrap();
+        sb.liaise(&[
+            "send",
+            "--home",
+            &city.home,
+            "--to",
+            PROBATION,
+            "--wait",
+            "--timeout",
+            "30s",
+            &name,
+        ])
+        .ok();
+    }
+}
+
+#[test]
+fn hostile_frames_close_the_connection_and_others_are_served() {
+    let fed = federation();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _city = fed.start(city);
+    let _probation = fed.start_with(probation, &[], Some("probation.log"));
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = HostilePeer::new(
+        &fed.sandbox.path(&prison.home),
+        &fed.address(probation),
+        PROBATION,
+    );
+    let violation = u64::from(CloseCode::ProtocolViolation.code());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let rounds = std::thread::scope(|scope| {
+        let legit = scope.spawn(|| {
+            legit_deliveries(&fed, 5);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut rounds = 0u64;
+        while rounds == 0 || !done.load(std::sync::atomic::Ordering::SeqCst) {
+            rt.block_on(async {
+                for (what, bytes) in hostile_inputs(rounds + 1) {
+                    let code = peer.close_code_after(&bytes).await;
+                    assert_eq!(code, violation, "{what}");
+                }
+                // Out of order after a proper hello: an offer where a roster message may come.
+                let offer = encode_frame(&Message::Offer {
+                    document_id: [1; 16],
+                    sealed_len: 10,
+                    content_hash: [2; 32],
+                });
+                let code = peer.close_code_after_hello(&offer).await;
+                assert_eq!(code, violation, "offer inside the hello exchange");
+            });
+            rounds += 1;
+        }
+        legit.join().unwrap();
+        rounds
+    });
+    assert!(rounds >= 1);
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 5);
+    let log = String::from_utf8_lossy(&fed.sandbox.read("probation.log")).into_owned();
+    assert!(log.contains("protocol violation"), "{log}");
+}
+
+#[test]
+fn a_thousand_idle_streams_are_capped_and_closed() {
+    let fed = federation();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _city = fed.start(city);
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = HostilePeer::new(
+        &fed.sandbox.path(&prison.home),
+        &fed.address(probation),
+        PROBATION,
+    );
+    let started = Instant::now();
+    let (conn, streams) = rt.block_on(async {
+        let conn = peer.connect().await;
+        let mut streams = Vec::new();
+        for _ in 0..1000 {
+            let Ok(Ok((mut send, recv))) =
+                tokio::time::timeout(Duration::from_millis(200), conn.open_bi()).await
+            else {
+                break;
+            };
+            // Two bytes of a frame header, then nothing.
+            send.write_all(&[0, 0]).await.unwrap();
+            streams.push((send, recv));
+        }
+        (conn, streams)
+    });
+    assert_eq!(
+        streams.len(),
+        MAX_STREAMS_PER_CONNECTION as usize,
+        "the node grants only its stream limit"
+    );
+    // The node keeps serving others meanwhile.
+    legit_deliveries(&fed, 2);
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 2);
+    // The stalled streams time out and the node closes the connection with an error code.
+    let code = rt.block_on(close_code(&conn, Duration::from_secs(45)));
+    assert_ne!(code, u64::from(CloseCode::Done.code()));
+    assert!(started.elapsed() < Duration::from_secs(45));
+    drop(streams);
+}
