@@ -9,17 +9,15 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use liaise_keys::agency::{
-    AgencyError, MAX_AGENCY_ID_LEN, MAX_AGENCY_NAME_LEN, validate_name,
-};
+use liaise_keys::agency::{AgencyError, MAX_AGENCY_ID_LEN, MAX_AGENCY_NAME_LEN, validate_name};
 use liaise_keys::certificate::MAX_CERTIFICATE_BODY_LEN;
 use liaise_keys::codec::{self, DecodeError};
 use liaise_keys::identity::{MAX_ENCRYPTION_KEYS, MAX_SECRETS_LEN, SecretsError};
 use liaise_keys::roster::{
-    Group, MAX_ADDRESS_LEN, MAX_CERTIFICATES_PER_KIND, MAX_GROUP_NAME_LEN,
-    MAX_MEMBERSHIP_FILE_LEN, MAX_MEMBERS, MAX_REVOKED, MAX_ROSTER_LEN, Member,
-    MembershipError, MembershipRequest, ROSTER_MAGIC, RevokedKey, Roster, RosterBody,
-    RosterError, SignedRoster, StewardSet, StewardSignature, certify, validate_address,
+    Group, MAX_ADDRESS_LEN, MAX_CERTIFICATES_PER_KIND, MAX_GROUP_NAME_LEN, MAX_MEMBERS,
+    MAX_MEMBERSHIP_FILE_LEN, MAX_REVOKED, MAX_ROSTER_LEN, Member, MembershipError,
+    MembershipRequest, ROSTER_MAGIC, RevokedKey, Roster, RosterBody, RosterError, SignedRoster,
+    StewardSet, StewardSignature, certify, validate_address,
 };
 use liaise_keys::{
     AgencyId, AgencyKind, AgencySecrets, CertificateBody, CertifiedKey, Country,
@@ -115,7 +113,10 @@ fn body_with(members: Vec<Member>) -> RosterBody {
         expires_at: Timestamp(NOW.0 + 30 * DAY),
         stewards: StewardSet {
             threshold: 2,
-            keys: stewards().iter().map(SigningSecretKey::public_key).collect(),
+            keys: stewards()
+                .iter()
+                .map(SigningSecretKey::public_key)
+                .collect(),
         },
         groups: vec![Group {
             name: "case-conference".into(),
@@ -173,15 +174,21 @@ fn file_len(body: &RosterBody) -> usize {
 /// The error's variant, with the inner decode error for `Decode`.
 fn kind(err: &RosterError) -> String {
     let name = match err {
-        RosterError::Decode(DecodeError::Truncated { what }) => return format!("Decode(Truncated {what})"),
-        RosterError::Decode(DecodeError::Malformed { what }) => return format!("Decode(Malformed {what})"),
+        RosterError::Decode(DecodeError::Truncated { what }) => {
+            return format!("Decode(Truncated {what})");
+        }
+        RosterError::Decode(DecodeError::Malformed { what }) => {
+            return format!("Decode(Malformed {what})");
+        }
         RosterError::Decode(DecodeError::TrailingBytes { what, .. }) => {
             return format!("Decode(TrailingBytes {what})");
         }
         RosterError::Decode(DecodeError::NotCanonical { what }) => {
             return format!("Decode(NotCanonical {what})");
         }
-        RosterError::Decode(DecodeError::TooLarge { what, .. }) => return format!("Decode(TooLarge {what})"),
+        RosterError::Decode(DecodeError::TooLarge { what, .. }) => {
+            return format!("Decode(TooLarge {what})");
+        }
         RosterError::TooMany { what, .. } => return format!("TooMany {what}"),
         RosterError::NotARoster => "NotARoster",
         RosterError::UnsupportedVersion { .. } => "UnsupportedVersion",
@@ -279,10 +286,16 @@ fn certificates_per_kind_at_and_past_the_limit() {
     let mut past = body.clone();
     past.members[0].transport = transport.clone();
     let max = MAX_CERTIFICATES_PER_KIND;
-    assert_eq!(outcome(&past), too_many("transport certificates", max + 1, max));
+    assert_eq!(
+        outcome(&past),
+        too_many("transport certificates", max + 1, max)
+    );
     let mut past = body;
     past.members[0].encryption = encryption;
-    assert_eq!(outcome(&past), too_many("encryption certificates", max + 1, max));
+    assert_eq!(
+        outcome(&past),
+        too_many("encryption certificates", max + 1, max)
+    );
 }
 
 #[test]
@@ -367,7 +380,11 @@ fn roster_file_at_and_past_max_roster_len() {
     let parsed = SignedRoster::parse(&file).unwrap();
     assert_eq!(parsed.body.groups.len(), body.groups.len());
 
-    let grown = body.members.iter().position(|m| m.name.len() < 127).unwrap();
+    let grown = body
+        .members
+        .iter()
+        .position(|m| m.name.len() < 127)
+        .unwrap();
     body.members[grown].name.push('a');
     let file = publish(&body);
     assert_eq!(file.len(), MAX_ROSTER_LEN + 1);
@@ -430,8 +447,14 @@ fn certificate_body_at_and_past_max_certificate_body_len() {
         },
     );
     let largest_body_len = codec::encode(largest.body()).len();
-    assert!(largest_body_len < MAX_CERTIFICATE_BODY_LEN, "{largest_body_len}");
-    assert_eq!(KeyCertificate::from_bytes(&largest.to_bytes()).unwrap(), largest);
+    assert!(
+        largest_body_len < MAX_CERTIFICATE_BODY_LEN,
+        "{largest_body_len}"
+    );
+    assert_eq!(
+        KeyCertificate::from_bytes(&largest.to_bytes()).unwrap(),
+        largest
+    );
 
     let padded = |len: usize| {
         let mut body = codec::encode(largest.body());
@@ -440,7 +463,13 @@ fn certificate_body_at_and_past_max_certificate_body_len() {
     };
     let at_limit = KeyCertificate::from_bytes(&padded(MAX_CERTIFICATE_BODY_LEN)).unwrap_err();
     assert!(
-        matches!(at_limit, DecodeError::TrailingBytes { what: "key certificate body", .. }),
+        matches!(
+            at_limit,
+            DecodeError::TrailingBytes {
+                what: "key certificate body",
+                ..
+            }
+        ),
         "{at_limit:?}"
     );
     assert_eq!(
@@ -603,7 +632,10 @@ fn terminal_escapes_are_refused() {
 
         let mut with_address = body();
         with_address.members[0].addresses = vec![address];
-        assert!(matches!(outcome(&with_address), Err(RosterError::BadAddress(_))));
+        assert!(matches!(
+            outcome(&with_address),
+            Err(RosterError::BadAddress(_))
+        ));
 
         let mut with_federation = body();
         with_federation.federation = format!("Federation{escape}");
@@ -623,7 +655,10 @@ fn terminal_escapes_are_refused() {
 
         let mut with_group = body();
         with_group.groups[0].name = format!("group{escape}");
-        assert!(matches!(outcome(&with_group), Err(RosterError::BadGroup { .. })));
+        assert!(matches!(
+            outcome(&with_group),
+            Err(RosterError::BadGroup { .. })
+        ));
     }
 }
 
