@@ -42,6 +42,12 @@ pub enum SecretsError {
     /// The bundle holds no encryption key or an invalid one.
     #[error("key file holds no valid encryption key")]
     NoEncryptionKey,
+    /// The bundle holds more encryption keys than [`MAX_ENCRYPTION_KEYS`].
+    #[error("key file holds {count} encryption keys, more than the limit of {MAX_ENCRYPTION_KEYS}")]
+    TooManyEncryptionKeys {
+        /// How many it holds.
+        count: usize,
+    },
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
@@ -123,7 +129,12 @@ impl AgencySecrets {
                     .map_err(|_| SecretsError::NoEncryptionKey)?,
             );
         }
-        if encryption.is_empty() || encryption.len() > MAX_ENCRYPTION_KEYS {
+        if encryption.len() > MAX_ENCRYPTION_KEYS {
+            return Err(SecretsError::TooManyEncryptionKeys {
+                count: encryption.len(),
+            });
+        }
+        if encryption.is_empty() {
             return Err(SecretsError::NoEncryptionKey);
         }
         Ok(Self {

@@ -46,10 +46,17 @@ impl Timestamp {
             Some((d, t)) => (d, Some(t.strip_suffix('Z')?)),
             None => (text, None),
         };
+        // Exactly YYYY-MM-DD and HH:MM:SS: no signs, no missing or extra digits.
+        let digits =
+            |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
         let mut parts = date.split('-');
-        let y: i64 = parts.next()?.parse().ok()?;
-        let m: u32 = parts.next()?.parse().ok()?;
-        let d: u32 = parts.next()?.parse().ok()?;
+        let (ys, ms, ds) = (parts.next()?, parts.next()?, parts.next()?);
+        if !(digits(ys, 4) && digits(ms, 2) && digits(ds, 2)) {
+            return None;
+        }
+        let y: i64 = ys.parse().ok()?;
+        let m: u32 = ms.parse().ok()?;
+        let d: u32 = ds.parse().ok()?;
         if parts.next().is_some() || !(1970..=9999).contains(&y) || !(1..=12).contains(&m) {
             return None;
         }
@@ -59,9 +66,13 @@ impl Timestamp {
         let mut secs = days_from_civil(y, m, d).checked_mul(86_400)?;
         if let Some(t) = time {
             let mut hms = t.split(':');
-            let h: u64 = hms.next()?.parse().ok()?;
-            let mi: u64 = hms.next()?.parse().ok()?;
-            let s: u64 = hms.next()?.parse().ok()?;
+            let (hs, mis, ss) = (hms.next()?, hms.next()?, hms.next()?);
+            if !(digits(hs, 2) && digits(mis, 2) && digits(ss, 2)) {
+                return None;
+            }
+            let h: u64 = hs.parse().ok()?;
+            let mi: u64 = mis.parse().ok()?;
+            let s: u64 = ss.parse().ok()?;
             if hms.next().is_some() || h > 23 || mi > 59 || s > 59 {
                 return None;
             }
@@ -149,6 +160,14 @@ mod tests {
         assert!(Timestamp::parse_rfc3339("2027-02-29").is_none());
         assert!(Timestamp::parse_rfc3339("2026-13-01").is_none());
         assert!(Timestamp::parse_rfc3339("yesterday").is_none());
+        for lenient in [
+            "+2026-+1-+1",
+            "2026-1-1T1:2:3Z",
+            "02026-01-01",
+            "2026-01-01T12:00Z",
+        ] {
+            assert!(Timestamp::parse_rfc3339(lenient).is_none(), "{lenient}");
+        }
     }
 
     #[test]

@@ -505,7 +505,9 @@ fn encryption_keys_at_and_past_max_encryption_keys() {
     let bytes = bundle.to_bytes();
     assert_eq!(
         AgencySecrets::from_bytes(&bytes).unwrap_err(),
-        SecretsError::NoEncryptionKey
+        SecretsError::TooManyEncryptionKeys {
+            count: MAX_ENCRYPTION_KEYS + 1
+        }
     );
 }
 

@@ -630,66 +630,243 @@ fn invalid_init_arguments_show_the_rule() {
 #[test]
 fn stolen_disk_finds_no_private_key_in_the_clear() {
     let s = Sandbox::new();
-    s.agency("city", "nl.city.utrecht", "city", "127.0.0.1:7401");
-    s.liaise(&["keys", "rotate", "--home", "city"]).ok();
-    // Decrypt the key file with the real passphrase to learn every secret, then search every
-    // file in HOME for any of them.
     let pass = liaise_keys::keyfile::Passphrase::new(PASSPHRASE.into()).unwrap();
-    let payload =
-        liaise_keys::keyfile::read_key_file(&s.path("city/keys.liaise-key"), &pass).unwrap();
-    let secrets = liaise_keys::AgencySecrets::from_bytes(&payload).unwrap();
-    let mut needles: Vec<Vec<u8>> = vec![
-        secrets.signing.to_bytes().to_vec(),
-        secrets.transport.to_bytes().to_vec(),
-    ];
-    needles.extend(secrets.encryption.iter().map(|k| k.to_bytes().to_vec()));
-    assert_eq!(needles.len(), 4);
-    let mut files = 0;
-    let mut stack = vec![s.path("city")];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            files += 1;
-            let content = std::fs::read(&path).unwrap();
-            for needle in &needles {
-                assert!(
-                    !content
-                        .windows(needle.len())
-                        .any(|w| w == needle.as_slice()),
-                    "{} holds a private key in the clear",
-                    path.display()
-                );
-                let b64 = base64_std(needle);
-                assert!(
-                    !String::from_utf8_lossy(&content).contains(&b64[..40]),
-                    "{} holds a base64 private key",
-                    path.display()
-                );
-            }
+    // Decrypt the key file with the real passphrase before and after each rotation, to learn
+    // every secret the agency has ever held, including keys a rotation dropped.
+    s.agency("city", "nl.city.utrecht", "city", "127.0.0.1:7401");
+    let mut keys = agency_private_keys(&s, &pass);
+    for _ in 0..2 {
+        s.liaise(&["keys", "rotate", "--home", "city"]).ok();
+        keys.extend(agency_private_keys(&s, &pass));
+    }
+    s.federation("fed", 3, 2);
+    keys.extend(steward_private_keys(&s, &pass));
+    keys.sort_by_key(|k| k.secret);
+    keys.dedup_by(|a, b| a.secret == b.secret);
+    // Signing key, three transport keys, three X-Wing keys, three steward keys.
+    assert_eq!(
+        keys.len(),
+        10,
+        "{:?}",
+        keys.iter().map(|k| &k.what).collect::<Vec<_>>()
+    );
+    let needles: Vec<(String, Vec<u8>)> = keys.iter().flat_map(PrivateKey::needles).collect();
+
+    let files = files_under(s.root());
+    let temporary: Vec<_> = files
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(temporary.is_empty(), "left behind: {temporary:?}");
+    for path in &files {
+        let content = std::fs::read(path).unwrap();
+        for (what, needle) in &needles {
+            assert!(
+                !contains(&content, needle),
+                "{} holds {what} in the clear",
+                path.display()
+            );
         }
     }
-    assert!(files >= 3, "agency.toml, keys, membership.toml");
+    // HOME: agency.toml, keys, membership.toml; FED: federation.toml, three steward keys.
+    assert!(files.len() >= 7, "{files:?}");
+    // The search itself works: the public signing key is found, as base64, where it belongs.
+    let profile = String::from_utf8(s.read("city/membership.toml")).unwrap();
+    let public = keys
+        .iter()
+        .find(|k| k.what == "agency signing key")
+        .unwrap()
+        .public
+        .clone();
+    let public_forms = text_forms("public key", &public);
+    assert!(
+        public_forms
+            .iter()
+            .any(|(_, form)| contains(profile.as_bytes(), form))
+    );
 }
 
-fn base64_std(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+/// A private key the test learned by decrypting a key file, and what it is derived into.
+struct PrivateKey {
+    what: String,
+    secret: [u8; 32],
+    public: Vec<u8>,
+    /// Other byte strings that are as secret as the key (expanded and keypair forms).
+    derived: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl PrivateKey {
+    /// An Ed25519 key (signing, transport, steward): also its 64-byte `secret || public` form.
+    fn ed25519(what: &str, secret: [u8; 32]) -> Self {
+        let public = liaise_keys::SigningSecretKey::from_bytes(&secret)
+            .public_key()
+            .to_bytes()
+            .to_vec();
+        let keypair = [&secret[..], &public[..]].concat();
+        Self {
+            what: what.to_owned(),
+            secret,
+            public,
+            derived: vec![("keypair (secret || public)", keypair)],
         }
     }
+
+    /// An HPKE encryption key. X-Wing keys are also searched for in their expanded form.
+    fn encryption(key: &liaise_keys::EncryptionSecretKey) -> Self {
+        let secret = *key.to_bytes();
+        let public = key.public_key().as_bytes().to_vec();
+        let derived = match key.algorithm() {
+            liaise_keys::KemAlgorithm::XWing => xwing_expanded(&secret, &public),
+            // A DHKEM(X25519) secret is the scalar itself: nothing more to derive.
+            liaise_keys::KemAlgorithm::X25519 => vec![],
+        };
+        Self {
+            what: format!("{:?} encryption key", key.algorithm()),
+            secret,
+            public,
+            derived,
+        }
+    }
+
+    /// Every byte string whose presence on disk would reveal this key.
+    fn needles(&self) -> Vec<(String, Vec<u8>)> {
+        let mut out = text_forms(&self.what, &self.secret);
+        for (form, bytes) in &self.derived {
+            out.extend(text_forms(&format!("{} {form}", self.what), bytes));
+        }
+        out
+    }
+}
+
+/// Every secret in the agency's key file as it is now.
+fn agency_private_keys(s: &Sandbox, pass: &liaise_keys::keyfile::Passphrase) -> Vec<PrivateKey> {
+    let payload =
+        liaise_keys::keyfile::read_key_file(&s.path("city/keys.liaise-key"), pass).unwrap();
+    let secrets = liaise_keys::AgencySecrets::from_bytes(&payload).unwrap();
+    let mut keys = vec![
+        PrivateKey::ed25519("agency signing key", *secrets.signing.to_bytes()),
+        PrivateKey::ed25519("transport key", *secrets.transport.to_bytes()),
+    ];
+    if let Some(previous) = &secrets.previous_transport {
+        keys.push(PrivateKey::ed25519(
+            "previous transport key",
+            *previous.to_bytes(),
+        ));
+    }
+    keys.extend(secrets.encryption.iter().map(PrivateKey::encryption));
+    keys
+}
+
+/// The steward keys in FED/stewards: each key file's payload is the 32-byte Ed25519 secret.
+fn steward_private_keys(s: &Sandbox, pass: &liaise_keys::keyfile::Passphrase) -> Vec<PrivateKey> {
+    let mut keys = Vec::new();
+    for entry in std::fs::read_dir(s.path("fed/stewards")).unwrap() {
+        let path = entry.unwrap().path();
+        assert!(path.to_string_lossy().ends_with(".liaise-key"), "{path:?}");
+        let payload = liaise_keys::keyfile::read_key_file(&path, pass).unwrap();
+        keys.push(PrivateKey::ed25519(
+            "steward key",
+            payload.as_slice().try_into().unwrap(),
+        ));
+    }
+    assert_eq!(keys.len(), 3);
+    keys
+}
+
+/// The X-Wing secret key expanded as draft-connolly-cfrg-xwing-kem does: SHAKE256 of the
+/// 32-byte seed gives the ML-KEM-768 seed `d || z` and the X25519 secret. The derivation is
+/// checked against the public key, so the needles are the real halves.
+fn xwing_expanded(seed: &[u8; 32], public: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use ml_kem::KeyExport;
+    use shake::{ExtendableOutput, Update, XofReader};
+
+    let mut shake = shake::Shake256::default();
+    shake.update(seed);
+    let mut expanded = [0u8; 96];
+    shake.finalize_xof().read(&mut expanded);
+    let (mlkem_seed, x25519) = expanded.split_at(64);
+    let dk = ml_kem::ml_kem_768::DecapsulationKey::from_seed(mlkem_seed.try_into().unwrap());
+    let (public_mlkem, public_x25519) = public.split_at(1184);
+    assert_eq!(dk.encapsulation_key().to_bytes().as_slice(), public_mlkem);
+    let x25519: [u8; 32] = x25519.try_into().unwrap();
+    let x25519_public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(x25519));
+    assert_eq!(x25519_public.as_bytes(), public_x25519);
+    // FIPS 203's expanded decapsulation key: dk_pke (1152 bytes) || ek || H(ek) || z.
+    #[allow(deprecated)]
+    let dk_expanded = ml_kem::ExpandedKeyEncoding::to_expanded_bytes(&dk);
+    vec![
+        ("X25519 half", x25519.to_vec()),
+        ("ML-KEM seed d", mlkem_seed[..32].to_vec()),
+        ("ML-KEM seed z", mlkem_seed[32..].to_vec()),
+        ("ML-KEM dk_pke start", dk_expanded[..32].to_vec()),
+        ("ML-KEM dk_pke end", dk_expanded[1120..1152].to_vec()),
+    ]
+}
+
+/// `bytes` raw, as lower- and upper-case hex, and as standard and URL-safe base64. For base64,
+/// besides the padded and unpadded encodings of the bytes alone, the whole 4-character groups
+/// that each of the three alignments yields are searched: they appear whatever precedes the
+/// key in a longer encoded blob (and they are substrings of the padded and unpadded forms).
+fn text_forms(what: &str, bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut out = vec![
+        (format!("{what} (raw)"), bytes.to_vec()),
+        (format!("{what} (hex)"), hex.clone().into_bytes()),
+        (format!("{what} (HEX)"), hex.to_uppercase().into_bytes()),
+    ];
+    for (name, engine) in [
+        ("base64", &STANDARD),
+        ("base64 unpadded", &STANDARD_NO_PAD),
+        ("base64url", &URL_SAFE),
+        ("base64url unpadded", &URL_SAFE_NO_PAD),
+    ] {
+        out.push((
+            format!("{what} ({name})"),
+            engine.encode(bytes).into_bytes(),
+        ));
+    }
+    for (name, engine) in [
+        ("base64", &STANDARD_NO_PAD),
+        ("base64url", &URL_SAFE_NO_PAD),
+    ] {
+        for skip in 1..3 {
+            let aligned = &bytes[skip..];
+            let whole = aligned.len() / 3 * 3;
+            let encoded = engine.encode(&aligned[..whole]);
+            out.push((
+                format!("{what} ({name} at offset {skip})"),
+                encoded.into_bytes(),
+            ));
+        }
+        let whole = bytes.len() / 3 * 3;
+        let encoded = engine.encode(&bytes[..whole]);
+        out.push((format!("{what} ({name} at offset 0)"), encoded.into_bytes()));
+    }
     out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `root`, hidden ones included, following no symbolic links.
+fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
 }
 
 #[test]
