@@ -1,0 +1,211 @@
+//! Checkpoint witnessing (spec: `docs/spec/log.md`, "Witnessing"; wire: `wire.md`).
+//!
+//! After the hello on every new connection the client opens one more stream. On it each
+//! side in turn acts as witness of the other's log: it asks for the owner's newest
+//! checkpoint proven to extend the one it countersigned last, checks the signature against
+//! the roster and the proof against what it holds, and answers with a countersignature, or
+//! refuses and records a `fork-detected` alarm in its own log.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::log::{SignedCheckpoint, SignedCountersignature, check_extends};
+use liaise_protocol::wire::{MAX_DETAIL_LEN, Message, MessageKind};
+use quinn::{RecvStream, SendStream};
+use serde_json::json;
+
+use super::Node;
+use super::framed::{FrameError, read_message, write_message};
+use crate::log::{self, LogKind, NewLogEntry, checkpoints};
+use crate::store::hex;
+
+/// The whole exchange may take at most this long; it never holds up deliveries.
+pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(15);
+
+const OFFER: &[MessageKind] = &[MessageKind::CheckpointOffer, MessageKind::CheckpointRefused];
+const ANSWER: &[MessageKind] = &[
+    MessageKind::Countersignature,
+    MessageKind::CheckpointRefused,
+];
+const REQUEST: &[MessageKind] = &[MessageKind::WitnessRequest];
+
+/// The client's side: witness the server, then be witnessed by it. Errors are logged, never
+/// fatal to the connection's other uses.
+pub async fn client_exchange(node: &Node, connection: &quinn::Connection, peer: &AgencyId) {
+    let run = async {
+        let (mut send, mut recv) = connection.open_bi().await.context("cannot open a stream")?;
+        witness(node, &mut send, &mut recv, peer).await?;
+        let Message::WitnessRequest { since } = read_message(&mut recv, REQUEST).await? else {
+            bail!("unexpected message");
+        };
+        be_witnessed(node, &mut send, &mut recv, peer, since).await?;
+        let _ = send.finish();
+        Ok::<(), anyhow::Error>(())
+    };
+    match tokio::time::timeout(WITNESS_TIMEOUT, run).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::info!(agency = %peer, "checkpoint exchange failed: {e:#}"),
+        Err(_) => tracing::info!(agency = %peer, "checkpoint exchange timed out"),
+    }
+}
+
+/// The server's side, after reading the client's `WitnessRequest { since }`.
+pub async fn serve_exchange(
+    node: &Node,
+    mut send: SendStream,
+    mut recv: RecvStream,
+    peer: &AgencyId,
+    since: Option<u64>,
+) -> Result<()> {
+    be_witnessed(node, &mut send, &mut recv, peer, since).await?;
+    witness(node, &mut send, &mut recv, peer).await?;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    Ok(())
+}
+
+/// As owner: sign a checkpoint of the current head if needed, offer the one the witness can
+/// check, and store its countersignature.
+async fn be_witnessed(
+    node: &Node,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    peer: &AgencyId,
+    since: Option<u64>,
+) -> Result<()> {
+    make_checkpoint(node).await?;
+    let offer = node
+        .store
+        .db
+        .read(move |c| checkpoints::offer_for_witness(c, since))
+        .await?;
+    let Some(checkpoints::WitnessOffer { checkpoint, proof }) = offer else {
+        let detail = "no checkpoint yet".to_owned();
+        write_message(send, &Message::CheckpointRefused { detail }).await?;
+        return Ok(());
+    };
+    let ours = SignedCheckpoint::from_bytes(&checkpoint)?;
+    let seq = ours.body_unverified()?.seq;
+    write_message(send, &Message::CheckpointOffer { checkpoint, proof }).await?;
+    match read_message(recv, ANSWER).await? {
+        Message::Countersignature { countersignature } => {
+            let key = peer_key(node, peer)?;
+            let signed = SignedCountersignature::from_bytes(&countersignature)?;
+            let body = signed
+                .verify_for(&ours, &key)
+                .context("the peer's countersignature does not verify")?;
+            if &body.witness != peer {
+                bail!("the countersignature names another witness");
+            }
+            let peer = peer.clone();
+            node.store
+                .db
+                .write(move |c| {
+                    checkpoints::store_countersignature(c, seq, &peer, &countersignature)
+                })
+                .await?;
+        }
+        Message::CheckpointRefused { detail } => {
+            tracing::warn!(agency = %peer, "peer refused to countersign our checkpoint {seq}: {detail}");
+        }
+        _ => bail!("unexpected message"),
+    }
+    Ok(())
+}
+
+/// As witness: ask for the owner's checkpoint, check it, countersign or refuse.
+async fn witness(
+    node: &Node,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    peer: &AgencyId,
+) -> Result<()> {
+    let owner = peer.clone();
+    let known = node
+        .store
+        .db
+        .read(move |c| checkpoints::witnessed_last(c, &owner))
+        .await?;
+    let since = known.map(|(seq, _)| seq);
+    write_message(send, &Message::WitnessRequest { since }).await?;
+    let (checkpoint, proof) = match read_message(recv, OFFER).await? {
+        Message::CheckpointOffer { checkpoint, proof } => (checkpoint, proof),
+        _ => return Ok(()),
+    };
+    let key = peer_key(node, peer)?;
+    let signed = SignedCheckpoint::from_bytes(&checkpoint)?;
+    let body = signed
+        .verify(&key)
+        .context("the peer's checkpoint does not verify")?;
+    if &body.agency != peer {
+        bail!("the peer offered another agency's checkpoint");
+    }
+    if let Err(contradiction) = check_extends(known, &body, &proof) {
+        tracing::error!(agency = %peer, "FORK DETECTED in the peer's log: {contradiction}");
+        let detail = json!({
+            "problem": contradiction.to_string(),
+            "offered_seq": body.seq,
+            "offered_head": hex(&body.head),
+            "countersigned": known.map(|(s, h)| json!({ "seq": s, "head": hex(&h) })),
+        });
+        let entry = NewLogEntry::new(LogKind::ForkDetected)
+            .agency(peer.clone())
+            .detail(detail);
+        node.store
+            .db
+            .write(move |c| log::append(c, entry).map(|_| ()))
+            .await?;
+        let detail: String = contradiction
+            .to_string()
+            .chars()
+            .take(MAX_DETAIL_LEN)
+            .collect();
+        write_message(send, &Message::CheckpointRefused { detail }).await?;
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let countersignature =
+        SignedCountersignature::sign(&signed, &node.me, now, &node.secrets.signing);
+    let entry = NewLogEntry::new(LogKind::Countersigned)
+        .agency(peer.clone())
+        .detail(json!({ "seq": body.seq, "head": hex(&body.head) }));
+    node.store
+        .db
+        .write(move |c| {
+            let fresh = checkpoints::witnessed_at(c, &body.agency, body.seq)?.is_none();
+            checkpoints::record_witnessed(c, &body, &checkpoint, now)?;
+            if fresh {
+                log::append(c, entry)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let countersignature = countersignature.to_bytes();
+    write_message(send, &Message::Countersignature { countersignature }).await?;
+    Ok(())
+}
+
+/// Signs a checkpoint of the current head unless it has one.
+pub async fn make_checkpoint(node: &Node) -> Result<()> {
+    let me = node.me.clone();
+    let key = liaise_keys::SigningSecretKey::from_bytes(&node.secrets.signing.to_bytes());
+    node.store
+        .db
+        .write(move |c| checkpoints::sign_if_needed(c, &me, &key, Timestamp::now()).map(|_| ()))
+        .await
+}
+
+fn peer_key(node: &Node, peer: &AgencyId) -> Result<liaise_keys::SigningPublicKey> {
+    node.roster
+        .current()
+        .member(peer)
+        .map(|m| m.signing_key)
+        .with_context(|| format!("{peer} is not in the roster"))
+}
+
+/// Maps the exchange's errors for the stream server: protocol violations keep their code.
+pub fn as_frame_error(e: anyhow::Error) -> FrameError {
+    e.downcast::<FrameError>()
+        .unwrap_or_else(|e| FrameError::Stream(e.to_string()))
+}

@@ -1,0 +1,212 @@
+//! Checkpoints of this node's log, the countersignatures peers gave them, and the peers'
+//! checkpoints this node countersigned (what it checks their next checkpoints against).
+
+use anyhow::{Context, Result};
+use liaise_keys::{AgencyId, SigningSecretKey, Timestamp};
+use liaise_protocol::log::{
+    CHECKPOINT_VERSION, CheckpointBody, MAX_PROOF_LEAVES, SignedCheckpoint,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{last, to_hash};
+
+/// Signs a checkpoint of the current head unless one exists for it. Returns the new one.
+pub fn sign_if_needed(
+    conn: &Connection,
+    me: &AgencyId,
+    key: &SigningSecretKey,
+    now: Timestamp,
+) -> Result<Option<SignedCheckpoint>> {
+    let Some((seq, head)) = last(conn)? else {
+        return Ok(None);
+    };
+    if latest(conn)?.is_some_and(|(s, _)| s >= seq) {
+        return Ok(None);
+    }
+    let checkpoint = SignedCheckpoint::sign(
+        &CheckpointBody {
+            version: CHECKPOINT_VERSION,
+            agency: me.clone(),
+            seq,
+            head,
+            time: now,
+        },
+        key,
+    );
+    conn.execute(
+        "INSERT INTO log_checkpoints (seq, checkpoint, signed_at) VALUES (?1, ?2, ?3)",
+        params![seq as i64, checkpoint.to_bytes(), now.0 as i64],
+    )?;
+    Ok(Some(checkpoint))
+}
+
+/// The newest checkpoint: its seq and bytes.
+pub fn latest(conn: &Connection) -> Result<Option<(u64, Vec<u8>)>> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, checkpoint FROM log_checkpoints ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Every checkpoint, oldest first.
+pub fn all(conn: &Connection) -> Result<Vec<(u64, Vec<u8>)>> {
+    let mut stmt = conn.prepare("SELECT seq, checkpoint FROM log_checkpoints ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The first checkpoint at or after `seq`, preferring one a peer countersigned.
+pub fn anchor_for(conn: &Connection, seq: u64) -> Result<Option<(u64, Vec<u8>)>> {
+    let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+    let countersigned = conn
+        .query_row(
+            "SELECT c.seq, c.checkpoint FROM log_checkpoints c
+             WHERE c.seq >= ?1 AND EXISTS (SELECT 1 FROM log_countersignatures s WHERE s.seq = c.seq)
+             ORDER BY c.seq LIMIT 1",
+            [seq],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()?;
+    if countersigned.is_some() {
+        return Ok(countersigned);
+    }
+    Ok(conn
+        .query_row(
+            "SELECT seq, checkpoint FROM log_checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+            [seq],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// A checkpoint for a witness and the leaf hashes proving it extends what the witness saw.
+#[derive(Debug, Clone)]
+pub struct WitnessOffer {
+    /// The signed checkpoint bytes.
+    pub checkpoint: Vec<u8>,
+    /// Leaf hashes from the witness's `since + 1` to the checkpoint.
+    pub proof: Vec<[u8; 32]>,
+}
+
+/// What to offer a witness that last countersigned our checkpoint at `since`: the newest
+/// checkpoint it can check in one proof, and the leaf hashes from `since + 1` to it.
+pub fn offer_for_witness(conn: &Connection, since: Option<u64>) -> Result<Option<WitnessOffer>> {
+    let Some(since) = since else {
+        return Ok(latest(conn)?.map(|(_, checkpoint)| WitnessOffer {
+            checkpoint,
+            proof: Vec::new(),
+        }));
+    };
+    let reach = since.saturating_add(MAX_PROOF_LEAVES as u64);
+    let chosen: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, checkpoint FROM log_checkpoints WHERE seq >= ?1 AND seq <= ?2
+             ORDER BY seq DESC LIMIT 1",
+            params![
+                i64::try_from(since).unwrap_or(i64::MAX),
+                i64::try_from(reach).unwrap_or(i64::MAX)
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, checkpoint)) = chosen else {
+        // Nothing at or after what the witness saw: offer the newest, it will see why.
+        return Ok(latest(conn)?.map(|(_, checkpoint)| WitnessOffer {
+            checkpoint,
+            proof: Vec::new(),
+        }));
+    };
+    let mut stmt =
+        conn.prepare("SELECT leaf FROM log_entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
+    let leaves = stmt
+        .query_map(params![since as i64, seq], |r| r.get::<_, Vec<u8>>(0))?
+        .map(|r| r.map_err(anyhow::Error::from).and_then(|l| to_hash(&l)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(WitnessOffer {
+        checkpoint,
+        proof: leaves,
+    }))
+}
+
+/// Stores a peer's countersignature of our checkpoint at `seq`.
+pub fn store_countersignature(
+    conn: &Connection,
+    seq: u64,
+    witness: &AgencyId,
+    countersignature: &[u8],
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO log_countersignatures (seq, witness, countersignature) VALUES (?1, ?2, ?3)",
+        params![seq as i64, witness.as_str(), countersignature],
+    )?;
+    Ok(())
+}
+
+/// Every countersignature: (seq, witness, bytes).
+pub fn countersignatures(conn: &Connection) -> Result<Vec<(u64, String, Vec<u8>)>> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, witness, countersignature FROM log_countersignatures ORDER BY seq, witness",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The countersignatures of our checkpoint at `seq`.
+pub fn countersignatures_at(conn: &Connection, seq: u64) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare(
+        "SELECT countersignature FROM log_countersignatures WHERE seq = ?1 ORDER BY witness",
+    )?;
+    let rows = stmt.query_map([seq as i64], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The newest checkpoint of `agency` this node countersigned: its seq and head.
+pub fn witnessed_last(conn: &Connection, agency: &AgencyId) -> Result<Option<(u64, [u8; 32])>> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, head FROM log_witnessed WHERE agency = ?1 ORDER BY seq DESC LIMIT 1",
+            [agency.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(seq, head)| Ok((seq as u64, to_hash(&head)?)))
+        .transpose()
+}
+
+/// The head of `agency`'s checkpoint at `seq` this node countersigned, if any.
+pub fn witnessed_at(conn: &Connection, agency: &AgencyId, seq: u64) -> Result<Option<[u8; 32]>> {
+    let head: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT head FROM log_witnessed WHERE agency = ?1 AND seq = ?2",
+            params![agency.as_str(), seq as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    head.map(|h| to_hash(&h)).transpose()
+}
+
+/// Records a peer's checkpoint this node countersigned.
+pub fn record_witnessed(
+    conn: &Connection,
+    body: &CheckpointBody,
+    checkpoint: &[u8],
+    now: Timestamp,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO log_witnessed (agency, seq, head, checkpoint, countersigned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            body.agency.as_str(),
+            i64::try_from(body.seq).context("checkpoint seq out of range")?,
+            body.head.as_slice(),
+            checkpoint,
+            now.0 as i64
+        ],
+    )?;
+    Ok(())
+}

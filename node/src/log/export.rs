@@ -1,0 +1,164 @@
+//! Building an evidence bundle for one document from this node's store
+//! (spec: `docs/spec/evidence.md`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use liaise_keys::AgencyId;
+use liaise_protocol::evidence::{Anchor, EvidenceMeta, bundle_prefix};
+use liaise_protocol::log::{ChainSegment, GENESIS_HEAD, Leaf, LogEntry, LogKind, MAX_PROOF_LEAVES};
+use rusqlite::Connection;
+
+use super::{checkpoints, entries, seqs_for_doc};
+use crate::store::{hex, parse_hex, records};
+
+/// What an export wrote.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// Delivery receipts included.
+    pub receipts: usize,
+    /// Deletion receipts included.
+    pub deletion_receipts: usize,
+    /// Log entries included.
+    pub entries: usize,
+    /// Entries about the document left out because no checkpoint covers them yet.
+    pub unanchored: usize,
+}
+
+/// Writes the bundle for `doc_id` to `out`. `blob` is the sealed document's path.
+pub fn export(
+    conn: &Connection,
+    me: &AgencyId,
+    doc_id: &[u8; 16],
+    blob: &Path,
+    out: &Path,
+) -> Result<Exported> {
+    let id = hex(doc_id);
+    let blob_name = records::blob_of_document(conn, &id)?
+        .with_context(|| format!("no document {id} in this node's store"))?;
+    let content_hash = parse_hex::<32>(&blob_name).context("corrupt blob name in the store")?;
+    let sealed_len = std::fs::metadata(blob)
+        .with_context(|| format!("cannot read {}", blob.display()))?
+        .len();
+
+    let mut receipts: Vec<Vec<u8>> = records::receipts_for(conn, &id)?
+        .into_iter()
+        .map(|r| r.receipt)
+        .collect();
+    receipts.extend(own_receipts(conn, &id)?);
+
+    let seqs = seqs_for_doc(conn, doc_id)?;
+    let mut groups: BTreeMap<u64, (Vec<u8>, Vec<u64>)> = BTreeMap::new();
+    let mut unanchored = 0;
+    for seq in &seqs {
+        match checkpoints::anchor_for(conn, *seq)? {
+            Some((cp_seq, cp)) => groups
+                .entry(cp_seq)
+                .or_insert_with(|| (cp, Vec::new()))
+                .1
+                .push(*seq),
+            None => unanchored += 1,
+        }
+    }
+    if groups.is_empty() {
+        bail!(
+            "no signed checkpoint covers the log entries about {id} yet; the node signs one within 30 seconds while it runs, try again then"
+        );
+    }
+    let mut anchors = Vec::new();
+    let mut deletion_receipts = Vec::new();
+    let mut disclosed = 0;
+    for (cp_seq, (checkpoint, seqs)) in groups {
+        let first = seqs.first().copied().unwrap_or(cp_seq);
+        if cp_seq - first >= MAX_PROOF_LEAVES as u64 {
+            bail!(
+                "the log entries about {id} are too far from a checkpoint to prove in one bundle"
+            );
+        }
+        let prev_head = match first.checked_sub(1) {
+            Some(prev) => entries(conn, prev, prev)?
+                .first()
+                .map(|e| e.head)
+                .context("the log is missing an entry; run `liaise log verify`")?,
+            None => GENESIS_HEAD,
+        };
+        let mut leaves = Vec::new();
+        for row in entries(conn, first, cp_seq)? {
+            if seqs.contains(&row.seq) {
+                let entry = LogEntry::decode(&row.bytes)?;
+                if entry.doc_id != Some(*doc_id) {
+                    bail!(
+                        "log entry {} is indexed under {id} but is about another document; run `liaise log verify`",
+                        row.seq
+                    );
+                }
+                if entry.kind == LogKind::DeletionReceipt {
+                    deletion_receipts.extend(receipt_in_detail(&entry.detail));
+                }
+                leaves.push(Leaf::Entry(row.bytes));
+                disclosed += 1;
+            } else {
+                leaves.push(Leaf::Hidden(row.leaf));
+            }
+        }
+        anchors.push(Anchor {
+            checkpoint,
+            countersignatures: checkpoints::countersignatures_at(conn, cp_seq)?,
+            segment: ChainSegment {
+                start_seq: first,
+                prev_head,
+                leaves,
+            },
+        });
+    }
+    let meta = EvidenceMeta {
+        exporter: me.clone(),
+        document_id: *doc_id,
+        content_hash,
+        sealed_len,
+        receipts: receipts.clone(),
+        deletion_receipts: deletion_receipts.clone(),
+        anchors,
+    };
+    let mut file = BufWriter::new(
+        File::create(out).with_context(|| format!("cannot create {}", out.display()))?,
+    );
+    file.write_all(&bundle_prefix(&meta))?;
+    let mut sealed = File::open(blob).with_context(|| format!("cannot read {}", blob.display()))?;
+    std::io::copy(&mut sealed, &mut file)?;
+    file.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", out.display(), e.error()))?
+        .sync_all()?;
+    Ok(Exported {
+        receipts: receipts.len(),
+        deletion_receipts: deletion_receipts.len(),
+        entries: disclosed,
+        unanchored,
+    })
+}
+
+/// The receipts this node signed for a document it received.
+fn own_receipts(conn: &Connection, doc_id: &str) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare("SELECT receipt FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+    let rows = stmt.query_map([doc_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A `deletion-receipt` entry carries the signed receipt as hex in `detail.receipt`.
+fn receipt_in_detail(detail: &str) -> Option<Vec<u8>> {
+    let value: serde_json::Value = serde_json::from_str(detail).ok()?;
+    let text = value.get("receipt")?.as_str()?;
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
+}
