@@ -4,15 +4,17 @@
 //! (RFC 8439) under the nonce `u88(counter) || u8(last)`. The padded length is known up front
 //! (it is in the signed header), so both sides know exactly which chunk is the last one.
 //! While streaming, the encryptor and decryptor also hash the ciphertext (SHA-256, for the
-//! signature transcript).
+//! signature transcript). Chunks travel in batches of 16 (see [`crate::sealed::batch`]), which
+//! changes nothing on the wire.
 
 use std::io::{self, Read, Write};
 
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use chacha20poly1305::Nonce;
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
+use crate::sealed::batch::{
+    BATCH_CHUNKS, BATCHES_IN_FLIGHT, Batch, ChunkPipeline, Direction, PipelineStopped, SLOT_LEN,
+};
 use crate::sealed::error::OpenError;
 use crate::sealed::{CHUNK_LEN, TAG_LEN};
 
@@ -40,126 +42,234 @@ pub(crate) fn nonce(counter: u64, last: bool) -> Nonce {
     Nonce::from(n)
 }
 
-/// Encrypts one section's padded plaintext to `out`, chunk by chunk.
+/// Wire bytes a batch buffer needs for a section (or its rest) of `padded_len` bytes.
+fn wire_capacity(padded_len: u64) -> usize {
+    usize::try_from(ciphertext_len(padded_len))
+        .unwrap_or(usize::MAX)
+        .min(BATCH_CHUNKS * SLOT_LEN)
+}
+
+fn stopped(_: PipelineStopped) -> io::Error {
+    io::Error::other("STREAM helper thread stopped")
+}
+
+/// Why content could not be fed from a reader.
+#[derive(Debug)]
+pub(crate) enum FeedError {
+    /// Reading the content failed.
+    Read(io::Error),
+    /// The content ended before the length it was declared to have.
+    ShortContent,
+    /// Writing the ciphertext failed.
+    Write(io::Error),
+}
+
+/// Encrypts one section's padded plaintext to `out`, a batch of chunks at a time.
+///
+/// Plaintext is placed straight into its chunk's place in a batch buffer, sealed in place
+/// (on a helper thread for sections longer than a batch, see [`ChunkPipeline`]), and the
+/// batch is written with one `write_all`: no per-chunk allocation or copy.
 pub(crate) struct StreamEncryptor<'w> {
-    cipher: ChaCha20Poly1305,
     out: &'w mut dyn Write,
     padded_len: u64,
     consumed: u64,
-    counter: u64,
-    buf: Zeroizing<Vec<u8>>,
-    ciphertext_hash: Sha256,
+    filling: Batch,
+    pipeline: ChunkPipeline,
 }
 
 impl<'w> StreamEncryptor<'w> {
     pub(crate) fn new(payload_key: &[u8; 32], padded_len: u64, out: &'w mut dyn Write) -> Self {
         Self {
-            cipher: ChaCha20Poly1305::new(&(*payload_key).into()),
             out,
             padded_len,
             consumed: 0,
-            counter: 0,
-            buf: Zeroizing::new(Vec::with_capacity(CHUNK_LEN + TAG_LEN)),
-            ciphertext_hash: Sha256::new(),
+            filling: Batch::with_capacity(wire_capacity(padded_len)),
+            pipeline: ChunkPipeline::new(payload_key, Direction::Seal, chunk_count(padded_len)),
         }
     }
 
     /// Feeds plaintext. Fails if more than the padded length is fed.
     pub(crate) fn push(&mut self, mut data: &[u8]) -> io::Result<()> {
-        let remaining = self.padded_len - self.consumed;
-        if data.len() as u64 > remaining {
-            return Err(io::Error::other(
-                "section plaintext longer than its padded length",
-            ));
-        }
+        self.check_room(data.len() as u64)?;
         while !data.is_empty() {
-            let room = CHUNK_LEN - self.buf.len();
-            let (now, rest) = data.split_at(room.min(data.len()));
-            self.buf.extend_from_slice(now);
-            self.consumed += now.len() as u64;
+            let room = self.room(data.len() as u64)?;
+            let (now, rest) = data
+                .split_at_checked(room.len())
+                .ok_or_else(|| io::Error::other("batch room larger than asked for"))?;
+            room.copy_from_slice(now);
+            let n = now.len();
             data = rest;
-            let last = self.consumed == self.padded_len;
-            if self.buf.len() == CHUNK_LEN || last {
-                self.seal_chunk(last)?;
-            }
+            self.advance(n)?;
         }
         Ok(())
     }
 
     /// Feeds `count` zero bytes (padding).
     pub(crate) fn push_zeros(&mut self, mut count: u64) -> io::Result<()> {
-        let zeros = [0u8; 4096];
+        self.check_room(count)?;
         while count > 0 {
-            let n = count.min(zeros.len() as u64) as usize;
-            self.push(zeros.get(..n).unwrap_or(&[]))?;
+            let room = self.room(count)?;
+            room.fill(0);
+            let n = room.len();
             count -= n as u64;
+            self.advance(n)?;
         }
         Ok(())
     }
 
-    fn seal_chunk(&mut self, last: bool) -> io::Result<()> {
-        let tag = self
-            .cipher
-            .encrypt_inout_detached(
-                &nonce(self.counter, last),
-                &[],
-                self.buf.as_mut_slice().into(),
-            )
-            .map_err(|_| io::Error::other("chunk encryption failed"))?;
-        self.buf.extend_from_slice(&tag);
-        self.ciphertext_hash.update(self.buf.as_slice());
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.counter += 1;
+    /// Feeds exactly `len` bytes read from `input`, read straight into the batch, and adds
+    /// them to `content_hash` on the way.
+    pub(crate) fn push_from(
+        &mut self,
+        input: &mut dyn Read,
+        len: u64,
+        content_hash: &mut Sha256,
+    ) -> Result<(), FeedError> {
+        self.check_room(len).map_err(FeedError::Write)?;
+        let mut remaining = len;
+        while remaining > 0 {
+            let room = self.room(remaining).map_err(FeedError::Write)?;
+            let n = loop {
+                match input.read(room) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    other => break other.map_err(FeedError::Read)?,
+                }
+            };
+            let data = room.get(..n).ok_or(FeedError::ShortContent)?;
+            if data.is_empty() {
+                return Err(FeedError::ShortContent);
+            }
+            content_hash.update(data);
+            remaining -= n as u64;
+            self.advance(n).map_err(FeedError::Write)?;
+        }
         Ok(())
     }
 
+    fn check_room(&self, len: u64) -> io::Result<()> {
+        if len > self.padded_len - self.consumed {
+            return Err(io::Error::other(
+                "section plaintext longer than its padded length",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Free room in the current chunk, at most `max` bytes and never empty.
+    fn room(&mut self, max: u64) -> io::Result<&mut [u8]> {
+        let max = usize::try_from(max.min(self.padded_len - self.consumed)).unwrap_or(usize::MAX);
+        let room = self.filling.room(max);
+        if room.is_empty() {
+            return Err(io::Error::other("no room in the STREAM batch"));
+        }
+        Ok(room)
+    }
+
+    /// Accounts for `n` bytes just placed; hands the batch on when it is full or the last.
+    fn advance(&mut self, n: usize) -> io::Result<()> {
+        self.consumed += n as u64;
+        self.filling.text_len += n;
+        let last = self.consumed == self.padded_len;
+        if !(self.filling.is_full() || last) {
+            return Ok(());
+        }
+        let next_counter = self.filling.next_counter();
+        self.filling.ends_section = last;
+        let mut full = std::mem::replace(&mut self.filling, Batch::with_capacity(0));
+        self.pipeline.assist(&mut full);
+        self.pipeline.submit(full).map_err(stopped)?;
+        if last {
+            return Ok(());
+        }
+        self.filling = if self.pipeline.in_flight() >= BATCHES_IN_FLIGHT {
+            self.write_oldest()?
+        } else {
+            Batch::with_capacity(wire_capacity(self.padded_len - self.consumed))
+        };
+        self.filling.reset(next_counter);
+        Ok(())
+    }
+
+    /// Writes the oldest sealed batch out and returns it for reuse.
+    fn write_oldest(&mut self) -> io::Result<Batch> {
+        let (batch, good) = self.pipeline.receive().map_err(stopped)?;
+        if good != batch.chunks() {
+            return Err(io::Error::other("chunk encryption failed"));
+        }
+        self.out.write_all(batch.wire())?;
+        Ok(batch)
+    }
+
     /// Ends the section; all `padded_len` bytes must have been fed.
-    pub(crate) fn finish(self) -> io::Result<CiphertextHash> {
+    pub(crate) fn finish(mut self) -> io::Result<CiphertextHash> {
         if self.consumed != self.padded_len || self.padded_len == 0 {
             return Err(io::Error::other(
                 "section plaintext shorter than its padded length",
             ));
         }
-        Ok(self.ciphertext_hash.finalize().into())
+        while self.pipeline.in_flight() > 0 {
+            self.write_oldest()?;
+        }
+        self.pipeline.finish().map_err(stopped)
     }
 }
 
 /// Decrypts one section from `input`, which must hold exactly its ciphertext next.
+///
+/// Reads a batch ahead: while the caller takes the plaintext of one batch, the next is
+/// verified and decrypted (on a helper thread for sections longer than a batch). Plaintext
+/// is handed out only from chunks whose tag verified, in order; a failure is reported where
+/// the chunk-by-chunk reading would have met it.
 pub(crate) struct StreamDecryptor<'r, R: Read> {
-    cipher: ChaCha20Poly1305,
     input: &'r mut R,
     padded_len: u64,
     chunks: u64,
-    counter: u64,
-    buf: Zeroizing<Vec<u8>>,
+    /// Chunks read from `input` and submitted.
+    read_chunks: u64,
+    /// The batch being handed out, and how far into its plaintext.
+    current: Option<Batch>,
     pos: usize,
-    ciphertext_hash: Sha256,
+    /// A free buffer for the next read.
+    spare: Option<Batch>,
+    /// Reading stopped with this error; reported after the batches read before it.
+    read_error: Option<OpenError>,
+    /// A chunk right after the current batch's plaintext failed to verify.
+    failed: bool,
+    pipeline: ChunkPipeline,
 }
 
 impl<'r, R: Read> StreamDecryptor<'r, R> {
     pub(crate) fn new(payload_key: &[u8; 32], padded_len: u64, input: &'r mut R) -> Self {
+        let chunks = chunk_count(padded_len);
         Self {
-            cipher: ChaCha20Poly1305::new(&(*payload_key).into()),
             input,
             padded_len,
-            chunks: chunk_count(padded_len),
-            counter: 0,
-            buf: Zeroizing::new(Vec::with_capacity(CHUNK_LEN + TAG_LEN)),
+            chunks,
+            read_chunks: 0,
+            current: None,
             pos: 0,
-            ciphertext_hash: Sha256::new(),
+            spare: None,
+            read_error: None,
+            failed: false,
+            pipeline: ChunkPipeline::new(payload_key, Direction::Open, chunks),
         }
     }
 
     /// Up to `max` bytes of plaintext (at least 1 unless the section is exhausted).
     pub(crate) fn read_some(&mut self, max: usize) -> Result<&[u8], OpenError> {
-        if self.pos == self.buf.len() && self.counter < self.chunks {
-            self.open_chunk()?;
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|batch| self.pos >= batch.text_len)
+        {
+            self.next_batch()?;
         }
-        let start = self.pos;
-        let end = self.buf.len().min(start.saturating_add(max));
-        self.pos = end;
-        Ok(self.buf.get(start..end).unwrap_or(&[]))
+        let Some(batch) = self.current.as_mut() else {
+            return Ok(&[]);
+        };
+        let part = batch.text_from(self.pos, max);
+        self.pos += part.len();
+        Ok(part)
     }
 
     /// Exactly `out.len()` bytes of plaintext; running out is a verification failure (the
@@ -180,30 +290,74 @@ impl<'r, R: Read> StreamDecryptor<'r, R> {
         Ok(())
     }
 
-    fn open_chunk(&mut self) -> Result<(), OpenError> {
-        let last = self.counter + 1 == self.chunks;
-        let plain_len = if last {
-            self.padded_len - self.counter * CHUNK_LEN as u64
-        } else {
-            CHUNK_LEN as u64
-        } as usize;
-        self.buf.resize(plain_len + TAG_LEN, 0);
-        self.input
-            .read_exact(&mut self.buf)
-            .map_err(OpenError::from_read)?;
-        self.ciphertext_hash.update(self.buf.as_slice());
-        let tag_bytes = self.buf.split_off(plain_len);
-        let tag = Tag::try_from(tag_bytes.as_slice()).map_err(|_| OpenError::VerificationFailed)?;
-        self.cipher
-            .decrypt_inout_detached(
-                &nonce(self.counter, last),
-                &[],
-                self.buf.as_mut_slice().into(),
-                &tag,
-            )
-            .map_err(|_| OpenError::VerificationFailed)?;
-        self.counter += 1;
+    /// Moves on to the next verified batch; leaves `current` empty at the section's end.
+    fn next_batch(&mut self) -> Result<(), OpenError> {
+        if self.failed {
+            return Err(OpenError::VerificationFailed);
+        }
+        if let Some(done) = self.current.take() {
+            self.spare = Some(done);
+        }
         self.pos = 0;
+        self.read_ahead()?;
+        if self.pipeline.in_flight() == 0 {
+            return self.read_error.take().map_or(Ok(()), Err);
+        }
+        let (mut batch, good) = self.pipeline.receive().map_err(helper_stopped)?;
+        if good < batch.chunks() {
+            // Chunks before the failed one are whole chunks, and verified.
+            self.failed = true;
+            batch.text_len = good * CHUNK_LEN;
+            if good == 0 {
+                return Err(OpenError::VerificationFailed);
+            }
+        }
+        self.current = Some(batch);
+        Ok(())
+    }
+
+    /// Reads and submits batches until [`BATCHES_IN_FLIGHT`] are in flight, the section's
+    /// ciphertext is all read, or reading fails (what was read whole is still submitted).
+    fn read_ahead(&mut self) -> Result<(), OpenError> {
+        while self.pipeline.in_flight() < BATCHES_IN_FLIGHT
+            && self.read_chunks < self.chunks
+            && self.read_error.is_none()
+        {
+            let rest = self.padded_len - self.read_chunks * CHUNK_LEN as u64;
+            let mut batch = self
+                .spare
+                .take()
+                .unwrap_or_else(|| Batch::with_capacity(wire_capacity(rest)));
+            batch.reset(self.read_chunks);
+            let n = (self.chunks - self.read_chunks).min(BATCH_CHUNKS as u64) as usize;
+            let ends = self.read_chunks + n as u64 == self.chunks;
+            let text_len = if ends {
+                usize::try_from(rest).unwrap_or(usize::MAX)
+            } else {
+                n * CHUNK_LEN
+            };
+            let wire_len = text_len + n * TAG_LEN;
+            let room = batch.wire_room(0, wire_len);
+            if room.len() != wire_len {
+                return Err(helper_stopped(PipelineStopped));
+            }
+            match read_full(self.input, room) {
+                (_, None) => {
+                    batch.text_len = text_len;
+                    batch.ends_section = ends;
+                }
+                (filled, Some(err)) => {
+                    self.read_error = Some(OpenError::from_read(err));
+                    batch.text_len = (filled / SLOT_LEN).min(n.saturating_sub(1)) * CHUNK_LEN;
+                }
+            }
+            self.read_chunks += batch.chunks() as u64;
+            if batch.chunks() == 0 {
+                self.spare = Some(batch);
+                break;
+            }
+            self.pipeline.submit(batch).map_err(helper_stopped)?;
+        }
         Ok(())
     }
 
@@ -218,8 +372,26 @@ impl<'r, R: Read> StreamDecryptor<'r, R> {
                 return Err(OpenError::VerificationFailed);
             }
         }
-        Ok(self.ciphertext_hash.finalize().into())
+        self.pipeline.finish().map_err(helper_stopped)
     }
+}
+
+fn helper_stopped(stop: PipelineStopped) -> OpenError {
+    OpenError::Read(stopped(stop))
+}
+
+/// Reads until `buf` is full; returns how much was read and, if it was not filled, why.
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match input.read(rest) {
+            Ok(0) => return (filled, Some(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, Some(e)),
+        }
+    }
+    (filled, None)
 }
 
 /// Reads past a section this reader cannot decrypt, hashing its ciphertext.
@@ -229,7 +401,7 @@ pub(crate) fn skip_section<R: Read>(
 ) -> Result<CiphertextHash, OpenError> {
     let mut remaining = ciphertext_len(padded_len);
     let mut hash = Sha256::new();
-    let mut buf = vec![0u8; CHUNK_LEN + TAG_LEN];
+    let mut buf = vec![0u8; wire_capacity(padded_len)];
     while remaining > 0 {
         let n = remaining.min(buf.len() as u64) as usize;
         let part = buf.get_mut(..n).unwrap_or(&mut []);
@@ -241,127 +413,5 @@ pub(crate) fn skip_section<R: Read>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-    use crate::sealed::derive::payload_key;
-
-    fn encrypt(plain: &[u8]) -> (Vec<u8>, CiphertextHash) {
-        let key = Zeroizing::new([5u8; 32]);
-        let id = [6u8; 16];
-        let mut out = Vec::new();
-        let mut enc =
-            StreamEncryptor::new(&payload_key(&key, &id, 0), plain.len() as u64, &mut out);
-        // Feed in odd-sized pieces to exercise buffering.
-        for piece in plain.chunks(1000) {
-            enc.push(piece).unwrap();
-        }
-        let digest = enc.finish().unwrap();
-        (out, digest)
-    }
-
-    fn decrypt(ct: &[u8], padded_len: u64) -> Result<(Vec<u8>, CiphertextHash), OpenError> {
-        let key = Zeroizing::new([5u8; 32]);
-        let id = [6u8; 16];
-        let mut input = ct;
-        let mut dec = StreamDecryptor::new(&payload_key(&key, &id, 0), padded_len, &mut input);
-        let mut plain = Vec::new();
-        loop {
-            let part = dec.read_some(777)?;
-            if part.is_empty() {
-                break;
-            }
-            plain.extend_from_slice(part);
-        }
-        let digest = dec.finish_with_zero_padding()?;
-        Ok((plain, digest))
-    }
-
-    #[test]
-    fn round_trip_at_chunk_boundaries() {
-        for len in [
-            1,
-            100,
-            CHUNK_LEN - 1,
-            CHUNK_LEN,
-            CHUNK_LEN + 1,
-            2 * CHUNK_LEN,
-            2 * CHUNK_LEN + 5,
-        ] {
-            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8 | 1).collect();
-            let (ct, digest) = encrypt(&plain);
-            assert_eq!(ct.len() as u64, ciphertext_len(len as u64));
-            let (back, digest2) = decrypt(&ct, len as u64).unwrap();
-            assert_eq!(back, plain);
-            assert_eq!(digest, digest2);
-            assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&ct)));
-        }
-    }
-
-    #[test]
-    fn truncation_reordering_and_flips_fail() {
-        let plain = vec![1u8; 2 * CHUNK_LEN + 10];
-        let (ct, _) = encrypt(&plain);
-        let len = plain.len() as u64;
-        // Truncation at chunk boundaries is an early end.
-        for cut in [
-            0,
-            1,
-            CHUNK_LEN + TAG_LEN,
-            2 * (CHUNK_LEN + TAG_LEN),
-            ct.len() - 1,
-        ] {
-            assert!(
-                matches!(decrypt(&ct[..cut], len), Err(OpenError::Truncated)),
-                "cut {cut}"
-            );
-        }
-        // Swapping the first two chunks fails authentication.
-        let c = CHUNK_LEN + TAG_LEN;
-        let mut swapped = ct[c..2 * c].to_vec();
-        swapped.extend_from_slice(&ct[..c]);
-        swapped.extend_from_slice(&ct[2 * c..]);
-        assert!(matches!(
-            decrypt(&swapped, len),
-            Err(OpenError::VerificationFailed)
-        ));
-        // Dropping the final chunk and declaring the shorter length: the new last chunk
-        // was sealed as non-final.
-        assert!(matches!(
-            decrypt(&ct[..2 * c], 2 * CHUNK_LEN as u64),
-            Err(OpenError::VerificationFailed)
-        ));
-        for i in (0..ct.len()).step_by(4099) {
-            let mut bad = ct.clone();
-            bad[i] ^= 0x40;
-            assert!(matches!(
-                decrypt(&bad, len),
-                Err(OpenError::VerificationFailed)
-            ));
-        }
-    }
-
-    #[test]
-    fn nonzero_padding_is_refused_and_overlong_input_is_refused() {
-        let key = Zeroizing::new([5u8; 32]);
-        let id = [6u8; 16];
-        for (plain, ok) in [(&[0u8, 0, 0][..], true), (&[0, 0, 7][..], false)] {
-            let (ct, _) = encrypt(plain);
-            let mut input = ct.as_slice();
-            let dec = StreamDecryptor::new(&payload_key(&key, &id, 0), 3, &mut input);
-            let result = dec.finish_with_zero_padding();
-            assert_eq!(result.is_ok(), ok);
-            assert!(ok || matches!(result, Err(OpenError::VerificationFailed)));
-        }
-        let mut out = Vec::new();
-        let mut enc = StreamEncryptor::new(&payload_key(&key, &[0; 16], 0), 2, &mut out);
-        assert!(enc.push(&[1, 2, 3]).is_err());
-    }
-
-    #[test]
-    fn nonce_layout() {
-        let n = nonce(0x0102, true);
-        assert_eq!(n.as_slice(), &[0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 1]);
-        assert_eq!(nonce(0, false).as_slice(), &[0u8; 12]);
-    }
-}
+#[path = "stream_tests.rs"]
+mod tests;
