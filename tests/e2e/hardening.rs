@@ -1,0 +1,297 @@
+//! Findings of the security review, each shown fixed against a running node: a member speaks
+//! QUIC to the probation node with its own keys (and the node's TLS settings) and tries to
+//! roll back or push rosters out of turn, fill the disk with documents it could never deliver,
+//! hog connections, or keep a connection after its revocation.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use liaise_keys::Timestamp;
+use liaise_keys::keyfile::Passphrase;
+use liaise_node::home::Home;
+use liaise_node::transport::{SharedRoster, client_config};
+use liaise_protocol::wire::{
+    CloseCode, FRAME_HEADER_LEN, Message, MessageKind, PROTOCOL_VERSION, RejectReason,
+    decode_frame, encode_frame,
+};
+use liaise_tests::PASSPHRASE;
+
+use super::nodes::{Agency, TestFederation};
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+
+/// A member's keys in the test's hands, dialling one node.
+struct Member {
+    endpoint: quinn::Endpoint,
+    target: SocketAddr,
+    target_agency: String,
+}
+
+impl Member {
+    fn new(fed: &TestFederation, who: &Agency, target: &Agency) -> Self {
+        let home = Home::new(fed.sandbox.path(&who.home));
+        let secrets = home
+            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
+            .unwrap();
+        let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(client_config(&secrets.transport, &roster).unwrap());
+        Self {
+            endpoint,
+            target: fed.address(target).parse().unwrap(),
+            target_agency: target.id.clone(),
+        }
+    }
+
+    async fn connect(&self) -> quinn::Connection {
+        self.endpoint
+            .connect(self.target, &self.target_agency)
+            .unwrap()
+            .await
+            .unwrap()
+    }
+
+    /// A new connection with the hello exchange done (claiming roster `serial`), the hello
+    /// stream still open.
+    async fn hello(&self, serial: u64) -> (quinn::Connection, quinn::SendStream) {
+        let conn = self.connect().await;
+        let (send, recv) = hello_on(&conn, serial).await;
+        drop(recv);
+        (conn, send)
+    }
+}
+
+async fn hello_on(conn: &quinn::Connection, serial: u64) -> (quinn::SendStream, quinn::RecvStream) {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION,
+        roster_serial: serial,
+    };
+    send.write_all(&encode_frame(&hello)).await.unwrap();
+    let ack = read_frame(&mut recv, &[MessageKind::HelloAck]).await;
+    assert!(matches!(ack, Message::HelloAck { .. }), "{ack:?}");
+    (send, recv)
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream, expected: &'static [MessageKind]) -> Message {
+    let mut frame = vec![0u8; FRAME_HEADER_LEN];
+    recv.read_exact(&mut frame).await.unwrap();
+    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+    frame.resize(FRAME_HEADER_LEN + len, 0);
+    recv.read_exact(&mut frame[FRAME_HEADER_LEN..])
+        .await
+        .unwrap();
+    decode_frame(&frame, expected).unwrap().0
+}
+
+async fn close_code(conn: &quinn::Connection, within: Duration) -> u64 {
+    match tokio::time::timeout(within, conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => close.error_code.into_inner(),
+        other => panic!("the node did not close the connection as expected: {other:?}"),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn federation() -> TestFederation {
+    TestFederation::new(
+        &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
+        &[],
+    )
+}
+
+fn roster_serial(fed: &TestFederation, agency: &Agency) -> u64 {
+    fed.json(agency, &["roster", "show"])["serial"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn roster_pushes_need_a_newer_serial_and_come_once_per_connection() {
+    let fed = federation();
+    let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    let serial = roster_serial(&fed, probation);
+    let roster = fed.sandbox.read(&format!("{}/roster.liaise", prison.home));
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = Member::new(&fed, prison, probation);
+    let violation = u64::from(CloseCode::ProtocolViolation.code());
+    rt.block_on(async {
+        // A roster pushed by a client that did not claim a newer one: out of turn.
+        let (conn, mut send) = peer.hello(serial).await;
+        let push = Message::RosterFile {
+            file: roster.clone(),
+        };
+        send.write_all(&encode_frame(&push)).await.unwrap();
+        assert_eq!(close_code(&conn, Duration::from_secs(10)).await, violation);
+
+        // A second hello on the same connection.
+        let (conn, mut send) = peer.hello(serial).await;
+        send.finish().unwrap();
+        let (mut again, _recv) = conn.open_bi().await.unwrap();
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            roster_serial: serial,
+        };
+        again.write_all(&encode_frame(&hello)).await.unwrap();
+        assert_eq!(close_code(&conn, Duration::from_secs(10)).await, violation);
+    });
+    assert_eq!(roster_serial(&fed, probation), serial);
+}
+
+#[test]
+fn a_revoked_member_loses_the_connection_it_holds() {
+    let fed = federation();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start_with(probation, &[], Some("probation.log"));
+    let serial = roster_serial(&fed, probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let prison_peer = Member::new(&fed, prison, probation);
+    let city_peer = Member::new(&fed, city, probation);
+    let (held, _hello) = rt.block_on(prison_peer.hello(serial));
+
+    // The stewards revoke the prison; the city brings the new roster to the probation node.
+    fed.sandbox
+        .liaise(&["federation", "revoke", "--dir", "fed", PRISON])
+        .ok();
+    fed.publish();
+    let newer = fed.sandbox.read("fed/roster.liaise");
+    rt.block_on(async {
+        let (conn, mut send) = city_peer.hello(serial + 1).await;
+        let push = Message::RosterFile { file: newer };
+        send.write_all(&encode_frame(&push)).await.unwrap();
+        send.finish().unwrap();
+        let _ = send.stopped().await;
+        drop(conn);
+    });
+    let code = rt.block_on(close_code(&held, Duration::from_secs(10)));
+    assert_eq!(code, u64::from(CloseCode::NotAuthorized.code()));
+    assert_eq!(roster_serial(&fed, probation), serial + 1);
+}
+
+#[test]
+fn an_agency_holds_a_few_connections_at_most() {
+    let fed = federation();
+    let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = Member::new(&fed, prison, probation);
+    let serial = roster_serial(&fed, probation);
+    let limit = 4;
+    rt.block_on(async {
+        let mut open = Vec::new();
+        for _ in 0..limit {
+            open.push(peer.hello(serial).await);
+        }
+        let extra = peer.connect().await;
+        let code = close_code(&extra, Duration::from_secs(10)).await;
+        assert_eq!(code, u64::from(CloseCode::Internal.code()));
+        for (conn, _) in &open {
+            assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
+        }
+        // A closed one frees its place.
+        let (first, _) = open.remove(0);
+        first.close(0u32.into(), b"done");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (conn, _) = peer.hello(serial).await;
+        assert!(conn.close_reason().is_none());
+    });
+}
+
+/// Offers `sealed` under its own id but announcing `sealed_len`, sends every byte of it and
+/// keeps the stream open; returns the node's answer (or panics after `within`).
+async fn offer_and_hold(
+    peer: &Member,
+    sealed: &[u8],
+    sealed_len: u64,
+    within: Duration,
+) -> Message {
+    let info = liaise_protocol::danger_read_unverified_header(sealed).unwrap();
+    let conn = peer.connect().await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let offer = Message::Offer {
+        document_id: info.document_id.0,
+        sealed_len,
+        content_hash: [0x5a; 32],
+    };
+    send.write_all(&encode_frame(&offer)).await.unwrap();
+    let accept = read_frame(&mut recv, &[MessageKind::Accept]).await;
+    assert!(matches!(accept, Message::Accept { resume_offset: 0 }));
+    send.write_all(sealed).await.unwrap();
+    let answer = tokio::time::timeout(within, read_frame(&mut recv, &[MessageKind::Reject]));
+    let answer = answer
+        .await
+        .expect("the node refused the document before all of it arrived");
+    drop(send);
+    answer
+}
+
+fn partials(fed: &TestFederation, agency: &Agency) -> usize {
+    std::fs::read_dir(fed.sandbox.path(&format!("{}/store/incoming", agency.home)))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_document_that_can_never_be_accepted_is_refused_from_its_header() {
+    let fed = federation();
+    let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), vec![b'x'; 300_000]).unwrap();
+    let seal = |to: &str, out: &str| {
+        sb.liaise(&[
+            "seal",
+            "--home",
+            &prison.home,
+            "--to",
+            to,
+            "--offline",
+            "--out",
+            out,
+            "report.txt",
+        ])
+        .ok();
+        sb.read(out)
+    };
+    let for_city = seal(CITY, "for-city.liaise");
+    let for_probation = seal(PROBATION, "for-probation.liaise");
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = Member::new(&fed, prison, probation);
+    let huge = 50 * 1024 * 1024 * 1024;
+    let within = Duration::from_secs(10);
+    rt.block_on(async {
+        // Not for this node: refused once the header is in, not after 50 GiB.
+        let answer = offer_and_hold(&peer, &for_city, huge, within).await;
+        assert!(
+            matches!(
+                answer,
+                Message::Reject {
+                    reason: RejectReason::NotRecipient,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+        // For this node, but announced far longer than its header says.
+        let answer = offer_and_hold(&peer, &for_probation, huge, within).await;
+        let Message::Reject { reason, detail } = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(reason, RejectReason::BadDocument);
+        assert!(detail.contains("the header implies"), "{detail}");
+    });
+    assert_eq!(partials(&fed, probation), 0, "refused partials are deleted");
+}
