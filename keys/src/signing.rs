@@ -42,6 +42,10 @@ pub enum SignatureDomain {
     CheckpointCountersignature,
     /// Consent by the originator to forward a document.
     ForwardConsent,
+    /// An originator's request that a reader delete its copy of a document.
+    DeleteRequest,
+    /// A reader's request to forward a document to another agency.
+    ForwardRequest,
 }
 
 impl SignatureDomain {
@@ -58,6 +62,8 @@ impl SignatureDomain {
             Self::LogCheckpoint => b"liaise log-checkpoint v1\n",
             Self::CheckpointCountersignature => b"liaise checkpoint-countersignature v1\n",
             Self::ForwardConsent => b"liaise forward-consent v1\n",
+            Self::DeleteRequest => b"liaise delete-request v1\n",
+            Self::ForwardRequest => b"liaise forward-request v1\n",
         }
     }
 }
@@ -343,6 +349,8 @@ mod tests {
             LogCheckpoint,
             CheckpointCountersignature,
             ForwardConsent,
+            DeleteRequest,
+            ForwardRequest,
         ];
         for a in all {
             for b in all {

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod federation_dir;
 pub mod fsutil;
 pub mod home;
+pub mod log;
 pub mod logging;
 pub mod passphrase;
 pub mod store;

@@ -38,6 +38,7 @@ pub fn verify_receipt(
     receipt: &[u8],
     document_id: &[u8; 16],
     content_hash: &[u8; 32],
+    sealed_len: u64,
     sender: &AgencyId,
     recipient: &AgencyId,
 ) -> Result<ReceiptBody> {
@@ -49,6 +50,7 @@ pub fn verify_receipt(
         &member.signing_key,
         document_id,
         content_hash,
+        sealed_len,
         sender,
         recipient,
     )?)

@@ -7,13 +7,20 @@
 
 pub use liaise_keys::codec;
 
+pub mod evidence;
+pub mod log;
 pub mod sealed;
 pub mod wire;
 
 pub use sealed::{
-    DocumentId, DocumentInfo, ErrorKind, OpenError, OpenedDocument, OpenedSection, RecipientInfo,
-    RecipientPolicy, RecipientSpec, SealError, SealRequest, SealedSummary, SectionInfo,
-    SectionInput, SectionMetadata, SignerCheck, SignerRejected, StagedSection, TrustedSigner,
-    allowed_signers_line, danger_read_unverified_header, open, open_in_memory, sanitize_file_name,
-    seal, verify,
+    DocumentId, DocumentInfo, ErrorKind, KeyCustody, OpenError, OpenedDocument, OpenedSection,
+    OriginatorSecrets, OriginatorShare, RecipientInfo, RecipientPolicy, RecipientSpec, SealError,
+    SealRequest, SealedSummary, SectionInfo, SectionInput, SectionMetadata, SignerCheck,
+    SignerRejected, StagedSection, TrustedSigner, UnverifiedPrefix, allowed_signers_line,
+    danger_read_unverified_header, danger_read_unverified_prefix, open, open_in_memory,
+    open_with_share, parse_stored_header, sanitize_file_name, seal, verify,
+};
+pub use sealed::{
+    FORWARD_MAGIC, Opener, forward_prefix, is_forwarded, open_with, read_forward_prefix,
+    seal_forward_stanza,
 };

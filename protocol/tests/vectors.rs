@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use liaise_keys::{
     AgencyId, EncryptionSecretKey, KemAlgorithm, SigningPublicKey, SigningSecretKey, Timestamp,
 };
-use liaise_protocol::{OpenError, SignerRejected, open_in_memory, verify};
+use liaise_protocol::{OpenError, OriginatorShare, SignerRejected, open_with_share, verify};
 use sha2::{Digest, Sha256};
 
 fn seed(label: &str, agency: &str) -> [u8; 32] {
@@ -40,6 +40,7 @@ struct Vector {
     open_as: String,
     key: KemAlgorithm,
     now: u64,
+    share: Option<OriginatorShare>,
     sections: Vec<(u8, String)>,
     body: Vec<u8>,
 }
@@ -57,6 +58,7 @@ fn parse(name: String, file: &[u8]) -> Vector {
         open_as: String::new(),
         key: KemAlgorithm::X25519,
         now: 0,
+        share: None,
         sections: Vec::new(),
         body: file[split + 2..].to_vec(),
     };
@@ -74,6 +76,13 @@ fn parse(name: String, file: &[u8]) -> Vector {
                 }
             }
             "now" => v.now = value.parse().unwrap(),
+            "share" => {
+                let bytes: Vec<u8> = (0..value.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&value[i..i + 2], 16).unwrap())
+                    .collect();
+                v.share = Some(OriginatorShare::from_slice(&bytes).unwrap());
+            }
             "section" => {
                 let (i, hash) = value.split_once(' ').unwrap();
                 v.sections.push((i.parse().unwrap(), hash.into()));
@@ -116,7 +125,15 @@ fn every_vector_has_its_expected_outcome() {
             &seed("liaise test encryption key\n", &v.open_as),
         )
         .unwrap();
-        let opened = open_in_memory(&v.body, &me, &[key], &test_roster, Timestamp(v.now));
+        let opened = open_with_share(
+            v.body.as_slice(),
+            &me,
+            &[key],
+            &test_roster,
+            Timestamp(v.now),
+            v.share.as_ref(),
+            |_| Ok(Vec::new()),
+        );
         let got = outcome(&opened);
         if got != v.expect {
             failures.push(format!(

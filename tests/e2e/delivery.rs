@@ -76,6 +76,8 @@ fn three_nodes_send_receive_and_receipts() {
         &[
             "open",
             &doc_id,
+            "--reason",
+            "case conference",
             "--out-dir",
             "probation-out",
             "--with-signatures",
@@ -91,7 +93,17 @@ fn three_nodes_send_receive_and_receipts() {
         b"Case 17: pre-sentence advice"
     );
     assert!(sb.path("probation-out/report.txt.sig").exists());
-    let opened = fed.json(prison, &["open", &doc_id, "--out-dir", "prison-out"]);
+    let opened = fed.json(
+        prison,
+        &[
+            "open",
+            &doc_id,
+            "--reason",
+            "intake",
+            "--out-dir",
+            "prison-out",
+        ],
+    );
     assert_eq!(opened["files"].as_array().unwrap().len(), 1, "{opened:#}");
     assert_eq!(opened["unreadable_sections"][0], "annex");
     assert_eq!(

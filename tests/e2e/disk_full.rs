@@ -1,1 +1,126 @@
-//! (in progress)
+//! The receiver's disk is full: the sender is told so (the outbox shows the reason), keeps
+//! the document queued, and delivers it once space is freed.
+//!
+//! The receiver's store lives on its own small tmpfs, filled up by another file. Mounting
+//! needs root (or CAP_SYS_ADMIN); where that is not permitted the test says so and passes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::nodes::{TestFederation, states};
+
+/// Size of the receiver's file system.
+const TMPFS_SIZE: &str = "16m";
+/// The free space left next to the filler: less than the document needs.
+const LEFT_FREE: u64 = 2 * 1024 * 1024;
+/// The document: larger than what is left.
+const DOCUMENT_LEN: usize = 4 * 1024 * 1024;
+
+/// A tmpfs mounted for the test; unmounted on drop (lazily, so a still-open file cannot
+/// keep it).
+struct TmpfsMount(PathBuf);
+
+impl TmpfsMount {
+    fn new(dir: &Path) -> Option<Self> {
+        std::fs::create_dir_all(dir).unwrap();
+        let options = format!("size={TMPFS_SIZE},mode=0700");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(Self(dir.to_path_buf())),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system at `dir` with one file, then gives `LEFT_FREE` bytes back.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0x5au8; 256 * 1024];
+    let mut written = 0u64;
+    while file.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
+    }
+    let _ = file.sync_all();
+    file.set_len(written.saturating_sub(LEFT_FREE)).unwrap();
+    path
+}
+
+#[test]
+fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
+    let fed = TestFederation::new(
+        &[
+            ("nl.city.utrecht", "city"),
+            ("nl.probation.utrecht", "probation"),
+        ],
+        &[],
+    );
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let store = sb.path(&format!("{}/store", probation.home));
+    let Some(_mount) = TmpfsMount::new(&store) else {
+        eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    let _city = fed.start(city);
+    let _probation = fed.start(probation);
+    let filler = fill(&store);
+
+    let content: Vec<u8> = (0..DOCUMENT_LEN).map(|i| (i * 31 % 251) as u8).collect();
+    std::fs::write(sb.path("big.bin"), &content).unwrap();
+    let doc_id = sb
+        .liaise(&[
+            "send",
+            "--home",
+            &city.home,
+            "--to",
+            "nl.probation.utrecht",
+            "big.bin",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    let rows = fed.wait_outbox(city, Duration::from_secs(30), |rows| {
+        rows.iter().any(|r| {
+            r["doc_id"] == doc_id.as_str()
+                && r["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("disk full"))
+        })
+    });
+    assert_eq!(states(&rows, &doc_id), vec!["queued"], "{rows:#?}");
+    let text = sb.liaise(&["outbox", "--home", &city.home]);
+    assert!(
+        text.ok().contains("receiver disk full"),
+        "the outbox names the reason: {}",
+        text.stdout
+    );
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 0);
+    // The receiver is still healthy.
+    fed.json(probation, &["status"]);
+
+    // Space is freed: the next attempt delivers it.
+    std::fs::remove_file(filler).unwrap();
+    let rows = fed.wait_outbox(city, Duration::from_secs(30), |rows| {
+        states(rows, &doc_id) == vec!["delivered"]
+    });
+    assert_eq!(states(&rows, &doc_id), vec!["delivered"]);
+    let inbox = fed.json(probation, &["inbox"]);
+    let blob = inbox[0]["blob"].as_str().unwrap().to_owned();
+    assert_eq!(
+        sb.read(&format!("{}/store/blobs/{blob}", probation.home)),
+        sb.read(&format!("{}/store/blobs/{blob}", city.home))
+    );
+}

@@ -58,6 +58,7 @@ fn seal_report(s: &Sandbox, out: &str, extra: &[&str]) -> String {
     let to = format!("{PROBATION},{PRISON}");
     let mut args = vec![
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -162,6 +163,7 @@ fn not_addressed_to_you_and_wrong_roster() {
     let s = federation();
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -258,6 +260,7 @@ fn expiry_is_enforced_at_open() {
     let s = federation();
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -274,6 +277,7 @@ fn expiry_is_enforced_at_open() {
         .fails_with("expired");
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -287,6 +291,7 @@ fn expiry_is_enforced_at_open() {
     .fails_with("in the past");
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -305,6 +310,7 @@ fn revoked_signer_is_refused_by_verify() {
     let s = federation();
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -336,10 +342,19 @@ fn revoked_signer_is_refused_by_verify() {
 #[test]
 fn recipients_and_sections_options_are_checked() {
     let s = federation();
-    s.liaise(&["seal", "--home", "city", "report.pdf", "--out", "r.liaise"])
-        .fails_with("no recipients");
     s.liaise(&[
         "seal",
+        "--offline",
+        "--home",
+        "city",
+        "report.pdf",
+        "--out",
+        "r.liaise",
+    ])
+    .fails_with("no recipients");
+    s.liaise(&[
+        "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -351,6 +366,7 @@ fn recipients_and_sections_options_are_checked() {
     .fails_with("not in the roster");
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -364,6 +380,7 @@ fn recipients_and_sections_options_are_checked() {
     .fails_with("there is no section annex");
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to",
@@ -379,6 +396,7 @@ fn recipients_and_sections_options_are_checked() {
     .fails_with("is not a recipient");
     s.liaise(&[
         "seal",
+        "--offline",
         "--home",
         "city",
         "--to-group",
@@ -393,6 +411,7 @@ fn recipients_and_sections_options_are_checked() {
     let v = {
         s.liaise(&[
             "seal",
+            "--offline",
             "--home",
             "city",
             "--to-group",

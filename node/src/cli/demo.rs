@@ -211,7 +211,9 @@ impl Demo {
             8,
             "The probation service verifies and opens the document",
             "Nothing is written before the signature, the recipient binding and every byte \
-             verified. --with-signatures also writes each part's OpenSSH signature.",
+             verified. The city keeps control: each open asks the city's node for its key \
+             share and states a reason, which both sides record. --with-signatures also \
+             writes each part's OpenSSH signature.",
         );
         self.liaise(&["inbox", "--home", "probation"])?;
         let probation_out = "probation-opened";
@@ -224,6 +226,8 @@ impl Demo {
             "--out-dir",
             probation_out,
             "--with-signatures",
+            "--reason",
+            "supervision plan for the case conference",
         ])?;
         self.list(probation_out)?;
 
@@ -233,7 +237,16 @@ impl Demo {
             "The prison was never given the annex's key, so no software can show it the annex.",
         );
         let prison_out = "prison-opened";
-        self.liaise(&["open", "--home", "prison", &doc_id, "--out-dir", prison_out])?;
+        self.liaise(&[
+            "open",
+            "--home",
+            "prison",
+            &doc_id,
+            "--out-dir",
+            prison_out,
+            "--reason",
+            "release date and housing",
+        ])?;
         let names = self.list(prison_out)?;
         if names.iter().any(|n| n.contains("annex")) {
             bail!("the prison could open the annex; that must never happen");

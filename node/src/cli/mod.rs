@@ -1,14 +1,19 @@
 //! The `liaise` command line: argument parsing and dispatch. Each verb lives in its own file.
 
 mod demo;
+mod evidence;
 mod federation;
+mod forward;
 mod inbox;
 mod init;
 mod keys;
+mod log;
 mod node;
 mod open;
+mod originator;
 mod outbox;
 mod receipts;
+mod revoke;
 mod roster;
 mod seal;
 mod sealing;
@@ -82,6 +87,18 @@ enum Command {
     Receipts(receipts::ReceiptsArgs),
     /// Roster, peers and queue sizes of the running node.
     Status(status::StatusArgs),
+    /// Stop further opens of a document you sent (or of one reader), delete its key share and
+    /// ask readers to delete their copies.
+    Revoke(revoke::RevokeArgs),
+    /// Who may open a document you sent under originator control, and who confirmed deletion.
+    Custody(revoke::CustodyArgs),
+    /// Forward a received document to another agency, with its originator's consent.
+    Forward(forward::ForwardArgs),
+    /// This node's tamper-evident log; `liaise log verify` checks it.
+    Log(log::LogArgs),
+    /// Evidence bundles for a court: export one for a document, or verify one offline.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
 }
 
 /// `--home HOME`, defaulting to `$LIAISE_HOME`.
@@ -126,6 +143,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inbox(args) => inbox::run(args),
         Command::Receipts(args) => receipts::run(args),
         Command::Status(args) => status::run(args),
+        Command::Revoke(args) => revoke::run(args),
+        Command::Custody(args) => revoke::run_custody(args),
+        Command::Forward(args) => forward::run(args),
+        Command::Log(args) => log::run(args),
+        Command::Evidence(cmd) => evidence::run(cmd),
     }
 }
 

@@ -5,13 +5,14 @@
 //! the commitments and the OpenSSH signatures have all checked out. File names come from the
 //! sender and are sanitised; they never become paths outside the folder.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use liaise_keys::Timestamp;
 use liaise_protocol::sanitize_file_name;
@@ -35,6 +36,10 @@ pub struct OpenArgs {
     /// Also write NAME.sig beside each file, for `ssh-keygen -Y verify` (see `liaise roster allowed-signers`).
     #[arg(long)]
     with_signatures: bool,
+    /// Why you open it. Required for documents under originator control: the sender's node
+    /// records it with your agency's name before it releases its key share; so does yours.
+    #[arg(long, value_name = "TEXT")]
+    reason: Option<String>,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -45,23 +50,40 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let now = Timestamp::now();
     let roster = home.require_roster(now)?;
     let path = resolve_document(&args.document, Some(&home))?;
-    let input = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut input = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A forwarded document: the originator's consent, checked, then the sealed document.
+    let forwarded = super::forward::read_consent(&mut input, &roster)?;
     let secrets = home.unlock(passphrase)?;
+    let share = match super::originator::obtain_share(
+        &home,
+        &roster,
+        &secrets,
+        &path,
+        args.reason.as_deref(),
+    ) {
+        Ok(share) => share,
+        Err(e) if e.is::<super::originator::OriginatorUnreachable>() => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));
+        }
+        Err(e) => return Err(e),
+    };
 
+    // An existing folder is used as it is (never re-permissioned); a missing one is created
+    // private and removed again if the open fails.
     let created_dir = !args.out_dir.exists();
-    create_private_dir(&args.out_dir)?;
-    let staging = args.out_dir.join(format!(
-        ".liaise-open-{}",
-        crate::store::hex(&liaise_keys::random::random_bytes::<8>())
-    ));
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&staging)
-        .with_context(|| format!("cannot create {}", staging.display()))?;
+    if created_dir {
+        create_private_dir(&args.out_dir)?;
+    }
+    let staging = staging_dir(&home, &args.out_dir)?;
     let result = open_into(
         &args,
-        &profile.agency,
-        &secrets,
+        &Reader {
+            me: &profile.agency,
+            secrets: &secrets,
+            share: share.as_ref(),
+            forwarded: forwarded.as_ref(),
+        },
         &roster,
         now,
         &input,
@@ -78,21 +100,42 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
     };
     let (doc, files) = written;
+    // Offline documents open without the sender's node; the reason, if given, is recorded here.
+    if share.is_none()
+        && let Some(reason) = &args.reason
+    {
+        let entry = crate::log::NewLogEntry::new(crate::log::LogKind::Open)
+            .doc(doc.info.document_id.0)
+            .agency(doc.info.sender.clone())
+            .reason(reason.as_str());
+        if let Err(e) = crate::log::append_in_home(&home, entry) {
+            eprintln!("warning: the open was not recorded in this node's log: {e:#}");
+        }
+    }
     if args.json.json {
         return print_json(&json!({
             "doc_id": doc.info.document_id.to_string(),
             "signer": doc.info.sender.as_str(),
             "signed_at": doc.info.created.to_rfc3339(),
+            "forwarded_by": forwarded.as_ref().map(|c| c.forwarder.as_str()),
             "files": files.iter().map(|(section, file, sig)| json!({
                 "section": section, "path": file, "signature": sig,
             })).collect::<Vec<_>>(),
             "unreadable_sections": unreadable(&doc),
         }));
     }
-    println!(
-        "Verified: signed by {} at {}.",
-        doc.info.sender, doc.info.created
-    );
+    match &forwarded {
+        Some(consent) => println!(
+            "Verified: signed by {} at {}, {}.",
+            doc.info.sender,
+            doc.info.created,
+            super::forward::describe(consent)
+        ),
+        None => println!(
+            "Verified: signed by {} at {}.",
+            doc.info.sender, doc.info.created
+        ),
+    }
     for (section, file, sig) in &files {
         match sig {
             Some(sig) => println!("  {section}: {} (+ {})", file.display(), sig.display()),
@@ -110,22 +153,40 @@ type Written = (
     Vec<(String, PathBuf, Option<PathBuf>)>,
 );
 
+/// Who opens: the agency, its keys, and the originator share released for this open.
+struct Reader<'a> {
+    me: &'a liaise_keys::AgencyId,
+    secrets: &'a liaise_keys::AgencySecrets,
+    share: Option<&'a liaise_protocol::OriginatorShare>,
+    forwarded: Option<&'a liaise_protocol::wire::ForwardConsentBody>,
+}
+
 fn open_into(
     args: &OpenArgs,
-    me: &liaise_keys::AgencyId,
-    secrets: &liaise_keys::AgencySecrets,
+    reader: &Reader<'_>,
     roster: &liaise_keys::roster::Roster,
     now: Timestamp,
     input: &File,
     staging: &Path,
 ) -> Result<Written> {
-    let mut staged_paths = Vec::new();
-    let (doc, writers) = liaise_protocol::open(
-        BufReader::with_capacity(1 << 20, input),
+    let Reader {
         me,
-        &secrets.encryption,
-        &RosterSignerCheck(roster),
+        secrets,
+        share,
+        forwarded,
+    } = *reader;
+    let mut staged_paths = Vec::new();
+    let opener = liaise_protocol::Opener {
+        me,
+        keys: &secrets.encryption,
+        signer: &RosterSignerCheck(roster),
         now,
+        share,
+        forwarded,
+    };
+    let (doc, writers) = liaise_protocol::open_with(
+        BufReader::with_capacity(1 << 20, input),
+        &opener,
         |section| {
             let path = staging.join(format!("{}.part", section.index));
             staged_paths.push(path.clone());
@@ -139,31 +200,28 @@ fn open_into(
     )
     .with_context(|| format!("cannot open {}", args.document))?;
     // Verified. Flush, then choose final names and refuse to overwrite anything.
-    let mut files = Vec::with_capacity(writers.len());
     for writer in writers {
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
     }
-    let mut targets: Vec<PathBuf> = Vec::new();
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    let mut plan = Vec::with_capacity(doc.sections.len());
     for (section, staged) in doc.sections.iter().zip(&staged_paths) {
-        let mut name = sanitize_file_name(&section.metadata.file_name);
-        if targets.iter().any(|t| t.file_name() == Some(name.as_ref())) {
-            name = format!("{}-{name}", section.name);
+        let name = unique_name(
+            &sanitize_file_name(&section.metadata.file_name),
+            &section.name,
+            &taken,
+            args.with_signatures,
+        );
+        taken.insert(name.clone());
+        if args.with_signatures {
+            taken.insert(format!("{name}.sig"));
         }
         let target = args.out_dir.join(&name);
         let sig = args
             .with_signatures
             .then(|| args.out_dir.join(format!("{name}.sig")));
-        for path in std::iter::once(&target).chain(sig.as_ref()) {
-            if path.exists() {
-                bail!(
-                    "{} already exists; choose another --out-dir (nothing was written)",
-                    path.display()
-                );
-            }
-        }
-        targets.push(target.clone());
-        files.push((
+        plan.push((
             section.name.clone(),
             staged.clone(),
             target,
@@ -171,21 +229,114 @@ fn open_into(
             section.sshsig_armored.clone(),
         ));
     }
-    let mut done = Vec::with_capacity(files.len());
-    for (section, staged, target, sig, armored) in files {
-        if let Some(sig) = &sig {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(sig)?;
-            f.write_all(armored.as_bytes())?;
+    // Link each file into place without replacing anything; on any failure, take back what
+    // was placed, so the folder gains all of the files or none.
+    let mut placed: Vec<PathBuf> = Vec::new();
+    let mut done = Vec::with_capacity(plan.len());
+    let outcome = (|| -> Result<()> {
+        for (section, staged, target, sig, armored) in plan {
+            if let Some(sig) = &sig {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(sig)
+                    .map_err(|e| exists_error(sig, e))?;
+                placed.push(sig.clone());
+                f.write_all(armored.as_bytes())?;
+            }
+            fs::hard_link(&staged, &target).map_err(|e| exists_error(&target, e))?;
+            placed.push(target.clone());
+            done.push((section, target, sig));
         }
-        fs::rename(&staged, &target)
-            .with_context(|| format!("cannot write {}", target.display()))?;
-        done.push((section, target, sig));
+        File::open(&args.out_dir).and_then(|d| d.sync_all())?;
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        for path in &placed {
+            let _ = fs::remove_file(path);
+        }
+        return Err(e);
     }
     Ok((doc, done))
+}
+
+fn exists_error(path: &Path, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::AlreadyExists {
+        anyhow::anyhow!(
+            "{} already exists; choose another --out-dir (nothing was written)",
+            path.display()
+        )
+    } else {
+        anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
+    }
+}
+
+/// `name`, or `SECTION-name`, `SECTION-2-name`, ... until neither it nor (with signatures) its
+/// `.sig` clashes with a name already chosen.
+fn unique_name(
+    name: &str,
+    section: &str,
+    taken: &BTreeSet<String>,
+    with_signatures: bool,
+) -> String {
+    let free =
+        |n: &str| !(taken.contains(n) || (with_signatures && taken.contains(&format!("{n}.sig"))));
+    if free(name) {
+        return name.to_owned();
+    }
+    let mut candidate = format!("{section}-{name}");
+    let mut i = 2u32;
+    while !free(&candidate) {
+        candidate = format!("{section}-{i}-{name}");
+        i += 1;
+    }
+    candidate
+}
+
+/// A private staging folder for decrypted sections: under HOME/run when that is on the same
+/// file system as the output folder (so the plaintext never sits in the output folder before it
+/// verified), else a hidden folder in the output folder. Stale ones from interrupted opens
+/// (older than an hour) are removed first.
+fn staging_dir(home: &crate::home::Home, out_dir: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let run = home.root().join("run");
+    let same_fs = fs::metadata(out_dir)
+        .ok()
+        .zip(fs::metadata(home.root()).ok())
+        .is_some_and(|(a, b)| a.dev() == b.dev());
+    let parent = if same_fs {
+        create_private_dir(&run)?;
+        run
+    } else {
+        out_dir.to_path_buf()
+    };
+    if let Ok(entries) = fs::read_dir(&parent) {
+        for entry in entries.flatten() {
+            let stale = entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".liaise-open-")
+                && entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 3600);
+            if stale {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let staging = parent.join(format!(
+        ".liaise-open-{}",
+        crate::store::hex(&liaise_keys::random::random_bytes::<8>())
+    ));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .with_context(|| format!("cannot create {}", staging.display()))?;
+    Ok(staging)
 }
 
 fn unreadable(doc: &liaise_protocol::OpenedDocument) -> Vec<String> {

@@ -9,7 +9,7 @@ use clap::Args;
 use liaise_keys::Timestamp;
 use serde_json::json;
 
-use super::sealing::{SealOptions, seal_to_file};
+use super::sealing::{SealOptions, register_custody, seal_to_file};
 use super::{HomeArg, JsonArg, print_json};
 use crate::passphrase::PassphraseSource;
 
@@ -51,12 +51,19 @@ pub fn run(args: SealArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         now,
         &args.out,
     )?;
+    // Under originator control the share goes into this agency's node store (the database
+    // works whether or not the node runs); recipients' opens ask the node for it.
+    if let Err(e) = register_custody(&home, &summary) {
+        let _ = std::fs::remove_file(&args.out);
+        return Err(e);
+    }
     let info = &summary.info;
     if args.json.json {
         return print_json(&json!({
             "doc_id": info.document_id.to_string(),
             "out": args.out,
             "len": summary.len,
+            "custody": info.custody.as_str(),
             "recipients": super::verify::recipients_json(info),
         }));
     }

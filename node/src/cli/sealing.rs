@@ -11,8 +11,11 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
+
+use crate::home::Home;
 use liaise_protocol::{
-    RecipientPolicy, RecipientSpec, SealRequest, SealedSummary, SectionInput, SectionMetadata,
+    KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SealedSummary, SectionInput,
+    SectionMetadata,
 };
 
 /// The name of the section that holds FILE.
@@ -50,9 +53,44 @@ pub struct SealOptions {
     /// A title for the main document (encrypted with it).
     #[arg(long, default_value = "", value_name = "TEXT")]
     pub title: String,
-    /// Let recipients forward the document to others (with the originator's consent).
+    /// Recipients may forward the document to these agencies (comma-separated, repeatable;
+    /// groups work too), each time with this node's consent (`liaise forward`).
+    #[arg(
+        long = "allow-forward-to",
+        value_name = "AGENCY[,AGENCY...]",
+        value_delimiter = ','
+    )]
+    pub allow_forward_to: Vec<String>,
+    /// Give recipients the whole key: they open it without this node (e.g. on an isolated
+    /// network), but it can never be revoked and their opens are not recorded here. Default:
+    /// originator control, where every open asks this node and states a reason.
     #[arg(long)]
-    pub allow_forward: bool,
+    pub offline: bool,
+}
+
+impl SealOptions {
+    /// Originator control unless `--offline`.
+    pub fn custody(&self) -> KeyCustody {
+        if self.offline {
+            KeyCustody::Offline
+        } else {
+            KeyCustody::Originator
+        }
+    }
+}
+
+/// Records the originator share of a document sealed under originator control in the node's
+/// store (nothing for offline documents). Without it nobody could ever open the document.
+pub fn register_custody(home: &Home, summary: &SealedSummary) -> Result<()> {
+    if let Some(secrets) = &summary.originator {
+        crate::store::custody::register_in_home(
+            home,
+            &summary.info,
+            &summary.signed_header,
+            secrets,
+        )?;
+    }
+    Ok(())
 }
 
 /// A section to seal: its name in the header and the file it comes from.
@@ -134,6 +172,10 @@ impl SealOptions {
             }
         }
 
+        if self.offline && !self.allow_forward_to.is_empty() {
+            bail!("--allow-forward-to needs originator control; drop --offline");
+        }
+        let forward_targets = resolve_agencies(roster, &self.allow_forward_to, me)?;
         let expires = self
             .expires
             .as_deref()
@@ -160,7 +202,11 @@ impl SealOptions {
                 policy: RecipientPolicy {
                     sections: readable,
                     not_after: expires,
-                    forward_allowed: self.allow_forward,
+                    forward_to: forward_targets
+                        .iter()
+                        .filter(|a| *a != agency)
+                        .cloned()
+                        .collect(),
                 },
             });
         }
@@ -229,6 +275,7 @@ pub fn seal_to_file(
         created: now,
         label: options.label.clone(),
         purpose: options.purpose.clone(),
+        custody: options.custody(),
         sections,
         recipients: plan.recipients,
     };

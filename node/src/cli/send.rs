@@ -9,7 +9,7 @@ use clap::Args;
 use liaise_keys::Timestamp;
 use serde_json::{Value, json};
 
-use super::sealing::{SealOptions, seal_to_file};
+use super::sealing::{SealOptions, register_custody, seal_to_file};
 use super::{HomeArg, JsonArg, print_json};
 use crate::control::{Request, client, staging_dir};
 use crate::passphrase::PassphraseSource;
@@ -60,14 +60,16 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         "send-{}.sealed",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
     ));
-    if let Err(e) = seal_to_file(
+    let sealed = seal_to_file(
         plan,
         &args.options,
         &profile.agency,
         &secrets,
         now,
         &sealed_path,
-    ) {
+    )
+    .and_then(|summary| register_custody(&home, &summary));
+    if let Err(e) = sealed {
         let _ = std::fs::remove_file(&sealed_path);
         return Err(e);
     }

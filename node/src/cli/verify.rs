@@ -55,11 +55,17 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         (None, None) => bail!("say which roster to trust: --home HOME or --roster ROSTER"),
     };
     let path = resolve_document(&args.document, home.as_ref())?;
-    let file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let forwarded = super::forward::read_consent(&mut file, &roster)?;
     let result = liaise_protocol::verify(
         BufReader::with_capacity(1 << 20, file),
         &RosterSignerCheck(&roster),
     );
+    if let (Ok(info), Some(consent)) = (&result, &forwarded)
+        && (consent.document_id != info.document_id.0 || consent.originator != info.sender)
+    {
+        bail!("the forwarding consent is about another document or originator");
+    }
     let now = Timestamp::now();
     match result {
         Ok(info) => {
@@ -67,6 +73,18 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
                 let mut value = describe(&info);
                 if let Some(object) = value.as_object_mut() {
                     object.insert("valid".into(), json!(true));
+                    if let Some(consent) = &forwarded {
+                        object.insert(
+                            "forwarded".into(),
+                            json!({
+                                "forwarder": consent.forwarder.as_str(),
+                                "new_reader": consent.new_reader.as_str(),
+                                "consented_by": consent.originator.as_str(),
+                                "consented_at": consent.consented_at.to_rfc3339(),
+                                "reason": consent.reason,
+                            }),
+                        );
+                    }
                     object.insert("roster_serial".into(), json!(roster.serial()));
                     object.insert(
                         "federation_fingerprint".into(),
@@ -76,6 +94,13 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
                 return print_json(&value);
             }
             print_human(&info, now);
+            if let Some(consent) = &forwarded {
+                println!(
+                    "Signed by {}, {}.",
+                    info.sender,
+                    super::forward::describe(consent)
+                );
+            }
             println!(
                 "Verdict: VALID (roster serial {} of \"{}\")",
                 roster.serial(),
@@ -120,7 +145,7 @@ pub fn recipients_json(info: &DocumentInfo) -> Value {
             "agency": r.agency.as_str(),
             "sections": r.policy.sections.iter().filter_map(|i| info.sections.get(usize::from(*i)).map(|s| s.name.clone())).collect::<Vec<_>>(),
             "expires": r.policy.not_after.map(|t| t.to_rfc3339()),
-            "forward_allowed": r.policy.forward_allowed,
+            "forward_to": r.policy.forward_to.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
             "encryption_key": r.key_fingerprint.to_string(),
         }))
         .collect::<Vec<_>>())
@@ -136,6 +161,7 @@ pub fn describe(info: &DocumentInfo) -> Value {
         "signed_at": info.created.to_rfc3339(),
         "label": info.label,
         "purpose": info.purpose,
+        "custody": info.custody.as_str(),
         "sections": info.sections.iter().map(|s| json!({ "name": s.name, "padded_len": s.padded_len })).collect::<Vec<_>>(),
         "recipients": recipients_json(info),
     })
@@ -150,6 +176,15 @@ fn print_human(info: &DocumentInfo, now: Timestamp) {
     );
     println!("  signed at  {}", info.created);
     println!("  label      {}", info.label);
+    match info.custody {
+        liaise_protocol::KeyCustody::Originator => println!(
+            "  custody    originator: each open asks {} for a key share, with a reason",
+            info.sender
+        ),
+        liaise_protocol::KeyCustody::Offline => {
+            println!("  custody    offline: recipients hold the whole key; cannot be revoked")
+        }
+    }
     if !info.purpose.is_empty() {
         println!("  purpose    {}", info.purpose);
     }

@@ -41,6 +41,38 @@ pub enum Request {
     },
     /// Roster, peers, queue sizes.
     Status,
+    /// Ask a document's originator for its key share, for a person who opens it and says why
+    /// (`liaise open --reason`). The answer holds the signed request and release, never the
+    /// share in the clear: the CLI unwraps it with the agency's own keys.
+    FetchShare {
+        /// Document id, hex.
+        doc_id: String,
+        /// The document's sender.
+        originator: String,
+        /// The person's stated reason.
+        reason: String,
+    },
+    /// Ask a received document's originator for consent to forward it (`liaise forward`).
+    Forward {
+        /// Document id, hex.
+        doc_id: String,
+        /// The new reader.
+        to: String,
+        /// The forwarder's stated reason.
+        reason: String,
+    },
+    /// Readers, revocations and deletion receipts of a document under this node's control.
+    Custody {
+        /// Document id, hex.
+        doc_id: String,
+    },
+    /// Revoke a document this node sealed under originator control, or one reader's access.
+    Revoke {
+        /// Document id, hex.
+        doc_id: String,
+        /// Only this reader (default: every reader).
+        recipient: Option<String>,
+    },
 }
 
 /// `HOME/run/control.sock`.

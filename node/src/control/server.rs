@@ -101,6 +101,33 @@ async fn dispatch(node: &Node, request: Request) -> Result<Value> {
         )?),
         Request::Receipts { doc_id } => receipts(node, &doc_id).await,
         Request::Status => status(node).await,
+        Request::FetchShare {
+            doc_id,
+            originator,
+            reason,
+        } => {
+            let id = parse_hex::<16>(&doc_id)
+                .with_context(|| format!("`{doc_id}` is not a document id"))?;
+            let originator = liaise_keys::AgencyId::new(&originator)
+                .with_context(|| format!("`{originator}` is not an agency id"))?;
+            let outcome = crate::daemon::share::fetch_share(node, id, &originator, &reason).await?;
+            Ok(outcome.to_json())
+        }
+        Request::Forward { doc_id, to, reason } => {
+            let to = liaise_keys::AgencyId::new(&to)
+                .with_context(|| format!("`{to}` is not an agency id"))?;
+            crate::daemon::forward::request_forward(node, &doc_id, &to, &reason).await
+        }
+        Request::Custody { doc_id } => crate::daemon::deletion::custody_status(node, &doc_id).await,
+        Request::Revoke { doc_id, recipient } => {
+            let recipient = recipient
+                .map(|r| {
+                    liaise_keys::AgencyId::new(&r)
+                        .with_context(|| format!("`{r}` is not an agency id"))
+                })
+                .transpose()?;
+            crate::daemon::deletion::revoke(node, &doc_id, recipient).await
+        }
     }
 }
 

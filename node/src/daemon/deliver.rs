@@ -3,16 +3,17 @@
 //! delivery window ends. State lives in the database, so retries survive restarts.
 
 use std::collections::HashSet;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use liaise_keys::AgencyId;
 use liaise_protocol::wire::{Message, MessageKind, RejectReason};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Semaphore;
 
-use super::framed::{read_message, write_message};
+use super::framed::{answer_timeout, read_message_within, write_message};
 use super::{Node, now_secs};
 use crate::store::parse_hex;
 use crate::store::records::{self, Due};
@@ -183,6 +184,7 @@ async fn deliver(node: &Node, due: &Due) -> Result<Vec<u8>, Failure> {
         &receipt,
         &document_id,
         &content_hash,
+        due.sealed_len,
         &node.me,
         &recipient,
     )
@@ -204,7 +206,10 @@ async fn offer_and_send(
         content_hash,
     };
     write_message(&mut send, &offer).await?;
-    let answer = read_message(&mut recv, &[MessageKind::Accept, MessageKind::Reject])
+    // The receiver may hash a partial it holds before it answers, and verifies the whole
+    // document before it signs a receipt: both take longer for a larger document.
+    let wait = answer_timeout(due.sealed_len);
+    let answer = read_message_within(&mut recv, &[MessageKind::Accept, MessageKind::Reject], wait)
         .await
         .context("no answer to the offer")?;
     let offset = match answer {
@@ -216,9 +221,12 @@ async fn offer_and_send(
         _ => return Err(anyhow!("unexpected answer").into()),
     };
     let path = node.store.blobs.path(&content_hash);
-    let mut file =
-        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    // tokio's file reads run on its blocking threads, off the async workers.
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .with_context(|| format!("cannot read {}", path.display()))?;
     file.seek(SeekFrom::Start(offset))
+        .await
         .context("cannot seek in the document")?;
     let key = (due.doc_id.clone(), due.recipient.clone());
     let mut sent = offset;
@@ -228,6 +236,7 @@ async fn offer_and_send(
             usize::try_from((due.sealed_len - sent).min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
         let chunk = buf.get_mut(..want).context("buffer")?;
         file.read_exact(chunk)
+            .await
             .context("the stored document is shorter than recorded")?;
         send.write_all(chunk)
             .await
@@ -239,9 +248,13 @@ async fn offer_and_send(
     }
     send.finish()
         .map_err(|e| anyhow!("cannot finish the stream: {e}"))?;
-    let answer = read_message(&mut recv, &[MessageKind::Receipt, MessageKind::Reject])
-        .await
-        .context("no receipt")?;
+    let answer = read_message_within(
+        &mut recv,
+        &[MessageKind::Receipt, MessageKind::Reject],
+        wait,
+    )
+    .await
+    .context("no receipt")?;
     match answer {
         Message::Receipt { receipt } => Ok(receipt),
         Message::Reject { reason, detail } => Err(rejected(reason, &detail)),

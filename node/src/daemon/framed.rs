@@ -8,7 +8,10 @@ use liaise_protocol::wire::{
     encode_frame,
 };
 use quinn::{RecvStream, SendStream, VarInt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
+/// Bytes reserved for a frame body before it arrives; it grows as bytes come.
+const INITIAL_BODY_CAPACITY: usize = 4096;
 /// How long a peer may take to send the next frame.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -33,12 +36,31 @@ impl FrameError {
     }
 }
 
+/// The slowest rate at which a receiver is assumed to read back a document it holds (to hash
+/// a resumed partial before `Accept`, to verify the whole before `Receipt`).
+pub const SLOWEST_READ_BYTES_PER_SEC: u64 = 100 * 1024 * 1024;
+
+/// How long a sender waits for `Accept` or `Receipt` on a document of `sealed_len` bytes:
+/// [`FRAME_TIMEOUT`] plus a second per [`SLOWEST_READ_BYTES_PER_SEC`] bytes.
+pub fn answer_timeout(sealed_len: u64) -> Duration {
+    FRAME_TIMEOUT + Duration::from_secs(sealed_len / SLOWEST_READ_BYTES_PER_SEC)
+}
+
 /// Reads one message that must be one of `expected`.
 pub async fn read_message(
     recv: &mut RecvStream,
     expected: &'static [MessageKind],
 ) -> Result<Message, FrameError> {
-    match tokio::time::timeout(FRAME_TIMEOUT, read_inner(recv, expected)).await {
+    read_message_within(recv, expected, FRAME_TIMEOUT).await
+}
+
+/// [`read_message`] with another timeout.
+pub async fn read_message_within(
+    recv: &mut RecvStream,
+    expected: &'static [MessageKind],
+    timeout: Duration,
+) -> Result<Message, FrameError> {
+    match tokio::time::timeout(timeout, read_inner(recv, expected)).await {
         Ok(result) => result,
         Err(_) => Err(FrameError::Stream("timed out waiting for a frame".into())),
     }
@@ -54,20 +76,71 @@ async fn read_inner(
         .map_err(|e| FrameError::Stream(e.to_string()))?;
     let [a, b, c, d, tag] = head;
     let parsed = FrameHead::parse([a, b, c, d], tag, expected)?;
-    let mut body = vec![0u8; parsed.body_len];
-    if let Some(first) = body.first_mut() {
-        *first = tag;
-    }
-    if let Some(rest) = body.get_mut(1..) {
-        recv.read_exact(rest)
-            .await
-            .map_err(|e| FrameError::Stream(e.to_string()))?;
-    }
+    let body = read_body(recv, tag, parsed.body_len).await?;
     Ok(decode_body(parsed, &body)?)
+}
+
+/// Reads the rest of a frame body after its tag. Memory grows with the bytes that actually
+/// arrived, never up front to the announced length, so a peer cannot make this node hold
+/// megabytes per stream by announcing them.
+async fn read_body<R: AsyncRead + Unpin>(
+    recv: &mut R,
+    tag: u8,
+    body_len: usize,
+) -> Result<Vec<u8>, FrameError> {
+    let rest = body_len.saturating_sub(1);
+    let mut body = Vec::with_capacity(rest.min(INITIAL_BODY_CAPACITY) + 1);
+    body.push(tag);
+    let got = recv
+        .take(rest as u64)
+        .read_to_end(&mut body)
+        .await
+        .map_err(|e| FrameError::Stream(e.to_string()))?;
+    if got < rest {
+        return Err(FrameError::Stream(format!(
+            "stream ended {got} bytes into a {body_len}-byte frame"
+        )));
+    }
+    Ok(body)
 }
 
 /// Writes one message.
 pub async fn write_message(send: &mut SendStream, message: &Message) -> anyhow::Result<()> {
     send.write_all(&encode_frame(message)).await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_to_a_large_document_may_take_longer() {
+        assert_eq!(answer_timeout(0), FRAME_TIMEOUT);
+        let step = SLOWEST_READ_BYTES_PER_SEC;
+        assert_eq!(answer_timeout(step - 1), FRAME_TIMEOUT);
+        assert_eq!(answer_timeout(step), FRAME_TIMEOUT + Duration::from_secs(1));
+        // 64 GiB, hashed at the slowest assumed rate, fits.
+        let max = liaise_protocol::wire::MAX_DOCUMENT_LEN;
+        assert!(answer_timeout(max) >= Duration::from_secs(max / step));
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_and_a_short_one_fails() {
+        let bytes = vec![9u8; 100_000];
+        let body = read_body(&mut bytes.as_slice(), 3, 100_001).await.unwrap();
+        assert_eq!(body.len(), 100_001);
+        assert_eq!(body.first(), Some(&3));
+        // The announced length caps what is read: the next frame's bytes stay in the stream.
+        let mut input = bytes.as_slice();
+        let body = read_body(&mut input, 3, 11).await.unwrap();
+        assert_eq!(body.len(), 11);
+        assert_eq!(input.len(), 100_000 - 10);
+        // Announced 8 MiB, 10 bytes came: an error.
+        let err = read_body(&mut &bytes[..10], 3, 8 * 1024 * 1024)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("stream ended 10 bytes"), "{err}");
+    }
 }

@@ -5,6 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use liaise_keys::Timestamp;
+use liaise_keys::roster::Roster;
 use liaise_protocol::wire::{Message, MessageKind, PROTOCOL_VERSION};
 use quinn::{RecvStream, SendStream};
 
@@ -14,7 +15,10 @@ use crate::store::{Store, records};
 use crate::transport::SharedRoster;
 
 const AFTER_HELLO_ACK: &[MessageKind] = &[MessageKind::RosterFile];
-const AFTER_HELLO_SERVER: &[MessageKind] = &[MessageKind::RosterRequest, MessageKind::RosterFile];
+/// After `HelloAck`, when the client's roster is not newer: it may ask for ours.
+const AFTER_HELLO_OLDER_CLIENT: &[MessageKind] = &[MessageKind::RosterRequest];
+/// After `HelloAck`, when the client said its roster is newer: it may push it, once.
+const AFTER_HELLO_NEWER_CLIENT: &[MessageKind] = &[MessageKind::RosterFile];
 
 /// Records the roster the node starts with in the roster history.
 pub async fn record_current(store: &Store, roster: &SharedRoster) -> Result<()> {
@@ -53,7 +57,7 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
     if theirs > ours {
         write_message(&mut send, &Message::RosterRequest).await?;
         if let Message::RosterFile { file } = read_message(&mut recv, AFTER_HELLO_ACK).await? {
-            adopt(node, &file, peer).await;
+            adopt(node, file, peer).await;
         }
     } else if ours > theirs {
         let file = node.roster.current().file_bytes().to_vec();
@@ -64,12 +68,15 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
     Ok(())
 }
 
-/// The server's side, after reading `Hello`.
+/// The server's side, after reading `Hello` with the client's roster serial. A `RosterFile`
+/// is read only if the client said its roster is newer than ours (a protocol violation
+/// otherwise), and at most one per stream.
 pub async fn serve_hello(
     node: &Node,
     mut send: SendStream,
     mut recv: RecvStream,
     peer: &str,
+    client_serial: u64,
 ) -> Result<()> {
     let ours = node.roster.current().serial();
     write_message(
@@ -81,12 +88,17 @@ pub async fn serve_hello(
     )
     .await?;
     // At most one roster message follows, then the client finishes the stream.
-    match read_message(&mut recv, AFTER_HELLO_SERVER).await {
+    let allowed = if client_serial > ours {
+        AFTER_HELLO_NEWER_CLIENT
+    } else {
+        AFTER_HELLO_OLDER_CLIENT
+    };
+    match read_message(&mut recv, allowed).await {
         Ok(Message::RosterRequest) => {
             let file = node.roster.current().file_bytes().to_vec();
             write_message(&mut send, &Message::RosterFile { file }).await?;
         }
-        Ok(Message::RosterFile { file }) => adopt(node, &file, peer).await,
+        Ok(Message::RosterFile { file }) => adopt(node, file, peer).await,
         Ok(_) => {}
         Err(e @ super::framed::FrameError::Violation(_)) => return Err(e.into()),
         Err(_) => {} // the client finished the stream: nothing to exchange
@@ -96,22 +108,41 @@ pub async fn serve_hello(
 }
 
 /// Adopts `file` if it is a valid successor of the held roster; logs and ignores it otherwise.
-pub async fn adopt(node: &Node, file: &[u8], source: &str) {
+/// Adoptions run one at a time (checked, stored and installed under the roster's update
+/// lock), so a slower, older roster can never overwrite a newer one, in memory or on disk.
+/// The signature checks and fsyncs run off the async runtime.
+pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
+    let _updating = node.roster.lock_updates().await;
     let current = node.roster.current();
-    let next = match current.accept_update(file, Timestamp::now()) {
-        Ok(next) => next,
+    let home = node.home.clone();
+    let checked = tokio::task::spawn_blocking(move || -> Result<Roster> {
+        let next = current
+            .accept_update(&file, Timestamp::now())
+            .map_err(anyhow::Error::new)?;
+        // `accept_update` refused anything not newer than `current`, which cannot have
+        // changed since: only holders of the update lock replace it.
+        home.store_roster(&next)
+            .context("cannot store the new roster")?;
+        Ok(next)
+    })
+    .await;
+    let next = match checked {
+        Ok(Ok(next)) => next,
+        Ok(Err(e)) => {
+            tracing::warn!(peer = source, "refused roster from peer: {e:#}");
+            return;
+        }
         Err(e) => {
-            tracing::warn!(peer = source, "refused roster from peer: {e}");
+            tracing::warn!(peer = source, "roster check failed: {e}");
             return;
         }
     };
-    if let Err(e) = node.home.store_roster(&next) {
-        tracing::warn!("cannot store the new roster: {e:#}");
-        return;
-    }
     let serial = next.serial();
     let bytes = next.file_bytes().to_vec();
-    node.roster.replace(next);
+    if !node.roster.replace(next) {
+        tracing::warn!(serial, peer = source, "a newer roster is already in force");
+        return;
+    }
     tracing::info!(serial, peer = source, "adopted a newer roster");
     let source = source.to_owned();
     let _ = node

@@ -6,13 +6,19 @@
 //! and signal handlers can stop it, and is ordered: stop accepting, close connections, let
 //! the database writer finish.
 
+mod admission;
+pub mod deletion;
 mod deliver;
+pub mod forward;
 mod framed;
 mod gossip;
+mod incoming;
 mod peers;
 mod receive;
+pub mod share;
+mod witness;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,10 +71,13 @@ pub struct Node {
     pub options: NodeOptions,
     /// Wakes the outbox worker.
     pub outbox_wake: Notify,
+    /// Wakes the custody worker (revocations, expiry, deletion requests).
+    pub custody_wake: Notify,
     /// Bytes sent so far of live outgoing transfers, by (doc id, recipient).
     pub sending: Mutex<HashMap<(String, String), u64>>,
-    /// Incoming transfers in progress, by (sender, doc id): a second offer waits.
-    pub receiving: Mutex<HashSet<(String, String)>>,
+    /// Incoming transfers in progress, by (sender, doc id), with the offered length: a
+    /// second offer waits.
+    pub receiving: Mutex<HashMap<(String, String), u64>>,
     /// Peers: last outcome of talking to them (true = reachable) and when.
     pub reachability: Mutex<HashMap<String, (bool, u64)>>,
     /// Connections to peers, one per agency.
@@ -120,8 +129,9 @@ pub async fn run(
         endpoint,
         options,
         outbox_wake: Notify::new(),
+        custody_wake: Notify::new(),
         sending: Mutex::new(HashMap::new()),
-        receiving: Mutex::new(HashSet::new()),
+        receiving: Mutex::new(HashMap::new()),
         reachability: Mutex::new(HashMap::new()),
         peers: peers::PeerConnections::default(),
         connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
@@ -134,6 +144,8 @@ pub async fn run(
     }
     let accept = tokio::spawn(receive::accept_loop(Arc::clone(&node)));
     let outbox = tokio::spawn(deliver::outbox_worker(Arc::clone(&node)));
+    let custody = tokio::spawn(deletion::custody_worker(Arc::clone(&node)));
+    let checkpointer = tokio::spawn(checkpoint_worker(Arc::clone(&node)));
 
     let mut stop = shutdown;
     while !*stop.borrow() {
@@ -150,11 +162,62 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(3), async {
         let _ = accept.await;
         let _ = outbox.await;
+        let _ = custody.await;
     })
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(2), node.endpoint.wait_idle()).await;
+    checkpointer.abort();
+    if let Err(e) = witness::make_checkpoint(&node).await {
+        tracing::warn!("cannot sign the closing log checkpoint: {e:#}");
+    }
     crate::control::server::remove_socket(&home);
     Ok(())
+}
+
+/// A checkpoint is signed at least this often while the log grows.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+/// A checkpoint is signed at the latest after this many new entries.
+pub const CHECKPOINT_EVERY_ENTRIES: u64 = 64;
+
+/// Signs log checkpoints: at start, every [`CHECKPOINT_EVERY_ENTRIES`] entries or
+/// [`CHECKPOINT_INTERVAL`] (whichever comes first, and only if the log grew), and (in
+/// [`run`]) at shutdown. Peers also get a fresh one whenever they witness this node.
+async fn checkpoint_worker(node: Arc<Node>) {
+    let mut since = tokio::time::Instant::now();
+    if let Err(e) = witness::make_checkpoint(&node).await {
+        tracing::warn!("cannot sign a log checkpoint: {e:#}");
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let due = node
+            .store
+            .db
+            .read(|c| {
+                let head = crate::log::last(c)?.map(|(s, _)| s);
+                let signed = crate::log::checkpoints::latest(c)?.map(|(s, _)| s);
+                Ok((head, signed))
+            })
+            .await;
+        let (head, signed) = match due {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("cannot read the log: {e:#}");
+                continue;
+            }
+        };
+        let Some(head) = head else { continue };
+        let pending = signed.map_or(head + 1, |s| head.saturating_sub(s));
+        if pending == 0 {
+            since = tokio::time::Instant::now();
+            continue;
+        }
+        if pending >= CHECKPOINT_EVERY_ENTRIES || since.elapsed() >= CHECKPOINT_INTERVAL {
+            if let Err(e) = witness::make_checkpoint(&node).await {
+                tracing::warn!("cannot sign a log checkpoint: {e:#}");
+            }
+            since = tokio::time::Instant::now();
+        }
+    }
 }
 
 /// The UNIX time now, in seconds.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use liaise_keys::AgencyId;
 
-use super::{Node, gossip};
+use super::{Node, gossip, witness};
 
 /// How long dialling one address may take, handshake and hello included.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +35,10 @@ impl PeerConnections {
         if let Some(conn) = guard.as_ref()
             && conn.close_reason().is_none()
         {
-            return Ok(conn.clone());
+            // The roster may have changed (or expired) since the handshake.
+            if super::admission::recheck_peer(node, conn, agency) {
+                return Ok(conn.clone());
+            }
         }
         *guard = None;
         let conn = dial(node, agency).await;
@@ -92,5 +95,6 @@ async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn
     gossip::client_hello(node, &conn, agency.as_str())
         .await
         .with_context(|| format!("{address} refused this node"))?;
+    witness::client_exchange(node, &conn, agency).await;
     Ok(conn)
 }

@@ -7,23 +7,33 @@
 //! into the blob folder, recorded with a signed receipt in one group commit, and the receipt
 //! is sent. The same document again gets the stored receipt.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::wire::WireError;
 use liaise_protocol::wire::{
     CloseCode, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody, RejectReason,
     SignedReceipt,
 };
 use quinn::{RecvStream, SendStream, VarInt};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use super::admission::{
+    HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_AGENCY, MAX_PENDING_HANDSHAKES, PerAgency,
+    ROSTER_RECHECK_INTERVAL, recheck_peer,
+};
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
+use super::incoming::{
+    HeaderGate, OfferedDocument, PartialWriter, check_quota, is_disk_full, sweep_partials,
+};
 use super::{Node, now_secs};
 use crate::store::records::{self, InboxRow};
 use crate::store::{blobs::sync_dir, hex};
@@ -33,33 +43,63 @@ use crate::trust::RosterSignerCheck;
 /// Incoming bytes are fsynced at least this often, bounding what a crash can lose.
 pub const SYNC_EVERY: u64 = 64 * 1024 * 1024;
 /// The first message on a stream a peer opens.
-const FIRST: &[MessageKind] = &[MessageKind::Hello, MessageKind::Offer];
+const FIRST: &[MessageKind] = &[
+    MessageKind::Hello,
+    MessageKind::Offer,
+    MessageKind::ShareRequest,
+    MessageKind::DeleteRequest,
+    MessageKind::ForwardRequest,
+    MessageKind::WitnessRequest,
+];
+/// What is allowed where a message may come only once per connection: nothing.
+const NOT_AGAIN: &[MessageKind] = &[];
 
-/// Accepts connections until shutdown.
+/// Accepts connections until shutdown. A peer whose address is not validated yet is sent a
+/// QUIC retry first (a handshake flood then costs it a round trip per attempt and this node
+/// no state); a handshake has [`HANDSHAKE_TIMEOUT`] and one of [`MAX_PENDING_HANDSHAKES`]
+/// slots; only an established connection takes one of the long-lived connection slots, and
+/// each agency at most [`MAX_CONNECTIONS_PER_AGENCY`] of them.
 pub async fn accept_loop(node: Arc<Node>) {
     let mut shutdown = node.shutdown.clone();
+    let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    tokio::spawn(sweep_partials(Arc::clone(&node)));
+    let per_agency = Arc::new(PerAgency::default());
     loop {
         let incoming = tokio::select! {
             incoming = node.endpoint.accept() => incoming,
             _ = shutdown.changed() => break,
         };
         let Some(incoming) = incoming else { break };
-        let Ok(permit) = Arc::clone(&node.connection_slots).acquire_owned().await else {
-            break;
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            let _ = incoming.retry();
+            continue;
+        }
+        let Ok(handshake) = Arc::clone(&handshakes).try_acquire_owned() else {
+            tracing::info!(remote = %incoming.remote_address(), "too many handshakes; refused");
+            incoming.refuse();
+            continue;
         };
         let node = Arc::clone(&node);
+        let per_agency = Arc::clone(&per_agency);
         tokio::spawn(async move {
-            let _permit = permit;
             let remote = incoming.remote_address();
-            match incoming.await {
-                Ok(conn) => serve_connection(node, conn).await,
-                Err(e) => tracing::info!(%remote, "handshake refused: {e}"),
-            }
+            let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(e)) => return tracing::info!(%remote, "handshake refused: {e}"),
+                Err(_) => return tracing::info!(%remote, "handshake timed out"),
+            };
+            drop(handshake);
+            let Ok(_permit) = Arc::clone(&node.connection_slots).try_acquire_owned() else {
+                tracing::warn!(%remote, "too many connections; closing a new one");
+                conn.close(VarInt::from_u32(CloseCode::Internal.code()), b"busy");
+                return;
+            };
+            serve_connection(node, conn, &per_agency).await;
         });
     }
 }
 
-async fn serve_connection(node: Arc<Node>, conn: quinn::Connection) {
+async fn serve_connection(node: Arc<Node>, conn: quinn::Connection, per_agency: &Arc<PerAgency>) {
     let peer = match peer_agency(&conn, &node.roster) {
         Ok(peer) => peer,
         Err(e) => {
@@ -71,23 +111,52 @@ async fn serve_connection(node: Arc<Node>, conn: quinn::Connection) {
             return;
         }
     };
+    let Some(_slot) = PerAgency::enter(per_agency, &peer) else {
+        tracing::warn!(agency = %peer, "closing connection: {MAX_CONNECTIONS_PER_AGENCY} connections of this agency are open");
+        conn.close(
+            VarInt::from_u32(CloseCode::Internal.code()),
+            b"too many connections",
+        );
+        return;
+    };
     let span = tracing::info_span!("peer", agency = %peer);
     serve_streams(node, conn, peer).instrument(span).await;
 }
 
+/// Serves the peer's streams until the connection ends, re-checking the peer whenever the
+/// roster changes and every [`ROSTER_RECHECK_INTERVAL`].
 async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId) {
     node.set_reachable(peer.as_str(), true);
     tracing::debug!("connection accepted");
+    let mut roster_changes = node.roster.subscribe();
+    let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);
+    recheck.tick().await;
+    let hello_seen = Arc::new(AtomicBool::new(false));
     loop {
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(streams) => streams,
-            Err(_) => break,
+        let (send, recv) = tokio::select! {
+            streams = conn.accept_bi() => match streams {
+                Ok(streams) => streams,
+                Err(_) => break,
+            },
+            changed = roster_changes.changed() => {
+                if changed.is_err() || !recheck_peer(&node, &conn, &peer) {
+                    break;
+                }
+                continue;
+            }
+            _ = recheck.tick() => {
+                if !recheck_peer(&node, &conn, &peer) {
+                    break;
+                }
+                continue;
+            }
         };
         let node = Arc::clone(&node);
         let conn = conn.clone();
         let peer = peer.clone();
+        let hello_seen = Arc::clone(&hello_seen);
         tokio::spawn(async move {
-            if let Err(e) = serve_stream(&node, send, recv, &peer).await {
+            if let Err(e) = serve_stream(&node, send, recv, &peer, &hello_seen).await {
                 tracing::warn!(agency = %peer, "closing connection: {e}");
                 conn.close(e.code(), b"protocol violation");
             }
@@ -100,11 +169,25 @@ async fn serve_stream(
     send: SendStream,
     mut recv: RecvStream,
     peer: &AgencyId,
+    hello_seen: &AtomicBool,
 ) -> Result<(), FrameError> {
     match read_message(&mut recv, FIRST).await? {
-        Message::Hello { .. } => serve_hello(node, send, recv, peer.as_str())
-            .await
-            .map_err(|e| FrameError::Stream(e.to_string())),
+        // One hello exchange (and so at most one roster push) per connection.
+        Message::Hello { .. } if hello_seen.swap(true, Ordering::SeqCst) => {
+            Err(FrameError::Violation(WireError::Unexpected {
+                got: MessageKind::Hello,
+                expected: NOT_AGAIN,
+            }))
+        }
+        // A protocol violation inside the hello exchange keeps its close code.
+        Message::Hello { roster_serial, .. } => {
+            serve_hello(node, send, recv, peer.as_str(), roster_serial)
+                .await
+                .map_err(|e| {
+                    e.downcast::<FrameError>()
+                        .unwrap_or_else(|e| FrameError::Stream(e.to_string()))
+                })
+        }
         Message::Offer {
             document_id,
             sealed_len,
@@ -116,6 +199,20 @@ async fn serve_stream(
                 content_hash,
             };
             receive_document(node, send, recv, peer, offer).await
+        }
+        Message::ShareRequest { request } => {
+            super::share::serve_share_request(node, send, recv, peer, request).await
+        }
+        Message::DeleteRequest { request } => {
+            super::deletion::serve_delete_request(node, send, recv, peer, request).await
+        }
+        Message::ForwardRequest { request } => {
+            super::forward::serve_forward_request(node, send, recv, peer, request).await
+        }
+        Message::WitnessRequest { since } => {
+            super::witness::serve_exchange(node, send, recv, peer, since)
+                .await
+                .map_err(super::witness::as_frame_error)
         }
         _ => Ok(()),
     }
@@ -140,7 +237,13 @@ async fn receive_document(
     let fresh = node
         .receiving
         .lock()
-        .map(|mut s| s.insert(key.clone()))
+        .map(|mut s| match s.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(offer.sealed_len);
+                true
+            }
+        })
         .unwrap_or(false);
     if !fresh {
         let _ = reject(
@@ -219,6 +322,21 @@ async fn receive_inner(
         .store
         .blobs
         .partial_path(peer, &offer.document_id, &offer.content_hash);
+    let in_flight = node.receiving.lock().map(|m| m.clone()).unwrap_or_default();
+    let blobs = node.store.blobs.clone();
+    let (quota_peer, quota_doc) = (peer.clone(), doc_id.clone());
+    tokio::task::spawn_blocking(move || {
+        check_quota(
+            &blobs,
+            &quota_peer,
+            &quota_doc,
+            offer.sealed_len,
+            &in_flight,
+        )
+    })
+    .await
+    .map_err(internal)?
+    .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
     let (held_len, hasher) = tokio::task::spawn_blocking({
         let partial = partial.clone();
         move || prefix_state(&partial, offer.sealed_len)
@@ -226,8 +344,14 @@ async fn receive_inner(
     .await
     .map_err(internal)?
     .map_err(internal)?;
+    // A resumed transfer is checked again before more bytes are taken: the roster may have
+    // changed since.
+    let mut gate = HeaderGate::default();
+    if gate.due(held_len, offer.sealed_len) {
+        gate = check_header(node, &partial, gate, held_len, peer, &offer).await?;
+    }
     send_accept(send, held_len).await?;
-    let hasher = receive_bytes(recv, &partial, held_len, offer.sealed_len, hasher).await?;
+    let hasher = receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
     let hash: [u8; 32] = hasher.finalize().into();
     if hash != offer.content_hash {
         let _ = fs::remove_file(&partial);
@@ -270,21 +394,49 @@ fn prefix_state(partial: &Path, sealed_len: u64) -> Result<(u64, Sha256)> {
     Ok((len, hasher))
 }
 
+/// Checks the header in the partial file (see [`super::incoming`]) off the async runtime;
+/// a permanent refusal deletes the partial.
+async fn check_header(
+    node: &Node,
+    partial: &Path,
+    mut gate: HeaderGate,
+    held: u64,
+    peer: &AgencyId,
+    offer: &Offer,
+) -> Result<HeaderGate, Outcome> {
+    let offered = OfferedDocument {
+        document_id: offer.document_id,
+        sealed_len: offer.sealed_len,
+    };
+    let (path, peer, me) = (partial.to_path_buf(), peer.clone(), node.me.clone());
+    let roster = node.roster.current();
+    let checked = tokio::task::spawn_blocking(move || {
+        let result = gate.check(&path, held, offered, &peer, &me, &roster);
+        if let Err(refusal) = &result
+            && !refusal.reason.is_temporary()
+        {
+            let _ = fs::remove_file(&path);
+        }
+        result.map(|()| gate)
+    })
+    .await
+    .map_err(internal)?;
+    checked.map_err(|r| Outcome::Reject(r.reason, r.detail))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn receive_bytes(
+    node: &Node,
     recv: &mut RecvStream,
     partial: &Path,
     mut held: u64,
-    total: u64,
-    mut hasher: Sha256,
+    peer: &AgencyId,
+    offer: &Offer,
+    hasher: Sha256,
+    mut gate: HeaderGate,
 ) -> Result<Sha256, Outcome> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode_private()
-        .open(partial)
-        .map_err(|e| map_io(&e))?;
-    file.seek(SeekFrom::Start(held)).map_err(|e| map_io(&e))?;
-    let mut since_sync = 0u64;
+    let total = offer.sealed_len;
+    let mut writer = PartialWriter::open(partial, held, hasher).map_err(|e| map_io(&e))?;
     loop {
         let chunk = tokio::time::timeout(
             super::framed::FRAME_TIMEOUT,
@@ -300,14 +452,10 @@ async fn receive_bytes(
                 "more bytes than offered".into(),
             )));
         }
-        // Blocking writes of at most 1 MiB; the page cache absorbs them.
-        file.write_all(&chunk.bytes).map_err(|e| map_io(&e))?;
-        hasher.update(&chunk.bytes);
+        writer = writer.append(chunk.bytes).await.map_err(|e| map_io(&e))?;
         held += n;
-        since_sync += n;
-        if since_sync >= SYNC_EVERY {
-            file.sync_data().map_err(|e| map_io(&e))?;
-            since_sync = 0;
+        if gate.due(held, total) {
+            gate = check_header(node, partial, gate, held, peer, offer).await?;
         }
     }
     if held != total {
@@ -315,22 +463,11 @@ async fn receive_bytes(
             "stream ended at {held} of {total} bytes"
         )));
     }
-    file.sync_all().map_err(|e| map_io(&e))?;
-    Ok(hasher)
-}
-
-trait PrivateMode {
-    fn mode_private(&mut self) -> &mut Self;
-}
-
-impl PrivateMode for OpenOptions {
-    fn mode_private(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
+    writer.finish().await.map_err(|e| map_io(&e))
 }
 
 fn map_io(e: &std::io::Error) -> Outcome {
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(27) {
+    if is_disk_full(e) {
         Outcome::Reject(
             RejectReason::DiskFull,
             "no space left on the receiving node".into(),
@@ -437,7 +574,8 @@ async fn store_document(
         .map_err(internal)?
         .unwrap_or(receipt);
     if let Some(dir) = node.store.blobs.path(&offer.content_hash).parent() {
-        let _ = sync_dir(dir);
+        let dir = dir.to_path_buf();
+        let _ = tokio::task::spawn_blocking(move || sync_dir(&dir)).await;
     }
     Ok(receipt)
 }

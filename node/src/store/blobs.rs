@@ -49,6 +49,17 @@ pub fn parse_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// Parses hex of any even length.
+pub fn parse_hex_vec(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 impl Blobs {
     /// The folders under `store`, created private; stale staging files are removed.
     pub fn open(store: &Path) -> Result<Self> {
@@ -136,12 +147,30 @@ impl Blobs {
         let hash: [u8; 32] = hasher.finalize().into();
         match self.install(source, &hash) {
             Ok(_) => Ok((hash, len)),
-            Err(_) => {
-                let copied = self.put_file(source)?;
-                let _ = fs::remove_file(source);
-                Ok(copied)
-            }
+            Err(e) => self.after_failed_install(source, &hash, len, e),
         }
+    }
+
+    /// `install` failed: if the source is still there the rename did not happen (another file
+    /// system, say), so copy it; if it is gone, the blob is in place and only an fsync
+    /// failed, so fsync again rather than copy a file that no longer exists.
+    fn after_failed_install(
+        &self,
+        source: &Path,
+        hash: &[u8; 32],
+        len: u64,
+        error: anyhow::Error,
+    ) -> Result<([u8; 32], u64)> {
+        if source.exists() {
+            let copied = self.put_file(source)?;
+            let _ = fs::remove_file(source);
+            return Ok(copied);
+        }
+        if !self.path(hash).exists() {
+            return Err(error.context(format!("{} vanished", source.display())));
+        }
+        sync_dir(&self.blobs).context(error)?;
+        Ok((*hash, len))
     }
 
     /// Moves a complete, fsynced file into place as the blob `hash` (keeping an existing
@@ -160,6 +189,68 @@ impl Blobs {
         }
         Ok(target)
     }
+}
+
+/// An incoming transfer in progress, as found in the `incoming` folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartialFile {
+    /// The document id (hex).
+    pub doc_id: String,
+    /// Bytes held.
+    pub len: u64,
+}
+
+impl Blobs {
+    /// The partial files held for transfers from `sender`.
+    pub fn partials_of(&self, sender: &AgencyId) -> Vec<PartialFile> {
+        let Ok(entries) = fs::read_dir(&self.incoming) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let (from, doc_id) = parse_partial_name(&name)?;
+                if from != sender.as_str() {
+                    return None;
+                }
+                let len = entry.metadata().ok()?.len();
+                Some(PartialFile {
+                    doc_id: doc_id.to_owned(),
+                    len,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes partial files not written to for longer than `max_age` (transfers their
+    /// senders gave up on). Returns how many were deleted.
+    pub fn sweep_partials(&self, max_age: std::time::Duration) -> usize {
+        let Ok(entries) = fs::read_dir(&self.incoming) else {
+            return 0;
+        };
+        let mut deleted = 0;
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if stale && fs::remove_file(entry.path()).is_ok() {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+}
+
+/// `<sender>-<doc-id>-<sha256>.partial` split into sender and document id (hex).
+fn parse_partial_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_suffix(".partial")?;
+    let (rest, hash) = rest.rsplit_once('-')?;
+    let (sender, doc_id) = rest.rsplit_once('-')?;
+    (hash.len() == 64 && doc_id.len() == 32).then_some((sender, doc_id))
 }
 
 /// Creates (or truncates) a private file.
@@ -192,6 +283,61 @@ mod tests {
         assert_eq!(parse_hex::<16>(&hex(&id)[1..]), None);
         assert_eq!(parse_hex::<16>("zz".repeat(16).as_str()), None);
         assert_eq!(parse_hex::<16>("é".repeat(16).as_str()), None);
+    }
+
+    #[test]
+    fn an_adopted_file_whose_fsync_failed_after_the_rename_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(&dir.path().join("store")).unwrap();
+        let src = dir.path().join("doc");
+        fs::write(&src, b"sealed bytes").unwrap();
+        let hash: [u8; 32] = Sha256::digest(b"sealed bytes").into();
+        // What `install` leaves when the rename went through and the folder fsync failed.
+        fs::rename(&src, blobs.path(&hash)).unwrap();
+        let failed = anyhow::anyhow!("cannot sync directory");
+        let (got, len) = blobs.after_failed_install(&src, &hash, 12, failed).unwrap();
+        assert_eq!((got, len), (hash, 12));
+        assert_eq!(fs::read(blobs.path(&hash)).unwrap(), b"sealed bytes");
+        // The source still there (the rename failed): copied instead.
+        fs::write(&src, b"other bytes").unwrap();
+        let other: [u8; 32] = Sha256::digest(b"other bytes").into();
+        let failed = anyhow::anyhow!("cross-device link");
+        let (got, _) = blobs
+            .after_failed_install(&src, &other, 11, failed)
+            .unwrap();
+        assert_eq!(got, other);
+        assert!(!src.exists());
+    }
+
+    #[test]
+    fn partials_are_listed_per_sender_and_stale_ones_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(&dir.path().join("store")).unwrap();
+        let city = AgencyId::new("nl.city").unwrap();
+        let city_x = AgencyId::new("nl.city-x").unwrap();
+        let a = blobs.partial_path(&city, &[1; 16], &[2; 32]);
+        let b = blobs.partial_path(&city_x, &[3; 16], &[4; 32]);
+        fs::write(&a, vec![0u8; 10]).unwrap();
+        fs::write(&b, vec![0u8; 20]).unwrap();
+        assert_eq!(
+            blobs.partials_of(&city),
+            vec![PartialFile {
+                doc_id: hex(&[1; 16]),
+                len: 10
+            }]
+        );
+        assert_eq!(blobs.partials_of(&city_x).len(), 1);
+        let day = std::time::Duration::from_secs(86_400);
+        assert_eq!(blobs.sweep_partials(day), 0);
+        let old = std::time::SystemTime::now() - 2 * day;
+        File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(blobs.sweep_partials(day), 1);
+        assert!(!a.exists() && b.exists());
     }
 
     #[test]

@@ -81,17 +81,7 @@ CREATE TABLE IF NOT EXISTS events (
 impl Db {
     /// Opens (creating if needed) the database at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self> {
-        let writer = Connection::open(path)
-            .with_context(|| format!("cannot open database {}", path.display()))?;
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-            )
-            .context("cannot configure the database")?;
-        writer.busy_timeout(std::time::Duration::from_secs(10))?;
-        writer
-            .execute_batch(SCHEMA)
-            .context("cannot create the database schema")?;
+        let writer = open_writer(path)?;
         let reader = open_reader(path)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         thread::Builder::new()
@@ -146,6 +136,28 @@ impl Db {
         .await
         .context("database read task failed")?
     }
+}
+
+/// A writing connection with the store's settings and schema: the daemon's writer thread,
+/// and the CLI where it must record something with or without a running node (SQLite's
+/// locking and the busy timeout keep the two apart). `secure_delete` is on, so deleted rows
+/// (shredded key shares) are overwritten, not just unlinked.
+pub fn open_writer(path: &Path) -> Result<Connection> {
+    let writer = Connection::open(path)
+        .with_context(|| format!("cannot open database {}", path.display()))?;
+    writer.busy_timeout(std::time::Duration::from_secs(10))?;
+    writer
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+             PRAGMA secure_delete = ON;",
+        )
+        .context("cannot configure the database")?;
+    writer
+        .execute_batch(SCHEMA)
+        .and_then(|()| writer.execute_batch(crate::log::SCHEMA))
+        .and_then(|()| writer.execute_batch(super::custody::SCHEMA))
+        .context("cannot create the database schema")?;
+    Ok(writer)
 }
 
 /// A read-only connection (for the CLI, which may run while the daemon writes).

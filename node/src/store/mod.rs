@@ -10,6 +10,7 @@
 //! clear label, times, states and signed receipts.
 
 pub mod blobs;
+pub mod custody;
 pub mod db;
 pub mod records;
 
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-pub use blobs::{Blobs, hex, parse_hex};
+pub use blobs::{Blobs, hex, parse_hex, parse_hex_vec};
 pub use db::Db;
 
 use crate::fsutil::create_private_dir;
@@ -65,6 +66,20 @@ pub fn sealed_document_path(home: &Home, doc_id: &str) -> Result<PathBuf> {
         );
     }
     let conn = db::open_reader(&db_path)?;
+    // A copy deleted on the sender's request, or at its expiry, is gone for good.
+    let deleted: Option<(u64, String)> = conn
+        .query_row(
+            "SELECT deleted_at, reason FROM inbox_deletions WHERE doc_id = ?1 LIMIT 1",
+            [hex(&id)],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .ok();
+    if let Some((at, reason)) = deleted {
+        bail!(
+            "document {doc_id} was deleted from this node at {} ({reason})",
+            liaise_keys::Timestamp(at)
+        );
+    }
     let found = records::blob_of_document(&conn, &hex(&id))?
         .with_context(|| format!("no document {doc_id} in {}", dir.display()))?;
     let hash = parse_hex::<32>(&found).context("corrupt blob name in the store")?;
@@ -73,4 +88,52 @@ pub fn sealed_document_path(home: &Home, doc_id: &str) -> Result<PathBuf> {
 
 fn blob_path(store: &Path, hash: &[u8; 32]) -> PathBuf {
     store.join("blobs").join(hex(hash))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::records::InboxRow;
+    use super::*;
+
+    fn received(doc_id: &str, sender: &str, blob: u8) -> InboxRow {
+        InboxRow {
+            doc_id: doc_id.to_owned(),
+            sender: sender.to_owned(),
+            blob: hex(&[blob; 32]),
+            sealed_len: 100,
+            label: "restricted".into(),
+            created: 1,
+            received_at: 2,
+            verification: "verified".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_id_received_from_two_senders_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().to_path_buf());
+        let store = Store::open(&home).unwrap();
+        let id = hex(&[7u8; 16]);
+        let row = received(&id, "nl.city.utrecht", 1);
+        store
+            .db
+            .write(move |c| records::inbox_insert(c, &row, b"receipt"))
+            .await
+            .unwrap();
+        let one = sealed_document_path(&home, &id).unwrap();
+        assert_eq!(one, store.blobs.path(&[1; 32]));
+
+        // A second member sends its own document under the same id.
+        let row = received(&id, "nl.prison.vught", 2);
+        store
+            .db
+            .write(move |c| records::inbox_insert(c, &row, b"receipt"))
+            .await
+            .unwrap();
+        let e = format!("{:#}", sealed_document_path(&home, &id).unwrap_err());
+        assert!(e.contains("received from nl.city.utrecht"), "{e}");
+        assert!(e.contains("received from nl.prison.vught"), "{e}");
+        assert!(e.contains("pass the sealed file"), "{e}");
+    }
 }

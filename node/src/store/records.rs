@@ -2,8 +2,12 @@
 //! group-committed write ([`super::Db::write`]) or a read.
 
 use anyhow::Result;
+use liaise_keys::AgencyId;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
+
+use crate::log::{LogKind, NewLogEntry};
+use crate::store::{hex, parse_hex};
 
 /// State of one (document, recipient) delivery.
 pub mod state {
@@ -112,7 +116,7 @@ pub struct ReceiptRow {
 
 /// Queues a document for every recipient. Queuing the same document again changes nothing.
 pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
-    conn.execute(
+    let fresh = conn.execute(
         "INSERT OR IGNORE INTO outbox_documents (doc_id, blob, sealed_len, label, created, queued_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![doc.doc_id, doc.blob, doc.sealed_len as i64, doc.label, doc.created as i64, doc.queued_at as i64],
@@ -127,6 +131,19 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
                 doc.queued_at as i64,
                 *expires_at as i64
             ],
+        )?;
+    }
+    if fresh > 0 {
+        let recipients: Vec<&str> = doc.recipients.iter().map(|(r, _)| r.as_str()).collect();
+        log_entry(
+            conn,
+            NewLogEntry::new(LogKind::Send).detail(serde_json::json!({
+                "recipients": recipients,
+                "content_hash": doc.blob,
+                "sealed_len": doc.sealed_len,
+            })),
+            Some(&doc.doc_id),
+            None,
         )?;
     }
     event(conn, doc.queued_at, "queued", Some(&doc.doc_id), None, None)
@@ -171,10 +188,15 @@ pub fn mark_delivered(
     receipt: &[u8],
     now: u64,
 ) -> Result<()> {
-    conn.execute(
+    let fresh = conn.execute(
         "INSERT OR IGNORE INTO receipts (doc_id, recipient, receipt, received_at) VALUES (?1, ?2, ?3, ?4)",
         params![doc_id, recipient, receipt, now as i64],
     )?;
+    if fresh > 0 {
+        let detail = serde_json::json!({ "receipt": hex(receipt) });
+        let entry = NewLogEntry::new(LogKind::Receipt).detail(detail);
+        log_entry(conn, entry, Some(doc_id), Some(recipient))?;
+    }
     conn.execute(
         "UPDATE outbox SET state = 'delivered', delivered_at = ?3, last_error = NULL,
          attempts = attempts + 1 WHERE doc_id = ?1 AND recipient = ?2",
@@ -215,11 +237,15 @@ pub fn mark_undeliverable(
     reason: &str,
     now: u64,
 ) -> Result<()> {
-    conn.execute(
+    let changed = conn.execute(
         "UPDATE outbox SET state = 'undeliverable', last_error = ?3
          WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
         params![doc_id, recipient, reason],
     )?;
+    if changed > 0 {
+        let entry = NewLogEntry::new(LogKind::Undeliverable).reason(reason);
+        log_entry(conn, entry, Some(doc_id), Some(recipient))?;
+    }
     event(
         conn,
         now,
@@ -247,7 +273,7 @@ pub fn inbox_receipt(
 
 /// Records a received document with the receipt this node signed for it.
 pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result<()> {
-    conn.execute(
+    let fresh = conn.execute(
         "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
@@ -255,6 +281,15 @@ pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result
             row.created as i64, row.received_at as i64, row.verification, receipt
         ],
     )?;
+    if fresh > 0 {
+        let detail = serde_json::json!({
+            "content_hash": row.blob,
+            "sealed_len": row.sealed_len,
+            "receipt": hex(receipt),
+        });
+        let entry = NewLogEntry::new(LogKind::Receive).detail(detail);
+        log_entry(conn, entry, Some(&row.doc_id), Some(&row.sender))?;
+    }
     event(
         conn,
         row.received_at,
@@ -327,25 +362,40 @@ pub fn receipts_for(conn: &Connection, doc_id: &str) -> Result<Vec<ReceiptRow>> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The blob name of a received or sent document.
+/// The blob name of a received or sent document. Document ids are chosen by their senders, so
+/// two agencies (or this node and another) may use the same id: then the id alone does not say
+/// which document is meant, and this refuses, naming every source.
 pub fn blob_of_document(conn: &Connection, doc_id: &str) -> Result<Option<String>> {
-    let inbox: Option<String> = conn
-        .query_row(
-            "SELECT blob FROM inbox WHERE doc_id = ?1 LIMIT 1",
-            [doc_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if inbox.is_some() {
-        return Ok(inbox);
+    let mut sources: Vec<(String, String)> = Vec::new();
+    let mut stmt =
+        conn.prepare("SELECT sender, blob FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+    for row in stmt.query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (sender, blob): (String, String) = row?;
+        sources.push((format!("received from {sender}"), blob));
     }
-    Ok(conn
+    let sent: Option<String> = conn
         .query_row(
             "SELECT blob FROM outbox_documents WHERE doc_id = ?1",
             [doc_id],
             |r| r.get(0),
         )
-        .optional()?)
+        .optional()?;
+    if let Some(blob) = sent {
+        sources.push(("sent by this node".to_owned(), blob));
+    }
+    let Some((_, first)) = sources.first() else {
+        return Ok(None);
+    };
+    if sources.iter().any(|(_, blob)| blob != first) {
+        let list: Vec<&str> = sources.iter().map(|(who, _)| who.as_str()).collect();
+        anyhow::bail!(
+            "document id {doc_id} names {} different documents ({}); pass the sealed file \
+             instead of the id",
+            sources.len(),
+            list.join(", ")
+        );
+    }
+    Ok(Some(first.clone()))
 }
 
 /// Counts of outbox lines by state: (queued, delivered, undeliverable), and inbox size.
@@ -368,10 +418,15 @@ pub fn roster_adopted(
     file: &[u8],
     now: u64,
 ) -> Result<()> {
-    conn.execute(
+    let fresh = conn.execute(
         "INSERT OR IGNORE INTO roster_history (serial, adopted_at, source, file) VALUES (?1, ?2, ?3, ?4)",
         params![serial as i64, now as i64, source, file],
     )?;
+    if fresh > 0 {
+        let detail = serde_json::json!({ "serial": serial, "source": source });
+        let entry = NewLogEntry::new(LogKind::RosterAdopted).detail(detail);
+        log_entry(conn, entry, None, Some(source))?;
+    }
     event(
         conn,
         now,
@@ -380,6 +435,20 @@ pub fn roster_adopted(
         Some(source),
         Some(&serial.to_string()),
     )
+}
+
+/// Appends to the tamper-evident log; `doc_id` hex and `agency` text as stored in the rows
+/// (an agency that is not a valid id, such as `local`, is left out of the entry).
+fn log_entry(
+    conn: &Connection,
+    mut entry: NewLogEntry,
+    doc_id: Option<&str>,
+    agency: Option<&str>,
+) -> Result<()> {
+    entry.doc_id = doc_id.and_then(parse_hex::<16>);
+    entry.agency = agency.and_then(|a| AgencyId::new(a).ok());
+    crate::log::append(conn, entry)?;
+    Ok(())
 }
 
 /// Appends an event.

@@ -74,6 +74,12 @@ impl RosterVerifier {
         let key = TransportPublicKey::from_spki_der(end_entity.as_ref())
             .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
         let roster = self.roster.current();
+        if let Err(e) = super::roster_in_force(&roster, Timestamp::now()) {
+            tracing::error!(peer_key = %key.fingerprint(), "refused peer: {e:#}");
+            return Err(Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
         let member = roster
             .member_by_transport_key(&key, Timestamp::now())
             .map_err(|e| {

@@ -72,6 +72,9 @@ pub enum OpenError {
         /// The last time the document could be opened.
         not_after: Timestamp,
     },
+    /// The document is under originator control and the caller has no originator share.
+    #[error("the document is under originator control: its sender's node must release a key share")]
+    ShareRequired,
     /// A signature, decryption, commitment or SSHSIG check failed. Deliberately coarse.
     #[error("verification failed: the document is corrupt or has been tampered with")]
     VerificationFailed,
@@ -107,6 +110,8 @@ pub enum ErrorKind {
     NoMatchingKey,
     /// [`OpenError::Expired`].
     Expired,
+    /// [`OpenError::ShareRequired`].
+    ShareRequired,
     /// [`OpenError::VerificationFailed`].
     VerificationFailed,
     /// [`OpenError::Read`] or [`OpenError::Staging`].
@@ -127,6 +132,7 @@ impl ErrorKind {
             Self::NotAddressedToYou => "not addressed to you",
             Self::NoMatchingKey => "no matching key",
             Self::Expired => "expired",
+            Self::ShareRequired => "share required",
             Self::VerificationFailed => "verification failed",
             Self::Io => "i/o error",
         }
@@ -147,6 +153,7 @@ impl OpenError {
             Self::NotAddressedToYou { .. } => ErrorKind::NotAddressedToYou,
             Self::NoMatchingKey { .. } => ErrorKind::NoMatchingKey,
             Self::Expired { .. } => ErrorKind::Expired,
+            Self::ShareRequired => ErrorKind::ShareRequired,
             Self::VerificationFailed => ErrorKind::VerificationFailed,
             Self::Read(_) | Self::Staging(_) => ErrorKind::Io,
         }

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sealed::error::OpenError;
 use crate::sealed::limits::{
-    MAX_HEADER_LEN, MAX_LABEL_LEN, MAX_PADDED_SECTION_LEN, MAX_PURPOSE_LEN, MAX_RECIPIENTS,
-    MAX_SECTION_NAME_LEN, MAX_SECTIONS,
+    MAX_FORWARD_TO, MAX_HEADER_LEN, MAX_LABEL_LEN, MAX_PADDED_SECTION_LEN, MAX_PURPOSE_LEN,
+    MAX_RECIPIENTS, MAX_SECTION_NAME_LEN, MAX_SECTIONS,
 };
 use crate::sealed::stanza::stanza_ciphertext_len;
 use crate::sealed::{MAGIC, PRELUDE_LEN, VERSION};
@@ -43,6 +43,25 @@ impl fmt::Debug for DocumentId {
     }
 }
 
+/// Who holds the keys needed to open a document (spec: "custody", "Key custody").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum KeyCustody {
+    /// Stanzas hold the content keys: recipients open alone, anywhere. Cannot be revoked.
+    Offline,
+    /// Stanzas hold masked keys: every open needs the originator share from the sender's node.
+    Originator,
+}
+
+impl KeyCustody {
+    /// A short name for people: `offline` or `originator`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Originator => "originator",
+        }
+    }
+}
+
 /// A section as listed in the clear header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SectionInfo {
@@ -59,8 +78,9 @@ pub struct RecipientPolicy {
     pub sections: Vec<u8>,
     /// The last time (inclusive) it may open the document.
     pub not_after: Option<Timestamp>,
-    /// Whether it may forward the document (enforced by the forwarding protocol).
-    pub forward_allowed: bool,
+    /// The agencies it may forward the document to, with the originator's consent
+    /// (enforced by the originator's node), strictly increasing.
+    pub forward_to: Vec<AgencyId>,
 }
 
 /// A recipient as listed in the clear header.
@@ -91,10 +111,19 @@ pub struct DocumentInfo {
     pub label: String,
     /// The stated purpose.
     pub purpose: String,
+    /// Who holds the keys needed to open it.
+    pub custody: KeyCustody,
     /// The sections, in order.
     pub sections: Vec<SectionInfo>,
     /// The recipients, in order.
     pub recipients: Vec<RecipientInfo>,
+}
+
+impl DocumentInfo {
+    /// The recipient entry of `agency`, if it is one.
+    pub fn recipient(&self, agency: &AgencyId) -> Option<&RecipientInfo> {
+        self.recipients.iter().find(|r| &r.agency == agency)
+    }
 }
 
 /// A recipient's HPKE-wrapped section keys.
@@ -133,6 +162,7 @@ pub(crate) struct Header {
     pub(crate) created: Timestamp,
     pub(crate) label: String,
     pub(crate) purpose: String,
+    pub(crate) custody: KeyCustody,
     pub(crate) sections: Vec<SectionInfo>,
     pub(crate) recipients: Vec<RecipientEntry>,
 }
@@ -174,6 +204,7 @@ impl Header {
             created: self.created,
             label: self.label.clone(),
             purpose: self.purpose.clone(),
+            custody: self.custody,
             sections: self.sections.clone(),
             recipients: self
                 .recipients
@@ -240,6 +271,21 @@ impl Header {
             let sections = &recipient.policy.sections;
             if sections.is_empty() || !sections.windows(2).all(|w| w.first() < w.get(1)) {
                 return Err(Violation::Malformed("recipient section list"));
+            }
+            let forward = &recipient.policy.forward_to;
+            if forward.len() > MAX_FORWARD_TO {
+                return Err(Violation::Limit {
+                    what: "forwarding list",
+                    len: forward.len() as u64,
+                    max: MAX_FORWARD_TO as u64,
+                });
+            }
+            if !forward.windows(2).all(|w| w.first() < w.get(1))
+                || forward
+                    .iter()
+                    .any(|a| *a == recipient.agency || *a == self.sender)
+            {
+                return Err(Violation::Malformed("recipient forwarding list"));
             }
             for &index in sections {
                 *read
@@ -321,6 +367,17 @@ pub(crate) fn read_header<R: Read>(input: &mut R) -> Result<ParsedHeader, OpenEr
         header,
         signed_prefix,
     })
+}
+
+/// Parses `prelude || header` bytes kept by their own writer (the originator's node keeps
+/// them for its policy decisions). Checks every header rule, **not** the signature.
+pub fn parse_stored_header(bytes: &[u8]) -> Result<DocumentInfo, OpenError> {
+    let mut input = bytes;
+    let parsed = read_header(&mut input)?;
+    if !input.is_empty() {
+        return Err(OpenError::TrailingData);
+    }
+    Ok(parsed.header.info())
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.

@@ -17,7 +17,7 @@ fn recipient(name: &str, kem: KemAlgorithm, sections: Vec<u8>) -> RecipientEntry
         policy: RecipientPolicy {
             sections,
             not_after: Some(Timestamp(5)),
-            forward_allowed: true,
+            forward_to: vec![AgencyId::new("be.city.gent").unwrap()],
         },
         stanza: Stanza {
             enc: vec![1; kem.encapped_len()],
@@ -35,6 +35,7 @@ fn header(sections: usize, recipients: usize) -> Header {
         created: Timestamp(1_790_000_000),
         label: "restricted".into(),
         purpose: "advice".into(),
+        custody: KeyCustody::Originator,
         sections: (0..sections)
             .map(|i| SectionInfo {
                 name: format!("s{i}"),
@@ -182,6 +183,29 @@ fn structural_rules() {
 }
 
 #[test]
+fn forwarding_list_rules_and_limit() {
+    let list = |n: usize| -> Vec<AgencyId> {
+        (0..n)
+            .map(|i| AgencyId::new(&format!("be.city.f{i:02}")).unwrap())
+            .collect()
+    };
+    let mut h = header(1, 1);
+    h.recipients[0].policy.forward_to = list(MAX_FORWARD_TO);
+    assert!(read(&h).is_ok());
+    h.recipients[0].policy.forward_to = list(MAX_FORWARD_TO + 1);
+    assert_eq!(kind(read(&h)), Some(ErrorKind::LimitExceeded));
+    // Not increasing, the recipient itself, the sender: malformed.
+    let mut reversed = list(2);
+    reversed.reverse();
+    h.recipients[0].policy.forward_to = reversed;
+    assert_eq!(kind(read(&h)), Some(ErrorKind::Malformed));
+    h.recipients[0].policy.forward_to = vec![h.recipients[0].agency.clone()];
+    assert_eq!(kind(read(&h)), Some(ErrorKind::Malformed));
+    h.recipients[0].policy.forward_to = vec![h.sender.clone()];
+    assert_eq!(kind(read(&h)), Some(ErrorKind::Malformed));
+}
+
+#[test]
 fn prelude_errors() {
     assert_eq!(
         kind(read_header(&mut &b"LIAISE"[..])),
@@ -209,7 +233,7 @@ fn arb_header() -> impl Strategy<Value = Header> {
         "[a-z]{1,8}\\.[a-z][a-z0-9-]{0,8}",
         any::<[u8; 32]>(),
         any::<u64>(),
-        "[a-zA-Z0-9 äé-]{1,20}",
+        ("[a-zA-Z0-9 äé-]{1,20}", any::<bool>()),
         "[ -~]{0,80}",
         prop::collection::vec(1u64..=MAX_PADDED_SECTION_LEN, 1..=4),
         prop::collection::vec(
@@ -223,7 +247,7 @@ fn arb_header() -> impl Strategy<Value = Header> {
         ),
     )
         .prop_map(
-            |(id, sender, key_seed, created, label, purpose, lens, recips)| {
+            |(id, sender, key_seed, created, (label, offline), purpose, lens, recips)| {
                 let all: Vec<u8> = (0..lens.len() as u8).collect();
                 Header {
                     document_id: DocumentId(id),
@@ -232,6 +256,11 @@ fn arb_header() -> impl Strategy<Value = Header> {
                     created: Timestamp(created),
                     label,
                     purpose,
+                    custody: if offline {
+                        KeyCustody::Offline
+                    } else {
+                        KeyCustody::Originator
+                    },
                     sections: lens
                         .iter()
                         .enumerate()
@@ -252,7 +281,11 @@ fn arb_header() -> impl Strategy<Value = Header> {
                             let mut r = recipient(&format!("be.agency.a{i}"), kem, all.clone());
                             r.key_fingerprint = Fingerprint(*fp);
                             r.policy.not_after = not_after.map(Timestamp);
-                            r.policy.forward_allowed = *forward;
+                            r.policy.forward_to = if *forward {
+                                vec![AgencyId::new("zz.forward.target").unwrap()]
+                            } else {
+                                Vec::new()
+                            };
                             r
                         })
                         .collect(),

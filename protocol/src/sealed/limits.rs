@@ -26,3 +26,5 @@ pub const MAX_TITLE_LEN: usize = 256;
 pub const MAX_SECTION_LEN: u64 = 1 << 40;
 /// The largest padded plaintext of one section, in bytes.
 pub const MAX_PADDED_SECTION_LEN: u64 = 1 << 41;
+/// The most agencies one recipient may forward a document to.
+pub const MAX_FORWARD_TO: usize = 16;

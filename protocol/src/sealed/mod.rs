@@ -4,15 +4,18 @@
 //! [`open_in_memory`]), [`verify`]; [`sanitize_file_name`] and [`allowed_signers_line`] for
 //! the command line.
 
+mod batch;
 mod derive;
 mod error;
 mod filename;
+mod forwarded;
 mod header;
 pub mod limits;
 mod open;
 mod padding;
 mod plaintext;
 mod seal;
+mod share;
 mod signer;
 pub mod sshsig;
 mod stanza;
@@ -21,19 +24,34 @@ mod transcript;
 mod verify;
 
 #[cfg(test)]
+mod custody_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod vectors_gen;
 
 pub use error::{ErrorKind, OpenError, SealError};
 pub use filename::sanitize_file_name;
-pub use header::{DocumentId, DocumentInfo, RecipientInfo, RecipientPolicy, SectionInfo};
-pub use open::{OpenedDocument, OpenedSection, StagedSection, open, open_in_memory};
+pub use forwarded::{
+    FORWARD_MAGIC, FORWARD_VERSION, forward_prefix, is_forwarded, read_forward_prefix,
+    seal_forward_stanza,
+};
+pub use header::{
+    DocumentId, DocumentInfo, KeyCustody, RecipientInfo, RecipientPolicy, SectionInfo,
+    parse_stored_header,
+};
+pub use open::{
+    OpenedDocument, OpenedSection, Opener, StagedSection, open, open_in_memory, open_with,
+    open_with_share,
+};
 pub use plaintext::SectionMetadata;
 pub use seal::{RecipientSpec, SealRequest, SealedSummary, SectionInput, seal};
+pub use share::{OriginatorSecrets, OriginatorShare, SHARE_LEN};
 pub use signer::{SignerCheck, SignerRejected, TrustedSigner};
 pub use sshsig::allowed_signers_line;
-pub use verify::{danger_read_unverified_header, verify};
+pub use verify::{
+    UnverifiedPrefix, danger_read_unverified_header, danger_read_unverified_prefix, verify,
+};
 
 /// The 8 bytes every sealed document starts with.
 pub const MAGIC: [u8; 8] = [0x4C, 0x49, 0x41, 0x49, 0x53, 0x45, 0xD0, 0x0C];

@@ -13,15 +13,20 @@ use sha2::{Digest, Sha256};
 
 use crate::sealed::derive::{commitment, payload_key};
 use crate::sealed::error::OpenError;
-use crate::sealed::header::{DocumentInfo, Header, RecipientPolicy, read_header};
+use crate::sealed::header::{
+    DocumentInfo, Header, KeyCustody, RecipientPolicy, Stanza, read_header,
+};
 use crate::sealed::limits::MAX_METADATA_LEN;
 use crate::sealed::plaintext::{SectionMetadata, committed, padded_len, unpadded_len};
+use crate::sealed::share::OriginatorShare;
 use crate::sealed::signer::SignerCheck;
 use crate::sealed::sshsig::{self, SSHSIG_LEN};
 use crate::sealed::stanza::open_stanza;
+use crate::sealed::stanza::stanza_ciphertext_len;
 use crate::sealed::stream::{StreamDecryptor, skip_section};
 use crate::sealed::transcript::read_and_verify_trailer;
 use crate::sealed::{CHUNK_LEN, COMMITMENT_LEN};
+use crate::wire::ForwardConsentBody;
 
 /// A section about to be decrypted, as shown to the staging callback.
 #[derive(Debug)]
@@ -67,11 +72,83 @@ pub struct OpenedDocument {
 /// writer for its content. On `Ok`, the writers are returned in section order, and every
 /// check has passed; on `Err`, the staged content must be discarded unread.
 pub fn open<R, W, F>(
-    mut input: R,
+    input: R,
     me: &AgencyId,
     keys: &[EncryptionSecretKey],
     signer: &dyn SignerCheck,
     now: Timestamp,
+    staging: F,
+) -> Result<(OpenedDocument, Vec<W>), OpenError>
+where
+    R: Read,
+    W: Write,
+    F: FnMut(&StagedSection<'_>) -> std::io::Result<W>,
+{
+    open_with_share(input, me, keys, signer, now, None, staging)
+}
+
+/// [`open`] with the originator share that the sender's node released for this open. A
+/// document under [`KeyCustody::Originator`] fails with [`OpenError::ShareRequired`] without
+/// one (before anything is decrypted), and with [`OpenError::VerificationFailed`] with a
+/// wrong one; an offline document ignores it.
+pub fn open_with_share<R, W, F>(
+    input: R,
+    me: &AgencyId,
+    keys: &[EncryptionSecretKey],
+    signer: &dyn SignerCheck,
+    now: Timestamp,
+    share: Option<&OriginatorShare>,
+    staging: F,
+) -> Result<(OpenedDocument, Vec<W>), OpenError>
+where
+    R: Read,
+    W: Write,
+    F: FnMut(&StagedSection<'_>) -> std::io::Result<W>,
+{
+    let opener = Opener {
+        me,
+        keys,
+        signer,
+        now,
+        share,
+        forwarded: None,
+    };
+    open_with(input, &opener, staging)
+}
+
+/// Who opens a document, with what, and how it reached them.
+#[derive(Clone, Copy)]
+pub struct Opener<'a> {
+    /// The agency that opens.
+    pub me: &'a AgencyId,
+    /// Its encryption secret keys (current and retired).
+    pub keys: &'a [EncryptionSecretKey],
+    /// The caller's roster check of the document's signer.
+    pub signer: &'a dyn SignerCheck,
+    /// The caller's clock.
+    pub now: Timestamp,
+    /// The originator share released for this open, for documents under originator control.
+    pub share: Option<&'a OriginatorShare>,
+    /// For a forwarded document: the originator's consent (its signature, and that it names
+    /// this document's sender as originator and `me` as new reader, already verified by the
+    /// caller with [`crate::wire::Signed::verify`]). Its stanza replaces a recipient entry.
+    pub forwarded: Option<&'a ForwardConsentBody>,
+}
+
+impl std::fmt::Debug for Opener<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opener")
+            .field("me", &self.me)
+            .field("now", &self.now)
+            .field("forwarded", &self.forwarded.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`open`] with every option: see [`Opener`].
+pub fn open_with<R, W, F>(
+    mut input: R,
+    opener: &Opener<'_>,
     mut staging: F,
 ) -> Result<(OpenedDocument, Vec<W>), OpenError>
 where
@@ -79,6 +156,14 @@ where
     W: Write,
     F: FnMut(&StagedSection<'_>) -> std::io::Result<W>,
 {
+    let Opener {
+        me,
+        keys,
+        signer,
+        now,
+        share,
+        forwarded,
+    } = *opener;
     let parsed = read_header(&mut input)?;
     let header = &parsed.header;
     signer
@@ -87,31 +172,50 @@ where
             agency: header.sender.clone(),
             reason,
         })?;
-    let entry = header
-        .recipients
-        .iter()
-        .find(|r| r.agency == *me)
-        .ok_or_else(|| OpenError::NotAddressedToYou { agency: me.clone() })?;
+    let access = match forwarded {
+        None => header
+            .recipients
+            .iter()
+            .find(|r| r.agency == *me)
+            .map(|entry| Access {
+                key_fingerprint: entry.key_fingerprint,
+                kem: entry.kem,
+                policy: entry.policy.clone(),
+                stanza: entry.stanza.clone(),
+            })
+            .ok_or_else(|| OpenError::NotAddressedToYou { agency: me.clone() })?,
+        Some(consent) => forwarded_access(header, consent, me)?,
+    };
     let secret = keys
         .iter()
         .find(|k| {
-            k.public_key().fingerprint() == entry.key_fingerprint && k.algorithm() == entry.kem
+            k.public_key().fingerprint() == access.key_fingerprint && k.algorithm() == access.kem
         })
         .ok_or(OpenError::NoMatchingKey {
-            fingerprint: entry.key_fingerprint,
+            fingerprint: access.key_fingerprint,
         })?;
-    if let Some(not_after) = entry.policy.not_after
+    if let Some(not_after) = access.policy.not_after
         && now > not_after
     {
         return Err(OpenError::Expired { not_after });
     }
-    let content_keys = open_stanza(
+    let share = match (header.custody, share) {
+        (KeyCustody::Offline, _) => None,
+        (KeyCustody::Originator, None) => return Err(OpenError::ShareRequired),
+        (KeyCustody::Originator, Some(share)) => Some(share),
+    };
+    let mut content_keys = open_stanza(
         secret,
         &header.document_id,
         me,
-        &entry.stanza,
-        &entry.policy.sections,
+        &access.stanza,
+        &access.policy.sections,
     )?;
+    if let Some(share) = share {
+        for (index, key) in &mut content_keys {
+            *key = share.apply(&header.document_id, *index, key);
+        }
+    }
 
     let mut hashes = Vec::with_capacity(header.sections.len());
     let mut decrypted = Vec::with_capacity(content_keys.len());
@@ -164,11 +268,59 @@ where
     Ok((
         OpenedDocument {
             info: header.info(),
-            policy: entry.policy.clone(),
+            policy: access.policy,
             sections,
         },
         writers,
     ))
+}
+
+/// How a reader reaches its section keys: its recipient entry, or a forwarding consent.
+struct Access {
+    key_fingerprint: liaise_keys::Fingerprint,
+    kem: liaise_keys::KemAlgorithm,
+    policy: RecipientPolicy,
+    stanza: Stanza,
+}
+
+/// The access a forwarding consent gives, checked against the header it is about.
+fn forwarded_access(
+    header: &Header,
+    consent: &ForwardConsentBody,
+    me: &AgencyId,
+) -> Result<Access, OpenError> {
+    if consent.document_id != header.document_id.0
+        || consent.originator != header.sender
+        || &consent.new_reader != me
+    {
+        return Err(OpenError::NotAddressedToYou { agency: me.clone() });
+    }
+    let sections = &consent.sections;
+    let valid = !sections.is_empty()
+        && sections.windows(2).all(|w| w.first() < w.get(1))
+        && sections
+            .iter()
+            .all(|&i| usize::from(i) < header.sections.len())
+        && consent.enc.len() == consent.kem.encapped_len()
+        && consent.ciphertext.len() == stanza_ciphertext_len(sections.len());
+    if !valid {
+        return Err(OpenError::Malformed {
+            what: "forwarding consent",
+        });
+    }
+    Ok(Access {
+        key_fingerprint: consent.key_fingerprint,
+        kem: consent.kem,
+        policy: RecipientPolicy {
+            sections: sections.clone(),
+            not_after: consent.not_after,
+            forward_to: Vec::new(),
+        },
+        stanza: Stanza {
+            enc: consent.enc.clone(),
+            ciphertext: consent.ciphertext.clone(),
+        },
+    })
 }
 
 /// [`open`] from bytes in memory, staging each section in a `Vec<u8>`.

@@ -13,14 +13,16 @@ use sha2::{Digest, Sha256};
 use crate::sealed::derive::{ContentKey, commitment, payload_key, random_content_key};
 use crate::sealed::error::SealError;
 use crate::sealed::header::{
-    DocumentId, DocumentInfo, Header, RecipientEntry, RecipientPolicy, SectionInfo, Violation,
+    DocumentId, DocumentInfo, Header, KeyCustody, RecipientEntry, RecipientPolicy, SectionInfo,
+    Violation,
 };
 use crate::sealed::limits::{MAX_RECIPIENTS, MAX_SECTION_LEN, MAX_SECTIONS};
 use crate::sealed::plaintext::{SectionMetadata, committed, padded_len, unpadded_len};
+use crate::sealed::share::{OriginatorSecrets, OriginatorShare};
 use crate::sealed::stanza::seal_stanza;
-use crate::sealed::stream::{CiphertextHash, StreamEncryptor, ciphertext_len};
+use crate::sealed::stream::{CiphertextHash, FeedError, StreamEncryptor, ciphertext_len};
 use crate::sealed::transcript::{Transcript, write_trailer};
-use crate::sealed::{CHUNK_LEN, COMMITMENT_LEN, sshsig};
+use crate::sealed::{COMMITMENT_LEN, sshsig};
 
 /// Everything needed to seal one document.
 #[derive(Debug)]
@@ -35,6 +37,9 @@ pub struct SealRequest<'a> {
     pub label: String,
     /// The stated purpose, up to 256 bytes.
     pub purpose: String,
+    /// Whether recipients open alone ([`KeyCustody::Offline`]) or need the originator share
+    /// from the sender's node for every open ([`KeyCustody::Originator`]).
+    pub custody: KeyCustody,
     /// The sections; section 0 is the main part.
     pub sections: Vec<SectionInput<'a>>,
     /// The recipients, each with its key and policy (groups already resolved by the caller).
@@ -80,6 +85,12 @@ pub struct SealedSummary {
     pub info: DocumentInfo,
     /// Bytes written.
     pub len: u64,
+    /// `prelude || header` exactly as written (the originator's node keeps it to decide on
+    /// share requests).
+    pub signed_header: Vec<u8>,
+    /// With [`KeyCustody::Originator`]: the share and masked keys the sender's node must keep
+    /// (and may never show). `None` for offline documents.
+    pub originator: Option<OriginatorSecrets>,
 }
 
 /// Seals a document to `out`. On error, whatever was written to `out` must be discarded.
@@ -90,6 +101,7 @@ pub fn seal(request: SealRequest<'_>, out: &mut dyn Write) -> Result<SealedSumma
         created,
         label,
         purpose,
+        custody,
         mut sections,
         recipients,
     } = request;
@@ -99,18 +111,44 @@ pub fn seal(request: SealRequest<'_>, out: &mut dyn Write) -> Result<SealedSumma
     for section in &sections {
         plans.push(plan_section(section)?);
     }
+    // The keys that go into stanzas: the content keys, or masked with the originator share.
+    let originator = match custody {
+        KeyCustody::Offline => None,
+        KeyCustody::Originator => {
+            let share = OriginatorShare::random();
+            let masked_keys = plans
+                .iter()
+                .enumerate()
+                .map(|(i, plan)| {
+                    let index = u8::try_from(i).unwrap_or(u8::MAX);
+                    (index, share.apply(&document_id, index, &plan.content_key))
+                })
+                .collect();
+            Some(OriginatorSecrets { share, masked_keys })
+        }
+    };
+    let stanza_key = |index: u8| -> Option<&ContentKey> {
+        match &originator {
+            None => plans.get(usize::from(index)).map(|p| &p.content_key),
+            Some(secrets) => secrets
+                .masked_keys
+                .iter()
+                .find(|(i, _)| *i == index)
+                .map(|(_, k)| k),
+        }
+    };
     let mut entries = Vec::with_capacity(recipients.len());
     for recipient in &recipients {
         let mut keys = Vec::with_capacity(recipient.policy.sections.len());
         for &index in &recipient.policy.sections {
-            let plan = plans.get(usize::from(index)).ok_or_else(|| {
+            let key = stanza_key(index).ok_or_else(|| {
                 SealError::invalid(format!(
                     "{} may read section {index}, but there are only {} sections",
                     recipient.agency,
                     plans.len()
                 ))
             })?;
-            keys.push((index, &plan.content_key));
+            keys.push((index, key));
         }
         let stanza =
             seal_stanza(&recipient.key, &document_id, &recipient.agency, &keys).map_err(|_| {
@@ -133,6 +171,7 @@ pub fn seal(request: SealRequest<'_>, out: &mut dyn Write) -> Result<SealedSumma
         created,
         label,
         purpose,
+        custody,
         sections: sections
             .iter()
             .zip(&plans)
@@ -164,6 +203,8 @@ pub fn seal(request: SealRequest<'_>, out: &mut dyn Write) -> Result<SealedSumma
     Ok(SealedSummary {
         info: header.info(),
         len,
+        signed_header: prefix,
+        originator,
     })
 }
 
@@ -208,30 +249,19 @@ fn seal_section(
     enc.push(&section.content_len.to_be_bytes()).map_err(w)?;
 
     let mut content_hash = Sha256::new();
-    let mut remaining = section.content_len;
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK_LEN]);
     let mismatch = || SealError::ContentLengthMismatch {
         section: section.name.clone(),
         declared: section.content_len,
     };
-    loop {
-        let want = remaining.min(CHUNK_LEN as u64) as usize;
-        // Read one byte more than needed at the end, to detect content longer than declared.
-        let window = buf.get_mut(..want.max(1)).unwrap_or(&mut []);
-        let n = read_retrying(section.content, window).map_err(SealError::Read)?;
-        if n == 0 {
-            if remaining > 0 {
-                return Err(mismatch());
-            }
-            break;
-        }
-        if remaining == 0 {
-            return Err(mismatch());
-        }
-        let data = window.get(..n).unwrap_or(&[]);
-        content_hash.update(data);
-        enc.push(data).map_err(w)?;
-        remaining -= n as u64;
+    enc.push_from(section.content, section.content_len, &mut content_hash)
+        .map_err(|e| match e {
+            FeedError::Read(e) => SealError::Read(e),
+            FeedError::ShortContent => mismatch(),
+            FeedError::Write(e) => SealError::Write(e),
+        })?;
+    // Read one byte more, to detect content longer than declared.
+    if read_retrying(section.content, &mut [0u8; 1]).map_err(SealError::Read)? != 0 {
+        return Err(mismatch());
     }
     let content_hash: [u8; 32] = content_hash.finalize().into();
     let blob = sshsig::sign(signing_key, &content_hash);

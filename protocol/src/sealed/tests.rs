@@ -49,7 +49,7 @@ pub(crate) fn policy(sections: &[u8], not_after: Option<u64>) -> RecipientPolicy
     RecipientPolicy {
         sections: sections.to_vec(),
         not_after: not_after.map(Timestamp),
-        forward_allowed: false,
+        forward_to: Vec::new(),
     }
 }
 
@@ -60,11 +60,20 @@ pub(crate) fn trust(agency: &TestAgency) -> TrustedSigner {
     }
 }
 
-/// Seals `contents` (section i named by `names[i]`) from `sender()` to `recipients`.
+/// Seals `contents` (section i named by `names[i]`) from `sender()` to `recipients`, offline.
 pub(crate) fn seal_contents(
     contents: &[(&str, &[u8])],
     recipients: &[(&TestAgency, RecipientPolicy)],
 ) -> Result<Vec<u8>, SealError> {
+    seal_contents_with(contents, recipients, KeyCustody::Offline).map(|(bytes, _)| bytes)
+}
+
+/// [`seal_contents`] with a choice of key custody; returns the originator's secrets too.
+pub(crate) fn seal_contents_with(
+    contents: &[(&str, &[u8])],
+    recipients: &[(&TestAgency, RecipientPolicy)],
+    custody: KeyCustody,
+) -> Result<(Vec<u8>, Option<OriginatorSecrets>), SealError> {
     let from = sender();
     let mut readers: Vec<&[u8]> = contents.iter().map(|(_, c)| *c).collect();
     let sections = contents
@@ -87,6 +96,7 @@ pub(crate) fn seal_contents(
         created: CREATED,
         label: "restricted".into(),
         purpose: "pre-sentence advice".into(),
+        custody,
         sections,
         recipients: recipients
             .iter()
@@ -100,7 +110,11 @@ pub(crate) fn seal_contents(
     let mut out = Vec::new();
     let summary = seal(request, &mut out)?;
     assert_eq!(summary.len, out.len() as u64);
-    Ok(out)
+    assert_eq!(
+        summary.originator.is_some(),
+        custody == KeyCustody::Originator
+    );
+    Ok((out, summary.originator))
 }
 
 fn open_as(
@@ -361,6 +375,7 @@ fn declared_length_must_match_content() {
             created: CREATED,
             label: "restricted".into(),
             purpose: String::new(),
+            custody: KeyCustody::Offline,
             sections: vec![SectionInput {
                 name: "main".into(),
                 metadata: SectionMetadata::default(),

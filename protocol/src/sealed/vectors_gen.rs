@@ -15,7 +15,9 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use liaise_keys::{KemAlgorithm, SigningSecretKey, Timestamp, codec};
 use sha2::{Digest, Sha256};
 
-use super::tests::{CREATED, TestAgency, agency, city, court, policy, seal_contents, sender};
+use super::tests::{
+    CREATED, TestAgency, agency, city, court, policy, seal_contents, seal_contents_with, sender,
+};
 use super::*;
 use crate::sealed::derive::{ContentKey, commitment, payload_key, random_content_key};
 use crate::sealed::header::{Header, RecipientEntry, read_header};
@@ -84,6 +86,7 @@ fn craft(contents: &[(&str, &[u8])], recipients: &[(&TestAgency, RecipientPolicy
         created: CREATED,
         label: "restricted".into(),
         purpose: "pre-sentence advice".into(),
+        custody: KeyCustody::Offline,
         sections: contents
             .iter()
             .zip(&plaintexts)
@@ -200,6 +203,7 @@ struct Vector<'a> {
     verify: &'a str,
     open_as: &'a TestAgency,
     now: u64,
+    share: Option<[u8; 32]>,
     sections: Vec<(u8, &'a [u8])>,
     comment: &'a str,
 }
@@ -213,6 +217,10 @@ fn write(v: Vector<'_>, bytes: &[u8]) {
         "expect: {}\nverify: {}\nopen-as: {}\nkey: {kem}\nnow: {}\n",
         v.expect, v.verify, v.open_as.id, v.now
     );
+    if let Some(share) = v.share {
+        let hex: String = share.iter().map(|b| format!("{b:02x}")).collect();
+        writeln!(text, "share: {hex}").unwrap();
+    }
     for (i, content) in &v.sections {
         let hex: String = Sha256::digest(content)
             .iter()
@@ -251,9 +259,60 @@ fn generate_test_vectors() {
         verify,
         open_as,
         now,
+        share: None,
         sections,
         comment,
     };
+
+    // Originator custody: the stanza keys are masked; the share opens them.
+    let (controlled, secrets) = seal_contents_with(
+        &[("main", report), ("annex", annex)],
+        &[(&court, policy(&[0, 1], None)), (&city, policy(&[0], None))],
+        KeyCustody::Originator,
+    )
+    .unwrap();
+    let share = *secrets.unwrap().share.expose_bytes();
+    write(
+        Vector {
+            share: Some(share),
+            ..v(
+                "good-originator-custody",
+                "success",
+                "success",
+                &court,
+                vec![(0, report), (1, annex)],
+                "originator custody, opened with the originator share",
+            )
+        },
+        &controlled,
+    );
+    write(
+        v(
+            "originator-custody-without-share",
+            "share required",
+            "success",
+            &city,
+            vec![],
+            "originator custody, opened without the share",
+        ),
+        &controlled,
+    );
+    let mut wrong = share;
+    wrong[0] ^= 1;
+    write(
+        Vector {
+            share: Some(wrong),
+            ..v(
+                "originator-custody-wrong-share",
+                "verification failed",
+                "success",
+                &city,
+                vec![],
+                "originator custody, opened with a share one bit off",
+            )
+        },
+        &controlled,
+    );
 
     // Good documents, sealed by the real `seal`.
     let two = seal_contents(

@@ -6,8 +6,11 @@
 
 use liaise_keys::codec::{self, DecodeError};
 
-use super::message::{MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, Message, MessageKind, PROTOCOL_VERSION};
+use super::message::{
+    MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, MAX_SIGNED_LEN, Message, MessageKind, PROTOCOL_VERSION,
+};
 use super::receipt::MAX_RECEIPT_LEN;
+use crate::log::{MAX_CHECKPOINT_LEN, MAX_COUNTERSIGNATURE_LEN, MAX_PROOF_LEAVES};
 
 /// Bytes before the body: the `u32` length.
 pub const FRAME_HEADER_LEN: usize = 4;
@@ -169,6 +172,32 @@ fn check_fields(message: &Message) -> Result<(), WireError> {
         Message::Receipt { receipt } if receipt.len() > MAX_RECEIPT_LEN => {
             Err(WireError::InvalidField("receipt"))
         }
+        Message::CheckpointOffer { checkpoint, proof }
+            if checkpoint.len() > MAX_CHECKPOINT_LEN || proof.len() > MAX_PROOF_LEAVES =>
+        {
+            Err(WireError::InvalidField("checkpoint"))
+        }
+        Message::Countersignature { countersignature }
+            if countersignature.len() > MAX_COUNTERSIGNATURE_LEN =>
+        {
+            Err(WireError::InvalidField("countersignature"))
+        }
+        Message::ShareRequest { request: b }
+        | Message::ShareRelease { release: b }
+        | Message::DeleteRequest { request: b }
+        | Message::DeletionReceipt { receipt: b }
+        | Message::ForwardRequest { request: b }
+        | Message::ForwardConsent { consent: b }
+            if b.len() > MAX_SIGNED_LEN =>
+        {
+            Err(WireError::InvalidField("signed statement"))
+        }
+        Message::Refused { detail, .. } if detail.len() > MAX_DETAIL_LEN => {
+            Err(WireError::InvalidField("detail"))
+        }
+        Message::CheckpointRefused { detail } if detail.len() > MAX_DETAIL_LEN => {
+            Err(WireError::InvalidField("detail"))
+        }
         _ => Ok(()),
     }
 }
@@ -188,6 +217,17 @@ mod tests {
         MessageKind::Accept,
         MessageKind::Reject,
         MessageKind::Receipt,
+        MessageKind::ShareRequest,
+        MessageKind::ShareRelease,
+        MessageKind::Refused,
+        MessageKind::DeleteRequest,
+        MessageKind::DeletionReceipt,
+        MessageKind::ForwardRequest,
+        MessageKind::ForwardConsent,
+        MessageKind::WitnessRequest,
+        MessageKind::CheckpointOffer,
+        MessageKind::Countersignature,
+        MessageKind::CheckpointRefused,
     ];
 
     fn samples() -> Vec<Message> {
@@ -218,6 +258,42 @@ mod tests {
             },
             Message::Receipt {
                 receipt: vec![9; MAX_RECEIPT_LEN],
+            },
+            Message::ShareRequest {
+                request: vec![1; MAX_SIGNED_LEN],
+            },
+            Message::ShareRelease {
+                release: vec![2; MAX_SIGNED_LEN],
+            },
+            Message::Refused {
+                reason: super::super::message::Refusal::Internal,
+                detail: "x".repeat(MAX_DETAIL_LEN),
+            },
+            Message::DeleteRequest {
+                request: vec![3; MAX_SIGNED_LEN],
+            },
+            Message::DeletionReceipt {
+                receipt: vec![4; MAX_SIGNED_LEN],
+            },
+            Message::ForwardRequest {
+                request: vec![5; MAX_SIGNED_LEN],
+            },
+            Message::ForwardConsent {
+                consent: vec![6; MAX_SIGNED_LEN],
+            },
+            Message::WitnessRequest {
+                since: Some(u64::MAX),
+            },
+            Message::WitnessRequest { since: None },
+            Message::CheckpointOffer {
+                checkpoint: vec![1; MAX_CHECKPOINT_LEN],
+                proof: vec![[2; 32]; 3],
+            },
+            Message::Countersignature {
+                countersignature: vec![3; MAX_COUNTERSIGNATURE_LEN],
+            },
+            Message::CheckpointRefused {
+                detail: "x".repeat(MAX_DETAIL_LEN),
             },
         ]
     }
@@ -288,6 +364,27 @@ mod tests {
             detail: "x".repeat(MAX_DETAIL_LEN + 1),
         };
         assert!(decode_frame(&encode_frame(&detail_over), ANY).is_err());
+        let signed_over = Message::ShareRequest {
+            request: vec![1; MAX_SIGNED_LEN + 1],
+        };
+        assert!(decode_frame(&encode_frame(&signed_over), ANY).is_err());
+        let proof_at = Message::CheckpointOffer {
+            checkpoint: vec![1; MAX_CHECKPOINT_LEN],
+            proof: vec![[0; 32]; MAX_PROOF_LEAVES],
+        };
+        let frame = encode_frame(&proof_at);
+        assert!(frame.len() - FRAME_HEADER_LEN <= MessageKind::CheckpointOffer.max_body_len());
+        assert_eq!(decode_frame(&frame, ANY).unwrap().0, proof_at);
+        let proof_over = Message::CheckpointOffer {
+            checkpoint: vec![1; 10],
+            proof: vec![[0; 32]; MAX_PROOF_LEAVES + 1],
+        };
+        assert!(decode_frame(&encode_frame(&proof_over), ANY).is_err());
+        let checkpoint_over = Message::CheckpointOffer {
+            checkpoint: vec![1; MAX_CHECKPOINT_LEN + 1],
+            proof: Vec::new(),
+        };
+        assert!(decode_frame(&encode_frame(&checkpoint_over), ANY).is_err());
         let doc_over = Message::Offer {
             document_id: [0; 16],
             sealed_len: MAX_DOCUMENT_LEN + 1,

@@ -8,8 +8,10 @@ use liaise_keys::roster::MAX_ROSTER_LEN;
 pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest sealed document a node offers or accepts (64 GiB).
 pub const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024 * 1024;
-/// The longest human-readable detail in a `Reject`.
+/// The longest human-readable detail in a `Reject` or `Refused`.
 pub const MAX_DETAIL_LEN: usize = 512;
+/// The largest signed statement of the originator-control exchanges (`originator-control.md`).
+pub const MAX_SIGNED_LEN: usize = 4096;
 
 /// One message. The variant index is the tag on the wire; never reorder them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,72 @@ pub enum Message {
         /// A [`crate::wire::SignedReceipt`] encoding, at most [`crate::wire::MAX_RECEIPT_LEN`].
         receipt: Vec<u8>,
     },
+    /// Tag 8, reader to originator, first on a stream: a signed share request
+    /// (`originator-control.md`). (v1)
+    ShareRequest {
+        /// A [`crate::wire::Signed`] share request, at most [`MAX_SIGNED_LEN`] bytes.
+        request: Vec<u8>,
+    },
+    /// Tag 9, originator to reader: the signed share release. (v1)
+    ShareRelease {
+        /// A [`crate::wire::Signed`] share release, at most [`MAX_SIGNED_LEN`] bytes.
+        release: Vec<u8>,
+    },
+    /// Tag 10, the answering side of a share, delete or forward request: refused. (v1)
+    Refused {
+        /// Why.
+        reason: Refusal,
+        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes.
+        detail: String,
+    },
+    /// Tag 11, originator to reader, first on a stream: a signed delete request. (v1)
+    DeleteRequest {
+        /// A [`crate::wire::Signed`] delete request, at most [`MAX_SIGNED_LEN`] bytes.
+        request: Vec<u8>,
+    },
+    /// Tag 12, reader to originator: the signed deletion receipt. (v1)
+    DeletionReceipt {
+        /// A [`crate::wire::Signed`] deletion receipt, at most [`MAX_SIGNED_LEN`] bytes.
+        receipt: Vec<u8>,
+    },
+    /// Tag 13, forwarder to originator, first on a stream: a signed forward request. (v1)
+    ForwardRequest {
+        /// A [`crate::wire::Signed`] forward request, at most [`MAX_SIGNED_LEN`] bytes.
+        request: Vec<u8>,
+    },
+    /// Tag 14, originator to forwarder: the signed forwarding consent. (v1)
+    ForwardConsent {
+        /// A [`crate::wire::Signed`] forward consent, at most [`MAX_SIGNED_LEN`] bytes.
+        consent: Vec<u8>,
+    },
+    /// Tag 15, a witness to a log owner, first on a checkpoint stream (the client's) or after
+    /// the client's half of it (the server's): show me your newest checkpoint, proven to
+    /// extend the one of yours I countersigned last, at entry `since`. (v1)
+    WitnessRequest {
+        /// The last entry of the owner's log this witness countersigned, if any.
+        since: Option<u64>,
+    },
+    /// Tag 16, owner to witness: a signed checkpoint and the leaf hashes of the entries
+    /// `since + 1 ..= checkpoint.seq` (empty when `since` is none). (v1)
+    CheckpointOffer {
+        /// A [`crate::log::SignedCheckpoint`] encoding, at most
+        /// [`crate::log::MAX_CHECKPOINT_LEN`].
+        checkpoint: Vec<u8>,
+        /// At most [`crate::log::MAX_PROOF_LEAVES`] leaf hashes.
+        proof: Vec<[u8; 32]>,
+    },
+    /// Tag 17, witness to owner: the countersignature of the offered checkpoint. (v1)
+    Countersignature {
+        /// A [`crate::log::SignedCountersignature`] encoding, at most
+        /// [`crate::log::MAX_COUNTERSIGNATURE_LEN`].
+        countersignature: Vec<u8>,
+    },
+    /// Tag 18, either way instead of `CheckpointOffer` or `Countersignature`: no checkpoint
+    /// to offer, or the witness refuses to countersign (a contradiction). (v1)
+    CheckpointRefused {
+        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes.
+        detail: String,
+    },
 }
 
 /// The tag of each message.
@@ -88,6 +156,28 @@ pub enum MessageKind {
     Reject = 6,
     /// [`Message::Receipt`].
     Receipt = 7,
+    /// [`Message::ShareRequest`].
+    ShareRequest = 8,
+    /// [`Message::ShareRelease`].
+    ShareRelease = 9,
+    /// [`Message::Refused`].
+    Refused = 10,
+    /// [`Message::DeleteRequest`].
+    DeleteRequest = 11,
+    /// [`Message::DeletionReceipt`].
+    DeletionReceipt = 12,
+    /// [`Message::ForwardRequest`].
+    ForwardRequest = 13,
+    /// [`Message::ForwardConsent`].
+    ForwardConsent = 14,
+    /// [`Message::WitnessRequest`].
+    WitnessRequest = 15,
+    /// [`Message::CheckpointOffer`].
+    CheckpointOffer = 16,
+    /// [`Message::Countersignature`].
+    Countersignature = 17,
+    /// [`Message::CheckpointRefused`].
+    CheckpointRefused = 18,
 }
 
 /// Why a receiver refused a document.
@@ -109,6 +199,51 @@ pub enum RejectReason {
     Busy,
     /// Something else went wrong at the receiver. Try again later.
     Internal,
+}
+
+/// Why an originator (or a reader, for a delete request) refused a request
+/// (`originator-control.md`, "Refused").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The requester is not a reader of this document.
+    NotRecipient,
+    /// The requester's `not_after` has passed.
+    Expired,
+    /// The originator revoked the document, or this reader.
+    Revoked,
+    /// The request's nonce was seen before.
+    Replayed,
+    /// The request does not decode, is not signed by the peer's agency, names another
+    /// originator, or its time is outside the window.
+    BadRequest,
+    /// The originator does not hold this document.
+    UnknownDocument,
+    /// The policy does not allow forwarding to that agency.
+    ForwardNotAllowed,
+    /// Something went wrong at the answering node. Try again later.
+    Internal,
+}
+
+impl Refusal {
+    /// Whether asking again later may succeed.
+    pub fn is_temporary(self) -> bool {
+        matches!(self, Self::Internal)
+    }
+
+    /// A short name for logs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRecipient => "not a reader of this document",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked by the originator",
+            Self::Replayed => "replayed request",
+            Self::BadRequest => "bad request",
+            Self::UnknownDocument => "unknown document",
+            Self::ForwardNotAllowed => "forwarding to that agency is not allowed",
+            Self::Internal => "internal error at the originator",
+        }
+    }
 }
 
 /// QUIC application close codes (and stream reset codes).
@@ -141,6 +276,17 @@ impl Message {
             Self::Accept { .. } => MessageKind::Accept,
             Self::Reject { .. } => MessageKind::Reject,
             Self::Receipt { .. } => MessageKind::Receipt,
+            Self::ShareRequest { .. } => MessageKind::ShareRequest,
+            Self::ShareRelease { .. } => MessageKind::ShareRelease,
+            Self::Refused { .. } => MessageKind::Refused,
+            Self::DeleteRequest { .. } => MessageKind::DeleteRequest,
+            Self::DeletionReceipt { .. } => MessageKind::DeletionReceipt,
+            Self::ForwardRequest { .. } => MessageKind::ForwardRequest,
+            Self::ForwardConsent { .. } => MessageKind::ForwardConsent,
+            Self::WitnessRequest { .. } => MessageKind::WitnessRequest,
+            Self::CheckpointOffer { .. } => MessageKind::CheckpointOffer,
+            Self::Countersignature { .. } => MessageKind::Countersignature,
+            Self::CheckpointRefused { .. } => MessageKind::CheckpointRefused,
         }
     }
 }
@@ -157,6 +303,17 @@ impl MessageKind {
             5 => Self::Accept,
             6 => Self::Reject,
             7 => Self::Receipt,
+            8 => Self::ShareRequest,
+            9 => Self::ShareRelease,
+            10 => Self::Refused,
+            11 => Self::DeleteRequest,
+            12 => Self::DeletionReceipt,
+            13 => Self::ForwardRequest,
+            14 => Self::ForwardConsent,
+            15 => Self::WitnessRequest,
+            16 => Self::CheckpointOffer,
+            17 => Self::Countersignature,
+            18 => Self::CheckpointRefused,
             _ => return None,
         })
     }
@@ -180,6 +337,23 @@ impl MessageKind {
             // tag + reason + varint length + detail
             Self::Reject => 1 + 1 + 2 + MAX_DETAIL_LEN,
             Self::Receipt => 1 + 3 + super::MAX_RECEIPT_LEN,
+            // tag + varint length + signed statement
+            Self::ShareRequest
+            | Self::ShareRelease
+            | Self::DeleteRequest
+            | Self::DeletionReceipt
+            | Self::ForwardRequest
+            | Self::ForwardConsent => 1 + 2 + MAX_SIGNED_LEN,
+            // tag + reason + varint length + detail
+            Self::Refused => 1 + 1 + 2 + MAX_DETAIL_LEN,
+            // tag + option + varint u64
+            Self::WitnessRequest => 1 + 1 + 10,
+            // tag + varint length + checkpoint + varint count + hashes
+            Self::CheckpointOffer => {
+                1 + 2 + crate::log::MAX_CHECKPOINT_LEN + 3 + 32 * crate::log::MAX_PROOF_LEAVES
+            }
+            Self::Countersignature => 1 + 2 + crate::log::MAX_COUNTERSIGNATURE_LEN,
+            Self::CheckpointRefused => 1 + 2 + MAX_DETAIL_LEN,
         }
     }
 }

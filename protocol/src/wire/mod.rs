@@ -8,16 +8,22 @@
 //!
 //! Pure like the rest of this crate: the node does the I/O and feeds bytes in.
 
+mod custody;
 mod frame;
 mod message;
 mod receipt;
 
+pub use custody::{
+    CUSTODY_VERSION, CustodyError, DeleteRequestBody, DeletionReason, DeletionReceiptBody,
+    ForwardConsentBody, ForwardRequestBody, MAX_REASON_LEN, REQUEST_WINDOW_SECS, ShareReleaseBody,
+    ShareRequestBody, Signed, SignedBody, check_reason,
+};
 pub use frame::{
     FRAME_HEADER_LEN, FrameHead, MAX_FRAME_LEN, WireError, decode_body, decode_frame, encode_frame,
 };
 pub use message::{
-    CloseCode, MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, Message, MessageKind, PROTOCOL_VERSION,
-    RejectReason,
+    CloseCode, MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, MAX_SIGNED_LEN, Message, MessageKind,
+    PROTOCOL_VERSION, Refusal, RejectReason,
 };
 pub use receipt::{MAX_RECEIPT_LEN, RECEIPT_VERSION, ReceiptBody, ReceiptError, SignedReceipt};
 

@@ -107,12 +107,14 @@ impl SignedReceipt {
         recipient_key: &SigningPublicKey,
         document_id: &[u8; 16],
         content_hash: &[u8; 32],
+        sealed_len: u64,
         sender: &AgencyId,
         recipient: &AgencyId,
     ) -> Result<ReceiptBody, ReceiptError> {
         let body = self.verify(recipient_key)?;
         let matches = &body.document_id == document_id
             && &body.content_hash == content_hash
+            && body.sealed_len == sealed_len
             && &body.sender == sender
             && &body.recipient == recipient;
         if !matches {
@@ -153,31 +155,22 @@ mod tests {
                 &pk,
                 &b.document_id,
                 &b.content_hash,
+                b.sealed_len,
                 &b.sender,
                 &b.recipient
             )
             .unwrap(),
             b
         );
-        // Another document, hash, sender or recipient: refused.
-        assert!(
-            back.verify_for(&pk, &[0; 16], &b.content_hash, &b.sender, &b.recipient)
-                .is_err()
-        );
-        assert!(
-            back.verify_for(&pk, &b.document_id, &[0; 32], &b.sender, &b.recipient)
-                .is_err()
-        );
-        assert!(
-            back.verify_for(
-                &pk,
-                &b.document_id,
-                &b.content_hash,
-                &b.recipient,
-                &b.recipient
-            )
-            .is_err()
-        );
+        // Another document, hash, length, sender or recipient: refused.
+        let (id, hash, len) = (&b.document_id, &b.content_hash, b.sealed_len);
+        let (from, to) = (&b.sender, &b.recipient);
+        assert!(back.verify_for(&pk, &[0; 16], hash, len, from, to).is_err());
+        assert!(back.verify_for(&pk, id, &[0; 32], len, from, to).is_err());
+        assert!(back.verify_for(&pk, id, hash, len + 1, from, to).is_err());
+        assert!(back.verify_for(&pk, id, hash, len - 1, from, to).is_err());
+        assert!(back.verify_for(&pk, id, hash, len, to, to).is_err());
+        assert!(back.verify_for(&pk, id, hash, len, from, from).is_err());
         // Another key: refused.
         assert_eq!(
             back.verify(&SigningSecretKey::generate().public_key()),

@@ -1,0 +1,458 @@
+//! Node-to-node transfer figures, printed side by side (not a timed test):
+//!
+//! (a) one sealed 1 GiB document from submit to verified receipt (receiver writes it durably
+//!     and verifies it) beside a bare QUIC stream of as many bytes between two endpoints with
+//!     the node's own TLS and transport settings; target ≥ 0.8× bare;
+//! (b) 1000 sealed documents of 10 KiB: submitted, delivered, stored durably, receipted;
+//!     target ≤ 0.35 s;
+//! (c) the nodes' peak memory (VmHWM, reset just before the transfer, so the 64 MiB the
+//!     Argon2id key unlock touched at start-up does not count) over a 1 GiB and a 4 GiB
+//!     transfer: target ≤ 64 MiB, and flat.
+//!
+//! `cargo bench -p liaise-node --bench transfer`. Needs ~15 GB in the temporary folder
+//! (deleted afterwards). `LIAISE_BENCH_QUICK=1` uses 64 MiB and 256 MiB instead of 1 and
+//! 4 GiB.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use liaise_keys::keyfile::Passphrase;
+use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
+use liaise_node::control::{Request, client, staging_dir};
+use liaise_node::home::Home;
+use liaise_node::transport::{SharedRoster, build_endpoint};
+use liaise_protocol::{
+    KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SectionInput, SectionMetadata,
+};
+use serde_json::Value;
+
+const PASSPHRASE: &str = "bench passphrase";
+const SENDER: &str = "nl.city.bench";
+const RECEIVER: &str = "nl.probation.bench";
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
+fn main() {
+    let quick = std::env::var_os("LIAISE_BENCH_QUICK").is_some();
+    let (one, four) = if quick {
+        (64 * MIB, 256 * MIB)
+    } else {
+        (GIB, 4 * GIB)
+    };
+    let mut table = Vec::new();
+
+    // (a) and (c, first half): a fresh pair moves one large document.
+    let pair = Pair::new();
+    let (node_secs, hwm_one) = pair.large_transfer(one);
+    let bare_secs = bare_quic(&pair, one);
+    let (node_rate, bare_rate) = (rate(one, node_secs), rate(one, bare_secs));
+    table.push(row(
+        &format!("{} sealed, node to node (MiB/s)", size(one)),
+        format!("{node_rate:.0}"),
+        "≥ 0.8 × bare".into(),
+        node_rate >= 0.8 * bare_rate,
+    ));
+    table.push(row(
+        &format!("{} bare QUIC stream (MiB/s)", size(one)),
+        format!(
+            "{bare_rate:.0} (node = {:.2} × bare)",
+            node_rate / bare_rate
+        ),
+        "-".into(),
+        true,
+    ));
+    drop(pair);
+
+    // (b) many small documents.
+    let pair = Pair::new();
+    let (seal_secs, deliver_secs) = pair.many_small(1000, 10 * 1024);
+    table.push(row(
+        "1000 × 10 KiB: submit → all receipted (s)",
+        format!("{deliver_secs:.3} (+ {seal_secs:.3} s sealing)"),
+        "≤ 0.35".into(),
+        deliver_secs <= 0.35,
+    ));
+    drop(pair);
+
+    // (c, second half): a fresh pair moves a four times larger document.
+    let pair = Pair::new();
+    let (_, hwm_four) = pair.large_transfer(four);
+    drop(pair);
+    for (len, hwm) in [(one, hwm_one), (four, hwm_four)] {
+        table.push(row(
+            &format!("node peak memory, {} transfer (MiB)", size(len)),
+            format!("sender {:.1}, receiver {:.1}", mib(hwm.0), mib(hwm.1)),
+            "≤ 64".into(),
+            hwm.0.max(hwm.1) <= 64 * MIB,
+        ));
+    }
+    let growth = mib(hwm_four.0.max(hwm_four.1)) - mib(hwm_one.0.max(hwm_one.1));
+    table.push(row(
+        "peak memory growth 1× → 4× size (MiB)",
+        format!("{growth:+.1}"),
+        "flat (< 8)".into(),
+        growth < 8.0,
+    ));
+
+    println!(
+        "\n{:<46} {:<36} {:<14} verdict",
+        "figure", "measured", "target"
+    );
+    for (figure, measured, target, ok) in table {
+        let verdict = if ok { "met" } else { "MISSED" };
+        println!("{figure:<46} {measured:<36} {target:<14} {verdict}");
+    }
+}
+
+type Row = (String, String, String, bool);
+
+fn row(figure: &str, measured: String, target: String, ok: bool) -> Row {
+    (figure.to_owned(), measured, target, ok)
+}
+
+fn rate(len: u64, secs: f64) -> f64 {
+    len as f64 / MIB as f64 / secs
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+fn size(len: u64) -> String {
+    if len >= GIB {
+        format!("{} GiB", len / GIB)
+    } else {
+        format!("{} MiB", len / MIB)
+    }
+}
+
+/// Two agencies with running nodes in a temporary folder; nodes killed and folder removed
+/// on drop.
+struct Pair {
+    dir: tempfile::TempDir,
+    nodes: Vec<Child>,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("liaise-bench-")
+            .tempdir()
+            .unwrap();
+        let pair = Self {
+            dir,
+            nodes: Vec::new(),
+        };
+        let fed = pair.liaise(&[
+            "federation",
+            "init",
+            "--dir",
+            "fed",
+            "--name",
+            "Bench",
+            "--json",
+        ]);
+        let fed: Value = serde_json::from_slice(&fed).unwrap();
+        let fingerprint = fed["federation_fingerprint"].as_str().unwrap().to_owned();
+        for (home, id, kind) in [("a", SENDER, "city"), ("b", RECEIVER, "probation")] {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let address = format!("127.0.0.1:{port}");
+            pair.liaise(&[
+                "init",
+                "--home",
+                home,
+                "--agency",
+                id,
+                "--name",
+                id,
+                "--kind",
+                kind,
+                "--country",
+                "NL",
+                "--address",
+                &address,
+            ]);
+            pair.liaise(&[
+                "federation",
+                "add",
+                "--dir",
+                "fed",
+                &format!("{home}/membership.toml"),
+            ]);
+        }
+        pair.liaise(&[
+            "federation",
+            "publish",
+            "--dir",
+            "fed",
+            "--out",
+            "roster.liaise",
+        ]);
+        let mut pair = pair;
+        for home in ["a", "b"] {
+            pair.liaise(&[
+                "roster",
+                "import",
+                "--home",
+                home,
+                "roster.liaise",
+                "--federation-fingerprint",
+                &fingerprint,
+            ]);
+            let child = pair
+                .command(&["node", "run", "--home", home, "--max-retry-interval", "1s"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            pair.nodes.push(child);
+            let start = Instant::now();
+            while !pair
+                .command(&["status", "--home", home])
+                .output()
+                .unwrap()
+                .status
+                .success()
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "node {home} did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        pair
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_liaise"));
+        cmd.current_dir(self.dir.path())
+            .args(args)
+            .env("LIAISE_PASSPHRASE", PASSPHRASE)
+            .env_remove("LIAISE_HOME")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    fn liaise(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "liaise {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn home(&self, name: &str) -> Home {
+        Home::new(self.dir.path().join(name))
+    }
+
+    fn secrets(&self, name: &str) -> AgencySecrets {
+        self.home(name)
+            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
+            .unwrap()
+    }
+
+    /// Seals `len` generated bytes for the receiver into the sender's staging folder.
+    fn seal(&self, secrets: &AgencySecrets, len: u64, name: &str) -> PathBuf {
+        let now = Timestamp::now();
+        let roster = self.home("a").require_roster(now).unwrap();
+        let receiver = AgencyId::new(RECEIVER).unwrap();
+        let key = roster
+            .member(&receiver)
+            .unwrap()
+            .current_encryption_key(now)
+            .unwrap()
+            .clone();
+        let path = staging_dir(&self.home("a")).join(name);
+        let mut content = Pattern(len ^ 0x5eed, len);
+        let request = SealRequest {
+            sender: AgencyId::new(SENDER).unwrap(),
+            signing_key: &secrets.signing,
+            created: now,
+            label: "restricted".into(),
+            purpose: "benchmark".into(),
+            custody: KeyCustody::Offline,
+            sections: vec![SectionInput {
+                name: "main".into(),
+                metadata: SectionMetadata {
+                    file_name: name.into(),
+                    media_type: String::new(),
+                    title: String::new(),
+                },
+                content_len: len,
+                content: &mut content,
+            }],
+            recipients: vec![RecipientSpec {
+                agency: receiver,
+                key,
+                policy: RecipientPolicy {
+                    sections: vec![0],
+                    not_after: None,
+                    forward_to: Vec::new(),
+                },
+            }],
+        };
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path).unwrap());
+        liaise_protocol::seal(request, &mut out).unwrap();
+        out.flush().unwrap();
+        path
+    }
+
+    fn submit(&self, path: &Path) {
+        client::call(&self.home("a"), &Request::Submit { path: path.into() }).unwrap();
+    }
+
+    fn delivered(&self) -> usize {
+        let rows = client::call(&self.home("a"), &Request::Outbox).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "delivered")
+            .count()
+    }
+
+    fn wait_delivered(&self, count: usize, poll: Duration) {
+        let start = Instant::now();
+        while self.delivered() < count {
+            assert!(start.elapsed() < Duration::from_secs(900), "not delivered");
+            std::thread::sleep(poll);
+        }
+    }
+
+    /// One large document: seconds from submitted to receipted, and each node's VmHWM.
+    fn large_transfer(&self, len: u64) -> (f64, (u64, u64)) {
+        let secrets = self.secrets("a");
+        let path = self.seal(&secrets, len, "large.bin");
+        // The Argon2id unlock at start-up alone touches 64 MiB; measure the transfer only.
+        for child in &self.nodes {
+            reset_hwm(child);
+        }
+        self.submit(&path);
+        let start = Instant::now();
+        self.wait_delivered(1, Duration::from_millis(5));
+        let secs = start.elapsed().as_secs_f64();
+        let hwm = (vm_hwm(&self.nodes[0]), vm_hwm(&self.nodes[1]));
+        (secs, hwm)
+    }
+
+    /// `count` documents of `len` bytes: seconds sealing them, and seconds from the first
+    /// submit to the last receipt.
+    fn many_small(&self, count: usize, len: u64) -> (f64, f64) {
+        let secrets = self.secrets("a");
+        let start = Instant::now();
+        let paths: Vec<PathBuf> = (0..count)
+            .map(|i| self.seal(&secrets, len, &format!("small-{i}.bin")))
+            .collect();
+        let seal_secs = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for chunk in paths.chunks(count.div_ceil(4)) {
+                scope.spawn(move || chunk.iter().for_each(|p| self.submit(p)));
+            }
+        });
+        let submitted = start.elapsed().as_secs_f64();
+        self.wait_delivered(count, Duration::from_millis(10));
+        eprintln!("1000 small documents: all submitted after {submitted:.3} s");
+        (seal_secs, start.elapsed().as_secs_f64())
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for child in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Resets a process's VmHWM to its current RSS (`clear_refs` 5, Linux ≥ 4.0).
+fn reset_hwm(child: &Child) {
+    std::fs::write(format!("/proc/{}/clear_refs", child.id()), "5").unwrap();
+}
+
+/// Peak resident memory of a process, from /proc/PID/status.
+fn vm_hwm(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// `len` bytes of a cheap deterministic pattern.
+struct Pattern(u64, u64);
+
+impl Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(usize::try_from(self.1).unwrap_or(usize::MAX));
+        for chunk in buf[..n].chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            chunk.copy_from_slice(&self.0.to_le_bytes()[..chunk.len()]);
+        }
+        self.1 -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Seconds to move `len` bytes over one bare QUIC stream between two endpoints (each on its
+/// own runtime) with the node's TLS and transport settings and the pair's real keys.
+fn bare_quic(pair: &Pair, len: u64) -> f64 {
+    let roster = SharedRoster::new(pair.home("a").require_roster(Timestamp::now()).unwrap());
+    let (a, b) = (pair.secrets("a"), pair.secrets("b"));
+    let server_rt = tokio::runtime::Runtime::new().unwrap();
+    let server = {
+        let _in = server_rt.enter();
+        build_endpoint("127.0.0.1:0".parse().unwrap(), &b.transport, &roster).unwrap()
+    };
+    let server_addr = server.local_addr().unwrap();
+    let received = server_rt.spawn(async move {
+        let conn = server.accept().await.unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.accept_bi().await.unwrap();
+        let mut total = 0u64;
+        while let Some(chunk) = recv.read_chunk(1 << 20, true).await.unwrap() {
+            total += chunk.bytes.len() as u64;
+        }
+        send.write_all(&[1]).await.unwrap();
+        send.finish().unwrap();
+        let _ = send.stopped().await;
+        total
+    });
+    let client_rt = tokio::runtime::Runtime::new().unwrap();
+    let secs = client_rt.block_on(async move {
+        let client = build_endpoint("127.0.0.1:0".parse().unwrap(), &a.transport, &roster).unwrap();
+        let conn = client
+            .connect(server_addr, RECEIVER)
+            .unwrap()
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let buf = vec![0xa5u8; 1 << 20];
+        let mut sent = 0u64;
+        while sent < len {
+            let n = (len - sent).min(buf.len() as u64) as usize;
+            send.write_all(&buf[..n]).await.unwrap();
+            sent += n as u64;
+        }
+        send.finish().unwrap();
+        let mut ack = [0u8; 1];
+        recv.read_exact(&mut ack).await.unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        conn.close(0u32.into(), b"done");
+        secs
+    });
+    assert_eq!(server_rt.block_on(received).unwrap(), len);
+    secs
+}

@@ -1,0 +1,139 @@
+//! `liaise forward DOC_ID --to AGENCY --reason TEXT --out FILE`: forward a received document
+//! with its originator's consent, as a forwarded document (the originator's signed consent in
+//! front of the unchanged sealed document). And what `open` and `verify` need to read one.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use liaise_keys::roster::Roster;
+use liaise_protocol::wire::{ForwardConsentBody, Signed};
+use liaise_protocol::{forward_prefix, is_forwarded, read_forward_prefix};
+use serde_json::{Value, json};
+
+use super::{HomeArg, JsonArg, print_json};
+use crate::control::{Request, client};
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    home: HomeArg,
+    /// A document this node received.
+    doc_id: String,
+    /// The agency to forward it to; the sender's policy must allow it.
+    #[arg(long, value_name = "AGENCY")]
+    to: String,
+    /// Why you forward it; the originator records it.
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// Where to write the forwarded document, for the new reader.
+    #[arg(long, value_name = "OUT.liaise")]
+    out: PathBuf,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: ForwardArgs) -> Result<ExitCode> {
+    let home = args.home.resolve()?;
+    if args.out.exists() {
+        bail!(
+            "{} already exists; choose another --out",
+            args.out.display()
+        );
+    }
+    let answer = client::call(
+        &home,
+        &Request::Forward {
+            doc_id: args.doc_id.clone(),
+            to: args.to.clone(),
+            reason: args.reason.clone(),
+        },
+    )?;
+    let text = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or_default();
+    let consent = crate::store::parse_hex_vec(text("consent"))
+        .context("the node sent a malformed consent")?;
+    write_forwarded(&consent, Path::new(text("sealed_path")), &args.out)?;
+    if args.json.json {
+        return print_json(&json!({
+            "doc_id": args.doc_id, "to": args.to, "originator": text("originator"), "out": args.out,
+        }));
+    }
+    println!(
+        "Forwarded {} to {} with {}'s consent: {}",
+        args.doc_id,
+        args.to,
+        text("originator"),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_forwarded(consent: &[u8], sealed: &Path, out: &Path) -> Result<()> {
+    let mut input =
+        File::open(sealed).with_context(|| format!("cannot read {}", sealed.display()))?;
+    let tmp = crate::fsutil::temporary_sibling(out)?;
+    let result = (|| -> Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        writer.write_all(&forward_prefix(consent))?;
+        std::io::copy(&mut input, &mut writer)?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// If `file` (at its start) is a forwarded document: reads its prefix, leaving `file` at the
+/// start of the sealed document, and returns the consent verified against the roster
+/// (signed by the originator it names). `None` (and `file` back at its start) otherwise.
+pub fn read_consent(file: &mut File, roster: &Roster) -> Result<Option<ForwardConsentBody>> {
+    use std::io::{Seek, SeekFrom};
+    let mut start = [0u8; 8];
+    let n = file.read(&mut start)?;
+    file.seek(SeekFrom::Start(0))?;
+    if !is_forwarded(start.get(..n).unwrap_or(&[])) {
+        return Ok(None);
+    }
+    let bytes = read_forward_prefix(file).context("cannot read the forwarded document")?;
+    let signed = Signed::from_bytes(&bytes, "forward consent")?;
+    let claimed: ForwardConsentBody = signed.body_unverified()?;
+    let member = roster.member(&claimed.originator).with_context(|| {
+        format!(
+            "the consent names {}, which is not in the roster",
+            claimed.originator
+        )
+    })?;
+    let consent: ForwardConsentBody = signed
+        .verify(&member.signing_key)
+        .context("the forwarding consent does not verify")?;
+    if roster.member(&consent.forwarder).is_none() {
+        bail!("the forwarder {} is not in the roster", consent.forwarder);
+    }
+    Ok(Some(consent))
+}
+
+/// One line for people: who signed, who forwarded, with whose consent.
+pub fn describe(consent: &ForwardConsentBody) -> String {
+    format!(
+        "forwarded by {} with {}'s consent at {} (to {}, reason: {})",
+        consent.forwarder,
+        consent.originator,
+        consent.consented_at,
+        consent.new_reader,
+        consent.reason
+    )
+}

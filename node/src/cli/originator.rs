@@ -1,0 +1,119 @@
+//! What `liaise open` does for a document under originator control: ask the local node to
+//! fetch the key share from the document's sender, stating why, and unwrap it with the
+//! agency's own keys. The share is used for this one open and never stored.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use liaise_keys::AgencySecrets;
+use liaise_keys::roster::Roster;
+use liaise_protocol::wire::check_reason;
+use liaise_protocol::{KeyCustody, OriginatorShare};
+use serde_json::Value;
+
+use crate::control::{Request, client};
+use crate::home::Home;
+
+/// The exit code when the originator's node cannot be reached (`EX_TEMPFAIL`): try later.
+pub const EXIT_TEMPFAIL: u8 = 75;
+
+/// The originator's node did not answer: a temporary failure, never a cryptographic one.
+#[derive(Debug)]
+pub struct OriginatorUnreachable {
+    /// The originator.
+    pub originator: String,
+    /// What went wrong, for the curious.
+    pub detail: String,
+}
+
+impl fmt::Display for OriginatorUnreachable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "originator {} unreachable, try later (its node must release a key share for every open: {})",
+            self.originator, self.detail
+        )
+    }
+}
+
+impl std::error::Error for OriginatorUnreachable {}
+
+/// For a document under originator control: the share for this open, fetched through the
+/// node. `None` for offline documents.
+pub fn obtain_share(
+    home: &Home,
+    roster: &Roster,
+    secrets: &AgencySecrets,
+    sealed: &Path,
+    reason: Option<&str>,
+) -> Result<Option<OriginatorShare>> {
+    let mut file =
+        File::open(sealed).with_context(|| format!("cannot read {}", sealed.display()))?;
+    // A forwarded document: skip the consent (checked by the caller) to its header.
+    let mut start = [0u8; 8];
+    let n = file.read(&mut start)?;
+    file.seek(SeekFrom::Start(0))?;
+    if liaise_protocol::is_forwarded(start.get(..n).unwrap_or(&[])) {
+        liaise_protocol::read_forward_prefix(&mut file)?;
+    }
+    // Only to decide whether to ask; the open itself verifies everything.
+    let Ok(info) = liaise_protocol::danger_read_unverified_header(BufReader::new(file)) else {
+        return Ok(None);
+    };
+    if info.custody == KeyCustody::Offline {
+        return Ok(None);
+    }
+    let Some(reason) = reason else {
+        bail!(
+            "this document is under originator control: give --reason TEXT (why you open it; \
+             {} records it with your agency's name)",
+            info.sender
+        );
+    };
+    check_reason(reason).context("--reason")?;
+    let answer = client::call(
+        home,
+        &Request::FetchShare {
+            doc_id: info.document_id.to_string(),
+            originator: info.sender.as_str().to_owned(),
+            reason: reason.to_owned(),
+        },
+    )
+    .with_context(|| {
+        format!(
+            "this document is under originator control: your node asks {} for a key share",
+            info.sender
+        )
+    })?;
+    let text = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or_default();
+    match text("outcome") {
+        "released" => {
+            let request = crate::store::parse_hex_vec(text("request"))
+                .context("the node sent a malformed request")?;
+            let release = crate::store::parse_hex_vec(text("release"))
+                .context("the node sent a malformed release")?;
+            let share = crate::daemon::share::unwrap_fetched(
+                roster,
+                &info.sender,
+                &request,
+                &release,
+                &secrets.encryption,
+            )?;
+            Ok(Some(share))
+        }
+        "refused" => bail!(
+            "{} refused to release the key share: {} ({})",
+            info.sender,
+            text("reason"),
+            text("detail")
+        ),
+        _ => Err(OriginatorUnreachable {
+            originator: info.sender.as_str().to_owned(),
+            detail: text("detail").to_owned(),
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,416 @@
+//! Revocation, expiry, crypto-shredding and deletion receipts (spec: `originator-control.md`,
+//! "Revocation, expiry and deletion receipts").
+//!
+//! The originator's node revokes on request, shreds a document's key share once nobody may
+//! open it, and asks each revoked or expired reader's node to delete its copy until a signed
+//! deletion receipt comes back. A reader's node deletes expired copies by itself and answers
+//! delete requests with a receipt.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::wire::{
+    CUSTODY_VERSION, DeleteRequestBody, DeletionReason, DeletionReceiptBody, Message, MessageKind,
+    Refusal, Signed,
+};
+use quinn::{RecvStream, SendStream};
+use serde_json::{Value, json};
+
+use super::framed::{FrameError, read_message, write_message};
+use super::{Node, backoff, now_secs};
+use crate::store::custody::{self, DueDeletion, LogKind, record_event};
+use crate::store::{hex, parse_hex};
+
+/// How often the custody worker looks for expiries and due deletion requests.
+pub const CUSTODY_TICK: Duration = Duration::from_secs(1);
+/// How long the originator waits for a deletion receipt.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `liaise revoke`: revokes the document (or one reader), shreds the share if nobody may
+/// open any more, and queues the delete requests.
+pub async fn revoke(node: &Node, doc_id: &str, agency: Option<AgencyId>) -> Result<Value> {
+    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
+    let doc = hex(&id);
+    let now = now_secs();
+    let result = node
+        .store
+        .db
+        .write(move |c| {
+            let Some(held) = custody::document(c, &doc)? else {
+                bail!(
+                    "this node holds no key share for document {doc}: it was not sealed here, or was \
+                     sealed --offline (which cannot be revoked)"
+                );
+            };
+            if let Some(a) = &agency
+                && custody::reader(c, &doc, a.as_str())?.is_none()
+            {
+                bail!("{a} is not a reader of document {doc}");
+            }
+            let revoked = custody::revoke(c, &doc, agency.as_ref(), now)?;
+            for reader in &revoked {
+                let reader = AgencyId::new(reader).ok();
+                record_event(c, LogKind::Revoke, Some(id), reader.as_ref(), None, json!({}))?;
+            }
+            let shredded = custody::shred_if_unneeded(c, &doc, now)?;
+            if shredded.is_some() {
+                record_event(
+                    c,
+                    LogKind::Deletion,
+                    Some(id),
+                    None,
+                    None,
+                    json!({ "what": "key share shredded", "why": shredded }),
+                )?;
+            }
+            Ok(json!({
+                "doc_id": doc,
+                "revoked": revoked,
+                "share_shredded": shredded.is_some() || held.share.is_none(),
+            }))
+        })
+        .await?;
+    node.custody_wake.notify_one();
+    Ok(result)
+}
+
+/// Runs until shutdown: expiry on both sides, shredding, and delete requests with retries.
+pub async fn custody_worker(node: Arc<Node>) {
+    let mut shutdown = node.shutdown.clone();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Err(e) = originator_tick(&node).await {
+            tracing::warn!("custody: {e:#}");
+        }
+        if let Err(e) = delete_expired_copies(&node).await {
+            tracing::warn!("custody: {e:#}");
+        }
+        tokio::select! {
+            _ = node.custody_wake.notified() => {}
+            _ = tokio::time::sleep(CUSTODY_TICK) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn originator_tick(node: &Node) -> Result<()> {
+    let now = now_secs();
+    node.store
+        .db
+        .write(move |c| {
+            custody::queue_expired(c, now)?;
+            for doc in custody::unshredded_with_pending(c)? {
+                if let Some(why) = custody::shred_if_unneeded(c, &doc, now)? {
+                    let id = parse_hex::<16>(&doc);
+                    record_event(
+                        c,
+                        LogKind::Deletion,
+                        id,
+                        None,
+                        None,
+                        json!({ "what": "key share shredded", "why": why }),
+                    )?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    let due = node
+        .store
+        .db
+        .read(move |c| custody::deletions_due(c, now, 64))
+        .await?;
+    for item in due {
+        request_deletion(node, item).await;
+    }
+    Ok(())
+}
+
+async fn request_deletion(node: &Node, due: DueDeletion) {
+    let result = ask_to_delete(node, &due).await;
+    let (doc, agency) = (due.doc_id.clone(), due.agency.clone());
+    let now = now_secs();
+    let outcome = match result {
+        Ok(receipt) => {
+            let id = parse_hex::<16>(&doc);
+            let reader = AgencyId::new(&agency).ok();
+            node.store
+                .db
+                .write(move |c| {
+                    custody::deletion_done(c, &doc, &agency, &receipt)?;
+                    record_event(
+                        c,
+                        LogKind::DeletionReceipt,
+                        id,
+                        reader.as_ref(),
+                        None,
+                        json!({ "verified": true }),
+                    )
+                })
+                .await
+        }
+        Err(e) => {
+            let error = format!("{e:#}");
+            tracing::info!(doc = %due.doc_id, reader = %due.agency, "delete request failed: {error}");
+            let random = u64::from_le_bytes(liaise_keys::random::random_bytes::<8>());
+            let wait = backoff(due.attempts, node.options.max_retry_interval, random);
+            let next = now + wait.as_secs().max(1);
+            node.store
+                .db
+                .write(move |c| custody::deletion_retry(c, &doc, &agency, next, &error))
+                .await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!("cannot record a deletion outcome: {e:#}");
+    }
+}
+
+/// Sends one delete request; returns the verified deletion receipt.
+async fn ask_to_delete(node: &Node, due: &DueDeletion) -> Result<Vec<u8>> {
+    let reader = AgencyId::new(&due.agency).context("corrupt reader in the store")?;
+    let document_id = parse_hex::<16>(&due.doc_id).context("corrupt document id")?;
+    let reason = match due.reason.as_str() {
+        "expired" => DeletionReason::Expired,
+        _ => DeletionReason::Revoked,
+    };
+    let body = DeleteRequestBody {
+        version: CUSTODY_VERSION,
+        document_id,
+        originator: node.me.clone(),
+        recipient: reader.clone(),
+        reason,
+        requested_at: Timestamp::now(),
+    };
+    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+    let conn = node.peers.get(node, &reader).await?;
+    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
+    write_message(&mut send, &Message::DeleteRequest { request }).await?;
+    let _ = send.finish();
+    let answer = tokio::time::timeout(
+        RECEIPT_TIMEOUT,
+        read_message(
+            &mut recv,
+            &[MessageKind::DeletionReceipt, MessageKind::Refused],
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("no deletion receipt in time"))?
+    .map_err(|e| anyhow!("{e}"))?;
+    let receipt = match answer {
+        Message::DeletionReceipt { receipt } => receipt,
+        Message::Refused { reason, detail } => bail!("refused: {}: {detail}", reason.as_str()),
+        _ => bail!("unexpected answer"),
+    };
+    let roster = node.roster.current();
+    let member = roster
+        .member(&reader)
+        .with_context(|| format!("{reader} is not in the roster"))?;
+    let got: DeletionReceiptBody = Signed::from_bytes(&receipt, "deletion receipt")?
+        .verify(&member.signing_key)
+        .context("the deletion receipt does not verify")?;
+    if got.document_id != document_id || got.originator != node.me || got.recipient != reader {
+        bail!("the deletion receipt is about something else");
+    }
+    Ok(receipt)
+}
+
+/// The reader's side of a delete-request stream.
+pub async fn serve_delete_request(
+    node: &Node,
+    mut send: SendStream,
+    _recv: RecvStream,
+    peer: &AgencyId,
+    request: Vec<u8>,
+) -> Result<(), FrameError> {
+    let answer = match delete_on_request(node, peer, &request).await {
+        Ok(receipt) => Message::DeletionReceipt { receipt },
+        Err((reason, detail)) => Message::Refused { reason, detail },
+    };
+    let _ = write_message(&mut send, &answer).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    Ok(())
+}
+
+async fn delete_on_request(
+    node: &Node,
+    peer: &AgencyId,
+    request: &[u8],
+) -> Result<Vec<u8>, (Refusal, String)> {
+    let bad = |d: &str| (Refusal::BadRequest, d.to_owned());
+    let signed = Signed::from_bytes(request, "delete request").map_err(|_| bad("malformed"))?;
+    let claimed: DeleteRequestBody = signed.body_unverified().map_err(|_| bad("malformed"))?;
+    if &claimed.originator != peer || claimed.recipient != node.me {
+        return Err(bad("the request names other agencies than the connection"));
+    }
+    let roster = node.roster.current();
+    let member = roster
+        .member(peer)
+        .ok_or_else(|| bad("not in the roster"))?;
+    let body: DeleteRequestBody = signed
+        .verify(&member.signing_key)
+        .map_err(|_| bad("bad signature"))?;
+    let deleted_at = delete_copy(node, body.document_id, peer, body.reason)
+        .await
+        .map_err(|e| (Refusal::Internal, format!("{e:#}")))?;
+    let receipt = DeletionReceiptBody {
+        version: CUSTODY_VERSION,
+        document_id: body.document_id,
+        originator: peer.clone(),
+        recipient: node.me.clone(),
+        reason: body.reason,
+        deleted_at: Timestamp(deleted_at),
+    };
+    Ok(Signed::sign(&receipt, &node.secrets.signing).to_bytes())
+}
+
+/// Deletes this node's copy of a document received from `sender` (if it holds one) and
+/// records the deletion; returns when it was (first) deleted.
+async fn delete_copy(
+    node: &Node,
+    document_id: [u8; 16],
+    sender: &AgencyId,
+    reason: DeletionReason,
+) -> Result<u64> {
+    let (doc, from) = (hex(&document_id), sender.as_str().to_owned());
+    let held = node
+        .store
+        .db
+        .read({
+            let (doc, from) = (doc.clone(), from.clone());
+            move |c| crate::store::records::inbox_receipt(c, &doc, &from)
+        })
+        .await?;
+    if let Some((blob, _)) = held
+        && let Some(hash) = parse_hex::<32>(&blob)
+    {
+        match std::fs::remove_file(node.store.blobs.path(&hash)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context("cannot delete the stored document"),
+        }
+    }
+    let now = now_secs();
+    let origin = sender.clone();
+    node.store
+        .db
+        .write(move |c| {
+            let first = custody::inbox_deletion(c, &doc, &from)?.is_none();
+            let at = custody::record_inbox_deletion(c, &doc, &from, reason, now)?;
+            if first {
+                record_event(
+                    c,
+                    LogKind::Deletion,
+                    Some(document_id),
+                    Some(&origin),
+                    None,
+                    json!({ "why": reason.as_str() }),
+                )?;
+            }
+            Ok(at)
+        })
+        .await
+}
+
+/// A reader's node deletes every received copy whose `not_after` (for itself) has passed.
+async fn delete_expired_copies(node: &Node) -> Result<()> {
+    let held = node.store.db.read(custody::held_inbox).await?;
+    let now = Timestamp::now();
+    for (doc, sender, blob) in held {
+        let Some(hash) = parse_hex::<32>(&blob) else {
+            continue;
+        };
+        let path = node.store.blobs.path(&hash);
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        let Ok(info) = liaise_protocol::danger_read_unverified_header(BufReader::new(file)) else {
+            continue;
+        };
+        // This copy was verified when it arrived; its header is what it was then.
+        let expired = info
+            .recipient(&node.me)
+            .and_then(|r| r.policy.not_after)
+            .is_some_and(|t| now > t);
+        let (Some(id), Ok(sender)) = (parse_hex::<16>(&doc), AgencyId::new(&sender)) else {
+            continue;
+        };
+        if expired {
+            delete_copy(node, id, &sender, DeletionReason::Expired).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `liaise custody`: the share's state, each reader's access and deletion, with receipts
+/// verified against the roster.
+pub async fn custody_status(node: &Node, doc_id: &str) -> Result<Value> {
+    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
+    let doc = hex(&id);
+    let (held, readers, deletions) = node
+        .store
+        .db
+        .read(move |c| {
+            Ok((
+                custody::document(c, &doc)?,
+                custody::readers(c, &doc)?,
+                custody::deletion_states(c, &doc)?,
+            ))
+        })
+        .await?;
+    let Some(held) = held else {
+        bail!("this node holds no key share for document {doc_id}");
+    };
+    let roster = node.roster.current();
+    let now = now_secs();
+    let readers: Vec<Value> = readers
+        .iter()
+        .map(|r| {
+            let access = if r.revoked_at.is_some() {
+                "revoked"
+            } else if r.not_after.is_some_and(|t| now > t) {
+                "expired"
+            } else {
+                "open"
+            };
+            let deletion = deletions.iter().find(|d| d.0 == r.agency);
+            let receipt = deletion.and_then(|d| d.3.clone());
+            let verified = receipt.as_ref().is_some_and(|bytes| {
+                AgencyId::new(&r.agency)
+                    .ok()
+                    .and_then(|a| roster.member(&a).map(|m| m.signing_key))
+                    .and_then(|key| {
+                        Signed::from_bytes(bytes, "deletion receipt")
+                            .ok()?
+                            .verify::<DeletionReceiptBody>(&key)
+                            .ok()
+                    })
+                    .is_some_and(|b| b.document_id == id && b.originator == node.me)
+            });
+            json!({
+                "agency": r.agency,
+                "origin": r.origin,
+                "forwarded_by": r.forwarded_by,
+                "not_after": r.not_after,
+                "access": access,
+                "deletion": deletion.and_then(|d| d.1.clone()).unwrap_or_else(|| "none".into()),
+                "deletion_reason": deletion.and_then(|d| d.2.clone()),
+                "deletion_receipt_verified": verified,
+                "deletion_receipt": receipt.map(|b| hex(&b)),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "doc_id": doc_id,
+        "share": if held.share.is_some() { "held" } else { "shredded" },
+        "shred_reason": held.shred_reason,
+        "readers": readers,
+    }))
+}

@@ -1,0 +1,324 @@
+//! Forwarding with consent (spec: `originator-control.md`, "Forwarding with consent"): a
+//! reader's node asks the originator's node, which decides from the signed policy, records
+//! the new reader and signs a consent holding a stanza for it.
+
+use anyhow::{Context, Result, anyhow, bail};
+use liaise_keys::roster::Roster;
+use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::wire::{
+    CUSTODY_VERSION, ForwardConsentBody, ForwardRequestBody, Message, MessageKind,
+    REQUEST_WINDOW_SECS, Refusal, Signed, check_reason,
+};
+use liaise_protocol::{parse_stored_header, seal_forward_stanza};
+use quinn::{RecvStream, SendStream};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::framed::{FrameError, read_message, write_message};
+use super::share::{Refused, SHARE_ANSWER_TIMEOUT};
+use super::{Node, now_secs};
+use crate::store::custody::{self, LogKind, record_event};
+use crate::store::{hex, parse_hex};
+
+fn refuse(reason: Refusal, detail: impl Into<String>) -> Refused {
+    Refused {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// What the originator consents to: the forwarder's sections and time, the masked keys.
+struct Grant {
+    sections: Vec<u8>,
+    not_after: Option<u64>,
+    masked: Vec<(u8, Zeroizing<[u8; 32]>)>,
+}
+
+fn check_signature(
+    roster: &Roster,
+    me: &AgencyId,
+    peer: &AgencyId,
+    bytes: &[u8],
+    now: u64,
+) -> Result<ForwardRequestBody, Refused> {
+    let bad = |d: &str| refuse(Refusal::BadRequest, d);
+    let signed = Signed::from_bytes(bytes, "forward request").map_err(|_| bad("malformed"))?;
+    let claimed: ForwardRequestBody = signed.body_unverified().map_err(|_| bad("malformed"))?;
+    if &claimed.originator != me || &claimed.forwarder != peer {
+        return Err(bad("the request names other agencies than the connection"));
+    }
+    let member = roster
+        .member(peer)
+        .ok_or_else(|| bad("not in the roster"))?;
+    let body: ForwardRequestBody = signed
+        .verify(&member.signing_key)
+        .map_err(|_| bad("the request is not signed by the forwarder's key"))?;
+    if check_reason(&body.reason).is_err()
+        || body.requested_at.0.abs_diff(now) > REQUEST_WINDOW_SECS
+    {
+        return Err(bad("bad reason or time"));
+    }
+    Ok(body)
+}
+
+fn decide(
+    conn: &rusqlite::Connection,
+    body: &ForwardRequestBody,
+    now: u64,
+) -> Result<Result<Grant, Refused>> {
+    let forwarder = body.forwarder.as_str();
+    if !custody::nonce_is_fresh(conn, forwarder, &body.nonce, now)? {
+        return Ok(Err(refuse(
+            Refusal::Replayed,
+            "this request was seen before",
+        )));
+    }
+    let doc_id = hex(&body.document_id);
+    let Some(doc) = custody::document(conn, &doc_id)? else {
+        return Ok(Err(refuse(Refusal::UnknownDocument, "no such document")));
+    };
+    let Some(reader) = custody::reader(conn, &doc_id, forwarder)? else {
+        return Ok(Err(refuse(Refusal::NotRecipient, "not a reader")));
+    };
+    let (Some(_), Some(masked)) = (&doc.share, &doc.masked_keys) else {
+        return Ok(Err(refuse(Refusal::Revoked, "the key share was deleted")));
+    };
+    if doc.revoked_at.is_some() || reader.revoked_at.is_some() {
+        return Ok(Err(refuse(Refusal::Revoked, "access was revoked")));
+    }
+    if reader.not_after.is_some_and(|t| now > t) {
+        return Ok(Err(refuse(Refusal::Expired, "access has ended")));
+    }
+    let Ok(info) = parse_stored_header(&doc.header) else {
+        return Ok(Err(refuse(Refusal::Internal, "stored header unreadable")));
+    };
+    let Some(policy) = info.recipient(&body.forwarder).map(|r| r.policy.clone()) else {
+        return Ok(Err(refuse(
+            Refusal::ForwardNotAllowed,
+            "only the document's own recipients may forward it",
+        )));
+    };
+    if !policy.forward_to.contains(&body.new_reader) {
+        return Ok(Err(refuse(
+            Refusal::ForwardNotAllowed,
+            format!(
+                "the policy does not allow forwarding to {}",
+                body.new_reader
+            ),
+        )));
+    }
+    if custody::reader(conn, &doc_id, body.new_reader.as_str())?.is_some() {
+        return Ok(Err(refuse(
+            Refusal::ForwardNotAllowed,
+            format!("{} is already a reader", body.new_reader),
+        )));
+    }
+    let Some(masked) = custody::masked_keys_for(masked, &policy.sections) else {
+        return Ok(Err(refuse(Refusal::Internal, "stored keys incomplete")));
+    };
+    Ok(Ok(Grant {
+        sections: policy.sections,
+        not_after: policy.not_after.map(|t| t.0),
+        masked,
+    }))
+}
+
+/// The originator's side of a forward-request stream.
+pub async fn serve_forward_request(
+    node: &Node,
+    mut send: SendStream,
+    _recv: RecvStream,
+    peer: &AgencyId,
+    request: Vec<u8>,
+) -> Result<(), FrameError> {
+    let now = now_secs();
+    let roster = node.roster.current();
+    let answer = match consent(node, &roster, peer, &request, now).await {
+        Ok(consent) => Message::ForwardConsent { consent },
+        Err(refused) => Message::Refused {
+            reason: refused.reason,
+            detail: refused.detail.chars().take(200).collect(),
+        },
+    };
+    let _ = write_message(&mut send, &answer).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    Ok(())
+}
+
+async fn consent(
+    node: &Node,
+    roster: &Roster,
+    peer: &AgencyId,
+    request: &[u8],
+    now: u64,
+) -> Result<Vec<u8>, Refused> {
+    let body = check_signature(roster, &node.me, peer, request, now)?;
+    let new_key = roster
+        .member(&body.new_reader)
+        .and_then(|m| m.current_encryption_key(Timestamp(now)))
+        .cloned()
+        .ok_or_else(|| {
+            refuse(
+                Refusal::ForwardNotAllowed,
+                format!("{} has no valid key in the roster", body.new_reader),
+            )
+        })?;
+    let checked = body.clone();
+    let decided = node
+        .store
+        .db
+        .write(move |c| {
+            let grant = decide(c, &checked, now)?;
+            let doc = hex(&checked.document_id);
+            let outcome = match &grant {
+                Ok(g) => {
+                    custody::add_forwarded_reader(
+                        c,
+                        &doc,
+                        checked.new_reader.as_str(),
+                        checked.forwarder.as_str(),
+                        g.not_after,
+                    )?;
+                    "consented".to_owned()
+                }
+                Err(r) => format!("refused: {}", r.reason.as_str()),
+            };
+            record_event(
+                c,
+                LogKind::Forward,
+                Some(checked.document_id),
+                Some(&checked.new_reader),
+                Some(&checked.reason),
+                json!({ "forwarder": checked.forwarder.as_str(), "outcome": outcome }),
+            )?;
+            Ok(grant)
+        })
+        .await
+        .map_err(|e| refuse(Refusal::Internal, format!("{e:#}")))??;
+    let (enc, ciphertext) = seal_forward_stanza(
+        &new_key,
+        body.document_id,
+        &body.new_reader,
+        &decided.masked,
+    )
+    .map_err(|_| refuse(Refusal::Internal, "cannot encrypt to the new reader"))?;
+    let consent = ForwardConsentBody {
+        version: CUSTODY_VERSION,
+        document_id: body.document_id,
+        originator: node.me.clone(),
+        forwarder: body.forwarder.clone(),
+        new_reader: body.new_reader.clone(),
+        sections: decided.sections,
+        not_after: decided.not_after.map(Timestamp),
+        reason: body.reason.clone(),
+        consented_at: Timestamp(now),
+        key_fingerprint: new_key.fingerprint(),
+        kem: new_key.algorithm(),
+        enc,
+        ciphertext,
+    };
+    Ok(Signed::sign(&consent, &node.secrets.signing).to_bytes())
+}
+
+/// The forwarder's side (`liaise forward`): asks the originator of a document this node
+/// received for consent to forward it to `to`. Returns the verified consent and the stored
+/// sealed document's path.
+pub async fn request_forward(
+    node: &Node,
+    doc_id: &str,
+    to: &AgencyId,
+    reason: &str,
+) -> Result<Value> {
+    check_reason(reason).map_err(|e| anyhow!("--reason: {e}"))?;
+    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
+    let doc = hex(&id);
+    let held = node
+        .store
+        .db
+        .read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT i.sender, i.blob FROM inbox i LEFT JOIN inbox_deletions d
+                 ON d.doc_id = i.doc_id AND d.sender = i.sender
+                 WHERE i.doc_id = ?1 AND d.doc_id IS NULL LIMIT 1",
+            )?;
+            let mut rows = stmt.query_map([doc], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?;
+            Ok(rows.next().transpose()?)
+        })
+        .await?;
+    let Some((originator, blob)) = held else {
+        bail!("this node holds no received document {doc_id} to forward");
+    };
+    let originator = AgencyId::new(&originator).context("corrupt sender in the inbox")?;
+    let body = ForwardRequestBody {
+        version: CUSTODY_VERSION,
+        document_id: id,
+        originator: originator.clone(),
+        forwarder: node.me.clone(),
+        new_reader: to.clone(),
+        reason: reason.to_owned(),
+        requested_at: Timestamp::now(),
+        nonce: liaise_keys::random::random_bytes::<16>(),
+    };
+    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+    let conn = node
+        .peers
+        .get(node, &originator)
+        .await
+        .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
+    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
+    write_message(&mut send, &Message::ForwardRequest { request }).await?;
+    let _ = send.finish();
+    let answer = tokio::time::timeout(
+        SHARE_ANSWER_TIMEOUT,
+        read_message(
+            &mut recv,
+            &[MessageKind::ForwardConsent, MessageKind::Refused],
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("originator {originator} did not answer, try later"))?
+    .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e}"))?;
+    let consent = match answer {
+        Message::ForwardConsent { consent } => consent,
+        Message::Refused { reason, detail } => {
+            bail!(
+                "{originator} refused the forward: {} ({detail})",
+                reason.as_str()
+            )
+        }
+        _ => bail!("unexpected answer from {originator}"),
+    };
+    let roster = node.roster.current();
+    let member = roster
+        .member(&originator)
+        .with_context(|| format!("{originator} is not in the roster"))?;
+    let got: ForwardConsentBody = Signed::from_bytes(&consent, "forward consent")?
+        .verify(&member.signing_key)
+        .context("the consent does not verify")?;
+    if got.document_id != id || got.forwarder != node.me || &got.new_reader != to {
+        bail!("the consent is about another forward");
+    }
+    let hash = parse_hex::<32>(&blob).context("corrupt blob name")?;
+    let (to_owned, why, from) = (to.clone(), reason.to_owned(), originator.clone());
+    node.store
+        .db
+        .write(move |c| {
+            record_event(
+                c,
+                LogKind::Forward,
+                Some(id),
+                Some(&to_owned),
+                Some(&why),
+                json!({ "originator": from.as_str(), "outcome": "consented" }),
+            )
+        })
+        .await?;
+    Ok(json!({
+        "consent": hex(&consent),
+        "sealed_path": node.store.blobs.path(&hash),
+        "originator": originator.as_str(),
+    }))
+}

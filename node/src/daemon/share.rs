@@ -1,0 +1,397 @@
+//! Key shares (spec: `originator-control.md`, "Share requests"): the originator's node decides
+//! on each request and releases the share wrapped to the reader, or refuses; the reader's node
+//! asks on behalf of `liaise open --reason`.
+//!
+//! Every request is recorded on both sides with who asked and the reason they gave.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use liaise_keys::roster::Roster;
+use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::wire::{
+    CUSTODY_VERSION, Message, MessageKind, REQUEST_WINDOW_SECS, Refusal, ShareReleaseBody,
+    ShareRequestBody, Signed, check_reason,
+};
+use liaise_protocol::{OriginatorShare, parse_stored_header};
+use quinn::{RecvStream, SendStream};
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+use super::framed::{FrameError, read_message, write_message};
+use super::{Node, now_secs};
+use crate::store::custody::{self, LogKind, record_event};
+use crate::store::hex;
+
+/// How long a reader waits for the originator's answer.
+pub const SHARE_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A request refused, with what to record and answer.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The reason code.
+    pub reason: Refusal,
+    /// A short explanation for the reader.
+    pub detail: String,
+}
+
+fn refuse(reason: Refusal, detail: impl Into<String>) -> Refused {
+    Refused {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// Checks 1 and 2 of the spec: the request decodes, is about this originator, was made and
+/// signed by the peer, and is fresh in time. Needs no store.
+pub fn check_request_signature(
+    roster: &Roster,
+    me: &AgencyId,
+    peer: &AgencyId,
+    bytes: &[u8],
+    now: u64,
+) -> Result<ShareRequestBody, Refused> {
+    let bad = |d: &str| refuse(Refusal::BadRequest, d);
+    let signed = Signed::from_bytes(bytes, "share request").map_err(|_| bad("malformed"))?;
+    let claimed: ShareRequestBody = signed
+        .body_unverified()
+        .map_err(|_| bad("malformed body"))?;
+    if &claimed.originator != me {
+        return Err(bad("the request is addressed to another originator"));
+    }
+    if &claimed.requester != peer {
+        return Err(bad(
+            "the request names another agency than the connected node",
+        ));
+    }
+    let member = roster
+        .member(peer)
+        .ok_or_else(|| bad("the requester is not in the roster"))?;
+    let body: ShareRequestBody = signed
+        .verify(&member.signing_key)
+        .map_err(|_| bad("the request is not signed by the requester's key"))?;
+    if check_reason(&body.reason).is_err() {
+        return Err(bad(
+            "the reason is empty, too long or has control characters",
+        ));
+    }
+    if body.requested_at.0.abs_diff(now) > REQUEST_WINDOW_SECS {
+        return Err(bad(
+            "the request's time is too far from the originator's clock",
+        ));
+    }
+    Ok(body)
+}
+
+/// Checks 3 to 7 of the spec against the store (inside the write that records the nonce):
+/// the share to release, or why not.
+pub fn check_request_policy(
+    conn: &Connection,
+    body: &ShareRequestBody,
+    now: u64,
+) -> Result<Result<OriginatorShare, Refused>> {
+    let requester = body.requester.as_str();
+    if !custody::nonce_is_fresh(conn, requester, &body.nonce, now)? {
+        return Ok(Err(refuse(
+            Refusal::Replayed,
+            "this request was seen before",
+        )));
+    }
+    let doc_id = hex(&body.document_id);
+    let Some(doc) = custody::document(conn, &doc_id)? else {
+        return Ok(Err(refuse(
+            Refusal::UnknownDocument,
+            "the originator holds no such document",
+        )));
+    };
+    let reader = custody::reader(conn, &doc_id, requester)?;
+    let Some(share) = doc.share else {
+        let reason = match doc.shred_reason.as_deref() {
+            Some("expired") => Refusal::Expired,
+            _ => Refusal::Revoked,
+        };
+        if reader.is_none() {
+            return Ok(Err(refuse(Refusal::NotRecipient, "not a reader")));
+        }
+        return Ok(Err(refuse(reason, "the key share was deleted")));
+    };
+    let Some(reader) = reader else {
+        return Ok(Err(refuse(
+            Refusal::NotRecipient,
+            format!("{requester} is not a reader of this document"),
+        )));
+    };
+    if doc.revoked_at.is_some() || reader.revoked_at.is_some() {
+        return Ok(Err(refuse(Refusal::Revoked, "access was revoked")));
+    }
+    if let Some(not_after) = reader.not_after
+        && now > not_after
+    {
+        return Ok(Err(refuse(
+            Refusal::Expired,
+            format!("access ended at {}", Timestamp(not_after)),
+        )));
+    }
+    // The stored header must still parse; it is what the decision rests on.
+    if parse_stored_header(&doc.header).is_err() {
+        return Ok(Err(refuse(Refusal::Internal, "stored header unreadable")));
+    }
+    Ok(Ok(share))
+}
+
+/// The originator's side of a share-request stream.
+pub async fn serve_share_request(
+    node: &Node,
+    mut send: SendStream,
+    _recv: RecvStream,
+    peer: &AgencyId,
+    request: Vec<u8>,
+) -> Result<(), FrameError> {
+    let now = now_secs();
+    let roster = node.roster.current();
+    let answer = match check_request_signature(&roster, &node.me, peer, &request, now) {
+        Err(refused) => {
+            // The claimed document id, for the record only.
+            let doc = Signed::from_bytes(&request, "share request")
+                .and_then(|s| s.body_unverified::<ShareRequestBody>())
+                .ok()
+                .map(|b| b.document_id);
+            record_refusal(node, peer, doc, &refused).await;
+            refused.into_message()
+        }
+        Ok(body) => decide_and_release(node, peer, &roster, body, now).await,
+    };
+    let _ = write_message(&mut send, &answer).await;
+    let _ = send.finish();
+    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    Ok(())
+}
+
+impl Refused {
+    fn into_message(self) -> Message {
+        let detail: String = self.detail.chars().take(200).collect();
+        Message::Refused {
+            reason: self.reason,
+            detail,
+        }
+    }
+}
+
+async fn decide_and_release(
+    node: &Node,
+    peer: &AgencyId,
+    roster: &Roster,
+    body: ShareRequestBody,
+    now: u64,
+) -> Message {
+    let checked = body.clone();
+    let peer_owned = peer.clone();
+    let decision = node
+        .store
+        .db
+        .write(move |c| {
+            let decision = check_request_policy(c, &checked, now)?;
+            let (kind, outcome) = match &decision {
+                Ok(_) => (LogKind::ShareReleased, "released".to_owned()),
+                Err(r) => (LogKind::ShareRefused, r.reason.as_str().to_owned()),
+            };
+            record_event(
+                c,
+                kind,
+                Some(checked.document_id),
+                Some(&peer_owned),
+                Some(&checked.reason),
+                json!({ "outcome": outcome }),
+            )?;
+            Ok(decision)
+        })
+        .await;
+    let share = match decision {
+        Ok(Ok(share)) => share,
+        Ok(Err(refused)) => return refused.into_message(),
+        Err(e) => {
+            tracing::warn!("cannot decide on a share request: {e:#}");
+            return refuse(Refusal::Internal, "try again later").into_message();
+        }
+    };
+    let key = roster
+        .member(peer)
+        .and_then(|m| m.current_encryption_key(Timestamp(now)));
+    let Some(key) = key else {
+        return refuse(Refusal::Internal, "the requester has no encryption key").into_message();
+    };
+    match ShareReleaseBody::wrap(&body, &share, key, Timestamp(now)) {
+        Ok(release) => Message::ShareRelease {
+            release: Signed::sign(&release, &node.secrets.signing).to_bytes(),
+        },
+        Err(_) => refuse(Refusal::Internal, "cannot wrap the share").into_message(),
+    }
+}
+
+async fn record_refusal(node: &Node, peer: &AgencyId, doc: Option<[u8; 16]>, refused: &Refused) {
+    let peer = peer.clone();
+    let outcome = refused.reason.as_str();
+    let detail = refused.detail.clone();
+    let _ = node
+        .store
+        .db
+        .write(move |c| {
+            record_event(
+                c,
+                LogKind::ShareRefused,
+                doc,
+                Some(&peer),
+                None,
+                json!({ "outcome": outcome, "detail": detail }),
+            )
+        })
+        .await;
+}
+
+/// What became of a reader's request.
+#[derive(Debug)]
+pub enum FetchOutcome {
+    /// The signed release and the signed request it answers.
+    Released {
+        /// The request as sent.
+        request: Vec<u8>,
+        /// The release as received (signature checked).
+        release: Vec<u8>,
+    },
+    /// The originator refused.
+    Refused(Refused),
+    /// The originator's node could not be reached or did not answer.
+    Unreachable(String),
+}
+
+impl FetchOutcome {
+    /// As JSON for the control socket.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Released { request, release } => json!({
+                "outcome": "released", "request": hex(request), "release": hex(release),
+            }),
+            Self::Refused(r) => json!({
+                "outcome": "refused", "reason": r.reason.as_str(), "detail": r.detail,
+                "code": format!("{:?}", r.reason),
+            }),
+            Self::Unreachable(detail) => json!({ "outcome": "unreachable", "detail": detail }),
+        }
+    }
+}
+
+/// The reader's side: asks `originator` for the share of `document_id`, on behalf of a
+/// person who states `reason`. Records the request and its outcome.
+pub async fn fetch_share(
+    node: &Node,
+    document_id: [u8; 16],
+    originator: &AgencyId,
+    reason: &str,
+) -> Result<FetchOutcome> {
+    check_reason(reason).map_err(|e| anyhow!("{e}"))?;
+    let body = ShareRequestBody {
+        version: CUSTODY_VERSION,
+        document_id,
+        originator: originator.clone(),
+        requester: node.me.clone(),
+        reason: reason.to_owned(),
+        requested_at: Timestamp::now(),
+        nonce: liaise_keys::random::random_bytes::<16>(),
+    };
+    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+    let outcome = match exchange(node, originator, &request).await {
+        Err(e) => {
+            node.peers.forget(originator).await;
+            FetchOutcome::Unreachable(format!("{e:#}"))
+        }
+        Ok(Message::Refused { reason, detail }) => FetchOutcome::Refused(refuse(reason, detail)),
+        Ok(Message::ShareRelease { release }) => {
+            check_release(node, originator, &body, &release)?;
+            FetchOutcome::Released { request, release }
+        }
+        Ok(_) => FetchOutcome::Unreachable("unexpected answer".into()),
+    };
+    let outcome_name = match &outcome {
+        FetchOutcome::Released { .. } => "released".to_owned(),
+        FetchOutcome::Refused(r) => format!("refused: {}", r.reason.as_str()),
+        FetchOutcome::Unreachable(_) => "originator unreachable".to_owned(),
+    };
+    let (origin, why) = (originator.clone(), reason.to_owned());
+    node.store
+        .db
+        .write(move |c| {
+            record_event(
+                c,
+                LogKind::Open,
+                Some(document_id),
+                Some(&origin),
+                Some(&why),
+                json!({ "share": outcome_name }),
+            )
+        })
+        .await?;
+    Ok(outcome)
+}
+
+async fn exchange(node: &Node, originator: &AgencyId, request: &[u8]) -> Result<Message> {
+    let conn = node.peers.get(node, originator).await?;
+    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
+    write_message(
+        &mut send,
+        &Message::ShareRequest {
+            request: request.to_vec(),
+        },
+    )
+    .await?;
+    let _ = send.finish();
+    let answer = tokio::time::timeout(
+        SHARE_ANSWER_TIMEOUT,
+        read_message(
+            &mut recv,
+            &[MessageKind::ShareRelease, MessageKind::Refused],
+        ),
+    )
+    .await
+    .map_err(|_| anyhow!("no answer within {SHARE_ANSWER_TIMEOUT:?}"))?
+    .map_err(|e| anyhow!("{e}"))?;
+    Ok(answer)
+}
+
+fn check_release(
+    node: &Node,
+    originator: &AgencyId,
+    request: &ShareRequestBody,
+    release: &[u8],
+) -> Result<()> {
+    let roster = node.roster.current();
+    let member = roster
+        .member(originator)
+        .with_context(|| format!("{originator} is not in the roster"))?;
+    let body: ShareReleaseBody = Signed::from_bytes(release, "share release")?
+        .verify(&member.signing_key)
+        .context("the share release does not verify")?;
+    body.unwrap_for(request, &node.secrets.encryption)
+        .context("the share release does not answer this request")?;
+    Ok(())
+}
+
+/// For the CLI: verifies a release fetched by its node and unwraps the share with the
+/// agency's own keys.
+pub fn unwrap_fetched(
+    roster: &Roster,
+    originator: &AgencyId,
+    request: &[u8],
+    release: &[u8],
+    keys: &[liaise_keys::EncryptionSecretKey],
+) -> Result<OriginatorShare> {
+    let request: ShareRequestBody = Signed::from_bytes(request, "share request")?
+        .body_unverified()
+        .context("the node returned a malformed request")?;
+    let member = roster
+        .member(originator)
+        .with_context(|| format!("{originator} is not in the roster"))?;
+    let body: ShareReleaseBody = Signed::from_bytes(release, "share release")?
+        .verify(&member.signing_key)
+        .context("the share release does not verify")?;
+    Ok(body.unwrap_for(&request, keys)?)
+}

@@ -1,0 +1,510 @@
+//! Originator control in the store (spec: `originator-control.md`, "What the originator's
+//! node stores"): the key share and masked keys of each document this agency sealed under
+//! originator control, its readers and revocations, the request nonces seen, the deletions
+//! to ask for and their receipts; and, on the reader's side, the copies it deleted.
+//!
+//! The share and the masked keys are secrets: they are never logged, listed or shown, and
+//! [`shred`] overwrites them (the database runs with `secure_delete` on).
+
+use anyhow::{Context, Result};
+use liaise_keys::AgencyId;
+use liaise_protocol::wire::{DeletionReason, REQUEST_WINDOW_SECS};
+use liaise_protocol::{DocumentInfo, OriginatorSecrets, OriginatorShare};
+use rusqlite::{Connection, OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use crate::home::Home;
+
+pub use crate::log::LogKind;
+
+/// Records an originator-control event (a share released or refused with the reason given,
+/// an open, a revocation, a deletion, a forward) in the node's tamper-evident log, inside
+/// the caller's write. The one place these events are recorded.
+pub fn record_event(
+    conn: &Connection,
+    kind: LogKind,
+    doc_id: Option<[u8; 16]>,
+    agency: Option<&AgencyId>,
+    reason: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let mut entry = crate::log::NewLogEntry::new(kind).detail(detail);
+    if let Some(doc_id) = doc_id {
+        entry = entry.doc(doc_id);
+    }
+    if let Some(agency) = agency {
+        entry = entry.agency(agency.clone());
+    }
+    if let Some(reason) = reason {
+        entry = entry.reason(reason);
+    }
+    crate::log::append(conn, entry)?;
+    Ok(())
+}
+
+/// The custody tables, created with the rest of the store's schema.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS custody_documents (
+    doc_id TEXT PRIMARY KEY,
+    header BLOB NOT NULL,
+    share BLOB,
+    masked_keys BLOB,
+    registered_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    shredded_at INTEGER,
+    shred_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS custody_readers (
+    doc_id TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('recipient', 'forwarded')),
+    not_after INTEGER,
+    forwarded_by TEXT,
+    revoked_at INTEGER,
+    deletion_reason TEXT,
+    deletion_state TEXT CHECK (deletion_state IN ('queued', 'done')),
+    deletion_attempts INTEGER NOT NULL DEFAULT 0,
+    deletion_next_at INTEGER,
+    deletion_error TEXT,
+    deletion_receipt BLOB,
+    PRIMARY KEY (doc_id, agency)
+);
+CREATE INDEX IF NOT EXISTS custody_deletions_due ON custody_readers (deletion_state, deletion_next_at);
+CREATE TABLE IF NOT EXISTS custody_nonces (
+    agency TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (agency, nonce)
+);
+CREATE TABLE IF NOT EXISTS inbox_deletions (
+    doc_id TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    deleted_at INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, sender)
+);
+";
+
+/// What the originator's node holds about one document.
+#[derive(Debug, Clone)]
+pub struct CustodyDocument {
+    /// `prelude || header` exactly as sealed.
+    pub header: Vec<u8>,
+    /// The share, until shredded.
+    pub share: Option<OriginatorShare>,
+    /// The masked keys (`index || key`, 33 bytes per section), until shredded.
+    pub masked_keys: Option<Zeroizing<Vec<u8>>>,
+    /// When the whole document was revoked.
+    pub revoked_at: Option<u64>,
+    /// Why it was shredded (`revoked` or `expired`), if it was.
+    pub shred_reason: Option<String>,
+}
+
+/// One reader of a document under this node's control.
+#[derive(Debug, Clone)]
+pub struct CustodyReader {
+    /// The agency.
+    pub agency: String,
+    /// `recipient` (in the sealed header) or `forwarded` (added by consent).
+    pub origin: String,
+    /// Its last opening time.
+    pub not_after: Option<u64>,
+    /// The reader that forwarded it, for forwarded readers.
+    pub forwarded_by: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<u64>,
+}
+
+/// A deletion the originator still has to ask for.
+#[derive(Debug, Clone)]
+pub struct DueDeletion {
+    /// Document id, hex.
+    pub doc_id: String,
+    /// The reader.
+    pub agency: String,
+    /// `revoked` or `expired`.
+    pub reason: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// Records a document sealed under originator control. Idempotent.
+pub fn register(
+    conn: &Connection,
+    info: &DocumentInfo,
+    header: &[u8],
+    secrets: &OriginatorSecrets,
+    now: u64,
+) -> Result<()> {
+    let doc_id = info.document_id.to_string();
+    let masked = encode_masked_keys(secrets);
+    conn.execute(
+        "INSERT OR IGNORE INTO custody_documents (doc_id, header, share, masked_keys, registered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            doc_id,
+            header,
+            &secrets.share.expose_bytes()[..],
+            &masked[..],
+            now as i64
+        ],
+    )?;
+    for r in &info.recipients {
+        conn.execute(
+            "INSERT OR IGNORE INTO custody_readers (doc_id, agency, origin, not_after)
+             VALUES (?1, ?2, 'recipient', ?3)",
+            params![
+                doc_id,
+                r.agency.as_str(),
+                r.policy.not_after.map(|t| t.0 as i64)
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// [`register`] from the CLI (`liaise seal`, `liaise send`), running or not running node.
+pub fn register_in_home(
+    home: &Home,
+    info: &DocumentInfo,
+    header: &[u8],
+    secrets: &OriginatorSecrets,
+) -> Result<()> {
+    let dir = super::store_dir(home);
+    crate::fsutil::create_private_dir(&dir)?;
+    let conn = super::db::open_writer(&dir.join("liaise.db"))?;
+    register(&conn, info, header, secrets, crate::daemon::now_secs())
+        .context("cannot record the originator share in the node's store")
+}
+
+/// `index || masked_key` for every section, 33 bytes each.
+fn encode_masked_keys(secrets: &OriginatorSecrets) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(secrets.masked_keys.len() * 33));
+    for (index, key) in &secrets.masked_keys {
+        out.push(*index);
+        out.extend_from_slice(&key[..]);
+    }
+    out
+}
+
+/// The masked keys of `sections` from their stored encoding; `None` if one is missing.
+pub fn masked_keys_for(stored: &[u8], sections: &[u8]) -> Option<Vec<(u8, Zeroizing<[u8; 32]>)>> {
+    let mut out = Vec::with_capacity(sections.len());
+    for want in sections {
+        let entry = stored.chunks_exact(33).find(|c| c.first() == Some(want))?;
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(entry.get(1..)?);
+        out.push((*want, key));
+    }
+    Some(out)
+}
+
+/// The originator's record of a document.
+pub fn document(conn: &Connection, doc_id: &str) -> Result<Option<CustodyDocument>> {
+    let row = conn
+        .query_row(
+            "SELECT header, share, masked_keys, revoked_at, shred_reason
+             FROM custody_documents WHERE doc_id = ?1",
+            [doc_id],
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    Ok(row.map(|(header, share, masked, revoked, shred_reason)| {
+        let share = share.map(Zeroizing::new);
+        CustodyDocument {
+            header,
+            share: share
+                .as_deref()
+                .and_then(|s| OriginatorShare::from_slice(s)),
+            masked_keys: masked.map(Zeroizing::new),
+            revoked_at: revoked.map(|v| v as u64),
+            shred_reason,
+        }
+    }))
+}
+
+/// A reader of a document, if it is one.
+pub fn reader(conn: &Connection, doc_id: &str, agency: &str) -> Result<Option<CustodyReader>> {
+    Ok(conn
+        .query_row(
+            "SELECT agency, origin, not_after, forwarded_by, revoked_at
+             FROM custody_readers WHERE doc_id = ?1 AND agency = ?2",
+            [doc_id, agency],
+            reader_row,
+        )
+        .optional()?)
+}
+
+/// Every reader of a document.
+pub fn readers(conn: &Connection, doc_id: &str) -> Result<Vec<CustodyReader>> {
+    let mut stmt = conn.prepare(
+        "SELECT agency, origin, not_after, forwarded_by, revoked_at
+         FROM custody_readers WHERE doc_id = ?1 ORDER BY agency",
+    )?;
+    let rows = stmt.query_map([doc_id], reader_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn reader_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustodyReader> {
+    Ok(CustodyReader {
+        agency: r.get(0)?,
+        origin: r.get(1)?,
+        not_after: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
+        forwarded_by: r.get(3)?,
+        revoked_at: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+    })
+}
+
+/// Records a request nonce; false if it was seen before (a replay). Forgets nonces older than
+/// twice the request window.
+pub fn nonce_is_fresh(conn: &Connection, agency: &str, nonce: &[u8; 16], now: u64) -> Result<bool> {
+    let horizon = now.saturating_sub(2 * REQUEST_WINDOW_SECS);
+    conn.execute(
+        "DELETE FROM custody_nonces WHERE seen_at < ?1",
+        [horizon as i64],
+    )?;
+    let inserted = conn.execute(
+        "INSERT OR IGNORE INTO custody_nonces (agency, nonce, seen_at) VALUES (?1, ?2, ?3)",
+        params![agency, super::hex(nonce), now as i64],
+    )?;
+    Ok(inserted == 1)
+}
+
+/// Revokes the whole document (`agency` none) or one reader: no further shares, queued
+/// deliveries to them cancelled, their copies to be deleted. Returns the readers revoked now.
+pub fn revoke(
+    conn: &Connection,
+    doc_id: &str,
+    agency: Option<&AgencyId>,
+    now: u64,
+) -> Result<Vec<String>> {
+    let affected: Vec<String> = readers(conn, doc_id)?
+        .into_iter()
+        .filter(|r| r.revoked_at.is_none())
+        .filter(|r| agency.is_none_or(|a| a.as_str() == r.agency))
+        .map(|r| r.agency)
+        .collect();
+    if agency.is_none() {
+        conn.execute(
+            "UPDATE custody_documents SET revoked_at = ?2 WHERE doc_id = ?1 AND revoked_at IS NULL",
+            params![doc_id, now as i64],
+        )?;
+    }
+    for reader in &affected {
+        conn.execute(
+            "UPDATE custody_readers SET revoked_at = ?3, deletion_reason = 'revoked',
+                 deletion_state = 'queued', deletion_next_at = ?3, deletion_attempts = 0
+             WHERE doc_id = ?1 AND agency = ?2",
+            params![doc_id, reader, now as i64],
+        )?;
+        conn.execute(
+            "UPDATE outbox SET state = 'undeliverable', last_error = 'revoked by the sender'
+             WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
+            params![doc_id, reader],
+        )?;
+    }
+    Ok(affected)
+}
+
+/// Queues deletions for readers whose `not_after` has passed. Returns `(doc, agency)` pairs.
+pub fn queue_expired(conn: &Connection, now: u64) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT doc_id, agency FROM custody_readers
+         WHERE not_after IS NOT NULL AND not_after < ?1 AND deletion_state IS NULL",
+    )?;
+    let due: Vec<(String, String)> = stmt
+        .query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (doc, agency) in &due {
+        conn.execute(
+            "UPDATE custody_readers SET deletion_reason = 'expired', deletion_state = 'queued',
+                 deletion_next_at = ?3 WHERE doc_id = ?1 AND agency = ?2",
+            params![doc, agency, now as i64],
+        )?;
+    }
+    Ok(due)
+}
+
+/// Shreds the share and masked keys of a document once no reader may open it any more
+/// (every reader revoked or past its `not_after`). Returns the reason if it shredded now.
+pub fn shred_if_unneeded(
+    conn: &Connection,
+    doc_id: &str,
+    now: u64,
+) -> Result<Option<&'static str>> {
+    let Some(doc) = document(conn, doc_id)? else {
+        return Ok(None);
+    };
+    if doc.share.is_none() {
+        return Ok(None);
+    }
+    let all = readers(conn, doc_id)?;
+    let open_for_someone = all
+        .iter()
+        .any(|r| r.revoked_at.is_none() && r.not_after.is_none_or(|t| now <= t));
+    if open_for_someone {
+        return Ok(None);
+    }
+    let reason = if doc.revoked_at.is_some() || all.iter().all(|r| r.revoked_at.is_some()) {
+        "revoked"
+    } else {
+        "expired"
+    };
+    shred(conn, doc_id, reason, now)?;
+    Ok(Some(reason))
+}
+
+/// Crypto-shredding: overwrites the share and masked keys, then clears them.
+pub fn shred(conn: &Connection, doc_id: &str, reason: &str, now: u64) -> Result<()> {
+    conn.execute(
+        "UPDATE custody_documents SET share = zeroblob(32), masked_keys = zeroblob(length(masked_keys))
+         WHERE doc_id = ?1",
+        [doc_id],
+    )?;
+    conn.execute(
+        "UPDATE custody_documents SET share = NULL, masked_keys = NULL, shredded_at = ?2,
+             shred_reason = ?3 WHERE doc_id = ?1",
+        params![doc_id, now as i64, reason],
+    )?;
+    Ok(())
+}
+
+/// Documents with readers queued for expiry or revocation, to check for shredding.
+pub fn unshredded_with_pending(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT DISTINCT r.doc_id FROM custody_readers r JOIN custody_documents d ON d.doc_id = r.doc_id
+         WHERE d.share IS NOT NULL AND r.deletion_state IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletion requests due at `now`.
+pub fn deletions_due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<DueDeletion>> {
+    let mut stmt = conn.prepare(
+        "SELECT doc_id, agency, deletion_reason, deletion_attempts FROM custody_readers
+         WHERE deletion_state = 'queued' AND deletion_next_at <= ?1
+         ORDER BY deletion_next_at LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
+        Ok(DueDeletion {
+            doc_id: r.get(0)?,
+            agency: r.get(1)?,
+            reason: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            attempts: r.get::<_, i64>(3)? as u32,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Stores a verified deletion receipt.
+pub fn deletion_done(conn: &Connection, doc_id: &str, agency: &str, receipt: &[u8]) -> Result<()> {
+    conn.execute(
+        "UPDATE custody_readers SET deletion_state = 'done', deletion_receipt = ?3,
+             deletion_error = NULL, deletion_attempts = deletion_attempts + 1
+         WHERE doc_id = ?1 AND agency = ?2",
+        params![doc_id, agency, receipt],
+    )?;
+    Ok(())
+}
+
+/// Records a failed deletion request and when to ask again.
+pub fn deletion_retry(
+    conn: &Connection,
+    doc_id: &str,
+    agency: &str,
+    next_at: u64,
+    error: &str,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE custody_readers SET deletion_attempts = deletion_attempts + 1,
+             deletion_next_at = ?3, deletion_error = ?4
+         WHERE doc_id = ?1 AND agency = ?2 AND deletion_state = 'queued'",
+        params![doc_id, agency, next_at as i64, error],
+    )?;
+    Ok(())
+}
+
+/// A reader's deletion: (agency, state, reason, receipt).
+pub type DeletionState = (String, Option<String>, Option<String>, Option<Vec<u8>>);
+
+/// The deletion state of every reader of a document.
+pub fn deletion_states(conn: &Connection, doc_id: &str) -> Result<Vec<DeletionState>> {
+    let mut stmt = conn.prepare(
+        "SELECT agency, deletion_state, deletion_reason, deletion_receipt FROM custody_readers
+         WHERE doc_id = ?1 ORDER BY agency",
+    )?;
+    let rows = stmt.query_map([doc_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Adds a reader by forwarding consent.
+pub fn add_forwarded_reader(
+    conn: &Connection,
+    doc_id: &str,
+    agency: &str,
+    forwarder: &str,
+    not_after: Option<u64>,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO custody_readers (doc_id, agency, origin, not_after, forwarded_by)
+         VALUES (?1, ?2, 'forwarded', ?3, ?4)",
+        params![doc_id, agency, not_after.map(|t| t as i64), forwarder],
+    )?;
+    Ok(())
+}
+
+/// Reader side: when this node deleted its copy of a document from `sender`, and why.
+pub fn inbox_deletion(
+    conn: &Connection,
+    doc_id: &str,
+    sender: &str,
+) -> Result<Option<(u64, String)>> {
+    Ok(conn
+        .query_row(
+            "SELECT deleted_at, reason FROM inbox_deletions WHERE doc_id = ?1 AND sender = ?2",
+            [doc_id, sender],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Reader side: records a deletion (the first one stands). Returns the recorded time.
+pub fn record_inbox_deletion(
+    conn: &Connection,
+    doc_id: &str,
+    sender: &str,
+    reason: DeletionReason,
+    now: u64,
+) -> Result<u64> {
+    conn.execute(
+        "INSERT OR IGNORE INTO inbox_deletions (doc_id, sender, reason, deleted_at) VALUES (?1, ?2, ?3, ?4)",
+        params![doc_id, sender, reason.as_str(), now as i64],
+    )?;
+    Ok(inbox_deletion(conn, doc_id, sender)?.map_or(now, |(at, _)| at))
+}
+
+/// Reader side: received documents not deleted yet: (doc id, sender, blob).
+pub fn held_inbox(conn: &Connection) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare(
+        "SELECT i.doc_id, i.sender, i.blob FROM inbox i
+         LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
+         WHERE d.doc_id IS NULL",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+#[path = "custody_tests.rs"]
+mod tests;

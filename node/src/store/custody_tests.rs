@@ -1,0 +1,141 @@
+//! Tests of the originator's store: registration, nonces, revocation, expiry and shredding,
+//! on a real SQLite database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use liaise_keys::{AgencyId, EncryptionSecretKey, KemAlgorithm, SigningSecretKey, Timestamp};
+use liaise_protocol::{
+    KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SectionInput, SectionMetadata,
+};
+
+use super::*;
+
+const NOW: u64 = 1_800_000_000;
+
+fn sealed(not_after: [Option<u64>; 2]) -> liaise_protocol::SealedSummary {
+    let signing = SigningSecretKey::generate();
+    let mut content: &[u8] = b"case file";
+    let recipients = ["nl.court.utrecht", "nl.city.utrecht"]
+        .iter()
+        .zip(not_after)
+        .map(|(a, t)| RecipientSpec {
+            agency: AgencyId::new(a).unwrap(),
+            key: EncryptionSecretKey::generate(KemAlgorithm::X25519)
+                .public_key()
+                .clone(),
+            policy: RecipientPolicy {
+                sections: vec![0],
+                not_after: t.map(Timestamp),
+                forward_to: Vec::new(),
+            },
+        })
+        .collect();
+    let request = SealRequest {
+        sender: AgencyId::new("nl.probation.utrecht").unwrap(),
+        signing_key: &signing,
+        created: Timestamp(NOW),
+        label: "restricted".into(),
+        purpose: String::new(),
+        custody: KeyCustody::Originator,
+        sections: vec![SectionInput {
+            name: "main".into(),
+            metadata: SectionMetadata::default(),
+            content_len: 9,
+            content: &mut content,
+        }],
+        recipients,
+    };
+    liaise_protocol::seal(request, &mut Vec::new()).unwrap()
+}
+
+fn store(summary: &liaise_protocol::SealedSummary) -> (tempfile::TempDir, Connection, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+    let secrets = summary.originator.as_ref().unwrap();
+    register(&conn, &summary.info, &summary.signed_header, secrets, NOW).unwrap();
+    (dir, conn, summary.info.document_id.to_string())
+}
+
+#[test]
+fn register_keeps_the_share_and_the_readers() {
+    let summary = sealed([None, Some(NOW + 10)]);
+    let (_dir, conn, doc) = store(&summary);
+    let held = document(&conn, &doc).unwrap().unwrap();
+    assert_eq!(held.share, Some(summary.originator.unwrap().share));
+    assert!(liaise_protocol::parse_stored_header(&held.header).is_ok());
+    let masked = held.masked_keys.unwrap();
+    assert!(masked_keys_for(&masked, &[0]).is_some());
+    assert!(masked_keys_for(&masked, &[1]).is_none());
+    let all = readers(&conn, &doc).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(
+        reader(&conn, &doc, "nl.city.utrecht")
+            .unwrap()
+            .unwrap()
+            .not_after,
+        Some(NOW + 10)
+    );
+    assert!(reader(&conn, &doc, "be.city.gent").unwrap().is_none());
+}
+
+#[test]
+fn a_nonce_is_accepted_once_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+    assert!(nonce_is_fresh(&conn, "nl.court.utrecht", &[1; 16], NOW).unwrap());
+    assert!(!nonce_is_fresh(&conn, "nl.court.utrecht", &[1; 16], NOW).unwrap());
+    // Another agency's identical nonce is its own.
+    assert!(nonce_is_fresh(&conn, "nl.city.utrecht", &[1; 16], NOW).unwrap());
+    // Still remembered at the edge of twice the window, forgotten one second later.
+    let edge = NOW + 2 * REQUEST_WINDOW_SECS;
+    assert!(!nonce_is_fresh(&conn, "nl.court.utrecht", &[1; 16], edge).unwrap());
+    assert!(nonce_is_fresh(&conn, "nl.court.utrecht", &[1; 16], edge + 1).unwrap());
+}
+
+#[test]
+fn revoking_every_reader_shreds_the_share() {
+    let summary = sealed([None, None]);
+    let (_dir, conn, doc) = store(&summary);
+    let court = AgencyId::new("nl.court.utrecht").unwrap();
+    assert_eq!(
+        revoke(&conn, &doc, Some(&court), NOW).unwrap(),
+        vec![court.to_string()]
+    );
+    assert_eq!(shred_if_unneeded(&conn, &doc, NOW).unwrap(), None);
+    assert!(document(&conn, &doc).unwrap().unwrap().share.is_some());
+    // Revoking again changes nothing; revoking all revokes the other reader.
+    assert!(revoke(&conn, &doc, Some(&court), NOW).unwrap().is_empty());
+    assert_eq!(
+        revoke(&conn, &doc, None, NOW).unwrap(),
+        vec!["nl.city.utrecht".to_owned()]
+    );
+    assert_eq!(
+        shred_if_unneeded(&conn, &doc, NOW).unwrap(),
+        Some("revoked")
+    );
+    let held = document(&conn, &doc).unwrap().unwrap();
+    assert!(held.share.is_none() && held.masked_keys.is_none());
+    assert_eq!(held.shred_reason.as_deref(), Some("revoked"));
+    let due = deletions_due(&conn, NOW, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|d| d.reason == "revoked"));
+}
+
+#[test]
+fn expiry_queues_deletions_and_shreds_when_the_last_reader_expires() {
+    let summary = sealed([Some(NOW + 5), Some(NOW + 10)]);
+    let (_dir, conn, doc) = store(&summary);
+    // At not_after a reader may still open: nothing happens.
+    assert!(queue_expired(&conn, NOW + 5).unwrap().is_empty());
+    assert_eq!(queue_expired(&conn, NOW + 6).unwrap().len(), 1);
+    assert_eq!(shred_if_unneeded(&conn, &doc, NOW + 6).unwrap(), None);
+    assert_eq!(queue_expired(&conn, NOW + 11).unwrap().len(), 1);
+    assert_eq!(
+        shred_if_unneeded(&conn, &doc, NOW + 11).unwrap(),
+        Some("expired")
+    );
+    let due = deletions_due(&conn, NOW + 11, 10).unwrap();
+    assert!(due.iter().all(|d| d.reason == "expired"));
+    deletion_done(&conn, &doc, "nl.court.utrecht", b"receipt").unwrap();
+    assert_eq!(deletions_due(&conn, NOW + 11, 10).unwrap().len(), 1);
+}
