@@ -10,7 +10,7 @@ use liaise_keys::{AgencyId, SigningPublicKey, Timestamp, codec};
 
 use super::{EVIDENCE_MAGIC, EVIDENCE_VERSION, EvidenceMeta, MAX_EVIDENCE_META_LEN};
 use crate::log::{LogEntry, SignedCheckpoint, SignedCountersignature};
-use crate::sealed::{DocumentInfo, SignerCheck, SignerRejected};
+use crate::sealed::DocumentInfo;
 use crate::wire::{DeletionReceiptBody, Signed, SignedReceipt};
 
 /// Why a bundle is not valid evidence. Coarse on purpose where signatures are concerned.
@@ -193,7 +193,7 @@ fn verify_document<R: Read>(
         hasher: Sha256::new(),
         count: 0,
     };
-    let info = crate::sealed::verify(&mut hashing, &RosterSigners(roster))
+    let info = crate::sealed::verify(&mut hashing, &crate::sealed::RosterSignerCheck(roster))
         .map_err(|e| EvidenceError::Document(e.to_string()))?;
     // Anything `verify` left unread of the announced length is also hashed.
     std::io::copy(&mut hashing, &mut std::io::sink())?;
@@ -266,30 +266,6 @@ fn key_of(
         .member(agency)
         .map(|m| m.signing_key)
         .ok_or(EvidenceError::BadSignature(what))
-}
-
-/// A document signer is trusted if the roster lists the key as the agency's and had not
-/// revoked it by the claimed signing time.
-struct RosterSigners<'a>(&'a Roster);
-
-impl SignerCheck for RosterSigners<'_> {
-    fn check(
-        &self,
-        agency: &AgencyId,
-        key: &SigningPublicKey,
-        signed_at: Timestamp,
-    ) -> Result<(), SignerRejected> {
-        let member = self.0.member(agency).ok_or(SignerRejected::NotInRoster)?;
-        if &member.signing_key != key {
-            return Err(SignerRejected::WrongKey);
-        }
-        if let Some(revoked) = self.0.revocation(&key.fingerprint())
-            && revoked.revoked_at <= signed_at
-        {
-            return Err(SignerRejected::Revoked);
-        }
-        Ok(())
-    }
 }
 
 struct HashingReader<R> {

@@ -47,7 +47,7 @@ pub use open::{
 pub use plaintext::SectionMetadata;
 pub use seal::{RecipientSpec, SealRequest, SealedSummary, SectionInput, seal};
 pub use share::{OriginatorSecrets, OriginatorShare, SHARE_LEN};
-pub use signer::{SignerCheck, SignerRejected, TrustedSigner};
+pub use signer::{RosterSignerCheck, SignerCheck, SignerRejected, TrustedSigner};
 pub use sshsig::allowed_signers_line;
 pub use verify::{
     UnverifiedPrefix, danger_read_unverified_header, danger_read_unverified_prefix, verify,

@@ -4,6 +4,7 @@
 //! and the caller checks both against its roster (the key is that agency's, and was not
 //! revoked at the claimed signing time).
 
+use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, SigningPublicKey, Timestamp};
 
 /// Why the roster refused a document's signer.
@@ -69,5 +70,31 @@ impl SignerCheck for TrustedSigner {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Trusts a signer if the roster lists the key as the agency's signing key and had not revoked
+/// it by the claimed signing time. The one roster check used by the node, the CLI and the
+/// evidence verifier.
+#[derive(Debug, Clone, Copy)]
+pub struct RosterSignerCheck<'a>(pub &'a Roster);
+
+impl SignerCheck for RosterSignerCheck<'_> {
+    fn check(
+        &self,
+        agency: &AgencyId,
+        key: &SigningPublicKey,
+        signed_at: Timestamp,
+    ) -> Result<(), SignerRejected> {
+        let member = self.0.member(agency).ok_or(SignerRejected::NotInRoster)?;
+        if &member.signing_key != key {
+            return Err(SignerRejected::WrongKey);
+        }
+        if let Some(revoked) = self.0.revocation(&key.fingerprint())
+            && revoked.revoked_at <= signed_at
+        {
+            return Err(SignerRejected::Revoked);
+        }
+        Ok(())
     }
 }
