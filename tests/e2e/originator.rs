@@ -226,10 +226,11 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     ));
     assert!(has_entry(&log_of(&fed, city, &doc), "revoke", PROBATION));
 
-    // Expiry works the same way at the not-after time.
-    let short = send(&fed, city, PROBATION, &["--expires", "4s"]);
+    // Expiry works the same way at the not-after time (with room for a slow machine before it).
+    let sealed_at = Instant::now();
+    let short = send(&fed, city, PROBATION, &["--expires", "8s"]);
     open(&fed, probation, &short, Some("before expiry"), "out-3").ok();
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(sealed_at.elapsed()));
     let run = open(&fed, probation, &short, Some("after expiry"), "out-4");
     assert_ne!(run.code, Some(0));
     assert!(

@@ -41,6 +41,10 @@ impl fmt::Display for OriginatorUnreachable {
 
 impl std::error::Error for OriginatorUnreachable {}
 
+fn secrets_owner(home: &Home) -> Result<liaise_keys::AgencyId> {
+    Ok(home.profile()?.agency)
+}
+
 /// For a document under originator control: the share for this open, fetched through the
 /// node. `None` for offline documents.
 pub fn obtain_share(
@@ -63,7 +67,9 @@ pub fn obtain_share(
     let Ok(info) = liaise_protocol::danger_read_unverified_header(BufReader::new(file)) else {
         return Ok(None);
     };
-    if info.custody == KeyCustody::Offline {
+    // Offline documents need no share; a sender is never its own reader (the open then
+    // says so), so it does not ask itself.
+    if info.custody == KeyCustody::Offline || info.sender == secrets_owner(home)? {
         return Ok(None);
     }
     let Some(reason) = reason else {

@@ -24,7 +24,7 @@ use crate::store::custody::{self, LogKind, record_event};
 use crate::store::hex;
 
 /// How long a reader waits for the originator's answer.
-pub const SHARE_ANSWER_TIMEOUT: Duration = Duration::from_secs(20);
+pub const SHARE_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A request refused, with what to record and answer.
 #[derive(Debug, Clone)]
