@@ -162,7 +162,7 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         .filter(|r| r.agency != node.me)
         .collect();
     let blobs = node.store.blobs.clone();
-    let (hash, len) = tokio::task::spawn_blocking(move || blobs.adopt_file(&file)).await??;
+    let (hash, len) = blobs.adopt_file_grouped(file).await?;
     let now = crate::daemon::now_secs();
     let default_expiry = now.saturating_add(DEFAULT_DELIVERY_WINDOW.as_secs());
     let doc = NewOutgoing {

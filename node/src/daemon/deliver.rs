@@ -3,14 +3,14 @@
 //! delivery window ends. State lives in the database, so retries survive restarts.
 
 use std::collections::HashSet;
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use liaise_keys::AgencyId;
 use liaise_protocol::wire::{Message, MessageKind, RejectReason};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Semaphore;
 
 use super::framed::{answer_timeout, read_message_within, write_message};
@@ -29,6 +29,8 @@ pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 pub const MAX_PARALLEL_DELIVERIES: usize = 32;
 /// Bytes per write when streaming a document.
 const SEND_CHUNK: usize = 1024 * 1024;
+/// Chunks read from disk ahead of the network.
+const READ_AHEAD: usize = 1;
 
 /// The wait before attempt `attempts + 1`: `FIRST * 2^attempts`, capped, then a uniformly
 /// random point in its upper half (jitter, so that many senders do not retry in step).
@@ -221,30 +223,21 @@ async fn offer_and_send(
         _ => return Err(anyhow!("unexpected answer").into()),
     };
     let path = node.store.blobs.path(&content_hash);
-    // tokio's file reads run on its blocking threads, off the async workers.
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    file.seek(SeekFrom::Start(offset))
-        .await
-        .context("cannot seek in the document")?;
+    let mut chunks = read_ahead(path, offset, due.sealed_len)?;
     let key = (due.doc_id.clone(), due.recipient.clone());
     let mut sent = offset;
-    let mut buf = vec![0u8; SEND_CHUNK];
-    while sent < due.sealed_len {
-        let want =
-            usize::try_from((due.sealed_len - sent).min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
-        let chunk = buf.get_mut(..want).context("buffer")?;
-        file.read_exact(chunk)
-            .await
-            .context("the stored document is shorter than recorded")?;
-        send.write_all(chunk)
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk?;
+        send.write_all(&chunk)
             .await
             .context("the transfer was interrupted")?;
-        sent += want as u64;
+        sent += chunk.len() as u64;
         if let Ok(mut s) = node.sending.lock() {
             s.insert(key.clone(), sent);
         }
+    }
+    if sent != due.sealed_len {
+        return Err(anyhow!("the stored document could not be read to its end").into());
     }
     send.finish()
         .map_err(|e| anyhow!("cannot finish the stream: {e}"))?;
@@ -260,6 +253,36 @@ async fn offer_and_send(
         Message::Reject { reason, detail } => Err(rejected(reason, &detail)),
         _ => Err(anyhow!("unexpected answer").into()),
     }
+}
+
+/// Reads the stored document from `offset` to `len` on a blocking thread, [`READ_AHEAD`]
+/// chunks of [`SEND_CHUNK`] bytes ahead of the network; ends early after a read error.
+fn read_ahead(
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+) -> anyhow::Result<tokio::sync::mpsc::Receiver<anyhow::Result<Vec<u8>>>> {
+    let mut file =
+        std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    file.seek(SeekFrom::Start(offset))
+        .context("cannot seek in the document")?;
+    let (chunks, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut at = offset;
+        while at < len {
+            let want = usize::try_from((len - at).min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
+            let mut chunk = vec![0u8; want];
+            let read = file
+                .read_exact(&mut chunk)
+                .context("the stored document is shorter than recorded");
+            let failed = read.is_err();
+            if chunks.blocking_send(read.map(|()| chunk)).is_err() || failed {
+                return;
+            }
+            at += want as u64;
+        }
+    });
+    Ok(rx)
 }
 
 fn rejected(reason: RejectReason, detail: &str) -> Failure {

@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::Node;
 use super::receive::SYNC_EVERY;
+use super::tee_verify::{StreamVerifier, Verdict};
 use crate::store::Blobs;
 use crate::trust::RosterSignerCheck;
 
@@ -242,60 +243,165 @@ pub fn is_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
 }
 
-/// The partial file of one transfer: appended to and hashed off the async runtime, fsynced
-/// every [`SYNC_EVERY`] bytes and at the end.
+/// Bytes gathered from the network before they go to the writer thread in one write.
+pub const WRITE_CHUNK: usize = 256 * 1024;
+/// Chunks queued for the writer of one transfer: at most this many [`WRITE_CHUNK`]s are
+/// held in memory while the disk catches up with the network.
+pub const WRITE_QUEUE_LEN: usize = 4;
+
+/// A partial file's bytes are fsynced beside its writer each time this many more were
+/// written; the writer waits for the previous fsync first, so at most twice this many
+/// (less than [`SYNC_EVERY`]) are ever not yet durable, and the fsync at the end has little
+/// left to write.
+const SYNC_STEP: u64 = SYNC_EVERY / 4;
+
+/// An fsync of a partial file running on its own thread while the writer goes on.
+struct BackgroundSync(Option<std::thread::JoinHandle<std::io::Result<()>>>);
+
+impl BackgroundSync {
+    /// Waits for the running fsync, then starts one of everything written so far.
+    fn restart(&mut self, file: &File) -> std::io::Result<()> {
+        self.wait()?;
+        let file = file.try_clone()?;
+        let sync = std::thread::Builder::new()
+            .name("liaise-sync".into())
+            .spawn(move || file.sync_data())?;
+        self.0 = Some(sync);
+        Ok(())
+    }
+
+    /// Waits for the running fsync, if any.
+    fn wait(&mut self) -> std::io::Result<()> {
+        match self.0.take() {
+            Some(sync) => sync
+                .join()
+                .map_err(|_| std::io::Error::other("the fsync thread failed"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// One step for the writer thread of a partial file.
+enum WriteStep {
+    /// Append these bytes.
+    Bytes(Vec<u8>),
+    /// Answer once every earlier step is done.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The partial file of one transfer: the network's small chunks gathered into writes of
+/// [`WRITE_CHUNK`] bytes, appended and hashed on a blocking thread of its own while the next
+/// ones arrive (at most [`WRITE_QUEUE_LEN`] queued), fsynced beside the writer every
+/// [`SYNC_STEP`] bytes and at the end.
 #[derive(Debug)]
 pub struct PartialWriter {
-    file: File,
-    hasher: Sha256,
-    since_sync: u64,
+    pending: Vec<u8>,
+    steps: tokio::sync::mpsc::Sender<WriteStep>,
+    task: tokio::task::JoinHandle<std::io::Result<(Sha256, Option<Verdict>)>>,
 }
 
 impl PartialWriter {
     /// Opens (creating, private) the partial file to append after its first `held` bytes,
-    /// whose hash state is `hasher`.
-    pub fn open(partial: &Path, held: u64, hasher: Sha256) -> std::io::Result<Self> {
+    /// whose hash state is `hasher`, and starts its writer thread.
+    /// With a `verifier`, every byte written is also handed to it (a fresh transfer only:
+    /// it must see the document from its first byte).
+    pub fn open(
+        partial: &Path,
+        held: u64,
+        mut hasher: Sha256,
+        mut verifier: Option<StreamVerifier>,
+    ) -> std::io::Result<Self> {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(partial)?;
         file.seek(SeekFrom::Start(held))?;
-        Ok(Self {
-            file,
-            hasher,
-            since_sync: 0,
-        })
-    }
-
-    /// Appends `bytes` on a blocking thread; the writer comes back for the next chunk.
-    pub async fn append<B>(mut self, bytes: B) -> std::io::Result<Self>
-    where
-        B: AsRef<[u8]> + Send + 'static,
-    {
-        tokio::task::spawn_blocking(move || {
-            let bytes = bytes.as_ref();
-            self.file.write_all(bytes)?;
-            self.hasher.update(bytes);
-            self.since_sync += bytes.len() as u64;
-            if self.since_sync >= SYNC_EVERY {
-                self.file.sync_data()?;
-                self.since_sync = 0;
+        let (steps, mut queue) = tokio::sync::mpsc::channel::<WriteStep>(WRITE_QUEUE_LEN);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut since_sync = 0u64;
+            let mut background = BackgroundSync(None);
+            while let Some(step) = queue.blocking_recv() {
+                match step {
+                    WriteStep::Bytes(bytes) => {
+                        file.write_all(&bytes)?;
+                        hasher.update(&bytes);
+                        since_sync += bytes.len() as u64;
+                        if let Some(verifier) = verifier.as_mut() {
+                            verifier.feed(&Arc::new(bytes));
+                        }
+                        if since_sync >= SYNC_STEP {
+                            background.restart(&file)?;
+                            since_sync = 0;
+                        }
+                    }
+                    WriteStep::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
-            Ok(self)
+            // Also when the transfer was interrupted: the bytes held are kept for a resume.
+            background.wait()?;
+            file.sync_all()?;
+            Ok((hasher, verifier.map(StreamVerifier::finish)))
+        });
+        Ok(Self {
+            pending: Vec::new(),
+            steps,
+            task,
         })
-        .await
-        .map_err(std::io::Error::other)?
     }
 
-    /// fsyncs the file on a blocking thread and returns the hash state over all of it.
-    pub async fn finish(self) -> std::io::Result<Sha256> {
-        tokio::task::spawn_blocking(move || {
-            self.file.sync_all()?;
-            Ok(self.hasher)
-        })
-        .await
-        .map_err(std::io::Error::other)?
+    /// Appends `bytes`: gathered, and handed to the writer thread once [`WRITE_CHUNK`] bytes
+    /// are together; waits only while its queue is full.
+    pub async fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve_exact(WRITE_CHUNK.max(bytes.len()));
+        }
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= WRITE_CHUNK {
+            self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the gathered bytes to the writer thread.
+    async fn hand_over(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let bytes = std::mem::take(&mut self.pending);
+        if self.steps.send(WriteStep::Bytes(bytes)).await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Waits until every byte appended is in the file (not yet fsynced).
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        self.hand_over().await?;
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.steps.send(WriteStep::Flush(done)).await.is_err() || written.await.is_err() {
+            return Err(self.failure().await);
+        }
+        Ok(())
+    }
+
+    /// Writes every byte appended, fsyncs the file and returns the hash state over all of it
+    /// and the verifier's verdict, if it had one.
+    pub async fn finish(mut self) -> std::io::Result<(Sha256, Option<Verdict>)> {
+        self.hand_over().await?;
+        drop(self.steps);
+        self.task.await.map_err(std::io::Error::other)?
+    }
+
+    /// The error the writer thread stopped with.
+    async fn failure(&mut self) -> std::io::Error {
+        match (&mut self.task).await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => std::io::Error::other("the partial file writer stopped"),
+            Err(e) => std::io::Error::other(e),
+        }
     }
 }
 
@@ -373,9 +479,12 @@ mod tests {
         std::fs::write(&path, b"abc").unwrap();
         let mut hasher = Sha256::new();
         hasher.update(b"abc");
-        let writer = PartialWriter::open(&path, 3, hasher).unwrap();
-        let writer = writer.append(b"def").await.unwrap();
-        let hash: [u8; 32] = writer.finish().await.unwrap().finalize().into();
+        let mut writer = PartialWriter::open(&path, 3, hasher, None).unwrap();
+        writer.append(b"de").await.unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abcde");
+        writer.append(b"f").await.unwrap();
+        let hash: [u8; 32] = writer.finish().await.unwrap().0.finalize().into();
         assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(b"abcdef")));
         assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
     }

@@ -16,6 +16,7 @@ mod incoming;
 mod peers;
 mod receive;
 pub mod share;
+mod tee_verify;
 mod witness;
 
 use std::collections::HashMap;

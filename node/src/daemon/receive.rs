@@ -9,12 +9,13 @@
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::SignerCheck;
 use liaise_protocol::wire::WireError;
 use liaise_protocol::wire::{
     CloseCode, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody, RejectReason,
@@ -34,9 +35,10 @@ use super::gossip::serve_hello;
 use super::incoming::{
     HeaderGate, OfferedDocument, PartialWriter, check_quota, is_disk_full, sweep_partials,
 };
+use super::tee_verify::{StreamVerifier, Verdict};
 use super::{Node, now_secs};
+use crate::store::hex;
 use crate::store::records::{self, InboxRow};
-use crate::store::{blobs::sync_dir, hex};
 use crate::transport::peer_agency;
 use crate::trust::RosterSignerCheck;
 
@@ -351,7 +353,8 @@ async fn receive_inner(
         gate = check_header(node, &partial, gate, held_len, peer, &offer).await?;
     }
     send_accept(send, held_len).await?;
-    let hasher = receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
+    let (hasher, verdict) =
+        receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
     let hash: [u8; 32] = hasher.finalize().into();
     if hash != offer.content_hash {
         let _ = fs::remove_file(&partial);
@@ -362,7 +365,7 @@ async fn receive_inner(
             "bytes do not match the offered hash; start again".into(),
         ));
     }
-    let row = check_document(node, &partial, peer, &offer).await?;
+    let row = check_document(node, &partial, peer, &offer, verdict).await?;
     let receipt = store_document(node, &partial, row, &offer, peer).await?;
     send_receipt(send, receipt).await
 }
@@ -434,36 +437,56 @@ async fn receive_bytes(
     offer: &Offer,
     hasher: Sha256,
     mut gate: HeaderGate,
-) -> Result<Sha256, Outcome> {
+) -> Result<(Sha256, Option<Verdict>), Outcome> {
     let total = offer.sealed_len;
-    let mut writer = PartialWriter::open(partial, held, hasher).map_err(|e| map_io(&e))?;
-    loop {
-        let chunk = tokio::time::timeout(
-            super::framed::FRAME_TIMEOUT,
-            recv.read_chunk(1024 * 1024, true),
-        )
-        .await
-        .map_err(|_| Outcome::Gone("peer stalled".into()))?
-        .map_err(|e| Outcome::Gone(e.to_string()))?;
-        let Some(chunk) = chunk else { break };
-        let n = chunk.bytes.len() as u64;
-        if held + n > total {
-            return Err(Outcome::Violation(FrameError::Stream(
-                "more bytes than offered".into(),
+    // A fresh transfer is verified as it is written; a resumed one once complete.
+    let verifier = if held == 0 {
+        Some(StreamVerifier::start(node.roster.current()).map_err(internal)?)
+    } else {
+        None
+    };
+    let mut writer =
+        PartialWriter::open(partial, held, hasher, verifier).map_err(|e| map_io(&e))?;
+    let received = async {
+        loop {
+            let chunk = tokio::time::timeout(
+                super::framed::FRAME_TIMEOUT,
+                recv.read_chunk(64 * 1024, true),
+            )
+            .await
+            .map_err(|_| Outcome::Gone("peer stalled".into()))?
+            .map_err(|e| Outcome::Gone(e.to_string()))?;
+            let Some(chunk) = chunk else { break };
+            let n = chunk.bytes.len() as u64;
+            if held + n > total {
+                return Err(Outcome::Violation(FrameError::Stream(
+                    "more bytes than offered".into(),
+                )));
+            }
+            writer.append(&chunk.bytes).await.map_err(|e| map_io(&e))?;
+            held += n;
+            if gate.due(held, total) {
+                writer.flush().await.map_err(|e| map_io(&e))?;
+                gate = check_header(node, partial, gate, held, peer, offer).await?;
+            }
+        }
+        if held != total {
+            return Err(Outcome::Gone(format!(
+                "stream ended at {held} of {total} bytes"
             )));
         }
-        writer = writer.append(chunk.bytes).await.map_err(|e| map_io(&e))?;
-        held += n;
-        if gate.due(held, total) {
-            gate = check_header(node, partial, gate, held, peer, offer).await?;
+        Ok(())
+    }
+    .await;
+    match received {
+        Ok(()) => writer.finish().await.map_err(|e| map_io(&e)),
+        Err(gone @ Outcome::Gone(_)) => {
+            // Keep what arrived, for a resumed transfer.
+            let _ = writer.finish().await;
+            Err(gone)
         }
+        Err(e) => Err(e),
     }
-    if held != total {
-        return Err(Outcome::Gone(format!(
-            "stream ended at {held} of {total} bytes"
-        )));
-    }
-    writer.finish().await.map_err(|e| map_io(&e))
 }
 
 fn map_io(e: &std::io::Error) -> Outcome {
@@ -478,25 +501,36 @@ fn map_io(e: &std::io::Error) -> Outcome {
 }
 
 /// Verifies the complete document: sealed format and signature against the roster, signer is
-/// the peer, this agency is a recipient, id matches the offer.
+/// the peer, this agency is a recipient, id matches the offer. `verdict` is the verification
+/// done while the bytes were written, if there was one; its signer is checked again against
+/// the roster in force now.
 async fn check_document(
     node: &Node,
     partial: &Path,
     peer: &AgencyId,
     offer: &Offer,
+    verdict: Option<Verdict>,
 ) -> Result<InboxRow, Outcome> {
     let roster = node.roster.current();
     let path = partial.to_path_buf();
-    let info = tokio::task::spawn_blocking(move || -> Result<_, String> {
-        let file = File::open(&path).map_err(|e| e.to_string())?;
-        liaise_protocol::verify(
-            BufReader::with_capacity(1024 * 1024, file),
-            &RosterSignerCheck(&roster),
-        )
-        .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(internal)?;
+    let info = match verdict {
+        Some(verdict) => verdict.and_then(|info| {
+            RosterSignerCheck(&roster)
+                .check(&info.sender, &info.sender_key, info.created)
+                .map_err(|e| format!("signer refused: {e}"))?;
+            Ok(info)
+        }),
+        None => tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let file = File::open(&path).map_err(|e| e.to_string())?;
+            liaise_protocol::verify(
+                BufReader::with_capacity(1024 * 1024, file),
+                &RosterSignerCheck(&roster),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(internal)?,
+    };
     let info = match info {
         Ok(info) => info,
         Err(e) => {
@@ -544,11 +578,11 @@ async fn store_document(
     offer: &Offer,
     peer: &AgencyId,
 ) -> Result<Vec<u8>, Outcome> {
-    let blobs = node.store.blobs.clone();
-    let (partial, hash): (PathBuf, [u8; 32]) = (partial.to_path_buf(), offer.content_hash);
-    tokio::task::spawn_blocking(move || blobs.install(&partial, &hash))
+    // Renamed and its folders fsynced in a group with other documents arriving now.
+    node.store
+        .blobs
+        .install_grouped(partial.to_path_buf(), &offer.content_hash)
         .await
-        .map_err(internal)?
         .map_err(internal)?;
     let body = ReceiptBody {
         version: RECEIPT_VERSION,
@@ -573,10 +607,7 @@ async fn store_document(
         .await
         .map_err(internal)?
         .unwrap_or(receipt);
-    if let Some(dir) = node.store.blobs.path(&offer.content_hash).parent() {
-        let dir = dir.to_path_buf();
-        let _ = tokio::task::spawn_blocking(move || sync_dir(&dir)).await;
-    }
+    // The blob folder was fsynced after the rename, before the row was written.
     Ok(receipt)
 }
 

@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use liaise_keys::AgencyId;
 use sha2::{Digest, Sha256};
 
+use super::install::Installer;
 use crate::fsutil::create_private_dir;
 
 /// Bytes read or written per step when copying and hashing.
@@ -29,6 +30,7 @@ pub struct Blobs {
     blobs: PathBuf,
     incoming: PathBuf,
     staging: PathBuf,
+    installer: Installer,
 }
 
 /// Lowercase hex of bytes (content hashes, document ids).
@@ -67,6 +69,7 @@ impl Blobs {
             blobs: store.join("blobs"),
             incoming: store.join("incoming"),
             staging: store.join("staging"),
+            installer: Installer::start(store.join("blobs"))?,
         };
         for dir in [&blobs.blobs, &blobs.incoming, &blobs.staging] {
             create_private_dir(dir)?;
@@ -130,25 +133,37 @@ impl Blobs {
     /// Takes a file into the store by renaming it (no copy) after hashing and fsyncing it;
     /// copies when the file is on another filesystem.
     pub fn adopt_file(&self, source: &Path) -> Result<([u8; 32], u64)> {
-        let mut file =
-            File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; COPY_BUFFER_LEN];
-        let mut len = 0u64;
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(buf.get(..n).unwrap_or_default());
-            len += n as u64;
-        }
-        file.sync_all()?;
-        let hash: [u8; 32] = hasher.finalize().into();
+        let (hash, len) = hash_and_sync(source)?;
         match self.install(source, &hash) {
             Ok(_) => Ok((hash, len)),
             Err(e) => self.after_failed_install(source, &hash, len, e),
         }
+    }
+
+    /// [`Self::adopt_file`] with the rename and folder fsyncs done in a group with other
+    /// documents being installed at the same time (see [`super::install`]).
+    pub async fn adopt_file_grouped(&self, source: PathBuf) -> Result<([u8; 32], u64)> {
+        let hashed = source.clone();
+        let (hash, len) = tokio::task::spawn_blocking(move || hash_and_sync(&hashed))
+            .await
+            .context("the store task failed")??;
+        match self.install_grouped(source.clone(), &hash).await {
+            Ok(_) => Ok((hash, len)),
+            Err(e) => {
+                let blobs = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    blobs.after_failed_install(&source, &hash, len, e)
+                })
+                .await
+                .context("the store task failed")?
+            }
+        }
+    }
+
+    /// [`Self::install`] in a group with other documents being installed at the same time
+    /// (see [`super::install`]).
+    pub async fn install_grouped(&self, complete: PathBuf, hash: &[u8; 32]) -> Result<PathBuf> {
+        self.installer.install(complete, self.path(hash)).await
     }
 
     /// `install` failed: if the source is still there the rename did not happen (another file
@@ -189,6 +204,30 @@ impl Blobs {
         }
         Ok(target)
     }
+}
+
+/// Hashes a file and fsyncs it: its hash and length.
+fn hash_and_sync(source: &Path) -> Result<([u8; 32], u64)> {
+    let mut file =
+        File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+    let mut hasher = Sha256::new();
+    // A small document needs no 1 MiB buffer (one more byte, to see the end in one read).
+    let size = file
+        .metadata()
+        .map_or(COPY_BUFFER_LEN as u64, |m| m.len() + 1);
+    let mut buf =
+        vec![0u8; usize::try_from(size).map_or(COPY_BUFFER_LEN, |s| s.min(COPY_BUFFER_LEN))];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+        len += n as u64;
+    }
+    file.sync_all()?;
+    Ok((hasher.finalize().into(), len))
 }
 
 /// An incoming transfer in progress, as found in the `incoming` folder.

@@ -12,6 +12,7 @@
 pub mod blobs;
 pub mod custody;
 pub mod db;
+pub mod install;
 pub mod records;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,126 @@
+//! Verifying an incoming document while it is written: the partial file's writer hands each
+//! chunk it wrote to a thread running [`liaise_protocol::verify`] over them, so a fresh
+//! transfer needs no second read of the whole file once it is complete. A resumed transfer
+//! (bytes already on disk) is still verified by reading the complete file.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use liaise_keys::roster::Roster;
+use liaise_protocol::DocumentInfo;
+
+use crate::trust::RosterSignerCheck;
+
+/// Chunks queued for the verifying thread before the writer waits for it.
+pub const VERIFY_QUEUE_LEN: usize = 4;
+
+/// What the verifying thread concluded: the document's claims, or why it does not verify.
+pub type Verdict = Result<DocumentInfo, String>;
+
+/// A verification running over the bytes of a transfer, in order, from its first byte.
+#[derive(Debug)]
+pub struct StreamVerifier {
+    chunks: Option<SyncSender<Arc<Vec<u8>>>>,
+    thread: JoinHandle<Verdict>,
+}
+
+impl StreamVerifier {
+    /// Starts verifying against `roster` (signer checks as at the transfer's start; the
+    /// caller checks the signer again against the roster in force at the end).
+    pub fn start(roster: Arc<Roster>) -> std::io::Result<Self> {
+        let (chunks, rx) = sync_channel(VERIFY_QUEUE_LEN);
+        let thread = std::thread::Builder::new()
+            .name("liaise-verify".into())
+            .spawn(move || {
+                let mut reader = ChunkReader {
+                    chunks: rx,
+                    current: Arc::default(),
+                    at: 0,
+                };
+                let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
+                    .map_err(|e| e.to_string())?;
+                // Lengths were checked against the header; bytes after the trailer are refused.
+                let mut rest = [0u8; 1];
+                match reader.read(&mut rest) {
+                    Ok(0) => Ok(info),
+                    _ => Err("bytes after the end of the document".to_owned()),
+                }
+            })?;
+        Ok(Self {
+            chunks: Some(chunks),
+            thread,
+        })
+    }
+
+    /// Hands the next bytes over (waits while the verifier is [`VERIFY_QUEUE_LEN`] chunks
+    /// behind). After the verifier has stopped (the document is already refused) this does
+    /// nothing.
+    pub fn feed(&mut self, bytes: &Arc<Vec<u8>>) {
+        if let Some(chunks) = &self.chunks
+            && chunks.send(Arc::clone(bytes)).is_err()
+        {
+            self.chunks = None;
+        }
+    }
+
+    /// Ends the input and waits for the verdict.
+    pub fn finish(mut self) -> Verdict {
+        self.chunks = None;
+        self.thread
+            .join()
+            .unwrap_or_else(|_| Err("the verifying thread failed".to_owned()))
+    }
+}
+
+/// `Read` over the chunks handed to the verifier; end of input when the writer is done.
+struct ChunkReader {
+    chunks: Receiver<Arc<Vec<u8>>>,
+    current: Arc<Vec<u8>>,
+    at: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at >= self.current.len() {
+            match self.chunks.recv() {
+                Ok(next) => {
+                    self.current = next;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let left = self.current.get(self.at..).unwrap_or_default();
+        let n = left.len().min(buf.len());
+        if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        self.at += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chunk_reader_yields_every_byte_in_order_then_ends() {
+        let (tx, rx) = sync_channel(8);
+        for part in [&b"ab"[..], b"", b"cde"] {
+            tx.send(Arc::new(part.to_vec())).unwrap();
+        }
+        drop(tx);
+        let mut reader = ChunkReader {
+            chunks: rx,
+            current: Arc::default(),
+            at: 0,
+        };
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"abcde");
+    }
+}
