@@ -11,7 +11,7 @@ use std::io::BufReader;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::wire::{
     CUSTODY_VERSION, DeleteRequestBody, DeletionReason, DeletionReceiptBody, Message, MessageKind,
@@ -20,7 +20,7 @@ use liaise_protocol::wire::{
 use quinn::{RecvStream, SendStream};
 use serde_json::{Value, json};
 
-use super::framed::{FrameError, read_message, write_message};
+use super::framed::{FrameError, write_message};
 use super::{Node, backoff, now_secs};
 use crate::store::custody::{self, DueDeletion, LogKind, record_event};
 use crate::store::{hex, parse_hex};
@@ -190,19 +190,15 @@ async fn ask_to_delete(node: &Node, due: &DueDeletion) -> Result<Vec<u8>> {
     };
     let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
     let conn = node.peers.get(node, &reader).await?;
-    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
-    write_message(&mut send, &Message::DeleteRequest { request }).await?;
-    let _ = send.finish();
-    let answer = tokio::time::timeout(
+    let expected = &[MessageKind::DeletionReceipt, MessageKind::Refused];
+    let answer = super::framed::request(
+        &conn,
+        &Message::DeleteRequest { request },
+        expected,
         RECEIPT_TIMEOUT,
-        read_message(
-            &mut recv,
-            &[MessageKind::DeletionReceipt, MessageKind::Refused],
-        ),
     )
     .await
-    .map_err(|_| anyhow!("no deletion receipt in time"))?
-    .map_err(|e| anyhow!("{e}"))?;
+    .context("no deletion receipt")?;
     let receipt = match answer {
         Message::DeletionReceipt { receipt } => receipt,
         Message::Refused { reason, detail } => bail!("refused: {}: {detail}", reason.as_str()),

@@ -14,7 +14,7 @@ use quinn::{RecvStream, SendStream};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::framed::{FrameError, read_message, write_message};
+use super::framed::{FrameError, write_message};
 use super::share::{Refused, SHARE_ANSWER_TIMEOUT};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
@@ -268,19 +268,15 @@ pub async fn request_forward(
         .get(node, &originator)
         .await
         .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
-    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
-    write_message(&mut send, &Message::ForwardRequest { request }).await?;
-    let _ = send.finish();
-    let answer = tokio::time::timeout(
+    let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
+    let answer = super::framed::request(
+        &conn,
+        &Message::ForwardRequest { request },
+        expected,
         SHARE_ANSWER_TIMEOUT,
-        read_message(
-            &mut recv,
-            &[MessageKind::ForwardConsent, MessageKind::Refused],
-        ),
     )
     .await
-    .map_err(|_| anyhow!("originator {originator} did not answer, try later"))?
-    .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e}"))?;
+    .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
     let consent = match answer {
         Message::ForwardConsent { consent } => consent,
         Message::Refused { reason, detail } => {

@@ -104,6 +104,26 @@ async fn read_body<R: AsyncRead + Unpin>(
     Ok(body)
 }
 
+/// Asks one question on a fresh bi-stream of `conn`: sends `message`, then reads the one
+/// answer, which must be one of `expected`, within `timeout`. The request/response shape of
+/// share requests, deletion requests and forward requests.
+pub async fn request(
+    conn: &quinn::Connection,
+    message: &Message,
+    expected: &'static [MessageKind],
+    timeout: Duration,
+) -> anyhow::Result<Message> {
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open a stream: {e}"))?;
+    write_message(&mut send, message).await?;
+    let _ = send.finish();
+    read_message_within(&mut recv, expected, timeout)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Writes one message.
 pub async fn write_message(send: &mut SendStream, message: &Message) -> anyhow::Result<()> {
     send.write_all(&encode_frame(message)).await?;

@@ -18,7 +18,7 @@ use quinn::{RecvStream, SendStream};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-use super::framed::{FrameError, read_message, write_message};
+use super::framed::{FrameError, write_message};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
 use crate::store::hex;
@@ -335,26 +335,11 @@ pub async fn fetch_share(
 
 async fn exchange(node: &Node, originator: &AgencyId, request: &[u8]) -> Result<Message> {
     let conn = node.peers.get(node, originator).await?;
-    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
-    write_message(
-        &mut send,
-        &Message::ShareRequest {
-            request: request.to_vec(),
-        },
-    )
-    .await?;
-    let _ = send.finish();
-    let answer = tokio::time::timeout(
-        SHARE_ANSWER_TIMEOUT,
-        read_message(
-            &mut recv,
-            &[MessageKind::ShareRelease, MessageKind::Refused],
-        ),
-    )
-    .await
-    .map_err(|_| anyhow!("no answer within {SHARE_ANSWER_TIMEOUT:?}"))?
-    .map_err(|e| anyhow!("{e}"))?;
-    Ok(answer)
+    let message = Message::ShareRequest {
+        request: request.to_vec(),
+    };
+    let expected = &[MessageKind::ShareRelease, MessageKind::Refused];
+    super::framed::request(&conn, &message, expected, SHARE_ANSWER_TIMEOUT).await
 }
 
 fn check_release(
