@@ -187,6 +187,14 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     assert_eq!(reader(&custody, PROBATION)["access"], "open");
     assert_eq!(custody["share"], "held");
     open(&fed, prison, &doc, Some("intake"), "out-p").fails_with("was deleted from this node");
+    let inbox = fed.json(prison, &["inbox"]);
+    let row = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["doc_id"] == doc.as_str())
+        .unwrap();
+    assert_eq!(row["verification"], "deleted", "{inbox:#}");
     assert!(has_entry(
         &log_of(&fed, prison, &doc),
         "deletion",

@@ -326,11 +326,15 @@ pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Every received document, newest first.
+/// Every received document, newest first. A copy deleted on the originator's request or at
+/// expiry shows `deleted` as its state.
 pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
     let mut stmt = conn.prepare(
-        "SELECT doc_id, sender, blob, sealed_len, label, created, received_at, verification
-         FROM inbox ORDER BY received_at DESC, doc_id",
+        "SELECT i.doc_id, i.sender, i.blob, i.sealed_len, i.label, i.created, i.received_at,
+                CASE WHEN d.doc_id IS NULL THEN i.verification ELSE 'deleted' END
+         FROM inbox i
+         LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
+         ORDER BY i.received_at DESC, i.doc_id",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(InboxRow {
