@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::framed::{FrameError, write_message};
-use super::share::{Refused, SHARE_ANSWER_TIMEOUT};
+use super::share::{Refused, SHARE_ANSWER_TIMEOUT, admit_reader};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
 use crate::store::{hex, parse_hex};
@@ -66,29 +66,15 @@ fn decide(
     body: &ForwardRequestBody,
     now: u64,
 ) -> Result<Result<Grant, Refused>> {
-    let forwarder = body.forwarder.as_str();
-    if !custody::nonce_is_fresh(conn, forwarder, &body.nonce, now)? {
-        return Ok(Err(refuse(
-            Refusal::Replayed,
-            "this request was seen before",
-        )));
-    }
+    let (doc, _reader) =
+        match admit_reader(conn, &body.document_id, &body.forwarder, &body.nonce, now)? {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(Err(refused)),
+        };
     let doc_id = hex(&body.document_id);
-    let Some(doc) = custody::document(conn, &doc_id)? else {
-        return Ok(Err(refuse(Refusal::UnknownDocument, "no such document")));
-    };
-    let Some(reader) = custody::reader(conn, &doc_id, forwarder)? else {
-        return Ok(Err(refuse(Refusal::NotRecipient, "not a reader")));
-    };
-    let (Some(_), Some(masked)) = (&doc.share, &doc.masked_keys) else {
+    let Some(masked) = &doc.masked_keys else {
         return Ok(Err(refuse(Refusal::Revoked, "the key share was deleted")));
     };
-    if doc.revoked_at.is_some() || reader.revoked_at.is_some() {
-        return Ok(Err(refuse(Refusal::Revoked, "access was revoked")));
-    }
-    if reader.not_after.is_some_and(|t| now > t) {
-        return Ok(Err(refuse(Refusal::Expired, "access has ended")));
-    }
     let Ok(info) = parse_stored_header(&doc.header) else {
         return Ok(Err(refuse(Refusal::Internal, "stored header unreadable")));
     };

@@ -83,44 +83,44 @@ pub fn check_request_signature(
     Ok(body)
 }
 
-/// Checks 3 to 7 of the spec against the store (inside the write that records the nonce):
-/// the share to release, or why not.
-pub fn check_request_policy(
+/// The checks every request a reader makes of the originator shares (share requests and
+/// forward requests), against the store inside the write that records the nonce: a fresh
+/// nonce, a document this node holds, a reader of it, a share not yet shredded, access neither
+/// revoked nor expired. Returns the document and the reader's row, or why not.
+pub(super) fn admit_reader(
     conn: &Connection,
-    body: &ShareRequestBody,
+    document_id: &[u8; 16],
+    agency: &AgencyId,
+    nonce: &[u8; 16],
     now: u64,
-) -> Result<Result<OriginatorShare, Refused>> {
-    let requester = body.requester.as_str();
-    if !custody::nonce_is_fresh(conn, requester, &body.nonce, now)? {
+) -> Result<Result<(custody::CustodyDocument, custody::CustodyReader), Refused>> {
+    let agency = agency.as_str();
+    if !custody::nonce_is_fresh(conn, agency, nonce, now)? {
         return Ok(Err(refuse(
             Refusal::Replayed,
             "this request was seen before",
         )));
     }
-    let doc_id = hex(&body.document_id);
+    let doc_id = hex(document_id);
     let Some(doc) = custody::document(conn, &doc_id)? else {
         return Ok(Err(refuse(
             Refusal::UnknownDocument,
             "the originator holds no such document",
         )));
     };
-    let reader = custody::reader(conn, &doc_id, requester)?;
-    let Some(share) = doc.share else {
+    let Some(reader) = custody::reader(conn, &doc_id, agency)? else {
+        return Ok(Err(refuse(
+            Refusal::NotRecipient,
+            format!("{agency} is not a reader of this document"),
+        )));
+    };
+    if doc.share.is_none() || doc.masked_keys.is_none() {
         let reason = match doc.shred_reason.as_deref() {
             Some("expired") => Refusal::Expired,
             _ => Refusal::Revoked,
         };
-        if reader.is_none() {
-            return Ok(Err(refuse(Refusal::NotRecipient, "not a reader")));
-        }
         return Ok(Err(refuse(reason, "the key share was deleted")));
-    };
-    let Some(reader) = reader else {
-        return Ok(Err(refuse(
-            Refusal::NotRecipient,
-            format!("{requester} is not a reader of this document"),
-        )));
-    };
+    }
     if doc.revoked_at.is_some() || reader.revoked_at.is_some() {
         return Ok(Err(refuse(Refusal::Revoked, "access was revoked")));
     }
@@ -132,11 +132,28 @@ pub fn check_request_policy(
             format!("access ended at {}", Timestamp(not_after)),
         )));
     }
+    Ok(Ok((doc, reader)))
+}
+
+/// Checks 3 to 7 of the spec: the share to release, or why not.
+pub fn check_request_policy(
+    conn: &Connection,
+    body: &ShareRequestBody,
+    now: u64,
+) -> Result<Result<OriginatorShare, Refused>> {
+    let (doc, _reader) =
+        match admit_reader(conn, &body.document_id, &body.requester, &body.nonce, now)? {
+            Ok(admitted) => admitted,
+            Err(refused) => return Ok(Err(refused)),
+        };
     // The stored header must still parse; it is what the decision rests on.
     if parse_stored_header(&doc.header).is_err() {
         return Ok(Err(refuse(Refusal::Internal, "stored header unreadable")));
     }
-    Ok(Ok(share))
+    match doc.share {
+        Some(share) => Ok(Ok(share)),
+        None => Ok(Err(refuse(Refusal::Revoked, "the key share was deleted"))),
+    }
 }
 
 /// The originator's side of a share-request stream.
