@@ -23,14 +23,14 @@ const PROBATION: &str = "nl.probation.utrecht";
 const PRISON: &str = "nl.prison.vught";
 
 /// A member's keys in the test's hands, dialling one node.
-struct Member {
+pub(super) struct Member {
     endpoint: quinn::Endpoint,
     target: SocketAddr,
     target_agency: String,
 }
 
 impl Member {
-    fn new(fed: &TestFederation, who: &Agency, target: &Agency) -> Self {
+    pub(super) fn new(fed: &TestFederation, who: &Agency, target: &Agency) -> Self {
         let home = Home::new(fed.sandbox.path(&who.home));
         let secrets = home
             .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
@@ -45,7 +45,7 @@ impl Member {
         }
     }
 
-    async fn connect(&self) -> quinn::Connection {
+    pub(super) async fn connect(&self) -> quinn::Connection {
         self.endpoint
             .connect(self.target, &self.target_agency)
             .unwrap()
@@ -75,7 +75,10 @@ async fn hello_on(conn: &quinn::Connection, serial: u64) -> (quinn::SendStream, 
     (send, recv)
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream, expected: &'static [MessageKind]) -> Message {
+pub(super) async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    expected: &'static [MessageKind],
+) -> Message {
     let mut frame = vec![0u8; FRAME_HEADER_LEN];
     recv.read_exact(&mut frame).await.unwrap();
     let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
@@ -93,7 +96,7 @@ async fn close_code(conn: &quinn::Connection, within: Duration) -> u64 {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

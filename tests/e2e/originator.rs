@@ -9,7 +9,8 @@ use liaise_keys::{AgencyId, Timestamp};
 use liaise_node::home::Home;
 use liaise_node::transport::{SharedRoster, client_config};
 use liaise_protocol::wire::{
-    CUSTODY_VERSION, Message, MessageKind, ShareRequestBody, Signed, decode_frame, encode_frame,
+    CUSTODY_VERSION, Message, MessageKind, REQUEST_WINDOW_SECS, ShareRequestBody, Signed,
+    decode_frame, encode_frame,
 };
 use liaise_tests::PASSPHRASE;
 use serde_json::Value;
@@ -407,6 +408,27 @@ fn replayed_and_forged_share_requests_are_refused_and_logged() {
             refusal(&as_probation.ask(&conn, stale).await),
             "bad request"
         );
+        // Near the window's edges, with a few seconds' margin for the real clocks (the exact
+        // limit is a unit test of `within_request_window`): inside answered, outside refused.
+        for (shift, answered) in [
+            (-(REQUEST_WINDOW_SECS as i64 - 5), true),
+            (REQUEST_WINDOW_SECS as i64 - 5, true),
+            (REQUEST_WINDOW_SECS as i64 + 5, false),
+            (-(REQUEST_WINDOW_SECS as i64 + 5), false),
+        ] {
+            let mut edge = body(PROBATION);
+            edge.requested_at = Timestamp(edge.requested_at.0.checked_add_signed(shift).unwrap());
+            let edge = Signed::sign(&edge, &as_probation.secrets.signing).to_bytes();
+            let answer = as_probation.ask(&conn, edge).await;
+            if answered {
+                assert!(
+                    matches!(answer, Message::ShareRelease { .. }),
+                    "{shift}: {answer:?}"
+                );
+            } else {
+                assert_eq!(refusal(&answer), "bad request", "{shift}");
+            }
+        }
     });
     let at_city = log_of(&fed, city, &doc);
     assert!(

@@ -1,6 +1,8 @@
-//! `liaise forward DOC_ID --to AGENCY --reason TEXT --out FILE`: forward a received document
-//! with its originator's consent, as a forwarded document (the originator's signed consent in
-//! front of the unchanged sealed document). And what `open` and `verify` need to read one.
+//! `liaise forward DOC_ID --to AGENCY --reason TEXT`: forward a received document with its
+//! originator's consent, as a forwarded document (the originator's signed consent in front of
+//! the unchanged sealed document), delivered node to node — or written to a file with
+//! `--out`, for a new reader reached by other means. And what `open` and `verify` need to read
+//! one.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -30,20 +32,33 @@ pub struct ForwardArgs {
     /// Why you forward it; the originator records it.
     #[arg(long, value_name = "TEXT")]
     reason: String,
-    /// Where to write the forwarded document, for the new reader.
-    #[arg(long, value_name = "OUT.liaise")]
-    out: PathBuf,
+    /// Write the forwarded document to this file (for a new reader reached by other means)
+    /// instead of delivering it to the new reader's node.
+    #[arg(long, value_name = "OUT.liaise", conflicts_with = "wait")]
+    out: Option<PathBuf>,
+    /// Wait until the new reader's receipt has arrived (exit 2 on timeout; it stays queued).
+    #[arg(long)]
+    wait: bool,
+    /// How long --wait waits, e.g. 60s, 10m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "wait"
+    )]
+    timeout: String,
     #[command(flatten)]
     json: JsonArg,
 }
 
 pub fn run(args: ForwardArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    if args.out.exists() {
-        bail!(
-            "{} already exists; choose another --out",
-            args.out.display()
-        );
+    let timeout = liaise_keys::time::parse_duration(&args.timeout)
+        .with_context(|| format!("invalid --timeout `{}`: use e.g. 60s or 10m", args.timeout))?;
+    if let Some(out) = &args.out
+        && out.exists()
+    {
+        bail!("{} already exists; choose another --out", out.display());
     }
     let answer = client::call(
         &home,
@@ -51,25 +66,60 @@ pub fn run(args: ForwardArgs) -> Result<ExitCode> {
             doc_id: args.doc_id.clone(),
             to: args.to.clone(),
             reason: args.reason.clone(),
+            deliver: args.out.is_none(),
         },
     )?;
     let text = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or_default();
+    let originator = text("originator").to_owned();
+    let Some(out) = &args.out else {
+        return delivered(&args, &home, &originator, timeout);
+    };
     let consent = crate::store::parse_hex_vec(text("consent"))
         .context("the node sent a malformed consent")?;
-    write_forwarded(&consent, Path::new(text("sealed_path")), &args.out)?;
+    write_forwarded(&consent, Path::new(text("sealed_path")), out)?;
     if args.json.json {
         return print_json(&json!({
-            "doc_id": args.doc_id, "to": args.to, "originator": text("originator"), "out": args.out,
+            "doc_id": args.doc_id, "to": args.to, "originator": originator, "out": out,
         }));
     }
     println!(
-        "Forwarded {} to {} with {}'s consent: {}",
+        "Forwarded {} to {} with {originator}'s consent: {}",
         args.doc_id,
         args.to,
-        text("originator"),
-        args.out.display()
+        out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reports a forward queued at the node; with `--wait`, waits for the new reader's receipt.
+fn delivered(
+    args: &ForwardArgs,
+    home: &crate::home::Home,
+    originator: &str,
+    timeout: std::time::Duration,
+) -> Result<ExitCode> {
+    let outcome = if args.wait {
+        let (outcome, _) =
+            super::send::wait_for_receipts(home, &args.doc_id, Some(&args.to), timeout)?;
+        outcome
+    } else {
+        "queued"
+    };
+    if args.json.json {
+        print_json(&json!({
+            "doc_id": args.doc_id, "to": args.to, "originator": originator, "outcome": outcome,
+        }))?;
+    } else {
+        println!(
+            "Forwarding {} to {} with {originator}'s consent: {outcome}",
+            args.doc_id, args.to
+        );
+    }
+    Ok(if matches!(outcome, "queued" | "delivered") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn write_forwarded(consent: &[u8], sealed: &Path, out: &Path) -> Result<()> {

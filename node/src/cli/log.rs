@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::{HomeArg, JsonArg, print_json};
 use crate::home::Home;
+use crate::log::signer_keys::SignerKeys;
 use crate::log::{entries, seqs_for_doc, verify::verify_log};
 use crate::store::{db, hex, parse_hex, store_dir};
 
@@ -140,7 +141,8 @@ fn verify(home: &Home, json_out: bool) -> Result<ExitCode> {
         .roster_for_display()?
         .with_context(|| format!("no roster in {}", home.root().display()))?;
     let conn = open(home)?;
-    let report = verify_log(&conn, &profile.agency, &roster)?;
+    let signers = SignerKeys::load(home, &roster)?;
+    let report = verify_log(&conn, &profile.agency, &signers)?;
     if json_out {
         let mut value = serde_json::to_value(&report)?;
         if let Some(o) = value.as_object_mut() {

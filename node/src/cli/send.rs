@@ -94,7 +94,7 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         println!("{doc_id}");
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = wait_for_receipts(&home, &doc_id, timeout)?;
+    let outcome = wait_for_receipts(&home, &doc_id, None, timeout)?;
     if args.json.json {
         print_json(&json!({ "doc_id": doc_id, "outcome": outcome.0, "recipients": outcome.1 }))?;
     } else {
@@ -110,9 +110,11 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
 
 /// Polls the node until every recipient of `doc_id` is delivered ("delivered"), one is
 /// undeliverable ("undeliverable"), or the timeout passes ("timeout").
-fn wait_for_receipts(
+/// With `recipient`, only that recipient's delivery counts.
+pub(super) fn wait_for_receipts(
     home: &crate::home::Home,
     doc_id: &str,
+    recipient: Option<&str>,
     timeout: Duration,
 ) -> Result<(&'static str, Value)> {
     let start = Instant::now();
@@ -123,6 +125,10 @@ fn wait_for_receipts(
             .map(|a| {
                 a.iter()
                     .filter(|r| r.get("doc_id").and_then(Value::as_str) == Some(doc_id))
+                    .filter(|r| {
+                        recipient.is_none()
+                            || r.get("recipient").and_then(Value::as_str) == recipient
+                    })
                     .cloned()
                     .collect()
             })

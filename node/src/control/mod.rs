@@ -60,6 +60,9 @@ pub enum Request {
         to: String,
         /// The forwarder's stated reason.
         reason: String,
+        /// Deliver the forwarded document to the new reader's node (else the CLI writes it).
+        #[serde(default)]
+        deliver: bool,
     },
     /// Readers, revocations and deletion receipts of a document under this node's control.
     Custody {

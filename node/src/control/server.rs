@@ -113,10 +113,15 @@ async fn dispatch(node: &Node, request: Request) -> Result<Value> {
             let outcome = crate::daemon::share::fetch_share(node, id, &originator, &reason).await?;
             Ok(outcome.to_json())
         }
-        Request::Forward { doc_id, to, reason } => {
+        Request::Forward {
+            doc_id,
+            to,
+            reason,
+            deliver,
+        } => {
             let to = liaise_keys::AgencyId::new(&to)
                 .with_context(|| format!("`{to}` is not an agency id"))?;
-            crate::daemon::forward::request_forward(node, &doc_id, &to, &reason).await
+            crate::daemon::forwarder::request_forward(node, &doc_id, &to, &reason, deliver).await
         }
         Request::Custody { doc_id } => crate::daemon::deletion::custody_status(node, &doc_id).await,
         Request::Revoke { doc_id, recipient } => {

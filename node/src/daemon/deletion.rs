@@ -327,14 +327,22 @@ async fn delete_expired_copies(node: &Node) -> Result<()> {
         let Ok(file) = File::open(&path) else {
             continue;
         };
-        let Ok(info) = liaise_protocol::danger_read_unverified_header(BufReader::new(file)) else {
+        // This copy was verified when it arrived; its header (and a forwarded document's
+        // consent, which sets the new reader's time) is what it was then.
+        let Ok((consent, sealed)) = super::forwarded_in::split_prefix(BufReader::new(file)) else {
             continue;
         };
-        // This copy was verified when it arrived; its header is what it was then.
-        let expired = info
-            .recipient(&node.me)
-            .and_then(|r| r.policy.not_after)
-            .is_some_and(|t| now > t);
+        let not_after = match consent {
+            Some(bytes) => match super::forwarded_in::stored_consent(&bytes) {
+                Some(consent) => consent.not_after,
+                None => continue,
+            },
+            None => match liaise_protocol::danger_read_unverified_header(sealed) {
+                Ok(info) => info.recipient(&node.me).and_then(|r| r.policy.not_after),
+                Err(_) => continue,
+            },
+        };
+        let expired = not_after.is_some_and(|t| now > t);
         let (Some(id), Ok(sender)) = (parse_hex::<16>(&doc), AgencyId::new(&sender)) else {
             continue;
         };

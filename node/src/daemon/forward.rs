@@ -2,23 +2,23 @@
 //! reader's node asks the originator's node, which decides from the signed policy, records
 //! the new reader and signs a consent holding a stanza for it.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::Result;
 use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::wire::{
-    CUSTODY_VERSION, ForwardConsentBody, ForwardRequestBody, Message, MessageKind,
-    REQUEST_WINDOW_SECS, Refusal, Signed, check_reason,
+    CUSTODY_VERSION, ForwardConsentBody, ForwardRequestBody, Message, Refusal, Signed,
+    check_reason, within_request_window,
 };
 use liaise_protocol::{parse_stored_header, seal_forward_stanza};
 use quinn::{RecvStream, SendStream};
-use serde_json::{Value, json};
+use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::framed::{FrameError, write_message};
-use super::share::{Refused, SHARE_ANSWER_TIMEOUT, admit_reader};
+use super::share::{Refused, admit_reader};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
-use crate::store::{hex, parse_hex};
+use crate::store::hex;
 
 fn refuse(reason: Refusal, detail: impl Into<String>) -> Refused {
     Refused {
@@ -54,7 +54,7 @@ fn check_signature(
         .verify(&member.signing_key)
         .map_err(|_| bad("the request is not signed by the forwarder's key"))?;
     if check_reason(&body.reason).is_err()
-        || body.requested_at.0.abs_diff(now) > REQUEST_WINDOW_SECS
+        || !within_request_window(body.requested_at, Timestamp(now))
     {
         return Err(bad("bad reason or time"));
     }
@@ -93,7 +93,11 @@ fn decide(
             ),
         )));
     }
-    if custody::reader(conn, &doc_id, body.new_reader.as_str())?.is_some() {
+    // The same forward asked again (its first consent lost on the way) is consented again.
+    if let Some(reader) = custody::reader(conn, &doc_id, body.new_reader.as_str())?
+        && (reader.forwarded_by.as_deref() != Some(body.forwarder.as_str())
+            || reader.revoked_at.is_some())
+    {
         return Ok(Err(refuse(
             Refusal::ForwardNotAllowed,
             format!("{} is already a reader", body.new_reader),
@@ -205,102 +209,4 @@ async fn consent(
         ciphertext,
     };
     Ok(Signed::sign(&consent, &node.secrets.signing).to_bytes())
-}
-
-/// The forwarder's side (`liaise forward`): asks the originator of a document this node
-/// received for consent to forward it to `to`. Returns the verified consent and the stored
-/// sealed document's path.
-pub async fn request_forward(
-    node: &Node,
-    doc_id: &str,
-    to: &AgencyId,
-    reason: &str,
-) -> Result<Value> {
-    check_reason(reason).map_err(|e| anyhow!("--reason: {e}"))?;
-    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
-    let doc = hex(&id);
-    let held = node
-        .store
-        .db
-        .read(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT i.sender, i.blob FROM inbox i LEFT JOIN inbox_deletions d
-                 ON d.doc_id = i.doc_id AND d.sender = i.sender
-                 WHERE i.doc_id = ?1 AND d.doc_id IS NULL LIMIT 1",
-            )?;
-            let mut rows = stmt.query_map([doc], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?;
-            Ok(rows.next().transpose()?)
-        })
-        .await?;
-    let Some((originator, blob)) = held else {
-        bail!("this node holds no received document {doc_id} to forward");
-    };
-    let originator = AgencyId::new(&originator).context("corrupt sender in the inbox")?;
-    let body = ForwardRequestBody {
-        version: CUSTODY_VERSION,
-        document_id: id,
-        originator: originator.clone(),
-        forwarder: node.me.clone(),
-        new_reader: to.clone(),
-        reason: reason.to_owned(),
-        requested_at: Timestamp::now(),
-        nonce: liaise_keys::random::random_bytes::<16>(),
-    };
-    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
-    let conn = node
-        .peers
-        .get(node, &originator)
-        .await
-        .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
-    let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
-    let answer = super::framed::request(
-        &conn,
-        &Message::ForwardRequest { request },
-        expected,
-        SHARE_ANSWER_TIMEOUT,
-    )
-    .await
-    .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
-    let consent = match answer {
-        Message::ForwardConsent { consent } => consent,
-        Message::Refused { reason, detail } => {
-            bail!(
-                "{originator} refused the forward: {} ({detail})",
-                reason.as_str()
-            )
-        }
-        _ => bail!("unexpected answer from {originator}"),
-    };
-    let roster = node.roster.current();
-    let member = roster
-        .member(&originator)
-        .with_context(|| format!("{originator} is not in the roster"))?;
-    let got: ForwardConsentBody = Signed::from_bytes(&consent, "forward consent")?
-        .verify(&member.signing_key)
-        .context("the consent does not verify")?;
-    if got.document_id != id || got.forwarder != node.me || &got.new_reader != to {
-        bail!("the consent is about another forward");
-    }
-    let hash = parse_hex::<32>(&blob).context("corrupt blob name")?;
-    let (to_owned, why, from) = (to.clone(), reason.to_owned(), originator.clone());
-    node.store
-        .db
-        .write(move |c| {
-            record_event(
-                c,
-                LogKind::Forward,
-                Some(id),
-                Some(&to_owned),
-                Some(&why),
-                json!({ "originator": from.as_str(), "outcome": "consented" }),
-            )
-        })
-        .await?;
-    Ok(json!({
-        "consent": hex(&consent),
-        "sealed_path": node.store.blobs.path(&hash),
-        "originator": originator.as_str(),
-    }))
 }

@@ -26,6 +26,7 @@ use liaise_protocol::{ErrorKind, SignerCheck, danger_read_unverified_prefix};
 use sha2::{Digest, Sha256};
 
 use super::Node;
+use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement};
 use super::receive::SYNC_EVERY;
 use super::tee_verify::{StreamVerifier, Verdict};
 use crate::store::Blobs;
@@ -39,8 +40,9 @@ pub const MAX_PARTIAL_BYTES_PER_PEER: u64 = 8 * 1024 * 1024 * 1024;
 pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 /// How often stale partial files are looked for.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
-/// The longest prefix (prelude and header) a sealed document can have.
-pub const MAX_PREFIX_LEN: u64 = (PRELUDE_LEN + MAX_HEADER_LEN) as u64;
+/// The longest prefix (a forwarded document's consent, then the prelude and header) an
+/// incoming document can have.
+pub const MAX_PREFIX_LEN: u64 = (MAX_FORWARD_PREFIX_LEN + PRELUDE_LEN + MAX_HEADER_LEN) as u64;
 /// The first attempt to read the header is made once this many bytes have arrived; each
 /// further attempt waits for twice as many, so a slow header costs a few reads, not one per
 /// packet.
@@ -184,7 +186,8 @@ impl HeaderGate {
     }
 }
 
-/// Checks the start of an incoming document; `Err(None)` if it ends inside the header.
+/// Checks the start of an incoming document (see the module documentation; a forwarded
+/// document's consent first); `Err(None)` if it ends inside the header.
 pub fn check_prefix(
     prefix: &[u8],
     offer: OfferedDocument,
@@ -192,40 +195,38 @@ pub fn check_prefix(
     me: &AgencyId,
     roster: &Roster,
 ) -> Result<(), Option<Refusal>> {
-    let claimed = match danger_read_unverified_prefix(prefix) {
+    let refuse = |reason, detail: String| Err(Some(Refusal::new(reason, detail)));
+    let entitled = match entitlement(prefix, &offer.document_id, peer, me, roster) {
+        Ok(Some(entitled)) => entitled,
+        Ok(None) => return Err(None),
+        Err(e) => return refuse(RejectReason::BadDocument, e),
+    };
+    let sealed = usize::try_from(entitled.prefix_len)
+        .ok()
+        .and_then(|at| prefix.get(at..))
+        .unwrap_or_default();
+    let claimed = match danger_read_unverified_prefix(sealed) {
         Ok(claimed) => claimed,
         Err(e) if e.kind() == ErrorKind::Truncated => return Err(None),
         Err(e) => return Err(Some(Refusal::new(RejectReason::BadDocument, e.to_string()))),
     };
     let info = &claimed.info;
-    let refuse = |reason, detail: String| Err(Some(Refusal::new(reason, detail)));
-    if info.document_id.0 != offer.document_id {
-        return refuse(
-            RejectReason::BadDocument,
-            "document id differs from the offer".into(),
-        );
-    }
-    if &info.sender != peer {
-        return refuse(
-            RejectReason::WrongSender,
-            format!("sealed by {}", info.sender),
-        );
-    }
-    if info.recipient(me).is_none() {
-        return refuse(
-            RejectReason::NotRecipient,
-            format!("{me} is not a recipient"),
-        );
+    match entitled.check(info, &offer.document_id, me) {
+        Check::Ok => {}
+        Check::BadDocument(e) => return refuse(RejectReason::BadDocument, e),
+        Check::WrongSender(e) => return refuse(RejectReason::WrongSender, e),
+        Check::NotRecipient(e) => return refuse(RejectReason::NotRecipient, e),
     }
     if let Err(e) = RosterSignerCheck(roster).check(&info.sender, &info.sender_key, info.created) {
         return refuse(RejectReason::BadDocument, format!("signer refused: {e}"));
     }
-    if claimed.sealed_len != offer.sealed_len {
+    let implied = claimed.sealed_len.saturating_add(entitled.prefix_len);
+    if implied != offer.sealed_len {
         return refuse(
             RejectReason::BadDocument,
             format!(
-                "the header implies {} bytes, the offer said {}",
-                claimed.sealed_len, offer.sealed_len
+                "the header implies {implied} bytes, the offer said {}",
+                offer.sealed_len
             ),
         );
     }

@@ -10,6 +10,8 @@ mod admission;
 pub mod deletion;
 mod deliver;
 pub mod forward;
+mod forwarded_in;
+pub mod forwarder;
 mod framed;
 mod gossip;
 mod incoming;
@@ -33,6 +35,7 @@ use crate::store::Store;
 use crate::transport::{MAX_CONNECTIONS, SharedRoster, build_endpoint};
 
 pub use crate::trust::{RosterSignerCheck, verify_receipt};
+pub use admission::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 pub use deliver::{DEFAULT_DELIVERY_WINDOW, DEFAULT_MAX_RETRY_INTERVAL, backoff};
 
 /// How the daemon is started.

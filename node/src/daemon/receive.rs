@@ -3,7 +3,9 @@
 //! A document is written to `incoming/<sender>-<id>-<hash>.partial` (fsynced every
 //! [`SYNC_EVERY`] bytes and at the end), so a resumed offer continues from the bytes already
 //! held. When complete it must match the offered hash, verify as a sealed document signed by
-//! the peer's agency per the roster, and list this agency as a recipient; then it is renamed
+//! the peer's agency per the roster, and list this agency as a recipient (or be a forwarded
+//! document the peer forwards with its originator's consent, see [`super::forwarded_in`]);
+//! then it is renamed
 //! into the blob folder, recorded with a signed receipt in one group commit, and the receipt
 //! is sent. The same document again gets the stored receipt.
 
@@ -30,6 +32,7 @@ use super::admission::{
     HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_AGENCY, MAX_PENDING_HANDSHAKES, PerAgency,
     ROSTER_RECHECK_INTERVAL, recheck_peer,
 };
+use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefix};
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
 use super::incoming::{
@@ -305,7 +308,7 @@ async fn receive_inner(
     let held = node
         .store
         .db
-        .read(move |c| records::inbox_receipt(c, &d, &s))
+        .read(move |c| records::inbox_receipt_from_peer(c, &d, &s))
         .await
         .map_err(internal)?;
     if let Some((blob, receipt)) = held {
@@ -501,9 +504,10 @@ fn map_io(e: &std::io::Error) -> Outcome {
 }
 
 /// Verifies the complete document: sealed format and signature against the roster, signer is
-/// the peer, this agency is a recipient, id matches the offer. `verdict` is the verification
-/// done while the bytes were written, if there was one; its signer is checked again against
-/// the roster in force now.
+/// the peer (or, for a forwarded document, the originator whose consent names the peer as
+/// forwarder and this agency as new reader), this agency is a recipient (or the consent's new
+/// reader), id matches the offer. `verdict` is the verification done while the bytes were
+/// written, if there was one; its signer is checked again against the roster in force now.
 async fn check_document(
     node: &Node,
     partial: &Path,
@@ -513,55 +517,53 @@ async fn check_document(
 ) -> Result<InboxRow, Outcome> {
     let roster = node.roster.current();
     let path = partial.to_path_buf();
-    let info = match verdict {
-        Some(verdict) => verdict.and_then(|info| {
-            RosterSignerCheck(&roster)
-                .check(&info.sender, &info.sender_key, info.created)
-                .map_err(|e| format!("signer refused: {e}"))?;
-            Ok(info)
-        }),
-        None => tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let file = File::open(&path).map_err(|e| e.to_string())?;
-            liaise_protocol::verify(
-                BufReader::with_capacity(1024 * 1024, file),
-                &RosterSignerCheck(&roster),
-            )
-            .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(internal)?,
-    };
-    let info = match info {
-        Ok(info) => info,
-        Err(e) => {
+    let (me, from) = (node.me.clone(), peer.clone());
+    let document_id = offer.document_id;
+    let checked = tokio::task::spawn_blocking(move || -> Result<_, (RejectReason, String)> {
+        let bad = |e: String| (RejectReason::BadDocument, e);
+        let mut start = Vec::new();
+        File::open(&path)
+            .and_then(|f| {
+                f.take(MAX_FORWARD_PREFIX_LEN as u64)
+                    .read_to_end(&mut start)
+            })
+            .map_err(|e| bad(e.to_string()))?;
+        let entitled = entitlement(&start, &document_id, &from, &me, &roster)
+            .map_err(bad)?
+            .ok_or_else(|| bad("the document is truncated".into()))?;
+        let info = match verdict {
+            Some(verdict) => verdict.map_err(bad)?,
+            None => {
+                let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
+                let sealed = skip_prefix(BufReader::with_capacity(1024 * 1024, file))
+                    .map_err(|e| bad(e.to_string()))?;
+                liaise_protocol::verify(sealed, &RosterSignerCheck(&roster))
+                    .map_err(|e| bad(e.to_string()))?
+            }
+        };
+        RosterSignerCheck(&roster)
+            .check(&info.sender, &info.sender_key, info.created)
+            .map_err(|e| bad(format!("signer refused: {e}")))?;
+        match entitled.check(&info, &document_id, &me) {
+            Check::Ok => Ok((info, entitled)),
+            Check::BadDocument(e) => Err(bad(e)),
+            Check::WrongSender(e) => Err((RejectReason::WrongSender, e)),
+            Check::NotRecipient(e) => Err((RejectReason::NotRecipient, e)),
+        }
+    })
+    .await
+    .map_err(internal)?;
+    let (info, entitled) = match checked {
+        Ok(checked) => checked,
+        Err((reason, detail)) => {
             let _ = fs::remove_file(partial);
-            return Err(Outcome::Reject(RejectReason::BadDocument, e));
+            return Err(Outcome::Reject(reason, detail));
         }
     };
-    if &info.sender != peer {
-        let _ = fs::remove_file(partial);
-        return Err(Outcome::Reject(
-            RejectReason::WrongSender,
-            format!("sealed by {}", info.sender),
-        ));
-    }
-    if !info.recipients.iter().any(|r| r.agency == node.me) {
-        let _ = fs::remove_file(partial);
-        return Err(Outcome::Reject(
-            RejectReason::NotRecipient,
-            format!("{} is not a recipient", node.me),
-        ));
-    }
-    if info.document_id.0 != offer.document_id {
-        let _ = fs::remove_file(partial);
-        return Err(Outcome::Reject(
-            RejectReason::BadDocument,
-            "document id differs from the offer".into(),
-        ));
-    }
     Ok(InboxRow {
         doc_id: hex(&offer.document_id),
-        sender: peer.as_str().to_owned(),
+        sender: entitled.sealer.as_str().to_owned(),
+        forwarded_by: entitled.consent.map(|_| peer.as_str().to_owned()),
         blob: hex(&offer.content_hash),
         sealed_len: offer.sealed_len,
         label: info.label.clone(),

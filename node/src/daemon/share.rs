@@ -10,8 +10,8 @@ use anyhow::{Context, Result, anyhow};
 use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::wire::{
-    CUSTODY_VERSION, Message, MessageKind, REQUEST_WINDOW_SECS, Refusal, ShareReleaseBody,
-    ShareRequestBody, Signed, check_reason,
+    CUSTODY_VERSION, Message, MessageKind, Refusal, ShareReleaseBody, ShareRequestBody, Signed,
+    check_reason, within_request_window,
 };
 use liaise_protocol::{OriginatorShare, parse_stored_header};
 use quinn::{RecvStream, SendStream};
@@ -75,7 +75,7 @@ pub fn check_request_signature(
             "the reason is empty, too long or has control characters",
         ));
     }
-    if body.requested_at.0.abs_diff(now) > REQUEST_WINDOW_SECS {
+    if !within_request_window(body.requested_at, Timestamp(now)) {
         return Err(bad(
             "the request's time is too far from the originator's clock",
         ));

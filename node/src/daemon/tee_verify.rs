@@ -34,11 +34,13 @@ impl StreamVerifier {
         let thread = std::thread::Builder::new()
             .name("liaise-verify".into())
             .spawn(move || {
-                let mut reader = ChunkReader {
+                // A forwarded document's consent is checked with its header, by the receiver.
+                let mut reader = super::forwarded_in::skip_prefix(ChunkReader {
                     chunks: rx,
                     current: Arc::default(),
                     at: 0,
-                };
+                })
+                .map_err(|e| e.to_string())?;
                 let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
                     .map_err(|e| e.to_string())?;
                 // Lengths were checked against the header; bytes after the trailer are refused.

@@ -29,6 +29,7 @@
 
 pub mod checkpoints;
 pub mod export;
+pub mod signer_keys;
 pub mod verify;
 
 use std::path::Path;

@@ -1,15 +1,16 @@
 //! `liaise log verify`: recompute the whole chain, check every checkpoint against it and
-//! its signature, and every countersignature against the roster.
+//! its signature, and every countersignature, with the signer's key from the roster history
+//! ([`SignerKeys`]).
 
 use anyhow::Result;
-use liaise_keys::roster::Roster;
-use liaise_keys::{AgencyId, SigningPublicKey};
+use liaise_keys::AgencyId;
 use liaise_protocol::log::{
     ChainVerifier, LogEntry, LogKind, SignedCheckpoint, SignedCountersignature,
 };
 use rusqlite::Connection;
 use serde::Serialize;
 
+use super::signer_keys::{SignerKeys, SignerProblem};
 use super::{checkpoints, entries};
 use crate::store::hex;
 
@@ -37,8 +38,8 @@ impl LogReport {
     }
 }
 
-/// Verifies the log in `conn`, written by `me`, against `roster`.
-pub fn verify_log(conn: &Connection, me: &AgencyId, roster: &Roster) -> Result<LogReport> {
+/// Verifies the log in `conn`, written by `me`, with the signing keys of `signers`.
+pub fn verify_log(conn: &Connection, me: &AgencyId, signers: &SignerKeys) -> Result<LogReport> {
     let mut report = LogReport::default();
     let mut chain = ChainVerifier::new();
     let mut heads: Vec<[u8; 32]> = Vec::new();
@@ -57,12 +58,11 @@ pub fn verify_log(conn: &Connection, me: &AgencyId, roster: &Roster) -> Result<L
     let chain_broken = !report.problems.is_empty();
     report.entries = chain.len();
     report.head = hex(&chain.head());
-    let my_key = roster.member(me).map(|m| m.signing_key);
     let stored = checkpoints::all(conn)?;
     let mut last_good: Option<u64> = None;
     for (seq, bytes) in &stored {
         report.checkpoints += 1;
-        match check_checkpoint(*seq, bytes, me, my_key.as_ref(), &heads, chain_broken) {
+        match check_checkpoint(*seq, bytes, me, signers, &heads, chain_broken) {
             Ok(true) => last_good = Some(*seq),
             Ok(false) => {}
             Err(problem) => {
@@ -80,7 +80,7 @@ pub fn verify_log(conn: &Connection, me: &AgencyId, roster: &Roster) -> Result<L
             .find(|(s, _)| *s == seq)
             .and_then(|(_, b)| SignedCheckpoint::from_bytes(b).ok());
         if let Err(problem) =
-            check_countersignature(seq, &witness, &bytes, checkpoint.as_ref(), roster)
+            check_countersignature(seq, &witness, &bytes, checkpoint.as_ref(), signers)
         {
             report.problems.push(problem);
         }
@@ -103,17 +103,25 @@ fn check_checkpoint(
     seq: u64,
     bytes: &[u8],
     me: &AgencyId,
-    key: Option<&SigningPublicKey>,
+    signers: &SignerKeys,
     heads: &[[u8; 32]],
     chain_broken: bool,
 ) -> Result<bool, String> {
     let checkpoint = SignedCheckpoint::from_bytes(bytes)
         .map_err(|_| format!("checkpoint {seq} is unreadable"))?;
-    let key =
-        key.ok_or_else(|| format!("{me} is not in the roster: cannot check checkpoint {seq}"))?;
-    let body = checkpoint
-        .verify(key)
-        .map_err(|_| format!("checkpoint {seq} does not carry a valid signature of {me}"))?;
+    let claimed = checkpoint
+        .body_unverified()
+        .map_err(|_| format!("checkpoint {seq} is unreadable"))?;
+    let body = signers
+        .verify(me, claimed.time, |key| checkpoint.verify(key))
+        .map_err(|problem| match problem {
+            SignerProblem::NotInRoster => {
+                format!("{me} is not in the roster: cannot check checkpoint {seq}")
+            }
+            SignerProblem::DoesNotVerify => {
+                format!("checkpoint {seq} does not carry a valid signature of {me}")
+            }
+        })?;
     if body.seq != seq || &body.agency != me {
         return Err(format!(
             "checkpoint {seq} was moved or belongs to another agency"
@@ -136,19 +144,27 @@ fn check_countersignature(
     witness: &str,
     bytes: &[u8],
     checkpoint: Option<&SignedCheckpoint>,
-    roster: &Roster,
+    signers: &SignerKeys,
 ) -> Result<(), String> {
-    let signed = SignedCountersignature::from_bytes(bytes)
-        .map_err(|_| format!("countersignature of {witness} on checkpoint {seq} is unreadable"))?;
-    let key = AgencyId::new(witness)
-        .ok()
-        .and_then(|id| roster.member(&id).map(|m| m.signing_key))
-        .ok_or_else(|| {
-            format!("countersigner {witness} of checkpoint {seq} is not in the roster")
+    let unreadable = || format!("countersignature of {witness} on checkpoint {seq} is unreadable");
+    let signed = SignedCountersignature::from_bytes(bytes).map_err(|_| unreadable())?;
+    let claimed = signed.body_unverified().map_err(|_| unreadable())?;
+    let not_in_roster =
+        || format!("countersigner {witness} of checkpoint {seq} is not in the roster");
+    let id = AgencyId::new(witness).map_err(|_| not_in_roster())?;
+    if claimed.witness != id {
+        return Err(format!(
+            "countersignature of {witness} on checkpoint {seq} does not verify"
+        ));
+    }
+    let key = signers
+        .verify(&id, claimed.time, |key| signed.verify(key).map(|_| *key))
+        .map_err(|problem| match problem {
+            SignerProblem::NotInRoster => not_in_roster(),
+            SignerProblem::DoesNotVerify => {
+                format!("countersignature of {witness} on checkpoint {seq} does not verify")
+            }
         })?;
-    signed.verify(&key).map_err(|_| {
-        format!("countersignature of {witness} on checkpoint {seq} does not verify")
-    })?;
     let Some(checkpoint) = checkpoint else {
         return Err(format!(
             "checkpoint {seq}, which {witness} countersigned, is missing"

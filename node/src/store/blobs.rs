@@ -100,8 +100,15 @@ impl Blobs {
 
     /// Copies a file into the store, hashing it on the way. Returns its hash and length.
     pub fn put_file(&self, source: &Path) -> Result<([u8; 32], u64)> {
-        let mut input =
+        let input =
             File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
+        self.put_reader(input)
+            .with_context(|| format!("cannot store {}", source.display()))
+    }
+
+    /// Copies everything `input` yields into the store, hashing it on the way (durable before
+    /// it returns; nothing is left behind on failure). Returns its hash and length.
+    pub fn put_reader(&self, mut input: impl Read) -> Result<([u8; 32], u64)> {
         let tmp = self.staging.join(format!(
             "put-{}",
             hex(&liaise_keys::random::random_bytes::<8>())
@@ -127,7 +134,7 @@ impl Blobs {
             Ok((hash, len))
         })();
         let _ = fs::remove_file(&tmp);
-        result.with_context(|| format!("cannot store {}", source.display()))
+        result
     }
 
     /// Takes a file into the store by renaming it (no copy) after hashing and fsyncing it;

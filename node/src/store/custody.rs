@@ -278,8 +278,9 @@ pub fn nonce_is_fresh(conn: &Connection, agency: &str, nonce: &[u8; 16], now: u6
     Ok(inserted == 1)
 }
 
-/// Revokes the whole document (`agency` none) or one reader: no further shares, queued
-/// deliveries to them cancelled, their copies to be deleted. Returns the readers revoked now.
+/// Revokes the whole document (`agency` none) or one reader and the readers it forwarded the
+/// document to: no further shares, queued deliveries to them cancelled, their copies to be
+/// deleted. Returns the readers revoked now.
 pub fn revoke(
     conn: &Connection,
     doc_id: &str,
@@ -289,7 +290,11 @@ pub fn revoke(
     let affected: Vec<String> = readers(conn, doc_id)?
         .into_iter()
         .filter(|r| r.revoked_at.is_none())
-        .filter(|r| agency.is_none_or(|a| a.as_str() == r.agency))
+        .filter(|r| {
+            agency.is_none_or(|a| {
+                a.as_str() == r.agency || r.forwarded_by.as_deref() == Some(a.as_str())
+            })
+        })
         .map(|r| r.agency)
         .collect();
     if agency.is_none() {

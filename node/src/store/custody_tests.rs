@@ -122,6 +122,30 @@ fn revoking_every_reader_shreds_the_share() {
 }
 
 #[test]
+fn revoking_a_reader_revokes_the_readers_it_forwarded_to() {
+    let summary = sealed([None, None]);
+    let (_dir, conn, doc) = store(&summary);
+    add_forwarded_reader(&conn, &doc, "be.prison.gent", "nl.court.utrecht", None).unwrap();
+    add_forwarded_reader(&conn, &doc, "be.city.gent", "nl.city.utrecht", None).unwrap();
+    let court = AgencyId::new("nl.court.utrecht").unwrap();
+    let mut revoked = revoke(&conn, &doc, Some(&court), NOW).unwrap();
+    revoked.sort();
+    assert_eq!(revoked, vec!["be.prison.gent", "nl.court.utrecht"]);
+    // The other reader's forward stands.
+    assert!(
+        reader(&conn, &doc, "be.city.gent")
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    let due = deletions_due(&conn, NOW, 10).unwrap();
+    let mut asked: Vec<&str> = due.iter().map(|d| d.agency.as_str()).collect();
+    asked.sort_unstable();
+    assert_eq!(asked, vec!["be.prison.gent", "nl.court.utrecht"]);
+}
+
+#[test]
 fn expiry_queues_deletions_and_shreds_when_the_last_reader_expires() {
     let summary = sealed([Some(NOW + 5), Some(NOW + 10)]);
     let (_dir, conn, doc) = store(&summary);

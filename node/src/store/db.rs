@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at INTEGER NOT NULL,
     verification TEXT NOT NULL,
     receipt BLOB NOT NULL,
+    forwarded_by TEXT,
     PRIMARY KEY (doc_id, sender)
 );
 CREATE TABLE IF NOT EXISTS roster_history (
@@ -156,8 +157,28 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         .execute_batch(SCHEMA)
         .and_then(|()| writer.execute_batch(crate::log::SCHEMA))
         .and_then(|()| writer.execute_batch(super::custody::SCHEMA))
+        .and_then(|()| writer.execute_batch(super::forwards::SCHEMA))
         .context("cannot create the database schema")?;
+    migrate(&writer).context("cannot update the database schema")?;
     Ok(writer)
+}
+
+/// Brings a store written by an earlier version up to [`SCHEMA`]: columns added since.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_column = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+        for name in names {
+            if name? == column {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !has_column("inbox", "forwarded_by")? {
+        conn.execute_batch("ALTER TABLE inbox ADD COLUMN forwarded_by TEXT")?;
+    }
+    Ok(())
 }
 
 /// A read-only connection (for the CLI, which may run while the daemon writes).

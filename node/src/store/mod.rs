@@ -12,6 +12,7 @@
 pub mod blobs;
 pub mod custody;
 pub mod db;
+pub mod forwards;
 pub mod install;
 pub mod records;
 
@@ -101,6 +102,7 @@ mod tests {
         InboxRow {
             doc_id: doc_id.to_owned(),
             sender: sender.to_owned(),
+            forwarded_by: None,
             blob: hex(&[blob; 32]),
             sealed_len: 100,
             label: "restricted".into(),

@@ -87,8 +87,10 @@ pub struct OutboxRow {
 pub struct InboxRow {
     /// Document id.
     pub doc_id: String,
-    /// Sender agency.
+    /// Sender agency: the agency that sealed and signed it.
     pub sender: String,
+    /// The agency that delivered it with the sender's consent, for a forwarded document.
+    pub forwarded_by: Option<String>,
     /// Content hash (blob name).
     pub blob: String,
     /// Sealed length.
@@ -152,8 +154,10 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
 /// Deliveries due at `now`, oldest first.
 pub fn due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.doc_id, o.recipient, d.blob, d.sealed_len, o.attempts, o.expires_at
+        "SELECT o.doc_id, o.recipient, coalesce(f.blob, d.blob), coalesce(f.sealed_len, d.sealed_len),
+                o.attempts, o.expires_at
          FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
+         LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient
          WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
          ORDER BY o.next_attempt_at LIMIT ?2",
     )?;
@@ -271,22 +275,43 @@ pub fn inbox_receipt(
         .optional()?)
 }
 
+/// The blob and receipt of a document `peer` delivered already: sealed and sent by it, or
+/// forwarded by it with the sender's consent.
+pub fn inbox_receipt_from_peer(
+    conn: &Connection,
+    doc_id: &str,
+    peer: &str,
+) -> Result<Option<(String, Vec<u8>)>> {
+    Ok(conn
+        .query_row(
+            "SELECT blob, receipt FROM inbox WHERE doc_id = ?1
+             AND ((sender = ?2 AND forwarded_by IS NULL) OR forwarded_by = ?2)",
+            params![doc_id, peer],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
 /// Records a received document with the receipt this node signed for it.
 pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result<()> {
     let fresh = conn.execute(
-        "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt, forwarded_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             row.doc_id, row.sender, row.blob, row.sealed_len as i64, row.label,
-            row.created as i64, row.received_at as i64, row.verification, receipt
+            row.created as i64, row.received_at as i64, row.verification, receipt,
+            row.forwarded_by
         ],
     )?;
     if fresh > 0 {
-        let detail = serde_json::json!({
+        let mut detail = serde_json::json!({
             "content_hash": row.blob,
             "sealed_len": row.sealed_len,
             "receipt": hex(receipt),
         });
+        if let (Some(forwarder), Some(fields)) = (&row.forwarded_by, detail.as_object_mut()) {
+            fields.insert("forwarded_by".into(), forwarder.as_str().into());
+        }
         let entry = NewLogEntry::new(LogKind::Receive).detail(detail);
         log_entry(conn, entry, Some(&row.doc_id), Some(&row.sender))?;
     }
@@ -304,8 +329,9 @@ pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result
 pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
     let mut stmt = conn.prepare(
         "SELECT o.doc_id, o.recipient, o.state, o.attempts, o.next_attempt_at, o.expires_at,
-                o.last_error, o.delivered_at, d.sealed_len, d.label, d.queued_at
+                o.last_error, o.delivered_at, coalesce(f.sealed_len, d.sealed_len), d.label, d.queued_at
          FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
+         LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient
          ORDER BY d.queued_at DESC, o.doc_id, o.recipient",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -331,7 +357,7 @@ pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
 pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
     let mut stmt = conn.prepare(
         "SELECT i.doc_id, i.sender, i.blob, i.sealed_len, i.label, i.created, i.received_at,
-                CASE WHEN d.doc_id IS NULL THEN i.verification ELSE 'deleted' END
+                CASE WHEN d.doc_id IS NULL THEN i.verification ELSE 'deleted' END, i.forwarded_by
          FROM inbox i
          LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
          ORDER BY i.received_at DESC, i.doc_id",
@@ -346,6 +372,7 @@ pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
             created: r.get::<_, i64>(5)? as u64,
             received_at: r.get::<_, i64>(6)? as u64,
             verification: r.get(7)?,
+            forwarded_by: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -130,6 +130,12 @@ pub fn check_reason(reason: &str) -> Result<(), CustodyError> {
     Ok(())
 }
 
+/// True if a request made at `requested_at` (the requester's clock) may be answered at `now`
+/// (the originator's clock): at most [`REQUEST_WINDOW_SECS`] apart, in either direction.
+pub fn within_request_window(requested_at: Timestamp, now: Timestamp) -> bool {
+    requested_at.0.abs_diff(now.0) <= REQUEST_WINDOW_SECS
+}
+
 /// A reader asks the originator for the share of a document (signed by the reader).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareRequestBody {

@@ -97,3 +97,23 @@ fn signed_statement_limit() {
     big[..bytes.len()].copy_from_slice(&bytes);
     assert!(Signed::from_bytes(&big, "share request").is_err());
 }
+
+#[test]
+fn a_request_is_answered_up_to_the_window_and_not_one_second_past_it() {
+    let now = Timestamp(1_800_000_000);
+    let at = |offset: i64| Timestamp(now.0.checked_add_signed(offset).unwrap());
+    let window = i64::try_from(REQUEST_WINDOW_SECS).unwrap();
+    for offset in [0, window, -window] {
+        assert!(within_request_window(at(offset), now), "{offset}");
+    }
+    for offset in [window + 1, -(window + 1)] {
+        assert!(!within_request_window(at(offset), now), "{offset}");
+    }
+    // Clocks near the ends of the range do not wrap.
+    assert!(!within_request_window(Timestamp(0), Timestamp(u64::MAX)));
+    assert!(!within_request_window(Timestamp(u64::MAX), Timestamp(0)));
+    assert!(within_request_window(
+        Timestamp(u64::MAX),
+        Timestamp(u64::MAX)
+    ));
+}

@@ -16,7 +16,7 @@ mod receipt;
 pub use custody::{
     CUSTODY_VERSION, CustodyError, DeleteRequestBody, DeletionReason, DeletionReceiptBody,
     ForwardConsentBody, ForwardRequestBody, MAX_REASON_LEN, REQUEST_WINDOW_SECS, ShareReleaseBody,
-    ShareRequestBody, Signed, SignedBody, check_reason,
+    ShareRequestBody, Signed, SignedBody, check_reason, within_request_window,
 };
 pub use frame::{
     FRAME_HEADER_LEN, FrameHead, MAX_FRAME_LEN, WireError, decode_body, decode_frame, encode_frame,

@@ -1,0 +1,234 @@
+//! The forwarder's side of forwarding with consent (`liaise forward`, spec:
+//! `originator-control.md`): ask the originator of a document this node received for consent
+//! to forward it to a new reader, then either hand the forwarded document to the CLI (`--out`)
+//! or deliver it node to node like any sent document.
+
+use std::io::{Cursor, Read};
+
+use anyhow::{Context, Result, anyhow, bail};
+use liaise_keys::{AgencyId, Timestamp};
+use liaise_protocol::forward_prefix;
+use liaise_protocol::wire::{
+    CUSTODY_VERSION, ForwardConsentBody, ForwardRequestBody, Message, MessageKind, Signed,
+    check_reason,
+};
+use serde_json::{Value, json};
+
+use super::share::SHARE_ANSWER_TIMEOUT;
+use super::{DEFAULT_DELIVERY_WINDOW, Node, now_secs};
+use crate::store::custody::{LogKind, record_event};
+use crate::store::forwards::{NewForward, queue_forward};
+use crate::store::{hex, parse_hex};
+
+/// A document this node received and still holds.
+struct Held {
+    originator: AgencyId,
+    blob: [u8; 32],
+    sealed_len: u64,
+    label: String,
+    created: u64,
+}
+
+/// Asks the originator of received document `doc_id` for consent to forward it to `to`.
+/// With `deliver`, queues the forwarded document for `to`'s node; otherwise returns the
+/// consent and the stored sealed document's path for the CLI to write the file.
+pub async fn request_forward(
+    node: &Node,
+    doc_id: &str,
+    to: &AgencyId,
+    reason: &str,
+    deliver: bool,
+) -> Result<Value> {
+    check_reason(reason).map_err(|e| anyhow!("--reason: {e}"))?;
+    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
+    if to == &node.me {
+        bail!("{to} is this node's own agency; forward to another agency");
+    }
+    if deliver && let Some(state) = already_queued(node, id, to).await? {
+        return Ok(json!({
+            "doc_id": hex(&id),
+            "to": to.as_str(),
+            "originator": state.0,
+            "queued": true,
+            "state": state.1,
+        }));
+    }
+    let held = held_document(node, id)
+        .await?
+        .with_context(|| format!("this node holds no received document {doc_id} to forward"))?;
+    let (consent, body) = ask_consent(node, id, &held.originator, to, reason).await?;
+    let (to_owned, why, from) = (to.clone(), reason.to_owned(), held.originator.clone());
+    node.store
+        .db
+        .write(move |c| {
+            record_event(
+                c,
+                LogKind::Forward,
+                Some(id),
+                Some(&to_owned),
+                Some(&why),
+                json!({ "originator": from.as_str(), "outcome": "consented" }),
+            )
+        })
+        .await?;
+    let sealed_path = node.store.blobs.path(&held.blob);
+    if !deliver {
+        return Ok(json!({
+            "consent": hex(&consent),
+            "sealed_path": sealed_path,
+            "originator": held.originator.as_str(),
+        }));
+    }
+    let blobs = node.store.blobs.clone();
+    let prefix = forward_prefix(&consent);
+    let (hash, len) = tokio::task::spawn_blocking(move || {
+        let sealed = std::fs::File::open(&sealed_path).with_context(|| {
+            format!("cannot read the stored document {}", sealed_path.display())
+        })?;
+        blobs.put_reader(Cursor::new(prefix).chain(sealed))
+    })
+    .await
+    .context("the store task failed")??;
+    let now = now_secs();
+    let window = now.saturating_add(DEFAULT_DELIVERY_WINDOW.as_secs());
+    let forward = NewForward {
+        doc_id: hex(&id),
+        recipient: to.as_str().to_owned(),
+        blob: hex(&hash),
+        len,
+        sealed_blob: hex(&held.blob),
+        sealed_len: held.sealed_len,
+        label: held.label,
+        created: held.created,
+        queued_at: now,
+        expires_at: body.not_after.map_or(window, |t| t.0.min(window)),
+    };
+    node.store
+        .db
+        .write(move |c| queue_forward(c, &forward))
+        .await?;
+    node.outbox_wake.notify_one();
+    Ok(json!({
+        "doc_id": hex(&id),
+        "to": to.as_str(),
+        "originator": held.originator.as_str(),
+        "forwarded_len": len,
+        "queued": true,
+    }))
+}
+
+/// The originator and outbox state of a forward of `id` to `to` queued before, if any.
+async fn already_queued(
+    node: &Node,
+    id: [u8; 16],
+    to: &AgencyId,
+) -> Result<Option<(String, String)>> {
+    let (doc, to) = (hex(&id), to.as_str().to_owned());
+    node.store
+        .db
+        .read(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(
+                "SELECT i.sender, o.state FROM outbox_forwards f
+                 JOIN outbox o ON o.doc_id = f.doc_id AND o.recipient = f.recipient
+                 JOIN inbox i ON i.doc_id = f.doc_id AND i.forwarded_by IS NULL
+                 WHERE f.doc_id = ?1 AND f.recipient = ?2 LIMIT 1",
+                [doc, to],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await
+}
+
+async fn held_document(node: &Node, id: [u8; 16]) -> Result<Option<Held>> {
+    let doc = hex(&id);
+    let row = node
+        .store
+        .db
+        .read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT i.sender, i.blob, i.sealed_len, i.label, i.created
+                 FROM inbox i LEFT JOIN inbox_deletions d
+                 ON d.doc_id = i.doc_id AND d.sender = i.sender
+                 WHERE i.doc_id = ?1 AND d.doc_id IS NULL AND i.forwarded_by IS NULL LIMIT 1",
+            )?;
+            let mut rows = stmt.query_map([doc], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+            Ok(rows.next().transpose()?)
+        })
+        .await?;
+    let Some((originator, blob, sealed_len, label, created)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Held {
+        originator: AgencyId::new(&originator).context("corrupt sender in the inbox")?,
+        blob: parse_hex::<32>(&blob).context("corrupt blob name")?,
+        sealed_len: u64::try_from(sealed_len).unwrap_or_default(),
+        label,
+        created: u64::try_from(created).unwrap_or_default(),
+    }))
+}
+
+/// Sends the forward request to the originator; returns its verified consent (bytes and body).
+async fn ask_consent(
+    node: &Node,
+    id: [u8; 16],
+    originator: &AgencyId,
+    to: &AgencyId,
+    reason: &str,
+) -> Result<(Vec<u8>, ForwardConsentBody)> {
+    let body = ForwardRequestBody {
+        version: CUSTODY_VERSION,
+        document_id: id,
+        originator: originator.clone(),
+        forwarder: node.me.clone(),
+        new_reader: to.clone(),
+        reason: reason.to_owned(),
+        requested_at: Timestamp::now(),
+        nonce: liaise_keys::random::random_bytes::<16>(),
+    };
+    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+    let conn = node
+        .peers
+        .get(node, originator)
+        .await
+        .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
+    let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
+    let answer = super::framed::request(
+        &conn,
+        &Message::ForwardRequest { request },
+        expected,
+        SHARE_ANSWER_TIMEOUT,
+    )
+    .await
+    .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
+    let consent = match answer {
+        Message::ForwardConsent { consent } => consent,
+        Message::Refused { reason, detail } => {
+            bail!(
+                "{originator} refused the forward: {} ({detail})",
+                reason.as_str()
+            )
+        }
+        _ => bail!("unexpected answer from {originator}"),
+    };
+    let roster = node.roster.current();
+    let member = roster
+        .member(originator)
+        .with_context(|| format!("{originator} is not in the roster"))?;
+    let got: ForwardConsentBody = Signed::from_bytes(&consent, "forward consent")?
+        .verify(&member.signing_key)
+        .context("the consent does not verify")?;
+    if got.document_id != id || got.forwarder != node.me || &got.new_reader != to {
+        bail!("the consent is about another forward");
+    }
+    Ok((consent, got))
+}

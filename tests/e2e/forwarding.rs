@@ -1,0 +1,261 @@
+//! Forwarding with consent, node to node: `liaise forward DOC --to AGENCY --reason TEXT`
+//! delivers the forwarded document to the new reader's node, which checks the originator's
+//! consent before it takes a byte more than the header; revoking the forwarder revokes the
+//! readers it forwarded to.
+
+use std::time::{Duration, Instant};
+
+use liaise_protocol::wire::{Message, MessageKind, RejectReason, encode_frame};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::hardening::{Member, read_frame, runtime};
+use super::nodes::{Agency, TestFederation};
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+const CONTENT: &[u8] = b"Case 17: pre-sentence advice";
+
+fn three() -> TestFederation {
+    TestFederation::new(
+        &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
+        &[],
+    )
+}
+
+/// The city sends the report to probation, allowing it to forward to the prison.
+fn send_forwardable(fed: &TestFederation, city: &Agency) -> String {
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), CONTENT).unwrap();
+    sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "--allow-forward-to",
+        PRISON,
+        "--wait",
+        "--timeout",
+        "60s",
+        "report.txt",
+    ])
+    .ok()
+    .trim()
+    .to_owned()
+}
+
+fn forward(fed: &TestFederation, probation: &Agency, doc: &str) -> Value {
+    fed.sandbox
+        .liaise(&[
+            "forward",
+            "--home",
+            &probation.home,
+            doc,
+            "--to",
+            PRISON,
+            "--reason",
+            "joint supervision",
+            "--wait",
+            "--timeout",
+            "60s",
+            "--json",
+        ])
+        .json()
+}
+
+fn inbox_rows(fed: &TestFederation, who: &Agency, doc: &str) -> Vec<Value> {
+    fed.json(who, &["inbox"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["doc_id"] == doc)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_forward_is_delivered_to_the_new_readers_node_and_opens_with_the_chain() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
+    let sb = &fed.sandbox;
+    let doc = send_forwardable(&fed, city);
+
+    let forwarded = forward(&fed, probation, &doc);
+    assert_eq!(forwarded["outcome"], "delivered", "{forwarded:#}");
+    assert_eq!(forwarded["originator"], CITY);
+
+    // The prison's inbox names the signer and the forwarder; probation holds its receipt.
+    let rows = inbox_rows(&fed, prison, &doc);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["sender"], CITY);
+    assert_eq!(rows[0]["forwarded_by"], PROBATION);
+    assert_eq!(rows[0]["verification"], "verified");
+    let receipts = fed.json(probation, &["receipts", &doc]);
+    assert!(receipts.to_string().contains(PRISON), "{receipts:#}");
+
+    // Opened by id (asking the city for the share), it shows who signed and who forwarded.
+    let opened = sb
+        .liaise(&[
+            "open",
+            "--home",
+            &prison.home,
+            &doc,
+            "--out-dir",
+            "out",
+            "--reason",
+            "intake interview",
+        ])
+        .ok()
+        .to_owned();
+    assert!(
+        opened.contains(&format!("forwarded by {PROBATION} with {CITY}'s consent")),
+        "{opened}"
+    );
+    assert_eq!(sb.read("out/report.txt"), CONTENT);
+    let verified = fed.json(prison, &["verify", &doc]);
+    assert_eq!(verified["valid"], true, "{verified:#}");
+    assert_eq!(verified["signer"], CITY);
+    assert_eq!(verified["forwarded"]["forwarder"], PROBATION);
+
+    // Forwarding again is answered from the outbox: nothing is delivered twice.
+    let again = forward(&fed, probation, &doc);
+    assert_eq!(again["outcome"], "delivered", "{again:#}");
+    assert_eq!(inbox_rows(&fed, prison, &doc).len(), 1);
+
+    // Revoking the forwarder revokes the prison too: its copy is deleted, with a receipt.
+    sb.liaise(&[
+        "revoke",
+        "--home",
+        &city.home,
+        &doc,
+        "--recipient",
+        PROBATION,
+    ])
+    .ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = inbox_rows(&fed, prison, &doc);
+        if rows.iter().all(|r| r["verification"] == "deleted") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never deleted: {rows:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let custody = fed.json(city, &["custody", &doc]);
+    let prison_reader = custody["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agency"] == PRISON)
+        .cloned()
+        .unwrap();
+    assert_eq!(prison_reader["access"], "revoked", "{custody:#}");
+    assert_eq!(
+        prison_reader["deletion_receipt_verified"], true,
+        "{custody:#}"
+    );
+    sb.liaise(&[
+        "open",
+        "--home",
+        &prison.home,
+        &doc,
+        "--out-dir",
+        "out-2",
+        "--reason",
+        "second look",
+    ])
+    .fails_with("was deleted from this node");
+}
+
+/// Offers `bytes` to `peer`'s target under `doc_id` and sends all of it; returns the answer.
+async fn offer(peer: &Member, doc_id: [u8; 16], bytes: &[u8]) -> Message {
+    let conn = peer.connect().await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let offer = Message::Offer {
+        document_id: doc_id,
+        sealed_len: bytes.len() as u64,
+        content_hash: Sha256::digest(bytes).into(),
+    };
+    send.write_all(&encode_frame(&offer)).await.unwrap();
+    let accept = read_frame(&mut recv, &[MessageKind::Accept]).await;
+    assert!(matches!(accept, Message::Accept { resume_offset: 0 }));
+    send.write_all(bytes).await.unwrap();
+    let _ = send.finish();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]),
+    )
+    .await
+    .expect("no answer from the node")
+}
+
+#[test]
+fn a_forwarded_document_from_anyone_but_the_named_forwarder_is_refused() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
+    let sb = &fed.sandbox;
+    let doc = send_forwardable(&fed, city);
+    sb.liaise(&[
+        "forward",
+        "--home",
+        &probation.home,
+        &doc,
+        "--to",
+        PRISON,
+        "--reason",
+        "joint supervision",
+        "--out",
+        "fwd.liaise",
+    ])
+    .ok();
+    let bytes = sb.read("fwd.liaise");
+    let doc_id: [u8; 16] = liaise_node::store::parse_hex(&doc).unwrap();
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    rt.block_on(async {
+        // The city holds a valid consent, but it names probation as the forwarder.
+        let answer = offer(&Member::new(&fed, city, prison), doc_id, &bytes).await;
+        let Message::Reject { reason, detail } = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(reason, RejectReason::BadDocument);
+        assert!(
+            detail.contains("the consent lets nl.probation.utrecht forward it"),
+            "{detail}"
+        );
+        // Probation's node could deliver it; the consent is not for the city's node.
+        let answer = offer(&Member::new(&fed, probation, city), doc_id, &bytes).await;
+        let Message::Reject { detail, .. } = answer else {
+            panic!("{answer:?}")
+        };
+        assert!(
+            detail.contains("the consent is for nl.prison.vught"),
+            "{detail}"
+        );
+        // A consent changed by one bit does not verify.
+        let mut tampered = bytes.clone();
+        tampered[40] ^= 1;
+        let answer = offer(&Member::new(&fed, probation, prison), doc_id, &tampered).await;
+        assert!(
+            matches!(
+                answer,
+                Message::Reject {
+                    reason: RejectReason::BadDocument,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+        // The same bytes from the forwarder itself are taken, with a receipt.
+        let answer = offer(&Member::new(&fed, probation, prison), doc_id, &bytes).await;
+        assert!(matches!(answer, Message::Receipt { .. }), "{answer:?}");
+    });
+    let rows = inbox_rows(&fed, prison, &doc);
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["forwarded_by"], PROBATION);
+    assert!(inbox_rows(&fed, city, &doc).is_empty());
+}
