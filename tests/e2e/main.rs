@@ -19,3 +19,4 @@ mod nodes;
 mod originator;
 mod outsider;
 mod stalled_handshake;
+mod supply_chain;
