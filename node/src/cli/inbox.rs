@@ -31,10 +31,13 @@ pub fn run(args: InboxArgs) -> Result<ExitCode> {
     for row in rows {
         let s = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let n = |k: &str| row.get(k).and_then(Value::as_u64).unwrap_or(0);
+        let from = match row.get("forwarded_by").and_then(Value::as_str) {
+            Some(forwarder) => format!("{} (forwarded by {forwarder})", s("sender")),
+            None => s("sender"),
+        };
         println!(
-            "{}  from {}  [{}]  {} bytes  received {}  {}",
+            "{}  from {from}  [{}]  {} bytes  received {}  {}",
             s("doc_id"),
-            s("sender"),
             s("label"),
             n("sealed_len"),
             Timestamp(n("received_at")),
