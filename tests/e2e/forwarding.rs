@@ -93,7 +93,10 @@ fn a_forward_is_delivered_to_the_new_readers_node_and_opens_with_the_chain() {
     assert_eq!(rows[0]["sender"], CITY);
     assert_eq!(rows[0]["forwarded_by"], PROBATION);
     assert_eq!(rows[0]["verification"], "verified");
-    let listed = sb.liaise(&["inbox", "--home", &prison.home]).ok().to_owned();
+    let listed = sb
+        .liaise(&["inbox", "--home", &prison.home])
+        .ok()
+        .to_owned();
     assert!(
         listed.contains(&format!("from {CITY} (forwarded by {PROBATION})")),
         "{listed}"

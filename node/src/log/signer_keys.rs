@@ -121,3 +121,7 @@ fn stored_roster(path: &Path) -> Option<Roster> {
     let bytes = read_limited(path, MAX_ROSTER_LEN, "roster").ok()?;
     Roster::load_stored_ignoring_expiry(&bytes).ok()
 }
+
+#[cfg(test)]
+#[path = "signer_keys_tests.rs"]
+mod tests;
