@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p liaise-node --bench transfer`. Needs ~15 GB in the temporary folder
 //! (deleted afterwards). `LIAISE_BENCH_QUICK=1` uses 64 MiB and 256 MiB instead of 1 and
-//! 4 GiB.
+//! 4 GiB. `LIAISE_BENCH_ONLY=large` or `=small` runs only (a) and (c), or only (b) (for
+//! profiling one figure).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fs::File;
@@ -43,8 +44,36 @@ fn main() {
     } else {
         (GIB, 4 * GIB)
     };
+    let only = std::env::var("LIAISE_BENCH_ONLY").unwrap_or_default();
     let mut table = Vec::new();
+    if only != "small" {
+        large_figures(&mut table, one, four);
+    }
+    if only != "large" {
+        // (b) many small documents.
+        let pair = Pair::new();
+        let (seal_secs, deliver_secs) = pair.many_small(1000, 10 * 1024);
+        table.push(row(
+            "1000 × 10 KiB: submit → all receipted (s)",
+            format!("{deliver_secs:.3} (+ {seal_secs:.3} s sealing)"),
+            "≤ 0.35".into(),
+            deliver_secs <= 0.35,
+        ));
+        drop(pair);
+    }
 
+    println!(
+        "\n{:<46} {:<36} {:<14} verdict",
+        "figure", "measured", "target"
+    );
+    for (figure, measured, target, ok) in table {
+        let verdict = if ok { "met" } else { "MISSED" };
+        println!("{figure:<46} {measured:<36} {target:<14} {verdict}");
+    }
+}
+
+/// Figures (a) and (c): the large transfer beside the bare stream, and peak memory.
+fn large_figures(table: &mut Vec<Row>, one: u64, four: u64) {
     // (a) and (c, first half): a fresh pair moves one large document.
     let pair = Pair::new();
     let (node_secs, hwm_one) = pair.large_transfer(one);
@@ -67,17 +96,6 @@ fn main() {
     ));
     drop(pair);
 
-    // (b) many small documents.
-    let pair = Pair::new();
-    let (seal_secs, deliver_secs) = pair.many_small(1000, 10 * 1024);
-    table.push(row(
-        "1000 × 10 KiB: submit → all receipted (s)",
-        format!("{deliver_secs:.3} (+ {seal_secs:.3} s sealing)"),
-        "≤ 0.35".into(),
-        deliver_secs <= 0.35,
-    ));
-    drop(pair);
-
     // (c, second half): a fresh pair moves a four times larger document.
     let pair = Pair::new();
     let (_, hwm_four) = pair.large_transfer(four);
@@ -97,15 +115,6 @@ fn main() {
         "flat (< 8)".into(),
         growth < 8.0,
     ));
-
-    println!(
-        "\n{:<46} {:<36} {:<14} verdict",
-        "figure", "measured", "target"
-    );
-    for (figure, measured, target, ok) in table {
-        let verdict = if ok { "met" } else { "MISSED" };
-        println!("{figure:<46} {measured:<36} {target:<14} {verdict}");
-    }
 }
 
 type Row = (String, String, String, bool);
@@ -338,9 +347,10 @@ impl Pair {
             reset_hwm(child);
         }
         self.submit(&path);
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), self.cpu_secs());
         self.wait_delivered(1, Duration::from_millis(5));
         let secs = start.elapsed().as_secs_f64();
+        self.report_cpu(&format!("{} transfer", size(len)), cpu);
         let hwm = (vm_hwm(&self.nodes[0]), vm_hwm(&self.nodes[1]));
         (secs, hwm)
     }
@@ -354,7 +364,7 @@ impl Pair {
             .map(|i| self.seal(&secrets, len, &format!("small-{i}.bin")))
             .collect();
         let seal_secs = start.elapsed().as_secs_f64();
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), self.cpu_secs());
         std::thread::scope(|scope| {
             for chunk in paths.chunks(count.div_ceil(4)) {
                 scope.spawn(move || chunk.iter().for_each(|p| self.submit(p)));
@@ -363,8 +373,44 @@ impl Pair {
         let submitted = start.elapsed().as_secs_f64();
         self.wait_delivered(count, Duration::from_millis(10));
         eprintln!("1000 small documents: all submitted after {submitted:.3} s");
+        self.report_cpu("1000 small documents", cpu);
         (seal_secs, start.elapsed().as_secs_f64())
     }
+}
+
+impl Pair {
+    /// CPU seconds (user and system) each node has used so far.
+    fn cpu_secs(&self) -> (f64, f64) {
+        (cpu_secs(&self.nodes[0]), cpu_secs(&self.nodes[1]))
+    }
+
+    /// Prints the CPU seconds each node used since `before` (a diagnostic, not a figure).
+    fn report_cpu(&self, what: &str, before: (f64, f64)) {
+        let now = self.cpu_secs();
+        eprintln!(
+            "{what}: node CPU sender {:.2} s, receiver {:.2} s",
+            now.0 - before.0,
+            now.1 - before.1
+        );
+    }
+}
+
+/// CPU seconds a process has used, from /proc/PID/stat (in clock ticks of 1/100 s).
+fn cpu_secs(child: &Child) -> f64 {
+    stat_cpu_secs(&format!("/proc/{}/stat", child.id()))
+}
+
+/// CPU seconds this process has used.
+fn own_cpu_secs() -> f64 {
+    stat_cpu_secs("/proc/self/stat")
+}
+
+fn stat_cpu_secs(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
 }
 
 impl Drop for Pair {
@@ -411,6 +457,7 @@ impl Read for Pattern {
 fn bare_quic(pair: &Pair, len: u64) -> f64 {
     let roster = SharedRoster::new(pair.home("a").require_roster(Timestamp::now()).unwrap());
     let (a, b) = (pair.secrets("a"), pair.secrets("b"));
+    let cpu_before = own_cpu_secs();
     let server_rt = tokio::runtime::Runtime::new().unwrap();
     let server = {
         let _in = server_rt.enter();
@@ -454,5 +501,7 @@ fn bare_quic(pair: &Pair, len: u64) -> f64 {
         secs
     });
     assert_eq!(server_rt.block_on(received).unwrap(), len);
+    let cpu = own_cpu_secs() - cpu_before;
+    eprintln!("bare QUIC, {}: CPU of both endpoints {cpu:.2} s", size(len));
     secs
 }

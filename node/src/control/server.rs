@@ -17,7 +17,7 @@ use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
 use crate::store::records::{self, NewOutgoing};
-use crate::store::{hex, parse_hex};
+use crate::store::{HashingReader, hex, parse_hex};
 
 /// Binds the socket and serves it in a task.
 pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
@@ -145,13 +145,16 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
     }
     let roster = node.roster.current();
     let checked = file.clone();
-    let info = tokio::task::spawn_blocking(move || -> Result<_> {
+    // Verified, hashed (in the same pass) and fsynced in one trip off the runtime.
+    let (info, hash, len) = tokio::task::spawn_blocking(move || -> Result<_> {
         let f = fs::File::open(&checked)?;
-        liaise_protocol::verify(
-            BufReader::with_capacity(1 << 20, f),
-            &RosterSignerCheck(&roster),
-        )
-        .context("the sealed document does not verify")
+        let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, f));
+        let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
+            .context("the sealed document does not verify")?;
+        // The stored blob is every byte of the file, as before.
+        let (hash, len, rest) = reader.finish()?;
+        rest.into_inner().sync_all()?;
+        Ok((info, hash, len))
     })
     .await??;
     if info.sender != node.me {
@@ -167,7 +170,7 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         .filter(|r| r.agency != node.me)
         .collect();
     let blobs = node.store.blobs.clone();
-    let (hash, len) = blobs.adopt_file_grouped(file).await?;
+    let (hash, len) = blobs.adopt_hashed_grouped(file, hash, len).await?;
     let now = crate::daemon::now_secs();
     let default_expiry = now.saturating_add(DEFAULT_DELIVERY_WINDOW.as_secs());
     let doc = NewOutgoing {

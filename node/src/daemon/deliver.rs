@@ -27,10 +27,12 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
 pub const MAX_PARALLEL_DELIVERIES: usize = 32;
+/// The most due deliveries read from the database at once.
+const MAX_DUE_FETCH: usize = 256;
 /// Bytes per write when streaming a document.
 const SEND_CHUNK: usize = 1024 * 1024;
 /// Chunks read from disk ahead of the network.
-const READ_AHEAD: usize = 1;
+const READ_AHEAD: usize = 2;
 
 /// The wait before attempt `attempts + 1`: `FIRST * 2^attempts`, capped, then a uniformly
 /// random point in its upper half (jitter, so that many senders do not retry in step).
@@ -53,10 +55,14 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
+        // Rows being delivered are still due (and the oldest): fetch only as many more as
+        // there are free slots, not a long list that is mostly in flight on every wake.
+        let busy = in_flight.lock().map_or(0, |s| s.len());
+        let limit = (busy + slots.available_permits().max(1)).min(MAX_DUE_FETCH);
         let due = node
             .store
             .db
-            .read(move |c| records::due(c, now, 256))
+            .read(move |c| records::due(c, now, limit))
             .await
             .unwrap_or_default();
         for item in due {
@@ -228,10 +234,12 @@ async fn offer_and_send(
     let mut sent = offset;
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk?;
-        send.write_all(&chunk)
+        let len = chunk.len() as u64;
+        // Handed to the stream as it is, not copied into it.
+        send.write_chunk(chunk.into())
             .await
             .context("the transfer was interrupted")?;
-        sent += chunk.len() as u64;
+        sent += len;
         if let Ok(mut s) = node.sending.lock() {
             s.insert(key.clone(), sent);
         }
@@ -270,16 +278,19 @@ fn read_ahead(
     tokio::task::spawn_blocking(move || {
         let mut at = offset;
         while at < len {
-            let want = usize::try_from((len - at).min(SEND_CHUNK as u64)).unwrap_or(SEND_CHUNK);
-            let mut chunk = vec![0u8; want];
-            let read = file
-                .read_exact(&mut chunk)
-                .context("the stored document is shorter than recorded");
+            let want = (len - at).min(SEND_CHUNK as u64);
+            // Read into fresh capacity (not zeroed first); each chunk goes to the network whole.
+            let mut chunk = Vec::with_capacity(SEND_CHUNK);
+            let read = match (&mut file).take(want).read_to_end(&mut chunk) {
+                Ok(n) if n as u64 == want => Ok(()),
+                Ok(_) => Err(anyhow!("the stored document is shorter than recorded")),
+                Err(e) => Err(anyhow::Error::new(e).context("cannot read the stored document")),
+            };
             let failed = read.is_err();
             if chunks.blocking_send(read.map(|()| chunk)).is_err() || failed {
                 return;
             }
-            at += want as u64;
+            at += want;
         }
     });
     Ok(rx)

@@ -290,13 +290,18 @@ enum WriteStep {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
-/// The partial file of one transfer: the network's small chunks gathered into writes of
+/// The partial file of one transfer: the network's bytes gathered into writes of
 /// [`WRITE_CHUNK`] bytes, appended and hashed on a blocking thread of its own while the next
 /// ones arrive (at most [`WRITE_QUEUE_LEN`] queued), fsynced beside the writer every
-/// [`SYNC_STEP`] bytes and at the end.
+/// [`SYNC_STEP`] bytes and at the end. The file is opened (created) on that thread too.
 #[derive(Debug)]
 pub struct PartialWriter {
+    /// The chunk being gathered: its first `filled` bytes arrived, the rest is room for more.
     pending: Vec<u8>,
+    filled: usize,
+    /// Buffers written (and verified) already, back to be filled again: no fresh allocation
+    /// (zeroed, page-faulted, unmapped) per chunk.
+    spares: std::sync::mpsc::Receiver<Vec<u8>>,
     steps: tokio::sync::mpsc::Sender<WriteStep>,
     task: tokio::task::JoinHandle<std::io::Result<(Sha256, Option<Verdict>)>>,
 }
@@ -312,14 +317,18 @@ impl PartialWriter {
         mut hasher: Sha256,
         mut verifier: Option<StreamVerifier>,
     ) -> std::io::Result<Self> {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(partial)?;
-        file.seek(SeekFrom::Start(held))?;
+        let partial = partial.to_path_buf();
         let (steps, mut queue) = tokio::sync::mpsc::channel::<WriteStep>(WRITE_QUEUE_LEN);
+        // At most the chunks in flight (gathered, queued, being written or verified) circulate.
+        let (home, spares) = std::sync::mpsc::channel();
         let task = tokio::task::spawn_blocking(move || {
+            // Creating a file can take a while: not on the async threads.
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&partial)?;
+            file.seek(SeekFrom::Start(held))?;
             let mut since_sync = 0u64;
             let mut background = BackgroundSync(None);
             while let Some(step) = queue.blocking_recv() {
@@ -328,8 +337,11 @@ impl PartialWriter {
                         file.write_all(&bytes)?;
                         hasher.update(&bytes);
                         since_sync += bytes.len() as u64;
-                        if let Some(verifier) = verifier.as_mut() {
-                            verifier.feed(&Arc::new(bytes));
+                        match verifier.as_mut() {
+                            Some(verifier) => verifier.feed(bytes, Some(&home)),
+                            None => {
+                                let _ = home.send(bytes);
+                            }
                         }
                         if since_sync >= SYNC_STEP {
                             background.restart(&file)?;
@@ -348,30 +360,62 @@ impl PartialWriter {
         });
         Ok(Self {
             pending: Vec::new(),
+            filled: 0,
+            spares,
             steps,
             task,
         })
     }
 
-    /// Appends `bytes`: gathered, and handed to the writer thread once [`WRITE_CHUNK`] bytes
-    /// are together; waits only while its queue is full.
-    pub async fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if self.pending.capacity() == 0 {
-            self.pending.reserve_exact(WRITE_CHUNK.max(bytes.len()));
+    /// Room for the next bytes, to read them from the network straight into (one copy, not
+    /// one per packet): at most [`WRITE_CHUNK`] bytes, and no more than `expected` (the bytes
+    /// still to come, at least 1) when a new chunk starts. Never empty. Report what was read
+    /// into it with [`Self::filled`].
+    pub fn room(&mut self, expected: usize) -> &mut [u8] {
+        if self.pending.is_empty() {
+            // A reused buffer is only zeroed where it is longer than the last time.
+            let mut chunk = self.spares.try_recv().unwrap_or_default();
+            chunk.resize(expected.clamp(1, WRITE_CHUNK), 0);
+            self.pending = chunk;
+            self.filled = 0;
         }
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= WRITE_CHUNK {
+        self.pending.get_mut(self.filled..).unwrap_or_default()
+    }
+
+    /// Takes the `n` bytes just read into [`Self::room`]; a full chunk goes to the writer
+    /// thread (waiting only while its queue is full).
+    pub async fn filled(&mut self, n: usize) -> std::io::Result<()> {
+        self.filled = self.filled.saturating_add(n).min(self.pending.len());
+        if self.filled == self.pending.len() {
             self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    /// Appends `bytes` (copied into [`Self::room`]).
+    #[cfg(test)]
+    pub async fn append(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            let room = self.room(WRITE_CHUNK);
+            let n = room.len().min(bytes.len());
+            let (now, later) = bytes.split_at(n);
+            if let Some(to) = room.get_mut(..n) {
+                to.copy_from_slice(now);
+            }
+            bytes = later;
+            self.filled(n).await?;
         }
         Ok(())
     }
 
     /// Hands the gathered bytes to the writer thread.
     async fn hand_over(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() {
+        if self.filled == 0 {
             return Ok(());
         }
-        let bytes = std::mem::take(&mut self.pending);
+        let mut bytes = std::mem::take(&mut self.pending);
+        bytes.truncate(self.filled);
+        self.filled = 0;
         if self.steps.send(WriteStep::Bytes(bytes)).await.is_err() {
             return Err(self.failure().await);
         }
@@ -471,6 +515,34 @@ mod tests {
         assert!(is_disk_full(&Error::from_raw_os_error(EDQUOT)));
         assert!(!is_disk_full(&Error::from_raw_os_error(27)), "EFBIG");
         assert!(!is_disk_full(&Error::other("boom")));
+    }
+
+    #[tokio::test]
+    async fn bytes_read_into_the_room_reach_the_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.partial");
+        let mut writer = PartialWriter::open(&path, 0, Sha256::new(), None).unwrap();
+        // A small transfer's chunk is as long as the bytes expected, no longer.
+        let room = writer.room(6);
+        assert_eq!(room.len(), 6);
+        room.get_mut(..4).unwrap().copy_from_slice(b"abcd");
+        writer.filled(4).await.unwrap();
+        // The same chunk goes on where it stopped.
+        let room = writer.room(2);
+        assert_eq!(room.len(), 2);
+        room.copy_from_slice(b"ef");
+        writer.filled(2).await.unwrap();
+        // A large transfer's chunks are capped at WRITE_CHUNK, and never empty.
+        assert_eq!(writer.room(usize::MAX).len(), WRITE_CHUNK);
+        writer.room(usize::MAX).fill(7);
+        writer.filled(WRITE_CHUNK).await.unwrap();
+        assert_eq!(writer.room(0).len(), 1);
+        writer.filled(0).await.unwrap();
+        let hash: [u8; 32] = writer.finish().await.unwrap().0.finalize().into();
+        let mut expected = b"abcdef".to_vec();
+        expected.extend(std::iter::repeat_n(7u8, WRITE_CHUNK));
+        assert_eq!(std::fs::read(&path).unwrap(), expected);
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&expected)));
     }
 
     #[tokio::test]

@@ -36,7 +36,8 @@ use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefi
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
 use super::incoming::{
-    HeaderGate, OfferedDocument, PartialWriter, check_quota, is_disk_full, sweep_partials,
+    HeaderGate, OfferedDocument, PartialWriter, WRITE_CHUNK, check_quota, is_disk_full,
+    sweep_partials,
 };
 use super::tee_verify::{StreamVerifier, Verdict};
 use super::{Node, now_secs};
@@ -47,6 +48,9 @@ use crate::trust::RosterSignerCheck;
 
 /// Incoming bytes are fsynced at least this often, bounding what a crash can lose.
 pub const SYNC_EVERY: u64 = 64 * 1024 * 1024;
+/// A document up to this length arrives as one write of its partial file and is verified
+/// whole once complete, without the early header check or a verifying thread of its own.
+pub const SMALL_DOCUMENT_LEN: u64 = WRITE_CHUNK as u64;
 /// The first message on a stream a peer opens.
 const FIRST: &[MessageKind] = &[
     MessageKind::Hello,
@@ -330,25 +334,23 @@ async fn receive_inner(
     let in_flight = node.receiving.lock().map(|m| m.clone()).unwrap_or_default();
     let blobs = node.store.blobs.clone();
     let (quota_peer, quota_doc) = (peer.clone(), doc_id.clone());
-    tokio::task::spawn_blocking(move || {
-        check_quota(
-            &blobs,
-            &quota_peer,
-            &quota_doc,
-            offer.sealed_len,
-            &in_flight,
-        )
-    })
-    .await
-    .map_err(internal)?
-    .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+    // The quota check and the look at a partial held already, in one trip off the runtime.
     let (held_len, hasher) = tokio::task::spawn_blocking({
         let partial = partial.clone();
-        move || prefix_state(&partial, offer.sealed_len)
+        move || {
+            check_quota(
+                &blobs,
+                &quota_peer,
+                &quota_doc,
+                offer.sealed_len,
+                &in_flight,
+            )
+            .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+            prefix_state(&partial, offer.sealed_len).map_err(internal)
+        }
     })
     .await
-    .map_err(internal)?
-    .map_err(internal)?;
+    .map_err(internal)??;
     // A resumed transfer is checked again before more bytes are taken: the roster may have
     // changed since.
     let mut gate = HeaderGate::default();
@@ -442,8 +444,11 @@ async fn receive_bytes(
     mut gate: HeaderGate,
 ) -> Result<(Sha256, Option<Verdict>), Outcome> {
     let total = offer.sealed_len;
-    // A fresh transfer is verified as it is written; a resumed one once complete.
-    let verifier = if held == 0 {
+    // A small document is all here at once: it is verified whole once complete (no early
+    // look at its header, no verifying thread of its own), like a resumed one. A larger
+    // fresh transfer is verified as it is written.
+    let small = total <= SMALL_DOCUMENT_LEN;
+    let verifier = if held == 0 && !small {
         Some(StreamVerifier::start(node.roster.current()).map_err(internal)?)
     } else {
         None
@@ -452,22 +457,28 @@ async fn receive_bytes(
         PartialWriter::open(partial, held, hasher, verifier).map_err(|e| map_io(&e))?;
     let received = async {
         loop {
-            let chunk = tokio::time::timeout(
+            // Read straight into the writer's chunk, as many packets' bytes at a time as have
+            // arrived; room for one byte past the offer, to catch a peer sending more.
+            let expected =
+                usize::try_from(total - held).map_or(usize::MAX, |n| n.saturating_add(1));
+            let read = tokio::time::timeout(
                 super::framed::FRAME_TIMEOUT,
-                recv.read_chunk(64 * 1024, true),
+                recv.read(writer.room(expected)),
             )
             .await
             .map_err(|_| Outcome::Gone("peer stalled".into()))?
             .map_err(|e| Outcome::Gone(e.to_string()))?;
-            let Some(chunk) = chunk else { break };
-            let n = chunk.bytes.len() as u64;
-            if held + n > total {
+            let Some(n) = read else { break };
+            if held + n as u64 > total {
                 return Err(Outcome::Violation(FrameError::Stream(
                     "more bytes than offered".into(),
                 )));
             }
-            writer.append(&chunk.bytes).await.map_err(|e| map_io(&e))?;
-            held += n;
+            writer.filled(n).await.map_err(|e| map_io(&e))?;
+            held += n as u64;
+            if small {
+                continue;
+            }
             if gate.due(held, total) {
                 writer.flush().await.map_err(|e| map_io(&e))?;
                 gate = check_header(node, partial, gate, held, peer, offer).await?;

@@ -5,7 +5,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use liaise_keys::roster::Roster;
@@ -19,10 +19,13 @@ pub const VERIFY_QUEUE_LEN: usize = 4;
 /// What the verifying thread concluded: the document's claims, or why it does not verify.
 pub type Verdict = Result<DocumentInfo, String>;
 
+/// A chunk for the verifier, and where to send its buffer once read (for reuse).
+type Chunk = (Vec<u8>, Option<Sender<Vec<u8>>>);
+
 /// A verification running over the bytes of a transfer, in order, from its first byte.
 #[derive(Debug)]
 pub struct StreamVerifier {
-    chunks: Option<SyncSender<Arc<Vec<u8>>>>,
+    chunks: Option<SyncSender<Chunk>>,
     thread: JoinHandle<Verdict>,
 }
 
@@ -37,7 +40,7 @@ impl StreamVerifier {
                 // A forwarded document's consent is checked with its header, by the receiver.
                 let mut reader = super::forwarded_in::skip_prefix(ChunkReader {
                     chunks: rx,
-                    current: Arc::default(),
+                    current: (Vec::new(), None),
                     at: 0,
                 })
                 .map_err(|e| e.to_string())?;
@@ -57,11 +60,11 @@ impl StreamVerifier {
     }
 
     /// Hands the next bytes over (waits while the verifier is [`VERIFY_QUEUE_LEN`] chunks
-    /// behind). After the verifier has stopped (the document is already refused) this does
-    /// nothing.
-    pub fn feed(&mut self, bytes: &Arc<Vec<u8>>) {
+    /// behind); once read, the buffer is sent to `home`, if given, to be filled again. After
+    /// the verifier has stopped (the document is already refused) this does nothing.
+    pub fn feed(&mut self, bytes: Vec<u8>, home: Option<&Sender<Vec<u8>>>) {
         if let Some(chunks) = &self.chunks
-            && chunks.send(Arc::clone(bytes)).is_err()
+            && chunks.send((bytes, home.cloned())).is_err()
         {
             self.chunks = None;
         }
@@ -78,23 +81,26 @@ impl StreamVerifier {
 
 /// `Read` over the chunks handed to the verifier; end of input when the writer is done.
 struct ChunkReader {
-    chunks: Receiver<Arc<Vec<u8>>>,
-    current: Arc<Vec<u8>>,
+    chunks: Receiver<Chunk>,
+    current: Chunk,
     at: usize,
 }
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.at >= self.current.len() {
+        while self.at >= self.current.0.len() {
             match self.chunks.recv() {
                 Ok(next) => {
-                    self.current = next;
+                    let (done, home) = std::mem::replace(&mut self.current, next);
+                    if let Some(home) = home {
+                        let _ = home.send(done);
+                    }
                     self.at = 0;
                 }
                 Err(_) => return Ok(0),
             }
         }
-        let left = self.current.get(self.at..).unwrap_or_default();
+        let left = self.current.0.get(self.at..).unwrap_or_default();
         let n = left.len().min(buf.len());
         if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
             to.copy_from_slice(from);
@@ -112,17 +118,21 @@ mod tests {
     #[test]
     fn the_chunk_reader_yields_every_byte_in_order_then_ends() {
         let (tx, rx) = sync_channel(8);
+        let (home, returned) = std::sync::mpsc::channel();
         for part in [&b"ab"[..], b"", b"cde"] {
-            tx.send(Arc::new(part.to_vec())).unwrap();
+            tx.send((part.to_vec(), Some(home.clone()))).unwrap();
         }
         drop(tx);
         let mut reader = ChunkReader {
             chunks: rx,
-            current: Arc::default(),
+            current: (Vec::new(), None),
             at: 0,
         };
         let mut all = Vec::new();
         reader.read_to_end(&mut all).unwrap();
         assert_eq!(all, b"abcde");
+        // Each buffer read to its end went home for reuse (the last one is still current).
+        let back: Vec<Vec<u8>> = returned.try_iter().collect();
+        assert_eq!(back, vec![b"ab".to_vec(), Vec::new()]);
     }
 }

@@ -154,6 +154,17 @@ impl Blobs {
         let (hash, len) = tokio::task::spawn_blocking(move || hash_and_sync(&hashed))
             .await
             .context("the store task failed")??;
+        self.adopt_hashed_grouped(source, hash, len).await
+    }
+
+    /// [`Self::adopt_file_grouped`] for a file the caller has already hashed (`hash`, `len`,
+    /// e.g. with a [`HashingReader`] while verifying it) and fsynced.
+    pub async fn adopt_hashed_grouped(
+        &self,
+        source: PathBuf,
+        hash: [u8; 32],
+        len: u64,
+    ) -> Result<([u8; 32], u64)> {
         match self.install_grouped(source.clone(), &hash).await {
             Ok(_) => Ok((hash, len)),
             Err(e) => {
@@ -210,6 +221,42 @@ impl Blobs {
             sync_dir(parent)?;
         }
         Ok(target)
+    }
+}
+
+/// A reader that hashes and counts every byte read through it: a document is hashed in the
+/// same pass that verifies it.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Hashes what is read from `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// Reads (and hashes) the rest of the input: the hash and length of all of it, and the
+    /// inner reader.
+    pub fn finish(mut self) -> std::io::Result<([u8; 32], u64, R)> {
+        std::io::copy(&mut self, &mut std::io::sink())?;
+        Ok((self.hasher.finalize().into(), self.len, self.inner))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        self.len += n as u64;
+        Ok(n)
     }
 }
 
@@ -321,6 +368,18 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hashing_reader_hashes_what_was_read_and_the_rest() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut reader = HashingReader::new(bytes.as_slice());
+        let mut first = [0u8; 1000];
+        reader.read_exact(&mut first).unwrap();
+        let (hash, len, rest) = reader.finish().unwrap();
+        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        assert_eq!(len, 100_000);
+        assert!(rest.is_empty());
+    }
 
     #[test]
     fn hex_round_trip_and_limits() {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-pub use blobs::{Blobs, hex, parse_hex, parse_hex_vec};
+pub use blobs::{Blobs, HashingReader, hex, parse_hex, parse_hex_vec};
 pub use db::Db;
 
 use crate::fsutil::create_private_dir;

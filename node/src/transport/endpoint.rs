@@ -28,6 +28,11 @@ pub const PEER_RECEIVE_WINDOW: u32 = 16 * 1024 * 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keep-alives on idle connections, well inside the idle timeout.
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// The UDP socket's receive and send buffers asked for (the kernel caps them at
+/// `net.core.rmem_max` / `wmem_max`). The default (about 200 KiB) overflows while a busy
+/// receiver hashes and writes a large document: every datagram dropped there is taken for
+/// congestion and halves the sender's rate.
+pub const UDP_BUFFER_LEN: usize = 4 * 1024 * 1024;
 
 /// Binds a QUIC endpoint at `addr` that serves peers and dials them, both pinned to `roster`.
 pub fn build_endpoint(
@@ -52,10 +57,35 @@ pub fn build_endpoint(
     // A handshake flood costs the attacker a round trip per attempt.
     server.retry_token_lifetime(Duration::from_secs(15));
 
-    let mut endpoint = quinn::Endpoint::server(server, addr)
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let socket = bind_udp(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let runtime = quinn::default_runtime().context("no async runtime for the endpoint")?;
+    let mut endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server),
+        socket,
+        runtime,
+    )
+    .with_context(|| format!("cannot listen on {addr}"))?;
     endpoint.set_default_client_config(client_config(secret, roster)?);
     Ok(endpoint)
+}
+
+/// A UDP socket bound to `addr` with buffers of up to [`UDP_BUFFER_LEN`] (smaller ones, if
+/// the system refuses, are kept).
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_BUFFER_LEN) {
+        tracing::debug!("cannot enlarge the UDP receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(UDP_BUFFER_LEN) {
+        tracing::debug!("cannot enlarge the UDP send buffer: {e}");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// The client side: our key as a raw public key, the server's pinned to the roster.
