@@ -112,6 +112,29 @@ pub fn check_quota(
     Ok(())
 }
 
+/// Space an incoming document must leave free on the store's file system, for the database,
+/// its log and the receipts of what is still to come.
+pub const DISK_RESERVE: u64 = 8 * 1024 * 1024;
+
+/// Refuses (`DiskFull`, which the sender retries later) a transfer of `missing` more bytes
+/// into `dir` when its file system cannot hold them and still keep [`DISK_RESERVE`] free, so
+/// a document that cannot fit is not sent in vain. Transfers running at the same time may
+/// still fill the disk; a write that fails for want of space is refused the same way.
+pub fn check_free_space(dir: &Path, missing: u64) -> Result<(), Refusal> {
+    // Unknown free space: the writes themselves will tell.
+    let Ok(stat) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < missing.saturating_add(DISK_RESERVE) {
+        return Err(Refusal::new(
+            RejectReason::DiskFull,
+            format!("no space left on the receiving node ({missing} bytes needed, {free} free)"),
+        ));
+    }
+    Ok(())
+}
+
 /// Deletes partial files older than [`PARTIAL_MAX_AGE`] at start and every
 /// [`SWEEP_INTERVAL`], until shutdown.
 pub async fn sweep_partials(node: Arc<Node>) {
@@ -457,6 +480,20 @@ mod tests {
 
     fn offered(n: u64) -> HashMap<(String, String), u64> {
         HashMap::from([(("nl.prison.vught".into(), "bb".repeat(16)), n)])
+    }
+
+    #[test]
+    fn a_document_larger_than_the_free_space_is_refused_as_a_full_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let stat = rustix::fs::statvfs(dir.path()).unwrap();
+        let free = stat.f_bavail * stat.f_frsize;
+        assert!(check_free_space(dir.path(), 0).is_ok() || free < DISK_RESERVE);
+        // Fits only without the reserve: refused, temporarily, saying how much is missing.
+        let refused = check_free_space(dir.path(), free).unwrap_err();
+        assert_eq!(refused.reason, RejectReason::DiskFull);
+        assert!(refused.reason.is_temporary());
+        assert!(refused.detail.contains("bytes needed"), "{}", refused.detail);
+        assert!(check_free_space(dir.path(), u64::MAX).is_err());
     }
 
     #[test]

@@ -36,8 +36,8 @@ use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefi
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
 use super::incoming::{
-    HeaderGate, OfferedDocument, PartialWriter, WRITE_CHUNK, check_quota, is_disk_full,
-    sweep_partials,
+    HeaderGate, OfferedDocument, PartialWriter, WRITE_CHUNK, check_free_space, check_quota,
+    is_disk_full, sweep_partials,
 };
 use super::tee_verify::{StreamVerifier, Verdict};
 use super::{Node, now_secs};
@@ -346,7 +346,12 @@ async fn receive_inner(
                 &in_flight,
             )
             .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
-            prefix_state(&partial, offer.sealed_len).map_err(internal)
+            let (held, hasher) = prefix_state(&partial, offer.sealed_len).map_err(internal)?;
+            if let Some(dir) = partial.parent() {
+                check_free_space(dir, offer.sealed_len.saturating_sub(held))
+                    .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+            }
+            Ok((held, hasher))
         }
     })
     .await
