@@ -73,6 +73,9 @@ fn main() {
         (vec![], vec![], vec![], vec![]);
     let (mut seal_hwm, mut open_hwm) = (0, 0);
     for _ in 0..ROUNDS {
+        // Like age's, each round's output is a new file: overwriting the last round's would
+        // make the timed step pay for freeing its pages.
+        let _ = std::fs::remove_file(&sealed);
         sync();
         let (time, hwm) = run_child(&["seal", path(&input), path(&sealed)]);
         seal_times.push(time);

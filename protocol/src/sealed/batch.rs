@@ -6,14 +6,20 @@
 //! can be sealed or opened in place and written or hashed in one piece.
 //!
 //! Sections longer than one batch are processed by a [`ChunkPipeline`] with one helper
-//! thread: while the caller's thread reads, hashes the plaintext and writes, the helper
-//! encrypts or decrypts the chunks and hashes the ciphertext (SHA-256 for the transcript).
-//! This is computation only: the helper does no I/O, sees no clock, and is joined before the
+//! thread: while the caller's thread reads and writes, the helper encrypts or decrypts the
+//! chunks and hashes the ciphertext (SHA-256 for the transcript). When sealing, the work
+//! that can go either way goes to whichever thread has time for it: the caller hashes a
+//! batch's content (see [`crate::sealed::content_hash`]) and seals chunks itself while the
+//! helper is still busy with earlier batches; otherwise the helper does both. This is
+//! computation only: the helper does no I/O, sees no clock, and is joined before the
 //! pipeline is dropped. The caller keeps at most [`BATCHES_IN_FLIGHT`] batches submitted, so
 //! memory stays at a few MiB whatever the section length. Shorter sections are processed on
 //! the caller's thread, without spawning anything.
 
 use std::collections::VecDeque;
+use std::io::IoSliceMut;
+use std::ops::Range;
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::{self, JoinHandle};
 
@@ -22,14 +28,19 @@ use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::sealed::content_hash::ContentHash;
 use crate::sealed::stream::{CiphertextHash, nonce};
 use crate::sealed::{CHUNK_LEN, TAG_LEN};
 
 /// Chunks per batch: 16 × 64 KiB, so 1 MiB of plaintext is handed over at a time.
 pub(crate) const BATCH_CHUNKS: usize = 16;
-/// Batches a caller may have submitted and not yet received back (one being processed, one
-/// waiting), on top of the one it is filling or reading.
-pub(crate) const BATCHES_IN_FLIGHT: usize = 2;
+/// Batches a caller may have submitted and not yet received back (one being processed, the
+/// others waiting), on top of the one it is filling or reading: enough that a slow read or
+/// write does not leave the helper idle.
+pub(crate) const BATCHES_IN_FLIGHT: usize = 4;
+/// How long the caller waits at a time for its turn at the content hash before it checks
+/// whether the helper is still busy.
+const TURN_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 /// Wire bytes of one full chunk.
 pub(crate) const SLOT_LEN: usize = CHUNK_LEN + TAG_LEN;
 /// Plaintext bytes of one full batch.
@@ -47,6 +58,8 @@ pub(crate) struct Batch {
     pub(crate) ends_section: bool,
     /// Chunks at the end of the batch already sealed by the caller's thread.
     presealed: usize,
+    /// Plaintext positions of section content not yet added to the content hash (sealing).
+    pub(crate) content: Range<usize>,
 }
 
 impl Batch {
@@ -58,6 +71,7 @@ impl Batch {
             first_counter: 0,
             ends_section: false,
             presealed: 0,
+            content: 0..0,
         }
     }
 
@@ -67,6 +81,7 @@ impl Batch {
         self.first_counter = first_counter;
         self.ends_section = false;
         self.presealed = 0;
+        self.content = 0..0;
     }
 
     /// Chunks in the batch (a partly filled chunk counts).
@@ -96,15 +111,56 @@ impl Batch {
         self.buf.get_mut(filled..end).unwrap_or(&mut [])
     }
 
+    /// Stream offset of plaintext byte `pos` of the batch.
+    pub(crate) fn stream_offset(&self, pos: usize) -> u64 {
+        self.first_counter
+            .saturating_mul(CHUNK_LEN as u64)
+            .saturating_add(pos as u64)
+    }
+
     /// Where plaintext byte `pos` of the batch lives, and how many bytes follow it in its
     /// chunk (up to `text_len`, or a full chunk while filling).
     fn text_at(&mut self, pos: usize, limit: usize) -> &mut [u8] {
-        let in_chunk = pos % CHUNK_LEN;
-        let start = (pos / CHUNK_LEN) * SLOT_LEN + in_chunk;
-        let len = (CHUNK_LEN - in_chunk).min(limit.saturating_sub(pos));
-        self.buf
-            .get_mut(start..start.saturating_add(len))
-            .unwrap_or(&mut [])
+        let span = text_span(pos, limit);
+        self.buf.get_mut(span).unwrap_or(&mut [])
+    }
+
+    /// The plaintext bytes at positions `range`, one piece per chunk.
+    pub(crate) fn text(&self, range: Range<usize>) -> impl Iterator<Item = &[u8]> {
+        let mut pos = range.start;
+        std::iter::from_fn(move || {
+            let span = text_span(pos, range.end);
+            pos += span.len();
+            self.buf.get(span).filter(|part| !part.is_empty())
+        })
+    }
+
+    /// Free room while filling, up to `max` bytes, one piece per chunk (to be read into in
+    /// one call); empty when the batch is full.
+    pub(crate) fn rooms(&mut self, max: usize) -> Vec<IoSliceMut<'_>> {
+        let limit = BATCH_TEXT_LEN.min(self.text_len.saturating_add(max));
+        let mut pos = self.text_len;
+        let mut rooms = Vec::with_capacity(BATCH_CHUNKS);
+        let first_slot = pos / CHUNK_LEN;
+        for (slot_index, slot) in self.buf.chunks_mut(SLOT_LEN).enumerate().skip(first_slot) {
+            // Each piece but the last fills its chunk, so the next starts a chunk.
+            let Some(in_chunk) = pos
+                .checked_sub(slot_index * CHUNK_LEN)
+                .filter(|_| pos < limit)
+            else {
+                break;
+            };
+            let len = (CHUNK_LEN - in_chunk).min(limit.saturating_sub(pos));
+            let Some(room) = slot
+                .get_mut(in_chunk..in_chunk + len)
+                .filter(|r| !r.is_empty())
+            else {
+                break;
+            };
+            rooms.push(IoSliceMut::new(room));
+            pos += len;
+        }
+        rooms
     }
 
     /// Free room in the current chunk while filling, at most `max` bytes; empty when the
@@ -127,6 +183,15 @@ impl Batch {
     }
 }
 
+/// Where in a batch's buffer plaintext byte `pos` lives, up to the end of its chunk or
+/// `limit`.
+fn text_span(pos: usize, limit: usize) -> Range<usize> {
+    let in_chunk = pos % CHUNK_LEN;
+    let start = (pos / CHUNK_LEN) * SLOT_LEN + in_chunk;
+    let len = (CHUNK_LEN - in_chunk).min(limit.saturating_sub(pos));
+    start..start.saturating_add(len)
+}
+
 /// Which way a pipeline works.
 #[derive(Clone, Copy)]
 pub(crate) enum Direction {
@@ -144,10 +209,12 @@ pub(crate) struct PipelineStopped;
 pub(crate) struct ChunkPipeline {
     engine: Engine,
     in_flight: usize,
+    /// The running hash of the section's content, shared with the helper (sealing).
+    content: Arc<ContentHash>,
     /// The caller's own copy of the cipher, to seal chunks while the helper is busy.
     assist: Option<ChaCha20Poly1305>,
-    /// The oldest batch, taken back early while checking whether the helper was busy.
-    early: Option<Processed>,
+    /// The oldest batches, taken back early while checking whether the helper was busy.
+    early: VecDeque<Processed>,
 }
 
 /// A processed batch and how many of its chunks are good (all, when sealing).
@@ -171,8 +238,9 @@ impl ChunkPipeline {
     /// A pipeline for a section of `chunks` chunks under `key`; it starts a helper thread
     /// only if the section spans more than one batch.
     pub(crate) fn new(key: &[u8; 32], direction: Direction, chunks: u64) -> Self {
+        let content = Arc::new(ContentHash::new());
         let inline = || Engine::Inline {
-            worker: ChunkWorker::new(key, direction),
+            worker: ChunkWorker::new(key, direction, Arc::clone(&content)),
             done: VecDeque::with_capacity(BATCHES_IN_FLIGHT),
         };
         let engine = if chunks <= BATCH_CHUNKS as u64 {
@@ -180,7 +248,7 @@ impl ChunkPipeline {
         } else {
             let (jobs, job_rx) = mpsc::channel::<Batch>();
             let (done_tx, done) = mpsc::channel();
-            let mut worker = ChunkWorker::new(key, direction);
+            let mut worker = ChunkWorker::new(key, direction, Arc::clone(&content));
             let spawned = thread::Builder::new()
                 .name("liaise-stream".into())
                 .spawn(move || {
@@ -211,14 +279,20 @@ impl ChunkPipeline {
         Self {
             engine,
             in_flight: 0,
+            content,
             assist,
-            early: None,
+            early: VecDeque::new(),
         }
     }
 
     /// Batches submitted and not yet received.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// The running hash of the section's content.
+    pub(crate) fn content_hash(&self) -> &ContentHash {
+        &self.content
     }
 
     /// Hands a batch over; the caller must keep at most [`BATCHES_IN_FLIGHT`] in flight.
@@ -238,27 +312,52 @@ impl ChunkPipeline {
         Ok(())
     }
 
-    /// Before submitting `batch` to be sealed: seals its chunks from the back on the
-    /// caller's thread for as long as the helper is still busy with an earlier batch, so
-    /// that the two threads share the work whatever their other loads (reading, hashing,
-    /// writing). Does nothing without a helper thread or when opening.
+    /// Before submitting `batch` to be sealed: while the helper is still busy with an
+    /// earlier batch, hashes the batch's content and then seals its chunks from the back on
+    /// the caller's thread, so that the two threads share the work whatever their other
+    /// loads (reading, writing). Does nothing without a helper thread or when opening.
     pub(crate) fn assist(&mut self, batch: &mut Batch) {
-        let (Engine::Threaded { done, .. }, Some(cipher)) = (&self.engine, &self.assist) else {
+        if self.assist.is_none() || !self.take_content(batch) {
             return;
+        }
+        while batch.presealed < batch.chunks() && self.helper_busy() {
+            let Some(cipher) = &self.assist else {
+                return;
+            };
+            let k = batch.chunks() - 1 - batch.presealed;
+            if !seal_chunk(cipher, batch, k) {
+                return;
+            }
+            batch.presealed += 1;
+        }
+    }
+
+    /// Hashes the batch's content on the caller's thread if the helper is busy, waiting for
+    /// its turn while the helper hashes earlier content; returns whether it did (or the
+    /// batch has no content to hash). With the helper idle, it is left to the helper.
+    fn take_content(&mut self, batch: &mut Batch) -> bool {
+        while self.helper_busy() {
+            if self.content.try_hash_batch(batch) {
+                return true;
+            }
+            self.content.wait_for_turn(batch, TURN_POLL);
+        }
+        false
+    }
+
+    /// Whether the helper still has batches to process (taking back those it is done with).
+    fn helper_busy(&mut self) -> bool {
+        let Engine::Threaded { done, .. } = &self.engine else {
+            return false;
         };
-        while self.in_flight > 0 && self.early.is_none() && batch.presealed < batch.chunks() {
+        while self.early.len() < self.in_flight {
             match done.try_recv() {
-                Ok(processed) => self.early = Some(processed),
-                Err(TryRecvError::Empty) => {
-                    let k = batch.chunks() - 1 - batch.presealed;
-                    if !seal_chunk(cipher, batch, k) {
-                        return;
-                    }
-                    batch.presealed += 1;
-                }
-                Err(TryRecvError::Disconnected) => return,
+                Ok(processed) => self.early.push_back(processed),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
             }
         }
+        false
     }
 
     /// The oldest submitted batch, processed; waits for it if needed.
@@ -266,7 +365,7 @@ impl ChunkPipeline {
         if self.in_flight == 0 {
             return Err(PipelineStopped);
         }
-        if let Some(processed) = self.early.take() {
+        if let Some(processed) = self.early.pop_front() {
             self.in_flight -= 1;
             return Ok(processed);
         }
@@ -311,29 +410,38 @@ impl Drop for ChunkPipeline {
     }
 }
 
-/// What processes a batch: the section's cipher and the running ciphertext hash.
+/// What processes a batch: the section's cipher, the running ciphertext hash, and the
+/// running content hash shared with the caller.
 struct ChunkWorker {
     cipher: ChaCha20Poly1305,
     hash: Sha256,
     direction: Direction,
+    content: Arc<ContentHash>,
 }
 
 impl ChunkWorker {
-    fn new(key: &[u8; 32], direction: Direction) -> Self {
+    fn new(key: &[u8; 32], direction: Direction, content: Arc<ContentHash>) -> Self {
         Self {
             cipher: ChaCha20Poly1305::new(&(*key).into()),
             hash: Sha256::new(),
             direction,
+            content,
         }
     }
 
-    /// Seals or opens the chunks of `batch` in place (when sealing, all but the last
-    /// `presealed`, which the caller sealed); returns how many chunks are good, from the
-    /// front (opening stops at the first chunk that fails to verify).
+    /// Seals or opens the chunks of `batch` in place (when sealing, first hashes its
+    /// content unless the caller did, and seals all chunks but the last `presealed`, which
+    /// the caller sealed); returns how many chunks are good, from the front (opening stops
+    /// at the first chunk that fails to verify).
     fn process(&mut self, batch: &mut Batch) -> usize {
         let chunks = batch.chunks();
-        if let Direction::Open = self.direction {
-            self.hash.update(batch.wire());
+        match self.direction {
+            Direction::Open => self.hash.update(batch.wire()),
+            Direction::Seal => {
+                if self.content.hash_batch(batch).is_err() {
+                    return 0;
+                }
+            }
         }
         let todo = match self.direction {
             Direction::Seal => chunks.saturating_sub(batch.presealed),
@@ -419,7 +527,7 @@ mod tests {
             (3 * CHUNK_LEN + 1, true),
         ] {
             let mut reference = full_batch(text_len, ends);
-            let mut worker = ChunkWorker::new(&key, Direction::Seal);
+            let mut worker = ChunkWorker::new(&key, Direction::Seal, Arc::new(ContentHash::new()));
             assert_eq!(worker.process(&mut reference), reference.chunks());
             let caller = ChaCha20Poly1305::new(&key.into());
             for presealed in [1, 2, reference.chunks() - 1, reference.chunks()] {
@@ -428,10 +536,12 @@ mod tests {
                     assert!(seal_chunk(&caller, &mut batch, k));
                 }
                 batch.presealed = presealed;
-                let mut worker = ChunkWorker::new(&key, Direction::Seal);
+                let mut worker =
+                    ChunkWorker::new(&key, Direction::Seal, Arc::new(ContentHash::new()));
                 assert_eq!(worker.process(&mut batch), batch.chunks());
                 assert!(batch.wire() == reference.wire(), "{text_len} {presealed}");
-                let mut opener = ChunkWorker::new(&key, Direction::Open);
+                let mut opener =
+                    ChunkWorker::new(&key, Direction::Open, Arc::new(ContentHash::new()));
                 assert_eq!(opener.process(&mut batch), batch.chunks());
                 assert!(
                     batch.wire()[..CHUNK_LEN] == full_batch(text_len, ends).wire()[..CHUNK_LEN]

@@ -5,6 +5,7 @@
 //! the command line.
 
 mod batch;
+mod content_hash;
 mod derive;
 mod error;
 mod filename;

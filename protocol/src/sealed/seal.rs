@@ -8,7 +8,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use liaise_keys::{AgencyId, EncryptionPublicKey, SigningSecretKey, Timestamp};
-use sha2::{Digest, Sha256};
 
 use crate::sealed::derive::{ContentKey, commitment, payload_key, random_content_key};
 use crate::sealed::error::SealError;
@@ -248,12 +247,12 @@ fn seal_section(
     enc.push(&plan.metadata).map_err(w)?;
     enc.push(&section.content_len.to_be_bytes()).map_err(w)?;
 
-    let mut content_hash = Sha256::new();
     let mismatch = || SealError::ContentLengthMismatch {
         section: section.name.clone(),
         declared: section.content_len,
     };
-    enc.push_from(section.content, section.content_len, &mut content_hash)
+    let content_hash = enc
+        .push_from(section.content, section.content_len)
         .map_err(|e| match e {
             FeedError::Read(e) => SealError::Read(e),
             FeedError::ShortContent => mismatch(),
@@ -263,7 +262,6 @@ fn seal_section(
     if read_retrying(section.content, &mut [0u8; 1]).map_err(SealError::Read)? != 0 {
         return Err(mismatch());
     }
-    let content_hash: [u8; 32] = content_hash.finalize().into();
     let blob = sshsig::sign(signing_key, &content_hash);
     let blob_len = u16::try_from(blob.len()).unwrap_or(u16::MAX);
     enc.push(&blob_len.to_be_bytes()).map_err(w)?;

@@ -8,6 +8,7 @@
 //! changes nothing on the wire.
 
 use std::io::{self, Read, Write};
+use std::ops::Range;
 
 use chacha20poly1305::Nonce;
 use sha2::{Digest, Sha256};
@@ -66,14 +67,19 @@ pub(crate) enum FeedError {
 
 /// Encrypts one section's padded plaintext to `out`, a batch of chunks at a time.
 ///
-/// Plaintext is placed straight into its chunk's place in a batch buffer, sealed in place
-/// (on a helper thread for sections longer than a batch, see [`ChunkPipeline`]), and the
-/// batch is written with one `write_all`: no per-chunk allocation or copy.
+/// Plaintext is placed straight into its chunk's place in a batch buffer (content is read
+/// into all of a batch's chunks with one vectored read), sealed in place (on a helper thread
+/// for sections longer than a batch, see [`ChunkPipeline`]), and the batch is written with
+/// one `write_all`: no per-chunk allocation or copy.
 pub(crate) struct StreamEncryptor<'w> {
     out: &'w mut dyn Write,
     padded_len: u64,
     consumed: u64,
     filling: Batch,
+    /// Batches written out and free for reuse.
+    spare: Vec<Batch>,
+    /// Stream offsets of the content being fed by [`StreamEncryptor::push_from`].
+    content: Option<Range<u64>>,
     pipeline: ChunkPipeline,
 }
 
@@ -84,6 +90,8 @@ impl<'w> StreamEncryptor<'w> {
             padded_len,
             consumed: 0,
             filling: Batch::with_capacity(wire_capacity(padded_len)),
+            spare: Vec::new(),
+            content: None,
             pipeline: ChunkPipeline::new(payload_key, Direction::Seal, chunk_count(padded_len)),
         }
     }
@@ -117,33 +125,83 @@ impl<'w> StreamEncryptor<'w> {
         Ok(())
     }
 
-    /// Feeds exactly `len` bytes read from `input`, read straight into the batch, and adds
-    /// them to `content_hash` on the way.
+    /// Feeds exactly `len` bytes of content read from `input`, read straight into the
+    /// batches, and returns their SHA-256 (hashed on whichever thread has time for it, see
+    /// [`crate::sealed::content_hash`]).
     pub(crate) fn push_from(
         &mut self,
         input: &mut dyn Read,
         len: u64,
-        content_hash: &mut Sha256,
-    ) -> Result<(), FeedError> {
+    ) -> Result<[u8; 32], FeedError> {
         self.check_room(len).map_err(FeedError::Write)?;
+        let stopped_write = |stop| FeedError::Write(stopped(stop));
+        self.pipeline
+            .content_hash()
+            .restart(self.consumed)
+            .map_err(stopped_write)?;
+        self.content = Some(self.consumed..self.consumed + len);
         let mut remaining = len;
         while remaining > 0 {
-            let room = self.room(remaining).map_err(FeedError::Write)?;
+            let max = usize::try_from(remaining).unwrap_or(usize::MAX);
+            let mut rooms = self.filling.rooms(max);
+            let room_len: usize = rooms.iter().map(|r| r.len()).sum();
+            if room_len == 0 {
+                return Err(FeedError::Write(io::Error::other(
+                    "no room in the STREAM batch",
+                )));
+            }
             let n = loop {
-                match input.read(room) {
+                match input.read_vectored(&mut rooms) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     other => break other.map_err(FeedError::Read)?,
                 }
             };
-            let data = room.get(..n).ok_or(FeedError::ShortContent)?;
-            if data.is_empty() {
+            drop(rooms);
+            if n == 0 {
                 return Err(FeedError::ShortContent);
             }
-            content_hash.update(data);
+            if n > room_len {
+                return Err(FeedError::Read(io::Error::other(
+                    "the content reader claims more bytes than it was given room for",
+                )));
+            }
             remaining -= n as u64;
             self.advance(n).map_err(FeedError::Write)?;
         }
-        Ok(())
+        let digest = self.finish_content().map_err(FeedError::Write);
+        self.content = None;
+        digest
+    }
+
+    /// Once all content is fed: writes out the batches in flight (so that all of their
+    /// content is hashed), hashes the content still in the batch being filled, and returns
+    /// the digest.
+    fn finish_content(&mut self) -> io::Result<[u8; 32]> {
+        while self.pipeline.in_flight() > 0 {
+            let batch = self.write_oldest()?;
+            self.spare.push(batch);
+        }
+        self.mark_content(true);
+        let hash = self.pipeline.content_hash();
+        hash.hash_batch(&mut self.filling).map_err(stopped)?;
+        hash.digest().map_err(stopped)
+    }
+
+    /// Marks which plaintext bytes of the batch being filled are content still to be hashed
+    /// (if `unhashed`; none otherwise).
+    fn mark_content(&mut self, unhashed: bool) {
+        let batch = &mut self.filling;
+        batch.content = 0..0;
+        let Some(content) = self.content.as_ref().filter(|_| unhashed) else {
+            return;
+        };
+        let start = batch.stream_offset(0);
+        let end = batch.stream_offset(batch.text_len);
+        let from = content.start.clamp(start, end) - start;
+        let to = content.end.clamp(start, end) - start;
+        if let (Ok(from), Ok(to)) = (usize::try_from(from), usize::try_from(to)) {
+            batch.content = from..to;
+        }
     }
 
     fn check_room(&self, len: u64) -> io::Result<()> {
@@ -175,6 +233,9 @@ impl<'w> StreamEncryptor<'w> {
         }
         let next_counter = self.filling.next_counter();
         self.filling.ends_section = last;
+        // Content fed by `push_from` is hashed on the way, unless its last part is still
+        // here when it ends (`finish_content` hashes that part).
+        self.mark_content(self.content.is_some());
         let mut full = std::mem::replace(&mut self.filling, Batch::with_capacity(0));
         self.pipeline.assist(&mut full);
         self.pipeline.submit(full).map_err(stopped)?;
@@ -183,6 +244,8 @@ impl<'w> StreamEncryptor<'w> {
         }
         self.filling = if self.pipeline.in_flight() >= BATCHES_IN_FLIGHT {
             self.write_oldest()?
+        } else if let Some(spare) = self.spare.pop() {
+            spare
         } else {
             Batch::with_capacity(wire_capacity(self.padded_len - self.consumed))
         };

@@ -222,12 +222,11 @@ fn content_is_read_straight_in_and_hashed() {
         let plain = pattern(len);
         let mut out = Vec::new();
         let mut enc = StreamEncryptor::new(&key, len as u64, &mut out);
-        let mut hash = Sha256::new();
         let mut reader = Trickle { data: &plain, step };
-        enc.push_from(&mut reader, len as u64, &mut hash).unwrap();
+        let digest = enc.push_from(&mut reader, len as u64).unwrap();
         enc.finish().unwrap();
         assert!(out == reference_encrypt(&plain));
-        assert_eq!(hash.finalize(), Sha256::digest(&plain));
+        assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&plain)));
     }
     // Content that ends early, or fails, is reported as such.
     let plain = pattern(B + 10);
@@ -237,12 +236,47 @@ fn content_is_read_straight_in_and_hashed() {
         data: &plain,
         step: 5000,
     };
-    let result = enc.push_from(&mut reader, 2 * B as u64, &mut Sha256::new());
+    let result = enc.push_from(&mut reader, 2 * B as u64);
     assert!(matches!(result, Err(FeedError::ShortContent)));
     let mut failing = Trickle { data: &[], step: 1 }.chain(FailingReader);
     let mut enc = StreamEncryptor::new(&key, 10, &mut out);
-    let result = enc.push_from(&mut failing, 10, &mut Sha256::new());
+    let result = enc.push_from(&mut failing, 10);
     assert!(matches!(result, Err(FeedError::Read(_))));
+}
+
+#[test]
+fn content_between_other_plaintext_is_hashed_alone_and_in_order() {
+    // As when sealing: a prefix, the content (read in, vectored when the reader can), a
+    // suffix. The content spans several batches, so the caller and the helper share its hash.
+    let key = test_key();
+    for (prefix, content_len, suffix) in [
+        (11, 5 * B + 3, 300),
+        (B - 1, 2 * B + 2, 1),
+        (CHUNK_LEN, B, CHUNK_LEN),
+        (5, 10, 5),
+    ] {
+        let plain = pattern(prefix + content_len + suffix);
+        let content = &plain[prefix..prefix + content_len];
+        for vectored in [true, false] {
+            let mut out = Vec::new();
+            let mut enc = StreamEncryptor::new(&key, plain.len() as u64, &mut out);
+            enc.push(&plain[..prefix]).unwrap();
+            let digest = if vectored {
+                enc.push_from(&mut &content[..], content_len as u64)
+            } else {
+                let mut reader = Trickle {
+                    data: content,
+                    step: 3 * CHUNK_LEN + 1,
+                };
+                enc.push_from(&mut reader, content_len as u64)
+            }
+            .unwrap();
+            enc.push(&plain[prefix + content_len..]).unwrap();
+            enc.finish().unwrap();
+            assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(content)));
+            assert!(out == reference_encrypt(&plain), "{prefix} {content_len}");
+        }
+    }
 }
 
 struct FailingReader;
