@@ -267,3 +267,130 @@ fn a_forwarded_document_from_anyone_but_the_named_forwarder_is_refused() {
     assert_eq!(rows[0]["forwarded_by"], PROBATION);
     assert!(inbox_rows(&fed, city, &doc).is_empty());
 }
+
+/// The city's custody line for the prison, once its deletion receipt verified.
+fn wait_prison_deletion_receipt(fed: &TestFederation, city: &Agency, doc: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let custody = fed.json(city, &["custody", doc]);
+        let done = custody["readers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["agency"] == PRISON && r["deletion_receipt_verified"] == true);
+        if done {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no deletion receipt: {custody:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_forward_arriving_after_the_new_readers_deletion_receipt_is_refused() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
+    let sb = &fed.sandbox;
+    let doc = send_forwardable(&fed, city);
+    // Probation gets the consent (as its outbox would, before the prison was reachable)...
+    sb.liaise(&[
+        "forward",
+        "--home",
+        &probation.home,
+        &doc,
+        "--to",
+        PRISON,
+        "--reason",
+        "joint supervision",
+        "--out",
+        "fwd.liaise",
+    ])
+    .ok();
+    let bytes = sb.read("fwd.liaise");
+    // ...then the city revokes probation, so the prison too, and the prison signs that it
+    // deleted its copy (it held none yet).
+    sb.liaise(&[
+        "revoke",
+        "--home",
+        &city.home,
+        &doc,
+        "--recipient",
+        PROBATION,
+    ])
+    .ok();
+    wait_prison_deletion_receipt(&fed, city, &doc);
+    // The forwarded document arriving now is refused: the receipt must stay true.
+    let doc_id: [u8; 16] = liaise_node::store::parse_hex(&doc).unwrap();
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let answer = rt.block_on(offer(&Member::new(&fed, probation, prison), doc_id, &bytes));
+    let Message::Reject { reason, detail } = answer else {
+        panic!("a deleted document was stored again: {answer:?}")
+    };
+    assert_eq!(reason, RejectReason::NotRecipient, "{detail}");
+    assert!(detail.contains("deleted its copy"), "{detail}");
+    assert!(inbox_rows(&fed, prison, &doc).is_empty());
+    let blob = liaise_node::store::hex(&Sha256::digest(&bytes));
+    let stored = sb.path(&prison.home).join("store/blobs").join(blob);
+    assert!(!stored.exists(), "{}", stored.display());
+}
+
+#[test]
+fn a_forwarders_copy_deleted_on_request_takes_its_queued_forwards_with_it() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    // The prison's node is down: the forward waits in probation's outbox.
+    let _nodes = [fed.start(city), fed.start(probation)];
+    let sb = &fed.sandbox;
+    let doc = send_forwardable(&fed, city);
+    let queued = sb
+        .liaise(&[
+            "forward",
+            "--home",
+            &probation.home,
+            &doc,
+            "--to",
+            PRISON,
+            "--reason",
+            "joint supervision",
+            "--json",
+        ])
+        .json();
+    assert_eq!(queued["outcome"], "queued", "{queued:#}");
+    sb.liaise(&[
+        "revoke",
+        "--home",
+        &city.home,
+        &doc,
+        "--recipient",
+        PROBATION,
+    ])
+    .ok();
+    // Once probation signed that it deleted its copy, it holds no forwarded copy either and
+    // will not deliver one.
+    let rows = fed.wait_outbox(probation, Duration::from_secs(30), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == doc.as_str() && r["state"] == "undeliverable")
+    });
+    let line = rows
+        .iter()
+        .find(|r| r["doc_id"] == doc.as_str() && r["recipient"] == PRISON)
+        .unwrap();
+    assert!(
+        line["last_error"].as_str().unwrap().contains("deleted"),
+        "{line:#}"
+    );
+    let blobs = sb.path(&probation.home).join("store/blobs");
+    for entry in std::fs::read_dir(&blobs).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(
+            !liaise_protocol::is_forwarded(&bytes),
+            "a forwarded copy is left"
+        );
+    }
+    let _ = prison;
+}

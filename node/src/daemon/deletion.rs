@@ -293,11 +293,15 @@ async fn delete_copy(
             Err(e) => return Err(e).context("cannot delete the stored document"),
         }
     }
+    let forwards = forwards_of(node, &doc, sender).await?;
     let now = now_secs();
     let origin = sender.clone();
     node.store
         .db
         .write(move |c| {
+            for (recipient, _) in &forwards {
+                crate::store::forwards::cancel_forward(c, &doc, recipient, now)?;
+            }
             let first = custody::inbox_deletion(c, &doc, &from)?.is_none();
             let at = custody::record_inbox_deletion(c, &doc, &from, reason, now)?;
             if first {
@@ -313,6 +317,45 @@ async fn delete_copy(
             Ok(at)
         })
         .await
+}
+
+/// The forwarded documents this node made of `originator`'s document `doc` (new reader,
+/// blob), their blobs deleted: each holds the whole sealed document. Another originator's
+/// document with the same id (its consent names that originator) is left alone.
+async fn forwards_of(
+    node: &Node,
+    doc: &str,
+    originator: &AgencyId,
+) -> Result<Vec<(String, String)>> {
+    let id = doc.to_owned();
+    let queued = node
+        .store
+        .db
+        .read(move |c| crate::store::forwards::of_document(c, &id))
+        .await?;
+    let mut mine = Vec::new();
+    for (recipient, blob) in queued {
+        let Some(hash) = parse_hex::<32>(&blob) else {
+            continue;
+        };
+        let path = node.store.blobs.path(&hash);
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
+        let consent = super::forwarded_in::split_prefix(BufReader::new(file))
+            .ok()
+            .and_then(|(consent, _)| consent)
+            .and_then(|bytes| super::forwarded_in::stored_consent(&bytes));
+        if consent.is_some_and(|c| c.originator == *originator) {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).context("cannot delete a forwarded document"),
+            }
+            mine.push((recipient, blob));
+        }
+    }
+    Ok(mine)
 }
 
 /// A reader's node deletes every received copy whose `not_after` (for itself) has passed.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::share::SHARE_ANSWER_TIMEOUT;
 use super::{DEFAULT_DELIVERY_WINDOW, Node, now_secs};
 use crate::store::custody::{LogKind, record_event};
-use crate::store::forwards::{NewForward, queue_forward};
+use crate::store::forwards::{NewForward, conflict, queue_forward};
 use crate::store::{hex, parse_hex};
 
 /// A document this node received and still holds.
@@ -56,6 +56,16 @@ pub async fn request_forward(
     let held = held_document(node, id)
         .await?
         .with_context(|| format!("this node holds no received document {doc_id} to forward"))?;
+    let (doc, recipient, sealed) = (hex(&id), to.as_str().to_owned(), hex(&held.blob));
+    if deliver
+        && let Some(why) = node
+            .store
+            .db
+            .read(move |c| conflict(c, &doc, &recipient, &sealed))
+            .await?
+    {
+        bail!("{why}; forward it with --out FILE instead");
+    }
     let (consent, body) = ask_consent(node, id, &held.originator, to, reason).await?;
     let (to_owned, why, from) = (to.clone(), reason.to_owned(), held.originator.clone());
     node.store

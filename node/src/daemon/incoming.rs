@@ -492,7 +492,11 @@ mod tests {
         let refused = check_free_space(dir.path(), free).unwrap_err();
         assert_eq!(refused.reason, RejectReason::DiskFull);
         assert!(refused.reason.is_temporary());
-        assert!(refused.detail.contains("bytes needed"), "{}", refused.detail);
+        assert!(
+            refused.detail.contains("bytes needed"),
+            "{}",
+            refused.detail
+        );
         assert!(check_free_space(dir.path(), u64::MAX).is_err());
     }
 

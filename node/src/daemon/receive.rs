@@ -376,6 +376,7 @@ async fn receive_inner(
         ));
     }
     let row = check_document(node, &partial, peer, &offer, verdict).await?;
+    refuse_deleted(node, &partial, &row).await?;
     let receipt = store_document(node, &partial, row, &offer, peer).await?;
     send_receipt(send, receipt).await
 }
@@ -587,6 +588,31 @@ async fn check_document(
         received_at: now_secs(),
         verification: "verified".into(),
     })
+}
+
+/// Refuses a document this node deleted already at its originator's request (or at its
+/// expiry): the deletion receipt it signed must stay true. A forwarded copy can arrive after
+/// the originator revoked its forwarder, from the forwarder's outbox; a direct one can be in
+/// flight while the originator revokes.
+async fn refuse_deleted(node: &Node, partial: &Path, row: &InboxRow) -> Result<(), Outcome> {
+    let (doc, sender) = (row.doc_id.clone(), row.sender.clone());
+    let deleted = node
+        .store
+        .db
+        .read(move |c| crate::store::custody::inbox_deletion(c, &doc, &sender))
+        .await
+        .map_err(internal)?;
+    let Some((at, reason)) = deleted else {
+        return Ok(());
+    };
+    let _ = fs::remove_file(partial);
+    Err(Outcome::Reject(
+        RejectReason::NotRecipient,
+        format!(
+            "this node deleted its copy of the document at {} ({reason})",
+            Timestamp(at)
+        ),
+    ))
 }
 
 async fn store_document(

@@ -3,7 +3,7 @@
 //! document, so an outbox line may name a blob other than its document's.
 
 use anyhow::Result;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::records::event;
 
@@ -43,8 +43,45 @@ pub struct NewForward {
     pub expires_at: u64,
 }
 
-/// Queues a forwarded document for its new reader. Queuing it again changes nothing.
+/// Why a forward of `doc_id` (received as blob `sealed_blob`) to `recipient` cannot share
+/// this node's outbox: document ids are chosen by their senders, so the id may already name
+/// another document this node sends, or a delivery of it to that recipient.
+pub fn conflict(
+    conn: &Connection,
+    doc_id: &str,
+    recipient: &str,
+    sealed_blob: &str,
+) -> Result<Option<String>> {
+    let own: Option<String> = conn
+        .query_row(
+            "SELECT blob FROM outbox_documents WHERE doc_id = ?1",
+            [doc_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if own.is_some_and(|blob| blob != sealed_blob) {
+        return Ok(Some(format!(
+            "document id {doc_id} also names a document this node sent; it cannot be forwarded \
+             from this node"
+        )));
+    }
+    let unforwarded: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.doc_id = ?1 AND o.recipient = ?2
+             AND NOT EXISTS (SELECT 1 FROM outbox_forwards f
+                             WHERE f.doc_id = o.doc_id AND f.recipient = o.recipient))",
+        params![doc_id, recipient],
+        |r| r.get(0),
+    )?;
+    Ok(unforwarded
+        .then(|| format!("this node already delivers document {doc_id} to {recipient} itself")))
+}
+
+/// Queues a forwarded document for its new reader. Queuing it again changes nothing; a
+/// [`conflict`] refuses it.
 pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
+    if let Some(why) = conflict(conn, &fwd.doc_id, &fwd.recipient, &fwd.sealed_blob)? {
+        anyhow::bail!(why);
+    }
     conn.execute(
         "INSERT OR IGNORE INTO outbox_documents (doc_id, blob, sealed_len, label, created, queued_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -80,4 +117,98 @@ pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
         Some(&fwd.recipient),
         Some("forwarded"),
     )
+}
+
+/// The forwarded documents of `doc_id` this node queued: (new reader, blob), hex.
+pub fn of_document(conn: &Connection, doc_id: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare("SELECT recipient, blob FROM outbox_forwards WHERE doc_id = ?1")?;
+    let rows = stmt.query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Gives up the forward of `doc_id` to `recipient` if it is still queued: this node's copy
+/// was deleted at its originator's request.
+pub fn cancel_forward(conn: &Connection, doc_id: &str, recipient: &str, now: u64) -> Result<()> {
+    super::records::mark_undeliverable(
+        conn,
+        doc_id,
+        recipient,
+        "this node's copy was deleted at its originator's request",
+        now,
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::store::records::{NewOutgoing, due, queue_document};
+
+    const CITY: &str = "nl.city.utrecht";
+
+    fn forward(doc_id: &str, blob: &str, sealed_blob: &str) -> NewForward {
+        NewForward {
+            doc_id: doc_id.into(),
+            recipient: CITY.into(),
+            blob: blob.into(),
+            len: 200,
+            sealed_blob: sealed_blob.into(),
+            sealed_len: 100,
+            label: "restricted".into(),
+            created: 1,
+            queued_at: 2,
+            expires_at: 1_000,
+        }
+    }
+
+    #[test]
+    fn a_forward_never_takes_the_place_of_this_nodes_own_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+        let own = NewOutgoing {
+            doc_id: "0a".repeat(16),
+            blob: "aa".repeat(32),
+            sealed_len: 100,
+            label: "restricted".into(),
+            created: 1,
+            queued_at: 2,
+            recipients: vec![(CITY.into(), 1_000)],
+        };
+        queue_document(&conn, &own).unwrap();
+        // Another agency's document under the same id: refused, and the own one is still due
+        // with its own blob.
+        let err = queue_forward(
+            &conn,
+            &forward(&own.doc_id, &"ff".repeat(32), &"bb".repeat(32)),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("also names a document this node sent"),
+            "{err}"
+        );
+        // Even the same sealed bytes: the own delivery to that reader is not overridden.
+        let err =
+            queue_forward(&conn, &forward(&own.doc_id, &"ff".repeat(32), &own.blob)).unwrap_err();
+        assert!(err.to_string().contains("already delivers"), "{err}");
+        let rows = due(&conn, 10, 10).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].blob, own.blob);
+
+        // A forward of another id is queued with its own blob, and queuing it again is fine.
+        let other = "0b".repeat(16);
+        let fwd = forward(&other, &"ee".repeat(32), &"cc".repeat(32));
+        queue_forward(&conn, &fwd).unwrap();
+        queue_forward(&conn, &fwd).unwrap();
+        let rows = due(&conn, 10, 10).unwrap();
+        let queued = rows.iter().find(|r| r.doc_id == other).unwrap();
+        assert_eq!(
+            (queued.blob.as_str(), queued.sealed_len),
+            (fwd.blob.as_str(), 200)
+        );
+        assert_eq!(
+            of_document(&conn, &other).unwrap(),
+            vec![(CITY.to_owned(), fwd.blob)]
+        );
+    }
 }
