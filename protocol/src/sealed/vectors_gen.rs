@@ -23,7 +23,7 @@ use crate::sealed::derive::{ContentKey, commitment, payload_key, random_content_
 use crate::sealed::header::{Header, RecipientEntry, read_header};
 use crate::sealed::plaintext::{committed, padded_len, unpadded_len};
 use crate::sealed::stanza::seal_stanza;
-use crate::sealed::stream::nonce;
+use crate::sealed::stream::{ciphertext_hash, nonce};
 use crate::sealed::transcript::Transcript;
 
 /// A document built by hand: header, keys and padded plaintexts, not yet encrypted.
@@ -168,7 +168,7 @@ fn assemble(
 ) -> Vec<u8> {
     let mut transcript = Transcript::new(prefix);
     for (ct, c) in ciphertexts.iter().zip(commitments) {
-        transcript.push_section(&Sha256::digest(ct).into(), c);
+        transcript.push_section(&ciphertext_hash(ct), c);
     }
     let signature = transcript.sign(signer);
     let mut out = prefix.to_vec();

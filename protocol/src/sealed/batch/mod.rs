@@ -24,10 +24,9 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::{self, JoinHandle};
 
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
-use sha2::{Digest, Sha256};
 
 use crate::sealed::content_hash::ContentHash;
-use crate::sealed::stream::CiphertextHash;
+use crate::sealed::stream::{CiphertextHash, CiphertextHasher};
 
 #[cfg(test)]
 pub(crate) use buffer::BATCH_TEXT_LEN;
@@ -73,14 +72,14 @@ pub(crate) type Processed = (Batch, usize);
 enum Engine {
     /// Each batch is processed on the caller's thread when submitted.
     Inline {
-        worker: ChunkWorker,
+        worker: Box<ChunkWorker>,
         done: VecDeque<Processed>,
     },
     /// Batches go to one helper thread, which returns its ciphertext hash when done.
     Threaded {
         jobs: Option<Sender<Batch>>,
         done: Receiver<Processed>,
-        helper: Option<JoinHandle<Sha256>>,
+        helper: Option<JoinHandle<CiphertextHasher>>,
     },
 }
 
@@ -90,7 +89,7 @@ impl ChunkPipeline {
     pub(crate) fn new(key: &[u8; 32], direction: Direction, chunks: u64) -> Self {
         let content = Arc::new(ContentHash::new());
         let inline = || Engine::Inline {
-            worker: ChunkWorker::new(key, direction, Arc::clone(&content)),
+            worker: Box::new(ChunkWorker::new(key, direction, Arc::clone(&content))),
             done: VecDeque::with_capacity(BATCHES_IN_FLIGHT),
         };
         let engine = if chunks <= BATCH_CHUNKS as u64 {
@@ -264,7 +263,7 @@ impl Drop for ChunkPipeline {
 /// running content hash shared with the caller.
 struct ChunkWorker {
     cipher: ChaCha20Poly1305,
-    hash: Sha256,
+    hash: CiphertextHasher,
     direction: Direction,
     content: Arc<ContentHash>,
 }
@@ -273,7 +272,7 @@ impl ChunkWorker {
     fn new(key: &[u8; 32], direction: Direction, content: Arc<ContentHash>) -> Self {
         Self {
             cipher: ChaCha20Poly1305::new(&(*key).into()),
-            hash: Sha256::new(),
+            hash: CiphertextHasher::new(),
             direction,
             content,
         }
@@ -286,7 +285,9 @@ impl ChunkWorker {
     fn process(&mut self, batch: &mut Batch) -> usize {
         let chunks = batch.chunks();
         match self.direction {
-            Direction::Open => self.hash.update(batch.wire()),
+            Direction::Open => {
+                self.hash.update(batch.wire());
+            }
             Direction::Seal => {
                 if self.content.hash_batch(batch).is_err() {
                     return 0;
