@@ -65,6 +65,26 @@ fn forward(fed: &TestFederation, probation: &Agency, doc: &str) -> Value {
         .json()
 }
 
+/// `liaise forward --out`: probation gets the city's consent and writes the forwarded document
+/// for the prison to a file; returns its bytes.
+fn forward_to_file(fed: &TestFederation, probation: &Agency, doc: &str) -> Vec<u8> {
+    fed.sandbox
+        .liaise(&[
+            "forward",
+            "--home",
+            &probation.home,
+            doc,
+            "--to",
+            PRISON,
+            "--reason",
+            "joint supervision",
+            "--out",
+            "fwd.liaise",
+        ])
+        .ok();
+    fed.sandbox.read("fwd.liaise")
+}
+
 fn inbox_rows(fed: &TestFederation, who: &Agency, doc: &str) -> Vec<Value> {
     fed.json(who, &["inbox"])
         .as_array()
@@ -205,22 +225,8 @@ fn a_forwarded_document_from_anyone_but_the_named_forwarder_is_refused() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
-    let sb = &fed.sandbox;
     let doc = send_forwardable(&fed, city);
-    sb.liaise(&[
-        "forward",
-        "--home",
-        &probation.home,
-        &doc,
-        "--to",
-        PRISON,
-        "--reason",
-        "joint supervision",
-        "--out",
-        "fwd.liaise",
-    ])
-    .ok();
-    let bytes = sb.read("fwd.liaise");
+    let bytes = forward_to_file(&fed, probation, &doc);
     let doc_id: [u8; 16] = liaise_node::store::parse_hex(&doc).unwrap();
     let rt = runtime();
     let _in_runtime = rt.enter();
@@ -297,20 +303,7 @@ fn a_forward_arriving_after_the_new_readers_deletion_receipt_is_refused() {
     let sb = &fed.sandbox;
     let doc = send_forwardable(&fed, city);
     // Probation gets the consent (as its outbox would, before the prison was reachable)...
-    sb.liaise(&[
-        "forward",
-        "--home",
-        &probation.home,
-        &doc,
-        "--to",
-        PRISON,
-        "--reason",
-        "joint supervision",
-        "--out",
-        "fwd.liaise",
-    ])
-    .ok();
-    let bytes = sb.read("fwd.liaise");
+    let bytes = forward_to_file(&fed, probation, &doc);
     // ...then the city revokes probation, so the prison too, and the prison signs that it
     // deleted its copy (it held none yet).
     sb.liaise(&[

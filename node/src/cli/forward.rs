@@ -36,25 +36,15 @@ pub struct ForwardArgs {
     /// instead of delivering it to the new reader's node.
     #[arg(long, value_name = "OUT.liaise", conflicts_with = "wait")]
     out: Option<PathBuf>,
-    /// Wait until the new reader's receipt has arrived (exit 2 on timeout; it stays queued).
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, e.g. 60s, 10m.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10m",
-        requires = "wait"
-    )]
-    timeout: String,
+    #[command(flatten)]
+    wait: super::send::WaitArgs,
     #[command(flatten)]
     json: JsonArg,
 }
 
 pub fn run(args: ForwardArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    let timeout = liaise_keys::time::parse_duration(&args.timeout)
-        .with_context(|| format!("invalid --timeout `{}`: use e.g. 60s or 10m", args.timeout))?;
+    let timeout = args.wait.timeout()?;
     if let Some(out) = &args.out
         && out.exists()
     {
@@ -98,7 +88,7 @@ fn delivered(
     originator: &str,
     timeout: std::time::Duration,
 ) -> Result<ExitCode> {
-    let outcome = if args.wait {
+    let outcome = if args.wait.wait {
         let (outcome, _) =
             super::send::wait_for_receipts(home, &args.doc_id, Some(&args.to), timeout)?;
         outcome

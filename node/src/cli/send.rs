@@ -20,17 +20,8 @@ pub struct SendArgs {
     home: HomeArg,
     #[command(flatten)]
     options: SealOptions,
-    /// Wait until every recipient's receipt has arrived (exit 2 on timeout; it stays queued).
-    #[arg(long)]
-    wait: bool,
-    /// How long --wait waits, e.g. 60s, 10m.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10m",
-        requires = "wait"
-    )]
-    timeout: String,
+    #[command(flatten)]
+    wait: WaitArgs,
     /// The file to send (the `main` section).
     file: PathBuf,
     #[command(flatten)]
@@ -45,8 +36,7 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let plan = args
         .options
         .plan(&args.file, &roster, &profile.agency, now)?;
-    let timeout = liaise_keys::time::parse_duration(&args.timeout)
-        .with_context(|| format!("invalid --timeout `{}`: use e.g. 60s or 10m", args.timeout))?;
+    let timeout = args.wait.timeout()?;
     let staging = staging_dir(&home);
     if !staging.exists() {
         bail!(
@@ -87,7 +77,7 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         .unwrap_or_default()
         .to_owned();
 
-    if !args.wait {
+    if !args.wait.wait {
         if args.json.json {
             return print_json(&submitted);
         }
@@ -106,6 +96,30 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// `--wait [--timeout DURATION]`: wait for the delivery receipts.
+#[derive(Debug, Args)]
+pub(super) struct WaitArgs {
+    /// Wait until the receipts have arrived (exit 2 on timeout; the document stays queued).
+    #[arg(long)]
+    pub(super) wait: bool,
+    /// How long --wait waits, e.g. 60s, 10m.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10m",
+        requires = "wait"
+    )]
+    timeout: String,
+}
+
+impl WaitArgs {
+    /// The `--timeout` given.
+    pub(super) fn timeout(&self) -> Result<Duration> {
+        liaise_keys::time::parse_duration(&self.timeout)
+            .with_context(|| format!("invalid --timeout `{}`: use e.g. 60s or 10m", self.timeout))
+    }
 }
 
 /// Polls the node until every recipient of `doc_id` is delivered ("delivered"), one is
