@@ -46,42 +46,42 @@ fn send_forwardable(fed: &TestFederation, city: &Agency) -> String {
     .to_owned()
 }
 
+/// `liaise forward DOC --to PRISON --reason ... EXTRA...` run by probation.
+fn run_forward(
+    fed: &TestFederation,
+    probation: &Agency,
+    doc: &str,
+    extra: &[&str],
+) -> liaise_tests::Run {
+    let mut args = vec![
+        "forward",
+        "--home",
+        &probation.home,
+        doc,
+        "--to",
+        PRISON,
+        "--reason",
+        "joint supervision",
+    ];
+    args.extend_from_slice(extra);
+    fed.sandbox.liaise(&args)
+}
+
+/// Forwarded node to node, waiting for the prison's receipt; the `--json` answer.
 fn forward(fed: &TestFederation, probation: &Agency, doc: &str) -> Value {
-    fed.sandbox
-        .liaise(&[
-            "forward",
-            "--home",
-            &probation.home,
-            doc,
-            "--to",
-            PRISON,
-            "--reason",
-            "joint supervision",
-            "--wait",
-            "--timeout",
-            "60s",
-            "--json",
-        ])
-        .json()
+    run_forward(
+        fed,
+        probation,
+        doc,
+        &["--wait", "--timeout", "60s", "--json"],
+    )
+    .json()
 }
 
 /// `liaise forward --out`: probation gets the city's consent and writes the forwarded document
 /// for the prison to a file; returns its bytes.
 fn forward_to_file(fed: &TestFederation, probation: &Agency, doc: &str) -> Vec<u8> {
-    fed.sandbox
-        .liaise(&[
-            "forward",
-            "--home",
-            &probation.home,
-            doc,
-            "--to",
-            PRISON,
-            "--reason",
-            "joint supervision",
-            "--out",
-            "fwd.liaise",
-        ])
-        .ok();
+    run_forward(fed, probation, doc, &["--out", "fwd.liaise"]).ok();
     fed.sandbox.read("fwd.liaise")
 }
 
@@ -340,19 +340,7 @@ fn a_forwarders_copy_deleted_on_request_takes_its_queued_forwards_with_it() {
     let _nodes = [fed.start(city), fed.start(probation)];
     let sb = &fed.sandbox;
     let doc = send_forwardable(&fed, city);
-    let queued = sb
-        .liaise(&[
-            "forward",
-            "--home",
-            &probation.home,
-            &doc,
-            "--to",
-            PRISON,
-            "--reason",
-            "joint supervision",
-            "--json",
-        ])
-        .json();
+    let queued = run_forward(&fed, probation, &doc, &["--json"]).json();
     assert_eq!(queued["outcome"], "queued", "{queued:#}");
     sb.liaise(&[
         "revoke",

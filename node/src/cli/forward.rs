@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use liaise_keys::roster::Roster;
-use liaise_protocol::wire::{ForwardConsentBody, Signed};
+use liaise_protocol::wire::ForwardConsentBody;
 use liaise_protocol::{forward_prefix, is_forwarded, read_forward_prefix};
 use serde_json::{Value, json};
 
@@ -149,17 +149,8 @@ pub fn read_consent(file: &mut File, roster: &Roster) -> Result<Option<ForwardCo
         return Ok(None);
     }
     let bytes = read_forward_prefix(file).context("cannot read the forwarded document")?;
-    let signed = Signed::from_bytes(&bytes, "forward consent")?;
-    let claimed: ForwardConsentBody = signed.body_unverified()?;
-    let member = roster.member(&claimed.originator).with_context(|| {
-        format!(
-            "the consent names {}, which is not in the roster",
-            claimed.originator
-        )
-    })?;
-    let consent: ForwardConsentBody = signed
-        .verify(&member.signing_key)
-        .context("the forwarding consent does not verify")?;
+    let consent =
+        crate::daemon::forwarded_in::verify_consent(&bytes, roster).map_err(anyhow::Error::msg)?;
     if roster.member(&consent.forwarder).is_none() {
         bail!("the forwarder {} is not in the roster", consent.forwarder);
     }

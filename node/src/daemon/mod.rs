@@ -10,7 +10,7 @@ mod admission;
 pub mod deletion;
 mod deliver;
 pub mod forward;
-mod forwarded_in;
+pub(crate) mod forwarded_in;
 pub mod forwarder;
 mod framed;
 mod gossip;
