@@ -203,6 +203,18 @@ impl Sandbox {
     pub fn read(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
+
+    /// The sealed bytes the node in `home` holds under content hash `blob` (hex): a file in
+    /// its blob folder or, for a small document, a row of its database; `None` if neither.
+    pub fn stored(&self, home: &str, blob: &str) -> Option<Vec<u8>> {
+        let store = self.path(home).join("store");
+        let hash = liaise_node::store::parse_hex::<32>(blob).expect("a content hash");
+        let conn = liaise_node::store::db::open_reader(&store.join("liaise.db")).expect("store");
+        let held = liaise_node::store::stored_blob(&conn, &store, &hash).expect("read store")?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut held.open().expect("open"), &mut bytes).expect("read");
+        Some(bytes)
+    }
 }
 
 /// A free UDP port on loopback (best effort: bound then released).

@@ -96,8 +96,8 @@ fn run_seed(seed: u64) {
         assert_eq!(got[0]["verification"], "verified");
         let blob = got[0]["blob"].as_str().unwrap();
         assert_eq!(
-            sb.read(&format!("{}/store/blobs/{blob}", probation.home)),
-            sb.read(&format!("{}/store/blobs/{blob}", city.home)),
+            sb.stored(&probation.home, blob).unwrap(),
+            sb.stored(&city.home, blob).unwrap(),
             "seed {seed}: bytes differ"
         );
         let receipts = fed.json(city, &["receipts", id]);

@@ -90,8 +90,8 @@ fn run_seed(mut seed: u64) {
     assert_eq!(rows.len(), 1, "seed {seed}: {inbox:#}");
     let blob = rows[0]["blob"].as_str().unwrap().to_owned();
     assert_eq!(
-        sb.read(&format!("{}/store/blobs/{blob}", probation.home)),
-        sb.read(&format!("{}/store/blobs/{blob}", city.home)),
+        sb.stored(&probation.home, &blob).unwrap(),
+        sb.stored(&city.home, &blob).unwrap(),
         "seed {seed}: bytes differ"
     );
     let receipts = fed.json(city, &["receipts", &doc_id]);

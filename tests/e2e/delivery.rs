@@ -62,12 +62,9 @@ fn three_nodes_send_receive_and_receipts() {
     let hashes: Vec<_> = receipts.iter().map(|r| r["content_hash"].clone()).collect();
     assert_eq!(hashes[0], hashes[1]);
     let blob = hashes[0].as_str().unwrap();
-    let sent_bytes = sb.read(&format!("{}/store/blobs/{blob}", city.home));
+    let sent_bytes = sb.stored(&city.home, blob).unwrap();
     for receiver in [probation, prison] {
-        assert_eq!(
-            sb.read(&format!("{}/store/blobs/{blob}", receiver.home)),
-            sent_bytes
-        );
+        assert_eq!(sb.stored(&receiver.home, blob).unwrap(), sent_bytes);
     }
 
     // Probation opens both parts; the prison only the main part, never the annex.

@@ -120,7 +120,7 @@ fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
     let inbox = fed.json(probation, &["inbox"]);
     let blob = inbox[0]["blob"].as_str().unwrap().to_owned();
     assert_eq!(
-        sb.read(&format!("{}/store/blobs/{blob}", probation.home)),
-        sb.read(&format!("{}/store/blobs/{blob}", city.home))
+        sb.stored(&probation.home, &blob).unwrap(),
+        sb.stored(&city.home, &blob).unwrap()
     );
 }

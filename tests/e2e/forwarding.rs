@@ -328,8 +328,11 @@ fn a_forward_arriving_after_the_new_readers_deletion_receipt_is_refused() {
     assert!(detail.contains("deleted its copy"), "{detail}");
     assert!(inbox_rows(&fed, prison, &doc).is_empty());
     let blob = liaise_node::store::hex(&Sha256::digest(&bytes));
-    let stored = sb.path(&prison.home).join("store/blobs").join(blob);
-    assert!(!stored.exists(), "{}", stored.display());
+    assert_eq!(
+        sb.stored(&prison.home, &blob),
+        None,
+        "the deleted copy is back"
+    );
 }
 
 #[test]

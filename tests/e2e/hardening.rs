@@ -300,3 +300,96 @@ fn a_document_that_can_never_be_accepted_is_refused_from_its_header() {
     });
     assert_eq!(partials(&fed, probation), 0, "refused partials are deleted");
 }
+
+/// A small document is taken into memory, not a partial file: a peer that sends more bytes
+/// than it offered loses its connection, bytes that do not hash to the offer are refused,
+/// and neither leaves anything in the store; the honest offer afterwards is received.
+#[test]
+fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept() {
+    use sha2::{Digest, Sha256};
+    let fed = federation();
+    let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("note.txt"), b"release date moved to Monday").unwrap();
+    sb.liaise(&[
+        "seal",
+        "--home",
+        &prison.home,
+        "--to",
+        PROBATION,
+        "--offline",
+        "--out",
+        "note.liaise",
+        "note.txt",
+    ])
+    .ok();
+    let sealed = sb.read("note.liaise");
+    let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
+        .unwrap()
+        .document_id
+        .0;
+    let hash: [u8; 32] = Sha256::digest(&sealed).into();
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = Member::new(&fed, prison, probation);
+    let offer_and_send = |offered_len: u64, content_hash: [u8; 32], bytes: Vec<u8>| {
+        let peer = &peer;
+        async move {
+            let conn = peer.connect().await;
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            let offer = Message::Offer {
+                document_id: id,
+                sealed_len: offered_len,
+                content_hash,
+            };
+            send.write_all(&encode_frame(&offer)).await.unwrap();
+            let accept = read_frame(&mut recv, &[MessageKind::Accept]).await;
+            assert!(matches!(accept, Message::Accept { resume_offset: 0 }));
+            let _ = send.write_all(&bytes).await;
+            let _ = send.finish();
+            (conn, recv)
+        }
+    };
+    rt.block_on(async {
+        // One byte more than offered: a protocol violation.
+        let mut longer = sealed.clone();
+        longer.push(0);
+        let (conn, _recv) = offer_and_send(sealed.len() as u64, hash, longer).await;
+        let violation = u64::from(CloseCode::ProtocolViolation.code());
+        assert_eq!(close_code(&conn, Duration::from_secs(10)).await, violation);
+
+        // Every byte there, one of them altered: refused, as not the offered document.
+        let mut altered = sealed.clone();
+        let middle = altered.len() / 2;
+        altered[middle] ^= 1;
+        let (_conn, mut recv) = offer_and_send(sealed.len() as u64, hash, altered).await;
+        let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
+        let Message::Reject { reason, detail } = answer else {
+            panic!("altered bytes were accepted: {answer:?}")
+        };
+        assert_eq!(reason, RejectReason::BadDocument);
+        assert!(detail.contains("offered hash"), "{detail}");
+    });
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        sb.stored(&probation.home, &liaise_node::store::hex(&hash)),
+        None
+    );
+    assert_eq!(
+        partials(&fed, probation),
+        0,
+        "a small document needs no partial file"
+    );
+
+    // The honest offer of the same document is received and receipted.
+    rt.block_on(async {
+        let (_conn, mut recv) = offer_and_send(sealed.len() as u64, hash, sealed.clone()).await;
+        let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
+        assert!(matches!(answer, Message::Receipt { .. }), "{answer:?}");
+    });
+    assert_eq!(
+        sb.stored(&probation.home, &liaise_node::store::hex(&hash)),
+        Some(sealed)
+    );
+}

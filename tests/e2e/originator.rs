@@ -139,9 +139,9 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
         .as_str()
         .unwrap()
         .to_owned();
-    std::fs::copy(
-        sb.path(&format!("{}/store/blobs/{blob}", probation.home)),
+    std::fs::write(
         sb.path("copy.liaise"),
+        sb.stored(&probation.home, &blob).unwrap(),
     )
     .unwrap();
     let run = open(&fed, prison, "copy.liaise", Some("curious"), "out-2");
@@ -196,6 +196,14 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
         .find(|r| r["doc_id"] == doc.as_str())
         .unwrap();
     assert_eq!(row["verification"], "deleted", "{inbox:#}");
+    // The bytes are gone from the prison's store (a small document: from its database), and
+    // still held by probation.
+    let blob = fed.json(city, &["receipts", &doc])[0]["content_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sb.stored(&prison.home, &blob), None);
+    assert!(sb.stored(&probation.home, &blob).is_some());
     assert!(has_entry(
         &log_of(&fed, prison, &doc),
         "deletion",
@@ -209,9 +217,9 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
         .as_str()
         .unwrap()
         .to_owned();
-    std::fs::copy(
-        sb.path(&format!("{}/store/blobs/{blob}", probation.home)),
+    std::fs::write(
         sb.path("kept.liaise"),
+        sb.stored(&probation.home, &blob).unwrap(),
     )
     .unwrap();
     let revoked = fed.json(city, &["revoke", &doc]);

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{HomeArg, JsonArg, print_json};
 use crate::fsutil::read_limited;
-use crate::store::{db, parse_hex, sealed_document_path, store_dir};
+use crate::store::{db, parse_hex, sealed_document, store_dir};
 
 #[derive(Debug, Subcommand)]
 pub enum EvidenceCommand {
@@ -61,7 +61,7 @@ fn export(args: &ExportArgs) -> Result<ExitCode> {
     let profile = home.profile()?;
     let id = parse_hex::<16>(&args.doc_id)
         .with_context(|| format!("`{}` is not a document id (32 hex digits)", args.doc_id))?;
-    let blob = sealed_document_path(&home, &args.doc_id)?;
+    let blob = sealed_document(&home, &args.doc_id)?;
     let conn = db::open_reader(&store_dir(&home).join("liaise.db"))?;
     let done = crate::log::export::export(&conn, &profile.agency, &id, &blob, &args.out)?;
     if args.json.json {

@@ -4,7 +4,6 @@
 //! `--out`, for a new reader reached by other means. And what `open` and `verify` need to read
 //! one.
 
-use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -66,7 +65,13 @@ pub fn run(args: ForwardArgs) -> Result<ExitCode> {
     };
     let consent = crate::store::parse_hex_vec(text("consent"))
         .context("the node sent a malformed consent")?;
-    write_forwarded(&consent, Path::new(text("sealed_path")), out)?;
+    let hash = crate::store::parse_hex::<32>(text("sealed_blob"))
+        .context("the node named a malformed stored document")?;
+    let store = crate::store::store_dir(&home);
+    let conn = crate::store::db::open_reader(&store.join("liaise.db"))?;
+    let sealed = crate::store::stored_blob(&conn, &store, &hash)?
+        .context("the node's store no longer holds the document")?;
+    write_forwarded(&consent, &sealed, out)?;
     if args.json.json {
         return print_json(&json!({
             "doc_id": args.doc_id, "to": args.to, "originator": originator, "out": out,
@@ -112,9 +117,8 @@ fn delivered(
     })
 }
 
-fn write_forwarded(consent: &[u8], sealed: &Path, out: &Path) -> Result<()> {
-    let mut input =
-        File::open(sealed).with_context(|| format!("cannot read {}", sealed.display()))?;
+fn write_forwarded(consent: &[u8], sealed: &crate::store::Held, out: &Path) -> Result<()> {
+    let mut input = sealed.open()?;
     let tmp = crate::fsutil::temporary_sibling(out)?;
     let result = (|| -> Result<()> {
         let file = std::fs::OpenOptions::new()
@@ -140,15 +144,19 @@ fn write_forwarded(consent: &[u8], sealed: &Path, out: &Path) -> Result<()> {
 /// If `file` (at its start) is a forwarded document: reads its prefix, leaving `file` at the
 /// start of the sealed document, and returns the consent verified against the roster
 /// (signed by the originator it names). `None` (and `file` back at its start) otherwise.
-pub fn read_consent(file: &mut File, roster: &Roster) -> Result<Option<ForwardConsentBody>> {
-    use std::io::{Seek, SeekFrom};
+pub fn read_consent<R: Read + std::io::Seek + ?Sized>(
+    file: &mut R,
+    roster: &Roster,
+) -> Result<Option<ForwardConsentBody>> {
+    use std::io::SeekFrom;
     let mut start = [0u8; 8];
     let n = file.read(&mut start)?;
     file.seek(SeekFrom::Start(0))?;
     if !is_forwarded(start.get(..n).unwrap_or(&[])) {
         return Ok(None);
     }
-    let bytes = read_forward_prefix(file).context("cannot read the forwarded document")?;
+    let bytes =
+        read_forward_prefix(&mut &mut *file).context("cannot read the forwarded document")?;
     let consent =
         crate::daemon::forwarded_in::verify_consent(&bytes, roster).map_err(anyhow::Error::msg)?;
     if roster.member(&consent.forwarder).is_none() {

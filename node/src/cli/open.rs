@@ -22,6 +22,7 @@ use super::verify::resolve_document;
 use super::{HomeArg, JsonArg, print_json};
 use crate::fsutil::create_private_dir;
 use crate::passphrase::PassphraseSource;
+use crate::store::held::ReadSeek;
 use crate::trust::RosterSignerCheck;
 
 #[derive(Debug, Args)]
@@ -49,8 +50,8 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let profile = home.profile()?;
     let now = Timestamp::now();
     let roster = home.require_roster(now)?;
-    let path = resolve_document(&args.document, Some(&home))?;
-    let mut input = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let held = resolve_document(&args.document, Some(&home))?;
+    let mut input = held.open()?;
     // A forwarded document: the originator's consent, checked, then the sealed document.
     let forwarded = super::forward::read_consent(&mut input, &roster)?;
     let secrets = home.unlock(passphrase)?;
@@ -58,7 +59,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &home,
         &roster,
         &secrets,
-        &path,
+        &held,
         args.reason.as_deref(),
     ) {
         Ok(share) => share,
@@ -86,7 +87,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         },
         &roster,
         now,
-        &input,
+        input,
         &staging,
     );
     let _ = fs::remove_dir_all(&staging);
@@ -166,7 +167,7 @@ fn open_into(
     reader: &Reader<'_>,
     roster: &liaise_keys::roster::Roster,
     now: Timestamp,
-    input: &File,
+    input: Box<dyn ReadSeek + '_>,
     staging: &Path,
 ) -> Result<Written> {
     let Reader {

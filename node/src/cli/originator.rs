@@ -3,9 +3,7 @@
 //! agency's own keys. The share is used for this one open and never stored.
 
 use std::fmt;
-use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use liaise_keys::AgencySecrets;
@@ -16,6 +14,7 @@ use serde_json::Value;
 
 use crate::control::{Request, client};
 use crate::home::Home;
+use crate::store::Held;
 
 /// The exit code when the originator's node cannot be reached (`EX_TEMPFAIL`): try later.
 pub const EXIT_TEMPFAIL: u8 = 75;
@@ -51,11 +50,10 @@ pub fn obtain_share(
     home: &Home,
     roster: &Roster,
     secrets: &AgencySecrets,
-    sealed: &Path,
+    sealed: &Held,
     reason: Option<&str>,
 ) -> Result<Option<OriginatorShare>> {
-    let mut file =
-        File::open(sealed).with_context(|| format!("cannot read {}", sealed.display()))?;
+    let mut file = sealed.open()?;
     // A forwarded document: skip the consent (checked by the caller) to its header.
     let mut start = [0u8; 8];
     let n = file.read(&mut start)?;

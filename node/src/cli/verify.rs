@@ -1,7 +1,6 @@
 //! `liaise verify`: check who signed a sealed document, for whom, and that nothing changed.
 //! Needs no private key: this is what a person runs on a file received by any route.
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,6 +15,7 @@ use serde_json::{Value, json};
 use super::{JsonArg, print_json};
 use crate::fsutil::read_limited;
 use crate::home::Home;
+use crate::store::Held;
 use crate::trust::RosterSignerCheck;
 
 #[derive(Debug, Args)]
@@ -54,8 +54,8 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         }
         (None, None) => bail!("say which roster to trust: --home HOME or --roster ROSTER"),
     };
-    let path = resolve_document(&args.document, home.as_ref())?;
-    let mut file = File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let held = resolve_document(&args.document, home.as_ref())?;
+    let mut file = held.open()?;
     let forwarded = super::forward::read_consent(&mut file, &roster)?;
     let result = liaise_protocol::verify(
         BufReader::with_capacity(1 << 20, file),
@@ -121,14 +121,14 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 /// A file path, or a 32-hex-digit document id looked up in the node's store.
-pub fn resolve_document(document: &str, home: Option<&Home>) -> Result<PathBuf> {
+pub fn resolve_document(document: &str, home: Option<&Home>) -> Result<Held> {
     let path = Path::new(document);
     if path.exists() {
-        return Ok(path.to_path_buf());
+        return Ok(Held::File(path.to_path_buf()));
     }
     let looks_like_id = document.len() == 32 && document.chars().all(|c| c.is_ascii_hexdigit());
     match home {
-        Some(home) if looks_like_id => crate::store::sealed_document_path(home, document),
+        Some(home) if looks_like_id => crate::store::sealed_document(home, document),
         None if looks_like_id => bail!(
             "{document} looks like a document id: pass --home HOME to find it in the node's store"
         ),

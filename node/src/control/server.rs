@@ -1,7 +1,7 @@
 //! The node side of the control socket.
 
 use std::fs;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use super::{MAX_REQUEST_LEN, Request, socket_path, staging_dir};
 use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
+use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::records::{self, NewOutgoing};
 use crate::store::{HashingReader, hex, parse_hex};
 
@@ -145,16 +146,28 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
     }
     let roster = node.roster.current();
     let checked = file.clone();
-    // Verified, hashed (in the same pass) and fsynced in one trip off the runtime.
-    let (info, hash, len) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let f = fs::File::open(&checked)?;
+    // Verified and hashed in the same pass, in one trip off the runtime. A small document is
+    // read whole, to be kept in the database with its outbox row; a larger one is fsynced,
+    // to be moved into the blob folder.
+    let (info, hash, len, inline) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut f = fs::File::open(&checked)?;
+        let size = f.metadata()?.len();
+        if size <= INLINE_MAX_LEN {
+            let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            (&mut f).take(INLINE_MAX_LEN + 1).read_to_end(&mut bytes)?;
+            let mut reader = HashingReader::new(bytes.as_slice());
+            let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
+                .context("the sealed document does not verify")?;
+            let (hash, len, _) = reader.finish()?;
+            return Ok((info, hash, len, Some(bytes)));
+        }
         let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, f));
         let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
             .context("the sealed document does not verify")?;
         // The stored blob is every byte of the file, as before.
         let (hash, len, rest) = reader.finish()?;
         rest.into_inner().sync_all()?;
-        Ok((info, hash, len))
+        Ok((info, hash, len, None))
     })
     .await??;
     if info.sender != node.me {
@@ -169,8 +182,13 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         .iter()
         .filter(|r| r.agency != node.me)
         .collect();
-    let blobs = node.store.blobs.clone();
-    let (hash, len) = blobs.adopt_hashed_grouped(file, hash, len).await?;
+    let (hash, len) = match inline {
+        Some(_) => (hash, len),
+        None => {
+            let blobs = node.store.blobs.clone();
+            blobs.adopt_hashed_grouped(file.clone(), hash, len).await?
+        }
+    };
     let now = crate::daemon::now_secs();
     let default_expiry = now.saturating_add(DEFAULT_DELIVERY_WINDOW.as_secs());
     let doc = NewOutgoing {
@@ -196,10 +214,21 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         "sealed_len": len,
         "recipients": doc.recipients.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
     });
+    let inline_done = inline.is_some();
     node.store
         .db
-        .write(move |c| records::queue_document(c, &doc))
+        .write(move |c| {
+            if let Some(bytes) = &inline {
+                held::put(c, &hash, bytes)?;
+            }
+            records::queue_document(c, &doc)
+        })
         .await?;
+    if inline_done {
+        // Committed with its outbox row; the staging copy is no longer needed (and is
+        // removed at the next start if this fails).
+        let _ = fs::remove_file(&file);
+    }
     node.outbox_wake.notify_one();
     Ok(result)
 }

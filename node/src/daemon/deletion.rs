@@ -284,9 +284,8 @@ async fn delete_copy(
             move |c| crate::store::records::inbox_receipt(c, &doc, &from)
         })
         .await?;
-    if let Some((blob, _)) = held
-        && let Some(hash) = parse_hex::<32>(&blob)
-    {
+    let hash = held.and_then(|(blob, _)| parse_hex::<32>(&blob));
+    if let Some(hash) = hash {
         match std::fs::remove_file(node.store.blobs.path(&hash)) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -299,6 +298,11 @@ async fn delete_copy(
     node.store
         .db
         .write(move |c| {
+            // A small document is held in the database: deleted (and overwritten) with the
+            // record of its deletion.
+            if let Some(hash) = &hash {
+                crate::store::held::remove(c, hash)?;
+            }
             for (recipient, _) in &forwards {
                 crate::store::forwards::cancel_forward(c, &doc, recipient, now)?;
             }
@@ -362,12 +366,14 @@ async fn forwards_of(
 async fn delete_expired_copies(node: &Node) -> Result<()> {
     let held = node.store.db.read(custody::held_inbox).await?;
     let now = Timestamp::now();
-    for (doc, sender, blob) in held {
+    for (doc, sender, blob, sealed_len) in held {
         let Some(hash) = parse_hex::<32>(&blob) else {
             continue;
         };
-        let path = node.store.blobs.path(&hash);
-        let Ok(file) = File::open(&path) else {
+        let Ok(stored) = node.store.held(hash, sealed_len).await else {
+            continue;
+        };
+        let Ok(file) = stored.open() else {
             continue;
         };
         // This copy was verified when it arrived; its header (and a forwarded document's

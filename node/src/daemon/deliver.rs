@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +14,8 @@ use tokio::sync::Semaphore;
 
 use super::framed::{answer_timeout, read_message_within, write_message};
 use super::{Node, now_secs};
-use crate::store::parse_hex;
 use crate::store::records::{self, Due};
+use crate::store::{Held, parse_hex};
 use crate::trust::verify_receipt;
 
 /// The first retry waits about this long; each further one doubles it.
@@ -228,8 +227,8 @@ async fn offer_and_send(
         Message::Reject { reason, detail } => return Err(rejected(reason, &detail)),
         _ => return Err(anyhow!("unexpected answer").into()),
     };
-    let path = node.store.blobs.path(&content_hash);
-    let mut chunks = read_ahead(path, offset, due.sealed_len)?;
+    let held = node.store.held(content_hash, due.sealed_len).await?;
+    let mut chunks = read_ahead(held, offset, due.sealed_len)?;
     let key = (due.doc_id.clone(), due.recipient.clone());
     let mut sent = offset;
     while let Some(chunk) = chunks.recv().await {
@@ -264,17 +263,34 @@ async fn offer_and_send(
 }
 
 /// Reads the stored document from `offset` to `len` on a blocking thread, [`READ_AHEAD`]
-/// chunks of [`SEND_CHUNK`] bytes ahead of the network; ends early after a read error.
+/// chunks of [`SEND_CHUNK`] bytes ahead of the network; ends early after a read error. A
+/// document held in the database is all in memory already: it is one chunk.
 fn read_ahead(
-    path: PathBuf,
+    held: Held,
     offset: u64,
     len: u64,
 ) -> anyhow::Result<tokio::sync::mpsc::Receiver<anyhow::Result<Vec<u8>>>> {
+    let (chunks, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+    let path = match held {
+        Held::File(path) => path,
+        Held::Inline(bytes) => {
+            let rest = usize::try_from(offset)
+                .ok()
+                .and_then(|at| bytes.get(at..))
+                .filter(|rest| (offset + rest.len() as u64) == len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| anyhow!("the stored document is not as long as recorded"));
+            // The channel has room for it: nothing was sent yet. Nothing left, nothing sent.
+            if !matches!(&rest, Ok(rest) if rest.is_empty()) {
+                let _ = chunks.try_send(rest);
+            }
+            return Ok(rx);
+        }
+    };
     let mut file =
         std::fs::File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
     file.seek(SeekFrom::Start(offset))
         .context("cannot seek in the document")?;
-    let (chunks, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
         let mut at = offset;
         while at < len {

@@ -21,7 +21,7 @@ use crate::store::forwards::{NewForward, conflict, queue_forward};
 use crate::store::{hex, parse_hex};
 
 /// A document this node received and still holds.
-struct Held {
+struct Received {
     originator: AgencyId,
     blob: [u8; 32],
     sealed_len: u64,
@@ -31,7 +31,7 @@ struct Held {
 
 /// Asks the originator of received document `doc_id` for consent to forward it to `to`.
 /// With `deliver`, queues the forwarded document for `to`'s node; otherwise returns the
-/// consent and the stored sealed document's path for the CLI to write the file.
+/// consent and the stored sealed document's content hash for the CLI to write the file.
 pub async fn request_forward(
     node: &Node,
     doc_id: &str,
@@ -81,21 +81,19 @@ pub async fn request_forward(
             )
         })
         .await?;
-    let sealed_path = node.store.blobs.path(&held.blob);
     if !deliver {
         return Ok(json!({
             "consent": hex(&consent),
-            "sealed_path": sealed_path,
+            "sealed_blob": hex(&held.blob),
             "originator": held.originator.as_str(),
         }));
     }
+    let sealed = node.store.held(held.blob, held.sealed_len).await?;
     let blobs = node.store.blobs.clone();
     let prefix = forward_prefix(&consent);
     let (hash, len) = tokio::task::spawn_blocking(move || {
-        let sealed = std::fs::File::open(&sealed_path).with_context(|| {
-            format!("cannot read the stored document {}", sealed_path.display())
-        })?;
-        blobs.put_reader(Cursor::new(prefix).chain(sealed))
+        let input = sealed.open().context("cannot read the stored document")?;
+        blobs.put_reader(Cursor::new(prefix).chain(input))
     })
     .await
     .context("the store task failed")??;
@@ -151,7 +149,7 @@ async fn already_queued(
         .await
 }
 
-async fn held_document(node: &Node, id: [u8; 16]) -> Result<Option<Held>> {
+async fn held_document(node: &Node, id: [u8; 16]) -> Result<Option<Received>> {
     let doc = hex(&id);
     let row = node
         .store
@@ -178,7 +176,7 @@ async fn held_document(node: &Node, id: [u8; 16]) -> Result<Option<Held>> {
     let Some((originator, blob, sealed_len, label, created)) = row else {
         return Ok(None);
     };
-    Ok(Some(Held {
+    Ok(Some(Received {
         originator: AgencyId::new(&originator).context("corrupt sender in the inbox")?,
         blob: parse_hex::<32>(&blob).context("corrupt blob name")?,
         sealed_len: u64::try_from(sealed_len).unwrap_or_default(),

@@ -8,6 +8,11 @@
 //! then it is renamed
 //! into the blob folder, recorded with a signed receipt in one group commit, and the receipt
 //! is sent. The same document again gets the stored receipt.
+//!
+//! A document of at most [`INLINE_MAX_LEN`] bytes skips the partial file: it is taken into
+//! memory whole, checked the same way, and kept in the database with its inbox row and
+//! receipt in one group commit (see [`crate::store::held`]). It has nothing to resume: an
+//! interrupted one is sent again from its first byte.
 
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
@@ -36,21 +41,19 @@ use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefi
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
 use super::incoming::{
-    HeaderGate, OfferedDocument, PartialWriter, WRITE_CHUNK, check_free_space, check_quota,
-    is_disk_full, sweep_partials,
+    HeaderGate, OfferedDocument, PartialWriter, check_free_space, check_quota, is_disk_full,
+    sweep_partials,
 };
 use super::tee_verify::{StreamVerifier, Verdict};
 use super::{Node, now_secs};
-use crate::store::hex;
+use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::records::{self, InboxRow};
+use crate::store::{Held, hex};
 use crate::transport::peer_agency;
 use crate::trust::RosterSignerCheck;
 
 /// Incoming bytes are fsynced at least this often, bounding what a crash can lose.
 pub const SYNC_EVERY: u64 = 64 * 1024 * 1024;
-/// A document up to this length arrives as one write of its partial file and is verified
-/// whole once complete, without the early header check or a verifying thread of its own.
-pub const SMALL_DOCUMENT_LEN: u64 = WRITE_CHUNK as u64;
 /// The first message on a stream a peer opens.
 const FIRST: &[MessageKind] = &[
     MessageKind::Hello,
@@ -326,6 +329,9 @@ async fn receive_inner(
         expect_end(recv).await?;
         return send_receipt(send, receipt).await;
     }
+    if offer.sealed_len <= INLINE_MAX_LEN {
+        return receive_small(node, send, recv, peer, offer).await;
+    }
 
     let partial = node
         .store
@@ -375,10 +381,107 @@ async fn receive_inner(
             "bytes do not match the offered hash; start again".into(),
         ));
     }
-    let row = check_document(node, &partial, peer, &offer, verdict).await?;
-    refuse_deleted(node, &partial, &row).await?;
+    let (row, _) = check_document(node, Held::File(partial.clone()), peer, &offer, verdict).await?;
+    refuse_deleted(node, Some(&partial), &row).await?;
     let receipt = store_document(node, &partial, row, &offer, peer).await?;
     send_receipt(send, receipt).await
+}
+
+/// A document of at most [`INLINE_MAX_LEN`] bytes: taken into memory whole, checked, and
+/// kept in the database with its inbox row and receipt in one group commit.
+async fn receive_small(
+    node: &Node,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    peer: &AgencyId,
+    offer: Offer,
+) -> Result<(), Outcome> {
+    let len = usize::try_from(offer.sealed_len).map_err(internal)?;
+    let incoming = node
+        .store
+        .blobs
+        .partial_path(peer, &offer.document_id, &offer.content_hash);
+    if let Some(dir) = incoming.parent() {
+        check_free_space(dir, offer.sealed_len).map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+    }
+    send_accept(send, 0).await?;
+    let mut bytes = Vec::with_capacity(len);
+    loop {
+        // Room for one byte past the offer, to catch a peer sending more.
+        let room = len + 1 - bytes.len();
+        let chunk = tokio::time::timeout(super::framed::FRAME_TIMEOUT, recv.read_chunk(room, true))
+            .await
+            .map_err(|_| Outcome::Gone("peer stalled".into()))?
+            .map_err(|e| Outcome::Gone(e.to_string()))?;
+        let Some(chunk) = chunk else { break };
+        if bytes.len() + chunk.bytes.len() > len {
+            return Err(Outcome::Violation(FrameError::Violation(
+                WireError::BeyondOffer,
+            )));
+        }
+        bytes.extend_from_slice(&chunk.bytes);
+    }
+    if bytes.len() != len {
+        return Err(Outcome::Gone(format!(
+            "stream ended at {} of {len} bytes",
+            bytes.len()
+        )));
+    }
+    let hash: [u8; 32] = Sha256::digest(&bytes).into();
+    if hash != offer.content_hash {
+        return Err(Outcome::Reject(
+            RejectReason::BadDocument,
+            "the bytes do not match the offered hash".into(),
+        ));
+    }
+    let (row, bytes) = check_document(node, Held::Inline(bytes), peer, &offer, None).await?;
+    let Held::Inline(bytes) = bytes else {
+        return Err(internal("the document's bytes went missing"));
+    };
+    let receipt = signed_receipt(node, &row, &offer, peer);
+    let first = receipt.clone();
+    let (doc_id, sender) = (row.doc_id.clone(), row.sender.clone());
+    let stored = node
+        .store
+        .db
+        .write(move |c| {
+            // Refused if this node deleted its copy already (see `refuse_deleted`), checked in
+            // the same transaction that would store it.
+            if let Some(deleted) = crate::store::custody::inbox_deletion(c, &doc_id, &sender)? {
+                return Ok(Err(deleted));
+            }
+            held::put(c, &hash, &bytes)?;
+            records::inbox_insert(c, &row, &first)?;
+            Ok(Ok(
+                records::inbox_receipt(c, &doc_id, &sender)?.map(|(_, r)| r)
+            ))
+        })
+        .await
+        .map_err(|e| map_store_error(&e))?;
+    match stored {
+        Ok(kept) => send_receipt(send, kept.unwrap_or(receipt)).await,
+        Err((at, reason)) => Err(deleted_already(at, &reason)),
+    }
+}
+
+/// A failed database write: `DiskFull` if the disk is full (the sender retries later), else
+/// an internal error.
+fn map_store_error(e: &anyhow::Error) -> Outcome {
+    let full = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::DiskFull)
+            || cause.to_string().contains("database or disk is full")
+    });
+    if full {
+        Outcome::Reject(
+            RejectReason::DiskFull,
+            "no space left on the receiving node".into(),
+        )
+    } else {
+        internal(format!("{e:#}"))
+    }
 }
 
 /// How much of a partial file is held, and the hash state over it. A partial longer than
@@ -450,11 +553,9 @@ async fn receive_bytes(
     mut gate: HeaderGate,
 ) -> Result<(Sha256, Option<Verdict>), Outcome> {
     let total = offer.sealed_len;
-    // A small document is all here at once: it is verified whole once complete (no early
-    // look at its header, no verifying thread of its own), like a resumed one. A larger
-    // fresh transfer is verified as it is written.
-    let small = total <= SMALL_DOCUMENT_LEN;
-    let verifier = if held == 0 && !small {
+    // A fresh transfer is verified as it is written; a resumed one is verified whole once
+    // complete. (Small documents never come here: see `receive_small`.)
+    let verifier = if held == 0 {
         Some(StreamVerifier::start(node.roster.current()).map_err(internal)?)
     } else {
         None
@@ -476,15 +577,12 @@ async fn receive_bytes(
             .map_err(|e| Outcome::Gone(e.to_string()))?;
             let Some(n) = read else { break };
             if held + n as u64 > total {
-                return Err(Outcome::Violation(FrameError::Stream(
-                    "more bytes than offered".into(),
+                return Err(Outcome::Violation(FrameError::Violation(
+                    WireError::BeyondOffer,
                 )));
             }
             writer.filled(n).await.map_err(|e| map_io(&e))?;
             held += n as u64;
-            if small {
-                continue;
-            }
             if gate.due(held, total) {
                 writer.flush().await.map_err(|e| map_io(&e))?;
                 gate = check_header(node, partial, gate, held, peer, offer).await?;
@@ -525,59 +623,64 @@ fn map_io(e: &std::io::Error) -> Outcome {
 /// forwarder and this agency as new reader), this agency is a recipient (or the consent's new
 /// reader), id matches the offer. `verdict` is the verification done while the bytes were
 /// written, if there was one; its signer is checked again against the roster in force now.
+/// `document` is the partial file or the bytes of a small document; it is handed back. A
+/// refused partial is deleted.
 async fn check_document(
     node: &Node,
-    partial: &Path,
+    document: Held,
     peer: &AgencyId,
     offer: &Offer,
     verdict: Option<Verdict>,
-) -> Result<InboxRow, Outcome> {
+) -> Result<(InboxRow, Held), Outcome> {
     let roster = node.roster.current();
-    let path = partial.to_path_buf();
     let (me, from) = (node.me.clone(), peer.clone());
     let document_id = offer.document_id;
-    let checked = tokio::task::spawn_blocking(move || -> Result<_, (RejectReason, String)> {
-        let bad = |e: String| (RejectReason::BadDocument, e);
-        let mut start = Vec::new();
-        File::open(&path)
-            .and_then(|f| {
-                f.take(MAX_FORWARD_PREFIX_LEN as u64)
-                    .read_to_end(&mut start)
-            })
-            .map_err(|e| bad(e.to_string()))?;
-        let entitled = entitlement(&start, &document_id, &from, &me, &roster)
-            .map_err(bad)?
-            .ok_or_else(|| bad("the document is truncated".into()))?;
-        let info = match verdict {
-            Some(verdict) => verdict.map_err(bad)?,
-            None => {
-                let file = File::open(&path).map_err(|e| bad(e.to_string()))?;
-                let sealed = skip_prefix(BufReader::with_capacity(1024 * 1024, file))
-                    .map_err(|e| bad(e.to_string()))?;
-                liaise_protocol::verify(sealed, &RosterSignerCheck(&roster))
-                    .map_err(|e| bad(e.to_string()))?
+    let checked = tokio::task::spawn_blocking(move || {
+        let checked = (|| -> Result<_, (RejectReason, String)> {
+            let bad = |e: String| (RejectReason::BadDocument, e);
+            let mut start = Vec::new();
+            document
+                .open()
+                .map_err(|e| bad(format!("{e:#}")))?
+                .take(MAX_FORWARD_PREFIX_LEN as u64)
+                .read_to_end(&mut start)
+                .map_err(|e| bad(e.to_string()))?;
+            let entitled = entitlement(&start, &document_id, &from, &me, &roster)
+                .map_err(bad)?
+                .ok_or_else(|| bad("the document is truncated".into()))?;
+            let info = match verdict {
+                Some(verdict) => verdict.map_err(bad)?,
+                None => {
+                    let input = document.open().map_err(|e| bad(format!("{e:#}")))?;
+                    let sealed =
+                        skip_prefix(BufReader::with_capacity(read_buffer(&document), input))
+                            .map_err(|e| bad(e.to_string()))?;
+                    liaise_protocol::verify(sealed, &RosterSignerCheck(&roster))
+                        .map_err(|e| bad(e.to_string()))?
+                }
+            };
+            RosterSignerCheck(&roster)
+                .check(&info.sender, &info.sender_key, info.created)
+                .map_err(|e| bad(format!("signer refused: {e}")))?;
+            match entitled.check(&info, &document_id, &me) {
+                Check::Ok => Ok((info, entitled)),
+                Check::BadDocument(e) => Err(bad(e)),
+                Check::WrongSender(e) => Err((RejectReason::WrongSender, e)),
+                Check::NotRecipient(e) => Err((RejectReason::NotRecipient, e)),
             }
-        };
-        RosterSignerCheck(&roster)
-            .check(&info.sender, &info.sender_key, info.created)
-            .map_err(|e| bad(format!("signer refused: {e}")))?;
-        match entitled.check(&info, &document_id, &me) {
-            Check::Ok => Ok((info, entitled)),
-            Check::BadDocument(e) => Err(bad(e)),
-            Check::WrongSender(e) => Err((RejectReason::WrongSender, e)),
-            Check::NotRecipient(e) => Err((RejectReason::NotRecipient, e)),
+        })();
+        if checked.is_err()
+            && let Held::File(partial) = &document
+        {
+            let _ = fs::remove_file(partial);
         }
+        checked.map(|ok| (ok, document))
     })
     .await
     .map_err(internal)?;
-    let (info, entitled) = match checked {
-        Ok(checked) => checked,
-        Err((reason, detail)) => {
-            let _ = fs::remove_file(partial);
-            return Err(Outcome::Reject(reason, detail));
-        }
-    };
-    Ok(InboxRow {
+    let ((info, entitled), document) =
+        checked.map_err(|(reason, detail)| Outcome::Reject(reason, detail))?;
+    let row = InboxRow {
         doc_id: hex(&offer.document_id),
         sender: entitled.sealer.as_str().to_owned(),
         forwarded_by: entitled.consent.map(|_| peer.as_str().to_owned()),
@@ -587,14 +690,28 @@ async fn check_document(
         created: info.created.0,
         received_at: now_secs(),
         verification: "verified".into(),
-    })
+    };
+    Ok((row, document))
+}
+
+/// A read buffer for verifying `document`: its own size for one in memory (at most
+/// [`INLINE_MAX_LEN`]), 1 MiB for a file.
+fn read_buffer(document: &Held) -> usize {
+    match document {
+        Held::Inline(bytes) => bytes.len().max(1),
+        Held::File(_) => 1 << 20,
+    }
 }
 
 /// Refuses a document this node deleted already at its originator's request (or at its
 /// expiry): the deletion receipt it signed must stay true. A forwarded copy can arrive after
 /// the originator revoked its forwarder, from the forwarder's outbox; a direct one can be in
 /// flight while the originator revokes.
-async fn refuse_deleted(node: &Node, partial: &Path, row: &InboxRow) -> Result<(), Outcome> {
+async fn refuse_deleted(
+    node: &Node,
+    partial: Option<&Path>,
+    row: &InboxRow,
+) -> Result<(), Outcome> {
     let (doc, sender) = (row.doc_id.clone(), row.sender.clone());
     let deleted = node
         .store
@@ -605,14 +722,34 @@ async fn refuse_deleted(node: &Node, partial: &Path, row: &InboxRow) -> Result<(
     let Some((at, reason)) = deleted else {
         return Ok(());
     };
-    let _ = fs::remove_file(partial);
-    Err(Outcome::Reject(
+    if let Some(partial) = partial {
+        let _ = fs::remove_file(partial);
+    }
+    Err(deleted_already(at, &reason))
+}
+
+fn deleted_already(at: u64, reason: &str) -> Outcome {
+    Outcome::Reject(
         RejectReason::NotRecipient,
         format!(
             "this node deleted its copy of the document at {} ({reason})",
             Timestamp(at)
         ),
-    ))
+    )
+}
+
+/// This node's signed receipt for `row`, received from `peer` as `offer`.
+fn signed_receipt(node: &Node, row: &InboxRow, offer: &Offer, peer: &AgencyId) -> Vec<u8> {
+    let body = ReceiptBody {
+        version: RECEIPT_VERSION,
+        document_id: offer.document_id,
+        content_hash: offer.content_hash,
+        sealed_len: offer.sealed_len,
+        sender: peer.clone(),
+        recipient: node.me.clone(),
+        received_at: Timestamp(row.received_at),
+    };
+    SignedReceipt::sign(&body, &node.secrets.signing).to_bytes()
 }
 
 async fn store_document(
@@ -628,16 +765,7 @@ async fn store_document(
         .install_grouped(partial.to_path_buf(), &offer.content_hash)
         .await
         .map_err(internal)?;
-    let body = ReceiptBody {
-        version: RECEIPT_VERSION,
-        document_id: offer.document_id,
-        content_hash: offer.content_hash,
-        sealed_len: offer.sealed_len,
-        sender: peer.clone(),
-        recipient: node.me.clone(),
-        received_at: Timestamp(row.received_at),
-    };
-    let receipt = SignedReceipt::sign(&body, &node.secrets.signing).to_bytes();
+    let receipt = signed_receipt(node, &row, offer, peer);
     let stored = receipt.clone();
     let (doc_id, sender) = (row.doc_id.clone(), row.sender.clone());
     // If the same document raced in on another connection, keep the first receipt.
@@ -673,8 +801,8 @@ async fn send_receipt(send: &mut SendStream, receipt: Vec<u8>) -> Result<(), Out
 async fn expect_end(recv: &mut RecvStream) -> Result<(), Outcome> {
     match tokio::time::timeout(super::framed::FRAME_TIMEOUT, recv.read_chunk(1, true)).await {
         Ok(Ok(None)) => Ok(()),
-        Ok(Ok(Some(_))) => Err(Outcome::Violation(FrameError::Stream(
-            "bytes after a complete document".into(),
+        Ok(Ok(Some(_))) => Err(Outcome::Violation(FrameError::Violation(
+            WireError::BeyondOffer,
         ))),
         Ok(Err(e)) => Err(Outcome::Gone(e.to_string())),
         Err(_) => Err(Outcome::Gone("peer stalled".into())),

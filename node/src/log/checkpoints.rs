@@ -33,27 +33,25 @@ pub fn sign_if_needed(
         },
         key,
     );
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO log_checkpoints (seq, checkpoint, signed_at) VALUES (?1, ?2, ?3)",
-        params![seq as i64, checkpoint.to_bytes(), now.0 as i64],
-    )?;
+    )?
+    .execute(params![seq as i64, checkpoint.to_bytes(), now.0 as i64])?;
     Ok(Some(checkpoint))
 }
 
 /// The newest checkpoint: its seq and bytes.
 pub fn latest(conn: &Connection) -> Result<Option<(u64, Vec<u8>)>> {
     Ok(conn
-        .query_row(
-            "SELECT seq, checkpoint FROM log_checkpoints ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, checkpoint FROM log_checkpoints ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
         .optional()?)
 }
 
 /// Every checkpoint, oldest first.
 pub fn all(conn: &Connection) -> Result<Vec<(u64, Vec<u8>)>> {
-    let mut stmt = conn.prepare("SELECT seq, checkpoint FROM log_checkpoints ORDER BY seq")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, checkpoint FROM log_checkpoints ORDER BY seq")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -61,12 +59,10 @@ pub fn all(conn: &Connection) -> Result<Vec<(u64, Vec<u8>)>> {
 /// The first checkpoint at or after `seq`, preferring one a peer countersigned.
 pub fn anchor_for(conn: &Connection, seq: u64) -> Result<Option<(u64, Vec<u8>)>> {
     let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-    let countersigned = conn
-        .query_row(
+    let countersigned = conn.prepare_cached(
             "SELECT c.seq, c.checkpoint FROM log_checkpoints c
              WHERE c.seq >= ?1 AND EXISTS (SELECT 1 FROM log_countersignatures s WHERE s.seq = c.seq)
-             ORDER BY c.seq LIMIT 1",
-            [seq],
+             ORDER BY c.seq LIMIT 1")?.query_row([seq],
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
         )
         .optional()?;
@@ -74,11 +70,10 @@ pub fn anchor_for(conn: &Connection, seq: u64) -> Result<Option<(u64, Vec<u8>)>>
         return Ok(countersigned);
     }
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT seq, checkpoint FROM log_checkpoints WHERE seq >= ?1 ORDER BY seq LIMIT 1",
-            [seq],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-        )
+        )?
+        .query_row([seq], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
         .optional()?)
 }
 
@@ -102,9 +97,11 @@ pub fn offer_for_witness(conn: &Connection, since: Option<u64>) -> Result<Option
     };
     let reach = since.saturating_add(MAX_PROOF_LEAVES as u64);
     let chosen: Option<(i64, Vec<u8>)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT seq, checkpoint FROM log_checkpoints WHERE seq >= ?1 AND seq <= ?2
              ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(
             params![
                 i64::try_from(since).unwrap_or(i64::MAX),
                 i64::try_from(reach).unwrap_or(i64::MAX)
@@ -119,8 +116,8 @@ pub fn offer_for_witness(conn: &Connection, since: Option<u64>) -> Result<Option
             proof: Vec::new(),
         }));
     };
-    let mut stmt =
-        conn.prepare("SELECT leaf FROM log_entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT leaf FROM log_entries WHERE seq > ?1 AND seq <= ?2 ORDER BY seq")?;
     let leaves = stmt
         .query_map(params![since as i64, seq], |r| r.get::<_, Vec<u8>>(0))?
         .map(|r| r.map_err(anyhow::Error::from).and_then(|l| to_hash(&l)))
@@ -138,16 +135,15 @@ pub fn store_countersignature(
     witness: &AgencyId,
     countersignature: &[u8],
 ) -> Result<()> {
-    conn.execute(
-        "INSERT OR REPLACE INTO log_countersignatures (seq, witness, countersignature) VALUES (?1, ?2, ?3)",
-        params![seq as i64, witness.as_str(), countersignature],
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO log_countersignatures (seq, witness, countersignature) VALUES (?1, ?2, ?3)")?.execute(params![seq as i64, witness.as_str(), countersignature],
     )?;
     Ok(())
 }
 
 /// Every countersignature: (seq, witness, bytes).
 pub fn countersignatures(conn: &Connection) -> Result<Vec<(u64, String, Vec<u8>)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT seq, witness, countersignature FROM log_countersignatures ORDER BY seq, witness",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -158,7 +154,7 @@ pub fn countersignatures(conn: &Connection) -> Result<Vec<(u64, String, Vec<u8>)
 
 /// The countersignatures of our checkpoint at `seq`.
 pub fn countersignatures_at(conn: &Connection, seq: u64) -> Result<Vec<Vec<u8>>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT countersignature FROM log_countersignatures WHERE seq = ?1 ORDER BY witness",
     )?;
     let rows = stmt.query_map([seq as i64], |r| r.get(0))?;
@@ -168,11 +164,10 @@ pub fn countersignatures_at(conn: &Connection, seq: u64) -> Result<Vec<Vec<u8>>>
 /// The newest checkpoint of `agency` this node countersigned: its seq and head.
 pub fn witnessed_last(conn: &Connection, agency: &AgencyId) -> Result<Option<(u64, [u8; 32])>> {
     let row: Option<(i64, Vec<u8>)> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT seq, head FROM log_witnessed WHERE agency = ?1 ORDER BY seq DESC LIMIT 1",
-            [agency.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row([agency.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     row.map(|(seq, head)| Ok((seq as u64, to_hash(&head)?)))
         .transpose()
@@ -181,11 +176,8 @@ pub fn witnessed_last(conn: &Connection, agency: &AgencyId) -> Result<Option<(u6
 /// The head of `agency`'s checkpoint at `seq` this node countersigned, if any.
 pub fn witnessed_at(conn: &Connection, agency: &AgencyId, seq: u64) -> Result<Option<[u8; 32]>> {
     let head: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT head FROM log_witnessed WHERE agency = ?1 AND seq = ?2",
-            params![agency.as_str(), seq as i64],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT head FROM log_witnessed WHERE agency = ?1 AND seq = ?2")?
+        .query_row(params![agency.as_str(), seq as i64], |r| r.get(0))
         .optional()?;
     head.map(|h| to_hash(&h)).transpose()
 }
@@ -197,16 +189,16 @@ pub fn record_witnessed(
     checkpoint: &[u8],
     now: Timestamp,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO log_witnessed (agency, seq, head, checkpoint, countersigned_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            body.agency.as_str(),
-            i64::try_from(body.seq).context("checkpoint seq out of range")?,
-            body.head.as_slice(),
-            checkpoint,
-            now.0 as i64
-        ],
-    )?;
+    )?
+    .execute(params![
+        body.agency.as_str(),
+        i64::try_from(body.seq).context("checkpoint seq out of range")?,
+        body.head.as_slice(),
+        checkpoint,
+        now.0 as i64
+    ])?;
     Ok(())
 }

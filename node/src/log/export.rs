@@ -13,7 +13,7 @@ use liaise_protocol::log::{ChainSegment, GENESIS_HEAD, Leaf, LogEntry, LogKind, 
 use rusqlite::Connection;
 
 use super::{checkpoints, entries, seqs_for_doc};
-use crate::store::{hex, parse_hex, records};
+use crate::store::{Held, hex, parse_hex, records};
 
 /// What an export wrote.
 #[derive(Debug, Clone)]
@@ -28,21 +28,19 @@ pub struct Exported {
     pub unanchored: usize,
 }
 
-/// Writes the bundle for `doc_id` to `out`. `blob` is the sealed document's path.
+/// Writes the bundle for `doc_id` to `out`. `blob` is the sealed document.
 pub fn export(
     conn: &Connection,
     me: &AgencyId,
     doc_id: &[u8; 16],
-    blob: &Path,
+    blob: &Held,
     out: &Path,
 ) -> Result<Exported> {
     let id = hex(doc_id);
     let blob_name = records::blob_of_document(conn, &id)?
         .with_context(|| format!("no document {id} in this node's store"))?;
     let content_hash = parse_hex::<32>(&blob_name).context("corrupt blob name in the store")?;
-    let sealed_len = std::fs::metadata(blob)
-        .with_context(|| format!("cannot read {}", blob.display()))?
-        .len();
+    let sealed_len = blob.sealed_len()?;
 
     let mut receipts: Vec<Vec<u8>> = records::receipts_for(conn, &id)?
         .into_iter()
@@ -127,7 +125,7 @@ pub fn export(
         File::create(out).with_context(|| format!("cannot create {}", out.display()))?,
     );
     file.write_all(&bundle_prefix(&meta))?;
-    let mut sealed = File::open(blob).with_context(|| format!("cannot read {}", blob.display()))?;
+    let mut sealed = blob.open()?;
     std::io::copy(&mut sealed, &mut file)?;
     file.into_inner()
         .map_err(|e| anyhow::anyhow!("cannot write {}: {}", out.display(), e.error()))?
@@ -142,7 +140,8 @@ pub fn export(
 
 /// The receipts this node signed for a document it received.
 fn own_receipts(conn: &Connection, doc_id: &str) -> Result<Vec<Vec<u8>>> {
-    let mut stmt = conn.prepare("SELECT receipt FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT receipt FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
     let rows = stmt.query_map([doc_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -203,27 +203,24 @@ pub fn append_at(conn: &Connection, entry: NewLogEntry, time: Timestamp) -> Resu
     let bytes = record.encode()?;
     let leaf = leaf_hash(&bytes);
     let head = next_head(&prev, &leaf);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO log_entries (seq, entry, leaf, head, doc_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            seq as i64,
-            bytes,
-            leaf.as_slice(),
-            head.as_slice(),
-            record.doc_id.as_ref().map(|d| hex(d))
-        ],
-    )?;
+    )?
+    .execute(params![
+        seq as i64,
+        bytes,
+        leaf.as_slice(),
+        head.as_slice(),
+        record.doc_id.as_ref().map(|d| hex(d))
+    ])?;
     Ok(LogEntryRef { seq, head })
 }
 
 /// The last entry's seq and head, if any.
 pub fn last(conn: &Connection) -> Result<Option<(u64, [u8; 32])>> {
     let row: Option<(i64, Vec<u8>)> = conn
-        .query_row(
-            "SELECT seq, head FROM log_entries ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, head FROM log_entries ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     match row {
         None => Ok(None),
@@ -246,7 +243,7 @@ pub struct StoredEntry {
 
 /// Every stored entry with `from <= seq <= to`, in order.
 pub fn entries(conn: &Connection, from: u64, to: u64) -> Result<Vec<StoredEntry>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT seq, entry, leaf, head FROM log_entries WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
     )?;
     let rows = stmt.query_map(
@@ -279,7 +276,8 @@ pub fn entries(conn: &Connection, from: u64, to: u64) -> Result<Vec<StoredEntry>
 /// The seqs of the entries about a document (by the indexed column; the entries themselves
 /// say which document they are about, and verification checks that).
 pub fn seqs_for_doc(conn: &Connection, doc_id: &[u8; 16]) -> Result<Vec<u64>> {
-    let mut stmt = conn.prepare("SELECT seq FROM log_entries WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT seq FROM log_entries WHERE doc_id = ?1 ORDER BY seq")?;
     let rows = stmt.query_map([hex(doc_id)], |r| r.get::<_, i64>(0))?;
     Ok(rows
         .map(|r| r.map(|s| s as u64))

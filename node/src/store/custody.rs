@@ -138,10 +138,9 @@ pub fn register(
 ) -> Result<()> {
     let doc_id = info.document_id.to_string();
     let masked = encode_masked_keys(secrets);
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO custody_documents (doc_id, header, share, masked_keys, registered_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
             doc_id,
             header,
             &secrets.share.expose_bytes()[..],
@@ -150,15 +149,15 @@ pub fn register(
         ],
     )?;
     for r in &info.recipients {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT OR IGNORE INTO custody_readers (doc_id, agency, origin, not_after)
              VALUES (?1, ?2, 'recipient', ?3)",
-            params![
-                doc_id,
-                r.agency.as_str(),
-                r.policy.not_after.map(|t| t.0 as i64)
-            ],
-        )?;
+        )?
+        .execute(params![
+            doc_id,
+            r.agency.as_str(),
+            r.policy.not_after.map(|t| t.0 as i64)
+        ])?;
     }
     Ok(())
 }
@@ -202,20 +201,19 @@ pub fn masked_keys_for(stored: &[u8], sections: &[u8]) -> Option<Vec<(u8, Zeroiz
 /// The originator's record of a document.
 pub fn document(conn: &Connection, doc_id: &str) -> Result<Option<CustodyDocument>> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT header, share, masked_keys, revoked_at, shred_reason
              FROM custody_documents WHERE doc_id = ?1",
-            [doc_id],
-            |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, Option<Vec<u8>>>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                ))
-            },
-        )
+        )?
+        .query_row([doc_id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Option<Vec<u8>>>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
         .optional()?;
     Ok(row.map(|(header, share, masked, revoked, shred_reason)| {
         let share = share.map(Zeroizing::new);
@@ -234,18 +232,17 @@ pub fn document(conn: &Connection, doc_id: &str) -> Result<Option<CustodyDocumen
 /// A reader of a document, if it is one.
 pub fn reader(conn: &Connection, doc_id: &str, agency: &str) -> Result<Option<CustodyReader>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT agency, origin, not_after, forwarded_by, revoked_at
              FROM custody_readers WHERE doc_id = ?1 AND agency = ?2",
-            [doc_id, agency],
-            reader_row,
-        )
+        )?
+        .query_row([doc_id, agency], reader_row)
         .optional()?)
 }
 
 /// Every reader of a document.
 pub fn readers(conn: &Connection, doc_id: &str) -> Result<Vec<CustodyReader>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT agency, origin, not_after, forwarded_by, revoked_at
          FROM custody_readers WHERE doc_id = ?1 ORDER BY agency",
     )?;
@@ -267,14 +264,13 @@ fn reader_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CustodyReader> {
 /// twice the request window.
 pub fn nonce_is_fresh(conn: &Connection, agency: &str, nonce: &[u8; 16], now: u64) -> Result<bool> {
     let horizon = now.saturating_sub(2 * REQUEST_WINDOW_SECS);
-    conn.execute(
-        "DELETE FROM custody_nonces WHERE seen_at < ?1",
-        [horizon as i64],
-    )?;
-    let inserted = conn.execute(
-        "INSERT OR IGNORE INTO custody_nonces (agency, nonce, seen_at) VALUES (?1, ?2, ?3)",
-        params![agency, super::hex(nonce), now as i64],
-    )?;
+    conn.prepare_cached("DELETE FROM custody_nonces WHERE seen_at < ?1")?
+        .execute([horizon as i64])?;
+    let inserted = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO custody_nonces (agency, nonce, seen_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![agency, super::hex(nonce), now as i64])?;
     Ok(inserted == 1)
 }
 
@@ -298,30 +294,30 @@ pub fn revoke(
         .map(|r| r.agency)
         .collect();
     if agency.is_none() {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE custody_documents SET revoked_at = ?2 WHERE doc_id = ?1 AND revoked_at IS NULL",
-            params![doc_id, now as i64],
-        )?;
+        )?
+        .execute(params![doc_id, now as i64])?;
     }
     for reader in &affected {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE custody_readers SET revoked_at = ?3, deletion_reason = 'revoked',
                  deletion_state = 'queued', deletion_next_at = ?3, deletion_attempts = 0
              WHERE doc_id = ?1 AND agency = ?2",
-            params![doc_id, reader, now as i64],
-        )?;
-        conn.execute(
+        )?
+        .execute(params![doc_id, reader, now as i64])?;
+        conn.prepare_cached(
             "UPDATE outbox SET state = 'undeliverable', last_error = 'revoked by the sender'
              WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
-            params![doc_id, reader],
-        )?;
+        )?
+        .execute(params![doc_id, reader])?;
     }
     Ok(affected)
 }
 
 /// Queues deletions for readers whose `not_after` has passed. Returns `(doc, agency)` pairs.
 pub fn queue_expired(conn: &Connection, now: u64) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT doc_id, agency FROM custody_readers
          WHERE not_after IS NOT NULL AND not_after < ?1 AND deletion_state IS NULL",
     )?;
@@ -329,11 +325,11 @@ pub fn queue_expired(conn: &Connection, now: u64) -> Result<Vec<(String, String)
         .query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (doc, agency) in &due {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE custody_readers SET deletion_reason = 'expired', deletion_state = 'queued',
                  deletion_next_at = ?3 WHERE doc_id = ?1 AND agency = ?2",
-            params![doc, agency, now as i64],
-        )?;
+        )?
+        .execute(params![doc, agency, now as i64])?;
     }
     Ok(due)
 }
@@ -369,22 +365,21 @@ pub fn shred_if_unneeded(
 
 /// Crypto-shredding: overwrites the share and masked keys, then clears them.
 pub fn shred(conn: &Connection, doc_id: &str, reason: &str, now: u64) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE custody_documents SET share = zeroblob(32), masked_keys = zeroblob(length(masked_keys))
-         WHERE doc_id = ?1",
-        [doc_id],
+         WHERE doc_id = ?1")?.execute([doc_id],
     )?;
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE custody_documents SET share = NULL, masked_keys = NULL, shredded_at = ?2,
              shred_reason = ?3 WHERE doc_id = ?1",
-        params![doc_id, now as i64, reason],
-    )?;
+    )?
+    .execute(params![doc_id, now as i64, reason])?;
     Ok(())
 }
 
 /// Documents with readers queued for expiry or revocation, to check for shredding.
 pub fn unshredded_with_pending(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT r.doc_id FROM custody_readers r JOIN custody_documents d ON d.doc_id = r.doc_id
          WHERE d.share IS NOT NULL AND r.deletion_state IS NOT NULL",
     )?;
@@ -394,7 +389,7 @@ pub fn unshredded_with_pending(conn: &Connection) -> Result<Vec<String>> {
 
 /// Deletion requests due at `now`.
 pub fn deletions_due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<DueDeletion>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT doc_id, agency, deletion_reason, deletion_attempts FROM custody_readers
          WHERE deletion_state = 'queued' AND deletion_next_at <= ?1
          ORDER BY deletion_next_at LIMIT ?2",
@@ -412,12 +407,12 @@ pub fn deletions_due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<Du
 
 /// Stores a verified deletion receipt.
 pub fn deletion_done(conn: &Connection, doc_id: &str, agency: &str, receipt: &[u8]) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE custody_readers SET deletion_state = 'done', deletion_receipt = ?3,
              deletion_error = NULL, deletion_attempts = deletion_attempts + 1
          WHERE doc_id = ?1 AND agency = ?2",
-        params![doc_id, agency, receipt],
-    )?;
+    )?
+    .execute(params![doc_id, agency, receipt])?;
     Ok(())
 }
 
@@ -429,12 +424,12 @@ pub fn deletion_retry(
     next_at: u64,
     error: &str,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE custody_readers SET deletion_attempts = deletion_attempts + 1,
              deletion_next_at = ?3, deletion_error = ?4
          WHERE doc_id = ?1 AND agency = ?2 AND deletion_state = 'queued'",
-        params![doc_id, agency, next_at as i64, error],
-    )?;
+    )?
+    .execute(params![doc_id, agency, next_at as i64, error])?;
     Ok(())
 }
 
@@ -443,7 +438,7 @@ pub type DeletionState = (String, Option<String>, Option<String>, Option<Vec<u8>
 
 /// The deletion state of every reader of a document.
 pub fn deletion_states(conn: &Connection, doc_id: &str) -> Result<Vec<DeletionState>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT agency, deletion_state, deletion_reason, deletion_receipt FROM custody_readers
          WHERE doc_id = ?1 ORDER BY agency",
     )?;
@@ -461,11 +456,16 @@ pub fn add_forwarded_reader(
     forwarder: &str,
     not_after: Option<u64>,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO custody_readers (doc_id, agency, origin, not_after, forwarded_by)
          VALUES (?1, ?2, 'forwarded', ?3, ?4)",
-        params![doc_id, agency, not_after.map(|t| t as i64), forwarder],
-    )?;
+    )?
+    .execute(params![
+        doc_id,
+        agency,
+        not_after.map(|t| t as i64),
+        forwarder
+    ])?;
     Ok(())
 }
 
@@ -476,11 +476,12 @@ pub fn inbox_deletion(
     sender: &str,
 ) -> Result<Option<(u64, String)>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT deleted_at, reason FROM inbox_deletions WHERE doc_id = ?1 AND sender = ?2",
-            [doc_id, sender],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-        )
+        )?
+        .query_row([doc_id, sender], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -492,21 +493,22 @@ pub fn record_inbox_deletion(
     reason: DeletionReason,
     now: u64,
 ) -> Result<u64> {
-    conn.execute(
-        "INSERT OR IGNORE INTO inbox_deletions (doc_id, sender, reason, deleted_at) VALUES (?1, ?2, ?3, ?4)",
-        params![doc_id, sender, reason.as_str(), now as i64],
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO inbox_deletions (doc_id, sender, reason, deleted_at) VALUES (?1, ?2, ?3, ?4)")?.execute(params![doc_id, sender, reason.as_str(), now as i64],
     )?;
     Ok(inbox_deletion(conn, doc_id, sender)?.map_or(now, |(at, _)| at))
 }
 
 /// Reader side: received documents not deleted yet: (doc id, sender, blob).
-pub fn held_inbox(conn: &Connection) -> Result<Vec<(String, String, String)>> {
-    let mut stmt = conn.prepare(
-        "SELECT i.doc_id, i.sender, i.blob FROM inbox i
+pub fn held_inbox(conn: &Connection) -> Result<Vec<(String, String, String, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.doc_id, i.sender, i.blob, i.sealed_len FROM inbox i
          LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
          WHERE d.doc_id IS NULL",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -11,6 +11,9 @@ use tokio::sync::oneshot;
 
 /// The most writes committed together in one transaction.
 pub const MAX_GROUP_COMMIT: usize = 512;
+/// Prepared statements kept per connection: every statement the node runs often, so none
+/// is parsed again for each document.
+const STATEMENT_CACHE: usize = 128;
 
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
@@ -147,6 +150,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     let writer = Connection::open(path)
         .with_context(|| format!("cannot open database {}", path.display()))?;
     writer.busy_timeout(std::time::Duration::from_secs(10))?;
+    writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     writer
         .execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
@@ -158,6 +162,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         .and_then(|()| writer.execute_batch(crate::log::SCHEMA))
         .and_then(|()| writer.execute_batch(super::custody::SCHEMA))
         .and_then(|()| writer.execute_batch(super::forwards::SCHEMA))
+        .and_then(|()| writer.execute_batch(super::held::SCHEMA))
         .context("cannot create the database schema")?;
     migrate(&writer).context("cannot update the database schema")?;
     Ok(writer)
@@ -189,6 +194,7 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     )
     .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -203,14 +209,16 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
         }
         let mut done = Vec::with_capacity(batch.len());
         let outcome = (|| -> rusqlite::Result<()> {
-            let mut tx = conn.transaction()?;
+            let tx = conn.transaction()?;
             for job in batch.drain(..) {
-                let sp = tx.savepoint()?;
-                let (ok, callback) = job(&sp);
+                // Savepoint statements are prepared once, not parsed again for every job.
+                tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+                let (ok, callback) = job(&tx);
                 // A failed job rolls back only its own savepoint; its callback carries its error.
-                if ok {
-                    sp.commit()?;
+                if !ok {
+                    tx.prepare_cached("ROLLBACK TO job")?.execute([])?;
                 }
+                tx.prepare_cached("RELEASE job")?.execute([])?;
                 done.push(callback);
             }
             tx.commit()

@@ -53,11 +53,8 @@ pub fn conflict(
     sealed_blob: &str,
 ) -> Result<Option<String>> {
     let own: Option<String> = conn
-        .query_row(
-            "SELECT blob FROM outbox_documents WHERE doc_id = ?1",
-            [doc_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT blob FROM outbox_documents WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
         .optional()?;
     if own.is_some_and(|blob| blob != sealed_blob) {
         return Ok(Some(format!(
@@ -65,13 +62,13 @@ pub fn conflict(
              from this node"
         )));
     }
-    let unforwarded: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.doc_id = ?1 AND o.recipient = ?2
+    let unforwarded: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox o WHERE o.doc_id = ?1 AND o.recipient = ?2
              AND NOT EXISTS (SELECT 1 FROM outbox_forwards f
                              WHERE f.doc_id = o.doc_id AND f.recipient = o.recipient))",
-        params![doc_id, recipient],
-        |r| r.get(0),
-    )?;
+        )?
+        .query_row(params![doc_id, recipient], |r| r.get(0))?;
     Ok(unforwarded
         .then(|| format!("this node already delivers document {doc_id} to {recipient} itself")))
 }
@@ -82,10 +79,9 @@ pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
     if let Some(why) = conflict(conn, &fwd.doc_id, &fwd.recipient, &fwd.sealed_blob)? {
         anyhow::bail!(why);
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO outbox_documents (doc_id, blob, sealed_len, label, created, queued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
             fwd.doc_id,
             fwd.sealed_blob,
             fwd.sealed_len as i64,
@@ -94,21 +90,21 @@ pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
             fwd.queued_at as i64
         ],
     )?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO outbox_forwards (doc_id, recipient, blob, sealed_len)
          VALUES (?1, ?2, ?3, ?4)",
-        params![fwd.doc_id, fwd.recipient, fwd.blob, fwd.len as i64],
-    )?;
-    conn.execute(
+    )?
+    .execute(params![fwd.doc_id, fwd.recipient, fwd.blob, fwd.len as i64])?;
+    conn.prepare_cached(
         "INSERT OR IGNORE INTO outbox (doc_id, recipient, state, next_attempt_at, expires_at)
          VALUES (?1, ?2, 'queued', ?3, ?4)",
-        params![
-            fwd.doc_id,
-            fwd.recipient,
-            fwd.queued_at as i64,
-            fwd.expires_at as i64
-        ],
-    )?;
+    )?
+    .execute(params![
+        fwd.doc_id,
+        fwd.recipient,
+        fwd.queued_at as i64,
+        fwd.expires_at as i64
+    ])?;
     event(
         conn,
         fwd.queued_at,
@@ -121,7 +117,8 @@ pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
 
 /// The forwarded documents of `doc_id` this node queued: (new reader, blob), hex.
 pub fn of_document(conn: &Connection, doc_id: &str) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare("SELECT recipient, blob FROM outbox_forwards WHERE doc_id = ?1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT recipient, blob FROM outbox_forwards WHERE doc_id = ?1")?;
     let rows = stmt.query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -6,6 +6,9 @@
 //! HOME/store/blobs/      sealed documents by SHA-256 (see [`blobs`])
 //! ```
 //!
+//! Documents of at most [`held::INLINE_MAX_LEN`] bytes are kept in the database instead, under
+//! the same content hash (see [`held`]).
+//!
 //! Nothing here is plaintext: blobs are sealed documents, rows hold ids, agency names, the
 //! clear label, times, states and signed receipts.
 
@@ -13,6 +16,7 @@ pub mod blobs;
 pub mod custody;
 pub mod db;
 pub mod forwards;
+pub mod held;
 pub mod install;
 pub mod records;
 
@@ -22,6 +26,7 @@ use anyhow::{Context, Result, bail};
 
 pub use blobs::{Blobs, HashingReader, hex, parse_hex, parse_hex_vec};
 pub use db::Db;
+pub use held::Held;
 
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
@@ -51,11 +56,11 @@ pub fn store_dir(home: &Home) -> PathBuf {
     home.root().join("store")
 }
 
-/// Resolves a document id (hex, as `liaise send` and `liaise inbox` print it) to the path of
-/// its sealed bytes in this node's store: a received document first, else a sent one. Reads
-/// the database directly, so it works whether or not the node runs. For `liaise open` and
-/// `liaise verify` given a DOC_ID instead of a file.
-pub fn sealed_document_path(home: &Home, doc_id: &str) -> Result<PathBuf> {
+/// Resolves a document id (hex, as `liaise send` and `liaise inbox` print it) to its sealed
+/// bytes in this node's store: a received document first, else a sent one. Reads the
+/// database directly, so it works whether or not the node runs. For `liaise open`,
+/// `liaise verify` and `liaise evidence export` given a DOC_ID instead of a file.
+pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
     let Some(id) = parse_hex::<16>(doc_id) else {
         bail!("`{doc_id}` is not a document id (32 hex digits)");
     };
@@ -85,11 +90,35 @@ pub fn sealed_document_path(home: &Home, doc_id: &str) -> Result<PathBuf> {
     let found = records::blob_of_document(&conn, &hex(&id))?
         .with_context(|| format!("no document {doc_id} in {}", dir.display()))?;
     let hash = parse_hex::<32>(&found).context("corrupt blob name in the store")?;
-    Ok(blob_path(&dir, &hash))
+    stored_blob(&conn, &dir, &hash)?.with_context(|| {
+        format!(
+            "the store in {} lists document {doc_id} but holds none of its bytes",
+            dir.display()
+        )
+    })
 }
 
-fn blob_path(store: &Path, hash: &[u8; 32]) -> PathBuf {
-    store.join("blobs").join(hex(hash))
+/// The blob with content hash `hash` in the store folder `store`, read through `conn`.
+pub fn stored_blob(
+    conn: &rusqlite::Connection,
+    store: &Path,
+    hash: &[u8; 32],
+) -> Result<Option<Held>> {
+    held::find(conn, hash, &store.join("blobs").join(hex(hash)))
+}
+
+impl Store {
+    /// The stored document with content hash `hash` and length `len`: from the database if it
+    /// is small enough to be kept there and is, else its file (which the caller's read finds
+    /// missing if it is).
+    pub async fn held(&self, hash: [u8; 32], len: u64) -> Result<Held> {
+        if len <= held::INLINE_MAX_LEN
+            && let Some(bytes) = self.db.read(move |c| held::get(c, &hash)).await?
+        {
+            return Ok(Held::Inline(bytes));
+        }
+        Ok(Held::File(self.blobs.path(&hash)))
+    }
 }
 
 #[cfg(test)]
@@ -124,8 +153,9 @@ mod tests {
             .write(move |c| records::inbox_insert(c, &row, b"receipt"))
             .await
             .unwrap();
-        let one = sealed_document_path(&home, &id).unwrap();
-        assert_eq!(one, store.blobs.path(&[1; 32]));
+        std::fs::write(store.blobs.path(&[1; 32]), b"sealed").unwrap();
+        let one = sealed_document(&home, &id).unwrap();
+        assert_eq!(one, Held::File(store.blobs.path(&[1; 32])));
 
         // A second member sends its own document under the same id.
         let row = received(&id, "nl.prison.vught", 2);
@@ -134,7 +164,7 @@ mod tests {
             .write(move |c| records::inbox_insert(c, &row, b"receipt"))
             .await
             .unwrap();
-        let e = format!("{:#}", sealed_document_path(&home, &id).unwrap_err());
+        let e = format!("{:#}", sealed_document(&home, &id).unwrap_err());
         assert!(e.contains("received from nl.city.utrecht"), "{e}");
         assert!(e.contains("received from nl.prison.vught"), "{e}");
         assert!(e.contains("pass the sealed file"), "{e}");

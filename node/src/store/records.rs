@@ -118,22 +118,21 @@ pub struct ReceiptRow {
 
 /// Queues a document for every recipient. Queuing the same document again changes nothing.
 pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
-    let fresh = conn.execute(
+    let fresh = conn.prepare_cached(
         "INSERT OR IGNORE INTO outbox_documents (doc_id, blob, sealed_len, label, created, queued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![doc.doc_id, doc.blob, doc.sealed_len as i64, doc.label, doc.created as i64, doc.queued_at as i64],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![doc.doc_id, doc.blob, doc.sealed_len as i64, doc.label, doc.created as i64, doc.queued_at as i64],
     )?;
     for (recipient, expires_at) in &doc.recipients {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT OR IGNORE INTO outbox (doc_id, recipient, state, next_attempt_at, expires_at)
              VALUES (?1, ?2, 'queued', ?3, ?4)",
-            params![
-                doc.doc_id,
-                recipient,
-                doc.queued_at as i64,
-                *expires_at as i64
-            ],
-        )?;
+        )?
+        .execute(params![
+            doc.doc_id,
+            recipient,
+            doc.queued_at as i64,
+            *expires_at as i64
+        ])?;
     }
     if fresh > 0 {
         let recipients: Vec<&str> = doc.recipients.iter().map(|(r, _)| r.as_str()).collect();
@@ -176,11 +175,9 @@ pub fn due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<Due>> {
 
 /// When the next queued delivery is due, if any.
 pub fn next_due_at(conn: &Connection) -> Result<Option<u64>> {
-    let at: Option<i64> = conn.query_row(
-        "SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'",
-        [],
-        |r| r.get(0),
-    )?;
+    let at: Option<i64> = conn
+        .prepare_cached("SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'")?
+        .query_row([], |r| r.get(0))?;
     Ok(at.map(|a| a as u64))
 }
 
@@ -192,20 +189,19 @@ pub fn mark_delivered(
     receipt: &[u8],
     now: u64,
 ) -> Result<()> {
-    let fresh = conn.execute(
-        "INSERT OR IGNORE INTO receipts (doc_id, recipient, receipt, received_at) VALUES (?1, ?2, ?3, ?4)",
-        params![doc_id, recipient, receipt, now as i64],
+    let fresh = conn.prepare_cached(
+        "INSERT OR IGNORE INTO receipts (doc_id, recipient, receipt, received_at) VALUES (?1, ?2, ?3, ?4)")?.execute(params![doc_id, recipient, receipt, now as i64],
     )?;
     if fresh > 0 {
         let detail = serde_json::json!({ "receipt": hex(receipt) });
         let entry = NewLogEntry::new(LogKind::Receipt).detail(detail);
         log_entry(conn, entry, Some(doc_id), Some(recipient))?;
     }
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE outbox SET state = 'delivered', delivered_at = ?3, last_error = NULL,
          attempts = attempts + 1 WHERE doc_id = ?1 AND recipient = ?2",
-        params![doc_id, recipient, now as i64],
-    )?;
+    )?
+    .execute(params![doc_id, recipient, now as i64])?;
     event(conn, now, "delivered", Some(doc_id), Some(recipient), None)
 }
 
@@ -218,11 +214,11 @@ pub fn mark_retry(
     error: &str,
     now: u64,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?3, last_error = ?4
          WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
-        params![doc_id, recipient, next_at as i64, error],
-    )?;
+    )?
+    .execute(params![doc_id, recipient, next_at as i64, error])?;
     event(
         conn,
         now,
@@ -241,11 +237,12 @@ pub fn mark_undeliverable(
     reason: &str,
     now: u64,
 ) -> Result<()> {
-    let changed = conn.execute(
-        "UPDATE outbox SET state = 'undeliverable', last_error = ?3
+    let changed = conn
+        .prepare_cached(
+            "UPDATE outbox SET state = 'undeliverable', last_error = ?3
          WHERE doc_id = ?1 AND recipient = ?2 AND state = 'queued'",
-        params![doc_id, recipient, reason],
-    )?;
+        )?
+        .execute(params![doc_id, recipient, reason])?;
     if changed > 0 {
         let entry = NewLogEntry::new(LogKind::Undeliverable).reason(reason);
         log_entry(conn, entry, Some(doc_id), Some(recipient))?;
@@ -267,11 +264,8 @@ pub fn inbox_receipt(
     sender: &str,
 ) -> Result<Option<(String, Vec<u8>)>> {
     Ok(conn
-        .query_row(
-            "SELECT blob, receipt FROM inbox WHERE doc_id = ?1 AND sender = ?2",
-            params![doc_id, sender],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT blob, receipt FROM inbox WHERE doc_id = ?1 AND sender = ?2")?
+        .query_row(params![doc_id, sender], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }
 
@@ -283,21 +277,19 @@ pub fn inbox_receipt_from_peer(
     peer: &str,
 ) -> Result<Option<(String, Vec<u8>)>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT blob, receipt FROM inbox WHERE doc_id = ?1
              AND ((sender = ?2 AND forwarded_by IS NULL) OR forwarded_by = ?2)",
-            params![doc_id, peer],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row(params![doc_id, peer], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
 }
 
 /// Records a received document with the receipt this node signed for it.
 pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result<()> {
-    let fresh = conn.execute(
+    let fresh = conn.prepare_cached(
         "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt, forwarded_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?.execute(params![
             row.doc_id, row.sender, row.blob, row.sealed_len as i64, row.label,
             row.created as i64, row.received_at as i64, row.verification, receipt,
             row.forwarded_by
@@ -327,7 +319,7 @@ pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result
 
 /// Every outbox line, newest first.
 pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT o.doc_id, o.recipient, o.state, o.attempts, o.next_attempt_at, o.expires_at,
                 o.last_error, o.delivered_at, coalesce(f.sealed_len, d.sealed_len), d.label, d.queued_at
          FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
@@ -355,7 +347,7 @@ pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
 /// Every received document, newest first. A copy deleted on the originator's request or at
 /// expiry shows `deleted` as its state.
 pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT i.doc_id, i.sender, i.blob, i.sealed_len, i.label, i.created, i.received_at,
                 CASE WHEN d.doc_id IS NULL THEN i.verification ELSE 'deleted' END, i.forwarded_by
          FROM inbox i
@@ -380,7 +372,7 @@ pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
 
 /// The receipts this node holds for a document it sent.
 pub fn receipts_for(conn: &Connection, doc_id: &str) -> Result<Vec<ReceiptRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT recipient, receipt, received_at FROM receipts WHERE doc_id = ?1 ORDER BY recipient",
     )?;
     let rows = stmt.query_map([doc_id], |r| {
@@ -399,17 +391,14 @@ pub fn receipts_for(conn: &Connection, doc_id: &str) -> Result<Vec<ReceiptRow>> 
 pub fn blob_of_document(conn: &Connection, doc_id: &str) -> Result<Option<String>> {
     let mut sources: Vec<(String, String)> = Vec::new();
     let mut stmt =
-        conn.prepare("SELECT sender, blob FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+        conn.prepare_cached("SELECT sender, blob FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
     for row in stmt.query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
         let (sender, blob): (String, String) = row?;
         sources.push((format!("received from {sender}"), blob));
     }
     let sent: Option<String> = conn
-        .query_row(
-            "SELECT blob FROM outbox_documents WHERE doc_id = ?1",
-            [doc_id],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT blob FROM outbox_documents WHERE doc_id = ?1")?
+        .query_row([doc_id], |r| r.get(0))
         .optional()?;
     if let Some(blob) = sent {
         sources.push(("sent by this node".to_owned(), blob));
@@ -449,9 +438,8 @@ pub fn roster_adopted(
     file: &[u8],
     now: u64,
 ) -> Result<()> {
-    let fresh = conn.execute(
-        "INSERT OR IGNORE INTO roster_history (serial, adopted_at, source, file) VALUES (?1, ?2, ?3, ?4)",
-        params![serial as i64, now as i64, source, file],
+    let fresh = conn.prepare_cached(
+        "INSERT OR IGNORE INTO roster_history (serial, adopted_at, source, file) VALUES (?1, ?2, ?3, ?4)")?.execute(params![serial as i64, now as i64, source, file],
     )?;
     if fresh > 0 {
         let detail = serde_json::json!({ "serial": serial, "source": source });
@@ -491,9 +479,9 @@ pub fn event(
     agency: Option<&str>,
     detail: Option<&str>,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO events (at, kind, doc_id, agency, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![at as i64, kind, doc_id, agency, detail],
-    )?;
+    )?
+    .execute(params![at as i64, kind, doc_id, agency, detail])?;
     Ok(())
 }

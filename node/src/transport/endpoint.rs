@@ -41,6 +41,12 @@ pub fn build_endpoint(
     roster: &SharedRoster,
 ) -> Result<quinn::Endpoint> {
     let provider = crypto_provider();
+    // aws-lc seeds its random generator (a tree of jitter-entropy sources, tens of
+    // milliseconds of CPU) on first use: done now, not in the first handshake.
+    provider
+        .secure_random
+        .fill(&mut [0u8; 16])
+        .map_err(|_| anyhow::anyhow!("the TLS random generator is not available"))?;
     let verifier = Arc::new(RosterVerifier::new(roster.clone(), &provider));
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -94,6 +100,12 @@ pub fn client_config(
     roster: &SharedRoster,
 ) -> Result<quinn::ClientConfig> {
     let provider = crypto_provider();
+    // aws-lc seeds its random generator (a tree of jitter-entropy sources, tens of
+    // milliseconds of CPU) on first use: done now, not in the first handshake.
+    provider
+        .secure_random
+        .fill(&mut [0u8; 16])
+        .map_err(|_| anyhow::anyhow!("the TLS random generator is not available"))?;
     let verifier = Arc::new(RosterVerifier::new(roster.clone(), &provider));
     let mut tls = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&[&rustls::version::TLS13])

@@ -55,6 +55,10 @@ pub enum WireError {
     /// The input ended inside the frame.
     #[error("truncated frame")]
     Truncated,
+    /// More bytes of a sealed document than its offer announced (after `Accept`, where the
+    /// document travels unframed).
+    #[error("more document bytes than the offer announced")]
+    BeyondOffer,
 }
 
 /// The parsed start of a frame: its body length and kind.
