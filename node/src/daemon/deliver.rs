@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::framed::{answer_timeout, read_message_within, write_message};
 use super::{Node, now_secs};
+use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::records::{self, Due};
 use crate::store::{Held, parse_hex};
 use crate::trust::verify_receipt;
@@ -58,13 +59,30 @@ pub async fn outbox_worker(node: Arc<Node>) {
         // there are free slots, not a long list that is mostly in flight on every wake.
         let busy = in_flight.lock().map_or(0, |s| s.len());
         let limit = (busy + slots.available_permits().max(1)).min(MAX_DUE_FETCH);
-        let due = node
+        // One trip to the database per wake: the due rows not in flight, the bytes of those
+        // small enough to be held in the database, and when the next one is due.
+        let sending = Arc::clone(&in_flight);
+        let (due, next) = node
             .store
             .db
-            .read(move |c| records::due(c, now, limit))
+            .read(move |c| {
+                let mut fresh = Vec::new();
+                for item in records::due(c, now, limit)? {
+                    let key = (item.doc_id.clone(), item.recipient.clone());
+                    if sending.lock().is_ok_and(|s| s.contains(&key)) {
+                        continue;
+                    }
+                    let inline = match parse_hex::<32>(&item.blob) {
+                        Some(hash) if item.sealed_len <= INLINE_MAX_LEN => held::get(c, &hash)?,
+                        _ => None,
+                    };
+                    fresh.push((item, inline.map(Held::Inline)));
+                }
+                Ok((fresh, records::next_due_at(c)?))
+            })
             .await
             .unwrap_or_default();
-        for item in due {
+        for (item, held) in due {
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
@@ -78,7 +96,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
             };
             let (node, in_flight) = (Arc::clone(&node), Arc::clone(&in_flight));
             tokio::spawn(async move {
-                attempt(&node, item).await;
+                attempt(&node, item, held).await;
                 if let Ok(mut s) = in_flight.lock() {
                     s.remove(&key);
                 }
@@ -86,13 +104,6 @@ pub async fn outbox_worker(node: Arc<Node>) {
                 node.outbox_wake.notify_one();
             });
         }
-        let next = node
-            .store
-            .db
-            .read(records::next_due_at)
-            .await
-            .ok()
-            .flatten();
         let wait = match next {
             Some(at) if at <= now_secs() => Duration::from_millis(200),
             Some(at) => Duration::from_secs(at - now_secs()).min(Duration::from_secs(5)),
@@ -106,8 +117,9 @@ pub async fn outbox_worker(node: Arc<Node>) {
     }
 }
 
-/// One delivery attempt and the bookkeeping of its outcome.
-async fn attempt(node: &Node, due: Due) {
+/// One delivery attempt and the bookkeeping of its outcome. `held` is the document's bytes
+/// if they were read with the due row.
+async fn attempt(node: &Node, due: Due, held: Option<Held>) {
     let now = now_secs();
     let (doc, to) = (due.doc_id.clone(), due.recipient.clone());
     if now > due.expires_at {
@@ -119,7 +131,7 @@ async fn attempt(node: &Node, due: Due) {
             .await;
         return;
     }
-    let result = deliver(node, &due).await;
+    let result = deliver(node, &due, held).await;
     if let Ok(mut s) = node.sending.lock() {
         s.remove(&(due.doc_id.clone(), due.recipient.clone()));
     }
@@ -168,7 +180,7 @@ impl From<anyhow::Error> for Failure {
 
 /// Offers the document, streams it from the receiver's resume offset, and returns the
 /// verified receipt bytes.
-async fn deliver(node: &Node, due: &Due) -> Result<Vec<u8>, Failure> {
+async fn deliver(node: &Node, due: &Due, held: Option<Held>) -> Result<Vec<u8>, Failure> {
     let recipient = AgencyId::new(&due.recipient)
         .map_err(|_| Failure::Permanent(format!("`{}` is not an agency id", due.recipient)))?;
     if node.roster.current().member(&recipient).is_none() {
@@ -179,7 +191,7 @@ async fn deliver(node: &Node, due: &Due) -> Result<Vec<u8>, Failure> {
     let document_id = parse_hex::<16>(&due.doc_id).context("corrupt document id in the outbox")?;
     let content_hash = parse_hex::<32>(&due.blob).context("corrupt blob name in the outbox")?;
     let conn = node.peers.get(node, &recipient).await?;
-    let result = offer_and_send(node, &conn, due, document_id, content_hash).await;
+    let result = offer_and_send(node, &conn, due, document_id, content_hash, held).await;
     if let Err(Failure::Temporary(_)) = &result
         && conn.close_reason().is_some()
     {
@@ -205,6 +217,7 @@ async fn offer_and_send(
     due: &Due,
     document_id: [u8; 16],
     content_hash: [u8; 32],
+    held: Option<Held>,
 ) -> Result<Vec<u8>, Failure> {
     let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
     let offer = Message::Offer {
@@ -227,7 +240,10 @@ async fn offer_and_send(
         Message::Reject { reason, detail } => return Err(rejected(reason, &detail)),
         _ => return Err(anyhow!("unexpected answer").into()),
     };
-    let held = node.store.held(content_hash, due.sealed_len).await?;
+    let held = match held {
+        Some(held) => held,
+        None => node.store.held(content_hash, due.sealed_len).await?,
+    };
     let mut chunks = read_ahead(held, offset, due.sealed_len)?;
     let key = (due.doc_id.clone(), due.recipient.clone());
     let mut sent = offset;
