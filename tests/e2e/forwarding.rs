@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use liaise_protocol::wire::{Message, MessageKind, RejectReason, encode_frame};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::hardening::{Member, read_frame, runtime};
 use super::nodes::{Agency, TestFederation};
@@ -205,7 +204,7 @@ async fn offer(peer: &Member, doc_id: [u8; 16], bytes: &[u8]) -> Message {
     let offer = Message::Offer {
         document_id: doc_id,
         sealed_len: bytes.len() as u64,
-        content_hash: Sha256::digest(bytes).into(),
+        content_hash: liaise_protocol::wire::content_hash(bytes),
     };
     send.write_all(&encode_frame(&offer)).await.unwrap();
     let accept = read_frame(&mut recv, &[MessageKind::Accept]).await;
@@ -327,7 +326,7 @@ fn a_forward_arriving_after_the_new_readers_deletion_receipt_is_refused() {
     assert_eq!(reason, RejectReason::NotRecipient, "{detail}");
     assert!(detail.contains("deleted its copy"), "{detail}");
     assert!(inbox_rows(&fed, prison, &doc).is_empty());
-    let blob = liaise_node::store::hex(&Sha256::digest(&bytes));
+    let blob = liaise_node::store::hex(&liaise_protocol::wire::content_hash(&bytes));
     assert_eq!(
         sb.stored(&prison.home, &blob),
         None,

@@ -306,7 +306,6 @@ fn a_document_that_can_never_be_accepted_is_refused_from_its_header() {
 /// and neither leaves anything in the store; the honest offer afterwards is received.
 #[test]
 fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept() {
-    use sha2::{Digest, Sha256};
     let fed = federation();
     let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _probation = fed.start(probation);
@@ -329,7 +328,7 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
         .unwrap()
         .document_id
         .0;
-    let hash: [u8; 32] = Sha256::digest(&sealed).into();
+    let hash = liaise_protocol::wire::content_hash(&sealed);
     let rt = runtime();
     let _in_runtime = rt.enter();
     let peer = Member::new(&fed, prison, probation);

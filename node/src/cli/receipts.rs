@@ -40,7 +40,7 @@ pub fn run(args: ReceiptsArgs) -> Result<ExitCode> {
         let s = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
         let at = row.get("received_at").and_then(Value::as_u64).unwrap_or(0);
         println!(
-            "{}  received {}  sha256 {}  {}",
+            "{}  received {}  content hash {}  {}",
             s("recipient"),
             Timestamp(at),
             s("content_hash"),

@@ -21,9 +21,8 @@ use liaise_keys::AgencyId;
 use liaise_keys::roster::Roster;
 use liaise_protocol::sealed::PRELUDE_LEN;
 use liaise_protocol::sealed::limits::MAX_HEADER_LEN;
-use liaise_protocol::wire::RejectReason;
+use liaise_protocol::wire::{ContentHasher, RejectReason};
 use liaise_protocol::{ErrorKind, SignerCheck, danger_read_unverified_prefix};
-use sha2::{Digest, Sha256};
 
 use super::Node;
 use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement};
@@ -326,7 +325,7 @@ pub struct PartialWriter {
     /// (zeroed, page-faulted, unmapped) per chunk.
     spares: std::sync::mpsc::Receiver<Vec<u8>>,
     steps: tokio::sync::mpsc::Sender<WriteStep>,
-    task: tokio::task::JoinHandle<std::io::Result<(Sha256, Option<Verdict>)>>,
+    task: tokio::task::JoinHandle<std::io::Result<(ContentHasher, Option<Verdict>)>>,
 }
 
 impl PartialWriter {
@@ -337,7 +336,7 @@ impl PartialWriter {
     pub fn open(
         partial: &Path,
         held: u64,
-        mut hasher: Sha256,
+        mut hasher: ContentHasher,
         mut verifier: Option<StreamVerifier>,
     ) -> std::io::Result<Self> {
         let partial = partial.to_path_buf();
@@ -457,7 +456,7 @@ impl PartialWriter {
 
     /// Writes every byte appended, fsyncs the file and returns the hash state over all of it
     /// and the verifier's verdict, if it had one.
-    pub async fn finish(mut self) -> std::io::Result<(Sha256, Option<Verdict>)> {
+    pub async fn finish(mut self) -> std::io::Result<(ContentHasher, Option<Verdict>)> {
         self.hand_over().await?;
         drop(self.steps);
         self.task.await.map_err(std::io::Error::other)?
@@ -477,6 +476,7 @@ impl PartialWriter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use liaise_protocol::wire::content_hash;
 
     fn offered(n: u64) -> HashMap<(String, String), u64> {
         HashMap::from([(("nl.prison.vught".into(), "bb".repeat(16)), n)])
@@ -562,7 +562,7 @@ mod tests {
     async fn bytes_read_into_the_room_reach_the_file_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.partial");
-        let mut writer = PartialWriter::open(&path, 0, Sha256::new(), None).unwrap();
+        let mut writer = PartialWriter::open(&path, 0, ContentHasher::new(), None).unwrap();
         // A small transfer's chunk is as long as the bytes expected, no longer.
         let room = writer.room(6);
         assert_eq!(room.len(), 6);
@@ -579,11 +579,11 @@ mod tests {
         writer.filled(WRITE_CHUNK).await.unwrap();
         assert_eq!(writer.room(0).len(), 1);
         writer.filled(0).await.unwrap();
-        let hash: [u8; 32] = writer.finish().await.unwrap().0.finalize().into();
+        let hash = writer.finish().await.unwrap().0.finalize();
         let mut expected = b"abcdef".to_vec();
         expected.extend(std::iter::repeat_n(7u8, WRITE_CHUNK));
         assert_eq!(std::fs::read(&path).unwrap(), expected);
-        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&expected)));
+        assert_eq!(hash, content_hash(&expected));
     }
 
     #[tokio::test]
@@ -591,15 +591,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.partial");
         std::fs::write(&path, b"abc").unwrap();
-        let mut hasher = Sha256::new();
+        let mut hasher = ContentHasher::new();
         hasher.update(b"abc");
         let mut writer = PartialWriter::open(&path, 3, hasher, None).unwrap();
         writer.append(b"de").await.unwrap();
         writer.flush().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"abcde");
         writer.append(b"f").await.unwrap();
-        let hash: [u8; 32] = writer.finish().await.unwrap().0.finalize().into();
-        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(b"abcdef")));
+        let hash = writer.finish().await.unwrap().0.finalize();
+        assert_eq!(hash, content_hash(b"abcdef"));
         assert_eq!(std::fs::read(&path).unwrap(), b"abcdef");
     }
 }

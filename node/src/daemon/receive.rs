@@ -25,11 +25,10 @@ use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::SignerCheck;
 use liaise_protocol::wire::WireError;
 use liaise_protocol::wire::{
-    CloseCode, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody, RejectReason,
-    SignedReceipt,
+    CloseCode, ContentHasher, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody,
+    RejectReason, SignedReceipt, content_hash,
 };
 use quinn::{RecvStream, SendStream, VarInt};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -371,7 +370,7 @@ async fn receive_inner(
     send_accept(send, held_len).await?;
     let (hasher, verdict) =
         receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
-    let hash: [u8; 32] = hasher.finalize().into();
+    let hash = hasher.finalize();
     if hash != offer.content_hash {
         let _ = fs::remove_file(&partial);
         // Possibly a partial damaged by a crash of the machine: discarded, so the retry
@@ -427,7 +426,7 @@ async fn receive_small(
             bytes.len()
         )));
     }
-    let hash: [u8; 32] = Sha256::digest(&bytes).into();
+    let hash = content_hash(&bytes);
     if hash != offer.content_hash {
         return Err(Outcome::Reject(
             RejectReason::BadDocument,
@@ -486,8 +485,8 @@ fn map_store_error(e: &anyhow::Error) -> Outcome {
 
 /// How much of a partial file is held, and the hash state over it. A partial longer than
 /// the offer is discarded.
-fn prefix_state(partial: &Path, sealed_len: u64) -> Result<(u64, Sha256)> {
-    let mut hasher = Sha256::new();
+fn prefix_state(partial: &Path, sealed_len: u64) -> Result<(u64, ContentHasher)> {
+    let mut hasher = ContentHasher::new();
     let len = match fs::metadata(partial) {
         Ok(m) if m.len() <= sealed_len => m.len(),
         Ok(_) => {
@@ -549,9 +548,9 @@ async fn receive_bytes(
     mut held: u64,
     peer: &AgencyId,
     offer: &Offer,
-    hasher: Sha256,
+    hasher: ContentHasher,
     mut gate: HeaderGate,
-) -> Result<(Sha256, Option<Verdict>), Outcome> {
+) -> Result<(ContentHasher, Option<Verdict>), Outcome> {
     let total = offer.sealed_len;
     // A fresh transfer is verified as it is written; a resumed one is verified whole once
     // complete. (Small documents never come here: see `receive_small`.)

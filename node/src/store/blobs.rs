@@ -1,8 +1,8 @@
 //! Sealed documents as files in a content-addressed folder.
 //!
 //! ```text
-//! store/blobs/<sha256-hex>                         complete sealed documents (read-only, 0600)
-//! store/incoming/<sender>-<doc-id>-<sha256>.partial  transfers in progress (resumable)
+//! store/blobs/<content-hash-hex>                   complete sealed documents (read-only, 0600)
+//! store/incoming/<sender>-<doc-id>-<hash>.partial    transfers in progress (resumable)
 //! store/staging/                                   private temporary files, emptied at start
 //! ```
 //!
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use liaise_keys::AgencyId;
-use sha2::{Digest, Sha256};
+use liaise_protocol::wire::ContentHasher;
 
 use super::install::Installer;
 use crate::fsutil::create_private_dir;
@@ -115,7 +115,7 @@ impl Blobs {
         ));
         let result = (|| -> Result<([u8; 32], u64)> {
             let mut out = private_file(&tmp)?;
-            let mut hasher = Sha256::new();
+            let mut hasher = ContentHasher::new();
             let mut buf = vec![0u8; COPY_BUFFER_LEN];
             let mut len = 0u64;
             loop {
@@ -129,7 +129,7 @@ impl Blobs {
                 len += n as u64;
             }
             out.sync_all()?;
-            let hash: [u8; 32] = hasher.finalize().into();
+            let hash = hasher.finalize();
             self.install(&tmp, &hash)?;
             Ok((hash, len))
         })();
@@ -229,7 +229,7 @@ impl Blobs {
 #[derive(Debug)]
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: ContentHasher,
     len: u64,
 }
 
@@ -238,7 +238,7 @@ impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: ContentHasher::new(),
             len: 0,
         }
     }
@@ -247,7 +247,7 @@ impl<R: Read> HashingReader<R> {
     /// inner reader.
     pub fn finish(mut self) -> std::io::Result<([u8; 32], u64, R)> {
         std::io::copy(&mut self, &mut std::io::sink())?;
-        Ok((self.hasher.finalize().into(), self.len, self.inner))
+        Ok((self.hasher.finalize(), self.len, self.inner))
     }
 }
 
@@ -264,7 +264,7 @@ impl<R: Read> Read for HashingReader<R> {
 fn hash_and_sync(source: &Path) -> Result<([u8; 32], u64)> {
     let mut file =
         File::open(source).with_context(|| format!("cannot read {}", source.display()))?;
-    let mut hasher = Sha256::new();
+    let mut hasher = ContentHasher::new();
     // A small document needs no 1 MiB buffer (one more byte, to see the end in one read).
     let size = file
         .metadata()
@@ -281,7 +281,7 @@ fn hash_and_sync(source: &Path) -> Result<([u8; 32], u64)> {
         len += n as u64;
     }
     file.sync_all()?;
-    Ok((hasher.finalize().into(), len))
+    Ok((hasher.finalize(), len))
 }
 
 /// An incoming transfer in progress, as found in the `incoming` folder.
@@ -338,7 +338,7 @@ impl Blobs {
     }
 }
 
-/// `<sender>-<doc-id>-<sha256>.partial` split into sender and document id (hex).
+/// `<sender>-<doc-id>-<hash>.partial` split into sender and document id (hex).
 fn parse_partial_name(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_suffix(".partial")?;
     let (rest, hash) = rest.rsplit_once('-')?;
@@ -368,6 +368,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use liaise_protocol::wire::content_hash;
 
     #[test]
     fn a_hashing_reader_hashes_what_was_read_and_the_rest() {
@@ -376,7 +377,7 @@ mod tests {
         let mut first = [0u8; 1000];
         reader.read_exact(&mut first).unwrap();
         let (hash, len, rest) = reader.finish().unwrap();
-        assert_eq!(hash, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        assert_eq!(hash, content_hash(&bytes));
         assert_eq!(len, 100_000);
         assert!(rest.is_empty());
     }
@@ -396,7 +397,7 @@ mod tests {
         let blobs = Blobs::open(&dir.path().join("store")).unwrap();
         let src = dir.path().join("doc");
         fs::write(&src, b"sealed bytes").unwrap();
-        let hash: [u8; 32] = Sha256::digest(b"sealed bytes").into();
+        let hash = content_hash(b"sealed bytes");
         // What `install` leaves when the rename went through and the folder fsync failed.
         fs::rename(&src, blobs.path(&hash)).unwrap();
         let failed = anyhow::anyhow!("cannot sync directory");
@@ -405,7 +406,7 @@ mod tests {
         assert_eq!(fs::read(blobs.path(&hash)).unwrap(), b"sealed bytes");
         // The source still there (the rename failed): copied instead.
         fs::write(&src, b"other bytes").unwrap();
-        let other: [u8; 32] = Sha256::digest(b"other bytes").into();
+        let other = content_hash(b"other bytes");
         let failed = anyhow::anyhow!("cross-device link");
         let (got, _) = blobs
             .after_failed_install(&src, &other, 11, failed)
@@ -453,10 +454,7 @@ mod tests {
         fs::write(&src, vec![5u8; 3 * COPY_BUFFER_LEN + 7]).unwrap();
         let (hash, len) = blobs.put_file(&src).unwrap();
         assert_eq!(len, 3 * COPY_BUFFER_LEN as u64 + 7);
-        assert_eq!(
-            hash,
-            <[u8; 32]>::from(Sha256::digest(fs::read(&src).unwrap()))
-        );
+        assert_eq!(hash, content_hash(&fs::read(&src).unwrap()));
         assert_eq!(blobs.put_file(&src).unwrap().0, hash);
         assert_eq!(
             fs::read(blobs.path(&hash)).unwrap(),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! HOME/store/liaise.db   the database (and its -wal, -shm files)
-//! HOME/store/blobs/      sealed documents by SHA-256 (see [`blobs`])
+//! HOME/store/blobs/      sealed documents by content hash (see [`blobs`])
 //! ```
 //!
 //! Documents of at most [`held::INLINE_MAX_LEN`] bytes are kept in the database instead, under

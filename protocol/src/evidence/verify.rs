@@ -3,7 +3,6 @@
 use std::io::Read;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, SigningPublicKey, Timestamp, codec};
@@ -11,7 +10,7 @@ use liaise_keys::{AgencyId, SigningPublicKey, Timestamp, codec};
 use super::{EVIDENCE_MAGIC, EVIDENCE_VERSION, EvidenceMeta, MAX_EVIDENCE_META_LEN};
 use crate::log::{LogEntry, SignedCheckpoint, SignedCountersignature};
 use crate::sealed::DocumentInfo;
-use crate::wire::{DeletionReceiptBody, Signed, SignedReceipt};
+use crate::wire::{ContentHasher, DeletionReceiptBody, Signed, SignedReceipt};
 
 /// Why a bundle is not valid evidence. Coarse on purpose where signatures are concerned.
 #[derive(Debug, thiserror::Error)]
@@ -190,14 +189,14 @@ fn verify_document<R: Read>(
 ) -> Result<DocumentInfo, EvidenceError> {
     let mut hashing = HashingReader {
         inner: input.take(meta.sealed_len),
-        hasher: Sha256::new(),
+        hasher: ContentHasher::new(),
         count: 0,
     };
     let info = crate::sealed::verify(&mut hashing, &crate::sealed::RosterSignerCheck(roster))
         .map_err(|e| EvidenceError::Document(e.to_string()))?;
     // Anything `verify` left unread of the announced length is also hashed.
     std::io::copy(&mut hashing, &mut std::io::sink())?;
-    let hash: [u8; 32] = hashing.hasher.finalize().into();
+    let hash = hashing.hasher.finalize();
     if hashing.count != meta.sealed_len
         || hash != meta.content_hash
         || info.document_id.0 != meta.document_id
@@ -270,7 +269,7 @@ fn key_of(
 
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: ContentHasher,
     count: u64,
 }
 

@@ -8,11 +8,13 @@
 //!
 //! Pure like the rest of this crate: the node does the I/O and feeds bytes in.
 
+mod content_hash;
 mod custody;
 mod frame;
 mod message;
 mod receipt;
 
+pub use content_hash::{ContentHasher, content_hash};
 pub use custody::{
     CUSTODY_VERSION, CustodyError, DeleteRequestBody, DeletionReason, DeletionReceiptBody,
     ForwardConsentBody, ForwardRequestBody, MAX_REASON_LEN, REQUEST_WINDOW_SECS, ShareReleaseBody,
