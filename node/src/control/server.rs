@@ -155,6 +155,12 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         if size <= INLINE_MAX_LEN {
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             (&mut f).take(INLINE_MAX_LEN + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > INLINE_MAX_LEN {
+                bail!(
+                    "{} grew while it was read; submit it again",
+                    checked.display()
+                );
+            }
             let mut reader = HashingReader::new(bytes.as_slice());
             let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
                 .context("the sealed document does not verify")?;

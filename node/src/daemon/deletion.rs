@@ -284,23 +284,23 @@ async fn delete_copy(
             move |c| crate::store::records::inbox_receipt(c, &doc, &from)
         })
         .await?;
-    let hash = held.and_then(|(blob, _)| parse_hex::<32>(&blob));
-    if let Some(hash) = hash {
-        match std::fs::remove_file(node.store.blobs.path(&hash)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).context("cannot delete the stored document"),
-        }
+    if let Some(hash) = held.and_then(|(blob, _)| parse_hex::<32>(&blob)) {
+        remove_blob_file(node, &hash)?;
     }
     let forwards = forwards_of(node, &doc, sender).await?;
     let now = now_secs();
     let origin = sender.clone();
-    node.store
+    let (at, stored) = node
+        .store
         .db
         .write(move |c| {
-            // A small document is held in the database: deleted (and overwritten) with the
-            // record of its deletion.
-            if let Some(hash) = &hash {
+            // The copy held now, looked up again in the transaction that records the
+            // deletion: one stored since the read above cannot slip past it (and one stored
+            // later is refused, see `receive`). A small document is held in the database and
+            // goes with this transaction.
+            let stored = crate::store::records::inbox_receipt(c, &doc, &from)?
+                .and_then(|(blob, _)| parse_hex::<32>(&blob));
+            if let Some(hash) = &stored {
                 crate::store::held::remove(c, hash)?;
             }
             for (recipient, _) in &forwards {
@@ -318,9 +318,23 @@ async fn delete_copy(
                     json!({ "why": reason.as_str() }),
                 )?;
             }
-            Ok(at)
+            Ok((at, stored))
         })
-        .await
+        .await?;
+    // A large copy that arrived between the read and the transaction.
+    if let Some(hash) = stored {
+        remove_blob_file(node, &hash)?;
+    }
+    Ok(at)
+}
+
+/// Removes the blob file with content hash `hash`, if there is one.
+fn remove_blob_file(node: &Node, hash: &[u8; 32]) -> Result<()> {
+    match std::fs::remove_file(node.store.blobs.path(hash)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).context("cannot delete the stored document"),
+    }
 }
 
 /// The forwarded documents this node made of `originator`'s document `doc` (new reader,
@@ -364,9 +378,28 @@ async fn forwards_of(
 
 /// A reader's node deletes every received copy whose `not_after` (for itself) has passed.
 async fn delete_expired_copies(node: &Node) -> Result<()> {
-    let held = node.store.db.read(custody::held_inbox).await?;
-    let now = Timestamp::now();
-    for (doc, sender, blob, sealed_len) in held {
+    learn_missing_expiry(node).await?;
+    let now = now_secs();
+    let due = node
+        .store
+        .db
+        .read(move |c| custody::expired_inbox(c, now))
+        .await?;
+    for (doc, sender) in due {
+        let (Some(id), Ok(sender)) = (parse_hex::<16>(&doc), AgencyId::new(&sender)) else {
+            continue;
+        };
+        delete_copy(node, id, &sender, DeletionReason::Expired).await?;
+    }
+    Ok(())
+}
+
+/// Copies recorded before the inbox kept expiry times: their expiry read once from the
+/// stored document (verified when it arrived; its header, and a forwarded document's
+/// consent, which sets the new reader's time, are what they were then) and recorded.
+async fn learn_missing_expiry(node: &Node) -> Result<()> {
+    let unknown = node.store.db.read(custody::inbox_without_expiry).await?;
+    for (doc, sender, blob, sealed_len) in unknown {
         let Some(hash) = parse_hex::<32>(&blob) else {
             continue;
         };
@@ -376,8 +409,6 @@ async fn delete_expired_copies(node: &Node) -> Result<()> {
         let Ok(file) = stored.open() else {
             continue;
         };
-        // This copy was verified when it arrived; its header (and a forwarded document's
-        // consent, which sets the new reader's time) is what it was then.
         let Ok((consent, sealed)) = super::forwarded_in::split_prefix(BufReader::new(file)) else {
             continue;
         };
@@ -391,13 +422,10 @@ async fn delete_expired_copies(node: &Node) -> Result<()> {
                 Err(_) => continue,
             },
         };
-        let expired = not_after.is_some_and(|t| now > t);
-        let (Some(id), Ok(sender)) = (parse_hex::<16>(&doc), AgencyId::new(&sender)) else {
-            continue;
-        };
-        if expired {
-            delete_copy(node, id, &sender, DeletionReason::Expired).await?;
-        }
+        node.store
+            .db
+            .write(move |c| custody::set_inbox_not_after(c, &doc, &sender, not_after.map(|t| t.0)))
+            .await?;
     }
     Ok(())
 }

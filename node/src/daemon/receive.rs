@@ -404,7 +404,8 @@ async fn receive_small(
         check_free_space(dir, offer.sealed_len).map_err(|r| Outcome::Reject(r.reason, r.detail))?;
     }
     send_accept(send, 0).await?;
-    let mut bytes = Vec::with_capacity(len);
+    // Grown as bytes arrive, not reserved at the offered length before any came.
+    let mut bytes = Vec::new();
     loop {
         // Room for one byte past the offer, to catch a peer sending more.
         let room = len + 1 - bytes.len();
@@ -438,29 +439,66 @@ async fn receive_small(
         return Err(internal("the document's bytes went missing"));
     };
     let receipt = signed_receipt(node, &row, &offer, peer);
-    let first = receipt.clone();
-    let (doc_id, sender) = (row.doc_id.clone(), row.sender.clone());
-    let stored = node
+    let recorded = node
         .store
         .db
-        .write(move |c| {
-            // Refused if this node deleted its copy already (see `refuse_deleted`), checked in
-            // the same transaction that would store it.
-            if let Some(deleted) = crate::store::custody::inbox_deletion(c, &doc_id, &sender)? {
-                return Ok(Err(deleted));
-            }
-            held::put(c, &hash, &bytes)?;
-            records::inbox_insert(c, &row, &first)?;
-            Ok(Ok(
-                records::inbox_receipt(c, &doc_id, &sender)?.map(|(_, r)| r)
-            ))
-        })
+        .write(move |c| record_received(c, &row, &receipt, Some((&hash, &bytes))))
         .await
         .map_err(|e| map_store_error(&e))?;
-    match stored {
-        Ok(kept) => send_receipt(send, kept.unwrap_or(receipt)).await,
-        Err((at, reason)) => Err(deleted_already(at, &reason)),
+    send_receipt(send, recorded.into_receipt()?).await
+}
+
+/// What became of a received document when it was to be recorded.
+enum Recorded {
+    /// Recorded now, or before (same sender, id and bytes): the receipt to send, the first
+    /// one signed.
+    Receipt(Vec<u8>),
+    /// This node deleted its copy already, at this time for this reason: the deletion
+    /// receipt it signed must stay true.
+    Deleted(u64, String),
+    /// Another document with this id from this sender is held.
+    Conflict,
+}
+
+impl Recorded {
+    fn into_receipt(self) -> Result<Vec<u8>, Outcome> {
+        match self {
+            Self::Receipt(receipt) => Ok(receipt),
+            Self::Deleted(at, reason) => Err(deleted_already(at, &reason)),
+            Self::Conflict => Err(Outcome::Reject(
+                RejectReason::BadDocument,
+                "another document with this id was received".into(),
+            )),
+        }
     }
+}
+
+/// Records a verified document with this node's `receipt`, in the transaction that checks
+/// it may be: not deleted here already, not another document under the same id. A small
+/// document's bytes (`inline`: its content hash and bytes) are kept in the same transaction.
+fn record_received(
+    conn: &rusqlite::Connection,
+    row: &InboxRow,
+    receipt: &[u8],
+    inline: Option<(&[u8; 32], &[u8])>,
+) -> Result<Recorded> {
+    if let Some((at, reason)) =
+        crate::store::custody::inbox_deletion(conn, &row.doc_id, &row.sender)?
+    {
+        return Ok(Recorded::Deleted(at, reason));
+    }
+    if let Some((blob, kept)) = records::inbox_receipt(conn, &row.doc_id, &row.sender)? {
+        return Ok(if blob == row.blob {
+            Recorded::Receipt(kept)
+        } else {
+            Recorded::Conflict
+        });
+    }
+    if let Some((hash, bytes)) = inline {
+        held::put(conn, hash, bytes)?;
+    }
+    records::inbox_insert(conn, row, receipt)?;
+    Ok(Recorded::Receipt(receipt.to_vec()))
 }
 
 /// A failed database write: `DiskFull` if the disk is full (the sender retries later), else
@@ -651,9 +689,12 @@ async fn check_document(
                 Some(verdict) => verdict.map_err(bad)?,
                 None => {
                     let input = document.open().map_err(|e| bad(format!("{e:#}")))?;
-                    let sealed =
-                        skip_prefix(BufReader::with_capacity(read_buffer(&document), input))
-                            .map_err(|e| bad(e.to_string()))?;
+                    // Bytes in memory need no read buffer; a file gets a large one.
+                    let input: Box<dyn Read + '_> = match &document {
+                        Held::Inline(_) => input,
+                        Held::File(_) => Box::new(BufReader::with_capacity(1 << 20, input)),
+                    };
+                    let sealed = skip_prefix(input).map_err(|e| bad(e.to_string()))?;
                     liaise_protocol::verify(sealed, &RosterSignerCheck(&roster))
                         .map_err(|e| bad(e.to_string()))?
                 }
@@ -682,24 +723,22 @@ async fn check_document(
     let row = InboxRow {
         doc_id: hex(&offer.document_id),
         sender: entitled.sealer.as_str().to_owned(),
-        forwarded_by: entitled.consent.map(|_| peer.as_str().to_owned()),
+        forwarded_by: entitled.consent.as_ref().map(|_| peer.as_str().to_owned()),
         blob: hex(&offer.content_hash),
         sealed_len: offer.sealed_len,
         label: info.label.clone(),
         created: info.created.0,
         received_at: now_secs(),
         verification: "verified".into(),
+        // This node's copy expires with its own policy, or with the consent it was
+        // forwarded under (which sets the new reader's time).
+        not_after: match &entitled.consent {
+            Some(consent) => consent.not_after,
+            None => info.recipient(&node.me).and_then(|r| r.policy.not_after),
+        }
+        .map(|t| t.0),
     };
     Ok((row, document))
-}
-
-/// A read buffer for verifying `document`: its own size for one in memory (at most
-/// [`INLINE_MAX_LEN`]), 1 MiB for a file.
-fn read_buffer(document: &Held) -> usize {
-    match document {
-        Held::Inline(bytes) => bytes.len().max(1),
-        Held::File(_) => 1 << 20,
-    }
 }
 
 /// Refuses a document this node deleted already at its originator's request (or at its
@@ -765,21 +804,18 @@ async fn store_document(
         .await
         .map_err(internal)?;
     let receipt = signed_receipt(node, &row, offer, peer);
-    let stored = receipt.clone();
-    let (doc_id, sender) = (row.doc_id.clone(), row.sender.clone());
-    // If the same document raced in on another connection, keep the first receipt.
-    let receipt = node
+    // The blob folder was fsynced after the rename, before the row is written.
+    let recorded = node
         .store
         .db
-        .write(move |c| {
-            records::inbox_insert(c, &row, &stored)?;
-            Ok(records::inbox_receipt(c, &doc_id, &sender)?.map(|(_, r)| r))
-        })
+        .write(move |c| record_received(c, &row, &receipt, None))
         .await
-        .map_err(internal)?
-        .unwrap_or(receipt);
-    // The blob folder was fsynced after the rename, before the row was written.
-    Ok(receipt)
+        .map_err(|e| map_store_error(&e))?;
+    if matches!(recorded, Recorded::Deleted(..) | Recorded::Conflict) {
+        // Refused: the file just installed is no copy this node keeps.
+        let _ = fs::remove_file(node.store.blobs.path(&offer.content_hash));
+    }
+    recorded.into_receipt()
 }
 
 async fn send_accept(send: &mut SendStream, resume_offset: u64) -> Result<(), Outcome> {

@@ -499,12 +499,43 @@ pub fn record_inbox_deletion(
     Ok(inbox_deletion(conn, doc_id, sender)?.map_or(now, |(at, _)| at))
 }
 
-/// Reader side: received documents not deleted yet: (doc id, sender, blob).
-pub fn held_inbox(conn: &Connection) -> Result<Vec<(String, String, String, u64)>> {
+/// Reader side: received copies not deleted yet whose expiry is due at `now` (unix
+/// seconds): (doc id, sender).
+pub fn expired_inbox(conn: &Connection, now: u64) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.doc_id, i.sender FROM inbox i
+         LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
+         WHERE d.doc_id IS NULL AND i.not_after < ?1",
+    )?;
+    let rows = stmt.query_map([i64::try_from(now).unwrap_or(i64::MAX)], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records when a copy recorded before the inbox kept expiry times expires (`None`: never).
+pub fn set_inbox_not_after(
+    conn: &Connection,
+    doc_id: &str,
+    sender: &str,
+    not_after: Option<u64>,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE inbox SET not_after = ?3 WHERE doc_id = ?1 AND sender = ?2")?
+        .execute(params![
+            doc_id,
+            sender,
+            not_after.map_or(i64::MAX, |t| i64::try_from(t).unwrap_or(i64::MAX))
+        ])?;
+    Ok(())
+}
+
+/// Reader side: received copies not deleted yet, recorded before the inbox kept expiry
+/// times: (doc id, sender, blob, sealed length). Each is read once to learn its expiry.
+pub fn inbox_without_expiry(conn: &Connection) -> Result<Vec<(String, String, String, u64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT i.doc_id, i.sender, i.blob, i.sealed_len FROM inbox i
          LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
-         WHERE d.doc_id IS NULL",
+         WHERE d.doc_id IS NULL AND i.not_after IS NULL",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))

@@ -163,3 +163,56 @@ fn expiry_queues_deletions_and_shreds_when_the_last_reader_expires() {
     deletion_done(&conn, &doc, "nl.court.utrecht", b"receipt").unwrap();
     assert_eq!(deletions_due(&conn, NOW + 11, 10).unwrap().len(), 1);
 }
+
+#[test]
+fn a_readers_copy_is_due_for_deletion_only_once_its_time_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = super::super::db::open_writer(&dir.path().join("t.db")).unwrap();
+    let row = |doc: &str, not_after: Option<u64>| super::super::records::InboxRow {
+        doc_id: doc.into(),
+        sender: "nl.probation.utrecht".into(),
+        forwarded_by: None,
+        blob: "00".repeat(32),
+        sealed_len: 100,
+        label: "restricted".into(),
+        created: NOW,
+        received_at: NOW,
+        verification: "verified".into(),
+        not_after,
+    };
+    for (doc, not_after) in [
+        ("past", Some(NOW - 1)),
+        ("now", Some(NOW)),
+        ("later", Some(NOW + 60)),
+        ("never", None),
+    ] {
+        super::super::records::inbox_insert(&conn, &row(doc, not_after), b"receipt").unwrap();
+    }
+    // Due once `now` is past the time, not at it; never for a copy without one.
+    let due = expired_inbox(&conn, NOW).unwrap();
+    assert_eq!(
+        due,
+        vec![("past".to_owned(), "nl.probation.utrecht".to_owned())]
+    );
+    assert_eq!(expired_inbox(&conn, u64::MAX).unwrap().len(), 3);
+    // A deleted copy is no longer due; nothing here lacks an expiry time.
+    record_inbox_deletion(
+        &conn,
+        "past",
+        "nl.probation.utrecht",
+        DeletionReason::Expired,
+        NOW,
+    )
+    .unwrap();
+    assert!(expired_inbox(&conn, NOW).unwrap().is_empty());
+    assert!(inbox_without_expiry(&conn).unwrap().is_empty());
+    // A row recorded before expiry times were kept is read once, then recorded.
+    conn.execute(
+        "UPDATE inbox SET not_after = NULL WHERE doc_id = 'later'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(inbox_without_expiry(&conn).unwrap().len(), 1);
+    set_inbox_not_after(&conn, "later", "nl.probation.utrecht", Some(NOW + 60)).unwrap();
+    assert!(inbox_without_expiry(&conn).unwrap().is_empty());
+}

@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     verification TEXT NOT NULL,
     receipt BLOB NOT NULL,
     forwarded_by TEXT,
+    not_after INTEGER,
     PRIMARY KEY (doc_id, sender)
 );
 CREATE TABLE IF NOT EXISTS roster_history (
@@ -182,6 +183,9 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     };
     if !has_column("inbox", "forwarded_by")? {
         conn.execute_batch("ALTER TABLE inbox ADD COLUMN forwarded_by TEXT")?;
+    }
+    if !has_column("inbox", "not_after")? {
+        conn.execute_batch("ALTER TABLE inbox ADD COLUMN not_after INTEGER")?;
     }
     Ok(())
 }

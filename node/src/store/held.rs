@@ -93,7 +93,9 @@ pub fn get(conn: &Connection, hash: &[u8; 32]) -> Result<Option<Vec<u8>>> {
         .context("cannot read a document from the database")
 }
 
-/// Removes the bytes held in the database under `hash` (overwritten: `secure_delete` is on).
+/// Removes the bytes held in the database under `hash`. With `secure_delete` on, SQLite
+/// zeroes the freed pages of the database file; the write-ahead log keeps its frames until
+/// they are checkpointed and overwritten, as a deleted file's blocks stay on disk until reused.
 pub fn remove(conn: &Connection, hash: &[u8; 32]) -> Result<()> {
     conn.prepare_cached("DELETE FROM inline_blobs WHERE hash = ?1")?
         .execute([hex(hash)])

@@ -138,6 +138,7 @@ mod tests {
             created: 1,
             received_at: 2,
             verification: "verified".into(),
+            not_after: None,
         }
     }
 

@@ -103,6 +103,10 @@ pub struct InboxRow {
     pub received_at: u64,
     /// Verification state at receipt (`verified`: signature and signer checked).
     pub verification: String,
+    /// When this node's copy expires and is deleted (unix seconds; `None`: never). Set when
+    /// the document is recorded, from its verified policy or forwarding consent; not listed.
+    #[serde(skip)]
+    pub not_after: Option<u64>,
 }
 
 /// A stored receipt.
@@ -285,14 +289,20 @@ pub fn inbox_receipt_from_peer(
         .optional()?)
 }
 
+/// How `not_after` is kept in the inbox: `NULL` is reserved for rows recorded before the
+/// column existed (their header says), so "never" is the largest time.
+fn stored_not_after(not_after: Option<u64>) -> i64 {
+    not_after.map_or(i64::MAX, |t| i64::try_from(t).unwrap_or(i64::MAX))
+}
+
 /// Records a received document with the receipt this node signed for it.
 pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result<()> {
     let fresh = conn.prepare_cached(
-        "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt, forwarded_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")?.execute(params![
+        "INSERT OR IGNORE INTO inbox (doc_id, sender, blob, sealed_len, label, created, received_at, verification, receipt, forwarded_by, not_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(params![
             row.doc_id, row.sender, row.blob, row.sealed_len as i64, row.label,
             row.created as i64, row.received_at as i64, row.verification, receipt,
-            row.forwarded_by
+            row.forwarded_by, stored_not_after(row.not_after)
         ],
     )?;
     if fresh > 0 {
@@ -365,6 +375,7 @@ pub fn list_inbox(conn: &Connection) -> Result<Vec<InboxRow>> {
             received_at: r.get::<_, i64>(6)? as u64,
             verification: r.get(7)?,
             forwarded_by: r.get(8)?,
+            not_after: None,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
