@@ -365,11 +365,7 @@ async fn forwards_of(
             .and_then(|(consent, _)| consent)
             .and_then(|bytes| super::forwarded_in::stored_consent(&bytes));
         if consent.is_some_and(|c| c.originator == *originator) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).context("cannot delete a forwarded document"),
-            }
+            remove_blob_file(node, &hash)?;
             mine.push((recipient, blob));
         }
     }

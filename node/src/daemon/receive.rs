@@ -381,7 +381,6 @@ async fn receive_inner(
         ));
     }
     let (row, _) = check_document(node, Held::File(partial.clone()), peer, &offer, verdict).await?;
-    refuse_deleted(node, Some(&partial), &row).await?;
     let receipt = store_document(node, &partial, row, &offer, peer).await?;
     send_receipt(send, receipt).await
 }
@@ -741,31 +740,10 @@ async fn check_document(
     Ok((row, document))
 }
 
-/// Refuses a document this node deleted already at its originator's request (or at its
-/// expiry): the deletion receipt it signed must stay true. A forwarded copy can arrive after
+/// A document this node deleted already at its originator's request (or at its expiry) is
+/// refused: the deletion receipt it signed must stay true. A forwarded copy can arrive after
 /// the originator revoked its forwarder, from the forwarder's outbox; a direct one can be in
-/// flight while the originator revokes.
-async fn refuse_deleted(
-    node: &Node,
-    partial: Option<&Path>,
-    row: &InboxRow,
-) -> Result<(), Outcome> {
-    let (doc, sender) = (row.doc_id.clone(), row.sender.clone());
-    let deleted = node
-        .store
-        .db
-        .read(move |c| crate::store::custody::inbox_deletion(c, &doc, &sender))
-        .await
-        .map_err(internal)?;
-    let Some((at, reason)) = deleted else {
-        return Ok(());
-    };
-    if let Some(partial) = partial {
-        let _ = fs::remove_file(partial);
-    }
-    Err(deleted_already(at, &reason))
-}
-
+/// flight while the originator revokes. Checked in the transaction that would store it.
 fn deleted_already(at: u64, reason: &str) -> Outcome {
     Outcome::Reject(
         RejectReason::NotRecipient,

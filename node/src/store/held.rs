@@ -7,6 +7,8 @@
 //! together share a few fsyncs and create no file at all. SQLite documents the same effect
 //! for blobs of this size ("35% Faster Than The Filesystem", <https://sqlite.org/fasterthanfs.html>).
 //! Larger documents stay files: they stream in constant memory and resume from a partial file.
+//! So do the forwarded documents a forwarder queues for a new reader (rare, and written by
+//! copying the held document behind the consent).
 //!
 //! Both kinds are named by the same content hash, so every reader asks for a hash and gets
 //! a [`Held`]; nothing outside this module needs to know which kind it got.
@@ -64,14 +66,6 @@ impl Held {
                 .with_context(|| format!("cannot read {}", path.display()))?
                 .len()),
             Self::Inline(bytes) => Ok(bytes.len() as u64),
-        }
-    }
-
-    /// What to call it in a message: the file's path, or where in the store it is.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::File(path) => path.display().to_string(),
-            Self::Inline(_) => "the document in the node's database".into(),
         }
     }
 }
