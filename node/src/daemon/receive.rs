@@ -21,13 +21,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
+use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, Timestamp};
-use liaise_protocol::SignerCheck;
 use liaise_protocol::wire::WireError;
 use liaise_protocol::wire::{
     CloseCode, ContentHasher, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody,
     RejectReason, SignedReceipt, content_hash,
 };
+use liaise_protocol::{DocumentInfo, SignerCheck};
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -36,7 +37,7 @@ use super::admission::{
     HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_AGENCY, MAX_PENDING_HANDSHAKES, PerAgency,
     ROSTER_RECHECK_INTERVAL, recheck_peer,
 };
-use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefix};
+use super::forwarded_in::{Check, Entitlement, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefix};
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
 use super::incoming::{
@@ -671,52 +672,16 @@ async fn check_document(
     let roster = node.roster.current();
     let (me, from) = (node.me.clone(), peer.clone());
     let document_id = offer.document_id;
-    let checked = tokio::task::spawn_blocking(move || {
-        let checked = (|| -> Result<_, (RejectReason, String)> {
-            let bad = |e: String| (RejectReason::BadDocument, e);
-            let mut start = Vec::new();
-            document
-                .open()
-                .map_err(|e| bad(format!("{e:#}")))?
-                .take(MAX_FORWARD_PREFIX_LEN as u64)
-                .read_to_end(&mut start)
-                .map_err(|e| bad(e.to_string()))?;
-            let entitled = entitlement(&start, &document_id, &from, &me, &roster)
-                .map_err(bad)?
-                .ok_or_else(|| bad("the document is truncated".into()))?;
-            let info = match verdict {
-                Some(verdict) => verdict.map_err(bad)?,
-                None => {
-                    let input = document.open().map_err(|e| bad(format!("{e:#}")))?;
-                    // Bytes in memory need no read buffer; a file gets a large one.
-                    let input: Box<dyn Read + '_> = match &document {
-                        Held::Inline(_) => input,
-                        Held::File(_) => Box::new(BufReader::with_capacity(1 << 20, input)),
-                    };
-                    let sealed = skip_prefix(input).map_err(|e| bad(e.to_string()))?;
-                    liaise_protocol::verify(sealed, &RosterSignerCheck(&roster))
-                        .map_err(|e| bad(e.to_string()))?
-                }
-            };
-            RosterSignerCheck(&roster)
-                .check(&info.sender, &info.sender_key, info.created)
-                .map_err(|e| bad(format!("signer refused: {e}")))?;
-            match entitled.check(&info, &document_id, &me) {
-                Check::Ok => Ok((info, entitled)),
-                Check::BadDocument(e) => Err(bad(e)),
-                Check::WrongSender(e) => Err((RejectReason::WrongSender, e)),
-                Check::NotRecipient(e) => Err((RejectReason::NotRecipient, e)),
-            }
-        })();
-        if checked.is_err()
-            && let Held::File(partial) = &document
-        {
-            let _ = fs::remove_file(partial);
-        }
-        checked.map(|ok| (ok, document))
-    })
-    .await
-    .map_err(internal)?;
+    let checked = match document {
+        // Bytes in memory: a signature check and a parse, about a tenth of a millisecond,
+        // done here rather than paying two thread hand-offs per small document.
+        Held::Inline(_) => check_held(document, document_id, &from, &me, &roster, verdict),
+        Held::File(_) => tokio::task::spawn_blocking(move || {
+            check_held(document, document_id, &from, &me, &roster, verdict)
+        })
+        .await
+        .map_err(internal)?,
+    };
     let ((info, entitled), document) =
         checked.map_err(|(reason, detail)| Outcome::Reject(reason, detail))?;
     let row = InboxRow {
@@ -738,6 +703,61 @@ async fn check_document(
         .map(|t| t.0),
     };
     Ok((row, document))
+}
+
+/// The checks of [`check_document`] that read the document: its entitlement prefix, its
+/// signature against `roster`, and what the recipient's entry allows. A refused partial file
+/// is deleted. The document is handed back.
+fn check_held(
+    document: Held,
+    document_id: [u8; 16],
+    from: &AgencyId,
+    me: &AgencyId,
+    roster: &Roster,
+    verdict: Option<Verdict>,
+) -> Result<((DocumentInfo, Entitlement), Held), (RejectReason, String)> {
+    let checked = (|| -> Result<_, (RejectReason, String)> {
+        let bad = |e: String| (RejectReason::BadDocument, e);
+        let mut start = Vec::new();
+        document
+            .open()
+            .map_err(|e| bad(format!("{e:#}")))?
+            .take(MAX_FORWARD_PREFIX_LEN as u64)
+            .read_to_end(&mut start)
+            .map_err(|e| bad(e.to_string()))?;
+        let entitled = entitlement(&start, &document_id, from, me, roster)
+            .map_err(bad)?
+            .ok_or_else(|| bad("the document is truncated".into()))?;
+        let info = match verdict {
+            Some(verdict) => verdict.map_err(bad)?,
+            None => {
+                let input = document.open().map_err(|e| bad(format!("{e:#}")))?;
+                // Bytes in memory need no read buffer; a file gets a large one.
+                let input: Box<dyn Read + '_> = match &document {
+                    Held::Inline(_) => input,
+                    Held::File(_) => Box::new(BufReader::with_capacity(1 << 20, input)),
+                };
+                let sealed = skip_prefix(input).map_err(|e| bad(e.to_string()))?;
+                liaise_protocol::verify(sealed, &RosterSignerCheck(roster))
+                    .map_err(|e| bad(e.to_string()))?
+            }
+        };
+        RosterSignerCheck(roster)
+            .check(&info.sender, &info.sender_key, info.created)
+            .map_err(|e| bad(format!("signer refused: {e}")))?;
+        match entitled.check(&info, &document_id, me) {
+            Check::Ok => Ok((info, entitled)),
+            Check::BadDocument(e) => Err(bad(e)),
+            Check::WrongSender(e) => Err((RejectReason::WrongSender, e)),
+            Check::NotRecipient(e) => Err((RejectReason::NotRecipient, e)),
+        }
+    })();
+    if checked.is_err()
+        && let Held::File(partial) = &document
+    {
+        let _ = fs::remove_file(partial);
+    }
+    checked.map(|ok| (ok, document))
 }
 
 /// A document this node deleted already at its originator's request (or at its expiry) is
