@@ -2,7 +2,7 @@
 //! retrying with jittered exponential backoff until a verified receipt arrives or the
 //! delivery window ends. State lives in the database, so retries survive restarts.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +47,8 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
 
 /// Runs until shutdown: wakes on new work, on the next due time, or every few seconds.
 pub async fn outbox_worker(node: Arc<Node>) {
-    let in_flight: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    // Each delivery in flight, with its outbox rowid.
+    let in_flight: Arc<Mutex<HashMap<(String, String), i64>>> = Arc::default();
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELIVERIES));
     let mut shutdown = node.shutdown.clone();
     loop {
@@ -55,10 +56,13 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
-        // Rows being delivered are still due (and the oldest): fetch only as many more as
-        // there are free slots, not a long list that is mostly in flight on every wake.
-        let busy = in_flight.lock().map_or(0, |s| s.len());
-        let limit = (busy + slots.available_permits().max(1)).min(MAX_DUE_FETCH);
+        // Rows being delivered are still due: the query leaves them out, and fetches only as
+        // many more as there are free slots.
+        let skip: Vec<i64> = in_flight
+            .lock()
+            .map(|s| s.values().copied().collect())
+            .unwrap_or_default();
+        let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
         // One trip to the database per wake: the due rows not in flight, the bytes of those
         // small enough to be held in the database, and when the next one is due.
         let sending = Arc::clone(&in_flight);
@@ -67,9 +71,9 @@ pub async fn outbox_worker(node: Arc<Node>) {
             .db
             .read(move |c| {
                 let mut fresh = Vec::new();
-                for item in records::due(c, now, limit)? {
+                for item in records::due(c, now, limit, &skip)? {
                     let key = (item.doc_id.clone(), item.recipient.clone());
-                    if sending.lock().is_ok_and(|s| s.contains(&key)) {
+                    if sending.lock().is_ok_and(|s| s.contains_key(&key)) {
                         continue;
                     }
                     let inline = match parse_hex::<32>(&item.blob) {
@@ -86,7 +90,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
-                .map(|mut s| s.insert(key.clone()))
+                .map(|mut s| s.insert(key.clone(), item.row).is_none())
                 .unwrap_or(false);
             if !fresh {
                 continue;

@@ -41,6 +41,8 @@ pub struct NewOutgoing {
 /// A delivery whose next attempt is due.
 #[derive(Debug, Clone)]
 pub struct Due {
+    /// The outbox row's SQLite rowid, to leave it out of the next fetch while it is in flight.
+    pub row: i64,
     /// Document id, hex.
     pub doc_id: String,
     /// Recipient agency id.
@@ -154,24 +156,33 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
     event(conn, doc.queued_at, "queued", Some(&doc.doc_id), None, None)
 }
 
-/// Deliveries due at `now`, oldest first.
-pub fn due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<Due>> {
+/// Deliveries due at `now`, oldest first, leaving out the rows in `skip` (those in flight,
+/// which are still due and would otherwise be read again on every wake of the outbox worker).
+/// `conn` must have the `rarray` module loaded (every store connection has).
+pub fn due(conn: &Connection, now: u64, limit: usize, skip: &[i64]) -> Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.doc_id, o.recipient, coalesce(f.blob, d.blob), coalesce(f.sealed_len, d.sealed_len),
-                o.attempts, o.expires_at
+        "SELECT o.rowid, o.doc_id, o.recipient, coalesce(f.blob, d.blob),
+                coalesce(f.sealed_len, d.sealed_len), o.attempts, o.expires_at
          FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
          LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient
-         WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
+         WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND o.rowid NOT IN rarray(?3)
          ORDER BY o.next_attempt_at LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
+    let skip: rusqlite::vtab::array::Array = std::rc::Rc::new(
+        skip.iter()
+            .copied()
+            .map(rusqlite::types::Value::from)
+            .collect(),
+    );
+    let rows = stmt.query_map(params![now as i64, limit as i64, skip], |r| {
         Ok(Due {
-            doc_id: r.get(0)?,
-            recipient: r.get(1)?,
-            blob: r.get(2)?,
-            sealed_len: r.get::<_, i64>(3)? as u64,
-            attempts: r.get::<_, i64>(4)? as u32,
-            expires_at: r.get::<_, i64>(5)? as u64,
+            row: r.get(0)?,
+            doc_id: r.get(1)?,
+            recipient: r.get(2)?,
+            blob: r.get(3)?,
+            sealed_len: r.get::<_, i64>(4)? as u64,
+            attempts: r.get::<_, i64>(5)? as u32,
+            expires_at: r.get::<_, i64>(6)? as u64,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
