@@ -6,6 +6,7 @@ mod foundation;
 mod sealed;
 
 mod chaos;
+mod control_socket;
 mod crash;
 mod delivery;
 mod demo;

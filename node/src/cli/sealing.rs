@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -109,6 +109,17 @@ pub struct SealPlan {
     pub sections: Vec<SectionSource>,
     /// Recipients with keys and policies.
     pub recipients: Vec<RecipientSpec>,
+}
+
+impl SealPlan {
+    /// The bytes of all sections' files together, as they are now.
+    pub fn input_len(&self) -> Result<u64> {
+        self.sections.iter().try_fold(0u64, |total, source| {
+            let meta = std::fs::metadata(&source.path)
+                .with_context(|| format!("cannot read {}", source.path.display()))?;
+            Ok(total.saturating_add(meta.len()))
+        })
+    }
 }
 
 impl SealOptions {
@@ -227,6 +238,42 @@ pub fn seal_to_file(
     now: Timestamp,
     out: &Path,
 ) -> Result<SealedSummary> {
+    write_private(out, |writer| {
+        seal_into(plan, options, me, secrets, now, writer)
+    })
+}
+
+/// Seals `plan` into memory: for a small document handed to the node over its socket.
+pub fn seal_to_memory(
+    plan: SealPlan,
+    options: &SealOptions,
+    me: &AgencyId,
+    secrets: &AgencySecrets,
+    now: Timestamp,
+) -> Result<(SealedSummary, Vec<u8>)> {
+    let mut sealed = Vec::new();
+    let summary = seal_into(plan, options, me, secrets, now, &mut sealed)?;
+    Ok((summary, sealed))
+}
+
+/// Writes `bytes` (a sealed document) into a new private file at `out`, as `seal_to_file`.
+pub fn write_sealed_file(bytes: &[u8], out: &Path) -> Result<()> {
+    write_private(out, |writer| {
+        writer
+            .write_all(bytes)
+            .context("cannot write the sealed document")
+    })
+}
+
+/// Seals `plan` into `out`. Shows a progress bar on a terminal for large inputs.
+fn seal_into(
+    plan: SealPlan,
+    options: &SealOptions,
+    me: &AgencyId,
+    secrets: &AgencySecrets,
+    now: Timestamp,
+    out: &mut dyn Write,
+) -> Result<SealedSummary> {
     let mut files = Vec::with_capacity(plan.sections.len());
     let mut total = 0u64;
     for source in &plan.sections {
@@ -279,8 +326,16 @@ pub fn seal_to_file(
         sections,
         recipients: plan.recipients,
     };
+    let result = liaise_protocol::seal(request, out).context("cannot seal the document");
+    progress.finish_and_clear();
+    result
+}
+
+/// Creates the private file `out` with what `write` writes, under a temporary name renamed
+/// only once it is complete and synced; nothing is left behind if `write` fails.
+fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
     let tmp = crate::fsutil::temporary_sibling(out)?;
-    let result = (|| -> Result<SealedSummary> {
+    let result = (|| -> Result<T> {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -288,8 +343,7 @@ pub fn seal_to_file(
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut writer = BufWriter::with_capacity(1 << 20, file);
-        let summary =
-            liaise_protocol::seal(request, &mut writer).context("cannot seal the document")?;
+        let value = write(&mut writer)?;
         let file = writer
             .into_inner()
             .map_err(|e| e.into_error())
@@ -297,9 +351,8 @@ pub fn seal_to_file(
         file.sync_all()
             .context("cannot write the sealed document")?;
         std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
-        Ok(summary)
+        Ok(value)
     })();
-    progress.finish_and_clear();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -1,6 +1,6 @@
 //! `liaise send`: seal a file for other agencies and hand it to the local node's outbox.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -9,9 +9,12 @@ use clap::Args;
 use liaise_keys::Timestamp;
 use serde_json::{Value, json};
 
-use super::sealing::{SealOptions, register_custody, seal_to_file};
+use super::sealing::{
+    SealOptions, register_custody, seal_to_file, seal_to_memory, write_sealed_file,
+};
 use super::{HomeArg, JsonArg, print_json};
-use crate::control::{Request, client, staging_dir};
+use crate::control::{INLINE_MAX_LEN, Request, client, staging_dir};
+use crate::home::Home;
 use crate::passphrase::PassphraseSource;
 
 #[derive(Debug, Args)]
@@ -46,31 +49,29 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         );
     }
     let secrets = home.unlock(passphrase)?;
-    let sealed_path = staging.join(format!(
-        "send-{}.sealed",
-        crate::store::hex(&liaise_keys::random::random_bytes::<8>())
-    ));
-    let sealed = seal_to_file(
-        plan,
-        &args.options,
-        &profile.agency,
-        &secrets,
-        now,
-        &sealed_path,
-    )
-    .and_then(|summary| register_custody(&home, &summary));
-    if let Err(e) = sealed {
-        let _ = std::fs::remove_file(&sealed_path);
-        return Err(e);
-    }
-    let submitted = client::call(
-        &home,
-        &Request::Submit {
-            path: sealed_path.clone(),
-        },
-    );
-    let _ = std::fs::remove_file(&sealed_path);
-    let submitted = submitted?;
+    let submitted = if plan.input_len()? <= INLINE_MAX_LEN {
+        // Small: sealed in memory and handed over on the socket, no file in between.
+        let (summary, sealed) =
+            seal_to_memory(plan, &args.options, &profile.agency, &secrets, now)?;
+        register_custody(&home, &summary)?;
+        if sealed.len() as u64 <= INLINE_MAX_LEN {
+            client::submit_sealed(&home, &sealed)?
+        } else {
+            // Very many recipients can make a small file's sealed form too large for that.
+            let path = staged_path(&staging);
+            write_sealed_file(&sealed, &path)?;
+            submit_staged(&home, &path)?
+        }
+    } else {
+        let path = staged_path(&staging);
+        let sealed = seal_to_file(plan, &args.options, &profile.agency, &secrets, now, &path)
+            .and_then(|summary| register_custody(&home, &summary));
+        if let Err(e) = sealed {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        submit_staged(&home, &path)?
+    };
     let doc_id = submitted
         .get("doc_id")
         .and_then(Value::as_str)
@@ -96,6 +97,21 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// A new name in the node's staging folder for a sealed document.
+fn staged_path(staging: &Path) -> PathBuf {
+    staging.join(format!(
+        "send-{}.sealed",
+        crate::store::hex(&liaise_keys::random::random_bytes::<8>())
+    ))
+}
+
+/// Hands the staged sealed document at `path` to the node; the staging copy goes either way.
+fn submit_staged(home: &Home, path: &Path) -> Result<Value> {
+    let submitted = client::call(home, &Request::Submit { path: path.into() });
+    let _ = std::fs::remove_file(path);
+    submitted
 }
 
 /// `--wait [--timeout DURATION]`: wait for the delivery receipts.
@@ -126,7 +142,7 @@ impl WaitArgs {
 /// undeliverable ("undeliverable"), or the timeout passes ("timeout").
 /// With `recipient`, only that recipient's delivery counts.
 pub(super) fn wait_for_receipts(
-    home: &crate::home::Home,
+    home: &Home,
     doc_id: &str,
     recipient: Option<&str>,
     timeout: Duration,

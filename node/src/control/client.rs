@@ -12,6 +12,18 @@ use crate::home::Home;
 
 /// Sends one request to the node running in `home` and returns its result.
 pub fn call(home: &Home, request: &Request) -> Result<Value> {
+    call_with_body(home, request, &[])
+}
+
+/// Hands a small sealed document (at most [`super::INLINE_MAX_LEN`] bytes) to the node over
+/// the socket, and returns what `submit` returns.
+pub fn submit_sealed(home: &Home, sealed: &[u8]) -> Result<Value> {
+    let len = sealed.len() as u64;
+    call_with_body(home, &Request::SubmitSealed { len }, sealed)
+}
+
+/// Sends a request line, then `body` (empty for all but `submit_sealed`).
+fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> {
     let path = socket_path(home);
     let mut stream = UnixStream::connect(&path).with_context(|| {
         format!(
@@ -24,6 +36,7 @@ pub fn call(home: &Home, request: &Request) -> Result<Value> {
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;
+    stream.write_all(body)?;
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
     reader

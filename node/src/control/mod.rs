@@ -3,11 +3,14 @@
 //! A UNIX socket at `HOME/run/control.sock` (the folder 0700, the socket 0600: only the owner
 //! can connect). One request per connection, newline-delimited JSON both ways:
 //! `{"op": "status"}` → `{"ok": true, "result": {...}}` or `{"ok": false, "error": "..."}`.
+//! One request carries a body: `submit_sealed` is followed by exactly `len` raw bytes.
 //!
-//! Sealing happens in the CLI process, which already has the passphrase: it writes the sealed
-//! file into the node's private staging folder and hands its path to the node with `submit`;
-//! the node verifies it, moves it into the blob store and queues it. So the daemon never needs
-//! plaintext and the CLI never needs the network.
+//! Sealing happens in the CLI process, which already has the passphrase. A large sealed
+//! document is written into the node's private staging folder and its path handed over with
+//! `submit`; the node verifies it, moves it into the blob store and queues it. A small one (at
+//! most [`INLINE_MAX_LEN`] bytes sealed) travels over the socket with `submit_sealed` and is
+//! kept in the database: no file is created, synced and deleted for it. Either way the daemon
+//! never needs plaintext and the CLI never needs the network.
 
 pub mod client;
 pub mod server;
@@ -21,6 +24,10 @@ use crate::home::Home;
 /// The longest request line.
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 
+/// The longest body of a `submit_sealed` request: a document small enough to be held in the
+/// node's database.
+pub use crate::store::held::INLINE_MAX_LEN;
+
 /// What the CLI asks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -29,6 +36,12 @@ pub enum Request {
     Submit {
         /// The sealed file.
         path: PathBuf,
+    },
+    /// Queue a small sealed document sent on the connection: the request line is followed by
+    /// exactly `len` bytes, at most [`INLINE_MAX_LEN`].
+    SubmitSealed {
+        /// Length of the sealed document that follows.
+        len: u64,
     },
     /// Every outbox line.
     Outbox,

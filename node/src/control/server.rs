@@ -3,12 +3,15 @@
 use std::fs;
 use std::io::{BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use liaise_keys::roster::Roster;
+use liaise_protocol::DocumentInfo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
@@ -62,8 +65,10 @@ async fn handle(node: &Node, stream: UnixStream) -> Result<()> {
     let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_LEN as u64);
     let mut line = String::new();
     reader.read_line(&mut line).await?;
+    // What follows the line (only `submit_sealed` has a body) has its own limit.
+    let mut body = reader.into_inner();
     let answer = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => match dispatch(node, request).await {
+        Ok(request) => match dispatch(node, request, &mut body).await {
             Ok(result) => json!({ "ok": true, "result": result }),
             Err(e) => json!({ "ok": false, "error": format!("{e:#}") }),
         },
@@ -75,9 +80,17 @@ async fn handle(node: &Node, stream: UnixStream) -> Result<()> {
     Ok(())
 }
 
-async fn dispatch(node: &Node, request: Request) -> Result<Value> {
+async fn dispatch<R: AsyncRead + Unpin>(
+    node: &Node,
+    request: Request,
+    body: &mut R,
+) -> Result<Value> {
     match request {
         Request::Submit { path } => submit(node, &path).await,
+        Request::SubmitSealed { len } => {
+            let sealed = read_body(body, len).await?;
+            submit_sealed(node, sealed).await
+        }
         Request::Outbox => {
             let rows = node.store.db.read(records::list_outbox).await?;
             let sending = node.sending.lock().map(|s| s.clone()).unwrap_or_default();
@@ -161,10 +174,7 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
                     checked.display()
                 );
             }
-            let mut reader = HashingReader::new(bytes.as_slice());
-            let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
-                .context("the sealed document does not verify")?;
-            let (hash, len, _) = reader.finish()?;
+            let (info, hash, len) = verify_sealed(&bytes, &roster)?;
             return Ok((info, hash, len, Some(bytes)));
         }
         let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, f));
@@ -176,6 +186,70 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         Ok((info, hash, len, None))
     })
     .await??;
+    let (hash, len) = match inline {
+        Some(_) => (hash, len),
+        None => {
+            let blobs = node.store.blobs.clone();
+            blobs.adopt_hashed_grouped(file.clone(), hash, len).await?
+        }
+    };
+    let staged = inline.is_some().then_some(file);
+    queue(node, &info, hash, len, inline, staged).await
+}
+
+/// Longest wait for the body of a `submit_sealed` request once its line has arrived.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `len` bytes that follow a `submit_sealed` line.
+async fn read_body<R: AsyncRead + Unpin>(body: &mut R, len: u64) -> Result<Vec<u8>> {
+    if len > INLINE_MAX_LEN {
+        bail!(
+            "a sealed document of {len} bytes is too large to hand over on the control socket \
+             (at most {INLINE_MAX_LEN}); submit it as a file in the staging folder"
+        );
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    tokio::time::timeout(BODY_TIMEOUT, body.take(len).read_to_end(&mut bytes))
+        .await
+        .context("the sealed document did not arrive in time")??;
+    if bytes.len() as u64 != len {
+        bail!(
+            "the sealed document ended after {} of {len} bytes",
+            bytes.len()
+        );
+    }
+    Ok(bytes)
+}
+
+/// Queues a small sealed document handed over on the socket. It is checked here, on the
+/// runtime: bytes in memory, a signature check and a parse, about a tenth of a millisecond.
+async fn submit_sealed(node: &Node, sealed: Vec<u8>) -> Result<Value> {
+    let roster = node.roster.current();
+    let (info, hash, len) = verify_sealed(&sealed, &roster)?;
+    queue(node, &info, hash, len, Some(sealed), None).await
+}
+
+/// Verifies a sealed document held in memory against `roster`; returns what it says, its
+/// content hash and its length.
+fn verify_sealed(sealed: &[u8], roster: &Roster) -> Result<(DocumentInfo, [u8; 32], u64)> {
+    let mut reader = HashingReader::new(sealed);
+    let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(roster))
+        .context("the sealed document does not verify")?;
+    let (hash, len, _) = reader.finish()?;
+    Ok((info, hash, len))
+}
+
+/// Queues a verified document for its recipients. A small one (`inline`) is kept in the
+/// database with its outbox rows; `staged` is its staging file, removed once that is
+/// committed. A larger one is in the blob folder already.
+async fn queue(
+    node: &Node,
+    info: &DocumentInfo,
+    hash: [u8; 32],
+    len: u64,
+    inline: Option<Vec<u8>>,
+    staged: Option<PathBuf>,
+) -> Result<Value> {
     if info.sender != node.me {
         bail!(
             "the document was sealed by {}, not by this node's agency {}",
@@ -188,13 +262,6 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         .iter()
         .filter(|r| r.agency != node.me)
         .collect();
-    let (hash, len) = match inline {
-        Some(_) => (hash, len),
-        None => {
-            let blobs = node.store.blobs.clone();
-            blobs.adopt_hashed_grouped(file.clone(), hash, len).await?
-        }
-    };
     let now = crate::daemon::now_secs();
     let default_expiry = now.saturating_add(DEFAULT_DELIVERY_WINDOW.as_secs());
     let doc = NewOutgoing {
@@ -220,7 +287,6 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
         "sealed_len": len,
         "recipients": doc.recipients.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>(),
     });
-    let inline_done = inline.is_some();
     node.store
         .db
         .write(move |c| {
@@ -230,10 +296,10 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
             records::queue_document(c, &doc)
         })
         .await?;
-    if inline_done {
+    if let Some(staged) = staged {
         // Committed with its outbox row; the staging copy is no longer needed (and is
         // removed at the next start if this fails).
-        let _ = fs::remove_file(&file);
+        let _ = fs::remove_file(&staged);
     }
     node.outbox_wake.notify_one();
     Ok(result)

@@ -1,0 +1,102 @@
+//! The control socket takes a small sealed document inline, as `liaise send` hands it over,
+//! and checks it before anything is queued.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Shutdown;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use liaise_node::control::INLINE_MAX_LEN;
+use liaise_node::store::hex;
+use serde_json::Value;
+
+use super::nodes::TestFederation;
+
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+
+/// One `submit_sealed` request with `body` after its line (announcing `len` bytes), the
+/// writing side then closed; the node's answer.
+fn submit_sealed(socket: &Path, len: u64, body: &[u8]) -> Value {
+    let mut stream = UnixStream::connect(socket).unwrap();
+    let line = format!("{{\"op\":\"submit_sealed\",\"len\":{len}}}\n");
+    stream.write_all(line.as_bytes()).unwrap();
+    // The node may answer (and close) before reading a body it refuses.
+    let _ = stream.write_all(body);
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+fn refusal(answer: &Value) -> &str {
+    assert_eq!(answer["ok"], false, "accepted: {answer}");
+    answer["error"].as_str().unwrap()
+}
+
+/// Altered bytes, a body shorter than announced, one too large for the socket and another
+/// agency's document are each refused with an error that says so, and nothing is queued; the
+/// untouched document is then queued, once, for its recipient.
+#[test]
+fn a_sealed_document_handed_over_the_socket_is_checked_before_it_is_queued() {
+    let fed = TestFederation::new(&[(PROBATION, "probation"), (PRISON, "prison")], &[]);
+    let [probation, prison] = [&fed.agencies[0], &fed.agencies[1]];
+    let _prison = fed.start(prison);
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("note.txt"), b"risk assessment, summary").unwrap();
+    let seal = |home: &str, to: &str, out: &str| {
+        sb.liaise(&[
+            "seal",
+            "--home",
+            home,
+            "--to",
+            to,
+            "--offline",
+            "--out",
+            out,
+            "note.txt",
+        ])
+        .ok();
+        sb.read(out)
+    };
+    let sealed = seal(&prison.home, PROBATION, "mine.liaise");
+    let theirs = seal(&probation.home, PRISON, "theirs.liaise");
+    let socket = sb.path(&format!("{}/run/control.sock", prison.home));
+    let len = sealed.len() as u64;
+
+    let mut altered = sealed.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 1;
+    let answer = submit_sealed(&socket, len, &altered);
+    assert!(refusal(&answer).contains("does not verify"), "{answer}");
+
+    let answer = submit_sealed(&socket, len, &sealed[..sealed.len() - 10]);
+    let error = refusal(&answer);
+    assert!(
+        error.contains(&format!("ended after {} of {len} bytes", len - 10)),
+        "{error}"
+    );
+
+    let answer = submit_sealed(&socket, INLINE_MAX_LEN + 1, &[]);
+    assert!(refusal(&answer).contains("too large"), "{answer}");
+
+    let answer = submit_sealed(&socket, theirs.len() as u64, &theirs);
+    assert!(
+        refusal(&answer).contains(&format!("sealed by {PROBATION}")),
+        "{answer}"
+    );
+    assert_eq!(fed.json(prison, &["outbox"]).as_array().unwrap().len(), 0);
+
+    let answer = submit_sealed(&socket, len, &sealed);
+    assert_eq!(answer["ok"], true, "{answer}");
+    let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
+        .unwrap()
+        .document_id
+        .0;
+    assert_eq!(answer["result"]["doc_id"], hex(&id));
+    let outbox = fed.json(prison, &["outbox"]);
+    let rows = outbox.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{outbox}");
+    assert_eq!(rows[0]["doc_id"], hex(&id));
+    assert_eq!(rows[0]["recipient"], PROBATION);
+}
