@@ -303,7 +303,8 @@ fn a_document_that_can_never_be_accepted_is_refused_from_its_header() {
 
 /// A small document is taken into memory, not a partial file: a peer that sends more bytes
 /// than it offered loses its connection, bytes that do not hash to the offer are refused,
-/// and neither leaves anything in the store; the honest offer afterwards is received.
+/// and neither leaves anything in the store; the honest offer afterwards is received, and
+/// received again is kept once under the same receipt.
 #[test]
 fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept() {
     let fed = federation();
@@ -381,12 +382,22 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
         "a small document needs no partial file"
     );
 
-    // The honest offer of the same document is received and receipted.
-    rt.block_on(async {
-        let (_conn, mut recv) = offer_and_send(sealed.len() as u64, hash, sealed.clone()).await;
-        let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
-        assert!(matches!(answer, Message::Receipt { .. }), "{answer:?}");
+    // The honest offer of the same document is received and receipted; offered again (its
+    // receipt lost on the way, say), it is answered with the same receipt and kept once.
+    let receipts = rt.block_on(async {
+        let mut receipts = Vec::new();
+        for _ in 0..2 {
+            let (_conn, mut recv) = offer_and_send(sealed.len() as u64, hash, sealed.clone()).await;
+            let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
+            let Message::Receipt { receipt } = answer else {
+                panic!("not receipted: {answer:?}")
+            };
+            receipts.push(receipt);
+        }
+        receipts
     });
+    assert_eq!(receipts[0], receipts[1], "the same receipt both times");
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
     assert_eq!(
         sb.stored(&probation.home, &liaise_node::store::hex(&hash)),
         Some(sealed)

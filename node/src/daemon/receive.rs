@@ -309,6 +309,11 @@ async fn receive_inner(
             format!("limit {MAX_DOCUMENT_LEN}"),
         ));
     }
+    if offer.sealed_len <= INLINE_MAX_LEN {
+        // A copy held already is found in the transaction that would store this one, which
+        // answers with the first receipt: no read before the bytes, which are few.
+        return receive_small(node, send, recv, peer, offer).await;
+    }
     let doc_id = hex(&offer.document_id);
     // Already held: answer with the same receipt.
     let (d, s) = (doc_id.clone(), peer.as_str().to_owned());
@@ -328,9 +333,6 @@ async fn receive_inner(
         send_accept(send, offer.sealed_len).await?;
         expect_end(recv).await?;
         return send_receipt(send, receipt).await;
-    }
-    if offer.sealed_len <= INLINE_MAX_LEN {
-        return receive_small(node, send, recv, peer, offer).await;
     }
 
     let partial = node
