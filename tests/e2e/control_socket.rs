@@ -100,3 +100,45 @@ fn a_sealed_document_handed_over_the_socket_is_checked_before_it_is_queued() {
     assert_eq!(rows[0]["doc_id"], hex(&id));
     assert_eq!(rows[0]["recipient"], PROBATION);
 }
+
+/// A large sealed file staged for `submit` that another agency sealed is refused before it
+/// is moved into the blob folder: no copy of it stays behind without an outbox row.
+#[test]
+fn a_staged_document_of_another_agency_is_refused_and_not_kept() {
+    let fed = TestFederation::new(&[(PROBATION, "probation"), (PRISON, "prison")], &[]);
+    let [probation, prison] = [&fed.agencies[0], &fed.agencies[1]];
+    let _prison = fed.start(prison);
+    let sb = &fed.sandbox;
+    let large = usize::try_from(INLINE_MAX_LEN).unwrap() + 64 * 1024;
+    std::fs::write(sb.path("report.bin"), vec![7u8; large]).unwrap();
+    sb.liaise(&[
+        "seal",
+        "--home",
+        &probation.home,
+        "--to",
+        PRISON,
+        "--offline",
+        "--out",
+        "theirs.liaise",
+        "report.bin",
+    ])
+    .ok();
+    let theirs = sb.read("theirs.liaise");
+    let staged = sb.path(&format!("{}/store/staging/theirs.sealed", prison.home));
+    std::fs::write(&staged, &theirs).unwrap();
+
+    let socket = sb.path(&format!("{}/run/control.sock", prison.home));
+    let mut stream = UnixStream::connect(socket).unwrap();
+    let request = serde_json::json!({ "op": "submit", "path": staged });
+    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert!(
+        refusal(&answer).contains(&format!("sealed by {PROBATION}")),
+        "{answer}"
+    );
+    let hash = liaise_protocol::wire::content_hash(&theirs);
+    assert_eq!(sb.stored(&prison.home, &hex(&hash)), None);
+    assert_eq!(fed.json(prison, &["outbox"]).as_array().unwrap().len(), 0);
+}

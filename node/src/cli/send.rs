@@ -53,13 +53,17 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         // Small: sealed in memory and handed over on the socket, no file in between.
         let (summary, sealed) =
             seal_to_memory(plan, &args.options, &profile.agency, &secrets, now)?;
-        register_custody(&home, &summary)?;
         if sealed.len() as u64 <= INLINE_MAX_LEN {
+            register_custody(&home, &summary)?;
             client::submit_sealed(&home, &sealed)?
         } else {
             // Very many recipients can make a small file's sealed form too large for that.
             let path = staged_path(&staging);
             write_sealed_file(&sealed, &path)?;
+            if let Err(e) = register_custody(&home, &summary) {
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
             submit_staged(&home, &path)?
         }
     } else {

@@ -19,6 +19,13 @@ pub fn call(home: &Home, request: &Request) -> Result<Value> {
 /// the socket, and returns what `submit` returns.
 pub fn submit_sealed(home: &Home, sealed: &[u8]) -> Result<Value> {
     let len = sealed.len() as u64;
+    if len > super::INLINE_MAX_LEN {
+        bail!(
+            "a sealed document of {len} bytes is too large for the control socket (at most {}); \
+             submit it as a file in the staging folder",
+            super::INLINE_MAX_LEN
+        );
+    }
     call_with_body(home, &Request::SubmitSealed { len }, sealed)
 }
 
@@ -35,8 +42,10 @@ fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> 
     stream.set_read_timeout(Some(Duration::from_secs(600)))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
-    stream.write_all(line.as_bytes())?;
-    stream.write_all(body)?;
+    stream
+        .write_all(line.as_bytes())
+        .and_then(|()| stream.write_all(body))
+        .context("the node stopped reading the request (is it shutting down?)")?;
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
     reader
