@@ -387,6 +387,10 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
     let receipts = rt.block_on(async {
         let mut receipts = Vec::new();
         for _ in 0..2 {
+            // Receipts carry the time in seconds: a second receipt signed now would differ.
+            if !receipts.is_empty() {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+            }
             let (_conn, mut recv) = offer_and_send(sealed.len() as u64, hash, sealed.clone()).await;
             let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
             let Message::Receipt { receipt } = answer else {

@@ -284,19 +284,21 @@ pub fn inbox_receipt(
         .optional()?)
 }
 
-/// The blob and receipt of a document `peer` delivered already: sealed and sent by it, or
+/// The sender, blob and receipt of a document `peer` delivered already: sealed and sent by it, or
 /// forwarded by it with the sender's consent.
 pub fn inbox_receipt_from_peer(
     conn: &Connection,
     doc_id: &str,
     peer: &str,
-) -> Result<Option<(String, Vec<u8>)>> {
+) -> Result<Option<(String, String, Vec<u8>)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT blob, receipt FROM inbox WHERE doc_id = ?1
+            "SELECT sender, blob, receipt FROM inbox WHERE doc_id = ?1
              AND ((sender = ?2 AND forwarded_by IS NULL) OR forwarded_by = ?2)",
         )?
-        .query_row(params![doc_id, peer], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![doc_id, peer], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?)
 }
 
