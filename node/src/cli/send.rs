@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use liaise_keys::Timestamp;
+use liaise_protocol::SealedSummary;
 use serde_json::{Value, json};
 
 use super::sealing::{
@@ -58,23 +59,14 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             client::submit_sealed(&home, &sealed)?
         } else {
             // Very many recipients can make a small file's sealed form too large for that.
-            let path = staged_path(&staging);
-            write_sealed_file(&sealed, &path)?;
-            if let Err(e) = register_custody(&home, &summary) {
-                let _ = std::fs::remove_file(&path);
-                return Err(e);
-            }
-            submit_staged(&home, &path)?
+            submit_staged(&home, &staging, |path| {
+                write_sealed_file(&sealed, path).map(|()| summary)
+            })?
         }
     } else {
-        let path = staged_path(&staging);
-        let sealed = seal_to_file(plan, &args.options, &profile.agency, &secrets, now, &path)
-            .and_then(|summary| register_custody(&home, &summary));
-        if let Err(e) = sealed {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        submit_staged(&home, &path)?
+        submit_staged(&home, &staging, |path| {
+            seal_to_file(plan, &args.options, &profile.agency, &secrets, now, path)
+        })?
     };
     let doc_id = submitted
         .get("doc_id")
@@ -103,18 +95,21 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     })
 }
 
-/// A new name in the node's staging folder for a sealed document.
-fn staged_path(staging: &Path) -> PathBuf {
-    staging.join(format!(
+/// Writes the sealed document into the node's staging folder with `write`, registers its
+/// custody, and hands its path to the node. The staging copy is removed either way.
+fn submit_staged(
+    home: &Home,
+    staging: &Path,
+    write: impl FnOnce(&Path) -> Result<SealedSummary>,
+) -> Result<Value> {
+    let path = staging.join(format!(
         "send-{}.sealed",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
-    ))
-}
-
-/// Hands the staged sealed document at `path` to the node; the staging copy goes either way.
-fn submit_staged(home: &Home, path: &Path) -> Result<Value> {
-    let submitted = client::call(home, &Request::Submit { path: path.into() });
-    let _ = std::fs::remove_file(path);
+    ));
+    let submitted = write(&path)
+        .and_then(|summary| register_custody(home, &summary))
+        .and_then(|()| client::call(home, &Request::Submit { path: path.clone() }));
+    let _ = std::fs::remove_file(&path);
     submitted
 }
 
