@@ -64,18 +64,15 @@ pub async fn outbox_worker(node: Arc<Node>) {
             .unwrap_or_default();
         let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
         // One trip to the database per wake: the due rows not in flight, the bytes of those
-        // small enough to be held in the database, and when the next one is due.
-        let sending = Arc::clone(&in_flight);
+        // small enough to be held in the database, and when the next one is due. Only this
+        // loop adds to `in_flight`, so every delivery in flight is in `skip`; the insert below
+        // still refuses a second one for the same key.
         let (due, next) = node
             .store
             .db
             .read(move |c| {
                 let mut fresh = Vec::new();
                 for item in records::due(c, now, limit, &skip)? {
-                    let key = (item.doc_id.clone(), item.recipient.clone());
-                    if sending.lock().is_ok_and(|s| s.contains_key(&key)) {
-                        continue;
-                    }
                     let inline = match parse_hex::<32>(&item.blob) {
                         Some(hash) if item.sealed_len <= INLINE_MAX_LEN => held::get(c, &hash)?,
                         _ => None,
