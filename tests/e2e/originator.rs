@@ -119,6 +119,21 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
     open(&fed, probation, &doc, None, "out-0").fails_with("give --reason TEXT");
     assert!(!sb.path("out-0").exists());
 
+    // An output folder it cannot write into: refused before the originator is asked, so
+    // neither node logs an open or a release that never happened.
+    std::fs::write(sb.path("not-a-folder"), b"").unwrap();
+    open(&fed, probation, &doc, Some("wrong folder"), "not-a-folder").fails_with("is not a folder");
+    assert!(!has_entry(
+        &log_of(&fed, city, &doc),
+        "share-released",
+        "wrong folder"
+    ));
+    assert!(!has_entry(
+        &log_of(&fed, probation, &doc),
+        "open",
+        "wrong folder"
+    ));
+
     // With a reason: the share is released and the document opens.
     open(&fed, probation, &doc, Some("hearing on 12 March"), "out-1").ok();
     assert_eq!(sb.read("out-1/report.txt"), b"Case 17: pre-sentence advice");

@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use liaise_keys::Timestamp;
 use liaise_protocol::sanitize_file_name;
@@ -55,6 +55,35 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     // A forwarded document: the originator's consent, checked, then the sealed document.
     let forwarded = super::forward::read_consent(&mut input, &roster)?;
     let secrets = home.unlock(passphrase)?;
+    // The output folder is ready before the originator is asked: a key share is released
+    // and logged on both nodes only for an open that can write its files. An existing folder
+    // is used as it is (never re-permissioned); a missing one is created private and removed
+    // again if the open fails.
+    let created_dir = !args.out_dir.exists();
+    if created_dir {
+        create_private_dir(&args.out_dir)?;
+    } else if !args.out_dir.is_dir() {
+        bail!(
+            "--out-dir {} is not a folder; give a folder to write the sections into",
+            args.out_dir.display()
+        );
+    }
+    let staging =
+        match probe_writable(&args.out_dir).and_then(|()| staging_dir(&home, &args.out_dir)) {
+            Ok(staging) => staging,
+            Err(e) => {
+                if created_dir {
+                    let _ = fs::remove_dir(&args.out_dir);
+                }
+                return Err(e);
+            }
+        };
+    let abandon = || {
+        let _ = fs::remove_dir_all(&staging);
+        if created_dir {
+            let _ = fs::remove_dir(&args.out_dir);
+        }
+    };
     let share = match super::originator::obtain_share(
         &home,
         &roster,
@@ -64,19 +93,16 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     ) {
         Ok(share) => share,
         Err(e) if e.is::<super::originator::OriginatorUnreachable>() => {
+            abandon();
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));
         }
-        Err(e) => return Err(e),
+        Err(e) => {
+            abandon();
+            return Err(e);
+        }
     };
 
-    // An existing folder is used as it is (never re-permissioned); a missing one is created
-    // private and removed again if the open fails.
-    let created_dir = !args.out_dir.exists();
-    if created_dir {
-        create_private_dir(&args.out_dir)?;
-    }
-    let staging = staging_dir(&home, &args.out_dir)?;
     let result = open_into(
         &args,
         &Reader {
@@ -90,13 +116,13 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         input,
         &staging,
     );
-    let _ = fs::remove_dir_all(&staging);
     let written = match result {
-        Ok(written) => written,
+        Ok(written) => {
+            let _ = fs::remove_dir_all(&staging);
+            written
+        }
         Err(e) => {
-            if created_dir {
-                let _ = fs::remove_dir(&args.out_dir);
-            }
+            abandon();
             return Err(e);
         }
     };
@@ -260,6 +286,27 @@ fn open_into(
         return Err(e);
     }
     Ok((doc, done))
+}
+
+/// Fails unless a file can be created in `dir` (checked with an empty file, removed again).
+fn probe_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(
+        ".liaise-open-probe-{}",
+        crate::store::hex(&liaise_keys::random::random_bytes::<8>())
+    ));
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&probe)
+        .with_context(|| {
+            format!(
+                "cannot write into {}; give a folder you can write to as --out-dir",
+                dir.display()
+            )
+        })?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
 }
 
 fn exists_error(path: &Path, e: std::io::Error) -> anyhow::Error {
