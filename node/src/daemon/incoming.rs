@@ -74,28 +74,33 @@ pub struct OfferedDocument {
     pub sealed_len: u64,
 }
 
-/// Refuses an offer of `sealed_len` bytes (document `doc_id`, hex) from `peer` if its other
-/// unfinished transfers already hold too much: `in_flight` maps each (sender, document id) in
-/// progress to its offered length.
+/// Refuses an offer of `sealed_len` bytes (document `doc_id` with content hash `hash`, both
+/// hex) from `peer` if its other unfinished transfers already hold too much: every partial
+/// file of the peer counts but the one this offer resumes, and `in_flight` maps each
+/// (sender, document id) in progress to its offered length.
 pub fn check_quota(
     blobs: &Blobs,
     peer: &AgencyId,
-    doc_id: &str,
+    offer: (&str, &str),
     sealed_len: u64,
     in_flight: &HashMap<(String, String), u64>,
 ) -> Result<(), Refusal> {
-    let mut held: HashMap<String, u64> = blobs
-        .partials_of(peer)
-        .into_iter()
-        .map(|p| (p.doc_id, p.len))
-        .collect();
+    let (doc_id, hash) = offer;
+    // Per document id: what its partials hold, at least what its transfer was offered with.
+    let mut held: HashMap<String, u64> = HashMap::new();
+    for partial in blobs.partials_of(peer) {
+        if partial.doc_id == doc_id && partial.hash == hash {
+            continue;
+        }
+        let entry = held.entry(partial.doc_id).or_default();
+        *entry = entry.saturating_add(partial.len);
+    }
     for ((sender, doc), offered) in in_flight {
-        if sender == peer.as_str() {
+        if sender == peer.as_str() && doc != doc_id {
             let entry = held.entry(doc.clone()).or_default();
             *entry = (*entry).max(*offered);
         }
     }
-    held.remove(doc_id);
     let others = held
         .values()
         .fold(0u64, |sum, len| sum.saturating_add(*len));
@@ -476,6 +481,7 @@ impl PartialWriter {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::store::hex;
     use liaise_protocol::wire::content_hash;
 
     fn offered(n: u64) -> HashMap<(String, String), u64> {
@@ -506,18 +512,19 @@ mod tests {
         let blobs = Blobs::open(dir.path()).unwrap();
         let prison = AgencyId::new("nl.prison.vught").unwrap();
         let city = AgencyId::new("nl.city.utrecht").unwrap();
-        let this = "aa".repeat(16);
+        let this = ("aa".repeat(16), hex(&[1; 32]));
+        let this = (this.0.as_str(), this.1.as_str());
         let none = HashMap::new();
         // Nothing else held: any single document may come.
-        assert!(check_quota(&blobs, &prison, &this, u64::MAX, &none).is_ok());
+        assert!(check_quota(&blobs, &prison, this, u64::MAX, &none).is_ok());
         // Another transfer in flight, counted at its offered length.
         let max = MAX_PARTIAL_BYTES_PER_PEER;
-        assert!(check_quota(&blobs, &prison, &this, max - 100, &offered(100)).is_ok());
-        let refused = check_quota(&blobs, &prison, &this, max - 99, &offered(100)).unwrap_err();
+        assert!(check_quota(&blobs, &prison, this, max - 100, &offered(100)).is_ok());
+        let refused = check_quota(&blobs, &prison, this, max - 99, &offered(100)).unwrap_err();
         assert_eq!(refused.reason, RejectReason::Busy);
         assert!(refused.reason.is_temporary());
         // Another agency's transfers do not count against this one.
-        assert!(check_quota(&blobs, &city, &this, max, &offered(100)).is_ok());
+        assert!(check_quota(&blobs, &city, this, max, &offered(100)).is_ok());
         // A partial on disk counts too; this document's own partial does not.
         std::fs::write(
             blobs.partial_path(&prison, &[0xcc; 16], &[1; 32]),
@@ -529,8 +536,38 @@ mod tests {
             [0u8; 50],
         )
         .unwrap();
-        assert!(check_quota(&blobs, &prison, &this, max - 10, &none).is_ok());
-        assert!(check_quota(&blobs, &prison, &this, max - 9, &none).is_err());
+        assert!(check_quota(&blobs, &prison, this, max - 10, &none).is_ok());
+        assert!(check_quota(&blobs, &prison, this, max - 9, &none).is_err());
+    }
+
+    #[test]
+    fn partials_under_one_id_with_other_hashes_count_and_are_discarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let prison = AgencyId::new("nl.prison.vught").unwrap();
+        let max = MAX_PARTIAL_BYTES_PER_PEER;
+        let none = HashMap::new();
+        // A peer that offered one id with made-up hashes holds a partial under each.
+        for h in 1..=3u8 {
+            let file = File::create(blobs.partial_path(&prison, &[0xaa; 16], &[h; 32])).unwrap();
+            file.set_len(max / 2).unwrap();
+        }
+        let id = hex(&[0xaa; 16]);
+        let fourth = hex(&[4; 32]);
+        let offer = (id.as_str(), fourth.as_str());
+        // They count against a fourth hash under the same id...
+        let refused = check_quota(&blobs, &prison, offer, max, &none).unwrap_err();
+        assert_eq!(refused.reason, RejectReason::Busy);
+        // ...and the one being resumed is the only one that does not.
+        let first = hex(&[1; 32]);
+        let refused = check_quota(&blobs, &prison, (&id, &first), 1, &none).unwrap_err();
+        assert_eq!(refused.reason, RejectReason::Busy);
+        // An offer keeps only its own partial under its id.
+        assert_eq!(blobs.discard_other_partials(&prison, &id, &first), 2);
+        let left = blobs.partials_of(&prison);
+        assert_eq!(left.len(), 1);
+        assert_eq!(left.first().map(|p| p.hash.as_str()), Some(first.as_str()));
+        assert!(check_quota(&blobs, &prison, (&id, &first), max, &none).is_ok());
     }
 
     #[test]

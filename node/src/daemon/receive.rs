@@ -352,14 +352,18 @@ async fn receive_inner(
     let in_flight = node.receiving.lock().map(|m| m.clone()).unwrap_or_default();
     let blobs = node.store.blobs.clone();
     let (quota_peer, quota_doc) = (peer.clone(), doc_id.clone());
+    let quota_hash = hex(&offer.content_hash);
     // The quota check and the look at a partial held already, in one trip off the runtime.
+    // No transfer of this id from this peer is running (a second one is refused as busy), so
+    // its partials under other hashes, which can never complete, go first.
     let (held_len, hasher) = tokio::task::spawn_blocking({
         let partial = partial.clone();
         move || {
+            blobs.discard_other_partials(&quota_peer, &quota_doc, &quota_hash);
             check_quota(
                 &blobs,
                 &quota_peer,
-                &quota_doc,
+                (&quota_doc, &quota_hash),
                 offer.sealed_len,
                 &in_flight,
             )

@@ -297,6 +297,8 @@ fn hash_and_sync(source: &Path) -> Result<([u8; 32], u64)> {
 pub struct PartialFile {
     /// The document id (hex).
     pub doc_id: String,
+    /// The content hash it was offered with (hex).
+    pub hash: String,
     /// Bytes held.
     pub len: u64,
 }
@@ -311,17 +313,39 @@ impl Blobs {
             .flatten()
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
-                let (from, doc_id) = parse_partial_name(&name)?;
+                let (from, doc_id, hash) = parse_partial_name(&name)?;
                 if from != sender.as_str() {
                     return None;
                 }
                 let len = entry.metadata().ok()?.len();
                 Some(PartialFile {
                     doc_id: doc_id.to_owned(),
+                    hash: hash.to_owned(),
                     len,
                 })
             })
             .collect()
+    }
+
+    /// Deletes the partial files from `sender` under document `doc_id` offered with another
+    /// hash than `hash` (all hex): a sender has one document per id, so at most one of them
+    /// can ever complete, and a peer must not keep many under one id. Returns how many went.
+    pub fn discard_other_partials(&self, sender: &AgencyId, doc_id: &str, hash: &str) -> usize {
+        let mut deleted = 0;
+        for other in self.partials_of(sender) {
+            if other.doc_id == doc_id && other.hash != hash {
+                let name = format!(
+                    "{}-{}-{}.partial",
+                    sender.as_str(),
+                    other.doc_id,
+                    other.hash
+                );
+                if fs::remove_file(self.incoming.join(name)).is_ok() {
+                    deleted += 1;
+                }
+            }
+        }
+        deleted
     }
 
     /// Deletes partial files not written to for longer than `max_age` (transfers their
@@ -347,11 +371,11 @@ impl Blobs {
 }
 
 /// `<sender>-<doc-id>-<hash>.partial` split into sender and document id (hex).
-fn parse_partial_name(name: &str) -> Option<(&str, &str)> {
+fn parse_partial_name(name: &str) -> Option<(&str, &str, &str)> {
     let rest = name.strip_suffix(".partial")?;
     let (rest, hash) = rest.rsplit_once('-')?;
     let (sender, doc_id) = rest.rsplit_once('-')?;
-    (hash.len() == 64 && doc_id.len() == 32).then_some((sender, doc_id))
+    (hash.len() == 64 && doc_id.len() == 32).then_some((sender, doc_id, hash))
 }
 
 /// Creates (or truncates) a private file.
@@ -438,6 +462,7 @@ mod tests {
             blobs.partials_of(&city),
             vec![PartialFile {
                 doc_id: hex(&[1; 16]),
+                hash: hex(&[2; 32]),
                 len: 10
             }]
         );
