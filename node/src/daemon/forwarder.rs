@@ -159,20 +159,35 @@ async fn held_document(node: &Node, id: [u8; 16]) -> Result<Option<Received>> {
                 "SELECT i.sender, i.blob, i.sealed_len, i.label, i.created
                  FROM inbox i LEFT JOIN inbox_deletions d
                  ON d.doc_id = i.doc_id AND d.sender = i.sender
-                 WHERE i.doc_id = ?1 AND d.doc_id IS NULL AND i.forwarded_by IS NULL LIMIT 1",
+                 WHERE i.doc_id = ?1 AND d.doc_id IS NULL AND i.forwarded_by IS NULL
+                 ORDER BY i.sender LIMIT 2",
             )?;
-            let mut rows = stmt.query_map([doc], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            })?;
-            Ok(rows.next().transpose()?)
+            let rows = stmt
+                .query_map([doc], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
         .await?;
+    // Ids are chosen by their senders: two members may have used the same one, and then the
+    // id alone does not say which document (and whose consent) is meant.
+    if let [first, second] = row.as_slice() {
+        anyhow::bail!(
+            "document id {} was received from {} and from {}; it does not say which document \
+             to forward",
+            hex(&id),
+            first.0,
+            second.0
+        );
+    }
+    let row = row.into_iter().next();
     let Some((originator, blob, sealed_len, label, created)) = row else {
         return Ok(None);
     };

@@ -73,22 +73,18 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
         );
     }
     let conn = db::open_reader(&db_path)?;
-    // A copy deleted on the sender's request, or at its expiry, is gone for good.
-    let deleted: Option<(u64, String)> = conn
-        .query_row(
-            "SELECT deleted_at, reason FROM inbox_deletions WHERE doc_id = ?1 LIMIT 1",
-            [hex(&id)],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
-        )
-        .ok();
-    if let Some((at, reason)) = deleted {
-        bail!(
-            "document {doc_id} was deleted from this node at {} ({reason})",
-            liaise_keys::Timestamp(at)
-        );
-    }
-    let found = records::blob_of_document(&conn, &hex(&id))?
-        .with_context(|| format!("no document {doc_id} in {}", dir.display()))?;
+    let Some(found) = records::blob_of_document(&conn, &hex(&id))? else {
+        // A copy this node held and deleted on its sender's request, or at its expiry, is
+        // gone for good. Only a deletion of a copy received from that sender counts: anyone
+        // may ask for a deletion naming itself, which says nothing of another sender's copy.
+        if let Some((at, reason)) = records::deleted_copy(&conn, &hex(&id))? {
+            bail!(
+                "document {doc_id} was deleted from this node at {} ({reason})",
+                liaise_keys::Timestamp(at)
+            );
+        }
+        bail!("no document {doc_id} in {}", dir.display());
+    };
     let hash = parse_hex::<32>(&found).context("corrupt blob name in the store")?;
     stored_blob(&conn, &dir, &hash)?.with_context(|| {
         format!(
@@ -169,5 +165,61 @@ mod tests {
         assert!(e.contains("received from nl.city.utrecht"), "{e}");
         assert!(e.contains("received from nl.prison.vught"), "{e}");
         assert!(e.contains("pass the sealed file"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn only_a_deletion_by_the_copys_own_sender_hides_it() {
+        use liaise_protocol::wire::DeletionReason;
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().to_path_buf());
+        let store = Store::open(&home).unwrap();
+        let id = hex(&[9u8; 16]);
+        let row = received(&id, "nl.city.utrecht", 1);
+        store
+            .db
+            .write(move |c| records::inbox_insert(c, &row, b"receipt"))
+            .await
+            .unwrap();
+        std::fs::write(store.blobs.path(&[1; 32]), b"sealed").unwrap();
+
+        // Another member asks for a deletion of this id in its own name: the city's copy
+        // still opens.
+        let other = id.clone();
+        store
+            .db
+            .write(move |c| {
+                custody::record_inbox_deletion(
+                    c,
+                    &other,
+                    "nl.prison.vught",
+                    DeletionReason::Revoked,
+                    5,
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            sealed_document(&home, &id).unwrap(),
+            Held::File(store.blobs.path(&[1; 32]))
+        );
+
+        // The city's own deletion does hide it, saying when and why.
+        let city = id.clone();
+        store
+            .db
+            .write(move |c| {
+                custody::record_inbox_deletion(
+                    c,
+                    &city,
+                    "nl.city.utrecht",
+                    DeletionReason::Expired,
+                    6,
+                )
+            })
+            .await
+            .unwrap();
+        let e = format!("{:#}", sealed_document(&home, &id).unwrap_err());
+        assert!(e.contains("was deleted from this node"), "{e}");
+        assert!(e.contains("expired"), "{e}");
     }
 }

@@ -409,13 +409,17 @@ pub fn receipts_for(conn: &Connection, doc_id: &str) -> Result<Vec<ReceiptRow>> 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The blob name of a received or sent document. Document ids are chosen by their senders, so
+/// The blob name of a received (and not deleted) or sent document. Document ids are chosen by their senders, so
 /// two agencies (or this node and another) may use the same id: then the id alone does not say
 /// which document is meant, and this refuses, naming every source.
 pub fn blob_of_document(conn: &Connection, doc_id: &str) -> Result<Option<String>> {
     let mut sources: Vec<(String, String)> = Vec::new();
-    let mut stmt =
-        conn.prepare_cached("SELECT sender, blob FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+    // Copies deleted on their sender's request or at expiry are gone: not a source.
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.sender, i.blob FROM inbox i LEFT JOIN inbox_deletions d
+         ON d.doc_id = i.doc_id AND d.sender = i.sender
+         WHERE i.doc_id = ?1 AND d.doc_id IS NULL ORDER BY i.sender",
+    )?;
     for row in stmt.query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
         let (sender, blob): (String, String) = row?;
         sources.push((format!("received from {sender}"), blob));
@@ -440,6 +444,19 @@ pub fn blob_of_document(conn: &Connection, doc_id: &str) -> Result<Option<String
         );
     }
     Ok(Some(first.clone()))
+}
+
+/// When and why a copy of `doc_id` that this node received was deleted (on its sender's
+/// request or at its expiry), if one was.
+pub fn deleted_copy(conn: &Connection, doc_id: &str) -> Result<Option<(u64, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT d.deleted_at, d.reason FROM inbox_deletions d JOIN inbox i
+             ON i.doc_id = d.doc_id AND i.sender = d.sender
+             WHERE d.doc_id = ?1 ORDER BY d.deleted_at LIMIT 1",
+        )?
+        .query_row([doc_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+        .optional()?)
 }
 
 /// Counts of outbox lines by state: (queued, delivered, undeliverable), and inbox size.
