@@ -566,3 +566,29 @@ fn forwarding_with_consent_shows_the_chain_and_verifies_offline() {
     let run = sb.liaise(&["verify", "tampered.liaise", "--roster", "fed/roster.liaise"]);
     assert_ne!(run.code, Some(0), "{}", run.stdout);
 }
+
+#[test]
+fn a_send_with_no_node_running_records_no_key_share() {
+    let fed = three();
+    let city = &fed.agencies[0];
+    let sb = &fed.sandbox;
+    // The node has run (its store exists) but is down now.
+    fed.start(city).kill();
+    std::fs::write(sb.path("report.txt"), b"Case 17: pre-sentence advice").unwrap();
+    sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "report.txt",
+    ])
+    .fails_with("no node is running");
+    // Nothing was sealed for nobody: no key share of a document no one will ever see.
+    let db = sb.path(&format!("{}/store/liaise.db", city.home));
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let shares: i64 = conn
+        .query_row("SELECT count(*) FROM custody_documents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(shares, 0);
+}

@@ -49,6 +49,9 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             home.root().display()
         );
     }
+    // Before the keys are unlocked and a key share is recorded for a document that would
+    // then go nowhere.
+    client::require_node(&home)?;
     let secrets = home.unlock(passphrase)?;
     let submitted = if plan.input_len()? <= INLINE_MAX_LEN {
         // Small: sealed in memory and handed over on the socket, no file in between.

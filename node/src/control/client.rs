@@ -15,6 +15,12 @@ pub fn call(home: &Home, request: &Request) -> Result<Value> {
     call_with_body(home, request, &[])
 }
 
+/// Fails, saying how to start it, unless a node is running in `home`: for commands that
+/// would otherwise do work (unlock keys, seal, record a key share) before they need it.
+pub fn require_node(home: &Home) -> Result<()> {
+    connect(home).map(drop)
+}
+
 /// Hands a small sealed document (at most [`super::INLINE_MAX_LEN`] bytes) to the node over
 /// the socket, and returns what `submit` returns.
 pub fn submit_sealed(home: &Home, sealed: &[u8]) -> Result<Value> {
@@ -31,14 +37,7 @@ pub fn submit_sealed(home: &Home, sealed: &[u8]) -> Result<Value> {
 
 /// Sends a request line, then `body` (empty for all but `submit_sealed`).
 fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> {
-    let path = socket_path(home);
-    let mut stream = UnixStream::connect(&path).with_context(|| {
-        format!(
-            "no node is running for {} (start it with `liaise node run --home {}`)",
-            home.root().display(),
-            home.root().display()
-        )
-    })?;
+    let mut stream = connect(home)?;
     stream.set_read_timeout(Some(Duration::from_secs(600)))?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
@@ -61,4 +60,14 @@ fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> 
             .unwrap_or("unknown error");
         bail!("the node refused: {error}")
     }
+}
+
+fn connect(home: &Home) -> Result<UnixStream> {
+    UnixStream::connect(socket_path(home)).with_context(|| {
+        format!(
+            "no node is running for {} (start it with `liaise node run --home {}`)",
+            home.root().display(),
+            home.root().display()
+        )
+    })
 }
