@@ -58,6 +58,9 @@ fn three_nodes_send_receive_and_receipts() {
         assert_eq!(r["verification"], "verified");
         assert_eq!(r["sender"], CITY);
     }
+    // A document this node never sent has no receipts to show: an error, not "none yet".
+    sb.liaise(&["receipts", "--home", &city.home, &"f".repeat(32)])
+        .fails_with("was sent by this node");
     // The sealed bytes at both receivers are identical to what the sender stored.
     let hashes: Vec<_> = receipts.iter().map(|r| r["content_hash"].clone()).collect();
     assert_eq!(hashes[0], hashes[1]);
@@ -185,7 +188,8 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         ),
         vec!["queued"]
     );
-    // --wait gives up with a non-zero code and the document stays queued.
+    // --wait gives up with "try again later" (75, not 2, which is a usage error) and the
+    // document stays queued.
     std::fs::write(sb.path("second.txt"), b"second").unwrap();
     let timed_out = sb.liaise(&[
         "send",
@@ -198,7 +202,8 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         "1s",
         "second.txt",
     ]);
-    assert_ne!(timed_out.code, Some(0));
+    assert_eq!(timed_out.code, Some(75), "{}", timed_out.stderr);
+    assert!(timed_out.stderr.contains("stays queued"), "{}", timed_out.stderr);
 
     let _probation_node = fed.start(probation);
     fed.wait_outbox(city, Duration::from_secs(60), |rows| {

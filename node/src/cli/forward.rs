@@ -110,11 +110,7 @@ fn delivered(
             args.doc_id, args.to
         );
     }
-    Ok(if matches!(outcome, "queued" | "delivered") {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(super::send::wait_exit_code(outcome))
 }
 
 fn write_forwarded(consent: &[u8], sealed: &crate::store::Held, out: &Path) -> Result<()> {

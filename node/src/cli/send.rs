@@ -91,11 +91,18 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         println!("{doc_id}");
         eprintln!("{}", outcome.0);
     }
-    Ok(if outcome.0 == "delivered" {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    })
+    Ok(wait_exit_code(outcome.0))
+}
+
+/// The exit code of `--wait`: 0 delivered; 75 (`EX_TEMPFAIL`, as `open` with its originator
+/// unreachable) when the time ran out and the document stays queued; 1 when a recipient's
+/// delivery was given up. Distinct from 2, which is a command-line usage error.
+pub(super) fn wait_exit_code(outcome: &str) -> ExitCode {
+    match outcome {
+        "delivered" | "queued" => ExitCode::SUCCESS,
+        "undeliverable" => ExitCode::FAILURE,
+        _ => ExitCode::from(super::originator::EXIT_TEMPFAIL),
+    }
 }
 
 /// Writes the sealed document into the node's staging folder with `write`, registers its
@@ -119,7 +126,8 @@ fn submit_staged(
 /// `--wait [--timeout DURATION]`: wait for the delivery receipts.
 #[derive(Debug, Args)]
 pub(super) struct WaitArgs {
-    /// Wait until the receipts have arrived (exit 2 on timeout; the document stays queued).
+    /// Wait until the receipts have arrived (exit 75 on timeout: the document stays queued;
+    /// exit 1 if a recipient's delivery was given up).
     #[arg(long)]
     pub(super) wait: bool,
     /// How long --wait waits, e.g. 60s, 10m.

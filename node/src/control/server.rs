@@ -319,11 +319,19 @@ async fn queue(
 async fn receipts(node: &Node, doc_id: &str) -> Result<Value> {
     let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
     let id_hex = hex(&id);
-    let rows = node
+    let (rows, sent) = node
         .store
         .db
-        .read(move |c| records::receipts_for(c, &id_hex))
+        .read(move |c| {
+            let sent = c
+                .prepare_cached("SELECT 1 FROM outbox_documents WHERE doc_id = ?1")?
+                .exists([&id_hex])?;
+            Ok((records::receipts_for(c, &id_hex)?, sent))
+        })
         .await?;
+    if rows.is_empty() && !sent {
+        bail!("no document {doc_id} was sent by this node (`liaise outbox` lists what it sent)");
+    }
     let roster = node.roster.current();
     let mut out = Vec::new();
     for row in rows {
