@@ -13,6 +13,8 @@ use liaise_keys::keyfile::Passphrase;
 
 /// The environment variable services and tests use.
 pub const PASSPHRASE_ENV: &str = "LIAISE_PASSPHRASE";
+/// The environment variable for the new passphrase of `liaise keys passphrase`.
+pub const NEW_PASSPHRASE_ENV: &str = "LIAISE_NEW_PASSPHRASE";
 
 /// How to get the passphrase for a key file.
 #[derive(Debug, Clone, Default)]
@@ -32,17 +34,29 @@ impl PassphraseSource {
         self.get(what, true)
     }
 
+    /// Gets the new passphrase of a key file whose passphrase changes: from `file`, else
+    /// [`NEW_PASSPHRASE_ENV`], else asked twice on the terminal.
+    pub fn replacement(file: Option<&Path>, what: &str) -> Result<Passphrase> {
+        Self {
+            file: file.map(Path::to_path_buf),
+        }
+        .get_from(NEW_PASSPHRASE_ENV, "--new-passphrase-file", what, true)
+    }
+
     fn get(&self, what: &str, confirm: bool) -> Result<Passphrase> {
+        self.get_from(PASSPHRASE_ENV, "--passphrase-file", what, confirm)
+    }
+
+    fn get_from(&self, env: &str, flag: &str, what: &str, confirm: bool) -> Result<Passphrase> {
         if let Some(path) = &self.file {
             return read_file(path);
         }
-        if let Ok(text) = std::env::var(PASSPHRASE_ENV) {
-            return Passphrase::new(text)
-                .with_context(|| format!("{PASSPHRASE_ENV} is not usable"));
+        if let Ok(text) = std::env::var(env) {
+            return Passphrase::new(text).with_context(|| format!("{env} is not usable"));
         }
         if !std::io::stdin().is_terminal() {
             bail!(
-                "no passphrase for {what}: set {PASSPHRASE_ENV}, pass --passphrase-file FILE, \
+                "no passphrase for {what}: set {env}, pass {flag} FILE, \
                  or run on a terminal to be asked"
             );
         }

@@ -520,6 +520,61 @@ fn key_file_errors_are_clear() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A new passphrase: the old one no longer opens the key file, the new one does.
+    std::fs::write(s.path("new-pass.txt"), "a new passphrase for city\n").unwrap();
+    s.liaise(&[
+        "keys",
+        "passphrase",
+        "--home",
+        "city",
+        "--new-passphrase-file",
+        "new-pass.txt",
+    ])
+    .ok();
+    s.liaise(&["keys", "rotate", "--home", "city"])
+        .fails_with("wrong passphrase");
+    let with_new = |args: &[&str]| {
+        let mut cmd = s.command(args);
+        cmd.env("LIAISE_PASSPHRASE", "a new passphrase for city")
+            .output()
+            .unwrap()
+    };
+    assert!(
+        with_new(&["keys", "rotate", "--home", "city"])
+            .status
+            .success()
+    );
+    // The same passphrase again is refused, and nothing changes.
+    let mut cmd = s.command(&["keys", "passphrase", "--home", "city"]);
+    let same = cmd
+        .env("LIAISE_PASSPHRASE", "a new passphrase for city")
+        .env("LIAISE_NEW_PASSPHRASE", "a new passphrase for city")
+        .output()
+        .unwrap();
+    assert!(
+        !same.status.success() && String::from_utf8_lossy(&same.stderr).contains("is the old one"),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    // Back to the sandbox's passphrase, from the environment, for the checks below.
+    let mut cmd = s.command(&["keys", "passphrase", "--home", "city"]);
+    let back = cmd
+        .env("LIAISE_PASSPHRASE", "a new passphrase for city")
+        .env("LIAISE_NEW_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert!(
+        !with_new(&["keys", "rotate", "--home", "city"])
+            .status
+            .success()
+    );
+    s.liaise(&["keys", "rotate", "--home", "city"]).ok();
+
     // Loose permissions.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     s.liaise(&["keys", "rotate", "--home", "city"])

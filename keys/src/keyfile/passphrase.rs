@@ -77,6 +77,11 @@ impl Passphrase {
         }
     }
 
+    /// Whether `other` is the same passphrase (for refusing a "change" to the same one).
+    pub fn is_same(&self, other: &Passphrase) -> bool {
+        self.0.as_bytes() == other.0.as_bytes()
+    }
+
     pub(super) fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }

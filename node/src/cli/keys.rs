@@ -1,8 +1,10 @@
 //! `liaise keys rotate`: new transport and encryption keys under the same identity.
+//! `liaise keys passphrase`: the same keys under a new passphrase.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use liaise_keys::Timestamp;
 use liaise_keys::keyfile::ExistingFile;
@@ -22,10 +24,54 @@ pub enum KeysCommand {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Encrypt the key file under a new passphrase, e.g. when someone who knew the old one
+    /// leaves. The keys stay the same. The new passphrase comes from --new-passphrase-file,
+    /// `LIAISE_NEW_PASSPHRASE`, or is asked twice on the terminal.
+    Passphrase {
+        #[command(flatten)]
+        home: HomeArg,
+        /// Read the new passphrase from this file.
+        #[arg(long, value_name = "FILE")]
+        new_passphrase_file: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: KeysCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
-    let KeysCommand::Rotate { home, json } = cmd;
+    match cmd {
+        KeysCommand::Rotate { home, json } => rotate(home, json, passphrase),
+        KeysCommand::Passphrase {
+            home,
+            new_passphrase_file,
+        } => change_passphrase(home, new_passphrase_file.as_deref(), passphrase),
+    }
+}
+
+fn change_passphrase(
+    home: HomeArg,
+    new_file: Option<&Path>,
+    passphrase: &PassphraseSource,
+) -> Result<ExitCode> {
+    let home = home.resolve()?;
+    let what = format!("the keys in {}", home.root().display());
+    let old = passphrase.unlock(&what)?;
+    let secrets = home.unlock_with(&old)?;
+    let new = PassphraseSource::replacement(new_file, &format!("{what} (new)"))?;
+    if new.is_same(&old) {
+        bail!("the new passphrase is the old one; nothing was changed");
+    }
+    home.store_secrets(&secrets, &new, ExistingFile::Replace)?;
+    println!(
+        "The key file {} now opens with the new passphrase only.",
+        home.key_file_path().display()
+    );
+    println!(
+        "A running node keeps its keys until it restarts; update its passphrase credential \
+         (deploy/README.md, step 4) before then."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate(home: HomeArg, json: JsonArg, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let home = home.resolve()?;
     let profile = home.profile()?;
     let pass = passphrase.unlock(&format!("the keys in {}", home.root().display()))?;
