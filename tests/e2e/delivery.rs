@@ -150,11 +150,17 @@ fn three_nodes_send_receive_and_receipts() {
         vec!["delivered", "delivered"]
     );
 
-    // Status reports the roster and queues.
-    let status = fed.json(city, &["status"]);
+    // Status reports the roster and queues, and with --check, every other member as reachable.
+    let status = fed.json(city, &["status", "--check"]);
     assert_eq!(status["agency"], CITY);
     assert_eq!(status["outbox"]["delivered"], 2);
     assert_eq!(status["inbox"], 1);
+    let peers = status["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 2, "{status:#}");
+    for peer in peers {
+        assert_eq!(peer["reachable"], true, "{status:#}");
+        assert!(peer["error"].is_null(), "{status:#}");
+    }
 }
 
 #[test]
@@ -176,6 +182,23 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         .ok()
         .trim()
         .to_owned();
+    // An operator checking the network sees which member does not answer, and why.
+    let status = fed.json(city, &["status", "--check"]);
+    let peer = |status: &serde_json::Value, agency: &str| {
+        status["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["agency"] == agency)
+            .cloned()
+            .unwrap()
+    };
+    let down = peer(&status, PROBATION);
+    assert_eq!(down["reachable"], false, "{status:#}");
+    assert!(
+        down["error"].as_str().unwrap().contains("cannot reach"),
+        "{status:#}"
+    );
     // A failed attempt is recorded and the document stays queued.
     fed.wait_outbox(city, Duration::from_secs(30), |rows| {
         rows.iter()
@@ -203,7 +226,11 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         "second.txt",
     ]);
     assert_eq!(timed_out.code, Some(75), "{}", timed_out.stderr);
-    assert!(timed_out.stderr.contains("stays queued"), "{}", timed_out.stderr);
+    assert!(
+        timed_out.stderr.contains("stays queued"),
+        "{}",
+        timed_out.stderr
+    );
 
     let _probation_node = fed.start(probation);
     fed.wait_outbox(city, Duration::from_secs(60), |rows| {

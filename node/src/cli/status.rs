@@ -14,13 +14,18 @@ use crate::control::{Request, client};
 pub struct StatusArgs {
     #[command(flatten)]
     home: HomeArg,
+    /// Connect to every other member's node now (each address gives up after 10 s) and say
+    /// which answer: to check addresses and firewalls. Without it, each peer shows what the
+    /// last contact showed.
+    #[arg(long)]
+    check: bool,
     #[command(flatten)]
     json: JsonArg,
 }
 
 pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    let status = client::call(&home, &Request::Status)?;
+    let status = client::call(&home, &Request::Status { check: args.check })?;
     if args.json.json {
         return print_json(&status);
     }
@@ -54,20 +59,21 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         .cloned()
         .unwrap_or_default()
     {
-        let reachable = peer
-            .get("reachable")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let state = match peer.get("reachable").and_then(Value::as_bool) {
+            Some(true) => format!("reachable (checked {})", Timestamp(n(&peer, "checked_at"))),
+            Some(false) => format!(
+                "unreachable (checked {})",
+                Timestamp(n(&peer, "checked_at"))
+            ),
+            None => "not contacted yet (`liaise status --check` tries now)".to_owned(),
+        };
         println!(
-            "peer          {}  {} (checked {})",
-            peer.get("agency").and_then(Value::as_str).unwrap_or(""),
-            if reachable {
-                "reachable"
-            } else {
-                "unreachable"
-            },
-            Timestamp(n(&peer, "checked_at"))
+            "peer          {}  {state}",
+            peer.get("agency").and_then(Value::as_str).unwrap_or("")
         );
+        if let Some(error) = peer.get("error").and_then(Value::as_str) {
+            println!("                {error}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

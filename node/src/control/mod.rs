@@ -53,7 +53,11 @@ pub enum Request {
         doc_id: String,
     },
     /// Roster, peers, queue sizes.
-    Status,
+    Status {
+        /// Dial every member now, instead of reporting what the last contact showed.
+        #[serde(default)]
+        check: bool,
+    },
     /// Ask a document's originator for its key share, for a person who opens it and says why
     /// (`liaise open --reason`). The answer holds the signed request and release, never the
     /// share in the clear: the CLI unwraps it with the agency's own keys.

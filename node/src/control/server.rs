@@ -60,7 +60,7 @@ pub fn remove_socket(home: &Home) {
     let _ = fs::remove_file(socket_path(home));
 }
 
-async fn handle(node: &Node, stream: UnixStream) -> Result<()> {
+async fn handle(node: &Arc<Node>, stream: UnixStream) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_LEN as u64);
     let mut line = String::new();
@@ -81,7 +81,7 @@ async fn handle(node: &Node, stream: UnixStream) -> Result<()> {
 }
 
 async fn dispatch<R: AsyncRead + Unpin>(
-    node: &Node,
+    node: &Arc<Node>,
     request: Request,
     body: &mut R,
 ) -> Result<Value> {
@@ -114,7 +114,7 @@ async fn dispatch<R: AsyncRead + Unpin>(
             node.store.db.read(records::list_inbox).await?,
         )?),
         Request::Receipts { doc_id } => receipts(node, &doc_id).await,
-        Request::Status => status(node).await,
+        Request::Status { check } => status(node, check).await,
         Request::FetchShare {
             doc_id,
             originator,
@@ -357,25 +357,53 @@ async fn receipts(node: &Node, doc_id: &str) -> Result<Value> {
     Ok(json!(out))
 }
 
-async fn status(node: &Node) -> Result<Value> {
+async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
     let roster = node.roster.current();
     let (queued, delivered, undeliverable, inbox) =
         node.store.db.read(records::queue_sizes).await?;
-    let peers = node
+    let others: Vec<liaise_keys::AgencyId> = roster
+        .body()
+        .members
+        .iter()
+        .map(|m| m.id.clone())
+        .filter(|id| *id != node.me)
+        .collect();
+    // With `check`, every other member is dialled now, all at once; each dial gives up after
+    // its own timeout per address.
+    let mut errors: std::collections::HashMap<String, String> = Default::default();
+    if check {
+        let mut dials = tokio::task::JoinSet::new();
+        for agency in others.iter().cloned() {
+            let node = Arc::clone(node);
+            dials.spawn(async move {
+                let outcome = node.peers.get(&node, &agency).await;
+                (agency, outcome.err().map(|e| format!("{e:#}")))
+            });
+        }
+        while let Some(joined) = dials.join_next().await {
+            if let Ok((agency, Some(error))) = joined {
+                errors.insert(agency.as_str().to_owned(), error);
+            }
+        }
+    }
+    let known = node
         .reachability
         .lock()
         .map(|m| m.clone())
         .unwrap_or_default();
-    let mut peers: Vec<Value> = peers
-        .into_iter()
-        .map(|(agency, (reachable, at))| json!({ "agency": agency, "reachable": reachable, "checked_at": at }))
+    // Every other member, in the roster's order: what the last contact showed, or nothing yet.
+    let peers: Vec<Value> = others
+        .iter()
+        .map(|agency| {
+            let seen = known.get(agency.as_str());
+            json!({
+                "agency": agency.as_str(),
+                "reachable": seen.map(|(reachable, _)| *reachable),
+                "checked_at": seen.map(|(_, at)| *at),
+                "error": errors.get(agency.as_str()),
+            })
+        })
         .collect();
-    peers.sort_by_key(|v| {
-        v.get("agency")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    });
     Ok(json!({
         "agency": node.me.as_str(),
         "listen": node.endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
