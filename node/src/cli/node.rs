@@ -37,8 +37,8 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
             .with_context(|| format!("invalid --max-retry-interval `{text}`: use e.g. 30s, 5m"))?,
         None => DEFAULT_MAX_RETRY_INTERVAL,
     };
+    let agency = home.profile()?.agency;
     // Unlock once, before the runtime starts: the key file costs ~0.2 s of Argon2id.
-    home.profile()?;
     let secrets = home.unlock(passphrase)?;
     let options = NodeOptions {
         listen: args.listen,
@@ -54,7 +54,16 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
             wait_for_signal().await;
             let _ = stop.send(true);
         });
-        daemon::run(home, secrets, options, stopped, None).await
+        // One line when the node is up, whatever the log level, for whoever started it.
+        let (ready, up) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            if let Ok(bound) = up.await {
+                eprintln!(
+                    "liaise node of {agency} listening on {bound} (UDP); stop it with Ctrl-C"
+                );
+            }
+        });
+        daemon::run(home, secrets, options, stopped, Some(ready)).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

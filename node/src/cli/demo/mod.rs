@@ -10,6 +10,7 @@
 
 mod exchange;
 mod federation;
+mod interrupt;
 mod narration;
 mod nodes;
 mod provenance;
@@ -49,18 +50,23 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         exe: std::env::current_exe().context("cannot find the liaise executable")?,
         root: dir.path().to_path_buf(),
         nodes: Vec::new(),
+        node_pids: interrupt::NodePids::default(),
     };
     println!("Liaise demo: three agencies exchange a case document on this machine.");
     println!("Working folder: {}", demo.root.display());
     println!("Every step below is a real `liaise` command; you can type the same ones.");
+    interrupt::on_signal_clean_up(demo.root.clone(), args.keep, demo.node_pids.clone())?;
     let result = demo.walk();
     demo.stop_nodes();
-    if args.keep {
-        let kept = dir.keep();
-        println!("\nThe demo folder is kept: {}", kept.display());
-    }
+    let kept = args.keep.then(|| dir.keep());
     result?;
-    println!("\nDone. The nodes are stopped and the demo folder is removed.");
+    match kept {
+        Some(kept) => println!(
+            "\nDone. The nodes are stopped; the demo folder is kept: {}",
+            kept.display()
+        ),
+        None => println!("\nDone. The nodes are stopped and the demo folder is removed."),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -70,6 +76,8 @@ struct Demo {
     exe: PathBuf,
     root: PathBuf,
     nodes: Vec<(String, Child)>,
+    /// The same nodes' process ids, for the clean-up on Ctrl-C or SIGTERM.
+    node_pids: interrupt::NodePids,
 }
 
 impl Drop for Demo {

@@ -52,6 +52,7 @@ impl Demo {
             .stderr(log)
             .spawn()
             .context("cannot start a node")?;
+        self.node_pids.add(child.id());
         self.nodes.push((home.to_owned(), child));
         let start = Instant::now();
         loop {
@@ -80,6 +81,7 @@ impl Demo {
                 .args(["-TERM", &child.id().to_string()])
                 .status();
         }
+        self.node_pids.clear();
         for (_, mut child) in self.nodes.drain(..) {
             let start = Instant::now();
             while matches!(child.try_wait(), Ok(None)) && start.elapsed() < NODE_STOP_TIMEOUT {

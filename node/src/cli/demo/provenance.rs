@@ -34,8 +34,14 @@ impl Demo {
             say("skipped: ssh-keygen is not on PATH (Debian: openssh-client)");
             return Ok(());
         }
-        let out = self.liaise(&["roster", "allowed-signers", "--home", "probation"])?;
-        fs::write(self.root.join(signers), &out.stdout)?;
+        self.liaise(&[
+            "roster",
+            "allowed-signers",
+            "--home",
+            "probation",
+            "--out",
+            signers,
+        ])?;
         let mut sigs: Vec<PathBuf> = fs::read_dir(&dir)?
             .flatten()
             .map(|e| e.path())
