@@ -406,6 +406,28 @@ fn recipients_and_sections_options_are_checked() {
         "r.liaise",
     ])
     .fails_with("no such group");
+    // Each rule is stated where it is broken.
+    let seal_with = |extra: &[&str], file: &str| {
+        let mut args = vec!["seal", "--offline", "--home", "city", "--to", PRISON];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[file, "--out", "r.liaise"]);
+        s.liaise(&args)
+    };
+    seal_with(&["--section", "Bijlage 1=annex.txt"], "report.pdf")
+        .fails_with("a section name is a-z, 0-9 and `-`, starts with a letter");
+    seal_with(
+        &[
+            "--section",
+            "annex=annex.txt",
+            "--section-readers",
+            "annex=",
+        ],
+        "report.pdf",
+    )
+    .fails_with("name the agencies that may read annex");
+    std::fs::write(s.path("two\nlines.txt"), b"x").unwrap();
+    seal_with(&[], "two\nlines.txt")
+        .fails_with("\"two\\nlines.txt\": the file name holds a control character");
     assert!(!s.path("r.liaise").exists());
     // A group resolves to its members other than the sender.
     let v = {

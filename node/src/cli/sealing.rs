@@ -151,6 +151,13 @@ impl SealOptions {
             let (name, path) = spec.split_once('=').with_context(|| {
                 format!("--section `{spec}`: use NAME=PATH, e.g. annex=annex.pdf")
             })?;
+            if !liaise_protocol::sealed::valid_section_name(name) {
+                bail!(
+                    "--section `{name}`: a section name is a-z, 0-9 and `-`, starts with a \
+                     letter and has at most {} characters, e.g. annex or speaker-notes",
+                    liaise_protocol::sealed::limits::MAX_SECTION_NAME_LEN
+                );
+            }
             if sections.iter().any(|s| s.name == name) {
                 bail!("--section {name}: the section name is used twice (`main` is FILE)");
             }
@@ -158,6 +165,22 @@ impl SealOptions {
                 name: name.to_owned(),
                 path: PathBuf::from(path),
             });
+        }
+
+        // A file name travels in the document and is shown to its readers: plain text only.
+        for section in &sections {
+            let name = section
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.chars().any(char::is_control) {
+                bail!(
+                    "{:?}: the file name holds a control character (such as a newline or tab); \
+                     rename the file and send it again",
+                    section.path
+                );
+            }
         }
 
         let mut readers: BTreeMap<usize, BTreeSet<AgencyId>> = BTreeMap::new();
@@ -168,6 +191,12 @@ impl SealOptions {
             let index = sections.iter().position(|s| s.name == name).with_context(|| {
                 format!("--section-readers {name}: there is no section {name} (add --section {name}=PATH)")
             })?;
+            if list.split(',').any(str::is_empty) {
+                bail!(
+                    "--section-readers `{spec}`: name the agencies that may read {name}, \
+                     e.g. {name}=nl.probation.utrecht"
+                );
+            }
             let list: Vec<String> = list.split(',').map(str::to_owned).collect();
             let agencies = resolve_agencies(roster, &list, me)?;
             for agency in &agencies {

@@ -395,7 +395,7 @@ fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize, OpenError
 }
 
 /// `a-z`, `0-9`, `-`, starting with a letter, 1 to [`MAX_SECTION_NAME_LEN`] bytes.
-pub(crate) fn valid_section_name(name: &str) -> bool {
+pub fn valid_section_name(name: &str) -> bool {
     let mut chars = name.chars();
     name.len() <= MAX_SECTION_NAME_LEN
         && chars.next().is_some_and(|c| c.is_ascii_lowercase())

@@ -39,7 +39,7 @@ pub use forwarded::{
 };
 pub use header::{
     DocumentId, DocumentInfo, KeyCustody, RecipientInfo, RecipientPolicy, SectionInfo,
-    parse_stored_header,
+    parse_stored_header, valid_section_name,
 };
 pub use open::{
     OpenedDocument, OpenedSection, Opener, StagedSection, open, open_in_memory, open_with,
