@@ -1,6 +1,9 @@
 //! Fingerprints of keys: SHA-256 over a type prefix and the key bytes.
 //!
-//! Shown as `SHA256:` plus unpadded base64, as `ssh-keygen -l` does, so IT staff recognise it.
+//! Shown as `SHA256:` plus unpadded base64, in the notation of `ssh-keygen -l`. The value is
+//! not OpenSSH's: it hashes a tagged form of the key (so a fingerprint of one kind of key can
+//! never be taken for another kind's). Where a signing key is checked against OpenSSH's
+//! output, the CLI shows OpenSSH's fingerprint beside it (`liaise_protocol::openssh_fingerprint`).
 //! The federation fingerprint (see [`crate::roster`]) has a second, spoken form: groups of
 //! digits that people can read out on the phone.
 

@@ -479,7 +479,9 @@ fn provenance_checks_out_with_stock_ssh_keygen() {
     ])
     .ok();
     let signers = String::from_utf8(s.read("allowed_signers")).unwrap();
-    assert_eq!(signers.lines().count(), 3, "{signers}");
+    // One line per member, each after a comment with the fingerprint ssh-keygen shows for it.
+    let keys: Vec<&str> = signers.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(keys.len(), 3, "{signers}");
     assert!(
         signers.contains(r#"nl.city.utrecht namespaces="liaise-document" ssh-ed25519 "#),
         "{signers}"
@@ -510,6 +512,22 @@ fn provenance_checks_out_with_stock_ssh_keygen() {
             "{file}: {}",
             String::from_utf8_lossy(&ok.stderr)
         );
+        // The key ssh-keygen names is the one the file lists for the city, and `liaise verify`
+        // shows the same OpenSSH fingerprint for the signer.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&ok.stdout),
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let listed = signers
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("# {CITY}: ")))
+            .unwrap();
+        assert!(said.contains(listed), "{said} / {listed}");
+        let verified = s
+            .liaise(&["verify", "r.liaise", "--roster", "roster.liaise", "--json"])
+            .json();
+        assert_eq!(verified["signing_key_openssh_fingerprint"], listed);
         // Not one byte may change.
         let mut altered = s.read(&format!("out/{file}"));
         altered[0] ^= 1;

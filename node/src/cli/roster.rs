@@ -116,6 +116,12 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
             let roster = home.require_roster(Timestamp::now())?;
             let mut text = String::new();
             for member in &roster.body().members {
+                // What `ssh-keygen -Y verify` prints for this key, to check it against.
+                text.push_str(&format!(
+                    "# {}: {}\n",
+                    member.id,
+                    liaise_protocol::openssh_fingerprint(&member.signing_key)
+                ));
                 text.push_str(&liaise_protocol::allowed_signers_line(
                     &member.id,
                     &member.signing_key,

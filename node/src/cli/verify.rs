@@ -158,6 +158,7 @@ pub fn describe(info: &DocumentInfo) -> Value {
         "signer": info.sender.as_str(),
         "signing_key": info.sender_key.to_string(),
         "signing_key_fingerprint": info.sender_key.fingerprint().to_string(),
+        "signing_key_openssh_fingerprint": liaise_protocol::openssh_fingerprint(&info.sender_key),
         "signed_at": info.created.to_rfc3339(),
         "label": info.label,
         "purpose": info.purpose,
@@ -170,9 +171,10 @@ pub fn describe(info: &DocumentInfo) -> Value {
 fn print_human(info: &DocumentInfo, now: Timestamp) {
     println!("Document {}", info.document_id);
     println!(
-        "  signed by  {} with key {}",
+        "  signed by  {} with key {} (in OpenSSH's notation {})",
         info.sender,
-        info.sender_key.fingerprint()
+        info.sender_key.fingerprint(),
+        liaise_protocol::openssh_fingerprint(&info.sender_key)
     );
     println!("  signed at  {}", info.created);
     println!("  label      {}", info.label);

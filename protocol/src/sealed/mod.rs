@@ -49,7 +49,7 @@ pub use plaintext::SectionMetadata;
 pub use seal::{RecipientSpec, SealRequest, SealedSummary, SectionInput, seal};
 pub use share::{OriginatorSecrets, OriginatorShare, SHARE_LEN};
 pub use signer::{RosterSignerCheck, SignerCheck, SignerRejected, TrustedSigner};
-pub use sshsig::allowed_signers_line;
+pub use sshsig::{allowed_signers_line, openssh_fingerprint};
 pub use verify::{
     UnverifiedPrefix, danger_read_unverified_header, danger_read_unverified_prefix, verify,
 };

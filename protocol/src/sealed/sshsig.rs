@@ -7,6 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use liaise_keys::{AgencyId, Signature, SigningPublicKey, SigningSecretKey};
+use sha2::{Digest, Sha256};
 
 /// The SSHSIG namespace of Liaise document signatures.
 pub const NAMESPACE: &str = "liaise-document";
@@ -85,6 +86,18 @@ pub fn allowed_signers_line(agency: &AgencyId, key: &SigningPublicKey) -> String
     )
 }
 
+/// The key's fingerprint as OpenSSH shows it (`ssh-keygen -l`, and `ssh-keygen -Y verify`'s
+/// "Good signature ... with ED25519 key SHA256:..."): SHA-256 of the OpenSSH public key
+/// blob, unpadded base64. Liaise's own fingerprints hash a tagged form of the key instead, so
+/// the two differ; this one is for checking a key against OpenSSH's output.
+pub fn openssh_fingerprint(key: &SigningPublicKey) -> String {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    format!(
+        "SHA256:{}",
+        STANDARD_NO_PAD.encode(Sha256::digest(public_key_blob(key)))
+    )
+}
+
 /// The bytes the Ed25519 key signs (`PROTOCOL.sshsig`, "Signed Data").
 fn signed_data(content_sha256: &[u8; 32]) -> Vec<u8> {
     let mut data =
@@ -136,7 +149,6 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use sha2::{Digest, Sha256};
     use std::process::Command;
 
     #[test]
@@ -199,6 +211,14 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&good.stderr)
         );
+        // ssh-keygen names the key by the fingerprint openssh_fingerprint gives.
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&good.stdout),
+            String::from_utf8_lossy(&good.stderr)
+        );
+        let fingerprint = openssh_fingerprint(&key.public_key());
+        assert!(said.contains(&fingerprint), "{said} / {fingerprint}");
         std::fs::write(dir.join("edited.txt"), b"something else").unwrap();
         assert!(!run("edited.txt").status.success());
         std::fs::remove_dir_all(&dir).unwrap();
