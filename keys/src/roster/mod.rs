@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod membership;
 mod model;
+mod precheck;
 mod signed;
 mod validate;
 
@@ -18,6 +19,7 @@ pub use error::RosterError;
 pub use limits::*;
 pub use membership::{MAX_MEMBERSHIP_FILE_LEN, MembershipError, MembershipRequest, certify};
 pub use model::{Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature};
+pub use precheck::precheck_update;
 pub use signed::{ROSTER_MAGIC, ROSTER_VERSION, SignedRoster};
 pub use validate::{key_fingerprint, validate_address};
 
@@ -76,8 +78,11 @@ impl Roster {
     }
 
     /// Accepts a roster that replaces `self`: the held stewards' threshold and the new
-    /// roster's own threshold must both be met, and the serial must increase.
+    /// roster's own threshold must both be met, and the serial must increase. The cheap
+    /// [`Self::precheck_update`] runs first, so a roster that cannot pass costs at most the
+    /// held threshold's signature checks, never a full parse.
     pub fn accept_update(&self, file: &[u8], now: Timestamp) -> Result<Self, RosterError> {
+        self.precheck_update(file)?;
         let signed = SignedRoster::parse(file)?;
         signed.check_threshold(&self.signed.body.stewards, "current")?;
         signed.check_threshold(&signed.body.stewards, "new")?;
@@ -92,6 +97,13 @@ impl Roster {
             signed,
             file: file.to_vec(),
         })
+    }
+
+    /// Whether `file` can possibly be accepted by [`Self::accept_update`], checked cheaply:
+    /// structure, signature count, a higher serial, and the held stewards' threshold (at most
+    /// that many signature checks). See [`precheck_update`].
+    pub fn precheck_update(&self, file: &[u8]) -> Result<(), RosterError> {
+        precheck_update(&self.signed.body.stewards, self.signed.body.serial, file)
     }
 
     /// Re-checks a roster this node stored earlier (its own state), including expiry.
@@ -203,5 +215,7 @@ impl Roster {
     }
 }
 
+#[cfg(test)]
+mod precheck_tests;
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,11 @@ use crate::encryption::KemAlgorithm;
 use crate::identity::AgencySecrets;
 use crate::signing::SigningSecretKey;
 
-const NOW: Timestamp = Timestamp(1_800_000_000);
+pub(super) const NOW: Timestamp = Timestamp(1_800_000_000);
 const DAY: u64 = 86_400;
 
-struct Federation {
-    stewards: Vec<SigningSecretKey>,
+pub(super) struct Federation {
+    pub(super) stewards: Vec<SigningSecretKey>,
     members: Vec<(AgencySecrets, Member)>,
 }
 
@@ -36,7 +36,7 @@ fn member(id: &str, kem: KemAlgorithm) -> (AgencySecrets, Member) {
     (secrets, member)
 }
 
-fn federation() -> Federation {
+pub(super) fn federation() -> Federation {
     Federation {
         stewards: (0..3).map(|_| SigningSecretKey::generate()).collect(),
         members: vec![
@@ -58,7 +58,7 @@ impl Federation {
         }
     }
 
-    fn body(&self, serial: u64) -> RosterBody {
+    pub(super) fn body(&self, serial: u64) -> RosterBody {
         RosterBody {
             federation: "Utrecht safety house".into(),
             serial,
@@ -74,12 +74,12 @@ impl Federation {
         }
     }
 
-    fn publish(&self, body: &RosterBody, signers: &[usize]) -> Vec<u8> {
+    pub(super) fn publish(&self, body: &RosterBody, signers: &[usize]) -> Vec<u8> {
         let keys: Vec<&SigningSecretKey> = signers.iter().map(|&i| &self.stewards[i]).collect();
         SignedRoster::sign(body, &keys).to_bytes()
     }
 
-    fn pin(&self) -> String {
+    pub(super) fn pin(&self) -> String {
         self.steward_set().fingerprint().to_string()
     }
 }

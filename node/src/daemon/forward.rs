@@ -15,7 +15,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::framed::{FrameError, write_message};
-use super::share::{Refused, admit_reader};
+use super::share::{Refused, admit_reader, refuse_if_flooding};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
 use crate::store::hex;
@@ -121,6 +121,11 @@ pub async fn serve_forward_request(
     peer: &AgencyId,
     request: Vec<u8>,
 ) -> Result<(), FrameError> {
+    if let Some(refused) = refuse_if_flooding(node, peer, Some(LogKind::Forward)).await {
+        let _ = write_message(&mut send, &refused).await;
+        let _ = send.finish();
+        return Ok(());
+    }
     let now = now_secs();
     let roster = node.roster.current();
     let answer = match consent(node, &roster, peer, &request, now).await {

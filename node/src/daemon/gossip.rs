@@ -107,33 +107,74 @@ pub async fn serve_hello(
     Ok(())
 }
 
+/// How often an adoption re-checks a roster whose held predecessor changed meanwhile.
+const ADOPT_ATTEMPTS: usize = 3;
+
 /// Adopts `file` if it is a valid successor of the held roster; logs and ignores it otherwise.
-/// Adoptions run one at a time (checked, stored and installed under the roster's update
-/// lock), so a slower, older roster can never overwrite a newer one, in memory or on disk.
-/// The signature checks and fsyncs run off the async runtime.
+///
+/// The checks run off the async runtime and outside the roster's update lock: first the cheap
+/// [`Roster::precheck_update`] (structure, signature count, serial, the held stewards'
+/// threshold: at most that many signature checks), then the full `accept_update`. A pushed
+/// roster that cannot pass therefore costs little and never holds up the adoption of a genuine
+/// one. The lock is taken only to see that the roster checked against is still the one held,
+/// then to store and install the new one; adoptions thus still run one at a time, and a
+/// slower, older roster never overwrites a newer one, in memory or on disk. If another
+/// roster was adopted meanwhile the check is repeated against it.
 pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
-    let _updating = node.roster.lock_updates().await;
-    let current = node.roster.current();
+    let file = std::sync::Arc::new(file);
+    let mut attempts = 0;
+    let (next, _updating) = loop {
+        attempts += 1;
+        let current = node.roster.current();
+        let held_serial = current.serial();
+        let bytes = std::sync::Arc::clone(&file);
+        let checked = tokio::task::spawn_blocking(move || -> Result<Roster> {
+            current
+                .accept_update(&bytes, Timestamp::now())
+                .map_err(anyhow::Error::new)
+        })
+        .await;
+        let next = match checked {
+            Ok(Ok(next)) => next,
+            Ok(Err(e)) => {
+                tracing::warn!(peer = source, "refused roster from peer: {e:#}");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(peer = source, "roster check failed: {e}");
+                return;
+            }
+        };
+        let updating = node.roster.lock_updates().await;
+        // Only holders of the update lock replace the roster, and serials only grow: the same
+        // serial means the same roster it was checked against.
+        if node.roster.current().serial() == held_serial {
+            break (next, updating);
+        }
+        drop(updating);
+        if attempts >= ADOPT_ATTEMPTS {
+            tracing::warn!(
+                peer = source,
+                "the held roster kept changing; ignoring a pushed one"
+            );
+            return;
+        }
+    };
     let home = node.home.clone();
-    let checked = tokio::task::spawn_blocking(move || -> Result<Roster> {
-        let next = current
-            .accept_update(&file, Timestamp::now())
-            .map_err(anyhow::Error::new)?;
-        // `accept_update` refused anything not newer than `current`, which cannot have
-        // changed since: only holders of the update lock replace it.
+    let stored = tokio::task::spawn_blocking(move || {
         home.store_roster(&next)
-            .context("cannot store the new roster")?;
-        Ok(next)
+            .context("cannot store the new roster")
+            .map(|()| next)
     })
     .await;
-    let next = match checked {
+    let next = match stored {
         Ok(Ok(next)) => next,
         Ok(Err(e)) => {
-            tracing::warn!(peer = source, "refused roster from peer: {e:#}");
+            tracing::warn!(peer = source, "{e:#}");
             return;
         }
         Err(e) => {
-            tracing::warn!(peer = source, "roster check failed: {e}");
+            tracing::warn!(peer = source, "roster store failed: {e}");
             return;
         }
     };

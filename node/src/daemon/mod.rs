@@ -88,6 +88,8 @@ pub struct Node {
     pub peers: peers::PeerConnections,
     /// Caps inbound connections.
     pub connection_slots: Arc<Semaphore>,
+    /// How fast each peer may make this node write to its log (requests, witnessing).
+    pub log_rate: crate::log::rate::LogRateLimits,
     /// Becomes true when the node shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -139,6 +141,7 @@ pub async fn run(
         reachability: Mutex::new(HashMap::new()),
         peers: peers::PeerConnections::default(),
         connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        log_rate: crate::log::rate::LogRateLimits::default(),
         shutdown: shutdown.clone(),
     });
     let control = crate::control::server::serve(Arc::clone(&node)).await?;

@@ -144,6 +144,7 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
     let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);
     recheck.tick().await;
     let hello_seen = Arc::new(AtomicBool::new(false));
+    let witness_seen = Arc::new(AtomicBool::new(false));
     loop {
         let (send, recv) = tokio::select! {
             streams = conn.accept_bi() => match streams {
@@ -167,8 +168,10 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
         let conn = conn.clone();
         let peer = peer.clone();
         let hello_seen = Arc::clone(&hello_seen);
+        let witness_seen = Arc::clone(&witness_seen);
         tokio::spawn(async move {
-            if let Err(e) = serve_stream(&node, send, recv, &peer, &hello_seen).await {
+            let once = [&*hello_seen, &*witness_seen];
+            if let Err(e) = serve_stream(&node, send, recv, &peer, once).await {
                 tracing::warn!(agency = %peer, "closing connection: {e}");
                 conn.close(e.code(), b"protocol violation");
             }
@@ -181,7 +184,7 @@ async fn serve_stream(
     send: SendStream,
     mut recv: RecvStream,
     peer: &AgencyId,
-    hello_seen: &AtomicBool,
+    [hello_seen, witness_seen]: [&AtomicBool; 2],
 ) -> Result<(), FrameError> {
     match read_message(&mut recv, FIRST).await? {
         // One hello exchange (and so at most one roster push) per connection.
@@ -220,6 +223,13 @@ async fn serve_stream(
         }
         Message::ForwardRequest { request } => {
             super::forward::serve_forward_request(node, send, recv, peer, request).await
+        }
+        // One witness exchange per connection (`log.md`, "Witnessing").
+        Message::WitnessRequest { .. } if witness_seen.swap(true, Ordering::SeqCst) => {
+            Err(FrameError::Violation(WireError::Unexpected {
+                got: MessageKind::WitnessRequest,
+                expected: NOT_AGAIN,
+            }))
         }
         Message::WitnessRequest { since } => {
             super::witness::serve_exchange(node, send, recv, peer, since)

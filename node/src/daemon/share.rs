@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::framed::{FrameError, write_message};
 use super::{Node, now_secs};
+use crate::log::rate::{Admission, MAX_LOGGED_REQUESTS_PER_MINUTE, TOO_MANY_REQUESTS};
 use crate::store::custody::{self, LogKind, record_event};
 use crate::store::hex;
 
@@ -164,6 +165,11 @@ pub async fn serve_share_request(
     peer: &AgencyId,
     request: Vec<u8>,
 ) -> Result<(), FrameError> {
+    if let Some(refused) = refuse_if_flooding(node, peer, Some(LogKind::ShareRefused)).await {
+        let _ = write_message(&mut send, &refused).await;
+        let _ = send.finish();
+        return Ok(());
+    }
     let now = now_secs();
     let roster = node.roster.current();
     let answer = match check_request_signature(&roster, &node.me, peer, &request, now) {
@@ -243,6 +249,46 @@ async fn decide_and_release(
         },
         Err(_) => refuse(Refusal::Internal, "cannot wrap the share").into_message(),
     }
+}
+
+/// The per-peer rate of requests that are recorded (`log.md`, "How fast peers can make the
+/// log grow"): `None` if `peer` may go on, else the answer to send. The first refusal of a
+/// run is recorded once, as `kind` (if any: requests whose refusals are never recorded pass
+/// none), with no document or reason; later ones are not recorded.
+pub(crate) async fn refuse_if_flooding(
+    node: &Node,
+    peer: &AgencyId,
+    kind: Option<LogKind>,
+) -> Option<Message> {
+    let record_once = match node.log_rate.requests.admit(peer) {
+        Admission::Admitted => return None,
+        Admission::Refused { record_once } => record_once,
+    };
+    tracing::warn!(agency = %peer, "too many requests; refusing without a log entry");
+    if let (true, Some(kind)) = (record_once, kind) {
+        let peer = peer.clone();
+        let _ = node
+            .store
+            .db
+            .write(move |c| {
+                record_event(
+                    c,
+                    kind,
+                    None,
+                    Some(&peer),
+                    None,
+                    json!({
+                        "outcome": "too many requests",
+                        "detail": format!(
+                            "more than {MAX_LOGGED_REQUESTS_PER_MINUTE} requests a minute; \
+                             further ones are refused unrecorded until the rate drops"
+                        ),
+                    }),
+                )
+            })
+            .await;
+    }
+    Some(refuse(Refusal::Internal, TOO_MANY_REQUESTS).into_message())
 }
 
 async fn record_refusal(node: &Node, peer: &AgencyId, doc: Option<[u8; 16]>, refused: &Refused) {

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::Node;
 use super::framed::{FrameError, read_message, write_message};
+use crate::log::rate::{Admission, TOO_MANY_REQUESTS};
 use crate::log::{self, LogKind, NewLogEntry, checkpoints};
 use crate::store::hex;
 
@@ -58,6 +59,13 @@ pub async fn serve_exchange(
     peer: &AgencyId,
     since: Option<u64>,
 ) -> Result<()> {
+    if let Admission::Refused { .. } = node.log_rate.witness.admit(peer) {
+        tracing::warn!(agency = %peer, "too many witness exchanges; refusing one");
+        let detail = TOO_MANY_REQUESTS.to_owned();
+        write_message(&mut send, &Message::CheckpointRefused { detail }).await?;
+        let _ = send.finish();
+        return Ok(());
+    }
     be_witnessed(node, &mut send, &mut recv, peer, since).await?;
     witness(node, &mut send, &mut recv, peer).await?;
     let _ = send.finish();
@@ -152,10 +160,23 @@ async fn witness(
         let entry = NewLogEntry::new(LogKind::ForkDetected)
             .agency(peer.clone())
             .detail(detail);
-        node.store
+        // Once per peer and countersigned checkpoint: the first contradiction is the
+        // evidence, and a peer offering forks again must not grow the log without end.
+        let (agency, countersigned) = (peer.clone(), known.map(|(s, _)| s));
+        let first = node
+            .store
             .db
-            .write(move |c| log::append(c, entry).map(|_| ()))
+            .write(move |c| {
+                let first = checkpoints::record_fork(c, &agency, countersigned, Timestamp::now())?;
+                if first {
+                    log::append(c, entry)?;
+                }
+                Ok(first)
+            })
             .await?;
+        if !first {
+            tracing::warn!(agency = %peer, "the peer repeated a contradiction already recorded");
+        }
         let detail: String = contradiction
             .to_string()
             .chars()
@@ -186,8 +207,12 @@ async fn witness(
     Ok(())
 }
 
-/// Signs a checkpoint of the current head unless it has one.
+/// Signs a checkpoint of the current head unless it has one. Looks first with a read, so a
+/// peer asking to witness an unchanged log costs no database write.
 pub async fn make_checkpoint(node: &Node) -> Result<()> {
+    if !node.store.db.read(checkpoints::is_due).await? {
+        return Ok(());
+    }
     let me = node.me.clone();
     let key = liaise_keys::SigningSecretKey::from_bytes(&node.secrets.signing.to_bytes());
     node.store

@@ -40,6 +40,33 @@ pub fn sign_if_needed(
     Ok(Some(checkpoint))
 }
 
+/// Whether the log has entries past the newest checkpoint (or none is signed yet).
+pub fn is_due(conn: &Connection) -> Result<bool> {
+    let Some((seq, _)) = last(conn)? else {
+        return Ok(false);
+    };
+    Ok(latest(conn)?.is_none_or(|(s, _)| s < seq))
+}
+
+/// Notes that `agency` contradicted its checkpoint this node countersigned at `countersigned`
+/// (none: it had countersigned nothing). Returns whether this is the first contradiction of
+/// that checkpoint, which alone is logged as `fork-detected` (`log.md`, "Witnessing").
+pub fn record_fork(
+    conn: &Connection,
+    agency: &AgencyId,
+    countersigned: Option<u64>,
+    now: Timestamp,
+) -> Result<bool> {
+    let seq = countersigned.map_or(Ok(-1), i64::try_from)?;
+    let added = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO log_forks (agency, countersigned_seq, detected_at)
+             VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![agency.as_str(), seq, now.0 as i64])?;
+    Ok(added == 1)
+}
+
 /// The newest checkpoint: its seq and bytes.
 pub fn latest(conn: &Connection) -> Result<Option<(u64, Vec<u8>)>> {
     Ok(conn

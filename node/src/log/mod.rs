@@ -29,6 +29,7 @@
 
 pub mod checkpoints;
 pub mod export;
+pub mod rate;
 pub mod signer_keys;
 pub mod verify;
 
@@ -79,6 +80,12 @@ CREATE TABLE IF NOT EXISTS log_witnessed (
     checkpoint BLOB NOT NULL,
     countersigned_at INTEGER NOT NULL,
     PRIMARY KEY (agency, seq)
+);
+CREATE TABLE IF NOT EXISTS log_forks (
+    agency TEXT NOT NULL,
+    countersigned_seq INTEGER NOT NULL,
+    detected_at INTEGER NOT NULL,
+    PRIMARY KEY (agency, countersigned_seq)
 );
 ";
 
