@@ -231,6 +231,12 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         "{}",
         timed_out.stderr
     );
+    // It says who has no receipt yet.
+    assert!(
+        timed_out.stderr.contains(&format!("{PROBATION}: queued")),
+        "{}",
+        timed_out.stderr
+    );
 
     let _probation_node = fed.start(probation);
     fed.wait_outbox(city, Duration::from_secs(60), |rows| {

@@ -78,6 +78,11 @@ enum Command {
     #[command(subcommand)]
     Node(node::NodeCommand),
     /// Seal a file for other agencies and queue it for delivery; prints the document id.
+    ///
+    /// The node delivers to each recipient's node directly. One it cannot reach is tried
+    /// again with growing waits (by default at most 5 minutes apart), across restarts, until
+    /// the recipients' --expires date or for 14 days; then that delivery is undeliverable,
+    /// with the reason (`liaise outbox`).
     Send(send::SendArgs),
     /// Where each sent document stands, per recipient.
     Outbox(outbox::OutboxArgs),

@@ -90,8 +90,31 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     } else {
         println!("{doc_id}");
         eprintln!("{}", outcome.0);
+        if outcome.0 != "delivered" {
+            describe_pending(&outcome.1);
+        }
     }
     Ok(wait_exit_code(outcome.0))
+}
+
+/// One line per recipient without a receipt: its state, attempts and last error, so that a
+/// timeout or a refusal says who is missing and why.
+pub(super) fn describe_pending(rows: &Value) {
+    for row in rows.as_array().into_iter().flatten() {
+        let text = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or_default();
+        if text("state") == "delivered" {
+            continue;
+        }
+        let attempts = row.get("attempts").and_then(Value::as_u64).unwrap_or(0);
+        let mut line = format!("  {}: {}", text("recipient"), text("state"));
+        if attempts > 0 {
+            line.push_str(&format!(", {attempts} attempts"));
+        }
+        if !text("last_error").is_empty() {
+            line.push_str(&format!(", last error: {}", text("last_error")));
+        }
+        eprintln!("{line}");
+    }
 }
 
 /// The exit code of `--wait`: 0 delivered; 75 (`EX_TEMPFAIL`, as `open` with its originator
