@@ -17,6 +17,7 @@ mod gossip;
 mod incoming;
 mod peers;
 mod receive;
+mod resume;
 pub mod share;
 mod tee_verify;
 mod witness;
@@ -90,6 +91,8 @@ pub struct Node {
     pub connection_slots: Arc<Semaphore>,
     /// How fast each peer may make this node write to its log (requests, witnessing).
     pub log_rate: crate::log::rate::LogRateLimits,
+    /// The hash states of interrupted transfers, for their resumption.
+    pub resume_states: Arc<resume::ResumeStates>,
     /// Becomes true when the node shuts down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -142,6 +145,7 @@ pub async fn run(
         peers: peers::PeerConnections::default(),
         connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         log_rate: crate::log::rate::LogRateLimits::default(),
+        resume_states: Arc::default(),
         shutdown: shutdown.clone(),
     });
     let control = crate::control::server::serve(Arc::clone(&node)).await?;

@@ -44,6 +44,7 @@ use super::incoming::{
     HeaderGate, OfferedDocument, PartialWriter, check_free_space, check_quota, is_disk_full,
     sweep_partials,
 };
+use super::resume::ResumeStates;
 use super::tee_verify::{StreamVerifier, Verdict};
 use super::{Node, now_secs};
 use crate::store::held::{self, INLINE_MAX_LEN};
@@ -366,6 +367,7 @@ async fn receive_inner(
     // The quota check and the look at a partial held already, in one trip off the runtime.
     // No transfer of this id from this peer is running (a second one is refused as busy), so
     // its partials under other hashes, which can never complete, go first.
+    let resume_states = Arc::clone(&node.resume_states);
     let (held_len, hasher) = tokio::task::spawn_blocking({
         let partial = partial.clone();
         move || {
@@ -378,7 +380,8 @@ async fn receive_inner(
                 &in_flight,
             )
             .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
-            let (held, hasher) = prefix_state(&partial, offer.sealed_len).map_err(internal)?;
+            let (held, hasher) =
+                prefix_state(&partial, offer.sealed_len, &resume_states).map_err(internal)?;
             if let Some(dir) = partial.parent() {
                 check_free_space(dir, offer.sealed_len.saturating_sub(held))
                     .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
@@ -398,6 +401,8 @@ async fn receive_inner(
     let (hasher, verdict) =
         receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
     let hash = hasher.finalize();
+    // Every byte is in: the partial is stored or refused now, not resumed.
+    node.resume_states.forget(&partial);
     if hash != offer.content_hash {
         let _ = fs::remove_file(&partial);
         // Possibly a partial damaged by a crash of the machine: discarded, so the retry
@@ -547,30 +552,42 @@ fn map_store_error(e: &anyhow::Error) -> Outcome {
     }
 }
 
-/// How much of a partial file is held, and the hash state over it. A partial longer than
-/// the offer is discarded.
-fn prefix_state(partial: &Path, sealed_len: u64) -> Result<(u64, ContentHasher)> {
+/// How much of a partial file is held, and the hash state over it: the state saved when the
+/// transfer was interrupted, or else one read from the file (and saved, so an offer whose
+/// sender hangs up before the answer costs this only once). A partial longer than the offer
+/// is discarded.
+fn prefix_state(
+    partial: &Path,
+    sealed_len: u64,
+    states: &ResumeStates,
+) -> Result<(u64, ContentHasher)> {
     let mut hasher = ContentHasher::new();
-    let len = match fs::metadata(partial) {
-        Ok(m) if m.len() <= sealed_len => m.len(),
+    let (len, modified) = match fs::metadata(partial) {
+        Ok(m) if m.len() <= sealed_len => (m.len(), m.modified().ok()),
         Ok(_) => {
             fs::remove_file(partial)?;
-            0
+            states.forget(partial);
+            (0, None)
         }
-        Err(_) => 0,
+        Err(_) => (0, None),
     };
-    if len > 0 {
-        let mut file = File::open(partial)?;
-        let mut buf = vec![0u8; 1024 * 1024];
-        let mut left = len;
-        while left > 0 {
-            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-            let chunk = buf.get_mut(..want).context("buffer")?;
-            file.read_exact(chunk)?;
-            hasher.update(&*chunk);
-            left -= want as u64;
-        }
+    if len == 0 {
+        return Ok((0, hasher));
     }
+    if let Some(saved) = states.matching(partial, len, modified) {
+        return Ok((len, saved));
+    }
+    let mut file = File::open(partial)?;
+    let mut buf = vec![0u8; 1024 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        let chunk = buf.get_mut(..want).context("buffer")?;
+        file.read_exact(chunk)?;
+        hasher.update(&*chunk);
+        left -= want as u64;
+    }
+    states.save(partial, &hasher);
     Ok((len, hasher))
 }
 
@@ -662,8 +679,10 @@ async fn receive_bytes(
     match received {
         Ok(()) => writer.finish().await.map_err(|e| map_io(&e)),
         Err(gone @ Outcome::Gone(_)) => {
-            // Keep what arrived, for a resumed transfer.
-            let _ = writer.finish().await;
+            // Keep what arrived, and its hash state, for a resumed transfer.
+            if let Ok((hasher, _)) = writer.finish().await {
+                node.resume_states.save(partial, &hasher);
+            }
             Err(gone)
         }
         Err(e) => Err(e),
@@ -874,4 +893,38 @@ async fn reject(send: &mut SendStream, reason: RejectReason, detail: &str) -> Re
     let _ = send.finish();
     let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use liaise_protocol::wire::content_hash;
+
+    #[test]
+    fn a_resumed_partial_is_read_again_only_once_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("p.partial");
+        let states = ResumeStates::default();
+        fs::write(&partial, b"first bytes").unwrap();
+        // Nothing saved: read from the file, and saved for the next offer.
+        let (len, hasher) = prefix_state(&partial, 100, &states).unwrap();
+        assert_eq!(len, 11);
+        assert_eq!(hasher.finalize(), content_hash(b"first bytes"));
+        // A state saved for the file as it is is used as it is: the file is not read. (A
+        // state of other bytes shows which one came back.)
+        let mut other = ContentHasher::new();
+        other.update(b"not what the file holds");
+        states.save(&partial, &other);
+        let (_, hasher) = prefix_state(&partial, 100, &states).unwrap();
+        assert_eq!(hasher.finalize(), content_hash(b"not what the file holds"));
+        // Once the file has changed, it is read again.
+        fs::write(&partial, b"first bytes, more").unwrap();
+        let (len, hasher) = prefix_state(&partial, 100, &states).unwrap();
+        assert_eq!(len, 17);
+        assert_eq!(hasher.finalize(), content_hash(b"first bytes, more"));
+        // Longer than the offer: discarded.
+        assert_eq!(prefix_state(&partial, 5, &states).unwrap().0, 0);
+        assert!(!partial.exists());
+    }
 }

@@ -1,0 +1,124 @@
+//! The hash state of each interrupted transfer, kept in memory, so that a resumed transfer
+//! does not read its whole partial file again before `Accept`.
+//!
+//! Without it every re-offer of a held partial costs a read and a hash of everything held
+//! (up to `MAX_DOCUMENT_LEN`), for the price of a 59-byte `Offer` and a hang-up. A state is
+//! used only while the partial file still has the length and modification time it had when
+//! the state was saved; only this node writes partial files, so those two stand for its
+//! bytes. After a restart the first resume reads the file once, and saves what it found.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use liaise_protocol::wire::ContentHasher;
+
+/// The most saved states; beyond it, an arbitrary one is dropped (its next resume reads the
+/// partial once more).
+pub const MAX_RESUME_STATES: usize = 64;
+
+/// Saved hash states by partial file.
+#[derive(Debug, Default)]
+pub struct ResumeStates(Mutex<HashMap<PathBuf, Saved>>);
+
+#[derive(Debug, Clone)]
+struct Saved {
+    len: u64,
+    modified: Option<SystemTime>,
+    hasher: ContentHasher,
+}
+
+impl ResumeStates {
+    /// Saves `hasher` as the hash of all of `partial` as it is now.
+    pub fn save(&self, partial: &Path, hasher: &ContentHasher) {
+        let Ok(meta) = std::fs::metadata(partial) else {
+            return;
+        };
+        let saved = Saved {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            hasher: hasher.clone(),
+        };
+        if let Ok(mut states) = self.0.lock() {
+            if states.len() >= MAX_RESUME_STATES && !states.contains_key(partial) {
+                let evicted = states.keys().next().cloned();
+                if let Some(key) = evicted {
+                    states.remove(&key);
+                }
+            }
+            states.insert(partial.to_path_buf(), saved);
+        }
+    }
+
+    /// The saved hash of `partial` if the file is still `len` bytes, last modified at
+    /// `modified`.
+    pub fn matching(
+        &self,
+        partial: &Path,
+        len: u64,
+        modified: Option<SystemTime>,
+    ) -> Option<ContentHasher> {
+        let states = self.0.lock().ok()?;
+        let saved = states.get(partial)?;
+        (saved.len == len && saved.modified == modified && modified.is_some())
+            .then(|| saved.hasher.clone())
+    }
+
+    /// Forgets the state of a partial that completed or was discarded.
+    pub fn forget(&self, partial: &Path) {
+        if let Ok(mut states) = self.0.lock() {
+            states.remove(partial);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use liaise_protocol::wire::content_hash;
+
+    fn hasher_of(bytes: &[u8]) -> ContentHasher {
+        let mut h = ContentHasher::new();
+        h.update(bytes);
+        h
+    }
+
+    #[test]
+    fn a_state_holds_while_the_file_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("p.partial");
+        std::fs::write(&partial, b"held bytes").unwrap();
+        let states = ResumeStates::default();
+        states.save(&partial, &hasher_of(b"held bytes"));
+        let meta = std::fs::metadata(&partial).unwrap();
+        let found = states.matching(&partial, meta.len(), meta.modified().ok());
+        assert_eq!(found.unwrap().finalize(), content_hash(b"held bytes"));
+        // Another length or time: not this state.
+        assert!(
+            states
+                .matching(&partial, meta.len() + 1, meta.modified().ok())
+                .is_none()
+        );
+        assert!(states.matching(&partial, meta.len(), None).is_none());
+        states.forget(&partial);
+        assert!(
+            states
+                .matching(&partial, meta.len(), meta.modified().ok())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn states_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let states = ResumeStates::default();
+        for i in 0..MAX_RESUME_STATES + 10 {
+            let partial = dir.path().join(format!("{i}.partial"));
+            std::fs::write(&partial, b"x").unwrap();
+            states.save(&partial, &hasher_of(b"x"));
+        }
+        assert_eq!(states.0.lock().unwrap().len(), MAX_RESUME_STATES);
+    }
+}
