@@ -6,12 +6,13 @@
 //! deletion receipt comes back. A reader's node deletes expired copies by itself and answers
 //! delete requests with a receipt.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::wire::{
     CUSTODY_VERSION, DeleteRequestBody, DeletionReason, DeletionReceiptBody, Message, MessageKind,
@@ -19,6 +20,7 @@ use liaise_protocol::wire::{
 };
 use quinn::{RecvStream, SendStream};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
 
 use super::framed::{FrameError, write_message};
 use super::{Node, backoff, now_secs};
@@ -29,6 +31,18 @@ use crate::store::{hex, parse_hex};
 pub const CUSTODY_TICK: Duration = Duration::from_secs(1);
 /// How long the originator waits for a deletion receipt.
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest one delete request may take, dialling included; a request that runs over is
+/// a failed attempt, asked again with backoff. Covers a dial, opening a stream and writing
+/// the request within `FRAME_TIMEOUT`, and the receipt within its own wait.
+pub const DELETION_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most delete requests in flight at once, so that one reader that never answers holds
+/// up none of the others.
+pub const MAX_PARALLEL_DELETION_REQUESTS: usize = 8;
+/// The most due delete requests read from the database at once.
+const MAX_DUE_DELETIONS: usize = 64;
+
+/// The delete requests in flight, by (document, reader).
+type InFlight = Arc<Mutex<HashSet<(String, String)>>>;
 
 /// `liaise revoke`: revokes the document (or one reader), shreds the share if nobody may
 /// open any more, and queues the delete requests.
@@ -79,16 +93,20 @@ pub async fn revoke(node: &Node, doc_id: &str, agency: Option<AgencyId>) -> Resu
 }
 
 /// Runs until shutdown: expiry on both sides, shredding, and delete requests with retries.
+/// The local work comes first each round and never waits for the network: delete requests
+/// run on their own tasks, at most [`MAX_PARALLEL_DELETION_REQUESTS`] at once.
 pub async fn custody_worker(node: Arc<Node>) {
     let mut shutdown = node.shutdown.clone();
+    let in_flight = InFlight::default();
+    let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELETION_REQUESTS));
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if let Err(e) = originator_tick(&node).await {
+        if let Err(e) = delete_expired_copies(&node).await {
             tracing::warn!("custody: {e:#}");
         }
-        if let Err(e) = delete_expired_copies(&node).await {
+        if let Err(e) = originator_tick(&node, &in_flight, &slots).await {
             tracing::warn!("custody: {e:#}");
         }
         tokio::select! {
@@ -99,7 +117,13 @@ pub async fn custody_worker(node: Arc<Node>) {
     }
 }
 
-async fn originator_tick(node: &Node) -> Result<()> {
+/// Expiry and shredding on the originator's side, then a task for each due delete request
+/// not in flight yet, as far as there are free slots.
+async fn originator_tick(
+    node: &Arc<Node>,
+    in_flight: &InFlight,
+    slots: &Arc<Semaphore>,
+) -> Result<()> {
     let now = now_secs();
     node.store
         .db
@@ -121,19 +145,53 @@ async fn originator_tick(node: &Node) -> Result<()> {
             Ok(())
         })
         .await?;
+    if slots.available_permits() == 0 {
+        return Ok(());
+    }
     let due = node
         .store
         .db
-        .read(move |c| custody::deletions_due(c, now, 64))
+        .read(move |c| custody::deletions_due(c, now, MAX_DUE_DELETIONS))
         .await?;
     for item in due {
-        request_deletion(node, item).await;
+        let key = (item.doc_id.clone(), item.agency.clone());
+        let fresh = in_flight
+            .lock()
+            .map(|mut s| s.insert(key.clone()))
+            .unwrap_or(false);
+        if !fresh {
+            continue;
+        }
+        let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+            if let Ok(mut s) = in_flight.lock() {
+                s.remove(&key);
+            }
+            break;
+        };
+        let (node, in_flight) = (Arc::clone(node), Arc::clone(in_flight));
+        tokio::spawn(async move {
+            request_deletion(&node, item).await;
+            if let Ok(mut s) = in_flight.lock() {
+                s.remove(&key);
+            }
+            drop(permit);
+            node.custody_wake.notify_one();
+        });
     }
     Ok(())
 }
 
+/// One delete request, within [`DELETION_REQUEST_TIMEOUT`], and the bookkeeping of its
+/// outcome.
 async fn request_deletion(node: &Node, due: DueDeletion) {
-    let result = ask_to_delete(node, &due).await;
+    let result = tokio::time::timeout(DELETION_REQUEST_TIMEOUT, ask_to_delete(node, &due))
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow!(
+                "no deletion receipt within {} s",
+                DELETION_REQUEST_TIMEOUT.as_secs()
+            ))
+        });
     let (doc, agency) = (due.doc_id.clone(), due.agency.clone());
     let now = now_secs();
     let outcome = match result {
@@ -225,6 +283,12 @@ pub async fn serve_delete_request(
     peer: &AgencyId,
     request: Vec<u8>,
 ) -> Result<(), FrameError> {
+    // Refused deletions are never recorded, so the rate limit records nothing either.
+    if let Some(refused) = super::share::refuse_if_flooding(node, peer, None).await {
+        let _ = write_message(&mut send, &refused).await;
+        let _ = send.finish();
+        return Ok(());
+    }
     let answer = match delete_on_request(node, peer, &request).await {
         Ok(receipt) => Message::DeletionReceipt { receipt },
         Err((reason, detail)) => Message::Refused { reason, detail },

@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use liaise_keys::AgencyId;
-use liaise_protocol::wire::{Message, MessageKind, RejectReason};
+use liaise_protocol::wire::{CloseCode, Message, MessageKind, RejectReason};
 use tokio::sync::Semaphore;
 
-use super::framed::{answer_timeout, read_message_within, write_message};
+use super::framed::{
+    FRAME_TIMEOUT, answer_timeout, open_stream, read_message_within, write_message_within,
+    write_progressing,
+};
 use super::{Node, now_secs};
 use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::records::{self, Due};
@@ -220,13 +223,15 @@ async fn offer_and_send(
     content_hash: [u8; 32],
     held: Option<Held>,
 ) -> Result<Vec<u8>, Failure> {
-    let (mut send, mut recv) = conn.open_bi().await.context("cannot open a stream")?;
+    // A peer that grants no stream or takes no bytes for FRAME_TIMEOUT fails the attempt: it
+    // is retried with backoff and its delivery slot is freed for other recipients.
+    let (mut send, mut recv) = open_stream(conn, FRAME_TIMEOUT).await?;
     let offer = Message::Offer {
         document_id,
         sealed_len: due.sealed_len,
         content_hash,
     };
-    write_message(&mut send, &offer).await?;
+    write_message_within(&mut send, &offer, FRAME_TIMEOUT).await?;
     // The receiver may hash a partial it holds before it answers, and verifies the whole
     // document before it signs a receipt: both take longer for a larger document.
     let wait = answer_timeout(due.sealed_len);
@@ -251,10 +256,12 @@ async fn offer_and_send(
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk?;
         let len = chunk.len() as u64;
-        // Handed to the stream as it is, not copied into it.
-        send.write_chunk(chunk.into())
-            .await
-            .context("the transfer was interrupted")?;
+        // Handed to the stream as it is, not copied into it; cut only when the peer takes no
+        // byte of it for FRAME_TIMEOUT, however long a slow but moving transfer takes.
+        if let Err(e) = write_progressing(&mut send, chunk, FRAME_TIMEOUT).await {
+            let _ = send.reset(quinn::VarInt::from_u32(CloseCode::Internal.code()));
+            return Err(e.context("the transfer was interrupted").into());
+        }
         sent += len;
         if let Ok(mut s) = node.sending.lock() {
             s.insert(key.clone(), sent);

@@ -1,8 +1,9 @@
 //! Reading and writing wire frames on QUIC streams, with the state's allowed messages and a
-//! timeout on every read.
+//! timeout on every read, and on opening a stream and writing to it in outgoing exchanges.
 
 use std::time::Duration;
 
+use anyhow::anyhow;
 use liaise_protocol::wire::{
     CloseCode, FRAME_HEADER_LEN, FrameHead, Message, MessageKind, WireError, decode_body,
     encode_frame,
@@ -106,28 +107,79 @@ async fn read_body<R: AsyncRead + Unpin>(
 
 /// Asks one question on a fresh bi-stream of `conn`: sends `message`, then reads the one
 /// answer, which must be one of `expected`, within `timeout`. The request/response shape of
-/// share requests, deletion requests and forward requests.
+/// share requests, deletion requests and forward requests. Opening the stream and writing
+/// the question each give up after [`FRAME_TIMEOUT`] without progress.
 pub async fn request(
     conn: &quinn::Connection,
     message: &Message,
     expected: &'static [MessageKind],
     timeout: Duration,
 ) -> anyhow::Result<Message> {
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open a stream: {e}"))?;
-    write_message(&mut send, message).await?;
+    let (mut send, mut recv) = open_stream(conn, FRAME_TIMEOUT).await?;
+    write_message_within(&mut send, message, FRAME_TIMEOUT).await?;
     let _ = send.finish();
     read_message_within(&mut recv, expected, timeout)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Opens a bi-stream on `conn`, giving up after `stall`: a peer that completed the handshake
+/// but grants no stream (no stream credit) must not hold the caller for good.
+pub async fn open_stream(
+    conn: &quinn::Connection,
+    stall: Duration,
+) -> anyhow::Result<(SendStream, RecvStream)> {
+    match tokio::time::timeout(stall, conn.open_bi()).await {
+        Ok(Ok(pair)) => Ok(pair),
+        Ok(Err(e)) => Err(anyhow!("cannot open a stream: {e}")),
+        Err(_) => Err(anyhow!(
+            "cannot open a stream: the peer granted none for {} s",
+            stall.as_secs()
+        )),
+    }
 }
 
 /// Writes one message.
 pub async fn write_message(send: &mut SendStream, message: &Message) -> anyhow::Result<()> {
     send.write_all(&encode_frame(message)).await?;
     Ok(())
+}
+
+/// Writes one message, giving up when the peer takes none of it for `stall`.
+pub async fn write_message_within(
+    send: &mut SendStream,
+    message: &Message,
+    stall: Duration,
+) -> anyhow::Result<()> {
+    write_progressing(send, encode_frame(message), stall).await
+}
+
+/// Writes `bytes` whole, handed to the stream as they are (not copied), giving up when the
+/// peer lets no byte through (no flow-control credit) for `stall`. The limit is on each wait
+/// for progress, not on the whole write: a slow but moving transfer is never cut.
+pub async fn write_progressing(
+    send: &mut SendStream,
+    bytes: Vec<u8>,
+    stall: Duration,
+) -> anyhow::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    // `write_chunks` returns as soon as some bytes went in, and leaves the rest in `rest`;
+    // it is cancel safe, so a timed-out call wrote nothing.
+    let mut rest = [bytes.into()];
+    loop {
+        match tokio::time::timeout(stall, send.write_chunks(&mut rest)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(anyhow!("the peer took no data for {} s", stall.as_secs()));
+            }
+        }
+        if rest.iter().all(|chunk| chunk.is_empty()) {
+            return Ok(());
+        }
+    }
 }
 
 #[cfg(test)]

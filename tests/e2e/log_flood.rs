@@ -1,0 +1,226 @@
+//! A member trying to grow another node's append-only log without end (`log.md`, "How fast
+//! peers can make the log grow"). The test holds the city's keys and speaks QUIC to the
+//! probation node itself: a second witness exchange on one connection is a protocol
+//! violation; contradicting checkpoints offered again and again are recorded once; a flood of
+//! share requests is recorded up to the rate and then once more, not once per request.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use liaise_keys::keyfile::Passphrase;
+use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
+use liaise_node::home::Home;
+use liaise_node::log::rate::{MAX_LOGGED_REQUESTS_PER_MINUTE, TOO_MANY_REQUESTS};
+use liaise_node::transport::{SharedRoster, client_config};
+use liaise_protocol::log::{CHECKPOINT_VERSION, CheckpointBody, SignedCheckpoint};
+use liaise_protocol::wire::{CloseCode, Message, MessageKind, decode_frame, encode_frame};
+use liaise_tests::PASSPHRASE;
+use serde_json::Value;
+
+use super::nodes::TestFederation;
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+
+/// The city's keys in the test's hands, dialling the probation node.
+struct RawPeer {
+    endpoint: quinn::Endpoint,
+    secrets: AgencySecrets,
+    target: SocketAddr,
+}
+
+impl RawPeer {
+    fn new(home: &Path, target: &str) -> Self {
+        let home = Home::new(home.to_path_buf());
+        let secrets = home
+            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
+            .unwrap();
+        let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(client_config(&secrets.transport, &roster).unwrap());
+        Self {
+            endpoint,
+            secrets,
+            target: target.parse().unwrap(),
+        }
+    }
+
+    async fn connect(&self) -> quinn::Connection {
+        self.endpoint
+            .connect(self.target, PROBATION)
+            .unwrap()
+            .await
+            .unwrap()
+    }
+
+    /// The city's checkpoint of a log with `seq + 1` entries and head `head`.
+    fn checkpoint(&self, seq: u64, head: [u8; 32]) -> Vec<u8> {
+        let body = CheckpointBody {
+            version: CHECKPOINT_VERSION,
+            agency: AgencyId::new(CITY).unwrap(),
+            seq,
+            head,
+            time: Timestamp::now(),
+        };
+        SignedCheckpoint::sign(&body, &self.secrets.signing).to_bytes()
+    }
+
+    /// One witness exchange on `conn`: refuses to countersign the node's checkpoint, then
+    /// offers the city's checkpoint (`seq`, `head`). Returns what the node answered.
+    async fn witness_exchange(
+        &self,
+        conn: &quinn::Connection,
+        seq: u64,
+        head: [u8; 32],
+    ) -> Message {
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&encode_frame(&Message::WitnessRequest { since: None }))
+            .await
+            .unwrap();
+        let offer = read(
+            &mut recv,
+            &[MessageKind::CheckpointOffer, MessageKind::CheckpointRefused],
+        )
+        .await;
+        if matches!(offer, Message::CheckpointOffer { .. }) {
+            let refused = Message::CheckpointRefused {
+                detail: "not now".into(),
+            };
+            send.write_all(&encode_frame(&refused)).await.unwrap();
+        }
+        let Message::WitnessRequest { .. } = read(&mut recv, &[MessageKind::WitnessRequest]).await
+        else {
+            unreachable!()
+        };
+        let offer = Message::CheckpointOffer {
+            checkpoint: self.checkpoint(seq, head),
+            proof: vec![],
+        };
+        send.write_all(&encode_frame(&offer)).await.unwrap();
+        let answer = read(
+            &mut recv,
+            &[
+                MessageKind::Countersignature,
+                MessageKind::CheckpointRefused,
+            ],
+        )
+        .await;
+        let _ = send.finish();
+        answer
+    }
+}
+
+/// Reads one whole frame.
+async fn read(recv: &mut quinn::RecvStream, expected: &'static [MessageKind]) -> Message {
+    let mut frame = vec![0u8; 4];
+    recv.read_exact(&mut frame).await.unwrap();
+    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+    frame.resize(4 + len, 0);
+    recv.read_exact(&mut frame[4..]).await.unwrap();
+    decode_frame(&frame, expected).unwrap().0
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The probation node's log entries of `kind` about the city.
+fn entries(fed: &TestFederation, kind: &str) -> Vec<Value> {
+    let log = fed.json(&fed.agencies[1], &["log"]);
+    log.as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind && e["agency"] == CITY)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn one_witness_exchange_per_connection_and_a_fork_is_recorded_once() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = RawPeer::new(&fed.sandbox.path(&city.home), &fed.address(probation));
+    rt.block_on(async {
+        let conn = peer.connect().await;
+        let answer = peer.witness_exchange(&conn, 5, [1; 32]).await;
+        assert!(
+            matches!(answer, Message::Countersignature { .. }),
+            "{answer:?}"
+        );
+        // A second witness request on the same connection closes it as a protocol violation.
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&encode_frame(&Message::WitnessRequest { since: None }))
+            .await
+            .unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .unwrap();
+        let quinn::ConnectionError::ApplicationClosed(close) = closed else {
+            panic!("not closed by the node: {closed:?}");
+        };
+        assert_eq!(
+            close.error_code.into_inner(),
+            u64::from(CloseCode::ProtocolViolation.code())
+        );
+        // Contradictions of the countersigned checkpoint, on fresh connections: another head
+        // at the same seq (a fork), a rollback, and another fork.
+        for (seq, head) in [(5, [2; 32]), (3, [3; 32]), (5, [4; 32])] {
+            let conn = peer.connect().await;
+            let answer = peer.witness_exchange(&conn, seq, head).await;
+            assert!(
+                matches!(answer, Message::CheckpointRefused { .. }),
+                "{answer:?}"
+            );
+            conn.close(0u32.into(), b"done");
+        }
+    });
+    assert_eq!(entries(&fed, "countersigned").len(), 1);
+    let forks = entries(&fed, "fork-detected");
+    assert_eq!(forks.len(), 1, "{forks:#?}");
+}
+
+#[test]
+fn a_flood_of_share_requests_is_recorded_up_to_the_rate_and_once_more() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = RawPeer::new(&fed.sandbox.path(&city.home), &fed.address(probation));
+    let rate = MAX_LOGGED_REQUESTS_PER_MINUTE as usize;
+    let details = rt.block_on(async {
+        let conn = peer.connect().await;
+        let mut details = Vec::new();
+        for _ in 0..rate + 10 {
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            let request = Message::ShareRequest {
+                request: vec![0xee; 40],
+            };
+            send.write_all(&encode_frame(&request)).await.unwrap();
+            let _ = send.finish();
+            let Message::Refused { detail, .. } = read(&mut recv, &[MessageKind::Refused]).await
+            else {
+                unreachable!()
+            };
+            details.push(detail);
+        }
+        details
+    });
+    assert!(details[..rate].iter().all(|d| d != TOO_MANY_REQUESTS));
+    assert!(
+        details[rate..].iter().all(|d| d == TOO_MANY_REQUESTS),
+        "{details:?}"
+    );
+    let refused = entries(&fed, "share-refused");
+    assert_eq!(refused.len(), rate + 1);
+    let last = refused.last().unwrap();
+    assert_eq!(last["detail"]["outcome"], "too many requests", "{last:#}");
+}

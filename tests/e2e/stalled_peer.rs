@@ -1,0 +1,384 @@
+//! A member's node that completes the handshake, the hello and the witness steps, then never
+//! grants another stream and never reads the one it accepted (no flow-control credit). Its
+//! keep-alives keep the connection up, so only the sender's own timeouts end such an
+//! exchange. Deliveries to it fail after `FRAME_TIMEOUT`, are retried, and free their slots
+//! for other recipients; a delete request to it holds up neither the delete requests to other
+//! readers nor the deletion of expired copies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use liaise_keys::Timestamp;
+use liaise_keys::keyfile::Passphrase;
+use liaise_node::home::Home;
+use liaise_node::transport::{RosterVerifier, SharedRoster, crypto_provider};
+use liaise_protocol::wire::{ALPN, Message, PROTOCOL_VERSION, encode_frame};
+use liaise_tests::PASSPHRASE;
+use quinn::rustls;
+use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use quinn::{TransportConfig, VarInt};
+use serde_json::Value;
+
+use super::nodes::{Agency, TestFederation, states};
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+const PRISON: &str = "nl.prison.vught";
+
+/// The node's limit on deliveries in flight (`MAX_PARALLEL_DELIVERIES`).
+const DELIVERY_SLOTS: usize = 32;
+/// Streams the stalling peer grants: the hello, the witness exchange and one more.
+const GRANTED_STREAMS: u32 = 3;
+/// Bytes the stalling peer lets in per stream before it stops taking any.
+const STALLED_STREAM_WINDOW: u32 = 64 * 1024;
+
+fn three() -> TestFederation {
+    TestFederation::new(
+        &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
+        &[],
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// `liaise send` from the city without waiting; returns the document id.
+fn send(fed: &TestFederation, city: &Agency, to: &str, file: &str, extra: &[&str]) -> String {
+    let mut args = vec!["send", "--home", &city.home, "--to", to];
+    args.extend(extra);
+    args.push(file);
+    fed.sandbox.liaise(&args).ok().trim().to_owned()
+}
+
+#[test]
+fn deliveries_to_a_peer_that_takes_nothing_time_out_retry_and_free_their_slots() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    let rt = runtime();
+    let _guard = rt.enter();
+    let stalling = StallingPeer::start(&fed, prison);
+
+    // Enough documents for the prison to take every delivery slot. Each is larger than the
+    // stream window the prison grants, so the one stream it accepts stalls mid-transfer.
+    let sb = &fed.sandbox;
+    let for_prison: Vec<String> = std::thread::scope(|scope| {
+        let sends: Vec<_> = (0..DELIVERY_SLOTS)
+            .map(|i| {
+                let (fed, file) = (&fed, format!("prison-{i}.bin"));
+                scope.spawn(move || {
+                    std::fs::write(fed.sandbox.path(&file), vec![i as u8; 256 * 1024]).unwrap();
+                    send(fed, city, PRISON, &file, &[])
+                })
+            })
+            .collect();
+        sends.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    fed.wait_outbox(city, Duration::from_secs(10), |_| {
+        stalling.offers.load(Ordering::SeqCst) >= 1
+    });
+    // Every slot is now held by a delivery to the prison that can make no progress.
+    std::thread::sleep(Duration::from_secs(1));
+    std::fs::write(sb.path("report.txt"), b"Case 17").unwrap();
+    let sent_at = Instant::now();
+    let for_probation = send(&fed, city, PROBATION, "report.txt", &[]);
+
+    // The stuck attempts give up after FRAME_TIMEOUT (30 s), so the slots come free and the
+    // healthy recipient is served.
+    fed.wait_outbox(city, Duration::from_secs(50), |rows| {
+        states(rows, &for_probation) == ["delivered"]
+    });
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(50),
+        "{:?}",
+        sent_at.elapsed()
+    );
+
+    // Each delivery to the prison failed as a timed-out attempt and stays queued for a retry:
+    // the one that got a stream because the prison took no data, the others because it
+    // granted no stream.
+    let rows = fed.wait_outbox(city, Duration::from_secs(20), |rows| {
+        prison_rows(rows, &for_prison)
+            .iter()
+            .all(|r| r["attempts"].as_u64() >= Some(1))
+    });
+    let rows = prison_rows(&rows, &for_prison);
+    assert_eq!(rows.len(), DELIVERY_SLOTS);
+    assert!(rows.iter().all(|r| r["state"] == "queued"), "{rows:#?}");
+    let error = |r: &Value| r["last_error"].as_str().unwrap_or("").to_owned();
+    assert!(
+        rows.iter().any(|r| error(r).contains("took no data")),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter().any(|r| error(r).contains("granted none")),
+        "{rows:#?}"
+    );
+    assert!(stalling.connections.load(Ordering::SeqCst) >= 1);
+}
+
+fn prison_rows(rows: &[Value], docs: &[String]) -> Vec<Value> {
+    rows.iter()
+        .filter(|r| r["recipient"] == PRISON && docs.iter().any(|d| r["doc_id"] == d.as_str()))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_delete_request_to_a_peer_that_takes_nothing_holds_up_no_other_deletion() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [
+        fed.start_with(city, &[], Some("city.log")),
+        fed.start(probation),
+    ];
+    let rt = runtime();
+    let _guard = rt.enter();
+    let stalling = StallingPeer::start(&fed, prison);
+    let sb = &fed.sandbox;
+
+    // A document for the city from probation that expires soon.
+    std::fs::write(sb.path("short.txt"), b"short-lived").unwrap();
+    let short = sb
+        .liaise(&[
+            "send",
+            "--home",
+            &probation.home,
+            "--to",
+            CITY,
+            "--expires",
+            "6s",
+            "--wait",
+            "--timeout",
+            "30s",
+            "short.txt",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    let expires_at = Instant::now() + Duration::from_secs(6);
+
+    // A document for probation and the prison: probation gets it, the prison's stream stalls
+    // and takes the last stream it grants.
+    std::fs::write(sb.path("report.txt"), b"Case 17").unwrap();
+    let doc = send(
+        &fed,
+        city,
+        &format!("{PROBATION},{PRISON}"),
+        "report.txt",
+        &[],
+    );
+    fed.wait_outbox(city, Duration::from_secs(30), |rows| {
+        rows.iter().any(|r| {
+            r["doc_id"] == doc.as_str() && r["recipient"] == PROBATION && r["state"] == "delivered"
+        })
+    });
+    fed.wait_outbox(city, Duration::from_secs(10), |_| {
+        stalling.offers.load(Ordering::SeqCst) >= 1
+    });
+
+    // The prison is asked first; its request can open no stream.
+    sb.liaise(&["revoke", "--home", &city.home, &doc, "--recipient", PRISON])
+        .ok();
+    let revoked_at = Instant::now();
+    std::thread::sleep(Duration::from_millis(1500));
+    sb.liaise(&[
+        "revoke",
+        "--home",
+        &city.home,
+        &doc,
+        "--recipient",
+        PROBATION,
+    ])
+    .ok();
+
+    // Probation's deletion receipt comes while the prison's request hangs.
+    wait_for(
+        Duration::from_secs(15),
+        "probation's deletion receipt",
+        || deletion_verified(&fed.json(city, &["custody", &doc]), PROBATION),
+    );
+    assert!(revoked_at.elapsed() < Duration::from_secs(20));
+
+    // The city deletes its expired copy on time all the same.
+    let deadline = expires_at.saturating_duration_since(Instant::now()) + Duration::from_secs(10);
+    wait_for(deadline, "the expired copy deleted", || {
+        fed.json(city, &["inbox"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["doc_id"] == short.as_str() && r["verification"] == "deleted")
+    });
+
+    // The prison's request fails once the stream could not be opened for FRAME_TIMEOUT, and
+    // is asked again.
+    wait_for(
+        Duration::from_secs(45),
+        "the prison's request to fail",
+        || {
+            let log = String::from_utf8_lossy(&sb.read("city.log")).into_owned();
+            log.lines().any(|l| {
+                l.contains("delete request failed")
+                    && l.contains(PRISON)
+                    && l.contains("granted none")
+            })
+        },
+    );
+    assert!(revoked_at.elapsed() >= Duration::from_secs(29));
+    let custody = fed.json(city, &["custody", &doc]);
+    assert!(!deletion_verified(&custody, PRISON), "{custody:#}");
+    assert!(stalling.connections.load(Ordering::SeqCst) >= 1);
+}
+
+fn deletion_verified(custody: &Value, agency: &str) -> bool {
+    custody["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["agency"] == agency && r["deletion_receipt_verified"] == true)
+}
+
+fn wait_for(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Serves at an agency's roster address with its keys: answers the hello and the witness
+/// steps, reads one offer and accepts it, then takes no more data and grants no more streams,
+/// holding every stream open.
+struct StallingPeer {
+    /// Connections accepted.
+    connections: Arc<AtomicUsize>,
+    /// Offers read.
+    offers: Arc<AtomicUsize>,
+    _endpoint: quinn::Endpoint,
+}
+
+impl StallingPeer {
+    fn start(fed: &TestFederation, agency: &Agency) -> Self {
+        let home = Home::new(fed.sandbox.path(&agency.home));
+        let secrets = home
+            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
+            .unwrap();
+        let roster = home.require_roster(Timestamp::now()).unwrap();
+        let serial = roster.serial();
+        let roster = SharedRoster::new(roster);
+
+        let provider = crypto_provider();
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            secrets.transport.to_pkcs8_der().to_vec(),
+        ));
+        let signer = provider.key_provider.load_private_key(der).unwrap();
+        let spki = CertificateDer::from(secrets.transport.public_key().to_spki_der());
+        let key = Arc::new(rustls::sign::CertifiedKey::new(vec![spki], signer));
+        let verifier = Arc::new(RosterVerifier::new(roster, &provider));
+        let mut tls = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(Arc::new(
+                rustls::server::AlwaysResolvesServerRawPublicKeys::new(key),
+            ));
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        let mut transport = TransportConfig::default();
+        transport
+            .max_concurrent_bidi_streams(VarInt::from_u32(GRANTED_STREAMS))
+            .max_concurrent_uni_streams(VarInt::from_u32(0))
+            .stream_receive_window(VarInt::from_u32(STALLED_STREAM_WINDOW))
+            .receive_window(VarInt::from_u32(1024 * 1024))
+            .keep_alive_interval(Some(Duration::from_secs(5)));
+        server.transport_config(Arc::new(transport));
+        let addr: SocketAddr = fed.address(agency).parse().unwrap();
+        let endpoint = quinn::Endpoint::server(server, addr).unwrap();
+
+        let connections = Arc::new(AtomicUsize::new(0));
+        let offers = Arc::new(AtomicUsize::new(0));
+        let (accepting, counted, offered) = (
+            endpoint.clone(),
+            Arc::clone(&connections),
+            Arc::clone(&offers),
+        );
+        tokio::spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                let Ok(conn) = incoming.await else {
+                    continue;
+                };
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(stall(conn, serial, Arc::clone(&offered)));
+            }
+        });
+        Self {
+            connections,
+            offers,
+            _endpoint: endpoint,
+        }
+    }
+}
+
+/// One connection: hello, witness, then offers accepted and never read on.
+async fn stall(conn: quinn::Connection, serial: u64, offers: Arc<AtomicUsize>) {
+    let mut held = Vec::new();
+    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+        return;
+    };
+    read_frame(&mut recv).await;
+    let ack = Message::HelloAck {
+        version: PROTOCOL_VERSION,
+        roster_serial: serial,
+    };
+    if send.write_all(&encode_frame(&ack)).await.is_err() {
+        return;
+    }
+    let _ = recv.read_to_end(1024).await;
+    held.push(send);
+
+    // Witnessing: no checkpoint to offer, and the node's refused.
+    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+        return;
+    };
+    read_frame(&mut recv).await;
+    let refused = || Message::CheckpointRefused {
+        detail: "no".into(),
+    };
+    let mut answer = encode_frame(&refused());
+    answer.extend(encode_frame(&Message::WitnessRequest { since: None }));
+    if send.write_all(&answer).await.is_err() {
+        return;
+    }
+    read_frame(&mut recv).await;
+    if send.write_all(&encode_frame(&refused())).await.is_err() {
+        return;
+    }
+    held.push(send);
+    let mut readers = vec![recv];
+
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        read_frame(&mut recv).await;
+        offers.fetch_add(1, Ordering::SeqCst);
+        let accept = Message::Accept { resume_offset: 0 };
+        let _ = send.write_all(&encode_frame(&accept)).await;
+        held.push(send);
+        readers.push(recv);
+    }
+}
+
+/// Reads one frame and ignores it.
+async fn read_frame(recv: &mut quinn::RecvStream) {
+    let mut len = [0u8; 4];
+    if recv.read_exact(&mut len).await.is_ok() {
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        let _ = recv.read_exact(&mut body).await;
+    }
+}
