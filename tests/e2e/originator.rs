@@ -275,6 +275,31 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     });
     assert_eq!(custody["shred_reason"], "expired");
     assert_eq!(reader(&custody, PROBATION)["deletion_reason"], "expired");
+
+    // The evidence bundle of the revoked document carries both readers' deletion receipts
+    // (once a signed checkpoint covers their log entries: within 30 s while the node runs).
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let exported = loop {
+        let run = sb.liaise(&[
+            "evidence",
+            "export",
+            "--home",
+            &city.home,
+            &doc,
+            "--out",
+            "revoked.evidence",
+            "--json",
+        ]);
+        if run.code == Some(0) {
+            let exported = run.json();
+            if exported["unanchored_entries"] == 0 {
+                break exported;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} {}", run.stdout, run.stderr);
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(exported["deletion_receipts"], 2, "{exported:#}");
 }
 
 #[test]

@@ -208,7 +208,8 @@ async fn request_deletion(node: &Node, due: DueDeletion) {
                         id,
                         reader.as_ref(),
                         None,
-                        json!({ "verified": true }),
+                        // The receipt itself, for `liaise evidence export` (`log::export`).
+                        json!({ "verified": true, "receipt": hex(&receipt) }),
                     )
                 })
                 .await
