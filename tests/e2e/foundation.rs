@@ -938,3 +938,31 @@ fn help_is_there_for_every_verb() {
         assert!(out.ok().contains("Usage:"), "{verb:?}");
     }
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_a_command_quietly() {
+    let s = Sandbox::new();
+    let fp = two_agency_federation(&s);
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "city",
+        "r1.liaise",
+        "--federation-fingerprint",
+        &fp,
+    ])
+    .ok();
+    // `liaise ... | head -1` after head has gone: the pipe has no reader left.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = s
+        .command(&["roster", "show", "--home", "city", "--json"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
