@@ -26,10 +26,20 @@ pub struct OriginatorUnreachable {
     pub originator: String,
     /// What went wrong, for the curious.
     pub detail: String,
+    /// It answered, but refused for now: too many requests from this agency.
+    pub busy: bool,
 }
 
 impl fmt::Display for OriginatorUnreachable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.busy {
+            return write!(
+                f,
+                "originator {} busy, try later (it answers too many requests from your agency \
+                 just now: {})",
+                self.originator, self.detail
+            );
+        }
         write!(
             f,
             "originator {} unreachable, try later (its node must release a key share for every open: {})",
@@ -108,6 +118,15 @@ pub fn obtain_share(
             )?;
             Ok(Some(share))
         }
+        // Over the originator's rate for this agency: temporary, like an unreachable node.
+        "refused" if text("detail") == crate::log::rate::TOO_MANY_REQUESTS => {
+            Err(OriginatorUnreachable {
+                originator: info.sender.as_str().to_owned(),
+                detail: text("detail").to_owned(),
+                busy: true,
+            }
+            .into())
+        }
         "refused" => bail!(
             "{} refused to release the key share: {} ({})",
             info.sender,
@@ -117,6 +136,7 @@ pub fn obtain_share(
         _ => Err(OriginatorUnreachable {
             originator: info.sender.as_str().to_owned(),
             detail: text("detail").to_owned(),
+            busy: false,
         }
         .into()),
     }

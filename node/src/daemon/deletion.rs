@@ -285,7 +285,9 @@ pub async fn serve_delete_request(
     request: Vec<u8>,
 ) -> Result<(), FrameError> {
     // Refused deletions are never recorded, so the rate limit records nothing either.
-    if let Some(refused) = super::share::refuse_if_flooding(node, peer, None).await {
+    if let Some(refused) =
+        super::share::refuse_if_flooding(node, &node.log_rate.deletions, peer, None).await
+    {
         let _ = write_message(&mut send, &refused).await;
         let _ = send.finish();
         return Ok(());

@@ -121,7 +121,9 @@ pub async fn serve_forward_request(
     peer: &AgencyId,
     request: Vec<u8>,
 ) -> Result<(), FrameError> {
-    if let Some(refused) = refuse_if_flooding(node, peer, Some(LogKind::Forward)).await {
+    if let Some(refused) =
+        refuse_if_flooding(node, &node.log_rate.requests, peer, Some(LogKind::Forward)).await
+    {
         let _ = write_message(&mut send, &refused).await;
         let _ = send.finish();
         return Ok(());

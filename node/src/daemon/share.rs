@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::framed::{FrameError, write_message};
 use super::{Node, now_secs};
-use crate::log::rate::{Admission, MAX_LOGGED_REQUESTS_PER_MINUTE, TOO_MANY_REQUESTS};
+use crate::log::rate::{Admission, PeerRateLimit, TOO_MANY_REQUESTS};
 use crate::store::custody::{self, LogKind, record_event};
 use crate::store::hex;
 
@@ -165,7 +165,14 @@ pub async fn serve_share_request(
     peer: &AgencyId,
     request: Vec<u8>,
 ) -> Result<(), FrameError> {
-    if let Some(refused) = refuse_if_flooding(node, peer, Some(LogKind::ShareRefused)).await {
+    if let Some(refused) = refuse_if_flooding(
+        node,
+        &node.log_rate.requests,
+        peer,
+        Some(LogKind::ShareRefused),
+    )
+    .await
+    {
         let _ = write_message(&mut send, &refused).await;
         let _ = send.finish();
         return Ok(());
@@ -257,16 +264,17 @@ async fn decide_and_release(
 /// none), with no document or reason; later ones are not recorded.
 pub(crate) async fn refuse_if_flooding(
     node: &Node,
+    bucket: &PeerRateLimit,
     peer: &AgencyId,
     kind: Option<LogKind>,
 ) -> Option<Message> {
-    let record_once = match node.log_rate.requests.admit(peer) {
+    let record_once = match bucket.admit(peer) {
         Admission::Admitted => return None,
         Admission::Refused { record_once } => record_once,
     };
     tracing::warn!(agency = %peer, "too many requests; refusing without a log entry");
     if let (true, Some(kind)) = (record_once, kind) {
-        let peer = peer.clone();
+        let (peer, per_minute) = (peer.clone(), bucket.per_minute());
         let _ = node
             .store
             .db
@@ -280,7 +288,7 @@ pub(crate) async fn refuse_if_flooding(
                     json!({
                         "outcome": "too many requests",
                         "detail": format!(
-                            "more than {MAX_LOGGED_REQUESTS_PER_MINUTE} requests a minute; \
+                            "more than {per_minute} requests a minute; \
                              further ones are refused unrecorded until the rate drops"
                         ),
                     }),

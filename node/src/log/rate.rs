@@ -17,8 +17,12 @@ use std::time::{Duration, Instant};
 
 use liaise_keys::AgencyId;
 
-/// Share, forward and deletion requests one peer agency may make per minute (and at once).
-pub const MAX_LOGGED_REQUESTS_PER_MINUTE: u32 = 60;
+/// Share and forward requests one peer agency may make per minute (and at once): the opens
+/// of all its staff of documents this node sent.
+pub const MAX_LOGGED_REQUESTS_PER_MINUTE: u32 = 120;
+/// Delete requests one peer agency may make per minute (and at once), counted apart so that
+/// the deletions of a bulk revocation never hold up that agency's opens.
+pub const MAX_DELETE_REQUESTS_PER_MINUTE: u32 = 120;
 /// Checkpoint witness exchanges one peer agency may start per minute (and at once). A node
 /// runs one per connection it opens, and keeps its connections open.
 pub const MAX_WITNESS_EXCHANGES_PER_MINUTE: u32 = 12;
@@ -61,6 +65,11 @@ impl PeerRateLimit {
         }
     }
 
+    /// The bucket's size and refill rate.
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
     /// Takes a token for `peer` now.
     pub fn admit(&self, peer: &AgencyId) -> Admission {
         self.admit_at(peer.as_str(), Instant::now())
@@ -99,8 +108,10 @@ fn refill(elapsed: Duration, per_minute: u32) -> f64 {
 /// The node's buckets, one set per kind of logged request.
 #[derive(Debug)]
 pub struct LogRateLimits {
-    /// Share, forward and deletion requests.
+    /// Share and forward requests.
     pub requests: PeerRateLimit,
+    /// Delete requests.
+    pub deletions: PeerRateLimit,
     /// Checkpoint witness exchanges served.
     pub witness: PeerRateLimit,
 }
@@ -109,6 +120,7 @@ impl Default for LogRateLimits {
     fn default() -> Self {
         Self {
             requests: PeerRateLimit::new(MAX_LOGGED_REQUESTS_PER_MINUTE),
+            deletions: PeerRateLimit::new(MAX_DELETE_REQUESTS_PER_MINUTE),
             witness: PeerRateLimit::new(MAX_WITNESS_EXCHANGES_PER_MINUTE),
         }
     }
