@@ -112,6 +112,21 @@ pub fn decode<T: DeserializeOwned + Serialize>(
     }
 }
 
+/// Decodes the value at the start of `bytes` and ignores the rest: for a cheap look at the
+/// leading fields of a larger value (postcard encodes a struct's fields in order) before
+/// deciding to decode it whole with [`decode`]. Not a substitute for it: nothing after the
+/// prefix is checked.
+pub fn decode_prefix<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, DecodeError> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((value, _)) => Ok(value),
+        Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated { what }),
+        Err(_) => Err(DecodeError::Malformed { what }),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

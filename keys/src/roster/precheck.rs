@@ -8,9 +8,10 @@
 //!
 //! 1. magic, version and the outer structure decode, with the signatures kept as raw bytes
 //!    (no point decompression);
-//! 2. at most [`MAX_ROSTER_SIGNATURES`] signatures, and at most as many as an update can
-//!    need: one per held steward plus one per steward of any new set ([`MAX_STEWARDS`]);
-//! 3. at least the held threshold of distinct held steward keys claim a signature;
+//! 2. at most [`MAX_ROSTER_SIGNATURES`] signatures (the full check's bound: duplicates and
+//!    outsiders' signatures are allowed, and only held stewards' are verified here);
+//! 3. at least the held threshold of distinct held steward keys claim a signature, and the
+//!    body's leading `serial` is higher than the held one (a replayed roster costs nothing);
 //! 4. the claimed held stewards' signatures verify, one by one, stopping as soon as the held
 //!    threshold is met; the first that does not verify refuses the roster (a roster with a
 //!    broken signature is refused anyway, `roster.md` check 2);
@@ -62,12 +63,14 @@ pub fn precheck_update(
     }
     let (body_bytes, signatures): (Vec<u8>, Vec<RawStewardSignature>) =
         codec::decode("roster", rest, MAX_ROSTER_LEN)?;
-    let most = MAX_ROSTER_SIGNATURES.min(held.keys.len().saturating_add(MAX_STEWARDS));
-    if signatures.len() > most {
+    // The full check's own bound: it accepts duplicates and outsiders' signatures up to it, so
+    // a tighter one here would refuse rosters it accepts. Only held stewards' signatures are
+    // verified below, at most the held threshold of them, so the count costs nothing more.
+    if signatures.len() > MAX_ROSTER_SIGNATURES {
         return Err(RosterError::TooMany {
             what: "signatures",
             len: signatures.len(),
-            max: most,
+            max: MAX_ROSTER_SIGNATURES,
         });
     }
     let held_keys: BTreeMap<[u8; 32], _> = held.keys.iter().map(|k| (k.to_bytes(), k)).collect();
@@ -82,6 +85,15 @@ pub fn precheck_update(
             valid: claimed.len(),
             threshold: held.threshold,
             which: "current",
+        });
+    }
+    // The serial, from the body's leading fields: a replayed genuine roster (older, or the
+    // one held) is refused before its signatures are checked or its keys decoded.
+    let (_federation, serial): (String, u64) = codec::decode_prefix("roster body", &body_bytes)?;
+    if serial <= held_serial {
+        return Err(RosterError::Rollback {
+            offered: serial,
+            held: held_serial,
         });
     }
     let mut counted = BTreeSet::new();

@@ -73,27 +73,27 @@ fn outsider_signatures_are_refused_before_any_is_checked() {
 }
 
 #[test]
-fn signatures_beyond_what_an_update_can_need_are_refused() {
+fn signatures_up_to_the_full_checks_bound_pass_and_one_more_is_refused() {
     let fed = federation();
     let held = Roster::accept_first(&fed.publish(&fed.body(1), &[0, 1]), &fed.pin(), NOW).unwrap();
     let body_bytes = codec::encode(&fed.body(2));
-    // Three held stewards plus at most MAX_STEWARDS new ones.
-    let most = 3 + MAX_STEWARDS;
+    // Duplicates count toward the bound but are allowed, as the full check allows them.
     let mut sigs = vec![
         sig(&fed.stewards[0], &body_bytes),
         sig(&fed.stewards[1], &body_bytes),
     ];
-    sigs.resize(most, sig(&fed.stewards[2], &body_bytes));
-    held.precheck_update(&file_with(&body_bytes, &sigs))
-        .unwrap();
+    sigs.resize(MAX_ROSTER_SIGNATURES, sig(&fed.stewards[2], &body_bytes));
+    let file = file_with(&body_bytes, &sigs);
+    held.precheck_update(&file).unwrap();
+    held.accept_update(&file, NOW).unwrap();
     sigs.push(sig(&fed.stewards[2], &body_bytes));
     assert_eq!(
         held.precheck_update(&file_with(&body_bytes, &sigs))
             .unwrap_err(),
         RosterError::TooMany {
             what: "signatures",
-            len: most + 1,
-            max: most
+            len: MAX_ROSTER_SIGNATURES + 1,
+            max: MAX_ROSTER_SIGNATURES
         }
     );
     // A flood of garbage "signatures" (invalid points, never decompressed) is refused by count.
@@ -152,6 +152,19 @@ fn forged_claims_are_refused_before_the_body_is_decoded_and_old_serials_after() 
         held.precheck_update(&file_with(&body_bytes, &claims)),
         Err(RosterError::BrokenSignature { .. })
     ));
+    // An older or equal serial is refused from the body's leading fields, before any
+    // signature is checked (these claims would not verify) or any key decoded.
+    for serial in [4, 5] {
+        let body_bytes = codec::encode(&fed.body(serial));
+        assert_eq!(
+            held.precheck_update(&file_with(&body_bytes, &claims))
+                .unwrap_err(),
+            RosterError::Rollback {
+                offered: serial,
+                held: 5
+            }
+        );
+    }
     // A genuine older or equal roster (a replay) is refused for its serial.
     for serial in [4, 5] {
         let file = fed.publish(&fed.body(serial), &[0, 1]);
