@@ -148,12 +148,22 @@ async fn originator_tick(
     if slots.available_permits() == 0 {
         return Ok(());
     }
+    // One request in flight per reader: its other due rows wait, and other readers' rows
+    // come first.
+    let busy: Vec<String> = in_flight
+        .lock()
+        .map(|s| s.iter().map(|(_, agency)| agency.clone()).collect())
+        .unwrap_or_default();
     let due = node
         .store
         .db
-        .read(move |c| custody::deletions_due(c, now, MAX_DUE_DELETIONS))
+        .read(move |c| custody::deletions_due(c, now, MAX_DUE_DELETIONS, &busy))
         .await?;
+    let mut asked: HashSet<String> = HashSet::new();
     for item in due {
+        if !asked.insert(item.agency.clone()) {
+            continue;
+        }
         let key = (item.doc_id.clone(), item.agency.clone());
         let fresh = in_flight
             .lock()

@@ -387,14 +387,27 @@ pub fn unshredded_with_pending(conn: &Connection) -> Result<Vec<String>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Deletion requests due at `now`.
-pub fn deletions_due(conn: &Connection, now: u64, limit: usize) -> Result<Vec<DueDeletion>> {
+/// Deletion requests due at `now`, oldest first, leaving out the readers in `busy` (those
+/// with a request in flight: one at a time per reader, so that a reader that never answers
+/// holds one request slot, not all of them).
+pub fn deletions_due(
+    conn: &Connection,
+    now: u64,
+    limit: usize,
+    busy: &[String],
+) -> Result<Vec<DueDeletion>> {
     let mut stmt = conn.prepare_cached(
         "SELECT doc_id, agency, deletion_reason, deletion_attempts FROM custody_readers
          WHERE deletion_state = 'queued' AND deletion_next_at <= ?1
+           AND agency NOT IN rarray(?3)
          ORDER BY deletion_next_at LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![now as i64, limit as i64], |r| {
+    let busy: rusqlite::vtab::array::Array = std::rc::Rc::new(
+        busy.iter()
+            .map(|a| rusqlite::types::Value::from(a.clone()))
+            .collect(),
+    );
+    let rows = stmt.query_map(params![now as i64, limit as i64, busy], |r| {
         Ok(DueDeletion {
             doc_id: r.get(0)?,
             agency: r.get(1)?,
