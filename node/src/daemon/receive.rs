@@ -381,7 +381,8 @@ async fn receive_inner(
             )
             .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
             let (held, hasher) =
-                prefix_state(&partial, offer.sealed_len, &resume_states).map_err(internal)?;
+                prefix_state(&quota_peer, &partial, offer.sealed_len, &resume_states)
+                    .map_err(internal)?;
             if let Some(dir) = partial.parent() {
                 check_free_space(dir, offer.sealed_len.saturating_sub(held))
                     .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
@@ -402,7 +403,7 @@ async fn receive_inner(
         receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
     let hash = hasher.finalize();
     // Every byte is in: the partial is stored or refused now, not resumed.
-    node.resume_states.forget(&partial);
+    node.resume_states.forget(peer.as_str(), &partial);
     if hash != offer.content_hash {
         let _ = fs::remove_file(&partial);
         // Possibly a partial damaged by a crash of the machine: discarded, so the retry
@@ -557,16 +558,18 @@ fn map_store_error(e: &anyhow::Error) -> Outcome {
 /// sender hangs up before the answer costs this only once). A partial longer than the offer
 /// is discarded.
 fn prefix_state(
+    peer: &AgencyId,
     partial: &Path,
     sealed_len: u64,
     states: &ResumeStates,
 ) -> Result<(u64, ContentHasher)> {
+    let peer = peer.as_str();
     let mut hasher = ContentHasher::new();
     let (len, modified) = match fs::metadata(partial) {
         Ok(m) if m.len() <= sealed_len => (m.len(), m.modified().ok()),
         Ok(_) => {
             fs::remove_file(partial)?;
-            states.forget(partial);
+            states.forget(peer, partial);
             (0, None)
         }
         Err(_) => (0, None),
@@ -574,7 +577,7 @@ fn prefix_state(
     if len == 0 {
         return Ok((0, hasher));
     }
-    if let Some(saved) = states.matching(partial, len, modified) {
+    if let Some(saved) = states.matching(peer, partial, len, modified) {
         return Ok((len, saved));
     }
     let mut file = File::open(partial)?;
@@ -587,7 +590,7 @@ fn prefix_state(
         hasher.update(&*chunk);
         left -= want as u64;
     }
-    states.save(partial, &hasher);
+    states.save(peer, partial, &hasher);
     Ok((len, hasher))
 }
 
@@ -681,7 +684,7 @@ async fn receive_bytes(
         Err(gone @ Outcome::Gone(_)) => {
             // Keep what arrived, and its hash state, for a resumed transfer.
             if let Ok((hasher, _)) = writer.finish().await {
-                node.resume_states.save(partial, &hasher);
+                node.resume_states.save(peer.as_str(), partial, &hasher);
             }
             Err(gone)
         }
@@ -906,25 +909,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let partial = dir.path().join("p.partial");
         let states = ResumeStates::default();
+        let peer = AgencyId::new("nl.city.utrecht").unwrap();
         fs::write(&partial, b"first bytes").unwrap();
         // Nothing saved: read from the file, and saved for the next offer.
-        let (len, hasher) = prefix_state(&partial, 100, &states).unwrap();
+        let (len, hasher) = prefix_state(&peer, &partial, 100, &states).unwrap();
         assert_eq!(len, 11);
         assert_eq!(hasher.finalize(), content_hash(b"first bytes"));
         // A state saved for the file as it is is used as it is: the file is not read. (A
         // state of other bytes shows which one came back.)
         let mut other = ContentHasher::new();
         other.update(b"not what the file holds");
-        states.save(&partial, &other);
-        let (_, hasher) = prefix_state(&partial, 100, &states).unwrap();
+        states.save(peer.as_str(), &partial, &other);
+        let (_, hasher) = prefix_state(&peer, &partial, 100, &states).unwrap();
         assert_eq!(hasher.finalize(), content_hash(b"not what the file holds"));
         // Once the file has changed, it is read again.
         fs::write(&partial, b"first bytes, more").unwrap();
-        let (len, hasher) = prefix_state(&partial, 100, &states).unwrap();
+        let (len, hasher) = prefix_state(&peer, &partial, 100, &states).unwrap();
         assert_eq!(len, 17);
         assert_eq!(hasher.finalize(), content_hash(b"first bytes, more"));
         // Longer than the offer: discarded.
-        assert_eq!(prefix_state(&partial, 5, &states).unwrap().0, 0);
+        assert_eq!(prefix_state(&peer, &partial, 5, &states).unwrap().0, 0);
         assert!(!partial.exists());
     }
 }

@@ -14,13 +14,15 @@ use std::time::SystemTime;
 
 use liaise_protocol::wire::ContentHasher;
 
-/// The most saved states; beyond it, an arbitrary one is dropped (its next resume reads the
-/// partial once more).
-pub const MAX_RESUME_STATES: usize = 64;
+/// The most saved states per sending agency; beyond it, another of that agency's states is
+/// dropped (its next resume reads the partial once more). Counted per agency so that no
+/// member can push another's states out. Agencies are roster members: their number is
+/// bounded by the roster.
+pub const MAX_RESUME_STATES_PER_PEER: usize = 16;
 
-/// Saved hash states by partial file.
+/// Saved hash states by sending agency and partial file.
 #[derive(Debug, Default)]
-pub struct ResumeStates(Mutex<HashMap<PathBuf, Saved>>);
+pub struct ResumeStates(Mutex<HashMap<String, HashMap<PathBuf, Saved>>>);
 
 #[derive(Debug, Clone)]
 struct Saved {
@@ -30,8 +32,8 @@ struct Saved {
 }
 
 impl ResumeStates {
-    /// Saves `hasher` as the hash of all of `partial` as it is now.
-    pub fn save(&self, partial: &Path, hasher: &ContentHasher) {
+    /// Saves `hasher` as the hash of all of `partial` (from `peer`) as it is now.
+    pub fn save(&self, peer: &str, partial: &Path, hasher: &ContentHasher) {
         let Ok(meta) = std::fs::metadata(partial) else {
             return;
         };
@@ -40,8 +42,9 @@ impl ResumeStates {
             modified: meta.modified().ok(),
             hasher: hasher.clone(),
         };
-        if let Ok(mut states) = self.0.lock() {
-            if states.len() >= MAX_RESUME_STATES && !states.contains_key(partial) {
+        if let Ok(mut all) = self.0.lock() {
+            let states = all.entry(peer.to_owned()).or_default();
+            if states.len() >= MAX_RESUME_STATES_PER_PEER && !states.contains_key(partial) {
                 let evicted = states.keys().next().cloned();
                 if let Some(key) = evicted {
                     states.remove(&key);
@@ -55,20 +58,26 @@ impl ResumeStates {
     /// `modified`.
     pub fn matching(
         &self,
+        peer: &str,
         partial: &Path,
         len: u64,
         modified: Option<SystemTime>,
     ) -> Option<ContentHasher> {
-        let states = self.0.lock().ok()?;
-        let saved = states.get(partial)?;
+        let all = self.0.lock().ok()?;
+        let saved = all.get(peer)?.get(partial)?;
         (saved.len == len && saved.modified == modified && modified.is_some())
             .then(|| saved.hasher.clone())
     }
 
     /// Forgets the state of a partial that completed or was discarded.
-    pub fn forget(&self, partial: &Path) {
-        if let Ok(mut states) = self.0.lock() {
+    pub fn forget(&self, peer: &str, partial: &Path) {
+        if let Ok(mut all) = self.0.lock()
+            && let Some(states) = all.get_mut(peer)
+        {
             states.remove(partial);
+            if states.is_empty() {
+                all.remove(peer);
+            }
         }
     }
 }
@@ -78,6 +87,8 @@ impl ResumeStates {
 mod tests {
     use super::*;
     use liaise_protocol::wire::content_hash;
+
+    const PEER: &str = "nl.city.utrecht";
 
     fn hasher_of(bytes: &[u8]) -> ContentHasher {
         let mut h = ContentHasher::new();
@@ -91,34 +102,48 @@ mod tests {
         let partial = dir.path().join("p.partial");
         std::fs::write(&partial, b"held bytes").unwrap();
         let states = ResumeStates::default();
-        states.save(&partial, &hasher_of(b"held bytes"));
+        states.save(PEER, &partial, &hasher_of(b"held bytes"));
         let meta = std::fs::metadata(&partial).unwrap();
-        let found = states.matching(&partial, meta.len(), meta.modified().ok());
+        let found = states.matching(PEER, &partial, meta.len(), meta.modified().ok());
         assert_eq!(found.unwrap().finalize(), content_hash(b"held bytes"));
         // Another length or time: not this state.
         assert!(
             states
-                .matching(&partial, meta.len() + 1, meta.modified().ok())
+                .matching(PEER, &partial, meta.len() + 1, meta.modified().ok())
                 .is_none()
         );
-        assert!(states.matching(&partial, meta.len(), None).is_none());
-        states.forget(&partial);
+        assert!(states.matching(PEER, &partial, meta.len(), None).is_none());
+        // Another agency's offer of the same path: not its state.
         assert!(
             states
-                .matching(&partial, meta.len(), meta.modified().ok())
+                .matching("nl.other", &partial, meta.len(), meta.modified().ok())
+                .is_none()
+        );
+        states.forget(PEER, &partial);
+        assert!(
+            states
+                .matching(PEER, &partial, meta.len(), meta.modified().ok())
                 .is_none()
         );
     }
 
     #[test]
-    fn states_are_bounded() {
+    fn states_are_bounded_per_agency_and_one_cannot_push_out_anothers() {
         let dir = tempfile::tempdir().unwrap();
         let states = ResumeStates::default();
-        for i in 0..MAX_RESUME_STATES + 10 {
+        let mine = dir.path().join("mine.partial");
+        std::fs::write(&mine, b"x").unwrap();
+        states.save(PEER, &mine, &hasher_of(b"x"));
+        for i in 0..MAX_RESUME_STATES_PER_PEER + 10 {
             let partial = dir.path().join(format!("{i}.partial"));
             std::fs::write(&partial, b"x").unwrap();
-            states.save(&partial, &hasher_of(b"x"));
+            states.save("nl.other", &partial, &hasher_of(b"x"));
         }
-        assert_eq!(states.0.lock().unwrap().len(), MAX_RESUME_STATES);
+        let all = states.0.lock().unwrap();
+        assert_eq!(
+            all.get("nl.other").map(HashMap::len),
+            Some(MAX_RESUME_STATES_PER_PEER)
+        );
+        assert_eq!(all.get(PEER).map(HashMap::len), Some(1));
     }
 }
