@@ -300,6 +300,12 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(exported["deletion_receipts"], 2, "{exported:#}");
+    // The city's log holds each signed deletion receipt itself, not only that one came.
+    let with_receipt = log_of(&fed, city, &doc)
+        .iter()
+        .filter(|e| e["kind"] == "deletion-receipt" && e["detail"]["receipt"].is_string())
+        .count();
+    assert_eq!(with_receipt, 2);
 }
 
 #[test]

@@ -112,6 +112,13 @@ pub fn export(
             },
         });
     }
+    // Deletion receipts recorded before the log entries carried them (and any whose entry is
+    // not anchored yet) are in the custody table; each is in the bundle once.
+    for receipt in stored_deletion_receipts(conn, &id)? {
+        if !deletion_receipts.contains(&receipt) {
+            deletion_receipts.push(receipt);
+        }
+    }
     let meta = EvidenceMeta {
         exporter: me.clone(),
         document_id: *doc_id,
@@ -142,6 +149,16 @@ pub fn export(
 fn own_receipts(conn: &Connection, doc_id: &str) -> Result<Vec<Vec<u8>>> {
     let mut stmt =
         conn.prepare_cached("SELECT receipt FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+    let rows = stmt.query_map([doc_id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The verified deletion receipts this node, as originator, holds for a document.
+fn stored_deletion_receipts(conn: &Connection, doc_id: &str) -> Result<Vec<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT deletion_receipt FROM custody_readers
+         WHERE doc_id = ?1 AND deletion_receipt IS NOT NULL ORDER BY agency",
+    )?;
     let rows = stmt.query_map([doc_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
