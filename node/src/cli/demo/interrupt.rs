@@ -14,27 +14,42 @@ const EXIT_INTERRUPTED: i32 = 130;
 /// How long the nodes may take to stop after SIGTERM before the demo exits anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The process ids of the demo's running nodes, shared with the signal watcher.
+/// The process ids of the demo's running nodes, shared with the signal watcher; once it has
+/// taken them, no node may be added (one started after that would be left running).
 #[derive(Debug, Clone, Default)]
-pub(super) struct NodePids(Arc<Mutex<Vec<u32>>>);
+pub(super) struct NodePids(Arc<Mutex<(bool, Vec<u32>)>>);
 
 impl NodePids {
-    pub(super) fn add(&self, pid: u32) {
-        if let Ok(mut pids) = self.0.lock() {
-            pids.push(pid);
+    /// Records a started node; false (and the caller stops it) once the demo is stopping.
+    pub(super) fn add(&self, pid: u32) -> bool {
+        match self.0.lock() {
+            Ok(mut guard) if !guard.0 => {
+                guard.1.push(pid);
+                true
+            }
+            _ => false,
         }
     }
 
     pub(super) fn clear(&self) {
-        if let Ok(mut pids) = self.0.lock() {
-            pids.clear();
+        if let Ok(mut guard) = self.0.lock() {
+            guard.1.clear();
         }
     }
 
+    /// Whether an interruption is being cleaned up.
+    pub(super) fn stopping(&self) -> bool {
+        self.0.lock().map(|guard| guard.0).unwrap_or(true)
+    }
+
+    /// The nodes to stop; from now on none is added.
     fn take(&self) -> Vec<u32> {
         self.0
             .lock()
-            .map(|mut pids| std::mem::take(&mut *pids))
+            .map(|mut guard| {
+                guard.0 = true;
+                std::mem::take(&mut guard.1)
+            })
             .unwrap_or_default()
     }
 }
@@ -85,6 +100,14 @@ pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, nodes: NodePids) -> 
         std::process::exit(EXIT_INTERRUPTED);
     });
     Ok(())
+}
+
+/// Waits for the watcher, which is cleaning up after a signal, to end the process: a step
+/// that failed because its nodes were stopped must not end the demo first with its own error.
+pub(super) fn wait_for_clean_up() -> ! {
+    loop {
+        std::thread::park();
+    }
 }
 
 /// Whether process `pid` still exists (and is not a zombie waiting for the demo to reap it).

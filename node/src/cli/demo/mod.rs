@@ -57,6 +57,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("Every step below is a real `liaise` command; you can type the same ones.");
     interrupt::on_signal_clean_up(demo.root.clone(), args.keep, demo.node_pids.clone())?;
     let result = demo.walk();
+    if demo.node_pids.stopping() {
+        interrupt::wait_for_clean_up();
+    }
     demo.stop_nodes();
     let kept = args.keep.then(|| dir.keep());
     result?;

@@ -52,7 +52,13 @@ impl Demo {
             .stderr(log)
             .spawn()
             .context("cannot start a node")?;
-        self.node_pids.add(child.id());
+        if !self.node_pids.add(child.id()) {
+            // Interrupted while it started: the clean-up has begun without it.
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("interrupted");
+        }
         self.nodes.push((home.to_owned(), child));
         let start = Instant::now();
         loop {
