@@ -31,7 +31,7 @@ use crate::signing::{Signature, SignatureDomain};
 use super::error::RosterError;
 use super::limits::*;
 use super::model::{RosterBody, StewardSet};
-use super::signed::{ROSTER_MAGIC, ROSTER_VERSION};
+use super::signed::read_envelope;
 
 /// A steward signature as it is encoded, before its key is validated.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,32 +47,11 @@ pub fn precheck_update(
     held_serial: u64,
     file: &[u8],
 ) -> Result<(), RosterError> {
-    if file.len() > MAX_ROSTER_LEN {
-        return Err(RosterError::TooMany {
-            what: "bytes",
-            len: file.len(),
-            max: MAX_ROSTER_LEN,
-        });
-    }
-    let rest = file
-        .strip_prefix(ROSTER_MAGIC)
-        .ok_or(RosterError::NotARoster)?;
-    let (&version, rest) = rest.split_first().ok_or(RosterError::NotARoster)?;
-    if version != ROSTER_VERSION {
-        return Err(RosterError::UnsupportedVersion { version });
-    }
-    let (body_bytes, signatures): (Vec<u8>, Vec<RawStewardSignature>) =
-        codec::decode("roster", rest, MAX_ROSTER_LEN)?;
-    // The full check's own bound: it accepts duplicates and outsiders' signatures up to it, so
-    // a tighter one here would refuse rosters it accepts. Only held stewards' signatures are
-    // verified below, at most the held threshold of them, so the count costs nothing more.
-    if signatures.len() > MAX_ROSTER_SIGNATURES {
-        return Err(RosterError::TooMany {
-            what: "signatures",
-            len: signatures.len(),
-            max: MAX_ROSTER_SIGNATURES,
-        });
-    }
+    // The full check's own bound on signatures (in `read_envelope`): it accepts duplicates
+    // and outsiders' signatures up to it, so a tighter one here would refuse rosters it
+    // accepts. Only held stewards' signatures are verified below, at most the held threshold
+    // of them, so the count costs nothing more.
+    let (body_bytes, signatures): (Vec<u8>, Vec<RawStewardSignature>) = read_envelope(file)?;
     let held_keys: BTreeMap<[u8; 32], _> = held.keys.iter().map(|k| (k.to_bytes(), k)).collect();
     let threshold = usize::from(held.threshold);
     let claimed: BTreeSet<[u8; 32]> = signatures

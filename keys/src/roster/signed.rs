@@ -8,6 +8,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use crate::codec;
 use crate::signing::{SignatureDomain, SigningSecretKey};
 use crate::time::Timestamp;
@@ -61,29 +64,7 @@ impl SignedRoster {
     /// Parses a roster file completely (magic, version, structure, limits), without checking
     /// any signature.
     pub fn parse(file: &[u8]) -> Result<Self, RosterError> {
-        if file.len() > MAX_ROSTER_LEN {
-            return Err(RosterError::TooMany {
-                what: "bytes",
-                len: file.len(),
-                max: MAX_ROSTER_LEN,
-            });
-        }
-        let rest = file
-            .strip_prefix(ROSTER_MAGIC)
-            .ok_or(RosterError::NotARoster)?;
-        let (&version, rest) = rest.split_first().ok_or(RosterError::NotARoster)?;
-        if version != ROSTER_VERSION {
-            return Err(RosterError::UnsupportedVersion { version });
-        }
-        let (body_bytes, signatures): (Vec<u8>, Vec<StewardSignature>) =
-            codec::decode("roster", rest, MAX_ROSTER_LEN)?;
-        if signatures.len() > MAX_ROSTER_SIGNATURES {
-            return Err(RosterError::TooMany {
-                what: "signatures",
-                len: signatures.len(),
-                max: MAX_ROSTER_SIGNATURES,
-            });
-        }
+        let (body_bytes, signatures): (Vec<u8>, Vec<StewardSignature>) = read_envelope(file)?;
         // Full recognition first: a garbled body is a decoding error, never a signature error.
         let body: RosterBody = codec::decode("roster body", &body_bytes, MAX_ROSTER_LEN)?;
         super::validate::check_limits(&body)?;
@@ -159,4 +140,36 @@ impl SignedRoster {
         }
         Ok(())
     }
+}
+
+/// A roster file's envelope: size, magic and version checked, then the body bytes and the
+/// signatures (as `S`: validated keys for the full parse, raw bytes for the pre-check), at
+/// most [`MAX_ROSTER_SIGNATURES`] of them.
+pub(super) fn read_envelope<S: DeserializeOwned + Serialize>(
+    file: &[u8],
+) -> Result<(Vec<u8>, Vec<S>), RosterError> {
+    if file.len() > MAX_ROSTER_LEN {
+        return Err(RosterError::TooMany {
+            what: "bytes",
+            len: file.len(),
+            max: MAX_ROSTER_LEN,
+        });
+    }
+    let rest = file
+        .strip_prefix(ROSTER_MAGIC)
+        .ok_or(RosterError::NotARoster)?;
+    let (&version, rest) = rest.split_first().ok_or(RosterError::NotARoster)?;
+    if version != ROSTER_VERSION {
+        return Err(RosterError::UnsupportedVersion { version });
+    }
+    let (body_bytes, signatures): (Vec<u8>, Vec<S>) =
+        codec::decode("roster", rest, MAX_ROSTER_LEN)?;
+    if signatures.len() > MAX_ROSTER_SIGNATURES {
+        return Err(RosterError::TooMany {
+            what: "signatures",
+            len: signatures.len(),
+            max: MAX_ROSTER_SIGNATURES,
+        });
+    }
+    Ok((body_bytes, signatures))
 }
