@@ -6,15 +6,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use liaise_keys::Timestamp;
-use liaise_keys::keyfile::Passphrase;
-use liaise_node::home::Home;
-use liaise_node::transport::{SharedRoster, client_config};
 use liaise_protocol::wire::{
     CloseCode, FRAME_HEADER_LEN, Message, MessageKind, PROTOCOL_VERSION, RejectReason,
     decode_frame, encode_frame,
 };
-use liaise_tests::PASSPHRASE;
 
 use super::nodes::{Agency, TestFederation};
 
@@ -31,13 +26,7 @@ pub(super) struct Member {
 
 impl Member {
     pub(super) fn new(fed: &TestFederation, who: &Agency, target: &Agency) -> Self {
-        let home = Home::new(fed.sandbox.path(&who.home));
-        let secrets = home
-            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
-            .unwrap();
-        let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(client_config(&secrets.transport, &roster).unwrap());
+        let (endpoint, _) = super::nodes::member_client(&fed.sandbox.path(&who.home));
         Self {
             endpoint,
             target: fed.address(target).parse().unwrap(),

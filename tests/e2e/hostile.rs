@@ -8,14 +8,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use liaise_keys::Timestamp;
-use liaise_keys::keyfile::Passphrase;
-use liaise_node::home::Home;
-use liaise_node::transport::{MAX_STREAMS_PER_CONNECTION, SharedRoster, client_config};
+use liaise_node::transport::MAX_STREAMS_PER_CONNECTION;
 use liaise_protocol::wire::{
     CloseCode, MAX_DOCUMENT_LEN, MAX_FRAME_LEN, Message, PROTOCOL_VERSION, encode_frame,
 };
-use liaise_tests::PASSPHRASE;
 
 use super::nodes::TestFederation;
 
@@ -32,13 +28,7 @@ struct HostilePeer {
 
 impl HostilePeer {
     fn new(home: &Path, target: &str, target_agency: &str) -> Self {
-        let home = Home::new(home.to_path_buf());
-        let secrets = home
-            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
-            .unwrap();
-        let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(client_config(&secrets.transport, &roster).unwrap());
+        let (endpoint, _) = super::nodes::member_client(home);
         Self {
             endpoint,
             target: target.parse().unwrap(),

@@ -228,3 +228,22 @@ pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&st
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A member's keys in a test's hands: its unlocked secrets and a QUIC client endpoint that
+/// presents its transport key and pins peers to its roster, as its node would.
+pub fn member_client(home: &std::path::Path) -> (quinn::Endpoint, liaise_keys::AgencySecrets) {
+    let home = liaise_node::home::Home::new(home.to_path_buf());
+    let secrets = home
+        .unlock_with(
+            &liaise_keys::keyfile::Passphrase::new(liaise_tests::PASSPHRASE.into()).unwrap(),
+        )
+        .unwrap();
+    let roster = liaise_node::transport::SharedRoster::new(
+        home.require_roster(liaise_keys::Timestamp::now()).unwrap(),
+    );
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(
+        liaise_node::transport::client_config(&secrets.transport, &roster).unwrap(),
+    );
+    (endpoint, secrets)
+}

@@ -4,15 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use liaise_keys::keyfile::Passphrase;
 use liaise_keys::{AgencyId, Timestamp};
-use liaise_node::home::Home;
-use liaise_node::transport::{SharedRoster, client_config};
 use liaise_protocol::wire::{
     CUSTODY_VERSION, Message, MessageKind, REQUEST_WINDOW_SECS, ShareRequestBody, Signed,
     decode_frame, encode_frame,
 };
-use liaise_tests::PASSPHRASE;
 use serde_json::Value;
 
 use super::nodes::{Agency, TestFederation};
@@ -372,13 +368,7 @@ struct Member {
 
 impl Member {
     fn new(home: &std::path::Path) -> Self {
-        let home = Home::new(home.to_path_buf());
-        let secrets = home
-            .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
-            .unwrap();
-        let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(client_config(&secrets.transport, &roster).unwrap());
+        let (endpoint, secrets) = super::nodes::member_client(home);
         Self { endpoint, secrets }
     }
 

@@ -118,26 +118,55 @@ pub fn obtain_share(
             )?;
             Ok(Some(share))
         }
-        // Over the originator's rate for this agency: temporary, like an unreachable node.
-        "refused" if text("detail") == crate::log::rate::TOO_MANY_REQUESTS => {
-            Err(OriginatorUnreachable {
-                originator: info.sender.as_str().to_owned(),
-                detail: text("detail").to_owned(),
-                busy: true,
-            }
-            .into())
-        }
-        "refused" => bail!(
-            "{} refused to release the key share: {} ({})",
-            info.sender,
+        "refused" => Err(refusal(
+            info.sender.as_str(),
             text("reason"),
-            text("detail")
-        ),
+            text("detail"),
+        )),
         _ => Err(OriginatorUnreachable {
             originator: info.sender.as_str().to_owned(),
             detail: text("detail").to_owned(),
             busy: false,
         }
         .into()),
+    }
+}
+
+/// The error for a refused share request: a refusal for being over the originator's rate is
+/// temporary (exit 75, as for an unreachable originator); any other is final.
+fn refusal(originator: &str, reason: &str, detail: &str) -> anyhow::Error {
+    if detail == crate::log::rate::TOO_MANY_REQUESTS {
+        return OriginatorUnreachable {
+            originator: originator.to_owned(),
+            detail: detail.to_owned(),
+            busy: true,
+        }
+        .into();
+    }
+    anyhow::anyhow!("{originator} refused to release the key share: {reason} ({detail})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_over_the_rate_is_try_later_and_others_are_final() {
+        let busy = refusal(
+            "nl.city.utrecht",
+            "internal",
+            crate::log::rate::TOO_MANY_REQUESTS,
+        );
+        assert!(busy.is::<OriginatorUnreachable>());
+        assert!(
+            busy.to_string()
+                .starts_with("originator nl.city.utrecht busy, try later")
+        );
+        let revoked = refusal("nl.city.utrecht", "revoked", "the originator revoked it");
+        assert!(!revoked.is::<OriginatorUnreachable>());
+        assert_eq!(
+            revoked.to_string(),
+            "nl.city.utrecht refused to release the key share: revoked (the originator revoked it)"
+        );
     }
 }
