@@ -323,10 +323,10 @@ async fn receipts(node: &Node, doc_id: &str) -> Result<Value> {
         .store
         .db
         .read(move |c| {
-            let sent = c
-                .prepare_cached("SELECT 1 FROM outbox_documents WHERE doc_id = ?1")?
-                .exists([&id_hex])?;
-            Ok((records::receipts_for(c, &id_hex)?, sent))
+            Ok((
+                records::receipts_for(c, &id_hex)?,
+                records::was_sent(c, &id_hex)?,
+            ))
         })
         .await?;
     if rows.is_empty() && !sent {

@@ -301,6 +301,8 @@ pub struct PartialFile {
     pub hash: String,
     /// Bytes held.
     pub len: u64,
+    /// Where it is.
+    pub path: PathBuf,
 }
 
 impl Blobs {
@@ -322,6 +324,7 @@ impl Blobs {
                     doc_id: doc_id.to_owned(),
                     hash: hash.to_owned(),
                     len,
+                    path: entry.path(),
                 })
             })
             .collect()
@@ -333,16 +336,9 @@ impl Blobs {
     pub fn discard_other_partials(&self, sender: &AgencyId, doc_id: &str, hash: &str) -> usize {
         let mut deleted = 0;
         for other in self.partials_of(sender) {
-            if other.doc_id == doc_id && other.hash != hash {
-                let name = format!(
-                    "{}-{}-{}.partial",
-                    sender.as_str(),
-                    other.doc_id,
-                    other.hash
-                );
-                if fs::remove_file(self.incoming.join(name)).is_ok() {
-                    deleted += 1;
-                }
+            if other.doc_id == doc_id && other.hash != hash && fs::remove_file(&other.path).is_ok()
+            {
+                deleted += 1;
             }
         }
         deleted
@@ -370,7 +366,7 @@ impl Blobs {
     }
 }
 
-/// `<sender>-<doc-id>-<hash>.partial` split into sender and document id (hex).
+/// `<sender>-<doc-id>-<hash>.partial` split into sender, document id and hash (hex).
 fn parse_partial_name(name: &str) -> Option<(&str, &str, &str)> {
     let rest = name.strip_suffix(".partial")?;
     let (rest, hash) = rest.rsplit_once('-')?;
@@ -463,7 +459,8 @@ mod tests {
             vec![PartialFile {
                 doc_id: hex(&[1; 16]),
                 hash: hex(&[2; 32]),
-                len: 10
+                len: 10,
+                path: a.clone(),
             }]
         );
         assert_eq!(blobs.partials_of(&city_x).len(), 1);

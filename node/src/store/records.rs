@@ -446,6 +446,13 @@ pub fn blob_of_document(conn: &Connection, doc_id: &str) -> Result<Option<String
     Ok(Some(first.clone()))
 }
 
+/// Whether this node sent (or forwarded) document `doc_id`.
+pub fn was_sent(conn: &Connection, doc_id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM outbox_documents WHERE doc_id = ?1")?
+        .exists([doc_id])?)
+}
+
 /// When and why a copy of `doc_id` that this node received was deleted (on its sender's
 /// request or at its expiry), if one was.
 pub fn deleted_copy(conn: &Connection, doc_id: &str) -> Result<Option<(u64, String)>> {
