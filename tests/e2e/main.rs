@@ -20,6 +20,7 @@ mod log_rotation;
 mod nodes;
 mod originator;
 mod outsider;
+mod quota;
 mod stalled_handshake;
 mod stalled_peer;
 mod supply_chain;

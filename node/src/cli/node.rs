@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use tokio::sync::watch;
 
 use super::HomeArg;
+use crate::daemon::quota::AgencyQuota;
 use crate::daemon::{self, DEFAULT_MAX_RETRY_INTERVAL, NodeOptions};
 use crate::passphrase::PassphraseSource;
 
@@ -27,6 +28,11 @@ pub struct RunArgs {
     /// The longest wait between two delivery attempts to an unreachable node, e.g. 5m, 30s.
     #[arg(long, value_name = "DURATION")]
     max_retry_interval: Option<String>,
+    /// What one other agency may keep on this node (the documents it delivered and its
+    /// unfinished transfers): a share of the store's disk such as 25%, or a size such as
+    /// 20GiB. Documents over it wait at the sender, as for a full disk.
+    #[arg(long, value_name = "SHARE|SIZE", default_value = "25%")]
+    agency_quota: String,
 }
 
 pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
@@ -37,12 +43,15 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
             .with_context(|| format!("invalid --max-retry-interval `{text}`: use e.g. 30s, 5m"))?,
         None => DEFAULT_MAX_RETRY_INTERVAL,
     };
+    let agency_quota = AgencyQuota::parse(&args.agency_quota)
+        .with_context(|| format!("invalid --agency-quota `{}`", args.agency_quota))?;
     let agency = home.profile()?.agency;
     // Unlock once, before the runtime starts: the key file costs ~0.2 s of Argon2id.
     let secrets = home.unlock(passphrase)?;
     let options = NodeOptions {
         listen: args.listen,
         max_retry_interval,
+        agency_quota,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -53,6 +53,12 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         n(&outbox, "undeliverable")
     );
     println!("inbox         {} documents", n(&status, "inbox"));
+    if let Some(quota) = status.get("agency_quota_bytes").and_then(Value::as_u64) {
+        println!(
+            "quota         each other agency may keep {} here",
+            binary_size(quota)
+        );
+    }
     for peer in status
         .get("peers")
         .and_then(Value::as_array)
@@ -67,8 +73,12 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
             ),
             None => "not contacted yet (`liaise status --check` tries now)".to_owned(),
         };
+        let kept = match n(&peer, "kept_bytes") {
+            0 => String::new(),
+            bytes => format!(", keeps {} here", binary_size(bytes)),
+        };
         println!(
-            "peer          {}  {state}",
+            "peer          {}  {state}{kept}",
             peer.get("agency").and_then(Value::as_str).unwrap_or("")
         );
         if let Some(error) = peer.get("error").and_then(Value::as_str) {
@@ -76,4 +86,34 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bytes` in the largest binary unit that keeps it at 1 or more, to one decimal.
+fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} bytes"),
+        _ => format!("{value:.1} {}", UNITS.get(unit).unwrap_or(&"TiB")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binary_size;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(binary_size(0), "0 bytes");
+        assert_eq!(binary_size(1023), "1023 bytes");
+        assert_eq!(binary_size(1536), "1.5 KiB");
+        assert_eq!(binary_size(700 * 1024), "700.0 KiB");
+        assert_eq!(binary_size(25 << 30), "25.0 GiB");
+        assert_eq!(binary_size(u64::MAX), "16777216.0 TiB");
+    }
 }

@@ -361,6 +361,8 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
     let roster = node.roster.current();
     let (queued, delivered, undeliverable, inbox) =
         node.store.db.read(records::queue_sizes).await?;
+    let kept = node.store.db.read(crate::store::holdings::all).await?;
+    let quota = node.options.agency_quota.limit(node.store.blobs.dir());
     let others: Vec<liaise_keys::AgencyId> = roster
         .body()
         .members
@@ -401,6 +403,7 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
                 "reachable": seen.map(|(reachable, _)| *reachable),
                 "checked_at": seen.map(|(_, at)| *at),
                 "error": errors.get(agency.as_str()),
+                "kept_bytes": kept.get(agency.as_str()).copied().unwrap_or(0),
             })
         })
         .collect();
@@ -413,6 +416,7 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
         "peers": peers,
         "outbox": { "queued": queued, "delivered": delivered, "undeliverable": undeliverable },
         "inbox": inbox,
+        "agency_quota_bytes": quota,
     }))
 }
 

@@ -77,14 +77,14 @@ pub struct OfferedDocument {
 /// Refuses an offer of `sealed_len` bytes (document `doc_id` with content hash `hash`, both
 /// hex) from `peer` if its other unfinished transfers already hold too much: every partial
 /// file of the peer counts but the one this offer resumes, and `in_flight` maps each
-/// (sender, document id) in progress to its offered length.
+/// (sender, document id) in progress to its offered length. Returns what those others hold.
 pub fn check_quota(
     blobs: &Blobs,
     peer: &AgencyId,
     offer: (&str, &str),
     sealed_len: u64,
     in_flight: &HashMap<(String, String), u64>,
-) -> Result<(), Refusal> {
+) -> Result<u64, Refusal> {
     let (doc_id, hash) = offer;
     // Per document id: what its partials hold, at least what its transfer was offered with.
     let mut held: HashMap<String, u64> = HashMap::new();
@@ -113,7 +113,7 @@ pub fn check_quota(
             ),
         ));
     }
-    Ok(())
+    Ok(others)
 }
 
 /// Space an incoming document must leave free on the store's file system, for the database,

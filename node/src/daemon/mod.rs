@@ -16,6 +16,7 @@ mod framed;
 mod gossip;
 mod incoming;
 mod peers;
+pub mod quota;
 mod receive;
 mod resume;
 pub mod share;
@@ -46,6 +47,8 @@ pub struct NodeOptions {
     pub listen: Option<SocketAddr>,
     /// The longest wait between delivery attempts.
     pub max_retry_interval: Duration,
+    /// What one agency may keep on this node.
+    pub agency_quota: quota::AgencyQuota,
 }
 
 impl Default for NodeOptions {
@@ -53,6 +56,7 @@ impl Default for NodeOptions {
         Self {
             listen: None,
             max_retry_interval: DEFAULT_MAX_RETRY_INTERVAL,
+            agency_quota: quota::AgencyQuota::default(),
         }
     }
 }

@@ -46,7 +46,7 @@ use super::incoming::{
 };
 use super::resume::ResumeStates;
 use super::tee_verify::{StreamVerifier, Verdict};
-use super::{Node, now_secs};
+use super::{Node, now_secs, quota};
 use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::records::{self, InboxRow};
 use crate::store::{Held, hex};
@@ -361,6 +361,14 @@ async fn receive_inner(
         .blobs
         .partial_path(peer, &offer.document_id, &offer.content_hash);
     let in_flight = node.receiving.lock().map(|m| m.clone()).unwrap_or_default();
+    let holder = peer.as_str().to_owned();
+    let kept = node
+        .store
+        .db
+        .read(move |c| crate::store::holdings::held_by(c, &holder))
+        .await
+        .map_err(internal)?;
+    let limit = agency_limit(node);
     let blobs = node.store.blobs.clone();
     let (quota_peer, quota_doc) = (peer.clone(), doc_id.clone());
     let quota_hash = hex(&offer.content_hash);
@@ -372,7 +380,7 @@ async fn receive_inner(
         let partial = partial.clone();
         move || {
             blobs.discard_other_partials(&quota_peer, &quota_doc, &quota_hash);
-            check_quota(
+            let unfinished = check_quota(
                 &blobs,
                 &quota_peer,
                 (&quota_doc, &quota_hash),
@@ -380,6 +388,16 @@ async fn receive_inner(
                 &in_flight,
             )
             .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+            // Its documents kept here and its other unfinished transfers, with this one.
+            if let Some(limit) = limit {
+                quota::check(
+                    &quota_peer,
+                    kept.saturating_add(unfinished),
+                    offer.sealed_len,
+                    limit,
+                )
+                .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+            }
             let (held, hasher) =
                 prefix_state(&quota_peer, &partial, offer.sealed_len, &resume_states)
                     .map_err(internal)?;
@@ -471,13 +489,19 @@ async fn receive_small(
         return Err(internal("the document's bytes went missing"));
     };
     let receipt = signed_receipt(node, &row, &offer, peer);
+    let limit = agency_limit(node);
     let recorded = node
         .store
         .db
-        .write(move |c| record_received(c, &row, &receipt, Some((&hash, &bytes))))
+        .write(move |c| record_received(c, &row, &receipt, Some((&hash, &bytes)), limit))
         .await
         .map_err(|e| map_store_error(&e))?;
     send_receipt(send, recorded.into_receipt()?).await
+}
+
+/// What one agency may keep on this node, in bytes, by the node's `--agency-quota`.
+fn agency_limit(node: &Node) -> Option<u64> {
+    node.options.agency_quota.limit(node.store.blobs.dir())
 }
 
 /// What became of a received document when it was to be recorded.
@@ -490,6 +514,8 @@ enum Recorded {
     Deleted(u64, String),
     /// Another document with this id from this sender is held.
     Conflict,
+    /// The agency that delivered it would keep more than its quota on this node.
+    OverQuota(String),
 }
 
 impl Recorded {
@@ -501,18 +527,21 @@ impl Recorded {
                 RejectReason::BadDocument,
                 "another document with this id was received".into(),
             )),
+            Self::OverQuota(detail) => Err(Outcome::Reject(RejectReason::DiskFull, detail)),
         }
     }
 }
 
 /// Records a verified document with this node's `receipt`, in the transaction that checks
-/// it may be: not deleted here already, not another document under the same id. A small
-/// document's bytes (`inline`: its content hash and bytes) are kept in the same transaction.
+/// it may be: not deleted here already, not another document under the same id, and within
+/// the `limit` of bytes the agency that delivered it may keep here. A small document's bytes
+/// (`inline`: its content hash and bytes) are kept in the same transaction.
 fn record_received(
     conn: &rusqlite::Connection,
     row: &InboxRow,
     receipt: &[u8],
     inline: Option<(&[u8; 32], &[u8])>,
+    limit: Option<u64>,
 ) -> Result<Recorded> {
     if let Some((at, reason)) =
         crate::store::custody::inbox_deletion(conn, &row.doc_id, &row.sender)?
@@ -525,6 +554,14 @@ fn record_received(
         } else {
             Recorded::Conflict
         });
+    }
+    if let Some(limit) = limit {
+        let holder = row.forwarded_by.as_deref().unwrap_or(&row.sender);
+        let held = crate::store::holdings::held_by(conn, holder)?;
+        let holder = AgencyId::new(holder)?;
+        if let Err(refusal) = quota::check(&holder, held, row.sealed_len, limit) {
+            return Ok(Recorded::OverQuota(refusal.detail));
+        }
     }
     if let Some((hash, bytes)) = inline {
         held::put(conn, hash, bytes)?;
@@ -850,14 +887,18 @@ async fn store_document(
         .await
         .map_err(internal)?;
     let receipt = signed_receipt(node, &row, offer, peer);
+    let limit = agency_limit(node);
     // The blob folder was fsynced after the rename, before the row is written.
     let recorded = node
         .store
         .db
-        .write(move |c| record_received(c, &row, &receipt, None))
+        .write(move |c| record_received(c, &row, &receipt, None, limit))
         .await
         .map_err(|e| map_store_error(&e))?;
-    if matches!(recorded, Recorded::Deleted(..) | Recorded::Conflict) {
+    if matches!(
+        recorded,
+        Recorded::Deleted(..) | Recorded::Conflict | Recorded::OverQuota(_)
+    ) {
         // Refused: the file just installed is no copy this node keeps.
         let _ = fs::remove_file(node.store.blobs.path(&offer.content_hash));
     }

@@ -90,6 +90,11 @@ impl Blobs {
         Ok(blobs)
     }
 
+    /// The folder the blobs are kept in (on the store's file system).
+    pub fn dir(&self) -> &Path {
+        &self.blobs
+    }
+
     /// Where the blob with this content hash lives.
     pub fn path(&self, hash: &[u8; 32]) -> PathBuf {
         self.blobs.join(hex(hash))

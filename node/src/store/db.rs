@@ -164,6 +164,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         .and_then(|()| writer.execute_batch(super::custody::SCHEMA))
         .and_then(|()| writer.execute_batch(super::forwards::SCHEMA))
         .and_then(|()| writer.execute_batch(super::held::SCHEMA))
+        .and_then(|()| writer.execute_batch(super::holdings::SCHEMA))
         .context("cannot create the database schema")?;
     migrate(&writer).context("cannot update the database schema")?;
     configure(&writer)?;
@@ -205,7 +206,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column("inbox", "not_after")? {
         conn.execute_batch("ALTER TABLE inbox ADD COLUMN not_after INTEGER")?;
     }
-    Ok(())
+    super::holdings::count_earlier_copies(conn)
 }
 
 /// A read-only connection (for the CLI, which may run while the daemon writes).

@@ -17,6 +17,7 @@ pub mod custody;
 pub mod db;
 pub mod forwards;
 pub mod held;
+pub mod holdings;
 pub mod install;
 pub mod records;
 
