@@ -94,6 +94,12 @@ mod tests {
         }
     }
 
+    /// Records the deletion of document `doc` from `sender` at `at`.
+    fn delete(conn: &Connection, doc: u8, sender: &str, reason: DeletionReason, at: u64) {
+        let doc_id = row(doc, sender, None, 0).doc_id;
+        record_inbox_deletion(conn, &doc_id, sender, reason, at).unwrap();
+    }
+
     #[test]
     fn copies_count_for_who_delivered_them_until_deleted() {
         let dir = tempfile::tempdir().unwrap();
@@ -108,33 +114,12 @@ mod tests {
         assert_eq!(held_by(&conn, city).unwrap(), 150);
         assert_eq!(held_by(&conn, prison).unwrap(), 30);
 
-        record_inbox_deletion(
-            &conn,
-            &row(1, city, None, 0).doc_id,
-            city,
-            DeletionReason::Expired,
-            5,
-        )
-        .unwrap();
+        delete(&conn, 1, city, DeletionReason::Expired, 5);
         // Recorded twice, subtracted once.
-        record_inbox_deletion(
-            &conn,
-            &row(1, city, None, 0).doc_id,
-            city,
-            DeletionReason::Expired,
-            6,
-        )
-        .unwrap();
+        delete(&conn, 1, city, DeletionReason::Expired, 6);
         assert_eq!(held_by(&conn, city).unwrap(), 50);
         // A deletion of a copy never received, then that copy: it is never kept.
-        record_inbox_deletion(
-            &conn,
-            &row(4, city, None, 0).doc_id,
-            city,
-            DeletionReason::Revoked,
-            7,
-        )
-        .unwrap();
+        delete(&conn, 4, city, DeletionReason::Revoked, 7);
         inbox_insert(&conn, &row(4, city, None, 70), b"r").unwrap();
         assert_eq!(held_by(&conn, city).unwrap(), 50);
         assert_eq!(held_by(&conn, "nl.probation.utrecht").unwrap(), 0);
@@ -151,14 +136,7 @@ mod tests {
         let city = "nl.city.utrecht";
         inbox_insert(&conn, &row(1, city, None, 100), b"r").unwrap();
         inbox_insert(&conn, &row(2, city, None, 40), b"r").unwrap();
-        record_inbox_deletion(
-            &conn,
-            &row(2, city, None, 0).doc_id,
-            city,
-            DeletionReason::Expired,
-            5,
-        )
-        .unwrap();
+        delete(&conn, 2, city, DeletionReason::Expired, 5);
         // As an earlier version left it: no counts.
         conn.execute_batch("DELETE FROM inbox_holdings").unwrap();
         drop(conn);
