@@ -96,7 +96,11 @@ fn an_agency_over_its_quota_waits_and_others_still_deliver() {
             .map(|p| p["kept_bytes"].clone())
             .unwrap()
     };
-    assert_eq!(kept(&status, CITY), from_city[0]["sealed_len"], "{status:#}");
+    assert_eq!(
+        kept(&status, CITY),
+        from_city[0]["sealed_len"],
+        "{status:#}"
+    );
     assert!(kept(&status, PROBATION).as_u64() > Some(FIRST as u64));
 
     // The city revokes its first document: the prison deletes its copy, which no longer
