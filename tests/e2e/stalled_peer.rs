@@ -1,7 +1,7 @@
 //! A member's node that completes the handshake, the hello and the witness steps, then never
 //! grants another stream and never reads the one it accepted (no flow-control credit). Its
 //! keep-alives keep the connection up, so only the sender's own timeouts end such an
-//! exchange, and the sender closes a connection that grants it no stream. Deliveries to it take no more than their share of the delivery slots, so other
+//! exchange. Deliveries to it take no more than their share of the delivery slots, so other
 //! recipients are served at once; they fail after `FRAME_TIMEOUT` and are retried. A delete
 //! request to it holds up neither the delete requests to other readers nor the deletion of
 //! expired copies.
@@ -106,8 +106,9 @@ fn deliveries_to_a_peer_that_takes_nothing_hold_few_slots_time_out_and_retry() {
     );
 
     // The first deliveries to the prison fail as timed-out attempts and stay queued for a
-    // retry. Only the prison's share was tried; the rest waited their turn, untried, and are
-    // tried next (their own attempts end 30 s later).
+    // retry: the one that got a stream because the prison took no data, the others because
+    // it granted no stream. Only the prison's share was tried; the rest waited their turn,
+    // untried, and are tried next (their own attempts end 30 s later).
     let attempted = |rows: &[Value]| -> Vec<Value> {
         prison_rows(rows, &for_prison)
             .into_iter()
@@ -121,25 +122,16 @@ fn deliveries_to_a_peer_that_takes_nothing_hold_few_slots_time_out_and_retry() {
     let rows = attempted(&rows);
     assert_eq!(rows.len(), DELIVERIES_PER_PEER, "{rows:#?}");
     assert!(rows.iter().all(|r| r["state"] == "queued"), "{rows:#?}");
-    // The first attempt to wait FRAME_TIMEOUT for a stream closes the connection, so the
-    // others end with it (the one with a stream may time out first, as taking no data).
     let error = |r: &Value| r["last_error"].as_str().unwrap_or("").to_owned();
+    assert!(
+        rows.iter().any(|r| error(r).contains("took no data")),
+        "{rows:#?}"
+    );
     assert!(
         rows.iter().any(|r| error(r).contains("granted none")),
         "{rows:#?}"
     );
-    assert!(
-        rows.iter()
-            .all(|r| ["granted none", "took no data", "closed"]
-                .iter()
-                .any(|why| error(r).contains(why))),
-        "{rows:#?}"
-    );
-    // A peer that grants no stream while this node is under the limit it must grant is stuck:
-    // its connection is closed, and the retries dial a new one.
-    wait_for(Duration::from_secs(20), "a new connection", || {
-        stalling.connections.load(Ordering::SeqCst) >= 2
-    });
+    assert!(stalling.connections.load(Ordering::SeqCst) >= 1);
 }
 
 fn prison_rows(rows: &[Value], docs: &[String]) -> Vec<Value> {
@@ -252,11 +244,7 @@ fn a_delete_request_to_a_peer_that_takes_nothing_holds_up_no_other_deletion() {
     assert!(revoked_at.elapsed() >= Duration::from_secs(29));
     let custody = fed.json(city, &["custody", &doc]);
     assert!(!deletion_verified(&custody, PRISON), "{custody:#}");
-    // A peer that grants no stream while this node is under the limit it must grant is stuck:
-    // its connection is closed, and the retries dial a new one.
-    wait_for(Duration::from_secs(20), "a new connection", || {
-        stalling.connections.load(Ordering::SeqCst) >= 2
-    });
+    assert!(stalling.connections.load(Ordering::SeqCst) >= 1);
 }
 
 fn deletion_verified(custody: &Value, agency: &str) -> bool {
