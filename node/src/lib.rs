@@ -13,3 +13,4 @@ pub mod passphrase;
 pub mod store;
 pub mod transport;
 pub mod trust;
+pub mod units;

@@ -31,8 +31,9 @@ pub struct RunArgs {
     /// What one other agency may keep on this node (the documents it delivered and its
     /// unfinished transfers): a share of the store's disk such as 25%, or a size such as
     /// 20GiB. Documents over it wait at the sender, as for a full disk.
-    #[arg(long, value_name = "SHARE|SIZE", default_value = "25%")]
-    agency_quota: String,
+    /// [default: 25%]
+    #[arg(long, value_name = "SHARE|SIZE")]
+    agency_quota: Option<String>,
 }
 
 pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
@@ -43,8 +44,12 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
             .with_context(|| format!("invalid --max-retry-interval `{text}`: use e.g. 30s, 5m"))?,
         None => DEFAULT_MAX_RETRY_INTERVAL,
     };
-    let agency_quota = AgencyQuota::parse(&args.agency_quota)
-        .with_context(|| format!("invalid --agency-quota `{}`", args.agency_quota))?;
+    let agency_quota = match &args.agency_quota {
+        Some(text) => {
+            AgencyQuota::parse(text).with_context(|| format!("invalid --agency-quota `{text}`"))?
+        }
+        None => AgencyQuota::default(),
+    };
     let agency = home.profile()?.agency;
     // Unlock once, before the runtime starts: the key file costs ~0.2 s of Argon2id.
     let secrets = home.unlock(passphrase)?;

@@ -20,6 +20,7 @@ use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
 use crate::store::held::{self, INLINE_MAX_LEN};
+use crate::store::holdings;
 use crate::store::records::{self, NewOutgoing};
 use crate::store::{HashingReader, hex, parse_hex};
 
@@ -361,7 +362,7 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
     let roster = node.roster.current();
     let (queued, delivered, undeliverable, inbox) =
         node.store.db.read(records::queue_sizes).await?;
-    let kept = node.store.db.read(crate::store::holdings::all).await?;
+    let kept = node.store.db.read(holdings::by_agency).await?;
     let quota = node.options.agency_quota.limit(node.store.blobs.dir());
     let others: Vec<liaise_keys::AgencyId> = roster
         .body()

@@ -66,8 +66,8 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
-        // Rows being delivered are still due: the query leaves them out, and the rows of
-        // agencies with their limit in flight, and fetches only as many more as there are
+        // The query leaves out the rows being delivered (they are still due) and the rows of
+        // agencies that have their limit in flight, and fetches only as many as there are
         // free slots.
         let (skip, mut per_peer) = in_flight
             .lock()

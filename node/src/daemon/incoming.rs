@@ -78,7 +78,7 @@ pub struct OfferedDocument {
 /// hex) from `peer` if its other unfinished transfers already hold too much: every partial
 /// file of the peer counts but the one this offer resumes, and `in_flight` maps each
 /// (sender, document id) in progress to its offered length. Returns what those others hold.
-pub fn check_quota(
+pub fn check_unfinished(
     blobs: &Blobs,
     peer: &AgencyId,
     offer: (&str, &str),
@@ -114,6 +114,19 @@ pub fn check_quota(
         ));
     }
     Ok(others)
+}
+
+/// The offered lengths of the transfers from `peer` in progress (`in_flight`, as for
+/// [`check_unfinished`]), but that of document `doc_id` (hex).
+pub fn offered_by(
+    in_flight: &HashMap<(String, String), u64>,
+    peer: &AgencyId,
+    doc_id: &str,
+) -> u64 {
+    in_flight
+        .iter()
+        .filter(|((sender, doc), _)| sender == peer.as_str() && doc != doc_id)
+        .fold(0u64, |sum, (_, len)| sum.saturating_add(*len))
 }
 
 /// Space an incoming document must leave free on the store's file system, for the database,
@@ -516,15 +529,15 @@ mod tests {
         let this = (this.0.as_str(), this.1.as_str());
         let none = HashMap::new();
         // Nothing else held: any single document may come.
-        assert!(check_quota(&blobs, &prison, this, u64::MAX, &none).is_ok());
+        assert!(check_unfinished(&blobs, &prison, this, u64::MAX, &none).is_ok());
         // Another transfer in flight, counted at its offered length.
         let max = MAX_PARTIAL_BYTES_PER_PEER;
-        assert!(check_quota(&blobs, &prison, this, max - 100, &offered(100)).is_ok());
-        let refused = check_quota(&blobs, &prison, this, max - 99, &offered(100)).unwrap_err();
+        assert!(check_unfinished(&blobs, &prison, this, max - 100, &offered(100)).is_ok());
+        let refused = check_unfinished(&blobs, &prison, this, max - 99, &offered(100)).unwrap_err();
         assert_eq!(refused.reason, RejectReason::Busy);
         assert!(refused.reason.is_temporary());
         // Another agency's transfers do not count against this one.
-        assert!(check_quota(&blobs, &city, this, max, &offered(100)).is_ok());
+        assert!(check_unfinished(&blobs, &city, this, max, &offered(100)).is_ok());
         // A partial on disk counts too; this document's own partial does not.
         std::fs::write(
             blobs.partial_path(&prison, &[0xcc; 16], &[1; 32]),
@@ -536,8 +549,20 @@ mod tests {
             [0u8; 50],
         )
         .unwrap();
-        assert!(check_quota(&blobs, &prison, this, max - 10, &none).is_ok());
-        assert!(check_quota(&blobs, &prison, this, max - 9, &none).is_err());
+        assert!(check_unfinished(&blobs, &prison, this, max - 10, &none).is_ok());
+        assert!(check_unfinished(&blobs, &prison, this, max - 9, &none).is_err());
+    }
+
+    #[test]
+    fn offers_in_progress_count_for_their_sender_but_the_one_asking() {
+        let prison = AgencyId::new("nl.prison.vught").unwrap();
+        let mut in_flight = HashMap::new();
+        in_flight.insert(("nl.prison.vught".into(), "aa".into()), 700);
+        in_flight.insert(("nl.prison.vught".into(), "bb".into()), 30);
+        in_flight.insert(("nl.city.utrecht".into(), "cc".into()), 5);
+        assert_eq!(offered_by(&in_flight, &prison, "bb"), 700);
+        assert_eq!(offered_by(&in_flight, &prison, "dd"), 730);
+        assert_eq!(offered_by(&HashMap::new(), &prison, "dd"), 0);
     }
 
     #[test]
@@ -556,18 +581,18 @@ mod tests {
         let fourth = hex(&[4; 32]);
         let offer = (id.as_str(), fourth.as_str());
         // They count against a fourth hash under the same id...
-        let refused = check_quota(&blobs, &prison, offer, max, &none).unwrap_err();
+        let refused = check_unfinished(&blobs, &prison, offer, max, &none).unwrap_err();
         assert_eq!(refused.reason, RejectReason::Busy);
         // ...and the one being resumed is the only one that does not.
         let first = hex(&[1; 32]);
-        let refused = check_quota(&blobs, &prison, (&id, &first), 1, &none).unwrap_err();
+        let refused = check_unfinished(&blobs, &prison, (&id, &first), 1, &none).unwrap_err();
         assert_eq!(refused.reason, RejectReason::Busy);
         // An offer keeps only its own partial under its id.
         assert_eq!(blobs.discard_other_partials(&prison, &id, &first), 2);
         let left = blobs.partials_of(&prison);
         assert_eq!(left.len(), 1);
         assert_eq!(left.first().map(|p| p.hash.as_str()), Some(first.as_str()));
-        assert!(check_quota(&blobs, &prison, (&id, &first), max, &none).is_ok());
+        assert!(check_unfinished(&blobs, &prison, (&id, &first), max, &none).is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use liaise_keys::AgencyId;
 use liaise_protocol::wire::RejectReason;
 
 use super::incoming::Refusal;
+use crate::units::binary_size;
 
 /// The share of the store's file system one agency may fill unless the node is told otherwise.
 pub const DEFAULT_AGENCY_SHARE_PERCENT: u8 = 25;
@@ -33,15 +34,6 @@ pub enum AgencyQuota {
 impl Default for AgencyQuota {
     fn default() -> Self {
         Self::Share(DEFAULT_AGENCY_SHARE_PERCENT)
-    }
-}
-
-impl std::fmt::Display for AgencyQuota {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Share(percent) => write!(f, "{percent}% of this node's disk"),
-            Self::Bytes(bytes) => write!(f, "{bytes} bytes"),
-        }
     }
 }
 
@@ -89,11 +81,21 @@ impl AgencyQuota {
     }
 }
 
-/// Refuses `offered` more bytes from `peer` when, with the `held` bytes it keeps here already,
-/// they would pass its `limit`. An agency that keeps nothing here may always deliver one
-/// document (the free-space check still applies): a quota smaller than a document must not
-/// make it undeliverable for good.
-pub fn check(peer: &AgencyId, held: u64, offered: u64, limit: u64) -> Result<(), Refusal> {
+/// What an agency keeps on this node when another of its documents is offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Kept {
+    /// The documents it delivered that this node keeps.
+    pub stored: u64,
+    /// Its other transfers not finished yet (partial files and offers being received).
+    pub unfinished: u64,
+}
+
+/// Refuses `offered` more bytes from `peer` when, with what it keeps here already, they would
+/// pass its `limit`. An agency that keeps nothing here may always deliver one document (the
+/// free-space check still applies): a quota smaller than a document must not make that
+/// document undeliverable for good.
+pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<(), Refusal> {
+    let held = kept.stored.saturating_add(kept.unfinished);
     if held == 0
         || held
             .checked_add(offered)
@@ -101,12 +103,19 @@ pub fn check(peer: &AgencyId, held: u64, offered: u64, limit: u64) -> Result<(),
     {
         return Ok(());
     }
+    let unfinished = match kept.unfinished {
+        0 => String::new(),
+        bytes => format!(" (+ {} unfinished)", binary_size(bytes)),
+    };
+    // Read by people at the sender, and cut at 200 characters on the wire: the reason first.
     Err(Refusal {
         reason: RejectReason::DiskFull,
         detail: format!(
-            "{peer} keeps {held} bytes on this node already and may keep at most {limit}; \
-             its documents wait until some expire or are revoked, or the receiving node's \
-             operator raises --agency-quota"
+            "over quota: {peer} keeps {}{unfinished} here, limit {} (receiver's \
+             --agency-quota); needs {} more, waits until some expire or are revoked",
+            binary_size(kept.stored),
+            binary_size(limit),
+            binary_size(offered),
         ),
     })
 }
@@ -166,14 +175,34 @@ mod tests {
     #[test]
     fn an_agency_may_fill_its_quota_and_not_one_byte_more() {
         let prison = AgencyId::new("nl.prison.vught").unwrap();
-        assert!(check(&prison, 60, 40, 100).is_ok());
-        let refusal = check(&prison, 60, 41, 100).unwrap_err();
+        let kept = |stored, unfinished| Kept { stored, unfinished };
+        assert!(check(&prison, kept(60, 0), 40, 100).is_ok());
+        assert!(check(&prison, kept(30, 30), 40, 100).is_ok());
+        let refusal = check(&prison, kept(60, 0), 41, 100).unwrap_err();
         assert_eq!(refusal.reason, RejectReason::DiskFull);
-        assert!(refusal.detail.contains("nl.prison.vught keeps 60 bytes"));
+        assert!(
+            refusal
+                .detail
+                .contains("nl.prison.vught keeps 60 bytes here"),
+            "{}",
+            refusal.detail
+        );
         assert!(refusal.detail.contains("--agency-quota"));
-        assert!(check(&prison, u64::MAX, 1, u64::MAX).is_err());
-        // Keeping nothing, one document of any size may come.
-        assert!(check(&prison, 0, 1_000, 100).is_ok());
-        assert!(check(&prison, 1, 1_000, 100).is_err());
+        // Unfinished transfers count, and are named.
+        let refusal = check(&prison, kept(30, 31), 40, 100).unwrap_err();
+        assert!(
+            refusal.detail.contains("(+ 31 bytes unfinished)"),
+            "{}",
+            refusal.detail
+        );
+        // Whole within the 200 characters a refusal keeps on the wire, for a long agency id.
+        let long = AgencyId::new("nl.probation.noord-holland-noord").unwrap();
+        let refusal = check(&long, kept(600 << 30, 400 << 30), 64 << 30, 1000 << 30).unwrap_err();
+        assert!(refusal.detail.chars().count() <= 200, "{}", refusal.detail);
+        assert!(check(&prison, kept(u64::MAX, 0), 1, u64::MAX).is_err());
+        // Keeping nothing, one document of any size may come; not beside a transfer.
+        assert!(check(&prison, kept(0, 0), 1_000, 100).is_ok());
+        assert!(check(&prison, kept(1, 0), 1_000, 100).is_err());
+        assert!(check(&prison, kept(0, 1), 1_000, 100).is_err());
     }
 }

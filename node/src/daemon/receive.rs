@@ -41,13 +41,14 @@ use super::forwarded_in::{Check, Entitlement, MAX_FORWARD_PREFIX_LEN, entitlemen
 use super::framed::{FrameError, read_message, write_message};
 use super::gossip::serve_hello;
 use super::incoming::{
-    HeaderGate, OfferedDocument, PartialWriter, check_free_space, check_quota, is_disk_full,
-    sweep_partials,
+    HeaderGate, OfferedDocument, PartialWriter, check_free_space, check_unfinished, is_disk_full,
+    offered_by, sweep_partials,
 };
 use super::resume::ResumeStates;
 use super::tee_verify::{StreamVerifier, Verdict};
 use super::{Node, now_secs, quota};
 use crate::store::held::{self, INLINE_MAX_LEN};
+use crate::store::holdings;
 use crate::store::records::{self, InboxRow};
 use crate::store::{Held, hex};
 use crate::transport::peer_agency;
@@ -285,7 +286,12 @@ async fn receive_document(
         Ok(()) => Ok(()),
         Err(Outcome::Violation(e)) => Err(e),
         Err(Outcome::Reject(reason, detail)) => {
-            tracing::info!(agency = %peer, doc = %key.1, "rejected: {}: {detail}", reason.as_str());
+            // A full disk or an agency over its quota wants this node's operator.
+            if reason == RejectReason::DiskFull {
+                tracing::warn!(agency = %peer, doc = %key.1, "rejected: {}: {detail}", reason.as_str());
+            } else {
+                tracing::info!(agency = %peer, doc = %key.1, "rejected: {}: {detail}", reason.as_str());
+            }
             let _ = recv.stop(VarInt::from_u32(CloseCode::Done.code()));
             let _ = reject(&mut send, reason, &detail).await;
             Ok(())
@@ -362,10 +368,10 @@ async fn receive_inner(
         .partial_path(peer, &offer.document_id, &offer.content_hash);
     let in_flight = node.receiving.lock().map(|m| m.clone()).unwrap_or_default();
     let holder = peer.as_str().to_owned();
-    let kept = node
+    let stored = node
         .store
         .db
-        .read(move |c| crate::store::holdings::held_by(c, &holder))
+        .read(move |c| holdings::held_by(c, &holder))
         .await
         .map_err(internal)?;
     let limit = agency_limit(node);
@@ -380,7 +386,7 @@ async fn receive_inner(
         let partial = partial.clone();
         move || {
             blobs.discard_other_partials(&quota_peer, &quota_doc, &quota_hash);
-            let unfinished = check_quota(
+            let unfinished = check_unfinished(
                 &blobs,
                 &quota_peer,
                 (&quota_doc, &quota_hash),
@@ -388,15 +394,13 @@ async fn receive_inner(
                 &in_flight,
             )
             .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
-            // Its documents kept here and its other unfinished transfers, with this one.
+            // Its documents kept here and its other unfinished transfers, with this one. The
+            // check is made here only, before the transfer: a small document is checked
+            // against the transfers in progress, so it cannot take the room of this one.
             if let Some(limit) = limit {
-                quota::check(
-                    &quota_peer,
-                    kept.saturating_add(unfinished),
-                    offer.sealed_len,
-                    limit,
-                )
-                .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+                let kept = quota::Kept { stored, unfinished };
+                quota::check(&quota_peer, kept, offer.sealed_len, limit)
+                    .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
             }
             let (held, hasher) =
                 prefix_state(&quota_peer, &partial, offer.sealed_len, &resume_states)
@@ -489,14 +493,33 @@ async fn receive_small(
         return Err(internal("the document's bytes went missing"));
     };
     let receipt = signed_receipt(node, &row, &offer, peer);
-    let limit = agency_limit(node);
+    let quota = agency_limit(node).map(|limit| QuotaCheck {
+        limit,
+        unfinished: unfinished_offers(node, peer, &row.doc_id),
+    });
     let recorded = node
         .store
         .db
-        .write(move |c| record_received(c, &row, &receipt, Some((&hash, &bytes)), limit))
+        .write(move |c| record_received(c, &row, &receipt, Some((&hash, &bytes)), quota))
         .await
         .map_err(|e| map_store_error(&e))?;
     send_receipt(send, recorded.into_receipt()?).await
+}
+
+/// The quota a small document is checked against when it is stored: the limit, and the
+/// bytes offered by the same agency's other transfers in progress.
+#[derive(Debug, Clone, Copy)]
+struct QuotaCheck {
+    limit: u64,
+    unfinished: u64,
+}
+
+/// The lengths of the documents `peer` is sending now, but `doc_id` (hex).
+fn unfinished_offers(node: &Node, peer: &AgencyId, doc_id: &str) -> u64 {
+    node.receiving
+        .lock()
+        .map(|receiving| offered_by(&receiving, peer, doc_id))
+        .unwrap_or(0)
 }
 
 /// What one agency may keep on this node, in bytes, by the node's `--agency-quota`.
@@ -533,15 +556,15 @@ impl Recorded {
 }
 
 /// Records a verified document with this node's `receipt`, in the transaction that checks
-/// it may be: not deleted here already, not another document under the same id, and within
-/// the `limit` of bytes the agency that delivered it may keep here. A small document's bytes
+/// it may be: not deleted here already, not another document under the same id, and, with a
+/// `quota`, within what the agency that delivered it may keep here. A small document's bytes
 /// (`inline`: its content hash and bytes) are kept in the same transaction.
 fn record_received(
     conn: &rusqlite::Connection,
     row: &InboxRow,
     receipt: &[u8],
     inline: Option<(&[u8; 32], &[u8])>,
-    limit: Option<u64>,
+    quota: Option<QuotaCheck>,
 ) -> Result<Recorded> {
     if let Some((at, reason)) =
         crate::store::custody::inbox_deletion(conn, &row.doc_id, &row.sender)?
@@ -555,11 +578,11 @@ fn record_received(
             Recorded::Conflict
         });
     }
-    if let Some(limit) = limit {
+    if let Some(QuotaCheck { limit, unfinished }) = quota {
         let holder = row.forwarded_by.as_deref().unwrap_or(&row.sender);
-        let held = crate::store::holdings::held_by(conn, holder)?;
-        let holder = AgencyId::new(holder)?;
-        if let Err(refusal) = quota::check(&holder, held, row.sealed_len, limit) {
+        let stored = holdings::held_by(conn, holder)?;
+        let kept = quota::Kept { stored, unfinished };
+        if let Err(refusal) = quota::check(&AgencyId::new(holder)?, kept, row.sealed_len, limit) {
             return Ok(Recorded::OverQuota(refusal.detail));
         }
     }
@@ -887,12 +910,12 @@ async fn store_document(
         .await
         .map_err(internal)?;
     let receipt = signed_receipt(node, &row, offer, peer);
-    let limit = agency_limit(node);
-    // The blob folder was fsynced after the rename, before the row is written.
+    // The blob folder was fsynced after the rename, before the row is written. Its quota
+    // was checked before the transfer began.
     let recorded = node
         .store
         .db
-        .write(move |c| record_received(c, &row, &receipt, None, limit))
+        .write(move |c| record_received(c, &row, &receipt, None, None))
         .await
         .map_err(|e| map_store_error(&e))?;
     if matches!(

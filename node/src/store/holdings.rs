@@ -59,7 +59,7 @@ pub fn held_by(conn: &Connection, agency: &str) -> Result<u64> {
 }
 
 /// The bytes each agency that delivered documents here keeps, by agency id.
-pub fn all(conn: &Connection) -> Result<std::collections::HashMap<String, u64>> {
+pub fn by_agency(conn: &Connection) -> Result<std::collections::HashMap<String, u64>> {
     let mut stmt = conn.prepare_cached("SELECT agency, bytes FROM inbox_holdings")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -123,7 +123,7 @@ mod tests {
         inbox_insert(&conn, &row(4, city, None, 70), b"r").unwrap();
         assert_eq!(held_by(&conn, city).unwrap(), 50);
         assert_eq!(held_by(&conn, "nl.probation.utrecht").unwrap(), 0);
-        let every = all(&conn).unwrap();
+        let every = by_agency(&conn).unwrap();
         assert_eq!(every.get(city), Some(&50));
         assert_eq!(every.get(prison), Some(&30));
     }
