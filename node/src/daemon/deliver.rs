@@ -20,7 +20,6 @@ use super::{Node, now_secs};
 use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::records::{self, Due};
 use crate::store::{Held, parse_hex};
-use crate::transport::MAX_STREAMS_PER_CONNECTION;
 use crate::trust::verify_receipt;
 
 /// The first retry waits about this long; each further one doubles it.
@@ -31,12 +30,6 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
 pub const MAX_PARALLEL_DELIVERIES: usize = 32;
-/// The most documents being sent at once to one agency: fewer than the streams a peer grants
-/// ([`MAX_STREAMS_PER_CONNECTION`]), so that this node's own deliveries never wait for a
-/// stream of their own (a wait that would time out as if the peer had stalled), and a share,
-/// forward or delete request to that agency always finds one. A long queue for one agency
-/// also leaves the other delivery slots to other agencies.
-pub const MAX_DELIVERIES_PER_PEER: usize = MAX_STREAMS_PER_CONNECTION as usize - 4;
 /// The most due deliveries read from the database at once.
 const MAX_DUE_FETCH: usize = 256;
 /// Bytes per write when streaming a document.
@@ -66,24 +59,12 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
-        // The query leaves out the rows being delivered (they are still due) and the rows of
-        // agencies that have their limit in flight, and fetches only as many as there are
-        // free slots.
-        let (skip, mut per_peer) = in_flight
+        // Rows being delivered are still due: the query leaves them out, and fetches only as
+        // many more as there are free slots.
+        let skip: Vec<i64> = in_flight
             .lock()
-            .map(|s| {
-                let mut per_peer: HashMap<String, usize> = HashMap::new();
-                for (_, recipient) in s.keys() {
-                    *per_peer.entry(recipient.clone()).or_default() += 1;
-                }
-                (s.values().copied().collect::<Vec<i64>>(), per_peer)
-            })
+            .map(|s| s.values().copied().collect())
             .unwrap_or_default();
-        let busy: Vec<String> = per_peer
-            .iter()
-            .filter(|(_, n)| **n >= MAX_DELIVERIES_PER_PEER)
-            .map(|(recipient, _)| recipient.clone())
-            .collect();
         let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
         // One trip to the database per wake: the due rows not in flight, the bytes of those
         // small enough to be held in the database, and when the next one is due. Only this
@@ -94,7 +75,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
             .db
             .read(move |c| {
                 let mut fresh = Vec::new();
-                for item in records::due(c, now, limit, &skip, &busy)? {
+                for item in records::due(c, now, limit, &skip)? {
                     let inline = match parse_hex::<32>(&item.blob) {
                         Some(hash) if item.sealed_len <= INLINE_MAX_LEN => held::get(c, &hash)?,
                         _ => None,
@@ -105,15 +86,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
             })
             .await
             .unwrap_or_default();
-        // Whether a recipient reached its limit in this round: its other rows are left for
-        // the next query, which leaves them out and so reaches other recipients' rows.
-        let mut saturated = false;
         for (item, held) in due {
-            let count = per_peer.entry(item.recipient.clone()).or_default();
-            if *count >= MAX_DELIVERIES_PER_PEER {
-                saturated = true;
-                continue;
-            }
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
@@ -122,7 +95,6 @@ pub async fn outbox_worker(node: Arc<Node>) {
             if !fresh {
                 continue;
             }
-            *count += 1;
             let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
                 return;
             };
@@ -135,9 +107,6 @@ pub async fn outbox_worker(node: Arc<Node>) {
                 drop(permit);
                 node.outbox_wake.notify_one();
             });
-        }
-        if saturated {
-            continue;
         }
         let wait = match next {
             Some(at) if at <= now_secs() => Duration::from_millis(200),

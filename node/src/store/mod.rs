@@ -169,62 +169,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn due_deliveries_leave_out_rows_in_flight_and_busy_recipients() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&Home::new(dir.path().to_path_buf())).unwrap();
-        // Three documents for the prison, queued first, then one for the probation service.
-        for (i, to) in [
-            "nl.prison.vught",
-            "nl.prison.vught",
-            "nl.prison.vught",
-            "nl.probation.utrecht",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let doc = records::NewOutgoing {
-                doc_id: hex(&[i as u8; 16]),
-                blob: hex(&[i as u8; 32]),
-                sealed_len: 100,
-                label: "restricted".into(),
-                created: 1,
-                queued_at: 10 + i as u64,
-                recipients: vec![(to.to_owned(), 1_000)],
-            };
-            store
-                .db
-                .write(move |c| records::queue_document(c, &doc))
-                .await
-                .unwrap();
-        }
-        let due = |limit: usize, skip: Vec<i64>, busy: Vec<String>| {
-            let db = store.db.clone();
-            async move {
-                db.read(move |c| records::due(c, 100, limit, &skip, &busy))
-                    .await
-                    .unwrap()
-            }
-        };
-        let recipients = |rows: &[records::Due]| -> Vec<String> {
-            rows.iter().map(|d| d.recipient.clone()).collect()
-        };
-
-        // Oldest first: a limit of two sees only the prison's rows.
-        let first = due(2, Vec::new(), Vec::new()).await;
-        assert_eq!(recipients(&first), ["nl.prison.vught", "nl.prison.vught"]);
-        // Those two in flight: the next rows.
-        let skip = first.iter().map(|d| d.row).collect::<Vec<_>>();
-        let next = due(2, skip, Vec::new()).await;
-        assert_eq!(
-            recipients(&next),
-            ["nl.prison.vught", "nl.probation.utrecht"]
-        );
-        // The prison busy: the probation service's row comes first, within the same limit.
-        let other = due(2, Vec::new(), vec!["nl.prison.vught".into()]).await;
-        assert_eq!(recipients(&other), ["nl.probation.utrecht"]);
-    }
-
-    #[tokio::test]
     async fn only_a_deletion_by_the_copys_own_sender_hides_it() {
         use liaise_protocol::wire::DeletionReason;
         let dir = tempfile::tempdir().unwrap();

@@ -157,24 +157,15 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
 }
 
 /// Deliveries due at `now`, oldest first, leaving out the rows in `skip` (those in flight,
-/// which are still due and would otherwise be read again on every wake of the outbox worker)
-/// and every row for a recipient in `busy` (those with as many deliveries in flight as one
-/// peer may have, whose rows would otherwise fill the `limit` and hide other recipients').
+/// which are still due and would otherwise be read again on every wake of the outbox worker).
 /// `conn` must have the `rarray` module loaded (every store connection has).
-pub fn due(
-    conn: &Connection,
-    now: u64,
-    limit: usize,
-    skip: &[i64],
-    busy: &[String],
-) -> Result<Vec<Due>> {
+pub fn due(conn: &Connection, now: u64, limit: usize, skip: &[i64]) -> Result<Vec<Due>> {
     let mut stmt = conn.prepare_cached(
         "SELECT o.rowid, o.doc_id, o.recipient, coalesce(f.blob, d.blob),
                 coalesce(f.sealed_len, d.sealed_len), o.attempts, o.expires_at
          FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
          LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient
          WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND o.rowid NOT IN rarray(?3)
-           AND o.recipient NOT IN rarray(?4)
          ORDER BY o.next_attempt_at LIMIT ?2",
     )?;
     let skip: rusqlite::vtab::array::Array = std::rc::Rc::new(
@@ -183,13 +174,7 @@ pub fn due(
             .map(rusqlite::types::Value::from)
             .collect(),
     );
-    let busy: rusqlite::vtab::array::Array = std::rc::Rc::new(
-        busy.iter()
-            .cloned()
-            .map(rusqlite::types::Value::from)
-            .collect(),
-    );
-    let rows = stmt.query_map(params![now as i64, limit as i64, skip, busy], |r| {
+    let rows = stmt.query_map(params![now as i64, limit as i64, skip], |r| {
         Ok(Due {
             row: r.get(0)?,
             doc_id: r.get(1)?,
