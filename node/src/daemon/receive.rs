@@ -918,10 +918,7 @@ async fn store_document(
         .write(move |c| record_received(c, &row, &receipt, None, None))
         .await
         .map_err(|e| map_store_error(&e))?;
-    if matches!(
-        recorded,
-        Recorded::Deleted(..) | Recorded::Conflict | Recorded::OverQuota(_)
-    ) {
+    if matches!(recorded, Recorded::Deleted(..) | Recorded::Conflict) {
         // Refused: the file just installed is no copy this node keeps.
         let _ = fs::remove_file(node.store.blobs.path(&offer.content_hash));
     }
