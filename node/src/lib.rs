@@ -13,4 +13,3 @@ pub mod passphrase;
 pub mod store;
 pub mod transport;
 pub mod trust;
-pub mod units;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{HomeArg, JsonArg, print_json};
 use crate::control::{Request, client};
-use crate::units::binary_size;
+use indicatif::BinaryBytes;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -57,7 +57,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
     if let Some(quota) = status.get("agency_quota_bytes").and_then(Value::as_u64) {
         println!(
             "quota         each other agency may keep {} here",
-            binary_size(quota)
+            BinaryBytes(quota)
         );
     }
     for peer in status
@@ -76,7 +76,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         };
         let kept = match n(&peer, "kept_bytes") {
             0 => String::new(),
-            bytes => format!(", keeps {} here", binary_size(bytes)),
+            bytes => format!(", keeps {} here", BinaryBytes(bytes)),
         };
         println!(
             "peer          {}  {state}{kept}",

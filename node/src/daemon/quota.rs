@@ -17,7 +17,7 @@ use liaise_keys::AgencyId;
 use liaise_protocol::wire::RejectReason;
 
 use super::incoming::Refusal;
-use crate::units::binary_size;
+use indicatif::BinaryBytes;
 
 /// The share of the store's file system one agency may fill unless the node is told otherwise.
 pub const DEFAULT_AGENCY_SHARE_PERCENT: u8 = 25;
@@ -105,17 +105,17 @@ pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<()
     }
     let unfinished = match kept.unfinished {
         0 => String::new(),
-        bytes => format!(" (+ {} unfinished)", binary_size(bytes)),
+        bytes => format!(" (+ {} unfinished)", BinaryBytes(bytes)),
     };
     // Read by people at the sender, and cut at 200 characters on the wire: the reason first.
     Err(Refusal {
         reason: RejectReason::DiskFull,
         detail: format!(
             "over quota: {peer} keeps {}{unfinished} here, limit {} (receiver's \
-             --agency-quota); needs {} more, waits until some expire or are revoked",
-            binary_size(kept.stored),
-            binary_size(limit),
-            binary_size(offered),
+             --agency-quota); needs {} more, waits for expiries or revocations",
+            BinaryBytes(kept.stored),
+            BinaryBytes(limit),
+            BinaryBytes(offered),
         ),
     })
 }
@@ -181,9 +181,7 @@ mod tests {
         let refusal = check(&prison, kept(60, 0), 41, 100).unwrap_err();
         assert_eq!(refusal.reason, RejectReason::DiskFull);
         assert!(
-            refusal
-                .detail
-                .contains("nl.prison.vught keeps 60 bytes here"),
+            refusal.detail.contains("nl.prison.vught keeps 60 B here"),
             "{}",
             refusal.detail
         );
@@ -191,7 +189,7 @@ mod tests {
         // Unfinished transfers count, and are named.
         let refusal = check(&prison, kept(30, 31), 40, 100).unwrap_err();
         assert!(
-            refusal.detail.contains("(+ 31 bytes unfinished)"),
+            refusal.detail.contains("(+ 31 B unfinished)"),
             "{}",
             refusal.detail
         );
