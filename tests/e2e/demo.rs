@@ -86,8 +86,14 @@ fn the_demo_interrupted_stops_its_nodes_and_removes_its_folder() {
         .unwrap();
     assert!(status.success());
     let code = demo.wait().unwrap().code();
-    assert_eq!(code, Some(130));
-    assert!(!folder.exists(), "{} was left behind", folder.display());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut demo.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        !folder.exists(),
+        "{} was left behind; the demo said:\n{stderr}",
+        folder.display()
+    );
     let left: Vec<_> = nodes.into_iter().filter(|pid| running(*pid)).collect();
     assert!(left.is_empty(), "nodes left running: {left:?}");
 }

@@ -11,16 +11,24 @@ use anyhow::{Context, Result};
 
 /// Exit code after an interruption (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: i32 = 130;
-/// How long the nodes may take to stop after SIGTERM before the demo exits anyway.
-const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the demo's processes may take to stop after SIGTERM before they are killed: a
+/// node gives its running deliveries up to 3 s and its connections up to 2 s more, then
+/// signs a last log checkpoint.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a killed process may take to be gone.
+const KILL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the demo keeps trying to remove its folder (a step that was running when the
+/// signal came may still write a file into it).
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The process ids of the demo's running nodes, shared with the signal watcher; once it has
-/// taken them, no node may be added (one started after that would be left running).
+/// The process ids of the demo's running children (its nodes and the step command running
+/// now), shared with the signal watcher; once it has taken them, none may be added (one
+/// started after that would be left running).
 #[derive(Debug, Clone, Default)]
-pub(super) struct NodePids(Arc<Mutex<(bool, Vec<u32>)>>);
+pub(super) struct ChildPids(Arc<Mutex<(bool, Vec<u32>)>>);
 
-impl NodePids {
-    /// Records a started node; false (and the caller stops it) once the demo is stopping.
+impl ChildPids {
+    /// Records a started child; false (and the caller stops it) once the demo is stopping.
     pub(super) fn add(&self, pid: u32) -> bool {
         match self.0.lock() {
             Ok(mut guard) if !guard.0 => {
@@ -31,9 +39,10 @@ impl NodePids {
         }
     }
 
-    pub(super) fn clear(&self) {
+    /// Forgets a child that has ended (or is being stopped by the demo itself).
+    pub(super) fn remove(&self, pid: u32) {
         if let Ok(mut guard) = self.0.lock() {
-            guard.1.clear();
+            guard.1.retain(|p| *p != pid);
         }
     }
 
@@ -54,9 +63,9 @@ impl NodePids {
     }
 }
 
-/// Starts a thread that, on SIGINT or SIGTERM, stops the running nodes, removes `root`
-/// (unless `keep`) and exits.
-pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, nodes: NodePids) -> Result<()> {
+/// Starts a thread that, on SIGINT or SIGTERM, stops the running nodes and step command,
+/// removes `root` (unless `keep`) and exits.
+pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, children: ChildPids) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
@@ -78,15 +87,13 @@ pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, nodes: NodePids) -> 
                 _ = terminate.recv() => {}
             }
         });
-        let pids = nodes.take();
-        for pid in &pids {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let start = Instant::now();
-        while pids.iter().any(|pid| running(*pid)) && start.elapsed() < STOP_TIMEOUT {
-            std::thread::sleep(Duration::from_millis(50));
+        let pids = children.take();
+        signal_all(&pids, "-TERM");
+        if !wait_until_gone(&pids, STOP_TIMEOUT) {
+            // A node that cannot stop in time (a busy machine) must not be left running,
+            // nor write into the folder while it is removed.
+            signal_all(&pids, "-KILL");
+            wait_until_gone(&pids, KILL_TIMEOUT);
         }
         if keep {
             eprintln!(
@@ -94,8 +101,15 @@ pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, nodes: NodePids) -> 
                 root.display()
             );
         } else {
-            let _ = std::fs::remove_dir_all(&root);
-            eprintln!("\ninterrupted: the nodes are stopped and the demo folder is removed");
+            if remove_folder(&root) {
+                eprintln!("\ninterrupted: the nodes are stopped and the demo folder is removed");
+            } else {
+                eprintln!(
+                    "\ninterrupted: the nodes are stopped; the demo folder could not be \
+                     removed, delete it by hand: {}",
+                    root.display()
+                );
+            }
         }
         std::process::exit(EXIT_INTERRUPTED);
     });
@@ -107,6 +121,45 @@ pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, nodes: NodePids) -> 
 pub(super) fn wait_for_clean_up() -> ! {
     loop {
         std::thread::park();
+    }
+}
+
+/// Sends `signal` (as `kill` names it) to each process.
+fn signal_all(pids: &[u32], signal: &str) {
+    for pid in pids {
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+    }
+}
+
+/// Waits up to `timeout` for every process to be gone; whether they all are.
+fn wait_until_gone(pids: &[u32], timeout: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if !pids.iter().any(|pid| running(*pid)) {
+            return true;
+        }
+        if start.elapsed() >= timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes `root`, again while a file written at the same moment makes it fail; whether it
+/// is gone.
+fn remove_folder(root: &std::path::Path) -> bool {
+    let start = Instant::now();
+    loop {
+        match std::fs::remove_dir_all(root) {
+            Ok(()) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(_) if start.elapsed() < REMOVE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(_) => return false,
+        }
     }
 }
 

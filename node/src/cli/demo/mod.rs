@@ -50,14 +50,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         exe: std::env::current_exe().context("cannot find the liaise executable")?,
         root: dir.path().to_path_buf(),
         nodes: Vec::new(),
-        node_pids: interrupt::NodePids::default(),
+        children: interrupt::ChildPids::default(),
     };
     println!("Liaise demo: three agencies exchange a case document on this machine.");
     println!("Working folder: {}", demo.root.display());
     println!("Every step below is a real `liaise` command; you can type the same ones.");
-    interrupt::on_signal_clean_up(demo.root.clone(), args.keep, demo.node_pids.clone())?;
+    interrupt::on_signal_clean_up(demo.root.clone(), args.keep, demo.children.clone())?;
     let result = demo.walk();
-    if demo.node_pids.stopping() {
+    if demo.children.stopping() {
         interrupt::wait_for_clean_up();
     }
     demo.stop_nodes();
@@ -79,8 +79,9 @@ struct Demo {
     exe: PathBuf,
     root: PathBuf,
     nodes: Vec<(String, Child)>,
-    /// The same nodes' process ids, for the clean-up on Ctrl-C or SIGTERM.
-    node_pids: interrupt::NodePids,
+    /// The process ids of the nodes and of the step command running now, for the clean-up
+    /// on Ctrl-C or SIGTERM.
+    children: interrupt::ChildPids,
 }
 
 impl Drop for Demo {

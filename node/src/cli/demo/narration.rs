@@ -21,10 +21,27 @@ impl Demo {
         cmd
     }
 
-    /// Shows and runs `liaise ARGS`, prints its output; fails if it fails.
+    /// Shows and runs `liaise ARGS`, prints its output; fails if it fails. An interruption
+    /// stops the command with the nodes.
     pub(super) fn liaise(&self, args: &[&str]) -> Result<Output> {
+        self.not_interrupted()?;
         show(&format!("liaise {}", quoted(args)));
-        let output = self.command(args).output().context("cannot run liaise")?;
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run liaise")?;
+        let pid = child.id();
+        if !self.children.add(pid) {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("interrupted");
+        }
+        let output = child.wait_with_output();
+        self.children.remove(pid);
+        let output = output.context("cannot run liaise")?;
         print_output(&output);
         if !output.status.success() {
             bail!("`liaise {}` failed", quoted(args));
@@ -40,8 +57,18 @@ impl Demo {
 
     /// Shows and writes a file in the demo folder.
     pub(super) fn write(&self, name: &str, text: &str) -> Result<()> {
+        self.not_interrupted()?;
         show(&format!("cat > {name}    # {} bytes", text.len()));
         fs::write(self.root.join(name), text).with_context(|| format!("cannot write {name}"))
+    }
+
+    /// Fails once Ctrl-C or SIGTERM came: the next step must not start while the folder
+    /// is being removed.
+    pub(super) fn not_interrupted(&self) -> Result<()> {
+        if self.children.stopping() {
+            bail!("interrupted");
+        }
+        Ok(())
     }
 
     /// Lists a folder (as `ls -1` would) and returns the file names.

@@ -42,8 +42,15 @@ impl Demo {
 
     /// Starts `liaise node run` for `home` and waits until its control socket answers.
     fn start_node(&mut self, home: &str) -> Result<()> {
+        self.not_interrupted()?;
         let logs = self.root.join("logs");
-        fs::create_dir_all(&logs)?;
+        // Not `create_dir_all`: after an interruption removed the demo folder, that would
+        // make it again.
+        if let Err(e) = fs::create_dir(&logs)
+            && e.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(e).context("cannot make the demo's log folder");
+        }
         let log = fs::File::create(logs.join(format!("{home}.log")))?;
         show(&format!("liaise node run --home {home} &"));
         let child = self
@@ -52,7 +59,7 @@ impl Demo {
             .stderr(log)
             .spawn()
             .context("cannot start a node")?;
-        if !self.node_pids.add(child.id()) {
+        if !self.children.add(child.id()) {
             // Interrupted while it started: the clean-up has begun without it.
             let mut child = child;
             let _ = child.kill();
@@ -87,7 +94,9 @@ impl Demo {
                 .args(["-TERM", &child.id().to_string()])
                 .status();
         }
-        self.node_pids.clear();
+        for (_, child) in &self.nodes {
+            self.children.remove(child.id());
+        }
         for (_, mut child) in self.nodes.drain(..) {
             let start = Instant::now();
             while matches!(child.try_wait(), Ok(None)) && start.elapsed() < NODE_STOP_TIMEOUT {
