@@ -171,8 +171,15 @@ pub fn register_in_home(
 ) -> Result<()> {
     let dir = super::store_dir(home);
     crate::fsutil::create_private_dir(&dir)?;
-    let conn = super::db::open_writer(&dir.join("liaise.db"))?;
-    register(&conn, info, header, secrets, crate::daemon::now_secs())
+    let mut conn = super::db::open_writer(&dir.join("liaise.db"))?;
+    // One immediate transaction: the document and all its readers, or nothing, taking the
+    // write lock first (waiting for the node's writer) so it cannot fail half-way.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .context("cannot record the originator share in the node's store")?;
+    register(&tx, info, header, secrets, crate::daemon::now_secs())
+        .context("cannot record the originator share in the node's store")?;
+    tx.commit()
         .context("cannot record the originator share in the node's store")
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use anyhow::{Context, Result, anyhow};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::oneshot;
 
 /// The most writes committed together in one transaction.
@@ -233,7 +233,11 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
         }
         let mut done = Vec::with_capacity(batch.len());
         let outcome = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
+            // Immediate: the write lock is taken (waiting while a CLI command writes) before
+            // the first read. A deferred transaction that read first could not become a
+            // writer after another connection wrote: SQLite fails that at once, busy timeout
+            // or not, and every job in the group would fail with "database is locked".
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for job in batch.drain(..) {
                 // Savepoint statements are prepared once, not parsed again for every job.
                 tx.prepare_cached("SAVEPOINT job")?.execute([])?;
@@ -284,5 +288,40 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 200);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_reads_first_still_writes_after_another_process_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        // Another connection (a CLI command recording a key share) writes while a group is
+        // between its first read and its first write.
+        let (go, wait) = mpsc::channel::<()>();
+        let other = thread::spawn(move || {
+            wait.recv().unwrap();
+            let conn = open_writer(&path).unwrap();
+            conn.execute("INSERT INTO events (at, kind) VALUES (1, 'cli')", [])
+        });
+        let wrote = db
+            .write(move |c| {
+                let before: i64 = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+                go.send(()).unwrap();
+                thread::sleep(std::time::Duration::from_millis(300));
+                c.execute("INSERT INTO events (at, kind) VALUES (2, 'node')", [])?;
+                Ok(before)
+            })
+            .await;
+        assert_eq!(wrote.unwrap(), 0);
+        assert_eq!(other.join().unwrap().unwrap(), 1);
+        let kinds: Vec<String> = db
+            .read(|c| {
+                let mut stmt = c.prepare("SELECT kind FROM events ORDER BY id")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(kinds, ["node", "cli"]);
     }
 }
