@@ -30,6 +30,14 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
 pub const MAX_PARALLEL_DELIVERIES: usize = 32;
+/// The most large documents (over [`INLINE_MAX_LEN`]) being sent at once to one agency. More
+/// at once would not reach it sooner (they share one link), but would take delivery slots
+/// and streams from everything else; the others wait in the queue, untried, in order.
+pub const MAX_LARGE_PER_AGENCY: usize = 4;
+/// The most large documents being sent at once in all: the other delivery slots stay free
+/// for small documents, which take milliseconds each, so a long transfer to one agency
+/// never holds up a case report to another.
+pub const MAX_LARGE_DELIVERIES: usize = MAX_PARALLEL_DELIVERIES / 2;
 /// The most due deliveries read from the database at once.
 const MAX_DUE_FETCH: usize = 256;
 /// Bytes per write when streaming a document.
@@ -50,8 +58,8 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
 
 /// Runs until shutdown: wakes on new work, on the next due time, or every few seconds.
 pub async fn outbox_worker(node: Arc<Node>) {
-    // Each delivery in flight, with its outbox rowid.
-    let in_flight: Arc<Mutex<HashMap<(String, String), i64>>> = Arc::default();
+    // Each delivery in flight: its outbox rowid, and whether it is a large document.
+    let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELIVERIES));
     let mut shutdown = node.shutdown.clone();
     loop {
@@ -59,12 +67,18 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
-        // Rows being delivered are still due: the query leaves them out, and fetches only as
-        // many more as there are free slots.
-        let skip: Vec<i64> = in_flight
+        // Rows being delivered are still due: the query leaves them out, and the large
+        // documents that must wait, and fetches only as many more as there are free slots.
+        let (skip, mut large) = in_flight
             .lock()
-            .map(|s| s.values().copied().collect())
+            .map(|s| {
+                (
+                    s.values().map(|(row, _)| *row).collect::<Vec<i64>>(),
+                    LargeCount::of(&s),
+                )
+            })
             .unwrap_or_default();
+        let held_back = large.held_back();
         let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
         // One trip to the database per wake: the due rows not in flight, the bytes of those
         // small enough to be held in the database, and when the next one is due. Only this
@@ -75,7 +89,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
             .db
             .read(move |c| {
                 let mut fresh = Vec::new();
-                for item in records::due(c, now, limit, &skip)? {
+                for item in records::due(c, now, limit, &skip, &held_back)? {
                     let inline = match parse_hex::<32>(&item.blob) {
                         Some(hash) if item.sealed_len <= INLINE_MAX_LEN => held::get(c, &hash)?,
                         _ => None,
@@ -86,11 +100,19 @@ pub async fn outbox_worker(node: Arc<Node>) {
             })
             .await
             .unwrap_or_default();
+        // Whether a large document had to wait in this round: the next query leaves out its
+        // kind and so reaches the rows behind it.
+        let mut held_up = false;
         for (item, held) in due {
+            let is_large = item.sealed_len > INLINE_MAX_LEN;
+            if is_large && !large.admit(&item.recipient) {
+                held_up = true;
+                continue;
+            }
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
-                .map(|mut s| s.insert(key.clone(), item.row).is_none())
+                .map(|mut s| s.insert(key.clone(), (item.row, is_large)).is_none())
                 .unwrap_or(false);
             if !fresh {
                 continue;
@@ -108,6 +130,9 @@ pub async fn outbox_worker(node: Arc<Node>) {
                 node.outbox_wake.notify_one();
             });
         }
+        if held_up {
+            continue;
+        }
         let wait = match next {
             Some(at) if at <= now_secs() => Duration::from_millis(200),
             Some(at) => Duration::from_secs(at - now_secs()).min(Duration::from_secs(5)),
@@ -118,6 +143,53 @@ pub async fn outbox_worker(node: Arc<Node>) {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// The deliveries in flight, by (document, recipient): outbox rowid, and whether large.
+type InFlight = HashMap<(String, String), (i64, bool)>;
+
+/// Large documents in flight, per recipient and in all, against [`MAX_LARGE_PER_AGENCY`]
+/// and [`MAX_LARGE_DELIVERIES`].
+#[derive(Debug, Default)]
+struct LargeCount {
+    per_agency: HashMap<String, usize>,
+    total: usize,
+}
+
+impl LargeCount {
+    fn of(in_flight: &InFlight) -> Self {
+        let mut count = Self::default();
+        for ((_, recipient), _) in in_flight.iter().filter(|(_, (_, large))| *large) {
+            *count.per_agency.entry(recipient.clone()).or_default() += 1;
+            count.total += 1;
+        }
+        count
+    }
+
+    /// The large documents that must wait now.
+    fn held_back(&self) -> records::LargeHeldBack {
+        records::LargeHeldBack {
+            min_len: INLINE_MAX_LEN,
+            recipients: self
+                .per_agency
+                .iter()
+                .filter(|(_, n)| **n >= MAX_LARGE_PER_AGENCY)
+                .map(|(recipient, _)| recipient.clone())
+                .collect(),
+            all: self.total >= MAX_LARGE_DELIVERIES,
+        }
+    }
+
+    /// Counts one more large document to `recipient`, if both limits allow it.
+    fn admit(&mut self, recipient: &str) -> bool {
+        let to_agency = self.per_agency.entry(recipient.to_owned()).or_default();
+        if *to_agency >= MAX_LARGE_PER_AGENCY || self.total >= MAX_LARGE_DELIVERIES {
+            return false;
+        }
+        *to_agency += 1;
+        self.total += 1;
+        true
     }
 }
 
@@ -362,5 +434,37 @@ mod tests {
             }
         }
         assert!(backoff(30, cap, 7) <= cap);
+    }
+
+    #[test]
+    fn large_documents_are_admitted_up_to_the_limits_per_agency_and_in_all() {
+        let mut count = LargeCount::default();
+        for _ in 0..MAX_LARGE_PER_AGENCY {
+            assert!(count.admit("nl.prison.vught"));
+        }
+        // The prison has its limit: its next large document waits, others' do not.
+        assert!(!count.admit("nl.prison.vught"));
+        let held = count.held_back();
+        assert_eq!(held.recipients, ["nl.prison.vught"]);
+        assert!(!held.all);
+        assert_eq!(held.min_len, INLINE_MAX_LEN);
+        let mut others = 0;
+        while count.admit(&format!("nl.city.{others}")) {
+            others += 1;
+        }
+        // Every other agency got one until the limit in all was reached.
+        assert_eq!(others, MAX_LARGE_DELIVERIES - MAX_LARGE_PER_AGENCY);
+        assert!(count.held_back().all);
+
+        // Counted again from the deliveries in flight, small ones left out.
+        let mut in_flight = InFlight::new();
+        for i in 0..MAX_LARGE_PER_AGENCY {
+            in_flight.insert((format!("{i}"), "nl.prison.vught".into()), (i as i64, true));
+        }
+        in_flight.insert(("s".into(), "nl.city.utrecht".into()), (99, false));
+        let held = LargeCount::of(&in_flight).held_back();
+        assert_eq!(held.recipients, ["nl.prison.vught"]);
+        assert!(!held.all);
+        assert!(LargeCount::default().held_back().is_empty());
     }
 }

@@ -188,18 +188,22 @@ mod tests {
         let err =
             queue_forward(&conn, &forward(&own.doc_id, &"ff".repeat(32), &own.blob)).unwrap_err();
         assert!(err.to_string().contains("already delivers"), "{err}");
-        let rows = due(&conn, 10, 10, &[]).unwrap();
+        let rows = due(&conn, 10, 10, &[], &Default::default()).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].blob, own.blob);
         // A delivery in flight is left out.
-        assert!(due(&conn, 10, 10, &[rows[0].row]).unwrap().is_empty());
+        assert!(
+            due(&conn, 10, 10, &[rows[0].row], &Default::default())
+                .unwrap()
+                .is_empty()
+        );
 
         // A forward of another id is queued with its own blob, and queuing it again is fine.
         let other = "0b".repeat(16);
         let fwd = forward(&other, &"ee".repeat(32), &"cc".repeat(32));
         queue_forward(&conn, &fwd).unwrap();
         queue_forward(&conn, &fwd).unwrap();
-        let rows = due(&conn, 10, 10, &[]).unwrap();
+        let rows = due(&conn, 10, 10, &[], &Default::default()).unwrap();
         let queued = rows.iter().find(|r| r.doc_id == other).unwrap();
         assert_eq!(
             (queued.blob.as_str(), queued.sealed_len),

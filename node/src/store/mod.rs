@@ -169,6 +169,75 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn due_deliveries_leave_out_rows_in_flight_and_large_documents_held_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Home::new(dir.path().to_path_buf())).unwrap();
+        // Two large documents for the prison, queued first, then a large and a small one for
+        // the probation service.
+        let queued = [
+            ("nl.prison.vught", 1_000_000),
+            ("nl.prison.vught", 1_000_000),
+            ("nl.probation.utrecht", 1_000_000),
+            ("nl.probation.utrecht", 100),
+        ];
+        for (i, (to, len)) in queued.into_iter().enumerate() {
+            let doc = records::NewOutgoing {
+                doc_id: hex(&[i as u8; 16]),
+                blob: hex(&[i as u8; 32]),
+                sealed_len: len,
+                label: "restricted".into(),
+                created: 1,
+                queued_at: 10 + i as u64,
+                recipients: vec![(to.to_owned(), 1_000)],
+            };
+            store
+                .db
+                .write(move |c| records::queue_document(c, &doc))
+                .await
+                .unwrap();
+        }
+        let due = |limit: usize, skip: Vec<i64>, held_back: records::LargeHeldBack| {
+            let db = store.db.clone();
+            async move {
+                db.read(move |c| records::due(c, 100, limit, &skip, &held_back))
+                    .await
+                    .unwrap()
+            }
+        };
+        let sent = |rows: &[records::Due]| -> Vec<(String, u64)> {
+            rows.iter()
+                .map(|d| (d.recipient.clone(), d.sealed_len))
+                .collect()
+        };
+        let held_back = |recipients: &[&str], all: bool| records::LargeHeldBack {
+            min_len: 256 * 1024,
+            recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
+            all,
+        };
+
+        // Oldest first: a limit of two sees only the prison's rows; with those in flight,
+        // the next ones.
+        let first = due(2, Vec::new(), Default::default()).await;
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|d| d.recipient == "nl.prison.vught"));
+        let skip = first.iter().map(|d| d.row).collect::<Vec<_>>();
+        let next = due(2, skip, Default::default()).await;
+        assert_eq!(
+            sent(&next),
+            [
+                ("nl.probation.utrecht".into(), 1_000_000),
+                ("nl.probation.utrecht".into(), 100)
+            ]
+        );
+        // The prison's large documents held back: the probation service's come first.
+        let other = due(2, Vec::new(), held_back(&["nl.prison.vught"], false)).await;
+        assert_eq!(sent(&other), sent(&next));
+        // Every large document held back: only the small one.
+        let small = due(4, Vec::new(), held_back(&[], true)).await;
+        assert_eq!(sent(&small), [("nl.probation.utrecht".into(), 100)]);
+    }
+
+    #[tokio::test]
     async fn only_a_deletion_by_the_copys_own_sender_hides_it() {
         use liaise_protocol::wire::DeletionReason;
         let dir = tempfile::tempdir().unwrap();

@@ -156,25 +156,54 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
     event(conn, doc.queued_at, "queued", Some(&doc.doc_id), None, None)
 }
 
+/// Large documents whose delivery must wait: those of `recipients` (each with as many large
+/// deliveries in flight as one agency may have), or every one if `all` (as many in flight as
+/// the node allows). A large document is one over `min_len` bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LargeHeldBack {
+    /// Documents of at most this many bytes are never held back.
+    pub min_len: u64,
+    /// Agencies whose large documents wait.
+    pub recipients: Vec<String>,
+    /// Whether every large document waits.
+    pub all: bool,
+}
+
+impl LargeHeldBack {
+    /// Whether nothing is held back.
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.recipients.is_empty()
+    }
+}
+
 /// Deliveries due at `now`, oldest first, leaving out the rows in `skip` (those in flight,
-/// which are still due and would otherwise be read again on every wake of the outbox worker).
-/// `conn` must have the `rarray` module loaded (every store connection has).
-pub fn due(conn: &Connection, now: u64, limit: usize, skip: &[i64]) -> Result<Vec<Due>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT o.rowid, o.doc_id, o.recipient, coalesce(f.blob, d.blob),
+/// which are still due and would otherwise be read again on every wake of the outbox worker)
+/// and the large documents `held_back` (which would otherwise fill the `limit` and hide the
+/// rows behind them). `conn` must have the `rarray` module loaded (every store connection has).
+pub fn due(
+    conn: &Connection,
+    now: u64,
+    limit: usize,
+    skip: &[i64],
+    held_back: &LargeHeldBack,
+) -> Result<Vec<Due>> {
+    const SELECT: &str = "SELECT o.rowid, o.doc_id, o.recipient, coalesce(f.blob, d.blob),
                 coalesce(f.sealed_len, d.sealed_len), o.attempts, o.expires_at
          FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
          LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient
-         WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND o.rowid NOT IN rarray(?3)
-         ORDER BY o.next_attempt_at LIMIT ?2",
-    )?;
-    let skip: rusqlite::vtab::array::Array = std::rc::Rc::new(
-        skip.iter()
-            .copied()
-            .map(rusqlite::types::Value::from)
-            .collect(),
-    );
-    let rows = stmt.query_map(params![now as i64, limit as i64, skip], |r| {
+         WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND o.rowid NOT IN rarray(?3)";
+    // Two statements, so the common case (nothing held back) costs no more than before.
+    let mut stmt = if held_back.is_empty() {
+        conn.prepare_cached(&format!("{SELECT} ORDER BY o.next_attempt_at LIMIT ?2"))?
+    } else {
+        conn.prepare_cached(&format!(
+            "{SELECT} AND NOT (coalesce(f.sealed_len, d.sealed_len) > ?4
+                AND (?5 OR o.recipient IN rarray(?6)))
+             ORDER BY o.next_attempt_at LIMIT ?2"
+        ))?
+    };
+    let skip = values(skip.iter().copied().map(rusqlite::types::Value::from));
+    let map = |r: &rusqlite::Row<'_>| {
         Ok(Due {
             row: r.get(0)?,
             doc_id: r.get(1)?,
@@ -184,8 +213,36 @@ pub fn due(conn: &Connection, now: u64, limit: usize, skip: &[i64]) -> Result<Ve
             attempts: r.get::<_, i64>(5)? as u32,
             expires_at: r.get::<_, i64>(6)? as u64,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let rows = if held_back.is_empty() {
+        stmt.query_map(params![now as i64, limit as i64, skip], map)?
+            .collect::<Result<_, _>>()?
+    } else {
+        let recipients = values(
+            held_back
+                .recipients
+                .iter()
+                .map(|r| rusqlite::types::Value::from(r.clone())),
+        );
+        stmt.query_map(
+            params![
+                now as i64,
+                limit as i64,
+                skip,
+                held_back.min_len as i64,
+                held_back.all,
+                recipients
+            ],
+            map,
+        )?
+        .collect::<Result<_, _>>()?
+    };
+    Ok(rows)
+}
+
+/// Values for an `rarray(?)` parameter.
+fn values(items: impl Iterator<Item = rusqlite::types::Value>) -> rusqlite::vtab::array::Array {
+    std::rc::Rc::new(items.collect())
 }
 
 /// When the next queued delivery is due, if any.
