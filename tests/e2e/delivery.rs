@@ -247,6 +247,52 @@ fn offline_recipient_gets_the_document_when_it_starts() {
 }
 
 #[test]
+fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_queued() {
+    use std::io::{BufRead, BufReader};
+    let fed = three();
+    let city = &fed.agencies[0];
+    let city_node = fed.start(city);
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), b"for a recipient that is down").unwrap();
+    // The probation service's node is down, so the wait goes on until the city's node stops.
+    let mut send = sb
+        .command(&[
+            "send",
+            "--home",
+            &city.home,
+            "--to",
+            PROBATION,
+            "--wait",
+            "--timeout",
+            "2m",
+            "report.txt",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(send.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let doc_id = first.trim().to_owned();
+    assert_eq!(doc_id.len(), 32, "{first:?}");
+    // The id came while the wait still runs, so an interrupted wait leaves it on the screen.
+    assert!(send.try_wait().unwrap().is_none());
+
+    city_node.terminate();
+    let out = send.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(stderr.contains("stays queued"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    let _city_node = fed.start(city);
+    let rows = fed.json(city, &["outbox"]).as_array().unwrap().clone();
+    assert_eq!(states(&rows, &doc_id), ["queued"]);
+}
+
+#[test]
 fn a_revoked_member_cannot_deliver() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];

@@ -84,11 +84,26 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         println!("{doc_id}");
         return Ok(ExitCode::SUCCESS);
     }
-    let outcome = wait_for_receipts(&home, &doc_id, None, timeout)?;
+    if !args.json.json {
+        // Now, not after the wait: an interrupted wait must not leave the user without the
+        // id of a document that is queued all the same.
+        println!("{doc_id}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
+    let outcome = match wait_for_receipts(&home, &doc_id, None, timeout) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!(
+                "error: cannot follow the delivery ({e:#}); the document stays queued: once \
+                 the node runs, see `liaise outbox --home {}`",
+                home.root().display()
+            );
+            return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));
+        }
+    };
     if args.json.json {
         print_json(&json!({ "doc_id": doc_id, "outcome": outcome.0, "recipients": outcome.1 }))?;
     } else {
-        println!("{doc_id}");
         eprintln!("{}", outcome.0);
         if outcome.0 != "delivered" {
             describe_pending(&outcome.1);
