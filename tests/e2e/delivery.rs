@@ -293,6 +293,72 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
 }
 
 #[test]
+fn a_roster_imported_while_the_node_runs_is_in_force_at_once() {
+    let fed = three();
+    let [city, prison] = [&fed.agencies[0], &fed.agencies[2]];
+    let _city_node = fed.start(city);
+    assert_eq!(fed.json(city, &["status"])["roster_serial"], 1);
+    // The stewards revoke the prison; the city's IT imports serial 2 with its node running.
+    fed.sandbox
+        .liaise(&["federation", "revoke", "--dir", "fed", PRISON])
+        .ok();
+    fed.publish();
+    let imported = fed.sandbox.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        &city.home,
+        "fed/roster.liaise",
+    ]);
+    assert!(
+        imported.ok().contains("The running node uses it now."),
+        "{}",
+        imported.stderr
+    );
+    // No restart: the node's status and its refusal of the prison follow serial 2 at once.
+    assert_eq!(fed.json(city, &["status"])["roster_serial"], 2);
+    let _prison_node = fed.start(prison);
+    std::fs::write(fed.sandbox.path("x.txt"), b"from a revoked member").unwrap();
+    let doc_id = fed
+        .sandbox
+        .liaise(&["send", "--home", &prison.home, "--to", CITY, "x.txt"])
+        .ok()
+        .trim()
+        .to_owned();
+    let rows = fed.wait_outbox(prison, Duration::from_secs(30), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == doc_id.as_str() && r["attempts"].as_u64() >= Some(1))
+    });
+    assert_eq!(states(&rows, &doc_id), vec!["queued"], "{rows:#?}");
+    assert_eq!(fed.json(city, &["inbox"]).as_array().unwrap().len(), 0);
+
+    // The same file again: nothing to do, and the --json answer names the node's serial.
+    fed.sandbox
+        .liaise(&[
+            "federation",
+            "publish",
+            "--dir",
+            "fed",
+            "--out",
+            "fed/r3.liaise",
+        ])
+        .ok();
+    let json = fed
+        .sandbox
+        .liaise(&[
+            "roster",
+            "import",
+            "--home",
+            &city.home,
+            "fed/r3.liaise",
+            "--json",
+        ])
+        .json();
+    assert_eq!(json["serial"], 3, "{json:#}");
+    assert_eq!(json["node_serial"], 3, "{json:#}");
+}
+
+#[test]
 fn a_revoked_member_cannot_deliver() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];

@@ -10,6 +10,7 @@ use liaise_keys::roster::{MAX_ROSTER_LEN, Roster};
 use serde_json::{Value, json};
 
 use super::{HomeArg, JsonArg, print_json};
+use crate::control::{Request, client};
 use crate::fsutil::read_limited;
 
 #[derive(Debug, Subcommand)]
@@ -90,6 +91,15 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
             home.store_roster(&accepted)?;
             let profile = home.profile()?;
             let listed = accepted.member(&profile.agency).is_some();
+            // A running node takes it at once, with the same checks as a roster from a peer.
+            let node_serial = match client::require_node(&home) {
+                Ok(()) => Some(
+                    client::call(&home, &Request::AdoptRoster)
+                        .ok()
+                        .and_then(|v| v.get("serial").and_then(Value::as_u64)),
+                ),
+                Err(_) => None,
+            };
             if json.json {
                 return print_json(&json!({
                     "serial": accepted.serial(),
@@ -97,6 +107,7 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                     "members": accepted.body().members.len(),
                     "expires_at": accepted.body().expires_at.to_rfc3339(),
                     "self_listed": listed,
+                    "node_serial": node_serial.flatten(),
                 }));
             }
             println!(
@@ -108,6 +119,18 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
             );
             if !listed {
                 println!("Note: {} is not in this roster yet.", profile.agency);
+            }
+            match node_serial {
+                Some(Some(serial)) if serial >= accepted.serial() => {
+                    println!("The running node uses it now.");
+                }
+                Some(held) => eprintln!(
+                    "warning: the running node kept roster serial {}; see its log, or restart \
+                     it (`liaise node run --home {}`) to use the new one",
+                    held.map_or_else(|| "?".to_owned(), |s| s.to_string()),
+                    home.root().display()
+                ),
+                None => {}
             }
             Ok(ExitCode::SUCCESS)
         }

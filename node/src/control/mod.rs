@@ -86,6 +86,10 @@ pub enum Request {
         /// Document id, hex.
         doc_id: String,
     },
+    /// Adopt the roster file in HOME (just written by `liaise roster import`) if it is a valid
+    /// successor of the one in force, as a roster from a peer would be; answers the serial in
+    /// force afterwards.
+    AdoptRoster,
     /// Revoke a document this node sealed under originator control, or one reader's access.
     Revoke {
         /// Document id, hex.

@@ -139,6 +139,15 @@ async fn dispatch<R: AsyncRead + Unpin>(
             crate::daemon::forwarder::request_forward(node, &doc_id, &to, &reason, deliver).await
         }
         Request::Custody { doc_id } => crate::daemon::deletion::custody_status(node, &doc_id).await,
+        Request::AdoptRoster => {
+            let path = node.home.roster_path();
+            let file = tokio::task::spawn_blocking(move || {
+                crate::fsutil::read_limited(&path, liaise_keys::roster::MAX_ROSTER_LEN, "roster")
+            })
+            .await??;
+            crate::daemon::gossip::adopt(node, file, "roster import").await;
+            Ok(serde_json::json!({ "serial": node.roster.current().serial() }))
+        }
         Request::Revoke { doc_id, recipient } => {
             let recipient = recipient
                 .map(|r| {

@@ -259,9 +259,12 @@ impl From<anyhow::Error> for Failure {
 async fn deliver(node: &Node, due: &Due, held: Option<Held>) -> Result<Vec<u8>, Failure> {
     let recipient = AgencyId::new(&due.recipient)
         .map_err(|_| Failure::Permanent(format!("`{}` is not an agency id", due.recipient)))?;
-    if node.roster.current().member(&recipient).is_none() {
+    let roster = node.roster.current();
+    if roster.member(&recipient).is_none() {
         return Err(Failure::Permanent(format!(
-            "{recipient} is no longer in the roster"
+            "{recipient} is not in the roster this node holds (serial {}); if it has joined \
+             since, import the newer roster and send again",
+            roster.serial()
         )));
     }
     let document_id = parse_hex::<16>(&due.doc_id).context("corrupt document id in the outbox")?;

@@ -13,7 +13,7 @@ pub mod forward;
 pub(crate) mod forwarded_in;
 pub mod forwarder;
 mod framed;
-mod gossip;
+pub(crate) mod gossip;
 mod incoming;
 mod peers;
 pub mod quota;
