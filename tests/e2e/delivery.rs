@@ -359,6 +359,26 @@ fn a_roster_imported_while_the_node_runs_is_in_force_at_once() {
 }
 
 #[test]
+fn a_second_node_on_a_home_is_refused_and_logs_carry_no_colour_codes() {
+    let fed = three();
+    let city = &fed.agencies[0];
+    let _city_node = fed.start_with(city, &[], Some("city.log"));
+    let second = fed.sandbox.liaise(&["node", "run", "--home", &city.home]);
+    assert_eq!(second.code, Some(1), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("a node is already running for"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(second.stderr.trim().lines().count(), 1, "{}", second.stderr);
+    // The first node is unaffected, and its log (not a terminal) is plain text.
+    assert_eq!(fed.json(city, &["status"])["roster_serial"], 1);
+    let log = String::from_utf8(fed.sandbox.read("city.log")).unwrap();
+    assert!(log.contains("node running"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
+}
+
+#[test]
 fn a_revoked_member_cannot_deliver() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];

@@ -25,6 +25,20 @@ use crate::store::records::{self, NewOutgoing};
 use crate::store::{HashingReader, hex, parse_hex};
 
 /// Binds the socket and serves it in a task.
+/// Fails if a node already answers on `home`'s control socket: checked before the node
+/// opens its store or binds its address, so a second `node run` on the same home says so,
+/// and not that the address is in use.
+pub fn refuse_if_running(home: &Home) -> Result<()> {
+    if std::os::unix::net::UnixStream::connect(socket_path(home)).is_ok() {
+        bail!(
+            "a node is already running for {} (stop it first; `liaise status --home {}` shows it)",
+            home.root().display(),
+            home.root().display()
+        );
+    }
+    Ok(())
+}
+
 pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
     let path = socket_path(&node.home);
     if let Some(dir) = path.parent() {

@@ -124,6 +124,7 @@ pub async fn run(
             profile.agency
         );
     }
+    crate::control::server::refuse_if_running(&home)?;
     let listen = match options.listen {
         Some(addr) => addr,
         None => first_address(&profile.addresses).await?,
