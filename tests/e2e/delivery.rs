@@ -379,6 +379,76 @@ fn a_second_node_on_a_home_is_refused_and_logs_carry_no_colour_codes() {
 }
 
 #[test]
+fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
+    let fed = three();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    // The city's node as in production: backoff up to 10 minutes between attempts.
+    let mut city_node = sb
+        .command(&[
+            "node",
+            "run",
+            "--home",
+            &city.home,
+            "--max-retry-interval",
+            "10m",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while sb.liaise(&["status", "--home", &city.home]).code != Some(0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the node did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(sb.path("early.txt"), b"sent while probation is down").unwrap();
+    let early = sb
+        .liaise(&["send", "--home", &city.home, "--to", PROBATION, "early.txt"])
+        .ok()
+        .trim()
+        .to_owned();
+    // Four failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s.
+    let rows = fed.wait_outbox(city, Duration::from_secs(90), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == early.as_str() && r["attempts"].as_u64() >= Some(4))
+    });
+    let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();
+    let next_attempt_at = row["next_attempt_at"].as_u64().unwrap();
+
+    // Probation is back, and a new document reaches it at once; the early one follows it
+    // then, not when its backoff ends.
+    let _probation_node = fed.start(probation);
+    std::fs::write(sb.path("late.txt"), b"sent once probation is up").unwrap();
+    sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "--wait",
+        "--timeout",
+        "30s",
+        "late.txt",
+    ])
+    .ok();
+    let rows = fed.wait_outbox(city, Duration::from_secs(20), |rows| {
+        states(rows, &early) == ["delivered"]
+    });
+    let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();
+    let delivered_at = row["delivered_at"].as_u64().unwrap();
+    assert!(
+        delivered_at < next_attempt_at,
+        "delivered at {delivered_at}, its backoff ended at {next_attempt_at}"
+    );
+    let _ = city_node.kill();
+    let _ = city_node.wait();
+}
+
+#[test]
 fn a_revoked_member_cannot_deliver() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];

@@ -193,6 +193,28 @@ impl LargeCount {
     }
 }
 
+/// `agency`'s node answers again after it did not: its queued documents, waiting out a
+/// backoff of up to [`DEFAULT_MAX_RETRY_INTERVAL`], are due now.
+pub(crate) async fn retry_sooner(node: &Node, agency: &str) {
+    let (agency, now) = (agency.to_owned(), now_secs());
+    match node
+        .store
+        .db
+        .write(move |c| records::retry_now(c, &agency, now))
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!(
+                documents = n,
+                "a peer answers again: its deliveries are retried now"
+            );
+            node.outbox_wake.notify_one();
+        }
+        Err(e) => tracing::warn!("cannot reschedule deliveries: {e:#}"),
+    }
+}
+
 /// One delivery attempt and the bookkeeping of its outcome. `held` is the document's bytes
 /// if they were read with the due row.
 async fn attempt(node: &Node, due: Due, held: Option<Held>) {

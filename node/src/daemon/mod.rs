@@ -8,7 +8,7 @@
 
 mod admission;
 pub mod deletion;
-mod deliver;
+pub(crate) mod deliver;
 pub mod forward;
 pub(crate) mod forwarded_in;
 pub mod forwarder;
@@ -242,11 +242,16 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 impl Node {
-    /// Records whether a peer answered.
-    pub(crate) fn set_reachable(&self, agency: &str, reachable: bool) {
-        if let Ok(mut map) = self.reachability.lock() {
-            map.insert(agency.to_owned(), (reachable, now_secs()));
-        }
+    /// Records whether a peer answered; true if it answers again after it did not (the
+    /// caller then retries what waits for it: [`deliver::retry_sooner`]).
+    pub(crate) fn set_reachable(&self, agency: &str, reachable: bool) -> bool {
+        self.reachability
+            .lock()
+            .map(|mut map| {
+                let before = map.insert(agency.to_owned(), (reachable, now_secs()));
+                reachable && matches!(before, Some((false, _)))
+            })
+            .unwrap_or(false)
     }
 }
 

@@ -42,7 +42,9 @@ impl PeerConnections {
         }
         *guard = None;
         let conn = dial(node, agency).await;
-        node.set_reachable(agency.as_str(), conn.is_ok());
+        if node.set_reachable(agency.as_str(), conn.is_ok()) {
+            super::deliver::retry_sooner(node, agency.as_str()).await;
+        }
         let conn = conn?;
         *guard = Some(conn.clone());
         Ok(conn)

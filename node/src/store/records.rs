@@ -245,6 +245,17 @@ fn values(items: impl Iterator<Item = rusqlite::types::Value>) -> rusqlite::vtab
     std::rc::Rc::new(items.collect())
 }
 
+/// Makes every queued delivery to `recipient` that waits for a later attempt due at `now`;
+/// how many.
+pub fn retry_now(conn: &Connection, recipient: &str, now: u64) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE outbox SET next_attempt_at = ?2
+             WHERE recipient = ?1 AND state = 'queued' AND next_attempt_at > ?2",
+        )?
+        .execute(params![recipient, now as i64])?)
+}
+
 /// When the next queued delivery is due, if any.
 pub fn next_due_at(conn: &Connection) -> Result<Option<u64>> {
     let at: Option<i64> = conn
