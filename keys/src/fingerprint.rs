@@ -47,6 +47,24 @@ impl Fingerprint {
             .join(" ")
     }
 
+    /// True if `text` is a fingerprint in either form: `SHA256:` and 43 base64 characters,
+    /// or [`SPOKEN_GROUPS`] groups of five digits (spaces or dashes between them allowed).
+    pub fn is_text(text: &str) -> bool {
+        let text = text.trim();
+        if text.starts_with("SHA256:") {
+            return text.parse::<Fingerprint>().is_ok();
+        }
+        let mut digits = 0;
+        for c in text.chars() {
+            match c {
+                '0'..='9' => digits += 1,
+                ' ' | '-' => {}
+                _ => return false,
+            }
+        }
+        digits == SPOKEN_GROUPS * 5
+    }
+
     /// True if `text` is this fingerprint in its `SHA256:` form or its spoken form
     /// (digits with any spaces or dashes).
     pub fn matches_text(&self, text: &str) -> bool {

@@ -82,10 +82,12 @@ pub enum RosterError {
         /// The claimed issue time.
         issued_at: Timestamp,
     },
-    /// The steward keys are not the federation this node pinned.
+    /// The steward keys are not the federation whose fingerprint was given. The message does
+    /// not show the roster's own fingerprint: a hurried user could paste it back, and the
+    /// check by phone would then prove nothing.
     #[error(
-        "roster belongs to federation {found} (spoken: {found_spoken}), not the pinned {expected}; \
-         check the fingerprint with your steward"
+        "this roster is not from the federation with fingerprint {expected}; do not import it: \
+         check the fingerprint with your steward, and have the roster file sent again"
     )]
     WrongFederation {
         /// The expected fingerprint as given.
@@ -94,6 +96,15 @@ pub enum RosterError {
         found: Fingerprint,
         /// Its spoken form.
         found_spoken: String,
+    },
+    /// The fingerprint given is in neither form a steward reads out.
+    #[error(
+        "`{given}` is not a federation fingerprint: give the eight groups of five digits your \
+         steward reads out, or its SHA256:... form"
+    )]
+    NotAFingerprint {
+        /// The text given (at most 80 characters of it).
+        given: String,
     },
     /// Two members share a key (key substitution).
     #[error("agencies {first} and {second} share key {fingerprint} (key substitution refused)")]

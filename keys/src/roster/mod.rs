@@ -60,6 +60,11 @@ impl Roster {
     /// Accepts the first roster of a federation, pinned by the fingerprint a steward read
     /// out (either `SHA256:...` or the spoken digit groups).
     pub fn accept_first(file: &[u8], pinned: &str, now: Timestamp) -> Result<Self, RosterError> {
+        if !Fingerprint::is_text(pinned) {
+            return Err(RosterError::NotAFingerprint {
+                given: pinned.chars().take(80).collect(),
+            });
+        }
         let signed = SignedRoster::parse(file)?;
         let found = signed.body.stewards.fingerprint();
         if !found.matches_text(pinned) {

@@ -99,6 +99,27 @@ fn first_import_pins_the_federation() {
     let err = Roster::accept_first(&file, &other.pin(), NOW).unwrap_err();
     assert!(matches!(err, RosterError::WrongFederation { .. }), "{err}");
     assert!(err.to_string().contains("check the fingerprint"));
+    // It never shows the roster's own fingerprint, which a user could paste back.
+    let found = fed.steward_set().fingerprint();
+    assert!(!err.to_string().contains(&found.to_string()), "{err}");
+    assert!(!err.to_string().contains(&found.spoken()), "{err}");
+
+    // Text in neither form is refused as such, before any comparison.
+    for bad in [
+        "23246 23239 ...",
+        "",
+        "12345",
+        "SHA256:abc",
+        "1234512345123451234512345123451234512345x",
+    ] {
+        let err = Roster::accept_first(&file, bad, NOW).unwrap_err();
+        assert!(
+            matches!(err, RosterError::NotAFingerprint { .. }),
+            "{bad}: {err}"
+        );
+    }
+    let dashed = spoken.replace(' ', "-");
+    assert!(Roster::accept_first(&file, &dashed, NOW).is_ok());
 }
 
 #[test]
