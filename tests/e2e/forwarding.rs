@@ -195,6 +195,31 @@ fn a_forward_is_delivered_to_the_new_readers_node_and_opens_with_the_chain() {
         "second look",
     ])
     .fails_with("was deleted from this node");
+
+    // The forwarder's copy went too. It is still listed as sent (the forward), so opening it
+    // by id must say it was deleted, not that the store lost its bytes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !inbox_rows(&fed, probation, &doc)
+        .iter()
+        .all(|r| r["verification"] == "deleted")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the forwarder's copy was never deleted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sb.liaise(&[
+        "open",
+        "--home",
+        &probation.home,
+        &doc,
+        "--out-dir",
+        "out-3",
+        "--reason",
+        "third look",
+    ])
+    .fails_with("was deleted from this node");
 }
 
 /// Offers `bytes` to `peer`'s target under `doc_id` and sends all of it; returns the answer.

@@ -87,12 +87,21 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
         bail!("no document {doc_id} in {}", dir.display());
     };
     let hash = parse_hex::<32>(&found).context("corrupt blob name in the store")?;
-    stored_blob(&conn, &dir, &hash)?.with_context(|| {
-        format!(
-            "the store in {} lists document {doc_id} but holds none of its bytes",
-            dir.display()
-        )
-    })
+    if let Some(held) = stored_blob(&conn, &dir, &hash)? {
+        return Ok(held);
+    }
+    // A copy this node forwarded is listed as sent, but its bytes went with the received
+    // copy's deletion (a revocation, say): say so, not that the store lost them.
+    if let Some((at, reason)) = records::deleted_copy(&conn, &hex(&id))? {
+        bail!(
+            "document {doc_id} was deleted from this node at {} ({reason})",
+            liaise_keys::Timestamp(at)
+        );
+    }
+    bail!(
+        "the store in {} lists document {doc_id} but holds none of its bytes",
+        dir.display()
+    )
 }
 
 /// The blob with content hash `hash` in the store folder `store`, read through `conn`.
