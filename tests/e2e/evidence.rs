@@ -329,4 +329,28 @@ fn an_evidence_bundle_with_any_byte_changed_fails() {
         ])
         .fails_with("not valid evidence");
     }
+
+    // Against a roster without the probation service (here: one that revoked it), the
+    // refusal names the signer and the roster, not a tampered signature.
+    sb.liaise(&["federation", "revoke", "--dir", "fed", PROBATION])
+        .ok();
+    sb.liaise(&[
+        "federation",
+        "publish",
+        "--dir",
+        "fed",
+        "--out",
+        "fed/without.liaise",
+    ])
+    .ok();
+    sb.liaise(&[
+        "evidence",
+        "verify",
+        "case.evidence",
+        "--roster",
+        "fed/without.liaise",
+    ])
+    .fails_with(&format!(
+        "signed by {PROBATION}, not a member in roster serial 2"
+    ));
 }

@@ -35,6 +35,20 @@ pub enum EvidenceError {
     /// signer is not in the roster.
     #[error("the {0} does not verify against the roster")]
     BadSignature(&'static str),
+    /// A part is signed by an agency that is not a member in the roster given: often a
+    /// roster older than the agency's joining.
+    #[error(
+        "the {what} is signed by {agency}, not a member in roster serial {serial}; if it \
+         joined later, verify against a newer roster"
+    )]
+    NotInRoster {
+        /// Which part.
+        what: &'static str,
+        /// The agency the part names as its signer.
+        agency: String,
+        /// The serial of the roster given.
+        serial: u64,
+    },
     /// A log entry is not proven by its chain segment, or is not about this document.
     #[error("the log entries are not proven by the exporter's checkpoint")]
     BadProof,
@@ -264,7 +278,11 @@ fn key_of(
     roster
         .member(agency)
         .map(|m| m.signing_key)
-        .ok_or(EvidenceError::BadSignature(what))
+        .ok_or_else(|| EvidenceError::NotInRoster {
+            what,
+            agency: agency.to_string(),
+            serial: roster.serial(),
+        })
 }
 
 struct HashingReader<R> {
