@@ -663,6 +663,29 @@ fn invalid_init_arguments_show_the_rule() {
     ])
     .fails_with("HOST:PORT");
     assert!(!s.path("h/keys.liaise-key").exists());
+    // A passphrase refused as too short leaves no empty home behind.
+    let short = s
+        .command(&[
+            "init",
+            "--home",
+            "h",
+            "--agency",
+            "nl.a.b",
+            "--name",
+            "x",
+            "--kind",
+            "city",
+            "--country",
+            "NL",
+            "--address",
+            "127.0.0.1:1",
+        ])
+        .env("LIAISE_PASSPHRASE", "short")
+        .output()
+        .unwrap();
+    assert_eq!(short.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
+    assert!(!s.path("h").exists());
     s.agency("h", "nl.a.b", "city", "127.0.0.1:1");
     s.liaise(&[
         "init",

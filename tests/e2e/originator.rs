@@ -343,6 +343,9 @@ fn offline_documents_open_without_the_originator_and_cannot_be_revoked() {
         "out-2",
     )
     .fails_with("no node is running");
+    // A mistyped home is not taken for a stopped node.
+    sb.liaise(&["status", "--home", "no-such-home"])
+        .fails_with("no-such-home is not a Liaise home");
     let _nodes = [fed.start(city), fed.start(probation)];
     open(
         &fed,

@@ -74,16 +74,16 @@ fn export(args: &ExportArgs) -> Result<ExitCode> {
         }));
     }
     println!(
-        "Wrote {}: the sealed document, {} receipts, {} deletion receipts, {} log entries with proofs.",
+        "Wrote {}: the sealed document, {}, {}, {} with proofs.",
         args.out.display(),
-        done.receipts,
-        done.deletion_receipts,
-        done.entries
+        count(done.receipts, "receipt"),
+        count(done.deletion_receipts, "deletion receipt"),
+        count(done.entries, "log entry"),
     );
     if done.unanchored > 0 {
         eprintln!(
-            "note: {} newer entries are not under a signed checkpoint yet and were left out",
-            done.unanchored
+            "note: {} not under a signed checkpoint yet, left out",
+            count(done.unanchored, "newer log entry")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -170,4 +170,26 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         roster.serial()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `1 receipt`, `2 receipts`, `3 log entries`.
+fn count(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(count(1, "receipt"), "1 receipt");
+        assert_eq!(count(0, "deletion receipt"), "0 deletion receipts");
+        assert_eq!(count(3, "log entry"), "3 log entries");
+        assert_eq!(count(1, "log entry"), "1 log entry");
+    }
 }

@@ -62,8 +62,18 @@ pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         liaise_keys::roster::validate_address(address)?;
     }
     let home = args.home.resolve()?;
+    let existed = home.root().exists();
     home.create()?;
-    let pass = passphrase.create(&format!("the new keys of {agency}"))?;
+    let pass = match passphrase.create(&format!("the new keys of {agency}")) {
+        Ok(pass) => pass,
+        Err(e) => {
+            // No empty home left behind by a refused passphrase (only removed if empty).
+            if !existed {
+                let _ = std::fs::remove_dir(home.root());
+            }
+            return Err(e);
+        }
+    };
 
     let secrets = AgencySecrets::generate(args.kem);
     let now = Timestamp::now();
