@@ -161,6 +161,15 @@ fn three_nodes_send_receive_and_receipts() {
         assert_eq!(peer["reachable"], true, "{status:#}");
         assert!(peer["error"].is_null(), "{status:#}");
     }
+    // A later --check is a new contact over the open connections: its time moves on.
+    std::thread::sleep(Duration::from_millis(1100));
+    let later = fed.json(city, &["status", "--check"]);
+    for (before, after) in peers.iter().zip(later["peers"].as_array().unwrap()) {
+        assert!(
+            after["checked_at"].as_u64() > before["checked_at"].as_u64(),
+            "{before:#} then {after:#}"
+        );
+    }
 }
 
 #[test]

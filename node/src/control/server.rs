@@ -403,6 +403,10 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
             let node = Arc::clone(node);
             dials.spawn(async move {
                 let outcome = node.peers.get(&node, &agency).await;
+                // A connection already open counts as contact now, as a fresh dial does.
+                if outcome.is_ok() {
+                    node.set_reachable(agency.as_str(), true);
+                }
                 (agency, outcome.err().map(|e| format!("{e:#}")))
             });
         }
