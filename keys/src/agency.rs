@@ -179,7 +179,7 @@ impl Country {
                 Ok(Self([a.to_ascii_uppercase(), b.to_ascii_uppercase()]))
             }
             _ => Err(AgencyError::InvalidCountry {
-                country: code.chars().take(8).collect(),
+                country: code.chars().take(40).collect(),
             }),
         }
     }
@@ -216,7 +216,7 @@ impl<'de> Deserialize<'de> for Country {
         match Self::new(&text) {
             Ok(country) if country.as_str() == text => Ok(country),
             _ => Err(serde::de::Error::custom(AgencyError::InvalidCountry {
-                country: text.chars().take(8).collect(),
+                country: text.chars().take(40).collect(),
             })),
         }
     }

@@ -342,6 +342,20 @@ fn revoked_signer_is_refused_by_verify() {
 #[test]
 fn recipients_and_sections_options_are_checked() {
     let s = federation();
+    // A section named twice, and `main` (which is the FILE), each with the hint that fits.
+    std::fs::write(s.path("annex.txt"), b"annex").unwrap();
+    let twice = |sections: &[&str]| {
+        let mut args = vec!["seal", "--offline", "--home", "city", "--to", PRISON];
+        for section in sections {
+            args.extend(["--section", section]);
+        }
+        args.extend(["report.pdf", "--out", "r.liaise"]);
+        s.liaise(&args)
+    };
+    twice(&["annex=annex.txt", "annex=annex.txt"])
+        .fails_with("--section annex: the section name is used twice");
+    twice(&["main=annex.txt"]).fails_with("`main` is the FILE given last");
+    assert!(!s.path("r.liaise").exists());
     s.liaise(&[
         "seal",
         "--offline",

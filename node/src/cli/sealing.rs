@@ -159,7 +159,10 @@ impl SealOptions {
                 );
             }
             if sections.iter().any(|s| s.name == name) {
-                bail!("--section {name}: the section name is used twice (`main` is FILE)");
+                if name == "main" {
+                    bail!("--section main: `main` is the FILE given last; name this one otherwise");
+                }
+                bail!("--section {name}: the section name is used twice");
             }
             sections.push(SectionSource {
                 name: name.to_owned(),
