@@ -77,6 +77,12 @@ impl PassphraseSource {
 }
 
 fn read_file(path: &Path) -> Result<Passphrase> {
-    Passphrase::from_file(path)
-        .with_context(|| format!("cannot use passphrase file {}", path.display()))
+    Passphrase::from_file(path).map_err(|e| match e {
+        // Its text names the file and the cause once (as context, its source would be
+        // printed a second time).
+        liaise_keys::keyfile::KeyFileError::Io { .. } => {
+            anyhow::anyhow!("cannot use passphrase file {e}")
+        }
+        e => anyhow::anyhow!("cannot use passphrase file {}: {e}", path.display()),
+    })
 }

@@ -520,6 +520,31 @@ fn key_file_errors_are_clear() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A passphrase file that is missing or too short: one line, naming the file once.
+    std::fs::write(s.path("short.txt"), "short\n").unwrap();
+    for (file, cause) in [
+        ("missing.txt", "No such file or directory"),
+        ("short.txt", "too short"),
+    ] {
+        let out = s
+            .command(&[
+                "keys",
+                "rotate",
+                "--home",
+                "city",
+                "--passphrase-file",
+                file,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(cause), "{stderr}");
+        assert_eq!(stderr.matches(file).count(), 1, "{stderr}");
+        assert_eq!(stderr.matches(cause).count(), 1, "{stderr}");
+    }
+
     // A new passphrase: the old one no longer opens the key file, the new one does.
     std::fs::write(s.path("new-pass.txt"), "a new passphrase for city\n").unwrap();
     s.liaise(&[

@@ -118,5 +118,11 @@ fn rotate(home: HomeArg, json: JsonArg, passphrase: &PassphraseSource) -> Result
         "Send {} to your steward; peers use the new keys once the next roster lists them.",
         home.membership_path().display()
     );
+    if crate::control::client::require_node(&home).is_ok() {
+        println!(
+            "The running node keeps its old keys: restart it once the roster with the new \
+             keys is imported."
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
