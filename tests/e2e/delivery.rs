@@ -341,7 +341,7 @@ fn a_roster_imported_while_the_node_runs_is_in_force_at_once() {
     assert_eq!(states(&rows, &doc_id), vec!["queued"], "{rows:#?}");
     assert_eq!(fed.json(city, &["inbox"]).as_array().unwrap().len(), 0);
 
-    // The same file again: nothing to do, and the --json answer names the node's serial.
+    // The next roster, imported with --json: the answer names the serial the node now uses.
     fed.sandbox
         .liaise(&[
             "federation",
@@ -420,10 +420,11 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
         .ok()
         .trim()
         .to_owned();
-    // Four failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s.
-    let rows = fed.wait_outbox(city, Duration::from_secs(90), |rows| {
+    // Five failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s,
+    // ample time for probation to start and take a new document first.
+    let rows = fed.wait_outbox(city, Duration::from_secs(120), |rows| {
         rows.iter()
-            .any(|r| r["doc_id"] == early.as_str() && r["attempts"].as_u64() >= Some(4))
+            .any(|r| r["doc_id"] == early.as_str() && r["attempts"].as_u64() >= Some(5))
     });
     let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();
     let next_attempt_at = row["next_attempt_at"].as_u64().unwrap();

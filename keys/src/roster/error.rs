@@ -92,10 +92,6 @@ pub enum RosterError {
     WrongFederation {
         /// The expected fingerprint as given.
         expected: String,
-        /// The roster's federation fingerprint.
-        found: Fingerprint,
-        /// Its spoken form.
-        found_spoken: String,
     },
     /// The fingerprint given is in neither form a steward reads out.
     #[error(

@@ -70,8 +70,6 @@ impl Roster {
         if !found.matches_text(pinned) {
             return Err(RosterError::WrongFederation {
                 expected: pinned.chars().take(80).collect(),
-                found,
-                found_spoken: found.spoken(),
             });
         }
         signed.check_threshold(&signed.body.stewards, "new")?;

@@ -94,8 +94,8 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         Ok(outcome) => outcome,
         Err(e) => {
             eprintln!(
-                "error: cannot follow the delivery ({e:#}); the document stays queued: once \
-                 the node runs, see `liaise outbox --home {}`",
+                "error: cannot follow the delivery ({e:#}); document {doc_id} stays queued: \
+                 once the node runs, see `liaise outbox --home {}`",
                 home.root().display()
             );
             return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));

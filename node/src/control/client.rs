@@ -64,17 +64,20 @@ fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> 
 
 fn connect(home: &Home) -> Result<UnixStream> {
     UnixStream::connect(socket_path(home)).or_else(|e| {
+        // The home is owner-only: another user cannot even see whether it is one.
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            bail!(
+                "cannot reach the node of {}: permission denied; run this as the user that \
+                 runs the node",
+                home.root().display()
+            );
+        }
         // A mistyped --home is not a stopped node: say which it is.
         home.profile()?;
         match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => bail!(
                 "no node is running for {} (start it with `liaise node run --home {}`)",
                 home.root().display(),
-                home.root().display()
-            ),
-            std::io::ErrorKind::PermissionDenied => bail!(
-                "cannot reach the node of {}: permission denied; run this as the user that \
-                 runs the node",
                 home.root().display()
             ),
             _ => Err(e)

@@ -24,7 +24,6 @@ use crate::store::holdings;
 use crate::store::records::{self, NewOutgoing};
 use crate::store::{HashingReader, hex, parse_hex};
 
-/// Binds the socket and serves it in a task.
 /// Fails if a node already answers on `home`'s control socket: checked before the node
 /// opens its store or binds its address, so a second `node run` on the same home says so,
 /// and not that the address is in use.
@@ -39,6 +38,7 @@ pub fn refuse_if_running(home: &Home) -> Result<()> {
     Ok(())
 }
 
+/// Binds the socket and serves it in a task.
 pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
     let path = socket_path(&node.home);
     if let Some(dir) = path.parent() {
@@ -407,6 +407,7 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
                 if outcome.is_ok() {
                     node.set_reachable(agency.as_str(), true);
                 }
+
                 (agency, outcome.err().map(|e| format!("{e:#}")))
             });
         }

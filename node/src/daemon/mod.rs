@@ -89,6 +89,8 @@ pub struct Node {
     pub receiving: Mutex<HashMap<(String, String), u64>>,
     /// Peers: last outcome of talking to them (true = reachable) and when.
     pub reachability: Mutex<HashMap<String, (bool, u64)>>,
+    /// The agencies whose node this node's last dial could not reach.
+    pub dials_failing: Mutex<std::collections::HashSet<String>>,
     /// Connections to peers, one per agency.
     pub peers: peers::PeerConnections,
     /// Caps inbound connections.
@@ -147,6 +149,7 @@ pub async fn run(
         sending: Mutex::new(HashMap::new()),
         receiving: Mutex::new(HashMap::new()),
         reachability: Mutex::new(HashMap::new()),
+        dials_failing: Mutex::default(),
         peers: peers::PeerConnections::default(),
         connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         log_rate: crate::log::rate::LogRateLimits::default(),
@@ -242,14 +245,26 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 impl Node {
-    /// Records whether a peer answered; true if it answers again after it did not (the
-    /// caller then retries what waits for it: [`deliver::retry_sooner`]).
-    pub(crate) fn set_reachable(&self, agency: &str, reachable: bool) -> bool {
-        self.reachability
+    /// Records whether a peer answered.
+    pub(crate) fn set_reachable(&self, agency: &str, reachable: bool) {
+        if let Ok(mut map) = self.reachability.lock() {
+            map.insert(agency.to_owned(), (reachable, now_secs()));
+        }
+    }
+
+    /// Records whether dialling a peer worked; true if it works again after it failed (the
+    /// caller then retries what waits for it: [`deliver::retry_sooner`]). Only this node's
+    /// own dials count: a peer that connects to us does not show that we can reach it.
+    pub(crate) fn dialled(&self, agency: &str, reached: bool) -> bool {
+        self.dials_failing
             .lock()
-            .map(|mut map| {
-                let before = map.insert(agency.to_owned(), (reachable, now_secs()));
-                reachable && matches!(before, Some((false, _)))
+            .map(|mut failing| {
+                if reached {
+                    failing.remove(agency)
+                } else {
+                    failing.insert(agency.to_owned());
+                    false
+                }
             })
             .unwrap_or(false)
     }

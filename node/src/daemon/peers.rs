@@ -42,11 +42,14 @@ impl PeerConnections {
         }
         *guard = None;
         let conn = dial(node, agency).await;
-        if node.set_reachable(agency.as_str(), conn.is_ok()) {
-            super::deliver::retry_sooner(node, agency.as_str()).await;
-        }
+        node.set_reachable(agency.as_str(), conn.is_ok());
+        let came_back = node.dialled(agency.as_str(), conn.is_ok());
         let conn = conn?;
         *guard = Some(conn.clone());
+        drop(guard);
+        if came_back {
+            super::deliver::retry_sooner(node, agency.as_str()).await;
+        }
         Ok(conn)
     }
 

@@ -140,9 +140,7 @@ async fn serve_connection(node: Arc<Node>, conn: quinn::Connection, per_agency: 
 /// Serves the peer's streams until the connection ends, re-checking the peer whenever the
 /// roster changes and every [`ROSTER_RECHECK_INTERVAL`].
 async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId) {
-    if node.set_reachable(peer.as_str(), true) {
-        super::deliver::retry_sooner(&node, peer.as_str()).await;
-    }
+    node.set_reachable(peer.as_str(), true);
     tracing::debug!("connection accepted");
     let mut roster_changes = node.roster.subscribe();
     let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);

@@ -38,8 +38,9 @@ pub enum EvidenceError {
     /// A part is signed by an agency that is not a member in the roster given: often a
     /// roster older than the agency's joining.
     #[error(
-        "the {what} is signed by {agency}, not a member in roster serial {serial}; if it \
-         joined later, verify against a newer roster"
+        "the {what} is signed by {agency}, not a member in roster serial {serial}: if it \
+         joined later, verify against a newer roster; if it was revoked, this roster no \
+         longer vouches for its signatures"
     )]
     NotInRoster {
         /// Which part.

@@ -93,7 +93,9 @@ pub(super) fn on_signal_clean_up(root: PathBuf, keep: bool, children: ChildPids)
             // A node that cannot stop in time (a busy machine) must not be left running,
             // nor write into the folder while it is removed.
             signal_all(&pids, "-KILL");
-            wait_until_gone(&pids, KILL_TIMEOUT);
+            if !wait_until_gone(&pids, KILL_TIMEOUT) {
+                eprintln!("\ninterrupted: a node did not stop; see `ps` for `liaise node run`");
+            }
         }
         if keep {
             eprintln!(

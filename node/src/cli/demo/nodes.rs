@@ -94,9 +94,6 @@ impl Demo {
                 .args(["-TERM", &child.id().to_string()])
                 .status();
         }
-        for (_, child) in &self.nodes {
-            self.children.remove(child.id());
-        }
         for (_, mut child) in self.nodes.drain(..) {
             let start = Instant::now();
             while matches!(child.try_wait(), Ok(None)) && start.elapsed() < NODE_STOP_TIMEOUT {
@@ -104,6 +101,8 @@ impl Demo {
             }
             let _ = child.kill();
             let _ = child.wait();
+            // Only now: until it is gone, an interruption's clean-up must still stop it.
+            self.children.remove(child.id());
         }
     }
 }
