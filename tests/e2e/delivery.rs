@@ -327,13 +327,7 @@ fn a_roster_imported_while_the_node_runs_is_in_force_at_once() {
     // No restart: the node's status and its refusal of the prison follow serial 2 at once.
     assert_eq!(fed.json(city, &["status"])["roster_serial"], 2);
     let _prison_node = fed.start(prison);
-    std::fs::write(fed.sandbox.path("x.txt"), b"from a revoked member").unwrap();
-    let doc_id = fed
-        .sandbox
-        .liaise(&["send", "--home", &prison.home, "--to", CITY, "x.txt"])
-        .ok()
-        .trim()
-        .to_owned();
+    let doc_id = fed.send_text(prison, CITY, "x.txt", b"from a revoked member");
     let rows = fed.wait_outbox(prison, Duration::from_secs(30), |rows| {
         rows.iter()
             .any(|r| r["doc_id"] == doc_id.as_str() && r["attempts"].as_u64() >= Some(1))
@@ -393,33 +387,13 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     // The city's node as in production: backoff up to 10 minutes between attempts.
-    let mut city_node = sb
-        .command(&[
-            "node",
-            "run",
-            "--home",
-            &city.home,
-            "--max-retry-interval",
-            "10m",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while sb.liaise(&["status", "--home", &city.home]).code != Some(0) {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the node did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::fs::write(sb.path("early.txt"), b"sent while probation is down").unwrap();
-    let early = sb
-        .liaise(&["send", "--home", &city.home, "--to", PROBATION, "early.txt"])
-        .ok()
-        .trim()
-        .to_owned();
+    let _city_node = fed.start_with(city, &["--max-retry-interval", "10m"], None);
+    let early = fed.send_text(
+        city,
+        PROBATION,
+        "early.txt",
+        b"sent while probation is down",
+    );
     // Five failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s,
     // ample time for probation to start and take a new document first.
     let rows = fed.wait_outbox(city, Duration::from_secs(120), |rows| {
@@ -454,8 +428,6 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
         delivered_at < next_attempt_at,
         "delivered at {delivered_at}, its backoff ended at {next_attempt_at}"
     );
-    let _ = city_node.kill();
-    let _ = city_node.wait();
 }
 
 #[test]

@@ -161,6 +161,17 @@ impl TestFederation {
         self.sandbox.liaise(&args).json()
     }
 
+    /// Writes `text` to `file` in the sandbox and `liaise send`s it from `from` to `to`
+    /// without waiting; returns the document id.
+    pub fn send_text(&self, from: &Agency, to: &str, file: &str, text: &[u8]) -> String {
+        std::fs::write(self.sandbox.path(file), text).unwrap();
+        self.sandbox
+            .liaise(&["send", "--home", &from.home, "--to", to, file])
+            .ok()
+            .trim()
+            .to_owned()
+    }
+
     /// Polls until `check` holds for the agency's outbox, or panics after `timeout`.
     pub fn wait_outbox(
         &self,
@@ -198,7 +209,11 @@ pub fn states(rows: &[Value], doc_id: &str) -> Vec<String> {
 /// Starts `liaise node run --home HOME EXTRA...` in `sandbox` and waits until it answers on
 /// its control socket; with `log`, at info level into that sandbox file.
 pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&str>) -> NodeProcess {
-    let mut args = vec!["node", "run", "--home", home, "--max-retry-interval", "1s"];
+    let mut args = vec!["node", "run", "--home", home];
+    // Retries every second at most, so tests need not wait for backoff; unless a test sets it.
+    if !extra.contains(&"--max-retry-interval") {
+        args.extend(["--max-retry-interval", "1s"]);
+    }
     args.extend_from_slice(extra);
     if log.is_some() {
         args.insert(0, "-v");
