@@ -431,6 +431,51 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
 }
 
 #[test]
+fn an_offline_recipients_queue_holds_up_others_for_one_dial_at_most() {
+    let fed = three();
+    let [city, prison] = [&fed.agencies[0], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(prison)];
+    // More documents for the offline probation service than there are delivery slots (32).
+    let for_probation: Vec<String> = std::thread::scope(|scope| {
+        let sends: Vec<_> = (0..40)
+            .map(|i| {
+                let fed = &fed;
+                scope.spawn(move || {
+                    fed.send_text(city, PROBATION, &format!("p-{i}.txt"), b"for probation")
+                })
+            })
+            .collect();
+        sends.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let sent_at = std::time::Instant::now();
+    let for_prison = fed.send_text(city, PRISON, "prison.txt", b"for the prison");
+    // The deliveries waiting for the same dial share its failure (about 10 s) instead of
+    // dialling again one after another, each holding a slot: the prison's document, queued
+    // behind 40, is delivered once that one dial has failed.
+    fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        states(rows, &for_prison) == ["delivered"]
+    });
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        sent_at.elapsed()
+    );
+    let rows = fed.json(city, &["outbox"]).as_array().unwrap().clone();
+    for doc in &for_probation {
+        assert_eq!(states(&rows, doc), ["queued"]);
+    }
+    assert!(
+        rows.iter()
+            .filter(|r| r["recipient"] == PROBATION && r["attempts"].as_u64() >= Some(1))
+            .all(|r| r["last_error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot reach")),
+        "{rows:#?}"
+    );
+}
+
+#[test]
 fn a_revoked_member_cannot_deliver() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];

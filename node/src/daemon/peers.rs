@@ -13,7 +13,17 @@ use super::{Node, gossip, witness};
 /// How long dialling one address may take, handshake and hello included.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Slot = Arc<tokio::sync::Mutex<Option<quinn::Connection>>>;
+type Slot = Arc<tokio::sync::Mutex<SlotState>>;
+
+/// One agency's connection, and how the last dial to it failed.
+#[derive(Debug, Default)]
+struct SlotState {
+    conn: Option<quinn::Connection>,
+    /// When the last dial failed, and why: callers that were waiting for that dial get its
+    /// outcome instead of dialling again one after another (each up to [`DIAL_TIMEOUT`] per
+    /// address, each holding a delivery slot meanwhile).
+    failed: Option<(tokio::time::Instant, String)>,
+}
 
 /// The connection cache.
 #[derive(Debug, Default)]
@@ -22,8 +32,10 @@ pub struct PeerConnections {
 }
 
 impl PeerConnections {
-    /// A live connection to `agency`, dialling if needed. Concurrent callers share one dial.
+    /// A live connection to `agency`, dialling if needed. Concurrent callers share one dial,
+    /// and its failure too.
     pub async fn get(&self, node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
+        let asked = tokio::time::Instant::now();
         let slot = {
             let mut slots = self
                 .slots
@@ -32,7 +44,7 @@ impl PeerConnections {
             Arc::clone(slots.entry(agency.as_str().to_owned()).or_default())
         };
         let mut guard = slot.lock().await;
-        if let Some(conn) = guard.as_ref()
+        if let Some(conn) = guard.conn.as_ref()
             && conn.close_reason().is_none()
         {
             // The roster may have changed (or expired) since the handshake.
@@ -40,12 +52,25 @@ impl PeerConnections {
                 return Ok(conn.clone());
             }
         }
-        *guard = None;
+        guard.conn = None;
+        // A dial that failed while this caller waited for it is this caller's answer too.
+        if let Some((at, error)) = &guard.failed
+            && *at >= asked
+        {
+            return Err(anyhow!("{error}"));
+        }
         let conn = dial(node, agency).await;
         node.set_reachable(agency.as_str(), conn.is_ok());
         let came_back = node.dialled(agency.as_str(), conn.is_ok());
-        let conn = conn?;
-        *guard = Some(conn.clone());
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                guard.failed = Some((tokio::time::Instant::now(), format!("{e:#}")));
+                return Err(e);
+            }
+        };
+        guard.conn = Some(conn.clone());
+        guard.failed = None;
         drop(guard);
         if came_back {
             super::deliver::retry_sooner(node, agency.as_str()).await;
@@ -61,7 +86,7 @@ impl PeerConnections {
             .ok()
             .and_then(|slots| slots.get(agency.as_str()).cloned());
         if let Some(slot) = slot {
-            *slot.lock().await = None;
+            slot.lock().await.conn = None;
         }
     }
 }
