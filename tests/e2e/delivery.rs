@@ -153,6 +153,7 @@ fn three_nodes_send_receive_and_receipts() {
     // Status reports the roster and queues, and with --check, every other member as reachable.
     let status = fed.json(city, &["status", "--check"]);
     assert_eq!(status["agency"], CITY);
+    assert_eq!(status["roster_expired"], false);
     assert_eq!(status["outbox"]["delivered"], 2);
     assert_eq!(status["inbox"], 1);
     let peers = status["peers"].as_array().unwrap();

@@ -40,11 +40,13 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
     let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
     println!("agency        {}", s("agency"));
     println!("listening on  {}", s("listen"));
+    let expires = n(&status, "roster_expires_at");
     println!(
-        "roster        serial {}, expires {}, {} members",
+        "roster        serial {}, expires {}, {} members{}",
         n(&status, "roster_serial"),
-        Timestamp(n(&status, "roster_expires_at")),
-        n(&status, "members")
+        Timestamp(expires),
+        n(&status, "members"),
+        expiry_note(expires, Timestamp::now().0)
     );
     let outbox = status.get("outbox").cloned().unwrap_or_default();
     println!(
@@ -87,4 +89,32 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Roster expiry is soon, within this: the operator should have the next one by then.
+const EXPIRY_WARNING: u64 = 7 * 86_400;
+
+/// What the roster's expiry at `expires` means at `now`, as a suffix of the roster line.
+fn expiry_note(expires: u64, now: u64) -> &'static str {
+    if expires <= now {
+        "\n              EXPIRED: no peer accepts this node, nor this node any peer; import a \
+         current roster (`liaise roster import`) from your stewards"
+    } else if expires - now <= EXPIRY_WARNING {
+        "\n              expires within 7 days: ask your stewards for the next roster"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expired_or_expiring_roster_is_called_so() {
+        assert!(expiry_note(100, 100).contains("EXPIRED"));
+        assert!(expiry_note(100, 5_000).contains("EXPIRED"));
+        assert!(expiry_note(100 + EXPIRY_WARNING, 100).contains("within 7 days"));
+        assert_eq!(expiry_note(101 + EXPIRY_WARNING, 100), "");
+    }
 }

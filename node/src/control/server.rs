@@ -441,6 +441,7 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
         "listen": node.endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         "roster_serial": roster.serial(),
         "roster_expires_at": roster.body().expires_at.0,
+        "roster_expired": roster.body().expires_at.0 <= crate::daemon::now_secs(),
         "members": roster.body().members.len(),
         "peers": peers,
         "outbox": { "queued": queued, "delivered": delivered, "undeliverable": undeliverable },

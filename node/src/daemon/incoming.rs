@@ -146,7 +146,12 @@ pub fn check_free_space(dir: &Path, missing: u64) -> Result<(), Refusal> {
     if free < missing.saturating_add(DISK_RESERVE) {
         return Err(Refusal::new(
             RejectReason::DiskFull,
-            format!("no space left on the receiving node ({missing} bytes needed, {free} free)"),
+            format!(
+                "no space left on the receiving node: needs {} and keeps {} free, has {}",
+                indicatif::BinaryBytes(missing),
+                indicatif::BinaryBytes(DISK_RESERVE),
+                indicatif::BinaryBytes(free)
+            ),
         ));
     }
     Ok(())
@@ -512,7 +517,7 @@ mod tests {
         assert_eq!(refused.reason, RejectReason::DiskFull);
         assert!(refused.reason.is_temporary());
         assert!(
-            refused.detail.contains("bytes needed"),
+            refused.detail.contains("keeps 8.00 MiB free"),
             "{}",
             refused.detail
         );
