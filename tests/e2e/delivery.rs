@@ -296,7 +296,28 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
     assert_eq!(out.status.code(), Some(75), "{stderr}");
     assert!(stderr.contains("stays queued"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&doc_id), "{stderr}");
 
+    // With the node down, `outbox` and `inbox` still show what its store last recorded.
+    let outbox = fed
+        .sandbox
+        .liaise(&["outbox", "--home", &city.home, "--json"]);
+    assert!(
+        outbox.stderr.contains("no node is running"),
+        "{}",
+        outbox.stderr
+    );
+    assert_eq!(
+        states(outbox.json().as_array().unwrap(), &doc_id),
+        ["queued"]
+    );
+    let inbox = fed.sandbox.liaise(&["inbox", "--home", &city.home]);
+    assert!(
+        inbox.ok().contains("The inbox is empty."),
+        "{}",
+        inbox.stdout
+    );
+    // Started again, the node answers with the same row.
     let _city_node = fed.start(city);
     let rows = fed.json(city, &["outbox"]).as_array().unwrap().clone();
     assert_eq!(states(&rows, &doc_id), ["queued"]);

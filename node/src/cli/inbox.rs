@@ -20,7 +20,9 @@ pub struct InboxArgs {
 
 pub fn run(args: InboxArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    let rows = client::call(&home, &Request::Inbox)?;
+    let rows = client::call_or_read(&home, &Request::Inbox, |c| {
+        Ok(serde_json::to_value(crate::store::records::list_inbox(c)?)?)
+    })?;
     if args.json.json {
         return print_json(&rows);
     }

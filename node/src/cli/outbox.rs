@@ -20,7 +20,11 @@ pub struct OutboxArgs {
 
 pub fn run(args: OutboxArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    let rows = client::call(&home, &Request::Outbox)?;
+    let rows = client::call_or_read(&home, &Request::Outbox, |c| {
+        Ok(serde_json::to_value(crate::store::records::list_outbox(
+            c,
+        )?)?)
+    })?;
     if args.json.json {
         return print_json(&rows);
     }

@@ -15,6 +15,36 @@ pub fn call(home: &Home, request: &Request) -> Result<Value> {
     call_with_body(home, request, &[])
 }
 
+/// The node's answer to `request`; when no node runs for `home`, what `offline` reads from
+/// its store instead, with a note on stderr. For the listings an operator needs while the
+/// node is down (an incident, a restore).
+pub fn call_or_read(
+    home: &Home,
+    request: &Request,
+    offline: impl FnOnce(&rusqlite::Connection) -> Result<Value>,
+) -> Result<Value> {
+    let stopped = match UnixStream::connect(socket_path(home)) {
+        Ok(_) => false,
+        Err(e) => {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) && home.profile_path().exists()
+                && crate::store::store_dir(home).join("liaise.db").exists()
+        }
+    };
+    if !stopped {
+        return call(home, request);
+    }
+    let conn = crate::store::db::open_reader(&crate::store::store_dir(home).join("liaise.db"))?;
+    let value = offline(&conn)?;
+    eprintln!(
+        "note: no node is running for {}; this is what its store last recorded",
+        home.root().display()
+    );
+    Ok(value)
+}
+
 /// Fails, saying how to start it, unless a node is running in `home`: for commands that
 /// would otherwise do work (unlock keys, seal, record a key share) before they need it.
 pub fn require_node(home: &Home) -> Result<()> {
