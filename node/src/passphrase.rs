@@ -77,6 +77,17 @@ impl PassphraseSource {
 }
 
 fn read_file(path: &Path) -> Result<Passphrase> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: passphrase file {} can be read by other users (mode {:03o}); \
+             `chmod 600` it, or use a systemd credential",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        );
+    }
     Passphrase::from_file(path).map_err(|e| match e {
         // Its text names the file and the cause once (as context, its source would be
         // printed a second time).

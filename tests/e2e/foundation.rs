@@ -503,25 +503,32 @@ fn key_file_errors_are_clear() {
     s.liaise_without_passphrase(&["keys", "rotate", "--home", "city"])
         .fails_with("LIAISE_PASSPHRASE");
 
-    // A passphrase file works.
+    // A passphrase file works; one that others can read works with a warning.
     std::fs::write(s.path("pass.txt"), format!("{PASSPHRASE}\n")).unwrap();
-    let mut cmd = s.command(&[
-        "keys",
-        "rotate",
-        "--home",
-        "city",
-        "--passphrase-file",
-        "pass.txt",
-    ]);
-    let out = cmd.env_remove("LIAISE_PASSPHRASE").output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for mode in [0o644, 0o600] {
+        std::fs::set_permissions(s.path("pass.txt"), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+        let mut cmd = s.command(&[
+            "keys",
+            "rotate",
+            "--home",
+            "city",
+            "--passphrase-file",
+            "pass.txt",
+        ]);
+        let out = cmd.env_remove("LIAISE_PASSPHRASE").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert_eq!(
+            stderr.contains("can be read by other users (mode 644)"),
+            mode == 0o644,
+            "{stderr}"
+        );
+    }
 
     // A passphrase file that is missing or too short: one line, naming the file once.
     std::fs::write(s.path("short.txt"), "short\n").unwrap();
+    std::fs::set_permissions(s.path("short.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
     for (file, cause) in [
         ("missing.txt", "No such file or directory"),
         ("short.txt", "too short"),
