@@ -407,7 +407,6 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
                 if outcome.is_ok() {
                     node.set_reachable(agency.as_str(), true);
                 }
-
                 (agency, outcome.err().map(|e| format!("{e:#}")))
             });
         }
