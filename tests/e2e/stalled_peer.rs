@@ -1,9 +1,10 @@
 //! A member's node that completes the handshake, the hello and the witness steps, then never
 //! grants another stream and never reads the one it accepted (no flow-control credit). Its
 //! keep-alives keep the connection up, so only the sender's own timeouts end such an
-//! exchange. Large deliveries to it go a few at a time, fail after `FRAME_TIMEOUT` and are
-//! retried, and never hold up other recipients; a delete request to it holds up neither the delete requests to other
-//! readers nor the deletion of expired copies.
+//! exchange. Large deliveries and retries to it go a few at a time, fail after
+//! `FRAME_TIMEOUT` and are retried, and never hold up other recipients; a delete request
+//! to it holds up neither the delete requests to other readers nor the deletion of expired
+//! copies.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,8 +30,8 @@ const PRISON: &str = "nl.prison.vught";
 
 /// The node's limit on deliveries in flight (`MAX_PARALLEL_DELIVERIES`).
 const DELIVERY_SLOTS: usize = 32;
-/// The node's limit on large documents in flight to one agency (`MAX_LARGE_PER_AGENCY`).
-const MAX_LARGE_PER_AGENCY: usize = 4;
+/// The node's limit on large documents in flight to one agency (`MAX_SLOW_PER_AGENCY`).
+const MAX_SLOW_PER_AGENCY: usize = 4;
 /// Streams the stalling peer grants: the hello, the witness exchange and one more.
 const GRANTED_STREAMS: u32 = 3;
 /// Bytes the stalling peer lets in per stream before it stops taking any.
@@ -102,7 +103,7 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
         sent_at.elapsed()
     );
 
-    // Only MAX_LARGE_PER_AGENCY of the prison's documents were tried at once. Each failed as
+    // Only MAX_SLOW_PER_AGENCY of the prison's documents were tried at once. Each failed as
     // a timed-out attempt and stays queued for a retry: the one that got a stream because the
     // prison took no data, the others because it granted no stream. The rest wait untried.
     let rows = fed.wait_outbox(city, Duration::from_secs(45), |rows| {
@@ -118,19 +119,19 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
         .filter(|r| r["attempts"].as_u64() >= Some(1))
         .collect();
     assert!(
-        !tried.is_empty() && tried.len() <= MAX_LARGE_PER_AGENCY,
+        !tried.is_empty() && tried.len() <= MAX_SLOW_PER_AGENCY,
         "{tried:#?}"
     );
     let error = |r: &&Value| r["last_error"].as_str().unwrap_or("").to_owned();
     let untried = rows.iter().filter(|r| r["attempts"].as_u64() == Some(0));
     assert!(untried.clone().all(|r| error(&r).is_empty()), "{rows:#?}");
-    assert!(untried.count() >= DELIVERY_SLOTS - MAX_LARGE_PER_AGENCY);
+    assert!(untried.count() >= DELIVERY_SLOTS - MAX_SLOW_PER_AGENCY);
     let rows = fed.wait_outbox(city, Duration::from_secs(10), |rows| {
         prison_rows(rows, &for_prison)
             .iter()
             .filter(|r| r["attempts"].as_u64() >= Some(1))
             .count()
-            >= MAX_LARGE_PER_AGENCY
+            >= MAX_SLOW_PER_AGENCY
     });
     let rows = prison_rows(&rows, &for_prison);
     assert!(
@@ -142,6 +143,47 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
         "{rows:#?}"
     );
     assert!(stalling.connections.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
+fn retries_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    let rt = runtime();
+    let _guard = rt.enter();
+    let _stalling = StallingPeer::start(&fed, prison);
+
+    // Small documents for the prison, one per delivery slot: their first attempts take every
+    // slot until they time out (FRAME_TIMEOUT, 30 s).
+    let for_prison: Vec<String> = std::thread::scope(|scope| {
+        let sends: Vec<_> = (0..DELIVERY_SLOTS)
+            .map(|i| {
+                let fed = &fed;
+                scope.spawn(move || fed.send_text(city, PRISON, &format!("s-{i}.txt"), b"small"))
+            })
+            .collect();
+        sends.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    fed.wait_outbox(city, Duration::from_secs(90), |rows| {
+        prison_rows(rows, &for_prison)
+            .iter()
+            .all(|r| r["attempts"].as_u64() >= Some(1))
+    });
+    // Their retries (due again within a second here) are slow deliveries: at most
+    // MAX_SLOW_PER_AGENCY at once, so a report for the probation service sent while they run
+    // finds a slot at once, not after another 30 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let sent_at = Instant::now();
+    let report = fed.send_text(city, PROBATION, "report.txt", b"Case 17");
+    fed.wait_outbox(city, Duration::from_secs(40), |rows| {
+        states(rows, &report) == ["delivered"]
+    });
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        sent_at.elapsed()
+    );
 }
 
 fn prison_rows(rows: &[Value], docs: &[String]) -> Vec<Value> {

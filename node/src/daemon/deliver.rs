@@ -30,14 +30,15 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
 pub const MAX_PARALLEL_DELIVERIES: usize = 32;
-/// The most large documents (over [`INLINE_MAX_LEN`]) being sent at once to one agency. More
-/// at once would not reach it sooner (they share one link), but would take delivery slots
-/// and streams from everything else; the others wait in the queue, untried, in order.
-pub const MAX_LARGE_PER_AGENCY: usize = 4;
-/// The most large documents being sent at once in all: the other delivery slots stay free
-/// for small documents, which take milliseconds each, so a long transfer to one agency
-/// never holds up a case report to another.
-pub const MAX_LARGE_DELIVERIES: usize = MAX_PARALLEL_DELIVERIES / 2;
+/// The most slow deliveries (those that may hold their slot for long: a large document, over
+/// [`INLINE_MAX_LEN`], or a retry, whose recipient failed before) at once to one agency. More
+/// at once would not reach it sooner (they share one link, or it is stalled), but would take
+/// delivery slots and streams from everything else; the others wait in the queue, in order.
+pub const MAX_SLOW_PER_AGENCY: usize = 4;
+/// The most slow deliveries at once in all: the other delivery slots stay free for small
+/// documents on their first attempt, which take milliseconds each, so a long transfer or a
+/// stalled agency never holds up a case report to another.
+pub const MAX_SLOW_DELIVERIES: usize = MAX_PARALLEL_DELIVERIES / 2;
 /// The most due deliveries read from the database at once.
 const MAX_DUE_FETCH: usize = 256;
 /// Bytes per write when streaming a document.
@@ -58,7 +59,7 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
 
 /// Runs until shutdown: wakes on new work, on the next due time, or every few seconds.
 pub async fn outbox_worker(node: Arc<Node>) {
-    // Each delivery in flight: its outbox rowid, and whether it is a large document.
+    // Each delivery in flight: its outbox rowid, and whether it is slow (large or a retry).
     let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELIVERIES));
     let mut shutdown = node.shutdown.clone();
@@ -67,18 +68,18 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
-        // Rows being delivered are still due: the query leaves them out, and the large
-        // documents that must wait, and fetches only as many more as there are free slots.
-        let (skip, mut large) = in_flight
+        // Rows being delivered are still due: the query leaves them out, and the slow
+        // deliveries that must wait, and fetches only as many more as there are free slots.
+        let (skip, mut slow) = in_flight
             .lock()
             .map(|s| {
                 (
                     s.values().map(|(row, _)| *row).collect::<Vec<i64>>(),
-                    LargeCount::of(&s),
+                    SlowCount::of(&s),
                 )
             })
             .unwrap_or_default();
-        let held_back = large.held_back();
+        let held_back = slow.held_back();
         let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
         // One trip to the database per wake: the due rows not in flight, the bytes of those
         // small enough to be held in the database, and when the next one is due. Only this
@@ -100,19 +101,19 @@ pub async fn outbox_worker(node: Arc<Node>) {
             })
             .await
             .unwrap_or_default();
-        // Whether a large document had to wait in this round: the next query leaves out its
+        // Whether a slow delivery had to wait in this round: the next query leaves out its
         // kind and so reaches the rows behind it.
         let mut held_up = false;
         for (item, held) in due {
-            let is_large = item.sealed_len > INLINE_MAX_LEN;
-            if is_large && !large.admit(&item.recipient) {
+            let is_slow = item.sealed_len > INLINE_MAX_LEN || item.attempts > 0;
+            if is_slow && !slow.admit(&item.recipient) {
                 held_up = true;
                 continue;
             }
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
-                .map(|mut s| s.insert(key.clone(), (item.row, is_large)).is_none())
+                .map(|mut s| s.insert(key.clone(), (item.row, is_slow)).is_none())
                 .unwrap_or(false);
             if !fresh {
                 continue;
@@ -146,45 +147,45 @@ pub async fn outbox_worker(node: Arc<Node>) {
     }
 }
 
-/// The deliveries in flight, by (document, recipient): outbox rowid, and whether large.
+/// The deliveries in flight, by (document, recipient): outbox rowid, and whether slow.
 type InFlight = HashMap<(String, String), (i64, bool)>;
 
-/// Large documents in flight, per recipient and in all, against [`MAX_LARGE_PER_AGENCY`]
-/// and [`MAX_LARGE_DELIVERIES`].
+/// Slow deliveries in flight, per recipient and in all, against [`MAX_SLOW_PER_AGENCY`]
+/// and [`MAX_SLOW_DELIVERIES`].
 #[derive(Debug, Default)]
-struct LargeCount {
+struct SlowCount {
     per_agency: HashMap<String, usize>,
     total: usize,
 }
 
-impl LargeCount {
+impl SlowCount {
     fn of(in_flight: &InFlight) -> Self {
         let mut count = Self::default();
-        for ((_, recipient), _) in in_flight.iter().filter(|(_, (_, large))| *large) {
+        for ((_, recipient), _) in in_flight.iter().filter(|(_, (_, slow))| *slow) {
             *count.per_agency.entry(recipient.clone()).or_default() += 1;
             count.total += 1;
         }
         count
     }
 
-    /// The large documents that must wait now.
-    fn held_back(&self) -> records::LargeHeldBack {
-        records::LargeHeldBack {
+    /// The slow deliveries that must wait now.
+    fn held_back(&self) -> records::SlowHeldBack {
+        records::SlowHeldBack {
             min_len: INLINE_MAX_LEN,
             recipients: self
                 .per_agency
                 .iter()
-                .filter(|(_, n)| **n >= MAX_LARGE_PER_AGENCY)
+                .filter(|(_, n)| **n >= MAX_SLOW_PER_AGENCY)
                 .map(|(recipient, _)| recipient.clone())
                 .collect(),
-            all: self.total >= MAX_LARGE_DELIVERIES,
+            all: self.total >= MAX_SLOW_DELIVERIES,
         }
     }
 
-    /// Counts one more large document to `recipient`, if both limits allow it.
+    /// Counts one more slow delivery to `recipient`, if both limits allow it.
     fn admit(&mut self, recipient: &str) -> bool {
         let to_agency = self.per_agency.entry(recipient.to_owned()).or_default();
-        if *to_agency >= MAX_LARGE_PER_AGENCY || self.total >= MAX_LARGE_DELIVERIES {
+        if *to_agency >= MAX_SLOW_PER_AGENCY || self.total >= MAX_SLOW_DELIVERIES {
             return false;
         }
         *to_agency += 1;
@@ -462,12 +463,12 @@ mod tests {
     }
 
     #[test]
-    fn large_documents_are_admitted_up_to_the_limits_per_agency_and_in_all() {
-        let mut count = LargeCount::default();
-        for _ in 0..MAX_LARGE_PER_AGENCY {
+    fn slow_deliveries_are_admitted_up_to_the_limits_per_agency_and_in_all() {
+        let mut count = SlowCount::default();
+        for _ in 0..MAX_SLOW_PER_AGENCY {
             assert!(count.admit("nl.prison.vught"));
         }
-        // The prison has its limit: its next large document waits, others' do not.
+        // The prison has its limit: its next slow delivery waits, others' do not.
         assert!(!count.admit("nl.prison.vught"));
         let held = count.held_back();
         assert_eq!(held.recipients, ["nl.prison.vught"]);
@@ -478,18 +479,18 @@ mod tests {
             others += 1;
         }
         // Every other agency got one until the limit in all was reached.
-        assert_eq!(others, MAX_LARGE_DELIVERIES - MAX_LARGE_PER_AGENCY);
+        assert_eq!(others, MAX_SLOW_DELIVERIES - MAX_SLOW_PER_AGENCY);
         assert!(count.held_back().all);
 
         // Counted again from the deliveries in flight, small ones left out.
         let mut in_flight = InFlight::new();
-        for i in 0..MAX_LARGE_PER_AGENCY {
+        for i in 0..MAX_SLOW_PER_AGENCY {
             in_flight.insert((format!("{i}"), "nl.prison.vught".into()), (i as i64, true));
         }
         in_flight.insert(("s".into(), "nl.city.utrecht".into()), (99, false));
-        let held = LargeCount::of(&in_flight).held_back();
+        let held = SlowCount::of(&in_flight).held_back();
         assert_eq!(held.recipients, ["nl.prison.vught"]);
         assert!(!held.all);
-        assert!(LargeCount::default().held_back().is_empty());
+        assert!(SlowCount::default().held_back().is_empty());
     }
 }

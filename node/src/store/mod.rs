@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn due_deliveries_leave_out_rows_in_flight_and_large_documents_held_back() {
+    async fn due_deliveries_leave_out_rows_in_flight_and_slow_ones_held_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&Home::new(dir.path().to_path_buf())).unwrap();
         // Two large documents for the prison, queued first, then a large and a small one for
@@ -205,7 +205,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let due = |limit: usize, skip: Vec<i64>, held_back: records::LargeHeldBack| {
+        let due = |limit: usize, skip: Vec<i64>, held_back: records::SlowHeldBack| {
             let db = store.db.clone();
             async move {
                 db.read(move |c| records::due(c, 100, limit, &skip, &held_back))
@@ -218,7 +218,7 @@ mod tests {
                 .map(|d| (d.recipient.clone(), d.sealed_len))
                 .collect()
         };
-        let held_back = |recipients: &[&str], all: bool| records::LargeHeldBack {
+        let held_back = |recipients: &[&str], all: bool| records::SlowHeldBack {
             min_len: 256 * 1024,
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             all,
@@ -241,9 +241,21 @@ mod tests {
         // The prison's large documents held back: the probation service's come first.
         let other = due(2, Vec::new(), held_back(&["nl.prison.vught"], false)).await;
         assert_eq!(sent(&other), sent(&next));
-        // Every large document held back: only the small one.
+        // Every slow delivery held back: only the small one, on its first attempt.
         let small = due(4, Vec::new(), held_back(&[], true)).await;
         assert_eq!(sent(&small), [("nl.probation.utrecht".into(), 100)]);
+        // Once an attempt at it failed, a retry is slow too and is held back with the rest.
+        let doc = small.first().unwrap().doc_id.clone();
+        store
+            .db
+            .write(move |c| {
+                records::mark_retry(c, &doc, "nl.probation.utrecht", 50, "timed out", 40)
+            })
+            .await
+            .unwrap();
+        assert!(due(4, Vec::new(), held_back(&[], true)).await.is_empty());
+        let retried = due(4, Vec::new(), held_back(&["nl.prison.vught"], false)).await;
+        assert!(sent(&retried).contains(&("nl.probation.utrecht".into(), 100)));
     }
 
     #[tokio::test]

@@ -156,20 +156,21 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
     event(conn, doc.queued_at, "queued", Some(&doc.doc_id), None, None)
 }
 
-/// Large documents whose delivery must wait: those of `recipients` (each with as many large
-/// deliveries in flight as one agency may have), or every one if `all` (as many in flight as
-/// the node allows). A large document is one over `min_len` bytes.
+/// Slow deliveries that must wait: those to `recipients` (each with as many slow deliveries
+/// in flight as one agency may have), or every one if `all` (as many in flight as the node
+/// allows). A slow delivery is a document over `min_len` bytes, or a retry (an attempt
+/// failed before).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LargeHeldBack {
-    /// Documents of at most this many bytes are never held back.
+pub struct SlowHeldBack {
+    /// Documents of at most this many bytes are held back only when retried.
     pub min_len: u64,
-    /// Agencies whose large documents wait.
+    /// Agencies whose slow deliveries wait.
     pub recipients: Vec<String>,
-    /// Whether every large document waits.
+    /// Whether every slow delivery waits.
     pub all: bool,
 }
 
-impl LargeHeldBack {
+impl SlowHeldBack {
     /// Whether nothing is held back.
     pub fn is_empty(&self) -> bool {
         !self.all && self.recipients.is_empty()
@@ -178,14 +179,14 @@ impl LargeHeldBack {
 
 /// Deliveries due at `now`, oldest first, leaving out the rows in `skip` (those in flight,
 /// which are still due and would otherwise be read again on every wake of the outbox worker)
-/// and the large documents `held_back` (which would otherwise fill the `limit` and hide the
+/// and the slow deliveries `held_back` (which would otherwise fill the `limit` and hide the
 /// rows behind them). `conn` must have the `rarray` module loaded (every store connection has).
 pub fn due(
     conn: &Connection,
     now: u64,
     limit: usize,
     skip: &[i64],
-    held_back: &LargeHeldBack,
+    held_back: &SlowHeldBack,
 ) -> Result<Vec<Due>> {
     const SELECT: &str = "SELECT o.rowid, o.doc_id, o.recipient, coalesce(f.blob, d.blob),
                 coalesce(f.sealed_len, d.sealed_len), o.attempts, o.expires_at
@@ -197,7 +198,7 @@ pub fn due(
         conn.prepare_cached(&format!("{SELECT} ORDER BY o.next_attempt_at LIMIT ?2"))?
     } else {
         conn.prepare_cached(&format!(
-            "{SELECT} AND NOT (coalesce(f.sealed_len, d.sealed_len) > ?4
+            "{SELECT} AND NOT ((coalesce(f.sealed_len, d.sealed_len) > ?4 OR o.attempts > 0)
                 AND (?5 OR o.recipient IN rarray(?6)))
              ORDER BY o.next_attempt_at LIMIT ?2"
         ))?
