@@ -23,20 +23,20 @@ pub fn call_or_read(
     request: &Request,
     offline: impl FnOnce(&rusqlite::Connection) -> Result<Value>,
 ) -> Result<Value> {
-    let stopped = match UnixStream::connect(socket_path(home)) {
-        Ok(_) => false,
-        Err(e) => {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) && home.profile_path().exists()
-                && crate::store::store_dir(home).join("liaise.db").exists()
-        }
-    };
+    // Asked first: a running node answers on the one connection, with no probe before it.
+    let answer = call(home, request);
+    let db = crate::store::store_dir(home).join("liaise.db");
+    let stopped = answer.is_err()
+        && matches!(
+            UnixStream::connect(socket_path(home)).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused)
+        )
+        && home.profile_path().exists()
+        && db.exists();
     if !stopped {
-        return call(home, request);
+        return answer;
     }
-    let conn = crate::store::db::open_reader(&crate::store::store_dir(home).join("liaise.db"))?;
+    let conn = crate::store::db::open_reader(&db)?;
     let value = offline(&conn)?;
     eprintln!(
         "note: no node is running for {}; this is what its store last recorded",
