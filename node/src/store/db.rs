@@ -146,7 +146,10 @@ impl Db {
 /// A writing connection with the store's settings and schema: the daemon's writer thread,
 /// and the CLI where it must record something with or without a running node (SQLite's
 /// locking and the busy timeout keep the two apart). `secure_delete` is on, so deleted rows
-/// (shredded key shares) are overwritten, not just unlinked.
+/// (shredded key shares) are overwritten, not just unlinked. `temp_store` is memory: the
+/// copies of pages each job's savepoint keeps for its rollback would otherwise spill, past
+/// 64 KiB, into unlinked files in the system's temporary folder, outside the store and out of
+/// `secure_delete`'s reach (tens of megabytes for a thousand small sends).
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let writer = Connection::open(path)
         .with_context(|| format!("cannot open database {}", path.display()))?;
@@ -155,7 +158,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     writer
         .execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA secure_delete = ON;",
+             PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;",
         )
         .context("cannot configure the database")?;
     writer
