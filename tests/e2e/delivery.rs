@@ -20,7 +20,8 @@ fn three() -> TestFederation {
 fn three_nodes_send_receive_and_receipts() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
-    let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
+    let [city_node, _probation_node, _prison_node] =
+        [fed.start(city), fed.start(probation), fed.start(prison)];
     let sb = &fed.sandbox;
     std::fs::write(sb.path("report.txt"), b"Case 17: pre-sentence advice").unwrap();
     std::fs::write(sb.path("annex.txt"), b"Medical annex: probation only").unwrap();
@@ -171,6 +172,19 @@ fn three_nodes_send_receive_and_receipts() {
             "{before:#} then {after:#}"
         );
     }
+
+    // With the city's node stopped, its receipts are still there to show, checked the same.
+    let online = fed.json(city, &["receipts", &doc_id]);
+    city_node.terminate();
+    let offline = sb.liaise(&["receipts", "--home", &city.home, &doc_id, "--json"]);
+    assert!(
+        offline.stderr.contains("no node is running"),
+        "{}",
+        offline.stderr
+    );
+    assert_eq!(offline.json(), online);
+    sb.liaise(&["receipts", "--home", &city.home, &"f".repeat(32)])
+        .fails_with("was sent by this node");
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `liaise receipts DOC_ID`: the signed receipts for a sent document, verified against the
-//! roster.
+//! roster. With the node stopped, read from its store.
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use liaise_keys::Timestamp;
 use serde_json::Value;
@@ -23,12 +23,18 @@ pub struct ReceiptsArgs {
 
 pub fn run(args: ReceiptsArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    let rows = client::call(
-        &home,
-        &Request::Receipts {
-            doc_id: args.doc_id.clone(),
-        },
-    )?;
+    let request = Request::Receipts {
+        doc_id: args.doc_id.clone(),
+    };
+    let rows = client::call_or_read(&home, &request, |c| {
+        let roster = home.roster_for_display()?.with_context(|| {
+            format!(
+                "no roster in {} to check the receipts against",
+                home.root().display()
+            )
+        })?;
+        crate::control::receipts::report(c, &roster, &args.doc_id)
+    })?;
     if args.json.json {
         return print_json(&rows);
     }

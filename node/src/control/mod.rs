@@ -13,6 +13,7 @@
 //! never needs plaintext and the CLI never needs the network.
 
 pub mod client;
+pub mod receipts;
 pub mod server;
 
 use std::path::PathBuf;

@@ -341,44 +341,11 @@ async fn queue(
 }
 
 async fn receipts(node: &Node, doc_id: &str) -> Result<Value> {
-    let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
-    let id_hex = hex(&id);
-    let (rows, sent) = node
-        .store
+    let (roster, doc_id) = (node.roster.current(), doc_id.to_owned());
+    node.store
         .db
-        .read(move |c| {
-            Ok((
-                records::receipts_for(c, &id_hex)?,
-                records::was_sent(c, &id_hex)?,
-            ))
-        })
-        .await?;
-    if rows.is_empty() && !sent {
-        bail!("no document {doc_id} was sent by this node (`liaise outbox` lists what it sent)");
-    }
-    let roster = node.roster.current();
-    let mut out = Vec::new();
-    for row in rows {
-        let signed = liaise_protocol::wire::SignedReceipt::from_bytes(&row.receipt)?;
-        let check = liaise_keys::AgencyId::new(&row.recipient)
-            .ok()
-            .and_then(|a| roster.member(&a).map(|m| signed.verify(&m.signing_key)));
-        let (verified, body) = match check {
-            Some(Ok(body)) => ("verified", Some(body)),
-            Some(Err(_)) => ("signature invalid", None),
-            None => ("signer not in roster", signed.body_unverified().ok()),
-        };
-        out.push(json!({
-            "recipient": row.recipient,
-            "received_at": body.as_ref().map(|b| b.received_at.0),
-            "content_hash": body.as_ref().map(|b| hex(&b.content_hash)),
-            "sealed_len": body.as_ref().map(|b| b.sealed_len),
-            "sender": body.as_ref().map(|b| b.sender.to_string()),
-            "verification": verified,
-            "receipt": base64_encode(&row.receipt),
-        }));
-    }
-    Ok(json!(out))
+        .read(move |c| super::receipts::report(c, &roster, &doc_id))
+        .await
 }
 
 async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
@@ -447,13 +414,4 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
         "inbox": inbox,
         "agency_quota_bytes": quota,
     }))
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    // Hex keeps the dependency list short; receipts are small.
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
