@@ -73,6 +73,20 @@ fn log_verify_holds_across_rotation_and_readmission_and_catches_wrong_keys() {
         after["countersignatures"].as_u64() > rotated["countersignatures"].as_u64(),
         "{after:#}"
     );
+    // The re-admitted agency's node starts a new log under its new key: the city witnesses
+    // it from its first checkpoint, and what it countersigned of the old log is no reason
+    // to call the new one a fork.
+    let city_log = fed.json(&city, &["log"]);
+    let entries = city_log.as_array().unwrap();
+    assert!(
+        !entries.iter().any(|e| e["kind"] == "fork-detected"),
+        "{city_log:#}"
+    );
+    let new_log = verified(&fed, &readmitted);
+    assert!(
+        new_log["countersignatures"].as_u64() > Some(0),
+        "{new_log:#}"
+    );
 
     let db = fed.sandbox.path(&format!("{}/store/liaise.db", city.home));
     drop(open_db(&db));

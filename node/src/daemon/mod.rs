@@ -132,6 +132,14 @@ pub async fn run(
         None => first_address(&profile.addresses).await?,
     };
     let store = Store::open(&home)?;
+    let current = roster.clone();
+    let assigned = store
+        .db
+        .write(move |c| crate::log::checkpoints::assign_unrecorded_keys(c, &current))
+        .await?;
+    if assigned > 0 {
+        tracing::info!("recorded the signing key of {assigned} witnessed checkpoints and forks");
+    }
     let roster = SharedRoster::new(roster);
     gossip::record_current(&store, &roster).await?;
     let endpoint = build_endpoint(listen, &secrets.transport, &roster)?;

@@ -129,11 +129,13 @@ async fn witness(
     recv: &mut RecvStream,
     peer: &AgencyId,
 ) -> Result<()> {
-    let owner = peer.clone();
+    // The log is the one the owner signs with its current key: an agency re-admitted under
+    // a new signing key (a rebuilt node) starts a new log, witnessed from its first checkpoint.
+    let (owner, key) = (peer.clone(), peer_key(node, peer)?);
     let known = node
         .store
         .db
-        .read(move |c| checkpoints::witnessed_last(c, &owner))
+        .read(move |c| checkpoints::witnessed_last(c, &owner, &key))
         .await?;
     let since = known.map(|(seq, _)| seq);
     write_message(send, &Message::WitnessRequest { since }).await?;
@@ -141,7 +143,6 @@ async fn witness(
         Message::CheckpointOffer { checkpoint, proof } => (checkpoint, proof),
         _ => return Ok(()),
     };
-    let key = peer_key(node, peer)?;
     let signed = SignedCheckpoint::from_bytes(&checkpoint)?;
     let body = signed
         .verify(&key)
@@ -167,7 +168,8 @@ async fn witness(
             .store
             .db
             .write(move |c| {
-                let first = checkpoints::record_fork(c, &agency, countersigned, Timestamp::now())?;
+                let first =
+                    checkpoints::record_fork(c, &agency, &key, countersigned, Timestamp::now())?;
                 if first {
                     log::append(c, entry)?;
                 }
@@ -194,8 +196,8 @@ async fn witness(
     node.store
         .db
         .write(move |c| {
-            let fresh = checkpoints::witnessed_at(c, &body.agency, body.seq)?.is_none();
-            checkpoints::record_witnessed(c, &body, &checkpoint, now)?;
+            let fresh = !checkpoints::witnessed_at(c, &body.agency, &key, body.seq)?;
+            checkpoints::record_witnessed(c, &body, &key, &checkpoint, now)?;
             if fresh {
                 log::append(c, entry)?;
             }

@@ -2,7 +2,8 @@
 //! checkpoints this node countersigned (what it checks their next checkpoints against).
 
 use anyhow::{Context, Result};
-use liaise_keys::{AgencyId, SigningSecretKey, Timestamp};
+use liaise_keys::roster::Roster;
+use liaise_keys::{AgencyId, SigningPublicKey, SigningSecretKey, Timestamp};
 use liaise_protocol::log::{
     CHECKPOINT_VERSION, CheckpointBody, MAX_PROOF_LEAVES, SignedCheckpoint,
 };
@@ -48,22 +49,29 @@ pub fn is_due(conn: &Connection) -> Result<bool> {
     Ok(latest(conn)?.is_none_or(|(s, _)| s < seq))
 }
 
-/// Notes that `agency` contradicted its checkpoint this node countersigned at `countersigned`
-/// (none: it had countersigned nothing). Returns whether this is the first contradiction of
-/// that checkpoint, which alone is logged as `fork-detected` (`log.md`, "Witnessing").
+/// Notes that `agency`, signing with `key`, contradicted its checkpoint this node
+/// countersigned at `countersigned` (none: it had countersigned nothing under that key).
+/// Returns whether this is the first contradiction of that checkpoint, which alone is logged
+/// as `fork-detected` (`log.md`, "Witnessing").
 pub fn record_fork(
     conn: &Connection,
     agency: &AgencyId,
+    key: &SigningPublicKey,
     countersigned: Option<u64>,
     now: Timestamp,
 ) -> Result<bool> {
     let seq = countersigned.map_or(Ok(-1), i64::try_from)?;
     let added = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO log_forks (agency, countersigned_seq, detected_at)
-             VALUES (?1, ?2, ?3)",
+            "INSERT OR IGNORE INTO log_forks (agency, signing_key, countersigned_seq, detected_at)
+             VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![agency.as_str(), seq, now.0 as i64])?;
+        .execute(params![
+            agency.as_str(),
+            key.to_bytes().as_slice(),
+            seq,
+            now.0 as i64
+        ])?;
     Ok(added == 1)
 }
 
@@ -188,40 +196,62 @@ pub fn countersignatures_at(conn: &Connection, seq: u64) -> Result<Vec<Vec<u8>>>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The newest checkpoint of `agency` this node countersigned: its seq and head.
-pub fn witnessed_last(conn: &Connection, agency: &AgencyId) -> Result<Option<(u64, [u8; 32])>> {
+/// The newest checkpoint of `agency`'s log under signing key `key` this node countersigned:
+/// its seq and head. An agency re-admitted with a new signing key keeps a new log.
+pub fn witnessed_last(
+    conn: &Connection,
+    agency: &AgencyId,
+    key: &SigningPublicKey,
+) -> Result<Option<(u64, [u8; 32])>> {
     let row: Option<(i64, Vec<u8>)> = conn
         .prepare_cached(
-            "SELECT seq, head FROM log_witnessed WHERE agency = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, head FROM log_witnessed WHERE agency = ?1 AND signing_key = ?2
+             ORDER BY seq DESC LIMIT 1",
         )?
-        .query_row([agency.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![agency.as_str(), key.to_bytes().as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     row.map(|(seq, head)| Ok((seq as u64, to_hash(&head)?)))
         .transpose()
 }
 
-/// The head of `agency`'s checkpoint at `seq` this node countersigned, if any.
-pub fn witnessed_at(conn: &Connection, agency: &AgencyId, seq: u64) -> Result<Option<[u8; 32]>> {
-    let head: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT head FROM log_witnessed WHERE agency = ?1 AND seq = ?2")?
-        .query_row(params![agency.as_str(), seq as i64], |r| r.get(0))
-        .optional()?;
-    head.map(|h| to_hash(&h)).transpose()
+/// Whether this node countersigned `agency`'s checkpoint at `seq` under signing key `key`.
+pub fn witnessed_at(
+    conn: &Connection,
+    agency: &AgencyId,
+    key: &SigningPublicKey,
+    seq: u64,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM log_witnessed WHERE agency = ?1 AND signing_key = ?2 AND seq = ?3",
+        )?
+        .query_row(
+            params![agency.as_str(), key.to_bytes().as_slice(), seq as i64],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
-/// Records a peer's checkpoint this node countersigned.
+/// Records a peer's checkpoint, verified with its signing key `key`, that this node
+/// countersigned.
 pub fn record_witnessed(
     conn: &Connection,
     body: &CheckpointBody,
+    key: &SigningPublicKey,
     checkpoint: &[u8],
     now: Timestamp,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO log_witnessed (agency, seq, head, checkpoint, countersigned_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT OR IGNORE INTO log_witnessed
+             (agency, signing_key, seq, head, checkpoint, countersigned_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         body.agency.as_str(),
+        key.to_bytes().as_slice(),
         i64::try_from(body.seq).context("checkpoint seq out of range")?,
         body.head.as_slice(),
         checkpoint,
@@ -229,3 +259,48 @@ pub fn record_witnessed(
     ])?;
     Ok(())
 }
+
+/// For a store written before the witness tables recorded keys: gives each countersigned
+/// checkpoint without one the key of its agency in `roster` if that key verifies it, and
+/// each recorded fork without one the key of its agency in `roster`. A checkpoint an earlier
+/// key signed keeps no key: it stays as evidence and is never compared again. Returns the
+/// rows given a key.
+pub fn assign_unrecorded_keys(conn: &Connection, roster: &Roster) -> Result<usize> {
+    let unrecorded: Vec<(i64, String, Vec<u8>)> = conn
+        .prepare("SELECT rowid, agency, checkpoint FROM log_witnessed WHERE signing_key = X''")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let key_of = |agency: &str| {
+        AgencyId::new(agency)
+            .ok()
+            .and_then(|a| roster.member(&a).map(|m| m.signing_key))
+    };
+    let mut assigned = 0;
+    for (rowid, agency, checkpoint) in unrecorded {
+        let Some(key) = key_of(&agency) else { continue };
+        let verifies = SignedCheckpoint::from_bytes(&checkpoint)
+            .and_then(|c| c.verify(&key))
+            .is_ok();
+        if verifies {
+            assigned += conn
+                .prepare("UPDATE log_witnessed SET signing_key = ?1 WHERE rowid = ?2")?
+                .execute(params![key.to_bytes().as_slice(), rowid])?;
+        }
+    }
+    let forks: Vec<(i64, String)> = conn
+        .prepare("SELECT rowid, agency FROM log_forks WHERE signing_key = X''")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (rowid, agency) in forks {
+        if let Some(key) = key_of(&agency) {
+            assigned += conn
+                .prepare("UPDATE log_forks SET signing_key = ?1 WHERE rowid = ?2")?
+                .execute(params![key.to_bytes().as_slice(), rowid])?;
+        }
+    }
+    Ok(assigned)
+}
+
+#[cfg(test)]
+#[path = "checkpoints_tests.rs"]
+mod tests;

@@ -75,18 +75,50 @@ CREATE TABLE IF NOT EXISTS log_countersignatures (
 );
 CREATE TABLE IF NOT EXISTS log_witnessed (
     agency TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
     seq INTEGER NOT NULL,
     head BLOB NOT NULL,
     checkpoint BLOB NOT NULL,
     countersigned_at INTEGER NOT NULL,
-    PRIMARY KEY (agency, seq)
+    PRIMARY KEY (agency, signing_key, seq)
 );
 CREATE TABLE IF NOT EXISTS log_forks (
     agency TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
     countersigned_seq INTEGER NOT NULL,
     detected_at INTEGER NOT NULL,
-    PRIMARY KEY (agency, countersigned_seq)
+    PRIMARY KEY (agency, signing_key, countersigned_seq)
 );
+";
+
+/// Brings the witness tables of a store written before they recorded the owner's signing key
+/// up to [`SCHEMA`]. Their rows get an empty key (not recorded) until
+/// [`checkpoints::assign_unrecorded_keys`] can tell which key signed them.
+pub const MIGRATE_WITNESS_KEYS: &str = "
+ALTER TABLE log_witnessed RENAME TO log_witnessed_without_keys;
+CREATE TABLE log_witnessed (
+    agency TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    head BLOB NOT NULL,
+    checkpoint BLOB NOT NULL,
+    countersigned_at INTEGER NOT NULL,
+    PRIMARY KEY (agency, signing_key, seq)
+);
+INSERT INTO log_witnessed (agency, signing_key, seq, head, checkpoint, countersigned_at)
+    SELECT agency, X'', seq, head, checkpoint, countersigned_at FROM log_witnessed_without_keys;
+DROP TABLE log_witnessed_without_keys;
+ALTER TABLE log_forks RENAME TO log_forks_without_keys;
+CREATE TABLE log_forks (
+    agency TEXT NOT NULL,
+    signing_key BLOB NOT NULL,
+    countersigned_seq INTEGER NOT NULL,
+    detected_at INTEGER NOT NULL,
+    PRIMARY KEY (agency, signing_key, countersigned_seq)
+);
+INSERT INTO log_forks (agency, signing_key, countersigned_seq, detected_at)
+    SELECT agency, X'', countersigned_seq, detected_at FROM log_forks_without_keys;
+DROP TABLE log_forks_without_keys;
 ";
 
 /// Something to record. Build with [`NewLogEntry::new`] and the setters.

@@ -124,4 +124,4 @@ fn stored_roster(path: &Path) -> Option<Roster> {
 
 #[cfg(test)]
 #[path = "signer_keys_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -13,21 +13,21 @@ use liaise_protocol::log::{CHECKPOINT_VERSION, CheckpointBody, SignedCheckpoint}
 use super::{SignerKeys, SignerProblem};
 use crate::home::Home;
 
-const NOW: Timestamp = Timestamp(1_800_000_000);
+pub(crate) const NOW: Timestamp = Timestamp(1_800_000_000);
 const DAY: u64 = 86_400;
 /// When the current roster revokes a key, in the tests that revoke one.
 const REVOKED_AT: Timestamp = Timestamp(NOW.0 + 10 * DAY);
 
-const CITY: &str = "nl.city.utrecht";
-const PROBATION: &str = "nl.probation.utrecht";
+pub(crate) const CITY: &str = "nl.city.utrecht";
+pub(crate) const PROBATION: &str = "nl.probation.utrecht";
 
 /// One identity of an agency: its secret keys and its roster entry.
-struct Identity {
-    secrets: AgencySecrets,
-    member: Member,
+pub(crate) struct Identity {
+    pub(crate) secrets: AgencySecrets,
+    pub(crate) member: Member,
 }
 
-fn identity(id: &str) -> Identity {
+pub(crate) fn identity(id: &str) -> Identity {
     let secrets = AgencySecrets::generate(KemAlgorithm::X25519);
     let agency = AgencyId::new(id).unwrap();
     let (transport, encryption) = certify(
@@ -50,7 +50,7 @@ fn identity(id: &str) -> Identity {
 }
 
 /// A steward set, two of three.
-struct Stewards(Vec<SigningSecretKey>);
+pub(crate) struct Stewards(Vec<SigningSecretKey>);
 
 impl Stewards {
     fn generate() -> Self {
@@ -71,7 +71,7 @@ impl Stewards {
 }
 
 /// A roster of `members` naming `stewards` as the next signers, signed by `signers`.
-fn roster(
+pub(crate) fn roster(
     serial: u64,
     stewards: &Stewards,
     signers: &[&SigningSecretKey],
@@ -95,7 +95,7 @@ fn roster(
     Roster::load_stored_ignoring_expiry(&file).unwrap()
 }
 
-fn revocation(of: &Identity, at: Timestamp) -> RevokedKey {
+pub(crate) fn revocation(of: &Identity, at: Timestamp) -> RevokedKey {
     RevokedKey {
         fingerprint: of.secrets.signing.public_key().fingerprint(),
         agency: Some(of.member.id.clone()),
@@ -104,7 +104,7 @@ fn revocation(of: &Identity, at: Timestamp) -> RevokedKey {
 }
 
 /// A checkpoint of `by`'s log dated `time`, signed with `by`'s signing key.
-fn checkpoint(by: &Identity, time: Timestamp) -> SignedCheckpoint {
+pub(crate) fn checkpoint(by: &Identity, time: Timestamp) -> SignedCheckpoint {
     let body = CheckpointBody {
         version: CHECKPOINT_VERSION,
         agency: by.member.id.clone(),
@@ -125,16 +125,16 @@ fn check(keys: &SignerKeys, signed: &SignedCheckpoint) -> Result<(), SignerProbl
 
 /// The federation after the city was revoked and re-admitted with a new identity: roster 1
 /// lists `old`, roster 2 lists `new` and revokes `old` at [`REVOKED_AT`].
-struct Readmitted {
-    stewards: Stewards,
-    old: Identity,
-    new: Identity,
-    probation: Identity,
-    first: Roster,
-    current: Roster,
+pub(crate) struct Readmitted {
+    pub(crate) stewards: Stewards,
+    pub(crate) old: Identity,
+    pub(crate) new: Identity,
+    pub(crate) probation: Identity,
+    pub(crate) first: Roster,
+    pub(crate) current: Roster,
 }
 
-fn readmitted() -> Readmitted {
+pub(crate) fn readmitted() -> Readmitted {
     let stewards = Stewards::generate();
     let (old, new, probation) = (identity(CITY), identity(CITY), identity(PROBATION));
     let first = roster(

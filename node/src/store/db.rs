@@ -209,6 +209,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column("inbox", "not_after")? {
         conn.execute_batch("ALTER TABLE inbox ADD COLUMN not_after INTEGER")?;
     }
+    if !has_column("log_witnessed", "signing_key")? {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(crate::log::MIGRATE_WITNESS_KEYS)?;
+        tx.commit()?;
+    }
     super::holdings::count_earlier_copies(conn)
 }
 
