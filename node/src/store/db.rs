@@ -209,10 +209,22 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column("inbox", "not_after")? {
         conn.execute_batch("ALTER TABLE inbox ADD COLUMN not_after INTEGER")?;
     }
-    if !has_column("log_witnessed", "signing_key")? {
-        let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(crate::log::MIGRATE_WITNESS_KEYS)?;
-        tx.commit()?;
+    // Checked and copied under the write lock (an immediate transaction): a CLI command and a
+    // starting node that both saw the old tables must not both copy them.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let copied = has_column("log_witnessed", "signing_key").and_then(|done| {
+        if done {
+            Ok(())
+        } else {
+            conn.execute_batch(crate::log::MIGRATE_WITNESS_KEYS)
+        }
+    });
+    match copied {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
     }
     super::holdings::count_earlier_copies(conn)
 }
