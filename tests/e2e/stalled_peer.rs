@@ -15,7 +15,7 @@ use liaise_keys::Timestamp;
 use liaise_keys::keyfile::Passphrase;
 use liaise_node::home::Home;
 use liaise_node::transport::{RosterVerifier, SharedRoster, crypto_provider};
-use liaise_protocol::wire::{ALPN, Message, PROTOCOL_VERSION, encode_frame};
+use liaise_protocol::wire::{ALPN, Message, MessageKind, PROTOCOL_VERSION, encode_frame};
 use liaise_tests::PASSPHRASE;
 use quinn::rustls;
 use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -317,7 +317,7 @@ fn wait_for(within: Duration, what: &str, mut check: impl FnMut() -> bool) {
 
 /// Serves at an agency's roster address with its keys: answers the hello and the witness
 /// steps, reads one offer and accepts it, then takes no more data and grants no more streams,
-/// holding every stream open.
+/// holding every stream open. It never closes a connection: only the node's side ends one.
 struct StallingPeer {
     /// Connections accepted.
     connections: Arc<AtomicUsize>,
@@ -389,58 +389,68 @@ impl StallingPeer {
     }
 }
 
-/// One connection: hello, witness, then offers accepted and never read on.
+/// One connection: each stream the node opens is answered by its first message (the hello,
+/// the witness exchange, an offer accepted and never read on) and then held, unread, until the
+/// node closes the connection. Whatever the node does on a stream (it may give up its side
+/// of the witness exchange, say when its database is busy), this peer never ends the
+/// connection itself: dropping the last handle would close it with code 0 (`Done`), and the
+/// node's attempts would fail at once as "closed by peer: 0" instead of timing out.
 async fn stall(conn: quinn::Connection, serial: u64, offers: Arc<AtomicUsize>) {
-    let mut held = Vec::new();
-    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
-        return;
-    };
-    read_frame(&mut recv).await;
-    let ack = Message::HelloAck {
-        version: PROTOCOL_VERSION,
-        roster_serial: serial,
-    };
-    if send.write_all(&encode_frame(&ack)).await.is_err() {
-        return;
-    }
-    let _ = recv.read_to_end(1024).await;
-    held.push(send);
-
-    // Witnessing: no checkpoint to offer, and the node's refused.
-    let Ok((mut send, mut recv)) = conn.accept_bi().await else {
-        return;
-    };
-    read_frame(&mut recv).await;
-    let refused = || Message::CheckpointRefused {
-        detail: "no".into(),
-    };
-    let mut answer = encode_frame(&refused());
-    answer.extend(encode_frame(&Message::WitnessRequest { since: None }));
-    if send.write_all(&answer).await.is_err() {
-        return;
-    }
-    read_frame(&mut recv).await;
-    if send.write_all(&encode_frame(&refused())).await.is_err() {
-        return;
-    }
-    held.push(send);
-    let mut readers = vec![recv];
-
-    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-        read_frame(&mut recv).await;
-        offers.fetch_add(1, Ordering::SeqCst);
-        let accept = Message::Accept { resume_offset: 0 };
-        let _ = send.write_all(&encode_frame(&accept)).await;
-        held.push(send);
-        readers.push(recv);
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let (conn, offers) = (conn.clone(), Arc::clone(&offers));
+        tokio::spawn(async move {
+            let held = answer(send, recv, serial, &offers).await;
+            // Held open, the stream keeps its credit: no further stream is granted.
+            conn.closed().await;
+            drop(held);
+        });
     }
 }
 
-/// Reads one frame and ignores it.
-async fn read_frame(recv: &mut quinn::RecvStream) {
-    let mut len = [0u8; 4];
-    if recv.read_exact(&mut len).await.is_ok() {
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        let _ = recv.read_exact(&mut body).await;
+/// Answers one stream by its first message; returns the stream, to be held. A write the
+/// node no longer reads fails and is ignored.
+async fn answer(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    serial: u64,
+    offers: &AtomicUsize,
+) -> (quinn::SendStream, quinn::RecvStream) {
+    let refused = || Message::CheckpointRefused {
+        detail: "no".into(),
+    };
+    match read_frame(&mut recv).await {
+        Some(MessageKind::Hello) => {
+            let ack = Message::HelloAck {
+                version: PROTOCOL_VERSION,
+                roster_serial: serial,
+            };
+            let _ = send.write_all(&encode_frame(&ack)).await;
+            let _ = recv.read_to_end(1024).await;
+        }
+        // Witnessing: no checkpoint to offer, and the node's refused.
+        Some(MessageKind::WitnessRequest) => {
+            let mut answer = encode_frame(&refused());
+            answer.extend(encode_frame(&Message::WitnessRequest { since: None }));
+            let _ = send.write_all(&answer).await;
+            read_frame(&mut recv).await;
+            let _ = send.write_all(&encode_frame(&refused())).await;
+        }
+        Some(MessageKind::Offer) => {
+            offers.fetch_add(1, Ordering::SeqCst);
+            let accept = Message::Accept { resume_offset: 0 };
+            let _ = send.write_all(&encode_frame(&accept)).await;
+        }
+        // A delete request, say: never answered.
+        _ => {}
     }
+    (send, recv)
+}
+
+/// Reads one frame; returns its kind (the body's first byte).
+async fn read_frame(recv: &mut quinn::RecvStream) -> Option<MessageKind> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    recv.read_exact(&mut body).await.ok()?;
+    MessageKind::from_tag(*body.first()?)
 }
