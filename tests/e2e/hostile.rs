@@ -258,3 +258,59 @@ fn a_thousand_idle_streams_are_capped_and_closed() {
     assert!(started.elapsed() < Duration::from_secs(45));
     drop(streams);
 }
+
+#[test]
+fn a_stream_the_peer_gives_up_ends_alone_and_the_connection_serves_on() {
+    let fed = federation();
+    let [probation, prison] = [&fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = HostilePeer::new(
+        &fed.sandbox.path(&prison.home),
+        &fed.address(probation),
+        PROBATION,
+    );
+    rt.block_on(async {
+        let conn = peer.connect().await;
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            roster_serial: 1,
+        };
+        send.write_all(&encode_frame(&hello)).await.unwrap();
+        let mut head = [0u8; 5];
+        recv.read_exact(&mut head).await.unwrap();
+        send.finish().unwrap();
+
+        // The checkpoint exchange, given up once the node answered (as a node does whose
+        // exchange timed out or whose database was busy).
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let request = Message::WitnessRequest { since: None };
+        send.write_all(&encode_frame(&request)).await.unwrap();
+        recv.read_exact(&mut head).await.unwrap();
+        recv.stop(0u32.into()).unwrap();
+        send.reset(0u32.into()).unwrap();
+        // And a stream reset before its first frame was whole.
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&[0, 0]).await.unwrap();
+        send.reset(0u32.into()).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+
+        // The connection still serves: an offer on it is answered.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let offer = Message::Offer {
+            document_id: [7; 16],
+            sealed_len: 10,
+            content_hash: [8; 32],
+        };
+        send.write_all(&encode_frame(&offer)).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), recv.read_exact(&mut head))
+            .await
+            .expect("the node answers the offer")
+            .unwrap_or_else(|e| panic!("the connection was closed: {e}"));
+        assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
+        // Accept (5) or Reject (6): an answer to the offer.
+        assert!(matches!(head[4], 5 | 6), "tag {}", head[4]);
+    });
+}

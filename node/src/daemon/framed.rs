@@ -22,7 +22,11 @@ pub enum FrameError {
     /// The peer broke the protocol (garbage, wrong order, oversized).
     #[error("protocol violation: {0}")]
     Violation(#[from] WireError),
-    /// The stream ended or failed, or the peer was too slow.
+    /// The peer sent no frame for [`FRAME_TIMEOUT`] (or the exchange's own limit).
+    #[error("stream stalled: {0}")]
+    Stalled(String),
+    /// The stream ended or failed (the peer finished or reset it, or gave its side up), or
+    /// this node could not serve it.
     #[error("stream failed: {0}")]
     Stream(String),
 }
@@ -32,8 +36,15 @@ impl FrameError {
     pub fn code(&self) -> VarInt {
         match self {
             Self::Violation(_) => VarInt::from_u32(CloseCode::ProtocolViolation.code()),
-            Self::Stream(_) => VarInt::from_u32(CloseCode::Internal.code()),
+            Self::Stalled(_) | Self::Stream(_) => VarInt::from_u32(CloseCode::Internal.code()),
         }
+    }
+
+    /// Whether the whole connection goes: a peer that broke the protocol or holds a stream
+    /// without sending does; a stream the peer ended or gave up, or that this node could not
+    /// serve, ends alone, and the deliveries running on the connection go on.
+    pub fn closes_connection(&self) -> bool {
+        !matches!(self, Self::Stream(_))
     }
 }
 
@@ -63,7 +74,7 @@ pub async fn read_message_within(
 ) -> Result<Message, FrameError> {
     match tokio::time::timeout(timeout, read_inner(recv, expected)).await {
         Ok(result) => result,
-        Err(_) => Err(FrameError::Stream("timed out waiting for a frame".into())),
+        Err(_) => Err(FrameError::Stalled("timed out waiting for a frame".into())),
     }
 }
 

@@ -173,9 +173,17 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
         let witness_seen = Arc::clone(&witness_seen);
         tokio::spawn(async move {
             let once = [&*hello_seen, &*witness_seen];
-            if let Err(e) = serve_stream(&node, send, recv, &peer, once).await {
-                tracing::warn!(agency = %peer, "closing connection: {e}");
-                conn.close(e.code(), b"protocol violation");
+            match serve_stream(&node, send, recv, &peer, once).await {
+                Err(e) if e.closes_connection() => {
+                    tracing::warn!(agency = %peer, "closing connection: {e}");
+                    let reason: &[u8] = match e {
+                        FrameError::Violation(_) => b"protocol violation",
+                        _ => b"stream stalled",
+                    };
+                    conn.close(e.code(), reason);
+                }
+                Err(e) => tracing::info!(agency = %peer, "stream ended: {e}"),
+                Ok(()) => {}
             }
         });
     }
