@@ -72,6 +72,10 @@ impl PeerConnections {
         guard.conn = Some(conn.clone());
         guard.failed = None;
         drop(guard);
+        // The checkpoint exchange runs after the dial, outside its time limit and the slot's
+        // lock: callers waiting for this connection use it at once, and a slow exchange on a
+        // loaded machine (it may take up to `witness::WITNESS_TIMEOUT`) never fails the dial.
+        witness::client_exchange(node, &conn, agency).await;
         if came_back {
             super::deliver::retry_sooner(node, agency.as_str()).await;
         }
@@ -125,6 +129,5 @@ async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn
     gossip::client_hello(node, &conn, agency.as_str())
         .await
         .with_context(|| format!("{address} refused this node"))?;
-    witness::client_exchange(node, &conn, agency).await;
     Ok(conn)
 }
