@@ -260,44 +260,56 @@ pub fn record_witnessed(
     Ok(())
 }
 
+/// Marks a countersigned checkpoint that no key of the current roster verifies: an earlier
+/// key's, kept as evidence, never compared again and not checked again at every start.
+const EARLIER_KEY: &[u8] = &[0];
+
 /// For a store written before the witness tables recorded keys: gives each countersigned
 /// checkpoint without one the key of its agency in `roster` if that key verifies it, and
-/// each recorded fork without one the key of its agency in `roster`. A checkpoint an earlier
-/// key signed keeps no key: it stays as evidence and is never compared again. Returns the
-/// rows given a key.
+/// [`EARLIER_KEY`] if not (an agency not in `roster` is left for a later start). A recorded
+/// fork gets a key only where a checkpoint it contradicted now has one: a fork of an old log,
+/// left without, can at worst be reported once more, never hide a fork of the new log.
+/// Returns the rows given a key.
 pub fn assign_unrecorded_keys(conn: &Connection, roster: &Roster) -> Result<usize> {
     let unrecorded: Vec<(i64, String, Vec<u8>)> = conn
-        .prepare("SELECT rowid, agency, checkpoint FROM log_witnessed WHERE signing_key = X''")?
+        .prepare_cached(
+            "SELECT rowid, agency, checkpoint FROM log_witnessed WHERE signing_key = X''",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
-    let key_of = |agency: &str| {
-        AgencyId::new(agency)
-            .ok()
-            .and_then(|a| roster.member(&a).map(|m| m.signing_key))
-    };
     let mut assigned = 0;
     for (rowid, agency, checkpoint) in unrecorded {
-        let Some(key) = key_of(&agency) else { continue };
+        let Some(key) = AgencyId::new(&agency)
+            .ok()
+            .and_then(|a| roster.member(&a).map(|m| m.signing_key))
+        else {
+            continue;
+        };
         let verifies = SignedCheckpoint::from_bytes(&checkpoint)
             .and_then(|c| c.verify(&key))
             .is_ok();
-        if verifies {
-            assigned += conn
-                .prepare("UPDATE log_witnessed SET signing_key = ?1 WHERE rowid = ?2")?
-                .execute(params![key.to_bytes().as_slice(), rowid])?;
-        }
+        let key = if verifies {
+            key.to_bytes().to_vec()
+        } else {
+            EARLIER_KEY.to_vec()
+        };
+        // OR IGNORE: a row the node recorded since under the same key and seq stays as is.
+        assigned += conn
+            .prepare_cached("UPDATE OR IGNORE log_witnessed SET signing_key = ?1 WHERE rowid = ?2")?
+            .execute(params![key, rowid])?;
     }
-    let forks: Vec<(i64, String)> = conn
-        .prepare("SELECT rowid, agency FROM log_forks WHERE signing_key = X''")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (rowid, agency) in forks {
-        if let Some(key) = key_of(&agency) {
-            assigned += conn
-                .prepare("UPDATE log_forks SET signing_key = ?1 WHERE rowid = ?2")?
-                .execute(params![key.to_bytes().as_slice(), rowid])?;
-        }
-    }
+    assigned += conn
+        .prepare_cached(
+            "UPDATE OR IGNORE log_forks SET signing_key = (
+                 SELECT w.signing_key FROM log_witnessed w
+                 WHERE w.agency = log_forks.agency AND w.seq = log_forks.countersigned_seq
+                   AND w.signing_key NOT IN (X'', X'00'))
+             WHERE signing_key = X'' AND EXISTS (
+                 SELECT 1 FROM log_witnessed w
+                 WHERE w.agency = log_forks.agency AND w.seq = log_forks.countersigned_seq
+                   AND w.signing_key NOT IN (X'', X'00'))",
+        )?
+        .execute([])?;
     Ok(assigned)
 }
 

@@ -5,7 +5,7 @@
 use liaise_keys::AgencyId;
 use rusqlite::{Connection, params};
 
-use super::{assign_unrecorded_keys, witnessed_last};
+use super::{assign_unrecorded_keys, record_fork, witnessed_last};
 use crate::log::signer_keys::tests::{CITY, NOW, PROBATION, checkpoint, readmitted};
 use crate::store::db::open_writer;
 
@@ -28,7 +28,7 @@ fn an_earlier_store_keeps_its_witness_records_and_learns_their_keys() {
         let old = Connection::open(&path).unwrap();
         old.execute_batch(OLD_TABLES).unwrap();
         // Checkpoints countersigned before the city was re-admitted: one by its old key, one
-        // by probation's; and a fork the city's old log showed.
+        // by probation's; and a fork recorded against each.
         for (agency, by) in [(CITY, &fed.old), (PROBATION, &fed.probation)] {
             let signed = checkpoint(by, NOW);
             old.execute(
@@ -42,11 +42,13 @@ fn an_earlier_store_keeps_its_witness_records_and_learns_their_keys() {
             )
             .unwrap();
         }
-        old.execute(
-            "INSERT INTO log_forks VALUES (?1, 7, ?2)",
-            params![CITY, NOW.0 as i64],
-        )
-        .unwrap();
+        for agency in [CITY, PROBATION] {
+            old.execute(
+                "INSERT INTO log_forks VALUES (?1, 7, ?2)",
+                params![agency, NOW.0 as i64],
+            )
+            .unwrap();
+        }
     }
 
     let conn = open_writer(&path).unwrap();
@@ -63,9 +65,11 @@ fn an_earlier_store_keeps_its_witness_records_and_learns_their_keys() {
         witnessed_last(&conn, &probation, &probation_key).unwrap(),
         None
     );
-    // Probation's checkpoint and the fork get keys; the old city key's checkpoint stays,
-    // without one, as evidence.
-    assert_eq!(assign_unrecorded_keys(&conn, &fed.current).unwrap(), 2);
+    // Probation's checkpoint gets its key, and so does the fork recorded against it. The old
+    // city key's checkpoint is marked as an earlier key's and stays, as evidence; the fork
+    // recorded against it gets no key, so a fork of the city's new log at the same seq is
+    // still reported.
+    assert_eq!(assign_unrecorded_keys(&conn, &fed.current).unwrap(), 3);
     assert_eq!(
         witnessed_last(&conn, &probation, &probation_key).unwrap(),
         Some((7, [0x5a; 32]))
@@ -75,14 +79,9 @@ fn an_earlier_store_keeps_its_witness_records_and_learns_their_keys() {
         .query_row("SELECT count(*) FROM log_witnessed", [], |r| r.get(0))
         .unwrap();
     assert_eq!(kept, 2);
-    // Done once: a second start has nothing left to assign.
+    let first = record_fork(&conn, &city, &new_key, Some(7), NOW).unwrap();
+    assert!(first, "a fork of the new log is reported");
+    assert!(!record_fork(&conn, &probation, &probation_key, Some(7), NOW).unwrap());
+    // Done once: a second start has nothing left to check.
     assert_eq!(assign_unrecorded_keys(&conn, &fed.current).unwrap(), 0);
-    let forks: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM log_forks WHERE signing_key = ?1",
-            [new_key.to_bytes().as_slice()],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(forks, 1);
 }

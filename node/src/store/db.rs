@@ -146,10 +146,7 @@ impl Db {
 /// A writing connection with the store's settings and schema: the daemon's writer thread,
 /// and the CLI where it must record something with or without a running node (SQLite's
 /// locking and the busy timeout keep the two apart). `secure_delete` is on, so deleted rows
-/// (shredded key shares) are overwritten, not just unlinked. `temp_store` is memory: the
-/// copies of pages each job's savepoint keeps for its rollback would otherwise spill, past
-/// 64 KiB, into unlinked files in the system's temporary folder, outside the store and out of
-/// `secure_delete`'s reach (tens of megabytes for a thousand small sends).
+/// (shredded key shares) are overwritten, not just unlinked.
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let writer = Connection::open(path)
         .with_context(|| format!("cannot open database {}", path.display()))?;
@@ -158,7 +155,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     writer
         .execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-             PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;",
+             PRAGMA secure_delete = ON;",
         )
         .context("cannot configure the database")?;
     writer
@@ -175,6 +172,10 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
 }
 
 /// What every store connection has:
+/// - temporary data in memory: the copies of pages each job's savepoint keeps for its
+///   rollback, and a large sort's runs, would otherwise spill into unlinked files in the
+///   system's temporary folder, outside the store and out of `secure_delete`'s reach (tens of
+///   megabytes for a thousand small sends);
 /// - `rarray`, a list of values as a table, for "not one of these rows" (the outbox rows in
 ///   flight) without building SQL text;
 /// - each cached statement keeps its query plan whatever values are bound. The bundled SQLite
@@ -182,6 +183,8 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
 ///   (the outbox's "due before now") is compiled again every time that value changes: the
 ///   largest part of a due-delivery read in a profile of many small sends.
 fn configure(conn: &Connection) -> Result<()> {
+    conn.execute_batch("PRAGMA temp_store = MEMORY;")
+        .context("cannot configure the database")?;
     rusqlite::vtab::array::load_module(conn).context("cannot configure the database")?;
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
@@ -209,8 +212,19 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_column("inbox", "not_after")? {
         conn.execute_batch("ALTER TABLE inbox ADD COLUMN not_after INTEGER")?;
     }
-    // Checked and copied under the write lock (an immediate transaction): a CLI command and a
-    // starting node that both saw the old tables must not both copy them.
+    if !has_column("log_witnessed", "signing_key")? {
+        copy_witness_tables(conn, &has_column)?;
+    }
+    super::holdings::count_earlier_copies(conn)
+}
+
+/// Copies the witness tables into their form with the owner's signing key. Checked again and
+/// copied under the write lock (an immediate transaction): a CLI command and a starting node
+/// that both saw the old tables must not both copy them.
+fn copy_witness_tables(
+    conn: &Connection,
+    has_column: &dyn Fn(&str, &str) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let copied = has_column("log_witnessed", "signing_key").and_then(|done| {
         if done {
@@ -220,13 +234,12 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     });
     match copied {
-        Ok(()) => conn.execute_batch("COMMIT")?,
+        Ok(()) => conn.execute_batch("COMMIT"),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
-            return Err(e);
+            Err(e)
         }
     }
-    super::holdings::count_earlier_copies(conn)
 }
 
 /// A read-only connection (for the CLI, which may run while the daemon writes).
