@@ -22,7 +22,7 @@ pub enum FrameError {
     /// The peer broke the protocol (garbage, wrong order, oversized).
     #[error("protocol violation: {0}")]
     Violation(#[from] WireError),
-    /// The peer sent no frame for [`FRAME_TIMEOUT`] (or the exchange's own limit).
+    /// The peer sent no frame, or took none of ours, for [`FRAME_TIMEOUT`].
     #[error("stream stalled: {0}")]
     Stalled(String),
     /// The stream ended or failed (the peer finished or reset it, or gave its side up), or
@@ -184,7 +184,8 @@ pub async fn write_progressing(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
-                return Err(anyhow!("the peer took no data for {} s", stall.as_secs()));
+                let stalled = format!("the peer took no data for {} s", stall.as_secs());
+                return Err(FrameError::Stalled(stalled).into());
             }
         }
         if rest.iter().all(|chunk| chunk.is_empty()) {

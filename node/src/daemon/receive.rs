@@ -242,9 +242,18 @@ async fn serve_stream(
             }))
         }
         Message::WitnessRequest { since } => {
-            super::witness::serve_exchange(node, send, recv, peer, since)
+            match super::witness::serve_exchange(node, send, recv, peer, since)
                 .await
                 .map_err(super::witness::as_frame_error)
+            {
+                // A checkpoint or countersignature that does not verify ends up here too:
+                // worth an operator's look, unlike a stream the peer gave up.
+                Err(FrameError::Stream(e)) => {
+                    tracing::warn!(agency = %peer, "checkpoint exchange failed: {e}");
+                    Ok(())
+                }
+                other => other,
+            }
         }
         _ => Ok(()),
     }

@@ -16,12 +16,13 @@ use quinn::{RecvStream, SendStream};
 use serde_json::json;
 
 use super::Node;
-use super::framed::{FrameError, read_message, write_message};
+use super::framed::{FRAME_TIMEOUT, FrameError, read_message, write_message_within};
 use crate::log::rate::{Admission, TOO_MANY_REQUESTS};
 use crate::log::{self, LogKind, NewLogEntry, checkpoints};
 use crate::store::hex;
 
-/// The whole exchange may take at most this long; it never holds up deliveries.
+/// The client's side of the exchange may take at most this long. It holds up only the caller
+/// that dialled the connection (others use it meanwhile), and never fails the dial.
 pub const WITNESS_TIMEOUT: Duration = Duration::from_secs(15);
 
 const OFFER: &[MessageKind] = &[MessageKind::CheckpointOffer, MessageKind::CheckpointRefused];
@@ -62,14 +63,19 @@ pub async fn serve_exchange(
     if let Admission::Refused { .. } = node.log_rate.witness.admit(peer) {
         tracing::warn!(agency = %peer, "too many witness exchanges; refusing one");
         let detail = TOO_MANY_REQUESTS.to_owned();
-        write_message(&mut send, &Message::CheckpointRefused { detail }).await?;
+        write_message_within(
+            &mut send,
+            &Message::CheckpointRefused { detail },
+            FRAME_TIMEOUT,
+        )
+        .await?;
         let _ = send.finish();
         return Ok(());
     }
     be_witnessed(node, &mut send, &mut recv, peer, since).await?;
     witness(node, &mut send, &mut recv, peer).await?;
     let _ = send.finish();
-    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 
@@ -90,12 +96,17 @@ async fn be_witnessed(
         .await?;
     let Some(checkpoints::WitnessOffer { checkpoint, proof }) = offer else {
         let detail = "no checkpoint yet".to_owned();
-        write_message(send, &Message::CheckpointRefused { detail }).await?;
+        write_message_within(send, &Message::CheckpointRefused { detail }, FRAME_TIMEOUT).await?;
         return Ok(());
     };
     let ours = SignedCheckpoint::from_bytes(&checkpoint)?;
     let seq = ours.body_unverified()?.seq;
-    write_message(send, &Message::CheckpointOffer { checkpoint, proof }).await?;
+    write_message_within(
+        send,
+        &Message::CheckpointOffer { checkpoint, proof },
+        FRAME_TIMEOUT,
+    )
+    .await?;
     match read_message(recv, ANSWER).await? {
         Message::Countersignature { countersignature } => {
             let key = peer_key(node, peer)?;
@@ -138,7 +149,7 @@ async fn witness(
         .read(move |c| checkpoints::witnessed_last(c, &owner, &key))
         .await?;
     let since = known.map(|(seq, _)| seq);
-    write_message(send, &Message::WitnessRequest { since }).await?;
+    write_message_within(send, &Message::WitnessRequest { since }, FRAME_TIMEOUT).await?;
     let (checkpoint, proof) = match read_message(recv, OFFER).await? {
         Message::CheckpointOffer { checkpoint, proof } => (checkpoint, proof),
         _ => return Ok(()),
@@ -184,7 +195,7 @@ async fn witness(
             .chars()
             .take(MAX_DETAIL_LEN)
             .collect();
-        write_message(send, &Message::CheckpointRefused { detail }).await?;
+        write_message_within(send, &Message::CheckpointRefused { detail }, FRAME_TIMEOUT).await?;
         return Ok(());
     }
     let now = Timestamp::now();
@@ -205,7 +216,12 @@ async fn witness(
         })
         .await?;
     let countersignature = countersignature.to_bytes();
-    write_message(send, &Message::Countersignature { countersignature }).await?;
+    write_message_within(
+        send,
+        &Message::Countersignature { countersignature },
+        FRAME_TIMEOUT,
+    )
+    .await?;
     Ok(())
 }
 
