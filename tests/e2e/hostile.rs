@@ -53,8 +53,8 @@ impl HostilePeer {
         close_code(&conn, Duration::from_secs(10)).await
     }
 
-    /// Says a proper hello, then writes `bytes` on the same stream.
-    async fn close_code_after_hello(&self, bytes: &[u8]) -> u64 {
+    /// A new connection with a proper hello said on its first stream, still open.
+    async fn connect_with_hello(&self) -> (quinn::Connection, quinn::SendStream) {
         let conn = self.connect().await;
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let hello = Message::Hello {
@@ -65,6 +65,12 @@ impl HostilePeer {
         let mut head = [0u8; 5];
         recv.read_exact(&mut head).await.unwrap();
         assert_eq!(head[4], 1, "a HelloAck comes back");
+        (conn, send)
+    }
+
+    /// Says a proper hello, then writes `bytes` on the same stream.
+    async fn close_code_after_hello(&self, bytes: &[u8]) -> u64 {
+        let (conn, mut send) = self.connect_with_hello().await;
         let _ = send.write_all(bytes).await;
         close_code(&conn, Duration::from_secs(10)).await
     }
@@ -272,16 +278,9 @@ fn a_stream_the_peer_gives_up_ends_alone_and_the_connection_serves_on() {
         PROBATION,
     );
     rt.block_on(async {
-        let conn = peer.connect().await;
-        let (mut send, mut recv) = conn.open_bi().await.unwrap();
-        let hello = Message::Hello {
-            version: PROTOCOL_VERSION,
-            roster_serial: 1,
-        };
-        send.write_all(&encode_frame(&hello)).await.unwrap();
+        let (conn, mut hello) = peer.connect_with_hello().await;
+        hello.finish().unwrap();
         let mut head = [0u8; 5];
-        recv.read_exact(&mut head).await.unwrap();
-        send.finish().unwrap();
 
         // The checkpoint exchange, given up once the node answered (as a node does whose
         // exchange timed out or whose database was busy).

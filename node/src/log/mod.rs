@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS log_countersignatures (
     countersignature BLOB NOT NULL,
     PRIMARY KEY (seq, witness)
 );
+";
+
+/// The checkpoints of other agencies' logs this node countersigned, and the forks it found,
+/// per agency and signing key.
+pub const WITNESS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log_witnessed (
     agency TEXT NOT NULL,
     signing_key BLOB NOT NULL,
@@ -92,34 +97,25 @@ CREATE TABLE IF NOT EXISTS log_forks (
 ";
 
 /// Brings the witness tables of a store written before they recorded the owner's signing key
-/// up to [`SCHEMA`]. Their rows get an empty key (not recorded) until
-/// [`checkpoints::assign_unrecorded_keys`] can tell which key signed them.
-pub const MIGRATE_WITNESS_KEYS: &str = "
-ALTER TABLE log_witnessed RENAME TO log_witnessed_without_keys;
-CREATE TABLE log_witnessed (
-    agency TEXT NOT NULL,
-    signing_key BLOB NOT NULL,
-    seq INTEGER NOT NULL,
-    head BLOB NOT NULL,
-    checkpoint BLOB NOT NULL,
-    countersigned_at INTEGER NOT NULL,
-    PRIMARY KEY (agency, signing_key, seq)
-);
-INSERT INTO log_witnessed (agency, signing_key, seq, head, checkpoint, countersigned_at)
-    SELECT agency, X'', seq, head, checkpoint, countersigned_at FROM log_witnessed_without_keys;
-DROP TABLE log_witnessed_without_keys;
-ALTER TABLE log_forks RENAME TO log_forks_without_keys;
-CREATE TABLE log_forks (
-    agency TEXT NOT NULL,
-    signing_key BLOB NOT NULL,
-    countersigned_seq INTEGER NOT NULL,
-    detected_at INTEGER NOT NULL,
-    PRIMARY KEY (agency, signing_key, countersigned_seq)
-);
-INSERT INTO log_forks (agency, signing_key, countersigned_seq, detected_at)
-    SELECT agency, X'', countersigned_seq, detected_at FROM log_forks_without_keys;
-DROP TABLE log_forks_without_keys;
-";
+/// up to [`WITNESS_SCHEMA`]: copies their rows with an empty key (not recorded) until
+/// [`checkpoints::assign_unrecorded_keys`] can tell which key signed them. Run it inside a
+/// transaction.
+pub fn migrate_witness_keys(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE log_witnessed RENAME TO log_witnessed_without_keys;
+         ALTER TABLE log_forks RENAME TO log_forks_without_keys;",
+    )?;
+    conn.execute_batch(WITNESS_SCHEMA)?;
+    conn.execute_batch(
+        "INSERT INTO log_witnessed (agency, signing_key, seq, head, checkpoint, countersigned_at)
+             SELECT agency, X'', seq, head, checkpoint, countersigned_at
+             FROM log_witnessed_without_keys;
+         DROP TABLE log_witnessed_without_keys;
+         INSERT INTO log_forks (agency, signing_key, countersigned_seq, detected_at)
+             SELECT agency, X'', countersigned_seq, detected_at FROM log_forks_without_keys;
+         DROP TABLE log_forks_without_keys;",
+    )
+}
 
 /// Something to record. Build with [`NewLogEntry::new`] and the setters.
 #[derive(Debug, Clone)]

@@ -161,6 +161,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     writer
         .execute_batch(SCHEMA)
         .and_then(|()| writer.execute_batch(crate::log::SCHEMA))
+        .and_then(|()| writer.execute_batch(crate::log::WITNESS_SCHEMA))
         .and_then(|()| writer.execute_batch(super::custody::SCHEMA))
         .and_then(|()| writer.execute_batch(super::forwards::SCHEMA))
         .and_then(|()| writer.execute_batch(super::held::SCHEMA))
@@ -230,7 +231,7 @@ fn copy_witness_tables(
         if done {
             Ok(())
         } else {
-            conn.execute_batch(crate::log::MIGRATE_WITNESS_KEYS)
+            crate::log::migrate_witness_keys(conn)
         }
     });
     match copied {
