@@ -36,6 +36,16 @@ impl HostilePeer {
         }
     }
 
+    /// The prison's keys, dialling the probation service's node.
+    fn prison_at_probation(fed: &TestFederation) -> Self {
+        let [probation, prison] = [&fed.agencies[1], &fed.agencies[2]];
+        Self::new(
+            &fed.sandbox.path(&prison.home),
+            &fed.address(probation),
+            PROBATION,
+        )
+    }
+
     async fn connect(&self) -> quinn::Connection {
         self.endpoint
             .connect(self.target, &self.target_agency)
@@ -177,16 +187,12 @@ fn legit_deliveries(fed: &TestFederation, count: usize) {
 #[test]
 fn hostile_frames_close_the_connection_and_others_are_served() {
     let fed = federation();
-    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let _city = fed.start(city);
     let _probation = fed.start_with(probation, &[], Some("probation.log"));
     let rt = runtime();
     let _in_runtime = rt.enter();
-    let peer = HostilePeer::new(
-        &fed.sandbox.path(&prison.home),
-        &fed.address(probation),
-        PROBATION,
-    );
+    let peer = HostilePeer::prison_at_probation(&fed);
     let violation = u64::from(CloseCode::ProtocolViolation.code());
     let done = std::sync::atomic::AtomicBool::new(false);
     let rounds = std::thread::scope(|scope| {
@@ -224,16 +230,12 @@ fn hostile_frames_close_the_connection_and_others_are_served() {
 #[test]
 fn a_thousand_idle_streams_are_capped_and_closed() {
     let fed = federation();
-    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let _city = fed.start(city);
     let _probation = fed.start(probation);
     let rt = runtime();
     let _in_runtime = rt.enter();
-    let peer = HostilePeer::new(
-        &fed.sandbox.path(&prison.home),
-        &fed.address(probation),
-        PROBATION,
-    );
+    let peer = HostilePeer::prison_at_probation(&fed);
     let started = Instant::now();
     let (conn, streams) = rt.block_on(async {
         let conn = peer.connect().await;
@@ -268,15 +270,10 @@ fn a_thousand_idle_streams_are_capped_and_closed() {
 #[test]
 fn a_stream_the_peer_gives_up_ends_alone_and_the_connection_serves_on() {
     let fed = federation();
-    let [probation, prison] = [&fed.agencies[1], &fed.agencies[2]];
-    let _probation = fed.start(probation);
+    let _probation = fed.start(&fed.agencies[1]);
     let rt = runtime();
     let _in_runtime = rt.enter();
-    let peer = HostilePeer::new(
-        &fed.sandbox.path(&prison.home),
-        &fed.address(probation),
-        PROBATION,
-    );
+    let peer = HostilePeer::prison_at_probation(&fed);
     rt.block_on(async {
         let (conn, mut hello) = peer.connect_with_hello().await;
         hello.finish().unwrap();
