@@ -421,7 +421,6 @@ fn a_second_node_on_a_home_is_refused_and_logs_carry_no_colour_codes() {
 fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     let fed = three();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
-    let sb = &fed.sandbox;
     // The city's node as in production: backoff up to 10 minutes between attempts.
     let _city_node = fed.start_with(city, &["--max-retry-interval", "10m"], None);
     let early = fed.send_text(
@@ -442,19 +441,7 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     // Probation is back, and a new document reaches it at once; the early one follows it
     // then, not when its backoff ends.
     let _probation_node = fed.start(probation);
-    std::fs::write(sb.path("late.txt"), b"sent once probation is up").unwrap();
-    sb.liaise(&[
-        "send",
-        "--home",
-        &city.home,
-        "--to",
-        PROBATION,
-        "--wait",
-        "--timeout",
-        "30s",
-        "late.txt",
-    ])
-    .ok();
+    fed.deliver_text(city, PROBATION, "late.txt", b"sent once probation is up");
     let rows = fed.wait_outbox(city, Duration::from_secs(20), |rows| {
         states(rows, &early) == ["delivered"]
     });
@@ -540,19 +527,7 @@ fn a_revoked_member_cannot_deliver() {
     // The probation service (still on serial 1) learns of the revocation by gossip when the
     // city connects to it, and then refuses the prison too.
     let _probation_node = fed.start(probation);
-    std::fs::write(sb.path("y.txt"), b"to probation").unwrap();
-    sb.liaise(&[
-        "send",
-        "--home",
-        &city.home,
-        "--to",
-        PROBATION,
-        "--wait",
-        "--timeout",
-        "60s",
-        "y.txt",
-    ])
-    .ok();
+    fed.deliver_text(city, PROBATION, "y.txt", b"to probation");
     let status = fed.json(probation, &["status"]);
     assert_eq!(status["roster_serial"], 2, "{status:#}");
     let doc2 = sb

@@ -213,19 +213,7 @@ fn a_rewritten_log_contradicts_the_peers_countersignature() {
         .fails_with(&format!("contradicts the one {PROBATION} countersigned"));
     // ... and so does the peer, the next time they connect.
     let _nodes = [fed.start(city), fed.start(probation)];
-    std::fs::write(sb.path("second.txt"), b"Case 18").unwrap();
-    sb.liaise(&[
-        "send",
-        "--home",
-        &city.home,
-        "--to",
-        PROBATION,
-        "--wait",
-        "--timeout",
-        "30s",
-        "second.txt",
-    ])
-    .ok();
+    fed.deliver_text(city, PROBATION, "second.txt", b"Case 18");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let log = sb

@@ -164,23 +164,15 @@ fn federation() -> TestFederation {
 
 /// Sends `count` documents from the city to the probation service, each waited for.
 fn legit_deliveries(fed: &TestFederation, count: usize) {
-    let sb = &fed.sandbox;
     let city = &fed.agencies[0];
     for i in 0..count {
         let name = format!("legit-{i}.txt");
-        std::fs::write(sb.path(&name), format!("case document {i}")).unwrap();
-        sb.liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
+        fed.deliver_text(
+            city,
             PROBATION,
-            "--wait",
-            "--timeout",
-            "30s",
             &name,
-        ])
-        .ok();
+            format!("case document {i}").as_bytes(),
+        );
     }
 }
 

@@ -150,20 +150,12 @@ fn log_verify_holds_across_rotation_and_readmission_and_catches_wrong_keys() {
 fn exchange(fed: &TestFederation, name: &str) {
     let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
     let nodes = [fed.start(city), fed.start(probation)];
-    std::fs::write(fed.sandbox.path(name), format!("Case file {name}")).unwrap();
-    fed.sandbox
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            PROBATION,
-            "--wait",
-            "--timeout",
-            "30s",
-            name,
-        ])
-        .ok();
+    fed.deliver_text(
+        city,
+        PROBATION,
+        name,
+        format!("Case file {name}").as_bytes(),
+    );
     for node in nodes {
         node.terminate();
     }

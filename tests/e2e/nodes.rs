@@ -172,6 +172,27 @@ impl TestFederation {
             .to_owned()
     }
 
+    /// Writes `text` to `file` in the sandbox and `liaise send --wait`s it from `from` to
+    /// `to`: returns the document id once every recipient's receipt arrived (within 60 s).
+    pub fn deliver_text(&self, from: &Agency, to: &str, file: &str, text: &[u8]) -> String {
+        std::fs::write(self.sandbox.path(file), text).unwrap();
+        self.sandbox
+            .liaise(&[
+                "send",
+                "--home",
+                &from.home,
+                "--to",
+                to,
+                "--wait",
+                "--timeout",
+                "60s",
+                file,
+            ])
+            .ok()
+            .trim()
+            .to_owned()
+    }
+
     /// Polls until `check` holds for the agency's outbox, or panics after `timeout`.
     pub fn wait_outbox(
         &self,

@@ -117,18 +117,6 @@ fn an_outsider_can_neither_deliver_nor_receive() {
     }
 
     // The probation node is still healthy: a legitimate delivery works.
-    std::fs::write(sb.path("legit.txt"), b"a real case document").unwrap();
-    sb.liaise(&[
-        "send",
-        "--home",
-        &city.home,
-        "--to",
-        PROBATION,
-        "--wait",
-        "--timeout",
-        "30s",
-        "legit.txt",
-    ])
-    .ok();
+    fed.deliver_text(city, PROBATION, "legit.txt", b"a real case document");
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
 }

@@ -60,20 +60,7 @@ fn garbage_and_stalled_handshakes_do_not_stop_a_node_and_are_dropped_in_time() {
     let stalled_at = relay.wait_stalled(Duration::from_secs(10));
 
     // While that handshake hangs, a real peer is served.
-    std::fs::write(fed.sandbox.path("report.txt"), b"Case 17").unwrap();
-    fed.sandbox
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            PROBATION,
-            "--wait",
-            "--timeout",
-            "30s",
-            "report.txt",
-        ])
-        .ok();
+    fed.deliver_text(city, PROBATION, "report.txt", b"Case 17");
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
 
     // The node gives up on the stalled handshake after its timeout, not before, and says so.
@@ -100,20 +87,7 @@ fn garbage_and_stalled_handshakes_do_not_stop_a_node_and_are_dropped_in_time() {
     drop(client);
 
     // And the node still serves.
-    std::fs::write(fed.sandbox.path("second.txt"), b"Case 18").unwrap();
-    fed.sandbox
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            PROBATION,
-            "--wait",
-            "--timeout",
-            "30s",
-            "second.txt",
-        ])
-        .ok();
+    fed.deliver_text(city, PROBATION, "second.txt", b"Case 18");
 }
 
 /// Short, empty-looking, long-header and short-header datagrams with nonsense inside.
