@@ -29,7 +29,13 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 /// How long a document without a recipient deadline is tried: 14 days.
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
-pub const MAX_PARALLEL_DELIVERIES: usize = 32;
+pub const MAX_PARALLEL_DELIVERIES: usize = 48;
+/// The most documents being sent at once to one agency. Enough to keep one peer's streams
+/// (`MAX_STREAMS_PER_CONNECTION`, 16) busy while as many deliveries record their receipts;
+/// the rest of [`MAX_PARALLEL_DELIVERIES`] stays free for other agencies, so documents to an
+/// agency whose node accepts a connection but takes nothing (each attempt holds its slot
+/// until it times out) never hold up a case report to another.
+pub const MAX_PER_AGENCY: usize = 32;
 /// The most slow deliveries (those that may hold their slot for long: a large document, over
 /// [`INLINE_MAX_LEN`], or a retry, whose recipient failed before) at once to one agency. More
 /// at once would not reach it sooner (they share one link, or it is stalled), but would take
@@ -38,7 +44,7 @@ pub const MAX_SLOW_PER_AGENCY: usize = 4;
 /// The most slow deliveries at once in all: the other delivery slots stay free for small
 /// documents on their first attempt, which take milliseconds each, so a long transfer or a
 /// stalled agency never holds up a case report to another.
-pub const MAX_SLOW_DELIVERIES: usize = MAX_PARALLEL_DELIVERIES / 2;
+pub const MAX_SLOW_DELIVERIES: usize = 16;
 /// The most due deliveries read from the database at once.
 const MAX_DUE_FETCH: usize = 256;
 /// Bytes per write when streaming a document.
@@ -68,18 +74,18 @@ pub async fn outbox_worker(node: Arc<Node>) {
             break;
         }
         let now = now_secs();
-        // Rows being delivered are still due: the query leaves them out, and the slow
-        // deliveries that must wait, and fetches only as many more as there are free slots.
-        let (skip, mut slow) = in_flight
+        // Rows being delivered are still due: the query leaves them out, and the deliveries
+        // that must wait, and fetches only as many more as there are free slots.
+        let (skip, mut count) = in_flight
             .lock()
             .map(|s| {
                 (
                     s.values().map(|(row, _)| *row).collect::<Vec<i64>>(),
-                    SlowCount::of(&s),
+                    InFlightCount::of(&s),
                 )
             })
             .unwrap_or_default();
-        let held_back = slow.held_back();
+        let held_back = count.held_back();
         let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
         // One trip to the database per wake: the due rows not in flight, the bytes of those
         // small enough to be held in the database, and when the next one is due. Only this
@@ -101,12 +107,12 @@ pub async fn outbox_worker(node: Arc<Node>) {
             })
             .await
             .unwrap_or_default();
-        // Whether a slow delivery had to wait in this round: the next query leaves out its
-        // kind and so reaches the rows behind it.
+        // Whether a delivery had to wait in this round: the next query leaves out its kind
+        // and so reaches the rows behind it.
         let mut held_up = false;
         for (item, held) in due {
             let is_slow = item.sealed_len > INLINE_MAX_LEN || item.attempts > 0;
-            if is_slow && !slow.admit(&item.recipient) {
+            if !count.admit(&item.recipient, is_slow) {
                 held_up = true;
                 continue;
             }
@@ -150,46 +156,62 @@ pub async fn outbox_worker(node: Arc<Node>) {
 /// The deliveries in flight, by (document, recipient): outbox rowid, and whether slow.
 type InFlight = HashMap<(String, String), (i64, bool)>;
 
-/// Slow deliveries in flight, per recipient and in all, against [`MAX_SLOW_PER_AGENCY`]
-/// and [`MAX_SLOW_DELIVERIES`].
+/// Deliveries in flight per recipient, and slow ones per recipient and in all, against
+/// [`MAX_PER_AGENCY`], [`MAX_SLOW_PER_AGENCY`] and [`MAX_SLOW_DELIVERIES`].
 #[derive(Debug, Default)]
-struct SlowCount {
+struct InFlightCount {
     per_agency: HashMap<String, usize>,
-    total: usize,
+    slow_per_agency: HashMap<String, usize>,
+    slow: usize,
 }
 
-impl SlowCount {
+impl InFlightCount {
     fn of(in_flight: &InFlight) -> Self {
         let mut count = Self::default();
-        for ((_, recipient), _) in in_flight.iter().filter(|(_, (_, slow))| *slow) {
+        for ((_, recipient), (_, slow)) in in_flight {
             *count.per_agency.entry(recipient.clone()).or_default() += 1;
-            count.total += 1;
+            if *slow {
+                *count.slow_per_agency.entry(recipient.clone()).or_default() += 1;
+                count.slow += 1;
+            }
         }
         count
     }
 
-    /// The slow deliveries that must wait now.
-    fn held_back(&self) -> records::SlowHeldBack {
-        records::SlowHeldBack {
-            min_len: INLINE_MAX_LEN,
-            recipients: self
-                .per_agency
+    /// The deliveries that must wait now.
+    fn held_back(&self) -> records::HeldBack {
+        let at_limit = |counts: &HashMap<String, usize>, limit: usize| {
+            counts
                 .iter()
-                .filter(|(_, n)| **n >= MAX_SLOW_PER_AGENCY)
+                .filter(|(_, n)| **n >= limit)
                 .map(|(recipient, _)| recipient.clone())
-                .collect(),
-            all: self.total >= MAX_SLOW_DELIVERIES,
+                .collect()
+        };
+        records::HeldBack {
+            min_len: INLINE_MAX_LEN,
+            recipients: at_limit(&self.slow_per_agency, MAX_SLOW_PER_AGENCY),
+            all: self.slow >= MAX_SLOW_DELIVERIES,
+            full: at_limit(&self.per_agency, MAX_PER_AGENCY),
         }
     }
 
-    /// Counts one more slow delivery to `recipient`, if both limits allow it.
-    fn admit(&mut self, recipient: &str) -> bool {
-        let to_agency = self.per_agency.entry(recipient.to_owned()).or_default();
-        if *to_agency >= MAX_SLOW_PER_AGENCY || self.total >= MAX_SLOW_DELIVERIES {
+    /// Counts one more delivery to `recipient`, slow or not, if the limits allow it.
+    fn admit(&mut self, recipient: &str, slow: bool) -> bool {
+        let to_agency = self.per_agency.get(recipient).copied().unwrap_or(0);
+        let slow_to_agency = self.slow_per_agency.get(recipient).copied().unwrap_or(0);
+        if to_agency >= MAX_PER_AGENCY
+            || (slow && (slow_to_agency >= MAX_SLOW_PER_AGENCY || self.slow >= MAX_SLOW_DELIVERIES))
+        {
             return false;
         }
-        *to_agency += 1;
-        self.total += 1;
+        *self.per_agency.entry(recipient.to_owned()).or_default() += 1;
+        if slow {
+            *self
+                .slow_per_agency
+                .entry(recipient.to_owned())
+                .or_default() += 1;
+            self.slow += 1;
+        }
         true
     }
 }
@@ -464,18 +486,20 @@ mod tests {
 
     #[test]
     fn slow_deliveries_are_admitted_up_to_the_limits_per_agency_and_in_all() {
-        let mut count = SlowCount::default();
+        let mut count = InFlightCount::default();
         for _ in 0..MAX_SLOW_PER_AGENCY {
-            assert!(count.admit("nl.prison.vught"));
+            assert!(count.admit("nl.prison.vught", true));
         }
-        // The prison has its limit: its next slow delivery waits, others' do not.
-        assert!(!count.admit("nl.prison.vught"));
+        // The prison has its limit: its next slow delivery waits, others' do not, and nor
+        // does a small document's first attempt to the prison.
+        assert!(!count.admit("nl.prison.vught", true));
         let held = count.held_back();
         assert_eq!(held.recipients, ["nl.prison.vught"]);
-        assert!(!held.all);
+        assert!(!held.all && held.full.is_empty());
         assert_eq!(held.min_len, INLINE_MAX_LEN);
+        assert!(count.admit("nl.prison.vught", false));
         let mut others = 0;
-        while count.admit(&format!("nl.city.{others}")) {
+        while count.admit(&format!("nl.city.{others}"), true) {
             others += 1;
         }
         // Every other agency got one until the limit in all was reached.
@@ -488,9 +512,40 @@ mod tests {
             in_flight.insert((format!("{i}"), "nl.prison.vught".into()), (i as i64, true));
         }
         in_flight.insert(("s".into(), "nl.city.utrecht".into()), (99, false));
-        let held = SlowCount::of(&in_flight).held_back();
+        let held = InFlightCount::of(&in_flight).held_back();
         assert_eq!(held.recipients, ["nl.prison.vught"]);
-        assert!(!held.all);
-        assert!(SlowCount::default().held_back().is_empty());
+        assert!(!held.all && held.full.is_empty());
+        assert!(InFlightCount::default().held_back().is_empty());
+    }
+
+    #[test]
+    fn one_agency_never_takes_every_delivery_slot() {
+        let mut count = InFlightCount::default();
+        let mut to_prison = 0;
+        while count.admit("nl.prison.vught", false) {
+            to_prison += 1;
+        }
+        assert_eq!(to_prison, MAX_PER_AGENCY);
+        assert!(to_prison < MAX_PARALLEL_DELIVERIES);
+        // Its retries wait too, and the query leaves all of its rows out.
+        assert!(!count.admit("nl.prison.vught", true));
+        let held = count.held_back();
+        assert_eq!(held.full, ["nl.prison.vught"]);
+        assert!(held.recipients.is_empty() && !held.all);
+        // Every other agency's documents still find a slot.
+        assert!(count.admit("nl.probation.utrecht", false));
+        assert!(count.admit("nl.probation.utrecht", true));
+
+        let mut in_flight = InFlight::new();
+        for i in 0..MAX_PER_AGENCY {
+            in_flight.insert(
+                (format!("{i}"), "nl.prison.vught".into()),
+                (i as i64, false),
+            );
+        }
+        assert_eq!(
+            InFlightCount::of(&in_flight).held_back().full,
+            ["nl.prison.vught"]
+        );
     }
 }

@@ -205,7 +205,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let due = |limit: usize, skip: Vec<i64>, held_back: records::SlowHeldBack| {
+        let due = |limit: usize, skip: Vec<i64>, held_back: records::HeldBack| {
             let db = store.db.clone();
             async move {
                 db.read(move |c| records::due(c, 100, limit, &skip, &held_back))
@@ -218,10 +218,11 @@ mod tests {
                 .map(|d| (d.recipient.clone(), d.sealed_len))
                 .collect()
         };
-        let held_back = |recipients: &[&str], all: bool| records::SlowHeldBack {
+        let held_back = |recipients: &[&str], all: bool| records::HeldBack {
             min_len: 256 * 1024,
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             all,
+            full: Vec::new(),
         };
 
         // Oldest first: a limit of two sees only the prison's rows; with those in flight,
@@ -256,6 +257,19 @@ mod tests {
         assert!(due(4, Vec::new(), held_back(&[], true)).await.is_empty());
         let retried = due(4, Vec::new(), held_back(&["nl.prison.vught"], false)).await;
         assert!(sent(&retried).contains(&("nl.probation.utrecht".into(), 100)));
+        // An agency with as many deliveries in flight as one may have: none of its rows.
+        let full = records::HeldBack {
+            full: vec!["nl.probation.utrecht".into()],
+            ..held_back(&[], false)
+        };
+        let prison = due(4, Vec::new(), full).await;
+        assert_eq!(
+            sent(&prison),
+            [
+                ("nl.prison.vught".into(), 1_000_000),
+                ("nl.prison.vught".into(), 1_000_000)
+            ]
+        );
     }
 
     #[tokio::test]

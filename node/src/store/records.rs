@@ -156,37 +156,40 @@ pub fn queue_document(conn: &Connection, doc: &NewOutgoing) -> Result<()> {
     event(conn, doc.queued_at, "queued", Some(&doc.doc_id), None, None)
 }
 
-/// Slow deliveries that must wait: those to `recipients` (each with as many slow deliveries
-/// in flight as one agency may have), or every one if `all` (as many in flight as the node
-/// allows). A slow delivery is a document over `min_len` bytes, or a retry (an attempt
-/// failed before).
+/// Deliveries that must wait for others in flight to end: every one to the agencies in
+/// `full` (each with as many deliveries in flight as one agency may have), and the slow ones
+/// to `recipients` (each with as many slow deliveries in flight as one agency may have), or
+/// every slow one if `all` (as many in flight as the node allows). A slow delivery is a
+/// document over `min_len` bytes, or a retry (an attempt failed before).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SlowHeldBack {
+pub struct HeldBack {
     /// Documents of at most this many bytes are held back only when retried.
     pub min_len: u64,
     /// Agencies whose slow deliveries wait.
     pub recipients: Vec<String>,
     /// Whether every slow delivery waits.
     pub all: bool,
+    /// Agencies whose deliveries all wait.
+    pub full: Vec<String>,
 }
 
-impl SlowHeldBack {
+impl HeldBack {
     /// Whether nothing is held back.
     pub fn is_empty(&self) -> bool {
-        !self.all && self.recipients.is_empty()
+        !self.all && self.recipients.is_empty() && self.full.is_empty()
     }
 }
 
 /// Deliveries due at `now`, oldest first, leaving out the rows in `skip` (those in flight,
 /// which are still due and would otherwise be read again on every wake of the outbox worker)
-/// and the slow deliveries `held_back` (which would otherwise fill the `limit` and hide the
-/// rows behind them). `conn` must have the `rarray` module loaded (every store connection has).
+/// and the deliveries `held_back` (which would otherwise fill the `limit` and hide the rows
+/// behind them). `conn` must have the `rarray` module loaded (every store connection has).
 pub fn due(
     conn: &Connection,
     now: u64,
     limit: usize,
     skip: &[i64],
-    held_back: &SlowHeldBack,
+    held_back: &HeldBack,
 ) -> Result<Vec<Due>> {
     const SELECT: &str = "SELECT o.rowid, o.doc_id, o.recipient, coalesce(f.blob, d.blob),
                 coalesce(f.sealed_len, d.sealed_len), o.attempts, o.expires_at
@@ -200,6 +203,7 @@ pub fn due(
         conn.prepare_cached(&format!(
             "{SELECT} AND NOT ((coalesce(f.sealed_len, d.sealed_len) > ?4 OR o.attempts > 0)
                 AND (?5 OR o.recipient IN rarray(?6)))
+                AND o.recipient NOT IN rarray(?7)
              ORDER BY o.next_attempt_at LIMIT ?2"
         ))?
     };
@@ -219,12 +223,8 @@ pub fn due(
         stmt.query_map(params![now as i64, limit as i64, skip], map)?
             .collect::<Result<_, _>>()?
     } else {
-        let recipients = values(
-            held_back
-                .recipients
-                .iter()
-                .map(|r| rusqlite::types::Value::from(r.clone())),
-        );
+        let agencies =
+            |list: &[String]| values(list.iter().map(|r| rusqlite::types::Value::from(r.clone())));
         stmt.query_map(
             params![
                 now as i64,
@@ -232,7 +232,8 @@ pub fn due(
                 skip,
                 held_back.min_len as i64,
                 held_back.all,
-                recipients
+                agencies(&held_back.recipients),
+                agencies(&held_back.full)
             ],
             map,
         )?
