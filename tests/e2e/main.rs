@@ -18,6 +18,7 @@ mod hostile;
 mod log_flood;
 mod log_rotation;
 mod nodes;
+mod operator_deletion;
 mod originator;
 mod outsider;
 mod quota;

@@ -1,5 +1,6 @@
 //! The `liaise` command line: argument parsing and dispatch. Each verb lives in its own file.
 
+mod delete;
 mod demo;
 mod evidence;
 mod federation;
@@ -97,6 +98,12 @@ enum Command {
     Revoke(revoke::RevokeArgs),
     /// Who may open a document you sent under originator control, and who confirmed deletion.
     Custody(revoke::CustodyArgs),
+    /// Delete this node's copy of a document it received, when the agency no longer needs it.
+    ///
+    /// The sealed document goes; the inbox line (shown as deleted), the receipt this node
+    /// signed and the log stay, as proof of the exchange. The copy is never stored again,
+    /// and cannot be opened, forwarded or exported any more. The sender is not told.
+    Delete(delete::DeleteArgs),
     /// Forward a received document to another agency, with its originator's consent.
     Forward(forward::ForwardArgs),
     /// This node's tamper-evident log; `liaise log verify` checks it.
@@ -150,6 +157,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => status::run(args),
         Command::Revoke(args) => revoke::run(args),
         Command::Custody(args) => revoke::run_custody(args),
+        Command::Delete(args) => delete::run(args),
         Command::Forward(args) => forward::run(args),
         Command::Log(args) => log::run(args),
         Command::Evidence(cmd) => evidence::run(cmd),

@@ -98,6 +98,13 @@ pub enum Request {
         /// Only this reader (default: every reader).
         recipient: Option<String>,
     },
+    /// Delete this node's copy of a received document (`liaise delete`).
+    DeleteReceived {
+        /// Document id, hex.
+        doc_id: String,
+        /// The copy's sender, when two senders used the same id.
+        from: Option<String>,
+    },
 }
 
 /// `HOME/run/control.sock`.

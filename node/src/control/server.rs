@@ -171,6 +171,9 @@ async fn dispatch<R: AsyncRead + Unpin>(
                 .transpose()?;
             crate::daemon::deletion::revoke(node, &doc_id, recipient).await
         }
+        Request::DeleteReceived { doc_id, from } => {
+            crate::daemon::operator_deletion::delete_received(node, &doc_id, from.as_deref()).await
+        }
     }
 }
 

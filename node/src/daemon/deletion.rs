@@ -330,7 +330,7 @@ async fn delete_on_request(
     let body: DeleteRequestBody = signed
         .verify(&member.signing_key)
         .map_err(|_| bad("bad signature"))?;
-    let deleted_at = delete_copy(node, body.document_id, peer, body.reason)
+    let deleted_at = delete_copy(node, body.document_id, peer, body.reason.as_str())
         .await
         .map_err(|e| (Refusal::Internal, format!("{e:#}")))?;
     let receipt = DeletionReceiptBody {
@@ -345,12 +345,13 @@ async fn delete_on_request(
 }
 
 /// Deletes this node's copy of a document received from `sender` (if it holds one) and
-/// records the deletion; returns when it was (first) deleted.
-async fn delete_copy(
+/// records the deletion and why (a [`DeletionReason::as_str`] or
+/// [`custody::DELETED_BY_OPERATOR`]); returns when it was (first) deleted.
+pub(crate) async fn delete_copy(
     node: &Node,
     document_id: [u8; 16],
     sender: &AgencyId,
-    reason: DeletionReason,
+    reason: &'static str,
 ) -> Result<u64> {
     let (doc, from) = (hex(&document_id), sender.as_str().to_owned());
     let held = node
@@ -392,7 +393,7 @@ async fn delete_copy(
                     Some(document_id),
                     Some(&origin),
                     None,
-                    json!({ "why": reason.as_str() }),
+                    json!({ "why": reason }),
                 )?;
             }
             Ok((at, stored))
@@ -462,7 +463,7 @@ async fn delete_expired_copies(node: &Node) -> Result<()> {
         let (Some(id), Ok(sender)) = (parse_hex::<16>(&doc), AgencyId::new(&sender)) else {
             continue;
         };
-        delete_copy(node, id, &sender, DeletionReason::Expired).await?;
+        delete_copy(node, id, &sender, DeletionReason::Expired.as_str()).await?;
     }
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod forwarder;
 mod framed;
 pub(crate) mod gossip;
 mod incoming;
+pub mod operator_deletion;
 mod peers;
 pub mod quota;
 mod receive;

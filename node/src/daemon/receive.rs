@@ -893,8 +893,9 @@ fn deleted_already(at: u64, reason: &str) -> Outcome {
     Outcome::Reject(
         RejectReason::NotRecipient,
         format!(
-            "this node deleted its copy of the document at {} ({reason})",
-            Timestamp(at)
+            "this node deleted its copy of the document at {} ({})",
+            Timestamp(at),
+            crate::store::custody::deletion_why(reason)
         ),
     )
 }

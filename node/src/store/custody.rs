@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result};
 use liaise_keys::AgencyId;
-use liaise_protocol::wire::{DeletionReason, REQUEST_WINDOW_SECS};
+use liaise_protocol::wire::REQUEST_WINDOW_SECS;
 use liaise_protocol::{DocumentInfo, OriginatorSecrets, OriginatorShare};
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
@@ -505,18 +505,49 @@ pub fn inbox_deletion(
         .optional()?)
 }
 
-/// Reader side: records a deletion (the first one stands). Returns the recorded time.
+/// Why a reader's node deleted its copy of a document when its own operator did (`liaise
+/// delete`); the other reasons are a [`liaise_protocol::wire::DeletionReason`]'s.
+pub const DELETED_BY_OPERATOR: &str = "operator";
+
+/// How a recorded reason for a deleted copy reads in a message: `revoked`, `expired`, or
+/// `by its operator`.
+pub fn deletion_why(reason: &str) -> &str {
+    if reason == DELETED_BY_OPERATOR {
+        "by its operator"
+    } else {
+        reason
+    }
+}
+
+/// Reader side: records a deletion (the first one stands) and why (a
+/// [`liaise_protocol::wire::DeletionReason::as_str`] or [`DELETED_BY_OPERATOR`]). Returns
+/// the recorded time.
 pub fn record_inbox_deletion(
     conn: &Connection,
     doc_id: &str,
     sender: &str,
-    reason: DeletionReason,
+    reason: &str,
     now: u64,
 ) -> Result<u64> {
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO inbox_deletions (doc_id, sender, reason, deleted_at) VALUES (?1, ?2, ?3, ?4)")?.execute(params![doc_id, sender, reason.as_str(), now as i64],
+        "INSERT OR IGNORE INTO inbox_deletions (doc_id, sender, reason, deleted_at) VALUES (?1, ?2, ?3, ?4)")?.execute(params![doc_id, sender, reason, now as i64],
     )?;
     Ok(inbox_deletion(conn, doc_id, sender)?.map_or(now, |(at, _)| at))
+}
+
+/// Reader side: the copies of document `doc_id` this node received, one per sender (its
+/// originator: a forwarded copy is listed under the agency that sealed it), and when each was
+/// deleted, if it was. Two senders can have used the same id.
+pub fn received_copies(conn: &Connection, doc_id: &str) -> Result<Vec<(String, Option<u64>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT i.sender, d.deleted_at FROM inbox i
+         LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
+         WHERE i.doc_id = ?1 ORDER BY i.sender",
+    )?;
+    let rows = stmt.query_map([doc_id], |r| {
+        Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(|t| t as u64)))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Reader side: received copies not deleted yet whose expiry is due at `now` (unix

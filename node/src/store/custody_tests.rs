@@ -205,7 +205,7 @@ fn a_readers_copy_is_due_for_deletion_only_once_its_time_has_passed() {
         &conn,
         "past",
         "nl.probation.utrecht",
-        DeletionReason::Expired,
+        liaise_protocol::wire::DeletionReason::Expired.as_str(),
         NOW,
     )
     .unwrap();

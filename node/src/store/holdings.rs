@@ -97,7 +97,7 @@ mod tests {
     /// Records the deletion of document `doc` from `sender` at `at`.
     fn delete(conn: &Connection, doc: u8, sender: &str, reason: DeletionReason, at: u64) {
         let doc_id = row(doc, sender, None, 0).doc_id;
-        record_inbox_deletion(conn, &doc_id, sender, reason, at).unwrap();
+        record_inbox_deletion(conn, &doc_id, sender, reason.as_str(), at).unwrap();
     }
 
     #[test]

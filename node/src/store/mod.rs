@@ -80,8 +80,9 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
         // may ask for a deletion naming itself, which says nothing of another sender's copy.
         if let Some((at, reason)) = records::deleted_copy(&conn, &hex(&id))? {
             bail!(
-                "document {doc_id} was deleted from this node at {} ({reason})",
-                liaise_keys::Timestamp(at)
+                "document {doc_id} was deleted from this node at {} ({})",
+                liaise_keys::Timestamp(at),
+                custody::deletion_why(&reason)
             );
         }
         bail!("no document {doc_id} in {}", dir.display());
@@ -94,8 +95,9 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
     // copy's deletion (a revocation, say): say so, not that the store lost them.
     if let Some((at, reason)) = records::deleted_copy(&conn, &hex(&id))? {
         bail!(
-            "document {doc_id} was deleted from this node at {} ({reason})",
-            liaise_keys::Timestamp(at)
+            "document {doc_id} was deleted from this node at {} ({})",
+            liaise_keys::Timestamp(at),
+            custody::deletion_why(&reason)
         );
     }
     bail!(
@@ -297,7 +299,7 @@ mod tests {
                     c,
                     &other,
                     "nl.prison.vught",
-                    DeletionReason::Revoked,
+                    DeletionReason::Revoked.as_str(),
                     5,
                 )
             })
@@ -317,7 +319,7 @@ mod tests {
                     c,
                     &city,
                     "nl.city.utrecht",
-                    DeletionReason::Expired,
+                    DeletionReason::Expired.as_str(),
                     6,
                 )
             })
