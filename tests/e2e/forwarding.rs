@@ -16,7 +16,7 @@ const PROBATION: &str = "nl.probation.utrecht";
 const PRISON: &str = "nl.prison.vught";
 const CONTENT: &[u8] = b"Case 17: pre-sentence advice";
 
-fn three() -> TestFederation {
+pub(super) fn three() -> TestFederation {
     TestFederation::new(
         &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
         &[],
@@ -24,7 +24,7 @@ fn three() -> TestFederation {
 }
 
 /// The city sends the report to probation, allowing it to forward to the prison.
-fn send_forwardable(fed: &TestFederation, city: &Agency) -> String {
+pub(super) fn send_forwardable(fed: &TestFederation, city: &Agency) -> String {
     let sb = &fed.sandbox;
     std::fs::write(sb.path("report.txt"), CONTENT).unwrap();
     sb.liaise(&[
@@ -67,7 +67,7 @@ fn run_forward(
 }
 
 /// Forwarded node to node, waiting for the prison's receipt; the `--json` answer.
-fn forward(fed: &TestFederation, probation: &Agency, doc: &str) -> Value {
+pub(super) fn forward(fed: &TestFederation, probation: &Agency, doc: &str) -> Value {
     run_forward(
         fed,
         probation,

@@ -12,6 +12,7 @@ mod delivery;
 mod demo;
 mod disk_full;
 mod evidence;
+mod forwarded_evidence;
 mod forwarding;
 mod hardening;
 mod hostile;

@@ -63,7 +63,14 @@ fn export(args: &ExportArgs) -> Result<ExitCode> {
         .with_context(|| format!("`{}` is not a document id (32 hex digits)", args.doc_id))?;
     let blob = sealed_document(&home, &args.doc_id)?;
     let conn = db::open_reader(&store_dir(&home).join("liaise.db"))?;
-    let done = crate::log::export::export(&conn, &profile.agency, &id, &blob, &args.out)?;
+    let done = crate::log::export::export(
+        &conn,
+        &store_dir(&home),
+        &profile.agency,
+        &id,
+        &blob,
+        &args.out,
+    )?;
     if args.json.json {
         return print_json(&json!({
             "bundle": args.out.display().to_string(),
@@ -113,6 +120,8 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
             "valid": true,
             "exporter": report.exporter,
             "document": document,
+            "forwarded": report.forwarded.as_ref().map(super::forward::consent_json),
+            "forwards": report.forwards.iter().map(super::forward::consent_json).collect::<Vec<_>>(),
             "receipts": report.receipts,
             "deletion_receipts": report.deletions,
             "entries": entries,
@@ -126,8 +135,14 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
             doc.document_id, doc.sender, doc.created
         );
     }
+    if let Some(consent) = &report.forwarded {
+        println!("  {}", super::forward::describe(consent));
+    }
     for r in &report.receipts {
         println!("  delivered to {} at {} (signed receipt)", r.agency, r.at);
+    }
+    for consent in &report.forwards {
+        println!("  {}", super::forward::describe(consent));
     }
     for r in &report.deletions {
         println!(

@@ -161,6 +161,17 @@ pub fn read_consent<R: Read + std::io::Seek + ?Sized>(
     Ok(Some(consent))
 }
 
+/// A verified consent in `--json` output (`docs/json.md`, `verify`).
+pub fn consent_json(consent: &ForwardConsentBody) -> Value {
+    json!({
+        "forwarder": consent.forwarder.as_str(),
+        "new_reader": consent.new_reader.as_str(),
+        "consented_by": consent.originator.as_str(),
+        "consented_at": consent.consented_at.to_rfc3339(),
+        "reason": consent.reason,
+    })
+}
+
 /// One line for people: who signed, who forwarded, with whose consent.
 pub fn describe(consent: &ForwardConsentBody) -> String {
     format!(

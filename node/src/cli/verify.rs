@@ -74,16 +74,7 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
                 if let Some(object) = value.as_object_mut() {
                     object.insert("valid".into(), json!(true));
                     if let Some(consent) = &forwarded {
-                        object.insert(
-                            "forwarded".into(),
-                            json!({
-                                "forwarder": consent.forwarder.as_str(),
-                                "new_reader": consent.new_reader.as_str(),
-                                "consented_by": consent.originator.as_str(),
-                                "consented_at": consent.consented_at.to_rfc3339(),
-                                "reason": consent.reason,
-                            }),
-                        );
+                        object.insert("forwarded".into(), super::forward::consent_json(consent));
                     }
                     object.insert("roster_serial".into(), json!(roster.serial()));
                     object.insert(

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use liaise_keys::AgencyId;
 use liaise_protocol::evidence::{Anchor, EvidenceMeta, bundle_prefix};
 use liaise_protocol::log::{ChainSegment, GENESIS_HEAD, Leaf, LogEntry, LogKind, MAX_PROOF_LEAVES};
+use liaise_protocol::sealed::read_forward_prefix;
 use rusqlite::Connection;
 
 use super::{checkpoints, entries, seqs_for_doc};
@@ -28,9 +29,12 @@ pub struct Exported {
     pub unanchored: usize,
 }
 
-/// Writes the bundle for `doc_id` to `out`. `blob` is the sealed document.
+/// Writes the bundle for `doc_id` to `out`. `blob` is the document as this node holds it (a
+/// sealed document, or the forwarded document its new reader received); `store` is the
+/// node's store folder.
 pub fn export(
     conn: &Connection,
+    store: &Path,
     me: &AgencyId,
     doc_id: &[u8; 16],
     blob: &Held,
@@ -42,11 +46,19 @@ pub fn export(
     let content_hash = parse_hex::<32>(&blob_name).context("corrupt blob name in the store")?;
     let sealed_len = blob.sealed_len()?;
 
+    // The receipts for copies this node forwarded name the forwarded copy: each goes in with
+    // the consent a verifier needs to recompute that copy's hash, or not at all.
+    let forwarded = forward_consents(conn, store, &id)?;
     let mut receipts: Vec<Vec<u8>> = records::receipts_for(conn, &id)?
         .into_iter()
+        .filter(|r| match forwarded.get(&r.recipient) {
+            Some(consent) => consent.is_some(),
+            None => true,
+        })
         .map(|r| r.receipt)
         .collect();
     receipts.extend(own_receipts(conn, &id)?);
+    let forward_consents: Vec<Vec<u8>> = forwarded.into_values().flatten().collect();
 
     let seqs = seqs_for_doc(conn, doc_id)?;
     let mut groups: BTreeMap<u64, (Vec<u8>, Vec<u64>)> = BTreeMap::new();
@@ -127,6 +139,7 @@ pub fn export(
         receipts: receipts.clone(),
         deletion_receipts: deletion_receipts.clone(),
         anchors,
+        forward_consents,
     };
     let mut file = BufWriter::new(
         File::create(out).with_context(|| format!("cannot create {}", out.display()))?,
@@ -151,6 +164,36 @@ fn own_receipts(conn: &Connection, doc_id: &str) -> Result<Vec<Vec<u8>>> {
         conn.prepare_cached("SELECT receipt FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
     let rows = stmt.query_map([doc_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The copies of `doc_id` this node forwarded, by new reader: the originator's consent in
+/// front of each, as this node holds it, or `None` if the copy's bytes are gone (deleted with
+/// the document it was made from).
+fn forward_consents(
+    conn: &Connection,
+    store: &Path,
+    doc_id: &str,
+) -> Result<BTreeMap<String, Option<Vec<u8>>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT recipient, blob FROM outbox_forwards WHERE doc_id = ?1 ORDER BY recipient",
+    )?;
+    let rows = stmt.query_map([doc_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut consents = BTreeMap::new();
+    for row in rows {
+        let (reader, blob) = row?;
+        let hash = parse_hex::<32>(&blob).context("corrupt blob name in the store")?;
+        let consent = match crate::store::stored_blob(conn, store, &hash)? {
+            Some(held) => Some(
+                read_forward_prefix(&mut held.open()?)
+                    .with_context(|| format!("the copy forwarded to {reader} is damaged"))?,
+            ),
+            None => None,
+        };
+        consents.insert(reader, consent);
+    }
+    Ok(consents)
 }
 
 /// The verified deletion receipts this node, as originator, holds for a document.

@@ -2,7 +2,8 @@
 //! what happened to one sealed document (spec: `docs/spec/evidence.md`).
 //!
 //! ```text
-//! bundle = magic || u16be(version) || u32be(len(meta)) || meta || sealed document
+//! bundle = magic || u16be(version) || u32be(len(meta)) || meta || document
+//! document = a sealed document, or a forwarded document (consent || sealed document)
 //! meta   = postcard EvidenceMeta
 //! ```
 //!
@@ -22,8 +23,11 @@ pub use verify::{AnchorReport, EvidenceError, EvidenceReport, ReceiptReport, ver
 
 /// The 8 bytes every bundle starts with.
 pub const EVIDENCE_MAGIC: [u8; 8] = [0x4C, 0x49, 0x41, 0x49, 0x53, 0x45, 0xE5, 0x1D];
-/// The bundle version this crate writes and reads.
+/// The bundle version this crate writes when the exporter forwarded no copy of the document,
+/// and reads: [`EvidenceMeta`] without `forward_consents`.
 pub const EVIDENCE_VERSION: u16 = 1;
+/// The bundle version with [`EvidenceMeta::forward_consents`], written when there are some.
+pub const EVIDENCE_VERSION_FORWARDS: u16 = 2;
 /// Bytes before the meta: magic, version, meta length.
 pub const EVIDENCE_PRELUDE_LEN: usize = 8 + 2 + 4;
 /// The largest meta section (64 MiB).
@@ -36,7 +40,7 @@ pub struct EvidenceMeta {
     pub exporter: AgencyId,
     /// The document.
     pub document_id: [u8; 16],
-    /// SHA-256 of the sealed document that follows.
+    /// The content hash (BLAKE3) of the document that follows.
     pub content_hash: [u8; 32],
     /// Its length.
     pub sealed_len: u64,
@@ -46,6 +50,37 @@ pub struct EvidenceMeta {
     pub deletion_receipts: Vec<Vec<u8>>,
     /// The exporter's log entries about the document, each proven below a checkpoint.
     pub anchors: Vec<Anchor>,
+    /// The originator's signed consents (`originator-control.md`) for the copies the exporter
+    /// forwarded: the delivery receipts for those copies name their hash, which a verifier
+    /// recomputes from the consent and the sealed document. Version 2 only.
+    pub forward_consents: Vec<Vec<u8>>,
+}
+
+/// [`EvidenceMeta`] as version 1 encodes it: without `forward_consents`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EvidenceMetaV1 {
+    pub exporter: AgencyId,
+    pub document_id: [u8; 16],
+    pub content_hash: [u8; 32],
+    pub sealed_len: u64,
+    pub receipts: Vec<Vec<u8>>,
+    pub deletion_receipts: Vec<Vec<u8>>,
+    pub anchors: Vec<Anchor>,
+}
+
+impl From<EvidenceMetaV1> for EvidenceMeta {
+    fn from(v1: EvidenceMetaV1) -> Self {
+        Self {
+            exporter: v1.exporter,
+            document_id: v1.document_id,
+            content_hash: v1.content_hash,
+            sealed_len: v1.sealed_len,
+            receipts: v1.receipts,
+            deletion_receipts: v1.deletion_receipts,
+            anchors: v1.anchors,
+            forward_consents: Vec::new(),
+        }
+    }
 }
 
 /// Log entries proven below one checkpoint of the exporter's log.
@@ -60,12 +95,27 @@ pub struct Anchor {
 }
 
 /// The bytes of a bundle before the sealed document: write these, then the document.
+/// Version 1 unless there are forward consents, so verifiers that read only version 1 still
+/// read every bundle they can check.
 pub fn bundle_prefix(meta: &EvidenceMeta) -> Vec<u8> {
-    let body = codec::encode(meta);
+    let (version, body) = if meta.forward_consents.is_empty() {
+        let v1 = EvidenceMetaV1 {
+            exporter: meta.exporter.clone(),
+            document_id: meta.document_id,
+            content_hash: meta.content_hash,
+            sealed_len: meta.sealed_len,
+            receipts: meta.receipts.clone(),
+            deletion_receipts: meta.deletion_receipts.clone(),
+            anchors: meta.anchors.clone(),
+        };
+        (EVIDENCE_VERSION, codec::encode(&v1))
+    } else {
+        (EVIDENCE_VERSION_FORWARDS, codec::encode(meta))
+    };
     let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
     let mut out = Vec::with_capacity(EVIDENCE_PRELUDE_LEN + body.len());
     out.extend_from_slice(&EVIDENCE_MAGIC);
-    out.extend_from_slice(&EVIDENCE_VERSION.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&body);
     out

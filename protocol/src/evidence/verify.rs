@@ -7,10 +7,13 @@ use serde::Serialize;
 use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, SigningPublicKey, Timestamp, codec};
 
-use super::{EVIDENCE_MAGIC, EVIDENCE_VERSION, EvidenceMeta, MAX_EVIDENCE_META_LEN};
+use super::{
+    EVIDENCE_MAGIC, EVIDENCE_VERSION, EVIDENCE_VERSION_FORWARDS, EvidenceMeta, EvidenceMetaV1,
+    MAX_EVIDENCE_META_LEN,
+};
 use crate::log::{LogEntry, SignedCheckpoint, SignedCountersignature};
-use crate::sealed::DocumentInfo;
-use crate::wire::{ContentHasher, DeletionReceiptBody, Signed, SignedReceipt};
+use crate::sealed::{DocumentInfo, forward_prefix, is_forwarded, read_forward_prefix};
+use crate::wire::{ContentHasher, DeletionReceiptBody, ForwardConsentBody, Signed, SignedReceipt};
 
 /// Why a bundle is not valid evidence. Coarse on purpose where signatures are concerned.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,13 @@ pub struct EvidenceReport {
     /// The document, as its signed header says.
     #[serde(skip)]
     pub document: Option<DocumentInfo>,
+    /// The originator's consent, verified, when the bundle holds a forwarded document (the
+    /// exporter is its new reader).
+    #[serde(skip)]
+    pub forwarded: Option<ForwardConsentBody>,
+    /// The originator's consents, verified, for the copies the exporter forwarded.
+    #[serde(skip)]
+    pub forwards: Vec<ForwardConsentBody>,
     /// The exporting agency.
     pub exporter: String,
     /// Delivery receipts, verified.
@@ -109,7 +119,7 @@ pub fn verify_bundle<R: Read>(
         return Err(EvidenceError::NotABundle);
     }
     let version = u16::from_be_bytes([v0, v1]);
-    if version != EVIDENCE_VERSION {
+    if version != EVIDENCE_VERSION && version != EVIDENCE_VERSION_FORWARDS {
         return Err(EvidenceError::UnsupportedVersion(version));
     }
     let meta_len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
@@ -121,12 +131,29 @@ pub fn verify_bundle<R: Read>(
     if meta.len() != meta_len {
         return Err(EvidenceError::Malformed("truncated"));
     }
-    let meta: EvidenceMeta = codec::decode("evidence meta", &meta, MAX_EVIDENCE_META_LEN)
-        .map_err(|_| EvidenceError::Malformed("meta does not decode"))?;
+    let meta: EvidenceMeta = if version == EVIDENCE_VERSION {
+        codec::decode::<EvidenceMetaV1>("evidence meta", &meta, MAX_EVIDENCE_META_LEN)
+            .map(EvidenceMeta::from)
+    } else {
+        codec::decode("evidence meta", &meta, MAX_EVIDENCE_META_LEN)
+    }
+    .map_err(|_| EvidenceError::Malformed("meta does not decode"))?;
+    if version == EVIDENCE_VERSION_FORWARDS && meta.forward_consents.is_empty() {
+        return Err(EvidenceError::Malformed(
+            "version 2 without forward consents",
+        ));
+    }
 
-    let document = verify_document(&mut input, &meta, roster)?;
+    let Checked {
+        info: document,
+        forwarded,
+        forwards,
+        copies,
+    } = verify_document(&mut input, &meta, roster)?;
     let mut report = EvidenceReport {
         document: None,
+        forwarded,
+        forwards,
         exporter: meta.exporter.to_string(),
         receipts: Vec::new(),
         deletions: Vec::new(),
@@ -136,7 +163,7 @@ pub fn verify_bundle<R: Read>(
     for bytes in &meta.receipts {
         report
             .receipts
-            .push(verify_receipt(bytes, &meta, &document, roster)?);
+            .push(verify_receipt(bytes, &meta, &copies, roster)?);
     }
     for bytes in &meta.deletion_receipts {
         report
@@ -196,55 +223,174 @@ fn read_all<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<(), EvidenceError>
     })
 }
 
-/// Streams the sealed document through `verify` and a hash, and checks nothing follows it.
+/// One copy of the document that delivery receipts in the bundle may be for.
+struct Copy {
+    /// Its content hash and length: of the sealed document, or of a forwarded document.
+    hash: [u8; 32],
+    len: u64,
+    /// The sender its receipts name: the originator, or the forwarder of a forwarded copy.
+    sender: AgencyId,
+    /// The only agency that may have received it: a forwarded copy's new reader.
+    recipient: Option<AgencyId>,
+}
+
+/// What the document part of a bundle showed.
+struct Checked {
+    info: DocumentInfo,
+    forwarded: Option<ForwardConsentBody>,
+    forwards: Vec<ForwardConsentBody>,
+    copies: Vec<Copy>,
+}
+
+/// Streams the document through `verify` and its hashes, and checks nothing follows it. The
+/// document is a sealed document, or a forwarded one (the bundle of its new reader) whose
+/// consent must verify and name it. For each forward consent in `meta` (copies the exporter
+/// forwarded), the forwarded copy's hash is computed alongside.
 fn verify_document<R: Read>(
     input: &mut R,
     meta: &EvidenceMeta,
     roster: &Roster,
-) -> Result<DocumentInfo, EvidenceError> {
+) -> Result<Checked, EvidenceError> {
+    let mut forwards = Vec::new();
+    let mut extra = Vec::new();
+    for bytes in &meta.forward_consents {
+        let consent = verify_consent(bytes, roster)?;
+        if consent.document_id != meta.document_id || consent.forwarder != meta.exporter {
+            return Err(EvidenceError::BadSignature("forwarding consent"));
+        }
+        let prefix = forward_prefix(bytes);
+        let mut hasher = ContentHasher::new();
+        hasher.update(&prefix);
+        extra.push((hasher, prefix.len() as u64));
+        forwards.push(consent);
+    }
+    let mut section = (&mut *input).take(meta.sealed_len);
+    let mut start = [0u8; 8];
+    let got = read_up_to(&mut section, &mut start)?;
+    let start = start.get(..got).unwrap_or_default();
     let mut hashing = HashingReader {
-        inner: input.take(meta.sealed_len),
+        inner: start.chain(section),
         hasher: ContentHasher::new(),
+        extra: Vec::new(),
         count: 0,
     };
+    let forwarded = if is_forwarded(start) {
+        if !forwards.is_empty() {
+            return Err(EvidenceError::Malformed(
+                "forward consents beside a forwarded document",
+            ));
+        }
+        let bytes = read_forward_prefix(&mut hashing)
+            .map_err(|e| EvidenceError::Document(e.to_string()))?;
+        Some(verify_consent(&bytes, roster)?)
+    } else {
+        None
+    };
+    // The forwarded copies' hashes take the sealed document's bytes from here on.
+    let before_sealed = hashing.count;
+    hashing.extra = extra;
     let info = crate::sealed::verify(&mut hashing, &crate::sealed::RosterSignerCheck(roster))
         .map_err(|e| EvidenceError::Document(e.to_string()))?;
     // Anything `verify` left unread of the announced length is also hashed.
     std::io::copy(&mut hashing, &mut std::io::sink())?;
-    let hash = hashing.hasher.finalize();
-    if hashing.count != meta.sealed_len
+    let HashingReader {
+        hasher,
+        extra,
+        count,
+        ..
+    } = hashing;
+    let hash = hasher.finalize();
+    if count != meta.sealed_len
         || hash != meta.content_hash
         || info.document_id.0 != meta.document_id
     {
         return Err(EvidenceError::DocumentMismatch);
     }
-    let mut extra = [0u8; 1];
-    if input.read(&mut extra)? != 0 {
+    if let Some(consent) = &forwarded
+        && (consent.document_id != info.document_id.0 || consent.originator != info.sender)
+    {
+        return Err(EvidenceError::BadSignature("forwarding consent"));
+    }
+    if forwards.iter().any(|c| c.originator != info.sender) {
+        return Err(EvidenceError::BadSignature("forwarding consent"));
+    }
+    let mut trailing = [0u8; 1];
+    if input.read(&mut trailing)? != 0 {
         return Err(EvidenceError::Malformed("bytes after the sealed document"));
     }
-    Ok(info)
+    let sealed_len = count - before_sealed;
+    let mut copies = vec![Copy {
+        hash,
+        len: count,
+        sender: forwarded
+            .as_ref()
+            .map_or_else(|| info.sender.clone(), |c| c.forwarder.clone()),
+        recipient: forwarded.as_ref().map(|c| c.new_reader.clone()),
+    }];
+    for ((hasher, prefix_len), consent) in extra.into_iter().zip(&forwards) {
+        copies.push(Copy {
+            hash: hasher.finalize(),
+            len: prefix_len + sealed_len,
+            sender: consent.forwarder.clone(),
+            recipient: Some(consent.new_reader.clone()),
+        });
+    }
+    Ok(Checked {
+        info,
+        forwarded,
+        forwards,
+        copies,
+    })
 }
 
+/// Reads until `buf` is full or the input ends; how many bytes were read.
+fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize, EvidenceError> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|r| !r.is_empty()) {
+        match input.read(rest)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// A forwarding consent, verified with the key of the originator it names.
+fn verify_consent(bytes: &[u8], roster: &Roster) -> Result<ForwardConsentBody, EvidenceError> {
+    let bad = || EvidenceError::BadSignature("forwarding consent");
+    let signed = Signed::from_bytes(bytes, "forward consent").map_err(|_| bad())?;
+    let claimed: ForwardConsentBody = signed.body_unverified().map_err(|_| bad())?;
+    let key = key_of(roster, &claimed.originator, "forwarding consent")?;
+    signed.verify(&key).map_err(|_| bad())
+}
+
+/// A delivery receipt for one of the document's `copies`.
 fn verify_receipt(
     bytes: &[u8],
     meta: &EvidenceMeta,
-    document: &DocumentInfo,
+    copies: &[Copy],
     roster: &Roster,
 ) -> Result<ReceiptReport, EvidenceError> {
     let bad = || EvidenceError::BadSignature("delivery receipt");
     let signed = SignedReceipt::from_bytes(bytes).map_err(|_| bad())?;
     let claimed = signed.body_unverified().map_err(|_| bad())?;
     let key = key_of(roster, &claimed.recipient, "delivery receipt")?;
-    let body = signed
-        .verify_for(
-            &key,
-            &meta.document_id,
-            &meta.content_hash,
-            meta.sealed_len,
-            &document.sender,
-            &claimed.recipient,
-        )
-        .map_err(|_| bad())?;
+    let body = copies
+        .iter()
+        .filter(|c| c.recipient.as_ref().is_none_or(|r| *r == claimed.recipient))
+        .find_map(|c| {
+            signed
+                .verify_for(
+                    &key,
+                    &meta.document_id,
+                    &c.hash,
+                    c.len,
+                    &c.sender,
+                    &claimed.recipient,
+                )
+                .ok()
+        })
+        .ok_or_else(bad)?;
     Ok(ReceiptReport {
         agency: body.recipient.to_string(),
         at: body.received_at,
@@ -286,9 +432,12 @@ fn key_of(
         })
 }
 
+/// Hashes what it reads: every byte into `hasher`, and into each of `extra` (the forwarded
+/// copies' hashes, each with its prefix in already).
 struct HashingReader<R> {
     inner: R,
     hasher: ContentHasher,
+    extra: Vec<(ContentHasher, u64)>,
     count: u64,
 }
 
@@ -297,6 +446,9 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         let read = buf.get(..n).unwrap_or_default();
         self.hasher.update(read);
+        for (hasher, _) in &mut self.extra {
+            hasher.update(read);
+        }
         self.count += n as u64;
         Ok(n)
     }
