@@ -63,19 +63,31 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
     half + Duration::from_millis(random % span)
 }
 
+/// How often at most the outbox looks past an agency that has as many deliveries in flight as
+/// one may have ([`MAX_PER_AGENCY`]) for other agencies' due documents. That query passes over
+/// every queued row of that agency, so it is not run after each delivery that ends, and at
+/// least [`LOOK_PAST_COST_FACTOR`] times its own duration apart: another agency's document
+/// waits at most this long (or that many times a long query) behind a large queue.
+const LOOK_PAST_FULL_EVERY: Duration = Duration::from_millis(100);
+/// See [`LOOK_PAST_FULL_EVERY`]: the query that looks past a full agency takes at most one
+/// part in this many of the worker's time, however long that agency's queue.
+const LOOK_PAST_COST_FACTOR: u32 = 20;
+
 /// Runs until shutdown: wakes on new work, on the next due time, or every few seconds.
 pub async fn outbox_worker(node: Arc<Node>) {
     // Each delivery in flight: its outbox rowid, and whether it is slow (large or a retry).
     let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELIVERIES));
     let mut shutdown = node.shutdown.clone();
+    // When the outbox may next look past a full agency.
+    let mut look_past_after: Option<std::time::Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
         let now = now_secs();
         // Rows being delivered are still due: the query leaves them out, and the deliveries
-        // that must wait, and fetches only as many more as there are free slots.
+        // that must wait, and fetches no more than there are free slots.
         let (skip, mut count) = in_flight
             .lock()
             .map(|s| {
@@ -86,36 +98,56 @@ pub async fn outbox_worker(node: Arc<Node>) {
             })
             .unwrap_or_default();
         let held_back = count.held_back();
-        let limit = slots.available_permits().clamp(1, MAX_DUE_FETCH);
-        // One trip to the database per wake: the due rows not in flight, the bytes of those
-        // small enough to be held in the database, and when the next one is due. Only this
-        // loop adds to `in_flight`, so every delivery in flight is in `skip`; the insert below
-        // still refuses a second one for the same key.
-        let (due, next) = node
+        let permits = slots.available_permits();
+        let looks_past = !held_back.full.is_empty();
+        if let Some(after) = look_past_after.filter(|_| looks_past && permits > 0) {
+            let now = std::time::Instant::now();
+            if now < after {
+                tokio::select! {
+                    _ = node.outbox_wake.notified() => {}
+                    _ = tokio::time::sleep(after - now) => {}
+                    _ = shutdown.changed() => break,
+                }
+                continue;
+            }
+        }
+        let limit = count.fetch_limit(permits);
+        // One trip to the database per wake: the due rows not in flight, which of them the
+        // limits admit now, the bytes of those admitted that are small enough to be held in
+        // the database (none read for a row that must wait), and when the next one is due.
+        // Only this loop adds to `in_flight`, so every delivery in flight is in `skip` and
+        // counted; the insert below still refuses a second one for the same key. Whether a
+        // delivery had to wait: the next query leaves out its kind and so reaches the rows
+        // behind it.
+        let started = std::time::Instant::now();
+        let (due, next, held_up, fetched) = node
             .store
             .db
             .read(move |c| {
-                let mut fresh = Vec::new();
-                for item in records::due(c, now, limit, &skip, &held_back)? {
+                let (mut admitted, mut held_up) = (Vec::new(), false);
+                let rows = records::due(c, now, limit, &skip, &held_back)?;
+                let fetched = rows.len();
+                for item in rows {
+                    let is_slow = item.sealed_len > INLINE_MAX_LEN || item.attempts > 0;
+                    if !count.admit(&item.recipient, is_slow) {
+                        held_up = true;
+                        continue;
+                    }
                     let inline = match parse_hex::<32>(&item.blob) {
                         Some(hash) if item.sealed_len <= INLINE_MAX_LEN => held::get(c, &hash)?,
                         _ => None,
                     };
-                    fresh.push((item, inline.map(Held::Inline)));
+                    admitted.push((item, inline.map(Held::Inline), is_slow));
                 }
-                Ok((fresh, records::next_due_at(c)?))
+                Ok((admitted, records::next_due_at(c)?, held_up, fetched))
             })
             .await
             .unwrap_or_default();
-        // Whether a delivery had to wait in this round: the next query leaves out its kind
-        // and so reaches the rows behind it.
-        let mut held_up = false;
-        for (item, held) in due {
-            let is_slow = item.sealed_len > INLINE_MAX_LEN || item.attempts > 0;
-            if !count.admit(&item.recipient, is_slow) {
-                held_up = true;
-                continue;
-            }
+        if looks_past {
+            let spent = started.elapsed().saturating_mul(LOOK_PAST_COST_FACTOR);
+            look_past_after = Some(std::time::Instant::now() + spent.max(LOOK_PAST_FULL_EVERY));
+        }
+        for (item, held, is_slow) in due {
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
@@ -137,7 +169,8 @@ pub async fn outbox_worker(node: Arc<Node>) {
                 node.outbox_wake.notify_one();
             });
         }
-        if held_up {
+        // More may be due than this round fetched: look again while slots are free.
+        if held_up || (fetched == limit && slots.available_permits() > 0) {
             continue;
         }
         let wait = match next {
@@ -193,6 +226,24 @@ impl InFlightCount {
             all: self.slow >= MAX_SLOW_DELIVERIES,
             full: at_limit(&self.per_agency, MAX_PER_AGENCY),
         }
+    }
+
+    /// How many due rows to fetch with `permits` slots free: no more than those, nor than the
+    /// busiest agency not at its limit may still take. A row for an agency at its limit is
+    /// left out by the query; one fetched but not admitted is a wasted read, and after each
+    /// delivery that ends, the agency it freed a slot of is usually the busiest. Fetching
+    /// fewer than could be admitted only costs another round.
+    fn fetch_limit(&self, permits: usize) -> usize {
+        let busiest = self
+            .per_agency
+            .values()
+            .copied()
+            .filter(|n| *n < MAX_PER_AGENCY)
+            .max()
+            .unwrap_or(0);
+        permits
+            .min(MAX_PER_AGENCY - busiest)
+            .clamp(1, MAX_DUE_FETCH)
     }
 
     /// Counts one more delivery to `recipient`, slow or not, if the limits allow it.
@@ -516,6 +567,31 @@ mod tests {
         assert_eq!(held.recipients, ["nl.prison.vught"]);
         assert!(!held.all && held.full.is_empty());
         assert!(InFlightCount::default().held_back().is_empty());
+    }
+
+    #[test]
+    fn fetches_no_more_rows_than_the_busiest_open_agency_may_take() {
+        // Nothing in flight: as many as one agency may take (more rows, for other agencies,
+        // come in the next round).
+        let mut count = InFlightCount::default();
+        assert_eq!(count.fetch_limit(MAX_PARALLEL_DELIVERIES), MAX_PER_AGENCY);
+        assert_eq!(count.fetch_limit(5), 5);
+        assert_eq!(count.fetch_limit(0), 1);
+        for _ in 1..MAX_PER_AGENCY {
+            assert!(count.admit("nl.prison.vught", false));
+        }
+        // One slot left for the prison: its next row is the likely one, so one is fetched.
+        assert_eq!(
+            count.fetch_limit(MAX_PARALLEL_DELIVERIES - MAX_PER_AGENCY + 1),
+            1
+        );
+        // Once the prison is full its rows are left out: the others may take more.
+        assert!(count.admit("nl.prison.vught", false));
+        for _ in 0..10 {
+            assert!(count.admit("nl.probation.utrecht", false));
+        }
+        let free = MAX_PARALLEL_DELIVERIES - MAX_PER_AGENCY - 10;
+        assert_eq!(count.fetch_limit(free), free.min(MAX_PER_AGENCY - 10));
     }
 
     #[test]
