@@ -289,6 +289,28 @@ fn revoked_agency_leaves_the_roster_and_cannot_rejoin_with_its_keys() {
     .ok();
     s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
         .ok();
+    // The prison, importing the roster that revokes it, is told so, and its node says why
+    // it cannot start (not that the prison was never admitted).
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "prison",
+        "r1.liaise",
+        "--federation-fingerprint",
+        &fp,
+    ])
+    .ok();
+    let imported = s.liaise(&["roster", "import", "--home", "prison", "r2.liaise"]);
+    assert!(
+        imported
+            .ok()
+            .contains("nl.prison.vught is revoked in this roster"),
+        "{}",
+        imported.ok()
+    );
+    s.liaise(&["node", "run", "--home", "prison", "--listen", "127.0.0.1:0"])
+        .fails_with("nl.prison.vught is revoked in the roster this node holds");
     let shown = s
         .liaise(&["roster", "show", "--home", "city", "--json"])
         .json();

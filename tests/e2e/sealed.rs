@@ -106,6 +106,23 @@ fn seal_verify_open_with_per_section_readers() {
         v["recipients"][1]["sections"],
         serde_json::json!(["main", "annex"])
     );
+    // With $LIAISE_HOME set, as the guide suggests, --roster still decides.
+    let with_home = s
+        .command(&[
+            "verify",
+            "report.liaise",
+            "--roster",
+            "roster.liaise",
+            "--json",
+        ])
+        .env("LIAISE_HOME", s.path("prison"))
+        .output()
+        .unwrap();
+    assert!(
+        with_home.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_home.stderr)
+    );
     let human = s
         .liaise(&["verify", "report.liaise", "--home", "prison"])
         .ok()

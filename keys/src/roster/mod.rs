@@ -175,6 +175,17 @@ impl Roster {
             .find(|r| &r.fingerprint == fingerprint)
     }
 
+    /// The latest revocation of a key `agency` held, if the roster records one: why an agency
+    /// that is not a member any more is not (as opposed to one not admitted yet).
+    pub fn revocation_of_agency(&self, agency: &AgencyId) -> Option<&RevokedKey> {
+        self.signed
+            .body
+            .revoked
+            .iter()
+            .filter(|r| r.agency.as_ref() == Some(agency))
+            .max_by_key(|r| r.revoked_at)
+    }
+
     /// The member whose identity key this is; revoked keys are refused with their date.
     pub fn member_by_signing_key(&self, key: &SigningPublicKey) -> Result<&Member, LookupError> {
         let fingerprint = key.fingerprint();

@@ -118,7 +118,15 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                 accepted.body().expires_at
             );
             if !listed {
-                println!("Note: {} is not in this roster yet.", profile.agency);
+                match accepted.revocation_of_agency(&profile.agency) {
+                    Some(revoked) => println!(
+                        "Note: {} is revoked in this roster (since {}): its node cannot \
+                         exchange with the federation. Ask your stewards; a rebuilt node joins \
+                         again with new keys (`liaise init`).",
+                        profile.agency, revoked.revoked_at
+                    ),
+                    None => println!("Note: {} is not in this roster yet.", profile.agency),
+                }
             }
             match node_serial {
                 Some(Some(serial)) if serial >= accepted.serial() => {

@@ -22,10 +22,11 @@ use crate::trust::RosterSignerCheck;
 pub struct VerifyArgs {
     /// A sealed file, or the id of a document in this node's store (needs --home).
     document: String,
-    /// Check against this agency's roster.
-    #[arg(long, env = crate::home::HOME_ENV, value_name = "HOME", conflicts_with = "roster")]
+    /// Check against this agency's roster (and find a DOC_ID in its store).
+    #[arg(long, env = crate::home::HOME_ENV, value_name = "HOME")]
     home: Option<PathBuf>,
-    /// Check against this roster file instead (no Liaise home needed).
+    /// Check against this roster file instead (no Liaise home needed; it wins over --home and
+    /// $LIAISE_HOME).
     #[arg(long, value_name = "ROSTER")]
     roster: Option<PathBuf>,
     #[command(flatten)]
@@ -34,13 +35,13 @@ pub struct VerifyArgs {
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let (roster, home) = match (&args.roster, &args.home) {
-        (Some(path), _) => {
+        (Some(path), home) => {
             let bytes = read_limited(path, MAX_ROSTER_LEN, "roster")?;
             // An expired roster still tells who held which key back then: courts verify
             // documents years later. Its signatures and rules are checked all the same.
             let roster = Roster::load_stored_ignoring_expiry(&bytes)
                 .with_context(|| format!("roster {} is not usable", path.display()))?;
-            (roster, None)
+            (roster, home.clone().map(Home::new))
         }
         (None, Some(home)) => {
             let home = Home::new(home.clone());

@@ -116,10 +116,21 @@ pub async fn run(
     let profile = home.profile()?;
     let roster = home.require_roster(Timestamp::now())?;
     let member = roster.member(&profile.agency).with_context(|| {
-        format!(
-            "{} is not a member in the roster this node holds",
-            profile.agency
-        )
+        match roster.revocation_of_agency(&profile.agency) {
+            Some(revoked) => format!(
+                "{} is revoked in the roster this node holds (serial {}, since {}); ask your \
+                 stewards, a rebuilt node joins again with new keys (`liaise init`)",
+                profile.agency,
+                roster.serial(),
+                revoked.revoked_at
+            ),
+            None => format!(
+                "{} is not a member in the roster this node holds (serial {}); import the \
+                 roster that admits it (`liaise roster import`)",
+                profile.agency,
+                roster.serial()
+            ),
+        }
     })?;
     if member.signing_key != secrets.signing.public_key() {
         anyhow::bail!(
