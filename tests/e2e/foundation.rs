@@ -10,7 +10,7 @@ fn two_agency_federation(s: &Sandbox) -> String {
     let fp = s.federation("fed", 3, 2);
     s.agency("city", "nl.city.utrecht", "city", "127.0.0.1:7401");
     s.agency("prison", "nl.prison.vught", "prison", "127.0.0.1:7402");
-    s.liaise(&[
+    let first = s.liaise(&[
         "federation",
         "add",
         "--dir",
@@ -18,18 +18,29 @@ fn two_agency_federation(s: &Sandbox) -> String {
         "city/membership.toml",
         "--group",
         "case-conference",
-    ])
-    .ok();
-    s.liaise(&[
-        "federation",
-        "add",
-        "--dir",
-        "fed",
-        "prison/membership.toml",
-        "--group",
-        "case-conference",
-    ])
-    .ok();
+    ]);
+    assert!(
+        first
+            .ok()
+            .contains("in group case-conference (a new group: check its spelling)"),
+        "{}",
+        first.ok()
+    );
+    // The second member joins the group the first one made: nothing new.
+    let second = s
+        .liaise(&[
+            "federation",
+            "add",
+            "--dir",
+            "fed",
+            "prison/membership.toml",
+            "--group",
+            "case-conference",
+            "--json",
+        ])
+        .json();
+    assert_eq!(second["groups"], serde_json::json!(["case-conference"]));
+    assert_eq!(second["new_groups"], serde_json::json!([]));
     s.liaise(&[
         "federation",
         "publish",

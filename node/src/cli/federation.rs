@@ -277,6 +277,12 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
         state.members.retain(|m| m.agency != agency);
     }
     state.members.push(request);
+    // Groups named for the first time: a typo would otherwise make a new group silently.
+    let new_groups: Vec<String> = groups
+        .iter()
+        .filter(|g| !state.groups.contains_key(*g))
+        .cloned()
+        .collect();
     for group in &groups {
         let members = state.groups.entry(group.clone()).or_default();
         if !members.contains(&agency) {
@@ -285,12 +291,23 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
     }
     fed.save(&state)?;
     if json.json {
-        return print_json(
-            &json!({ "agency": agency.as_str(), "updated": replaced, "groups": groups }),
-        );
+        return print_json(&json!({
+            "agency": agency.as_str(),
+            "updated": replaced,
+            "groups": groups,
+            "new_groups": new_groups,
+        }));
     }
     let verb = if replaced { "Updated" } else { "Added" };
     println!("{verb} {agency}. Run `liaise federation publish` to hand out a roster with it.");
+    for group in &groups {
+        let new = if new_groups.contains(group) {
+            " (a new group: check its spelling)"
+        } else {
+            ""
+        };
+        println!("  in group {group}{new}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
