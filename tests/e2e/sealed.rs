@@ -357,6 +357,21 @@ fn revoked_signer_is_refused_by_verify() {
 }
 
 #[test]
+fn a_signer_name_altered_in_the_file_is_called_altered() {
+    let s = federation();
+    seal_report(&s, "report.liaise", &[]);
+    let mut bytes = s.read("report.liaise");
+    let at = bytes
+        .windows(CITY.len())
+        .position(|w| w == CITY.as_bytes())
+        .unwrap();
+    bytes[at..at + CITY.len()].copy_from_slice(b"nl.city.uurecht");
+    std::fs::write(s.path("altered.liaise"), &bytes).unwrap();
+    s.liaise(&["verify", "altered.liaise", "--roster", "roster.liaise"])
+        .fails_with("the signer's name was altered");
+}
+
+#[test]
 fn recipients_and_sections_options_are_checked() {
     let s = federation();
     // A section named twice, and `main` (which is the FILE), each with the hint that fits.

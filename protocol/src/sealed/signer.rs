@@ -14,6 +14,12 @@ pub enum SignerRejected {
     /// The agency is not a member of the federation.
     #[error("not in the roster")]
     NotInRoster,
+    /// The agency is not a member, but the key is another member's signing key: the name in
+    /// the document is not the one that member signed under (it was altered).
+    #[error(
+        "not in the roster, yet its signing key is another member's: the signer's name was altered"
+    )]
+    KeyOfAnotherMember,
     /// The key is not the agency's signing key in the roster.
     #[error("the signing key is not the agency's key in the roster")]
     WrongKey,
@@ -86,7 +92,12 @@ impl SignerCheck for RosterSignerCheck<'_> {
         key: &SigningPublicKey,
         signed_at: Timestamp,
     ) -> Result<(), SignerRejected> {
-        let member = self.0.member(agency).ok_or(SignerRejected::NotInRoster)?;
+        let Some(member) = self.0.member(agency) else {
+            return Err(match self.0.member_by_signing_key(key) {
+                Ok(_) => SignerRejected::KeyOfAnotherMember,
+                Err(_) => SignerRejected::NotInRoster,
+            });
+        };
         if &member.signing_key != key {
             return Err(SignerRejected::WrongKey);
         }
