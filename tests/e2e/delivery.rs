@@ -303,6 +303,32 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
     assert_eq!(doc_id.len(), 32, "{first:?}");
     // The id came while the wait still runs, so an interrupted wait leaves it on the screen.
     assert!(send.try_wait().unwrap().is_none());
+    // A script's wait (--json) prints its JSON with the id when the wait is cut short too.
+    let scripted = sb
+        .command(&[
+            "send",
+            "--home",
+            &city.home,
+            "--to",
+            PROBATION,
+            "--wait",
+            "--timeout",
+            "2m",
+            "--json",
+            "report.txt",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fed.json(city, &["outbox"]).as_array().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second send never queued"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     city_node.terminate();
     let out = send.wait_with_output().unwrap();
@@ -311,6 +337,15 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
     assert!(stderr.contains("stays queued"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains(&doc_id), "{stderr}");
+    let out = scripted.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"], "node stopped: the document stays queued");
+    let other = json["doc_id"].as_str().unwrap();
+    assert!(other.len() == 32 && other != doc_id, "{json}");
+    assert!(stderr.contains(other), "{stderr}");
 
     // With the node down, `outbox` and `inbox` still show what its store last recorded.
     let outbox = fed

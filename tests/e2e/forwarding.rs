@@ -102,6 +102,30 @@ fn a_forward_is_delivered_to_the_new_readers_node_and_opens_with_the_chain() {
     let sb = &fed.sandbox;
     let doc = send_forwardable(&fed, city);
 
+    // Typos are caught here, before the originator is asked.
+    sb.liaise(&[
+        "forward",
+        "--home",
+        &probation.home,
+        &doc,
+        "--to",
+        "nl.polce.utrecht",
+        "--reason",
+        "joint case",
+    ])
+    .fails_with("nl.polce.utrecht is not a member in this node's roster");
+    sb.liaise(&[
+        "forward",
+        "--home",
+        &probation.home,
+        "report.txt",
+        "--to",
+        PRISON,
+        "--reason",
+        "joint case",
+    ])
+    .fails_with("`report.txt` is not a document id");
+
     let forwarded = forward(&fed, probation, &doc);
     assert_eq!(forwarded["outcome"], "delivered", "{forwarded:#}");
     assert_eq!(forwarded["originator"], CITY);

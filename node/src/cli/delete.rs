@@ -25,6 +25,7 @@ pub struct DeleteArgs {
 
 pub fn run(args: DeleteArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
+    super::check_doc_id(&args.doc_id)?;
     let result = client::call(
         &home,
         &Request::DeleteReceived {

@@ -43,6 +43,20 @@ pub struct ForwardArgs {
 
 pub fn run(args: ForwardArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
+    super::check_doc_id(&args.doc_id)?;
+    // A misspelt new reader is said here, not after a round trip to the originator.
+    if let Some(roster) = home.roster_for_display()?
+        && liaise_keys::AgencyId::new(&args.to)
+            .ok()
+            .and_then(|to| roster.member(&to))
+            .is_none()
+    {
+        bail!(
+            "{} is not a member in this node's roster (serial {}); see `liaise roster show`",
+            args.to,
+            roster.serial()
+        );
+    }
     let timeout = args.wait.timeout()?;
     if let Some(out) = &args.out
         && out.exists()
@@ -94,9 +108,18 @@ fn delivered(
     timeout: std::time::Duration,
 ) -> Result<ExitCode> {
     let outcome = if args.wait.wait {
-        let (outcome, _) =
-            super::send::wait_for_receipts(home, &args.doc_id, Some(&args.to), timeout)?;
-        outcome
+        match super::send::wait_for_receipts(home, &args.doc_id, Some(&args.to), timeout) {
+            Ok((outcome, _)) => outcome,
+            Err(e) => {
+                if args.json.json {
+                    print_json(&json!({
+                        "doc_id": args.doc_id, "to": args.to, "originator": originator,
+                        "outcome": super::send::LOST_NODE,
+                    }))?;
+                }
+                return Ok(super::send::lost_node(home, &args.doc_id, &e));
+            }
+        }
     } else {
         "queued"
     };

@@ -164,6 +164,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Refuses, before asking the node, a DOC_ID that cannot be one (a typo, a file name).
+pub(crate) fn check_doc_id(doc_id: &str) -> Result<()> {
+    if crate::store::parse_hex::<16>(doc_id).is_none() {
+        anyhow::bail!("`{doc_id}` is not a document id (32 hex digits, as `liaise send` prints)");
+    }
+    Ok(())
+}
+
 /// Prints a JSON value on stdout, one document per command.
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -23,6 +23,7 @@ pub struct ReceiptsArgs {
 
 pub fn run(args: ReceiptsArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
+    super::check_doc_id(&args.doc_id)?;
     let request = Request::Receipts {
         doc_id: args.doc_id.clone(),
     };

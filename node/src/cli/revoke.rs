@@ -25,6 +25,7 @@ pub struct RevokeArgs {
 
 pub fn run(args: RevokeArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
+    super::check_doc_id(&args.doc_id)?;
     let result = client::call(
         &home,
         &Request::Revoke {
@@ -71,6 +72,7 @@ pub struct CustodyArgs {
 
 pub fn run_custody(args: CustodyArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
+    super::check_doc_id(&args.doc_id)?;
     let result = client::call(
         &home,
         &Request::Custody {

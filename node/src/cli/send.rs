@@ -93,12 +93,10 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let outcome = match wait_for_receipts(&home, &doc_id, None, timeout) {
         Ok(outcome) => outcome,
         Err(e) => {
-            eprintln!(
-                "error: cannot follow the delivery ({e:#}); document {doc_id} stays queued: \
-                 once the node runs, see `liaise outbox --home {}`",
-                home.root().display()
-            );
-            return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));
+            if args.json.json {
+                print_json(&json!({ "doc_id": doc_id, "outcome": LOST_NODE, "recipients": [] }))?;
+            }
+            return Ok(lost_node(&home, &doc_id, &e));
         }
     };
     if args.json.json {
@@ -110,6 +108,19 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
     }
     Ok(wait_exit_code(outcome.0))
+}
+
+/// The `--wait` outcome when the node stopped answering during the wait.
+pub(super) const LOST_NODE: &str = "node stopped: the document stays queued";
+
+/// Says on stderr that a wait lost its node and the document stays queued; exit 75.
+pub(super) fn lost_node(home: &Home, doc_id: &str, e: &anyhow::Error) -> ExitCode {
+    eprintln!(
+        "error: cannot follow the delivery ({e:#}); document {doc_id} stays queued: once the \
+         node runs, see `liaise outbox --home {}`",
+        home.root().display()
+    );
+    ExitCode::from(super::originator::EXIT_TEMPFAIL)
 }
 
 /// One line per recipient without a receipt: its state, attempts and last error, so that a
