@@ -264,6 +264,32 @@ fn an_evidence_bundle_with_any_byte_changed_fails() {
         .json();
     assert_eq!(report["valid"], true, "{report:#}");
     assert_eq!(report["receipts"][0]["agency"], PROBATION);
+    // Readable by its owner only (it lists agencies and times of a case), and replaced
+    // whole by a second export, with no temporary file left beside it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(sb.path("case.evidence"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let before = sb.read("case.evidence");
+    sb.liaise(&[
+        "evidence",
+        "export",
+        "--home",
+        &city.home,
+        &doc,
+        "--out",
+        "case.evidence",
+    ])
+    .ok();
+    assert_eq!(sb.read("case.evidence"), before);
+    let names: Vec<_> = std::fs::read_dir(sb.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("case.evidence"))
+        .collect();
+    assert_eq!(names, ["case.evidence"]);
     assert!(
         report["anchors"]
             .as_array()

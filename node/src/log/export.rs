@@ -2,8 +2,8 @@
 //! (spec: `docs/spec/evidence.md`).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -141,21 +141,40 @@ pub fn export(
         anchors,
         forward_consents,
     };
-    let mut file = BufWriter::new(
-        File::create(out).with_context(|| format!("cannot create {}", out.display()))?,
-    );
-    file.write_all(&bundle_prefix(&meta))?;
-    let mut sealed = blob.open()?;
-    std::io::copy(&mut sealed, &mut file)?;
-    file.into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", out.display(), e.error()))?
-        .sync_all()?;
+    write_bundle(out, &bundle_prefix(&meta), blob)?;
     Ok(Exported {
         receipts: receipts.len(),
         deletion_receipts: deletion_receipts.len(),
         entries: disclosed,
         unanchored,
     })
+}
+
+/// Writes `prefix` and the document to a private temporary file beside `out`, syncs it and
+/// renames it over `out`: a bundle written before stays whole until the new one is, and a
+/// failed export leaves nothing half-written.
+fn write_bundle(out: &Path, prefix: &[u8], blob: &Held) -> Result<()> {
+    let tmp = crate::fsutil::temporary_sibling(out)?;
+    let written = (|| -> Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        writer.write_all(prefix)?;
+        std::io::copy(&mut blob.open()?, &mut writer)?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        Ok(std::fs::rename(&tmp, out)?)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", out.display()))
 }
 
 /// The receipts this node signed for a document it received.
