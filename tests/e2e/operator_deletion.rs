@@ -2,8 +2,10 @@
 //! it. The sealed bytes go; the inbox line, the receipts and the log, which prove the exchange
 //! happened, stay.
 
+use liaise_protocol::wire::{Message, MessageKind, encode_frame};
 use serde_json::Value;
 
+use super::hardening::{Member, read_frame, runtime};
 use super::nodes::TestFederation;
 
 const CITY: &str = "nl.city.utrecht";
@@ -62,6 +64,31 @@ fn an_operator_deletes_a_received_copy_and_the_proof_of_the_exchange_stays() {
     sb.liaise(&["verify", "--home", &probation.home, &large])
         .fails_with("(by its operator)");
 
+    // A sender that lost the receipt and delivers the same bytes again gets the receipt it
+    // is owed, and the copy is not stored again.
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let city_at_probation = Member::new(&fed, city, probation);
+    for (doc, blob) in [(&small, &blobs[0]), (&large, &blobs[1])] {
+        let bytes = sb.stored(&city.home, blob).unwrap();
+        let receipt = rt.block_on(redeliver(&city_at_probation, doc, &bytes));
+        let held = fed.json(city, &["receipts", doc]);
+        assert_eq!(
+            held[0]["receipt"].as_str().unwrap(),
+            liaise_node::store::hex(&receipt)
+        );
+        assert!(sb.stored(&probation.home, blob).is_none(), "{blob}");
+    }
+    let inbox = fed.json(probation, &["inbox"]);
+    assert!(
+        inbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verification"] == "deleted"),
+        "{inbox:#}"
+    );
+
     // Deleting again changes nothing, and says when it was done.
     let first = fed.json(probation, &["delete", &small]);
     assert_eq!(first["already_deleted"], true);
@@ -101,4 +128,29 @@ fn an_operator_deletes_a_received_copy_and_the_proof_of_the_exchange_stays() {
         PRISON,
     ])
     .fails_with("from nl.city.utrecht, not from nl.prison.vught");
+}
+
+/// Delivers `bytes` as document `doc` over a stream of its own, sending what the receiver
+/// asks for; returns the receipt it answers with.
+async fn redeliver(peer: &Member, doc: &str, bytes: &[u8]) -> Vec<u8> {
+    let conn = peer.connect().await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let offer = Message::Offer {
+        document_id: liaise_node::store::parse_hex(doc).unwrap(),
+        sealed_len: bytes.len() as u64,
+        content_hash: liaise_protocol::wire::content_hash(bytes),
+    };
+    send.write_all(&encode_frame(&offer)).await.unwrap();
+    let Message::Accept { resume_offset } = read_frame(&mut recv, &[MessageKind::Accept]).await
+    else {
+        panic!("not accepted");
+    };
+    send.write_all(&bytes[resume_offset as usize..])
+        .await
+        .unwrap();
+    send.finish().unwrap();
+    match read_frame(&mut recv, &[MessageKind::Receipt, MessageKind::Reject]).await {
+        Message::Receipt { receipt } => receipt,
+        other => panic!("{doc}: {other:?}"),
+    }
 }

@@ -330,7 +330,7 @@ async fn delete_on_request(
     let body: DeleteRequestBody = signed
         .verify(&member.signing_key)
         .map_err(|_| bad("bad signature"))?;
-    let deleted_at = delete_copy(node, body.document_id, peer, body.reason.as_str())
+    let (deleted_at, _) = delete_copy(node, body.document_id, peer, body.reason.as_str())
         .await
         .map_err(|e| (Refusal::Internal, format!("{e:#}")))?;
     let receipt = DeletionReceiptBody {
@@ -346,13 +346,14 @@ async fn delete_on_request(
 
 /// Deletes this node's copy of a document received from `sender` (if it holds one) and
 /// records the deletion and why (a [`DeletionReason::as_str`] or
-/// [`custody::DELETED_BY_OPERATOR`]); returns when it was (first) deleted.
+/// [`custody::DELETED_BY_OPERATOR`]); returns when it was (first) deleted, and whether this
+/// call was that first deletion.
 pub(crate) async fn delete_copy(
     node: &Node,
     document_id: [u8; 16],
     sender: &AgencyId,
     reason: &'static str,
-) -> Result<u64> {
+) -> Result<(u64, bool)> {
     let (doc, from) = (hex(&document_id), sender.as_str().to_owned());
     let held = node
         .store
@@ -368,7 +369,7 @@ pub(crate) async fn delete_copy(
     let forwards = forwards_of(node, &doc, sender).await?;
     let now = now_secs();
     let origin = sender.clone();
-    let (at, stored) = node
+    let (at, first, stored) = node
         .store
         .db
         .write(move |c| {
@@ -382,7 +383,7 @@ pub(crate) async fn delete_copy(
                 crate::store::held::remove(c, hash)?;
             }
             for (recipient, _) in &forwards {
-                crate::store::forwards::cancel_forward(c, &doc, recipient, now)?;
+                crate::store::forwards::cancel_forward(c, &doc, recipient, reason, now)?;
             }
             let first = custody::inbox_deletion(c, &doc, &from)?.is_none();
             let at = custody::record_inbox_deletion(c, &doc, &from, reason, now)?;
@@ -396,14 +397,14 @@ pub(crate) async fn delete_copy(
                     json!({ "why": reason }),
                 )?;
             }
-            Ok((at, stored))
+            Ok((at, first, stored))
         })
         .await?;
     // A large copy that arrived between the read and the transaction.
     if let Some(hash) = stored {
         remove_blob_file(node, &hash)?;
     }
-    Ok(at)
+    Ok((at, first))
 }
 
 /// Removes the blob file with content hash `hash`, if there is one.

@@ -111,10 +111,29 @@ pub async fn request_forward(
         queued_at: now,
         expires_at: body.not_after.map_or(window, |t| t.0.min(window)),
     };
-    node.store
+    // Checked again in the transaction that queues it: a deletion of this node's copy (its
+    // operator's, or on the originator's request) that landed while the forward was being
+    // written did not see it, and must not be outlived by it.
+    let (doc, originator) = (hex(&id), held.originator.as_str().to_owned());
+    let queued = node
+        .store
         .db
-        .write(move |c| queue_forward(c, &forward))
-        .await?;
+        .write(move |c| {
+            if let Some((at, reason)) = crate::store::custody::inbox_deletion(c, &doc, &originator)?
+            {
+                bail!(
+                    "this node's copy of {doc} was deleted at {} ({}); it cannot be forwarded",
+                    Timestamp(at),
+                    crate::store::custody::deletion_why(&reason)
+                );
+            }
+            queue_forward(c, &forward)
+        })
+        .await;
+    if let Err(e) = queued {
+        let _ = std::fs::remove_file(node.store.blobs.path(&hash));
+        return Err(e);
+    }
     node.outbox_wake.notify_one();
     Ok(json!({
         "doc_id": hex(&id),

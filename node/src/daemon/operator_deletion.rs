@@ -28,17 +28,19 @@ pub async fn delete_received(node: &Node, doc_id: &str, from: Option<&str>) -> R
         .db
         .read(move |c| custody::received_copies(c, &hex(&id)))
         .await?;
-    let (sender, deleted_before) = choose_copy(doc_id, copies, from)?;
+    let (sender, _) = choose_copy(doc_id, copies, from)?;
     let sender = AgencyId::new(&sender).context("corrupt sender in the inbox")?;
-    let deleted_at = delete_copy(node, id, &sender, DELETED_BY_OPERATOR).await?;
-    if deleted_before.is_none() {
+    // Whether this call deleted it is decided in the deletion's own transaction: an
+    // originator's request may have deleted it since the read above.
+    let (deleted_at, first) = delete_copy(node, id, &sender, DELETED_BY_OPERATOR).await?;
+    if first {
         tracing::info!(doc = %doc_id, sender = %sender, "received copy deleted by the operator");
     }
     Ok(json!({
         "doc_id": doc_id,
         "sender": sender.as_str(),
         "deleted_at": deleted_at,
-        "already_deleted": deleted_before.is_some(),
+        "already_deleted": !first,
     }))
 }
 

@@ -365,18 +365,20 @@ async fn receive_inner(
         .await
         .map_err(internal)?;
     if let Some((blob, receipt, deleted)) = held {
+        // The same bytes from the same peer (a sender that lost the receipt): it was
+        // delivered, so the same receipt, also if this node has deleted its copy since.
+        if blob == hex(&offer.content_hash) {
+            send_accept(send, offer.sealed_len).await?;
+            expect_end(recv).await?;
+            return send_receipt(send, receipt).await;
+        }
         if let Some((at, reason)) = deleted {
             return Err(deleted_already(at, &reason));
         }
-        if blob != hex(&offer.content_hash) {
-            return Err(Outcome::Reject(
-                RejectReason::BadDocument,
-                "another document with this id was received".into(),
-            ));
-        }
-        send_accept(send, offer.sealed_len).await?;
-        expect_end(recv).await?;
-        return send_receipt(send, receipt).await;
+        return Err(Outcome::Reject(
+            RejectReason::BadDocument,
+            "another document with this id was received".into(),
+        ));
     }
 
     let partial = node
@@ -583,17 +585,19 @@ fn record_received(
     inline: Option<(&[u8; 32], &[u8])>,
     quota: Option<QuotaCheck>,
 ) -> Result<Recorded> {
+    let held = records::inbox_receipt(conn, &row.doc_id, &row.sender)?;
+    // The same bytes again (the same sender or forwarder: another forwarder's consent makes
+    // other bytes): it was delivered, so the first receipt, also after a deletion here.
+    if let Some((_, kept)) = held.as_ref().filter(|(blob, _)| *blob == row.blob) {
+        return Ok(Recorded::Receipt(kept.clone()));
+    }
     if let Some((at, reason)) =
         crate::store::custody::inbox_deletion(conn, &row.doc_id, &row.sender)?
     {
         return Ok(Recorded::Deleted(at, reason));
     }
-    if let Some((blob, kept)) = records::inbox_receipt(conn, &row.doc_id, &row.sender)? {
-        return Ok(if blob == row.blob {
-            Recorded::Receipt(kept)
-        } else {
-            Recorded::Conflict
-        });
+    if held.is_some() {
+        return Ok(Recorded::Conflict);
     }
     if let Some(QuotaCheck { limit, unfinished }) = quota {
         let holder = row.forwarded_by.as_deref().unwrap_or(&row.sender);
@@ -885,17 +889,23 @@ fn check_held(
     checked.map(|ok| (ok, document))
 }
 
-/// A document this node deleted already at its originator's request (or at its expiry) is
-/// refused: the deletion receipt it signed must stay true. A forwarded copy can arrive after
-/// the originator revoked its forwarder, from the forwarder's outbox; a direct one can be in
-/// flight while the originator revokes. Checked in the transaction that would store it.
+/// A document this node deleted already (at its originator's request, at its expiry, or by
+/// its operator) is refused, unless it is the very bytes received before from the same peer
+/// (which get their first receipt again): a deletion receipt this node signed must stay true.
+/// A forwarded copy can arrive after the originator revoked its forwarder, from the
+/// forwarder's outbox; a direct one can be in flight while the originator revokes. Checked in
+/// the transaction that would store it.
 fn deleted_already(at: u64, reason: &str) -> Outcome {
+    // An operator's own deletion is not the sender's business (`liaise delete`).
+    let why = match reason {
+        crate::store::custody::DELETED_BY_OPERATOR => String::new(),
+        reason => format!(" ({reason})"),
+    };
     Outcome::Reject(
         RejectReason::NotRecipient,
         format!(
-            "this node deleted its copy of the document at {} ({})",
-            Timestamp(at),
-            crate::store::custody::deletion_why(reason)
+            "this node deleted its copy of the document at {}{why}",
+            Timestamp(at)
         ),
     )
 }

@@ -124,15 +124,19 @@ pub fn of_document(conn: &Connection, doc_id: &str) -> Result<Vec<(String, Strin
 }
 
 /// Gives up the forward of `doc_id` to `recipient` if it is still queued: this node's copy
-/// was deleted at its originator's request.
-pub fn cancel_forward(conn: &Connection, doc_id: &str, recipient: &str, now: u64) -> Result<()> {
-    super::records::mark_undeliverable(
-        conn,
-        doc_id,
-        recipient,
-        "this node's copy was deleted at its originator's request",
-        now,
-    )
+/// was deleted, for `reason` (a recorded deletion reason, see [`super::custody::deletion_why`]).
+pub fn cancel_forward(
+    conn: &Connection,
+    doc_id: &str,
+    recipient: &str,
+    reason: &str,
+    now: u64,
+) -> Result<()> {
+    let why = format!(
+        "this node's copy was deleted ({})",
+        super::custody::deletion_why(reason)
+    );
+    super::records::mark_undeliverable(conn, doc_id, recipient, &why, now)
 }
 
 #[cfg(test)]
