@@ -65,13 +65,17 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
 
 /// How often at most the outbox looks past an agency that has as many deliveries in flight as
 /// one may have ([`MAX_PER_AGENCY`]) for other agencies' due documents. That query passes over
-/// every queued row of that agency, so it is not run after each delivery that ends, and at
-/// least [`LOOK_PAST_COST_FACTOR`] times its own duration apart: another agency's document
-/// waits at most this long (or that many times a long query) behind a large queue.
+/// every queued row of that agency, so it is not run after each delivery that ends, nor while
+/// no slot is free, and at least [`LOOK_PAST_COST_FACTOR`] times its own duration apart (at
+/// most [`LOOK_PAST_LONGEST`]): another agency's document waits at most that long behind a
+/// large queue.
 const LOOK_PAST_FULL_EVERY: Duration = Duration::from_millis(100);
 /// See [`LOOK_PAST_FULL_EVERY`]: the query that looks past a full agency takes at most one
-/// part in this many of the worker's time, however long that agency's queue.
+/// part in this many of the worker's time, up to [`LOOK_PAST_LONGEST`] apart.
 const LOOK_PAST_COST_FACTOR: u32 = 20;
+/// The longest an agency's document waits behind another agency's full queue for the query
+/// that looks past it (the query itself not counted).
+const LOOK_PAST_LONGEST: Duration = Duration::from_secs(2);
 
 /// Runs until shutdown: wakes on new work, on the next due time, or every few seconds.
 pub async fn outbox_worker(node: Arc<Node>) {
@@ -100,16 +104,22 @@ pub async fn outbox_worker(node: Arc<Node>) {
         let held_back = count.held_back();
         let permits = slots.available_permits();
         let looks_past = !held_back.full.is_empty();
-        if let Some(after) = look_past_after.filter(|_| looks_past && permits > 0) {
-            let now = std::time::Instant::now();
-            if now < after {
-                tokio::select! {
-                    _ = node.outbox_wake.notified() => {}
-                    _ = tokio::time::sleep(after - now) => {}
-                    _ = shutdown.changed() => break,
-                }
-                continue;
+        // With an agency full, the query passes over its whole queue: not while no slot is
+        // free (a delivery that ends wakes this loop), nor sooner than `look_past_after`.
+        let pause = if looks_past && permits == 0 {
+            Some(Duration::from_secs(5))
+        } else {
+            look_past_after
+                .filter(|_| looks_past)
+                .and_then(|after| after.checked_duration_since(std::time::Instant::now()))
+        };
+        if let Some(pause) = pause {
+            tokio::select! {
+                _ = node.outbox_wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => break,
             }
+            continue;
         }
         let limit = count.fetch_limit(permits);
         // One trip to the database per wake: the due rows not in flight, which of them the
@@ -119,13 +129,14 @@ pub async fn outbox_worker(node: Arc<Node>) {
         // counted; the insert below still refuses a second one for the same key. Whether a
         // delivery had to wait: the next query leaves out its kind and so reaches the rows
         // behind it.
-        let started = std::time::Instant::now();
-        let (due, next, held_up, fetched) = node
+        let (due, next, held_up, fetched, spent) = node
             .store
             .db
             .read(move |c| {
                 let (mut admitted, mut held_up) = (Vec::new(), false);
+                let started = std::time::Instant::now();
                 let rows = records::due(c, now, limit, &skip, &held_back)?;
+                let spent = started.elapsed();
                 let fetched = rows.len();
                 for item in rows {
                     let is_slow = item.sealed_len > INLINE_MAX_LEN || item.attempts > 0;
@@ -139,13 +150,15 @@ pub async fn outbox_worker(node: Arc<Node>) {
                     };
                     admitted.push((item, inline.map(Held::Inline), is_slow));
                 }
-                Ok((admitted, records::next_due_at(c)?, held_up, fetched))
+                Ok((admitted, records::next_due_at(c)?, held_up, fetched, spent))
             })
             .await
             .unwrap_or_default();
         if looks_past {
-            let spent = started.elapsed().saturating_mul(LOOK_PAST_COST_FACTOR);
-            look_past_after = Some(std::time::Instant::now() + spent.max(LOOK_PAST_FULL_EVERY));
+            let pause = spent
+                .saturating_mul(LOOK_PAST_COST_FACTOR)
+                .clamp(LOOK_PAST_FULL_EVERY, LOOK_PAST_LONGEST);
+            look_past_after = Some(std::time::Instant::now() + pause);
         }
         for (item, held, is_slow) in due {
             let key = (item.doc_id.clone(), item.recipient.clone());
