@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use liaise_keys::roster::Roster;
+use liaise_protocol::evidence::{EvidenceMeta, bundle_prefix, verify_bundle};
 use serde_json::Value;
 
 use super::forwarding::{forward, send_forwardable, three};
@@ -74,6 +75,13 @@ fn evidence_about_a_forward_verifies_at_the_forwarder_and_the_new_reader() {
     let mut agencies = receipt_agencies(&report);
     agencies.sort_unstable();
     assert_eq!(agencies, [PRISON, PROBATION], "{report:#}");
+    let prison_receipt = report["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agency"] == PRISON)
+        .unwrap();
+    assert_eq!(prison_receipt["sender"], PROBATION, "{report:#}");
     assert_eq!(report["forwards"][0]["new_reader"], PRISON, "{report:#}");
     assert_eq!(report["forwards"][0]["consented_by"], CITY, "{report:#}");
 
@@ -102,6 +110,24 @@ fn evidence_about_a_forward_verifies_at_the_forwarder_and_the_new_reader() {
         "{text}"
     );
 
+    // A consent given twice would make a verifier hash the document once more for each
+    // copy: refused.
+    let bundle = fed.sandbox.read("probation.evidence");
+    let meta_len = u32::from_be_bytes(bundle[10..14].try_into().unwrap()) as usize;
+    let mut meta: EvidenceMeta =
+        liaise_keys::codec::decode("evidence meta", &bundle[14..14 + meta_len], usize::MAX)
+            .unwrap();
+    let consent = meta.forward_consents[0].clone();
+    meta.forward_consents.push(consent);
+    let mut doubled = bundle_prefix(&meta);
+    doubled.extend_from_slice(&bundle[14 + meta_len..]);
+    let roster =
+        Roster::load_stored_ignoring_expiry(&fed.sandbox.read("fed/roster.liaise")).unwrap();
+    let e = verify_bundle(&doubled[..], &roster)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not one per new reader"), "{e}");
+
     // Only the forwarder's bundle needs the version with consents; a changed byte anywhere
     // in either (sampled) fails.
     let roster =
@@ -109,12 +135,12 @@ fn evidence_about_a_forward_verifies_at_the_forwarder_and_the_new_reader() {
     for (name, version) in [("probation.evidence", 2u8), ("prison.evidence", 1)] {
         let bundle = fed.sandbox.read(name);
         assert_eq!(bundle[8..10], [0, version], "{name}");
-        assert!(liaise_protocol::evidence::verify_bundle(&bundle[..], &roster).is_ok());
+        assert!(verify_bundle(&bundle[..], &roster).is_ok());
         for i in (0..bundle.len()).step_by(7) {
             let mut bad = bundle.clone();
             bad[i] ^= 0x01;
             assert!(
-                liaise_protocol::evidence::verify_bundle(&bad[..], &roster).is_err(),
+                verify_bundle(&bad[..], &roster).is_err(),
                 "{name}: flip at {i} of {} accepted",
                 bundle.len()
             );

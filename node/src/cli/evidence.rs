@@ -138,8 +138,15 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
     if let Some(consent) = &report.forwarded {
         println!("  {}", super::forward::describe(consent));
     }
+    let signer = report.document.as_ref().map(|d| d.sender.as_str());
     for r in &report.receipts {
-        println!("  delivered to {} at {} (signed receipt)", r.agency, r.at);
+        match r.sender.as_deref().filter(|s| Some(*s) != signer) {
+            Some(by) => println!(
+                "  delivered by {by} to {} at {} (signed receipt)",
+                r.agency, r.at
+            ),
+            None => println!("  delivered to {} at {} (signed receipt)", r.agency, r.at),
+        }
     }
     for consent in &report.forwards {
         println!("  {}", super::forward::describe(consent));

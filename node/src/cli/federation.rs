@@ -278,11 +278,12 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
     }
     state.members.push(request);
     // Groups named for the first time: a typo would otherwise make a new group silently.
-    let new_groups: Vec<String> = groups
-        .iter()
-        .filter(|g| !state.groups.contains_key(*g))
-        .cloned()
-        .collect();
+    let mut new_groups: Vec<String> = Vec::new();
+    for group in &groups {
+        if !state.groups.contains_key(group) && !new_groups.contains(group) {
+            new_groups.push(group.clone());
+        }
+    }
     for group in &groups {
         let members = state.groups.entry(group.clone()).or_default();
         if !members.contains(&agency) {
@@ -300,7 +301,12 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
     }
     let verb = if replaced { "Updated" } else { "Added" };
     println!("{verb} {agency}. Run `liaise federation publish` to hand out a roster with it.");
+    let mut listed: Vec<&String> = Vec::new();
     for group in &groups {
+        if listed.contains(&group) {
+            continue;
+        }
+        listed.push(group);
         let new = if new_groups.contains(group) {
             " (a new group: check its spelling)"
         } else {

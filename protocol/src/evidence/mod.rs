@@ -32,6 +32,9 @@ pub const EVIDENCE_VERSION_FORWARDS: u16 = 2;
 pub const EVIDENCE_PRELUDE_LEN: usize = 8 + 2 + 4;
 /// The largest meta section (64 MiB).
 pub const MAX_EVIDENCE_META_LEN: usize = 64 * 1024 * 1024;
+/// The most forward consents in a bundle: one per new reader, and a roster has at most this
+/// many members. Each costs the verifier a hash of the whole document.
+pub const MAX_FORWARD_CONSENTS: usize = liaise_keys::roster::MAX_MEMBERS;
 
 /// What a bundle says besides the sealed document, which follows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +54,9 @@ pub struct EvidenceMeta {
     /// The exporter's log entries about the document, each proven below a checkpoint.
     pub anchors: Vec<Anchor>,
     /// The originator's signed consents (`originator-control.md`) for the copies the exporter
-    /// forwarded: the delivery receipts for those copies name their hash, which a verifier
-    /// recomputes from the consent and the sealed document. Version 2 only.
+    /// forwarded, one per new reader, in the order of their new readers' ids: the delivery
+    /// receipts for those copies name their hash, which a verifier recomputes from the consent
+    /// and the sealed document. Version 2 only, at most [`MAX_FORWARD_CONSENTS`].
     pub forward_consents: Vec<Vec<u8>>,
 }
 

@@ -9,7 +9,7 @@ use liaise_keys::{AgencyId, SigningPublicKey, Timestamp, codec};
 
 use super::{
     EVIDENCE_MAGIC, EVIDENCE_VERSION, EVIDENCE_VERSION_FORWARDS, EvidenceMeta, EvidenceMetaV1,
-    MAX_EVIDENCE_META_LEN,
+    MAX_EVIDENCE_META_LEN, MAX_FORWARD_CONSENTS,
 };
 use crate::log::{LogEntry, SignedCheckpoint, SignedCountersignature};
 use crate::sealed::{DocumentInfo, forward_prefix, is_forwarded, read_forward_prefix};
@@ -94,6 +94,10 @@ pub struct ReceiptReport {
     pub agency: String,
     /// When, by its clock.
     pub at: Timestamp,
+    /// For a delivery receipt, the sender it names: the document's signer, or the forwarder
+    /// of a forwarded copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
 }
 
 /// One verified checkpoint.
@@ -251,12 +255,24 @@ fn verify_document<R: Read>(
     meta: &EvidenceMeta,
     roster: &Roster,
 ) -> Result<Checked, EvidenceError> {
-    let mut forwards = Vec::new();
+    if meta.forward_consents.len() > MAX_FORWARD_CONSENTS {
+        return Err(EvidenceError::Malformed("too many forward consents"));
+    }
+    let mut forwards: Vec<ForwardConsentBody> = Vec::new();
     let mut extra = Vec::new();
     for bytes in &meta.forward_consents {
         let consent = verify_consent(bytes, roster)?;
         if consent.document_id != meta.document_id || consent.forwarder != meta.exporter {
             return Err(EvidenceError::BadSignature("forwarding consent"));
+        }
+        // One per new reader, in order: each costs a hash of the whole document.
+        if forwards
+            .last()
+            .is_some_and(|last| last.new_reader.as_str() >= consent.new_reader.as_str())
+        {
+            return Err(EvidenceError::Malformed(
+                "forward consents not one per new reader in order",
+            ));
         }
         let prefix = forward_prefix(bytes);
         let mut hasher = ContentHasher::new();
@@ -394,6 +410,7 @@ fn verify_receipt(
     Ok(ReceiptReport {
         agency: body.recipient.to_string(),
         at: body.received_at,
+        sender: Some(body.sender.to_string()),
     })
 }
 
@@ -414,6 +431,7 @@ fn verify_deletion(
     Ok(ReceiptReport {
         agency: body.recipient.to_string(),
         at: body.deleted_at,
+        sender: None,
     })
 }
 
