@@ -279,8 +279,8 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
     let sb = &fed.sandbox;
     std::fs::write(sb.path("report.txt"), b"for a recipient that is down").unwrap();
     // The probation service's node is down, so the wait goes on until the city's node stops.
-    let mut send = sb
-        .command(&[
+    let wait_for_probation = |extra: &[&str]| {
+        let mut args = vec![
             "send",
             "--home",
             &city.home,
@@ -289,12 +289,16 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
             "--wait",
             "--timeout",
             "2m",
-            "report.txt",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        ];
+        args.extend_from_slice(extra);
+        args.push("report.txt");
+        sb.command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut send = wait_for_probation(&[]);
     let mut first = String::new();
     BufReader::new(send.stdout.take().unwrap())
         .read_line(&mut first)
@@ -304,23 +308,7 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
     // The id came while the wait still runs, so an interrupted wait leaves it on the screen.
     assert!(send.try_wait().unwrap().is_none());
     // A script's wait (--json) prints its JSON with the id when the wait is cut short too.
-    let scripted = sb
-        .command(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            PROBATION,
-            "--wait",
-            "--timeout",
-            "2m",
-            "--json",
-            "report.txt",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let scripted = wait_for_probation(&["--json"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while fed.json(city, &["outbox"]).as_array().unwrap().len() < 2 {
         assert!(

@@ -4,8 +4,7 @@
 //! `--out`, for a new reader reached by other means. And what `open` and `verify` need to read
 //! one.
 
-use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -138,26 +137,10 @@ fn delivered(
 
 fn write_forwarded(consent: &[u8], sealed: &crate::store::Held, out: &Path) -> Result<()> {
     let mut input = sealed.open()?;
-    let tmp = crate::fsutil::temporary_sibling(out)?;
-    let result = (|| -> Result<()> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        writer.write_all(&forward_prefix(consent))?;
-        std::io::copy(&mut input, &mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::fsutil::write_atomic_with(out, 0o600, |file| {
+        file.write_all(&forward_prefix(consent))?;
+        std::io::copy(&mut input, file).map(|_| ())
+    })
 }
 
 /// If `file` (at its start) is a forwarded document: reads its prefix, leaving `file` at the

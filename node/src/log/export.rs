@@ -2,8 +2,6 @@
 //! (spec: `docs/spec/evidence.md`).
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -14,6 +12,7 @@ use liaise_protocol::sealed::read_forward_prefix;
 use rusqlite::Connection;
 
 use super::{checkpoints, entries, seqs_for_doc};
+use crate::fsutil::write_atomic_with;
 use crate::store::{Held, hex, parse_hex, records};
 
 /// What an export wrote.
@@ -150,31 +149,15 @@ pub fn export(
     })
 }
 
-/// Writes `prefix` and the document to a private temporary file beside `out`, syncs it and
-/// renames it over `out`: a bundle written before stays whole until the new one is, and a
-/// failed export leaves nothing half-written.
+/// Writes `prefix` and the document to `out` whole and private ([`write_atomic_with`]): a
+/// bundle written before stays whole until the new one is, and a failed export leaves nothing
+/// half-written.
 fn write_bundle(out: &Path, prefix: &[u8], blob: &Held) -> Result<()> {
-    let tmp = crate::fsutil::temporary_sibling(out)?;
-    let written = (|| -> Result<()> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        writer.write_all(prefix)?;
-        std::io::copy(&mut blob.open()?, &mut writer)?;
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
-        Ok(std::fs::rename(&tmp, out)?)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("cannot write {}", out.display()))
+    let mut document = blob.open()?;
+    write_atomic_with(out, 0o600, |file| {
+        file.write_all(prefix)?;
+        std::io::copy(&mut document, file).map(|_| ())
+    })
 }
 
 /// The receipts this node signed for a document it received.
