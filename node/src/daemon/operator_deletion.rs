@@ -7,7 +7,9 @@
 //! what proves the exchange happened: the inbox line (shown as `deleted`), the receipt this
 //! node signed, and the log, which gains a `deletion` entry. The originator is not told; if
 //! it asks for a deletion later, it gets a deletion receipt with the time of this one. A copy
-//! deleted here is never stored again: a later delivery of it is refused.
+//! deleted here is never stored again: a later delivery of it is refused, or, if it is the
+//! same bytes from the same peer (a sender that lost its receipt), answered with the first
+//! receipt.
 
 use anyhow::{Context, Result, bail};
 use liaise_keys::AgencyId;
@@ -28,7 +30,7 @@ pub async fn delete_received(node: &Node, doc_id: &str, from: Option<&str>) -> R
         .db
         .read(move |c| custody::received_copies(c, &hex(&id)))
         .await?;
-    let (sender, _) = choose_copy(doc_id, copies, from)?;
+    let sender = choose_copy(doc_id, &copies, from)?;
     let sender = AgencyId::new(&sender).context("corrupt sender in the inbox")?;
     // Whether this call deleted it is decided in the deletion's own transaction: an
     // originator's request may have deleted it since the read above.
@@ -44,37 +46,22 @@ pub async fn delete_received(node: &Node, doc_id: &str, from: Option<&str>) -> R
     }))
 }
 
-/// The one copy `from` names, or the only one there is.
-fn choose_copy(
-    doc_id: &str,
-    copies: Vec<(String, Option<u64>)>,
-    from: Option<&str>,
-) -> Result<(String, Option<u64>)> {
-    let senders = || {
-        copies
-            .iter()
-            .map(|(s, _)| s.as_str())
-            .collect::<Vec<_>>()
-            .join(" and ")
-    };
-    match from {
-        Some(from) => match copies.iter().find(|(s, _)| s == from) {
-            Some(copy) => Ok(copy.clone()),
-            None if copies.is_empty() => bail!(no_copy(doc_id)),
-            None => bail!(
-                "this node received document {doc_id} from {}, not from {from}",
-                senders()
-            ),
-        },
-        None => match copies.as_slice() {
-            [] => bail!(no_copy(doc_id)),
-            [one] => Ok(one.clone()),
-            _ => bail!(
-                "document {doc_id} was received from {} (each used the same id); name the copy \
-                 to delete with --from AGENCY",
-                senders()
-            ),
-        },
+/// The sender of the one copy `from` names, or of the only one there is.
+fn choose_copy(doc_id: &str, senders: &[String], from: Option<&str>) -> Result<String> {
+    let all = || senders.join(" and ");
+    match (from, senders) {
+        (_, []) => bail!(no_copy(doc_id)),
+        (Some(from), _) if senders.iter().any(|s| s == from) => Ok(from.to_owned()),
+        (Some(from), _) => bail!(
+            "this node received document {doc_id} from {}, not from {from}",
+            all()
+        ),
+        (None, [one]) => Ok(one.clone()),
+        (None, _) => bail!(
+            "document {doc_id} was received from {} (each used the same id); name the copy to \
+             delete with --from AGENCY",
+            all()
+        ),
     }
 }
 
@@ -94,29 +81,26 @@ mod tests {
 
     #[test]
     fn the_copy_to_delete_is_the_only_one_or_the_one_named() {
-        let city = ("nl.city.utrecht".to_owned(), None);
-        let prison = ("nl.prison.vught".to_owned(), Some(7));
-        assert_eq!(choose_copy(ID, vec![city.clone()], None).unwrap(), city);
-        let both = vec![city.clone(), prison.clone()];
-        let e = choose_copy(ID, both.clone(), None).unwrap_err().to_string();
+        let (city, prison) = ("nl.city.utrecht".to_owned(), "nl.prison.vught".to_owned());
+        assert_eq!(
+            choose_copy(ID, std::slice::from_ref(&city), None).unwrap(),
+            city
+        );
+        let both = [city.clone(), prison.clone()];
+        let e = choose_copy(ID, &both, None).unwrap_err().to_string();
         assert!(e.contains("nl.city.utrecht and nl.prison.vught"), "{e}");
         assert!(e.contains("--from AGENCY"), "{e}");
-        assert_eq!(
-            choose_copy(ID, both.clone(), Some("nl.prison.vught")).unwrap(),
-            prison
-        );
-        let e = choose_copy(ID, vec![city], Some("nl.prison.vught"))
+        assert_eq!(choose_copy(ID, &both, Some(&prison)).unwrap(), prison);
+        let e = choose_copy(ID, &[city], Some(&prison))
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("from nl.city.utrecht, not from nl.prison.vught"),
             "{e}"
         );
-        let e = choose_copy(ID, Vec::new(), None).unwrap_err().to_string();
+        let e = choose_copy(ID, &[], None).unwrap_err().to_string();
         assert!(e.contains("received no document"), "{e}");
-        let e = choose_copy(ID, Vec::new(), Some("nl.prison.vught"))
-            .unwrap_err()
-            .to_string();
+        let e = choose_copy(ID, &[], Some(&prison)).unwrap_err().to_string();
         assert!(e.contains("received no document"), "{e}");
     }
 }

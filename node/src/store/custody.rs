@@ -535,18 +535,13 @@ pub fn record_inbox_deletion(
     Ok(inbox_deletion(conn, doc_id, sender)?.map_or(now, |(at, _)| at))
 }
 
-/// Reader side: the copies of document `doc_id` this node received, one per sender (its
-/// originator: a forwarded copy is listed under the agency that sealed it), and when each was
-/// deleted, if it was. Two senders can have used the same id.
-pub fn received_copies(conn: &Connection, doc_id: &str) -> Result<Vec<(String, Option<u64>)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT i.sender, d.deleted_at FROM inbox i
-         LEFT JOIN inbox_deletions d ON d.doc_id = i.doc_id AND d.sender = i.sender
-         WHERE i.doc_id = ?1 ORDER BY i.sender",
-    )?;
-    let rows = stmt.query_map([doc_id], |r| {
-        Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(|t| t as u64)))
-    })?;
+/// Reader side: the senders of the copies of document `doc_id` this node received, deleted
+/// or not (its originators: a forwarded copy is listed under the agency that sealed it). Two
+/// senders can have used the same id.
+pub fn received_copies(conn: &Connection, doc_id: &str) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT sender FROM inbox WHERE doc_id = ?1 ORDER BY sender")?;
+    let rows = stmt.query_map([doc_id], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
