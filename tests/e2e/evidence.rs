@@ -242,16 +242,20 @@ fn an_evidence_bundle_with_any_byte_changed_fails() {
     let (fed, doc) = delivered();
     let sb = &fed.sandbox;
     let city = &fed.agencies[0];
-    sb.liaise(&[
-        "evidence",
-        "export",
-        "--home",
-        &city.home,
-        &doc,
-        "--out",
-        "case.evidence",
-    ])
-    .ok();
+    let export = || {
+        sb.liaise(&[
+            "evidence",
+            "export",
+            "--home",
+            &city.home,
+            &doc,
+            "--out",
+            "case.evidence",
+        ])
+        .ok()
+        .to_owned()
+    };
+    export();
     let report = sb
         .liaise(&[
             "evidence",
@@ -273,16 +277,7 @@ fn an_evidence_bundle_with_any_byte_changed_fails() {
         .mode();
     assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     let before = sb.read("case.evidence");
-    sb.liaise(&[
-        "evidence",
-        "export",
-        "--home",
-        &city.home,
-        &doc,
-        "--out",
-        "case.evidence",
-    ])
-    .ok();
+    export();
     assert_eq!(sb.read("case.evidence"), before);
     let names: Vec<_> = std::fs::read_dir(sb.root())
         .unwrap()
