@@ -25,7 +25,7 @@ use liaise_keys::keyfile::Passphrase;
 use liaise_keys::{AgencyId, AgencySecrets, EncryptionPublicKey, Timestamp};
 use liaise_node::control::{Request, client, staging_dir};
 use liaise_node::home::Home;
-use liaise_node::transport::{SharedRoster, build_endpoint};
+use liaise_node::transport::{PresentedKey, SharedRoster, build_endpoint, crypto_provider};
 use liaise_protocol::{
     KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SectionInput, SectionMetadata,
 };
@@ -487,6 +487,11 @@ impl Read for Pattern {
 
 /// Seconds to move `len` bytes over one bare QUIC stream between two endpoints (each on its
 /// own runtime) with the node's TLS and transport settings and the pair's real keys.
+/// The node's transport key as its endpoint presents it.
+fn presented(secrets: &AgencySecrets) -> std::sync::Arc<PresentedKey> {
+    PresentedKey::only(&crypto_provider(), &secrets.transport).unwrap()
+}
+
 fn bare_quic(pair: &Pair, len: u64) -> f64 {
     let roster = SharedRoster::new(pair.home("a").require_roster(Timestamp::now()).unwrap());
     let (a, b) = (pair.secrets("a"), pair.secrets("b"));
@@ -494,7 +499,7 @@ fn bare_quic(pair: &Pair, len: u64) -> f64 {
     let server_rt = tokio::runtime::Runtime::new().unwrap();
     let server = {
         let _in = server_rt.enter();
-        build_endpoint("127.0.0.1:0".parse().unwrap(), &b.transport, &roster).unwrap()
+        build_endpoint("127.0.0.1:0".parse().unwrap(), &presented(&b), &roster).unwrap()
     };
     let server_addr = server.local_addr().unwrap();
     let received = server_rt.spawn(async move {
@@ -511,7 +516,8 @@ fn bare_quic(pair: &Pair, len: u64) -> f64 {
     });
     let client_rt = tokio::runtime::Runtime::new().unwrap();
     let secs = client_rt.block_on(async move {
-        let client = build_endpoint("127.0.0.1:0".parse().unwrap(), &a.transport, &roster).unwrap();
+        let client =
+            build_endpoint("127.0.0.1:0".parse().unwrap(), &presented(&a), &roster).unwrap();
         let conn = client
             .connect(server_addr, RECEIVER)
             .unwrap()

@@ -16,6 +16,7 @@ mod forwarded_evidence;
 mod forwarding;
 mod hardening;
 mod hostile;
+mod key_rotation;
 mod log_flood;
 mod log_rotation;
 mod nodes;

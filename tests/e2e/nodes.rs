@@ -279,7 +279,15 @@ pub fn member_client(home: &std::path::Path) -> (quinn::Endpoint, liaise_keys::A
     );
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(
-        liaise_node::transport::client_config(&secrets.transport, &roster).unwrap(),
+        liaise_node::transport::client_config(
+            &liaise_node::transport::PresentedKey::only(
+                &liaise_node::transport::crypto_provider(),
+                &secrets.transport,
+            )
+            .unwrap(),
+            &roster,
+        )
+        .unwrap(),
     );
     (endpoint, secrets)
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use liaise_keys::{Timestamp, TransportSecretKey};
 use liaise_node::daemon::HANDSHAKE_TIMEOUT;
 use liaise_node::home::Home;
-use liaise_node::transport::{SharedRoster, client_config};
+use liaise_node::transport::{PresentedKey, SharedRoster, client_config, crypto_provider};
 
 use super::nodes::TestFederation;
 
@@ -43,7 +43,8 @@ fn garbage_and_stalled_handshakes_do_not_stop_a_node_and_are_dropped_in_time() {
     let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
     let outsider_key = TransportSecretKey::generate();
     let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    client.set_default_client_config(client_config(&outsider_key, &roster).unwrap());
+    let presented = PresentedKey::only(&crypto_provider(), &outsider_key).unwrap();
+    client.set_default_client_config(client_config(&presented, &roster).unwrap());
     let connecting = client.connect(relay.addr, PROBATION).unwrap();
     // The client counts its handshake as done once it sent its Finished, which the relay
     // drops; the node never sees it, so the connection ends when the node gives up.

@@ -16,6 +16,13 @@ use super::model::Member;
 /// The largest membership request file.
 pub const MAX_MEMBERSHIP_FILE_LEN: usize = 64 * 1024;
 
+/// How long the transport key replaced by `liaise keys rotate` stays certified beside the new
+/// one. A node presents the old key while its roster certifies it, so peers that still hold
+/// the roster from before the rotation can reach it. Twice the default roster validity (30
+/// days): the steward may publish up to a month after the rotation, and every roster from
+/// before that publication has expired a month later.
+pub const TRANSPORT_KEY_OVERLAP: std::time::Duration = std::time::Duration::from_secs(60 * 86_400);
+
 /// What a membership request file says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,4 +176,25 @@ pub fn certify(
         )
     });
     (transport, encryption)
+}
+
+/// Certifies the transport key a rotation replaced (`secrets.previous_transport`), if any,
+/// until `not_after`. Its `not_before` is one second before `not_before`, so the new key
+/// stays the newest one the roster lists.
+pub fn certify_previous_transport(
+    agency: &AgencyId,
+    secrets: &crate::identity::AgencySecrets,
+    not_before: crate::time::Timestamp,
+    not_after: crate::time::Timestamp,
+) -> Option<KeyCertificate> {
+    let previous = secrets.previous_transport.as_ref()?;
+    Some(KeyCertificate::issue(
+        &secrets.signing,
+        crate::certificate::CertificateBody {
+            agency: agency.clone(),
+            key: CertifiedKey::Transport(previous.public_key()),
+            not_before: crate::time::Timestamp(not_before.0.saturating_sub(1)),
+            not_after,
+        },
+    ))
 }

@@ -17,7 +17,10 @@ mod validate;
 
 pub use error::RosterError;
 pub use limits::*;
-pub use membership::{MAX_MEMBERSHIP_FILE_LEN, MembershipError, MembershipRequest, certify};
+pub use membership::{
+    MAX_MEMBERSHIP_FILE_LEN, MembershipError, MembershipRequest, TRANSPORT_KEY_OVERLAP, certify,
+    certify_previous_transport,
+};
 pub use model::{Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature};
 pub use precheck::precheck_update;
 pub use signed::{ROSTER_MAGIC, ROSTER_VERSION, SignedRoster};

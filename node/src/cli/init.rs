@@ -76,27 +76,19 @@ pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     };
 
     let secrets = AgencySecrets::generate(args.kem);
-    let now = Timestamp::now();
-    let request = membership_request(
-        &agency,
-        &args.name,
-        kind,
-        country,
-        &args.addresses,
-        &secrets,
-        now,
-    );
-    // The same rules the steward's `federation add` applies, before anything is written.
-    request.check()?;
-    home.store_secrets(&secrets, &pass, ExistingFile::Refuse)?;
-    home.write_profile(&AgencyProfile {
+    let profile = AgencyProfile {
         agency: agency.clone(),
         name: args.name.clone(),
         kind,
         country,
         addresses: args.addresses.clone(),
         kem: args.kem,
-    })?;
+    };
+    let request = membership_request(&profile, &secrets, Timestamp::now(), None);
+    // The same rules the steward's `federation add` applies, before anything is written.
+    request.check()?;
+    home.store_secrets(&secrets, &pass, ExistingFile::Refuse)?;
+    home.write_profile(&profile)?;
     write_atomic(&home.membership_path(), request.to_toml().as_bytes(), 0o644)
         .context("cannot write the membership request")?;
 
@@ -120,27 +112,29 @@ pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A membership request certifying the current transport and encryption keys.
+/// A membership request certifying the current transport and encryption keys, and, until
+/// `previous_until`, the transport key the last rotation replaced.
 pub(crate) fn membership_request(
-    agency: &AgencyId,
-    name: &str,
-    kind: AgencyKind,
-    country: Country,
-    addresses: &[String],
+    profile: &AgencyProfile,
     secrets: &AgencySecrets,
     now: Timestamp,
+    previous_until: Option<Timestamp>,
 ) -> MembershipRequest {
+    let agency = &profile.agency;
     let not_before = Timestamp(now.0.saturating_sub(CERTIFICATE_BACKDATE_SECS));
     let (transport, encryption) =
         certify(agency, secrets, not_before, now.after(DEFAULT_KEY_VALIDITY));
+    let previous = previous_until.and_then(|until| {
+        liaise_keys::roster::certify_previous_transport(agency, secrets, not_before, until)
+    });
     MembershipRequest {
         agency: agency.clone(),
-        name: name.to_owned(),
-        kind,
-        country,
-        addresses: addresses.to_vec(),
+        name: profile.name.clone(),
+        kind: profile.kind,
+        country: profile.country,
+        addresses: profile.addresses.clone(),
         signing_key: secrets.signing.public_key(),
-        transport: vec![transport],
+        transport: std::iter::once(transport).chain(previous).collect(),
         encryption: encryption.into_iter().collect(),
     }
 }

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use liaise_keys::Timestamp;
 use liaise_keys::keyfile::ExistingFile;
+use liaise_keys::roster::TRANSPORT_KEY_OVERLAP;
 use serde_json::json;
 
 use super::{HomeArg, JsonArg, print_json};
@@ -18,9 +19,16 @@ use crate::passphrase::PassphraseSource;
 pub enum KeysCommand {
     /// Make new certified transport and encryption keys and write an updated
     /// membership request. Old encryption keys are kept so earlier documents still open.
+    /// The request certifies the old transport key for 60 more days, and the node presents
+    /// it until then, so peers that do not hold the new roster yet still reach it.
     Rotate {
         #[command(flatten)]
         home: HomeArg,
+        /// Do not certify the old transport key any longer (e.g. it may be compromised: also
+        /// ask your steward to revoke it). Peers reach this node again only once they hold
+        /// the roster with the new key.
+        #[arg(long)]
+        no_overlap: bool,
         #[command(flatten)]
         json: JsonArg,
     },
@@ -38,7 +46,11 @@ pub enum KeysCommand {
 
 pub fn run(cmd: KeysCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
     match cmd {
-        KeysCommand::Rotate { home, json } => rotate(home, json, passphrase),
+        KeysCommand::Rotate {
+            home,
+            no_overlap,
+            json,
+        } => rotate(home, no_overlap, json, passphrase),
         KeysCommand::Passphrase {
             home,
             new_passphrase_file,
@@ -71,7 +83,12 @@ fn change_passphrase(
     Ok(ExitCode::SUCCESS)
 }
 
-fn rotate(home: HomeArg, json: JsonArg, passphrase: &PassphraseSource) -> Result<ExitCode> {
+fn rotate(
+    home: HomeArg,
+    no_overlap: bool,
+    json: JsonArg,
+    passphrase: &PassphraseSource,
+) -> Result<ExitCode> {
     let home = home.resolve()?;
     let profile = home.profile()?;
     let pass = passphrase.unlock(&format!("the keys in {}", home.root().display()))?;
@@ -85,15 +102,21 @@ fn rotate(home: HomeArg, json: JsonArg, passphrase: &PassphraseSource) -> Result
             liaise_keys::identity::MAX_ENCRYPTION_KEYS
         );
     }
-    let request = super::init::membership_request(
-        &profile.agency,
-        &profile.name,
-        profile.kind,
-        profile.country,
-        &profile.addresses,
-        &secrets,
-        Timestamp::now(),
-    );
+    let now = Timestamp::now();
+    // A key the federation revoked is not offered again (the steward would refuse the
+    // request); nor with --no-overlap.
+    let revoked = home
+        .roster(now)
+        .ok()
+        .flatten()
+        .and_then(|r| r.revocation(&old_transport).map(|k| k.revoked_at));
+    if let Some(at) = revoked {
+        eprintln!(
+            "note: the old transport key was revoked at {at}; the request lists only the new one"
+        );
+    }
+    let old_until = (!no_overlap && revoked.is_none()).then(|| now.after(TRANSPORT_KEY_OVERLAP));
+    let request = super::init::membership_request(&profile, &secrets, now, old_until);
     home.store_secrets(&secrets, &pass, ExistingFile::Replace)?;
     write_atomic(&home.membership_path(), request.to_toml().as_bytes(), 0o644)
         .context("cannot write the membership request")?;
@@ -108,6 +131,7 @@ fn rotate(home: HomeArg, json: JsonArg, passphrase: &PassphraseSource) -> Result
             "old_transport_key": old_transport.to_string(),
             "transport_key": new_transport.to_string(),
             "encryption_key": new_encryption,
+            "old_transport_key_until": old_until.map(Timestamp::to_rfc3339),
             "membership_request": home.membership_path(),
         }));
     }
@@ -118,11 +142,27 @@ fn rotate(home: HomeArg, json: JsonArg, passphrase: &PassphraseSource) -> Result
         "Send {} to your steward; peers use the new keys once the next roster lists them.",
         home.membership_path().display()
     );
+    match old_until {
+        Some(until) => println!(
+            "The request certifies the old transport key until {until}: the node presents it \
+             until a day before, so peers that hold an older roster still reach it."
+        ),
+        None => println!(
+            "The request does not list the old transport key: peers reach this node again \
+             once they hold the roster with the new key."
+        ),
+    }
     if crate::control::client::require_node(&home).is_ok() {
-        println!(
-            "The running node keeps its old keys: restart it once the roster with the new \
-             keys is imported."
-        );
+        match old_until {
+            Some(until) => println!(
+                "The running node goes on with its old keys: restart it, at any time before \
+                 {until}, to take up the new ones."
+            ),
+            None => println!(
+                "The running node goes on with its old keys: restart it once the roster with \
+                 the new keys is imported."
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,7 +35,9 @@ use tokio::sync::{Notify, Semaphore, watch};
 
 use crate::home::Home;
 use crate::store::Store;
-use crate::transport::{MAX_CONNECTIONS, SharedRoster, build_endpoint};
+use crate::transport::{
+    MAX_CONNECTIONS, PresentedKey, SharedRoster, build_endpoint, crypto_provider,
+};
 
 pub use crate::trust::{RosterSignerCheck, verify_receipt};
 pub use admission::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
@@ -154,7 +156,14 @@ pub async fn run(
     }
     let roster = SharedRoster::new(roster);
     gossip::record_current(&store, &roster).await?;
-    let endpoint = build_endpoint(listen, &secrets.transport, &roster)?;
+    let presented = PresentedKey::rotating(
+        &crypto_provider(),
+        &profile.agency,
+        &secrets.transport,
+        secrets.previous_transport.as_ref(),
+        &roster,
+    )?;
+    let endpoint = build_endpoint(listen, &presented, &roster)?;
     let bound = endpoint.local_addr()?;
     let node = Arc::new(Node {
         me: profile.agency.clone(),

@@ -53,7 +53,7 @@ pub(crate) fn identity(id: &str) -> Identity {
 pub(crate) struct Stewards(Vec<SigningSecretKey>);
 
 impl Stewards {
-    fn generate() -> Self {
+    pub(crate) fn generate() -> Self {
         Self((0..3).map(|_| SigningSecretKey::generate()).collect())
     }
 
@@ -65,7 +65,7 @@ impl Stewards {
     }
 
     /// The two keys that meet the threshold.
-    fn quorum(&self) -> Vec<&SigningSecretKey> {
+    pub(crate) fn quorum(&self) -> Vec<&SigningSecretKey> {
         self.0.iter().take(2).collect()
     }
 }

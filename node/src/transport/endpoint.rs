@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use liaise_keys::TransportSecretKey;
 use liaise_protocol::wire::ALPN;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
-use rustls::client::AlwaysResolvesClientRawPublicKeys;
-use rustls::server::AlwaysResolvesServerRawPublicKeys;
 
 use super::SharedRoster;
-use super::tls::{RosterVerifier, certified_key, crypto_provider};
+use super::presented_key::PresentedKey;
+use super::tls::{RosterVerifier, crypto_provider};
 
 /// The most peer connections a node serves at once; more wait in the accept queue.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -34,10 +32,11 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// congestion and halves the sender's rate.
 pub const UDP_BUFFER_LEN: usize = 4 * 1024 * 1024;
 
-/// Binds a QUIC endpoint at `addr` that serves peers and dials them, both pinned to `roster`.
+/// Binds a QUIC endpoint at `addr` that serves peers and dials them, both pinned to `roster`,
+/// presenting `key` (see [`PresentedKey`]) either way.
 pub fn build_endpoint(
     addr: SocketAddr,
-    secret: &TransportSecretKey,
+    key: &Arc<PresentedKey>,
     roster: &SharedRoster,
 ) -> Result<quinn::Endpoint> {
     let provider = crypto_provider();
@@ -52,9 +51,7 @@ pub fn build_endpoint(
         .with_protocol_versions(&[&rustls::version::TLS13])
         .context("TLS 1.3 is not available")?
         .with_client_cert_verifier(verifier)
-        .with_cert_resolver(Arc::new(AlwaysResolvesServerRawPublicKeys::new(
-            certified_key(&provider, secret)?,
-        )));
+        .with_cert_resolver(Arc::clone(key) as Arc<dyn rustls::server::ResolvesServerCert>);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
     let quic = QuicServerConfig::try_from(tls).context("TLS config unusable for QUIC")?;
@@ -72,7 +69,7 @@ pub fn build_endpoint(
         runtime,
     )
     .with_context(|| format!("cannot listen on {addr}"))?;
-    endpoint.set_default_client_config(client_config(secret, roster)?);
+    endpoint.set_default_client_config(client_config(key, roster)?);
     Ok(endpoint)
 }
 
@@ -96,7 +93,7 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 /// The client side: our key as a raw public key, the server's pinned to the roster.
 pub fn client_config(
-    secret: &TransportSecretKey,
+    key: &Arc<PresentedKey>,
     roster: &SharedRoster,
 ) -> Result<quinn::ClientConfig> {
     let provider = crypto_provider();
@@ -112,9 +109,7 @@ pub fn client_config(
         .context("TLS 1.3 is not available")?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
-        .with_client_cert_resolver(Arc::new(AlwaysResolvesClientRawPublicKeys::new(
-            certified_key(&provider, secret)?,
-        )));
+        .with_client_cert_resolver(Arc::clone(key) as Arc<dyn rustls::client::ResolvesClientCert>);
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_early_data = false;
     let quic = QuicClientConfig::try_from(tls).context("TLS config unusable for QUIC")?;

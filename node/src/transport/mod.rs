@@ -6,6 +6,7 @@
 //! transport key ([`tls::RosterVerifier`]); the peer's agency is derived from that key alone.
 
 mod endpoint;
+mod presented_key;
 mod tls;
 
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,7 @@ pub use endpoint::{
     IDLE_TIMEOUT, KEEP_ALIVE_INTERVAL, MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION,
     PEER_RECEIVE_WINDOW, STREAM_RECEIVE_WINDOW, build_endpoint, client_config,
 };
+pub use presented_key::{PresentedKey, SWITCH_MARGIN, presents_previous};
 pub use tls::{RosterVerifier, crypto_provider};
 
 /// The roster the node currently trusts, shared by the transport, the receive path and gossip.

@@ -1,0 +1,129 @@
+//! `liaise keys rotate` in a running federation (`docs/spec/roster.md`, "Key rotation"): the
+//! rotated node presents its previous transport key while its roster certifies it, so a peer
+//! that still holds the roster from before the rotation reaches it and learns the new roster
+//! from it; with `--no-overlap` the peer must hold the new roster first.
+
+use std::time::{Duration, Instant};
+
+use liaise_keys::Timestamp;
+
+use super::nodes::{Agency, TestFederation, states};
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+
+#[test]
+fn a_rotated_node_is_reached_by_peers_that_still_hold_the_old_roster() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let before = roster_serial(&fed, probation);
+
+    let rotated = fed.json(city, &["keys", "rotate"]);
+    let until = rotated["old_transport_key_until"].as_str().unwrap();
+    let days = (Timestamp::parse_rfc3339(until).unwrap().0 - Timestamp::now().0) / 86_400;
+    assert!((59..=60).contains(&days), "{rotated:#}");
+    // The steward lists the new keys; only the city has the new roster. Its node starts
+    // afresh, with the new keys loaded.
+    add_member(&fed, city);
+    fed.publish();
+    fed.import(city);
+    let _nodes = [fed.start(city), fed.start(probation)];
+
+    // The probation node knows only the city's old transport key: the city presents it.
+    fed.deliver_text(
+        city,
+        PROBATION,
+        "report.txt",
+        b"Risk assessment, after rotation",
+    );
+    // ... and the connection brought the new roster over.
+    wait_for(
+        || node_serial(&fed, probation) == before + 1,
+        "the new roster",
+    );
+    // Documents to the city are now sealed to its new encryption key, and open.
+    let id = fed.deliver_text(probation, CITY, "reply.txt", b"Reply to the new keys");
+    fed.sandbox
+        .liaise(&[
+            "open",
+            "--home",
+            &city.home,
+            &id,
+            "--out-dir",
+            "opened",
+            "--reason",
+            "case review",
+        ])
+        .ok();
+    assert_eq!(
+        fed.sandbox.read("opened/reply.txt"),
+        b"Reply to the new keys"
+    );
+    let verified = fed.json(city, &["verify", &id]);
+    let new_key = rotated["encryption_key"].as_str().unwrap();
+    assert!(
+        verified.to_string().contains(new_key),
+        "sealed to the new key {new_key}: {verified:#}"
+    );
+}
+
+#[test]
+fn without_overlap_a_rotated_node_is_reached_once_the_peer_holds_the_new_roster() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let rotated = fed.json(city, &["keys", "rotate", "--no-overlap"]);
+    assert_eq!(rotated["old_transport_key_until"], serde_json::Value::Null);
+    add_member(&fed, city);
+    fed.publish();
+    fed.import(city);
+    let _nodes = [fed.start(city), fed.start(probation)];
+
+    // The city's new key is unknown to the probation node: nothing gets through.
+    let id = fed.send_text(city, PROBATION, "report.txt", b"Risk assessment");
+    std::thread::sleep(Duration::from_secs(3));
+    let rows = fed.json(city, &["outbox"]);
+    assert_eq!(
+        states(rows.as_array().unwrap(), &id),
+        ["queued"],
+        "{rows:#}"
+    );
+    // Once it holds the new roster (a running node takes an import at once), it is.
+    fed.import(probation);
+    fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        states(rows, &id) == ["delivered"]
+    });
+}
+
+/// `federation add` of the agency's current membership request.
+fn add_member(fed: &TestFederation, agency: &Agency) {
+    fed.sandbox
+        .liaise(&[
+            "federation",
+            "add",
+            "--dir",
+            "fed",
+            &format!("{}/membership.toml", agency.home),
+        ])
+        .ok();
+}
+
+fn roster_serial(fed: &TestFederation, agency: &Agency) -> u64 {
+    fed.json(agency, &["roster", "show"])["serial"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The serial of the roster the agency's running node uses.
+fn node_serial(fed: &TestFederation, agency: &Agency) -> u64 {
+    fed.json(agency, &["status"])["roster_serial"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn wait_for(check: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "never saw {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
