@@ -37,8 +37,74 @@ pub fn write_atomic_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
+    write_through_temporary(path, mode, write, |tmp, path| fs::rename(tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// [`write_atomic_with`], but never replaces a file: if `path` exists (even one created
+/// meanwhile), nothing is written and the error says to choose another `--out`. For files a
+/// user names, where a slip of the keyboard must not destroy a key file or a report.
+pub fn write_new_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    // A hard link, unlike a rename, fails if the name is taken.
+    let placed = write_through_temporary(path, mode, write, |tmp, path| {
+        fs::hard_link(tmp, path)?;
+        fs::remove_file(tmp)
+    });
+    match placed {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "{} already exists; choose another --out, or remove it first (nothing was written)",
+            path.display()
+        ),
+        other => other.with_context(|| format!("cannot write {}", path.display())),
+    }
+}
+
+/// Writes a file a user named with `--out`: a new file ([`write_new_with`]), or a
+/// replacement ([`write_atomic_with`]) of one that `is_own` recognises as what this command
+/// writes (a bundle by a newer bundle, a roster by a newer roster). Any other file is left
+/// alone: a key file, a report, a folder are never overwritten by a mistyped path.
+pub fn write_out_with(
+    path: &Path,
+    mode: u32,
+    kind: &str,
+    is_own: impl FnOnce(&Path) -> bool,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    if fs::symlink_metadata(path).is_err() {
+        return write_new_with(path, mode, write);
+    }
+    if !(path.is_file() && is_own(path)) {
+        bail!(
+            "{} already exists and is not {kind}; choose another --out (nothing was written)",
+            path.display()
+        );
+    }
+    write_atomic_with(path, mode, write)
+}
+
+/// Whether the file at `path` starts with `prefix`.
+pub fn starts_with(path: &Path, prefix: &[u8]) -> bool {
+    let mut start = vec![0u8; prefix.len()];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| start == prefix)
+}
+
+/// Writes into a new private temporary sibling of `path`, fsyncs it, puts it in place with
+/// `place(temporary, path)`, and fsyncs the directory. The temporary file is removed on
+/// failure.
+fn write_through_temporary(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = parent_dir(path);
-    let tmp = temporary_sibling(path)?;
+    let tmp = temporary_sibling(path).map_err(std::io::Error::other)?;
     let result = (|| -> std::io::Result<()> {
         let file = OpenOptions::new()
             .write(true)
@@ -48,13 +114,13 @@ pub fn write_atomic_with(
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         write(&mut out)?;
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        fs::rename(&tmp, path)?;
+        place(&tmp, path)?;
         File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    result
 }
 
 /// The directory a path lives in (`.` for a bare file name).

@@ -25,6 +25,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(panic) if is_closed_stdout(panic_message(&*panic)) => ExitCode::from(EXIT_BROKEN_PIPE),
+        Err(panic) if is_failed_stdout(panic_message(&*panic)) => {
+            // E.g. a full disk behind `> out.json`: an error like any other, in one line.
+            let cause = panic_message(&*panic)
+                .trim_start_matches("failed printing to stdout: ")
+                .to_owned();
+            eprintln!("error: cannot write the output: {cause}");
+            ExitCode::from(1)
+        }
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
@@ -32,11 +40,12 @@ fn main() -> ExitCode {
 /// `liaise inbox --json | head -1`: once `head` has read its line and gone, the next write to
 /// standard output fails. Rust ignores SIGPIPE, so `println!` panics on that failure: a
 /// backtrace for something that is not an error. That one panic is not reported; the command
-/// stops quietly, as a program that SIGPIPE ends would. Any other panic is reported as before.
+/// stops quietly, as a program that SIGPIPE ends would. Any other failure to write standard
+/// output (a full disk) becomes an `error:` line in `main`. Any other panic is reported as before.
 fn quiet_on_closed_stdout() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !is_closed_stdout(panic_message(info.payload())) {
+        if !is_failed_stdout(panic_message(info.payload())) {
             report(info);
         }
     }));
@@ -51,5 +60,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
 }
 
 fn is_closed_stdout(message: &str) -> bool {
-    message.starts_with("failed printing to stdout") && message.contains("Broken pipe")
+    is_failed_stdout(message) && message.contains("Broken pipe")
+}
+
+fn is_failed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout")
 }

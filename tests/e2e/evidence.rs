@@ -285,6 +285,14 @@ fn an_evidence_bundle_with_any_byte_changed_fails() {
         .filter(|n| n.contains("case.evidence"))
         .collect();
     assert_eq!(names, ["case.evidence"]);
+    // Any other file at --out (a mistyped path onto the key file, say) is left alone.
+    let key_file = format!("{}/keys.liaise-key", city.home);
+    let key = sb.read(&key_file);
+    sb.liaise(&[
+        "evidence", "export", "--home", &city.home, &doc, "--out", &key_file,
+    ])
+    .fails_with("already exists and is not an evidence bundle; choose another --out");
+    assert_eq!(sb.read(&key_file), key);
     assert!(
         report["anchors"]
             .as_array()

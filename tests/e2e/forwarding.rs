@@ -126,9 +126,11 @@ fn a_forward_is_delivered_to_the_new_readers_node_and_opens_with_the_chain() {
     ])
     .fails_with("`report.txt` is not a document id");
 
-    let forwarded = forward(&fed, probation, &doc);
+    // An id typed in upper case is the same document, and comes back in lower case.
+    let forwarded = forward(&fed, probation, &doc.to_uppercase());
     assert_eq!(forwarded["outcome"], "delivered", "{forwarded:#}");
     assert_eq!(forwarded["originator"], CITY);
+    assert_eq!(forwarded["doc_id"], doc.as_str());
 
     // The prison's inbox names the signer and the forwarder; probation holds its receipt.
     let rows = inbox_rows(&fed, prison, &doc);

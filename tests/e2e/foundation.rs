@@ -146,6 +146,57 @@ fn walkthrough_init_add_publish_import_show() {
         human.contains("nl.prison.vught") && human.contains("2 of 3 must sign"),
         "{human}"
     );
+
+    // The steward compares, by phone, the fingerprint `add` computes from the key with what
+    // the agency's `init` showed, not the request's comment, which anyone could change.
+    let court = s
+        .liaise(&[
+            "init",
+            "--home",
+            "court",
+            "--agency",
+            "nl.court.utrecht",
+            "--name",
+            "Court",
+            "--kind",
+            "court",
+            "--country",
+            "NL",
+            "--address",
+            "127.0.0.1:7403",
+            "--json",
+        ])
+        .json();
+    let request = String::from_utf8(s.read("court/membership.toml")).unwrap();
+    let shown_fp = court["signing_key_fingerprint"].as_str().unwrap();
+    assert!(request.contains(shown_fp), "{request}");
+    std::fs::write(
+        s.path("court/membership.toml"),
+        request.replace(shown_fp, "SHA256:FAKEFAKEFAKE"),
+    )
+    .unwrap();
+    let added = s
+        .liaise(&[
+            "federation",
+            "add",
+            "--dir",
+            "fed",
+            "court/membership.toml",
+            "--json",
+        ])
+        .json();
+    assert_eq!(added["signing_key_fingerprint"], shown_fp);
+    assert_eq!(
+        added["signing_key_fingerprint_spoken"],
+        court["signing_key_fingerprint_spoken"]
+    );
+
+    // Publishing replaces an older roster file at --out, and nothing else.
+    let publish = |out: &str| s.liaise(&["federation", "publish", "--dir", "fed", "--out", out]);
+    publish("r2.liaise").ok();
+    let request = s.read("court/membership.toml");
+    publish("court/membership.toml").fails_with("already exists and is not a roster");
+    assert_eq!(s.read("court/membership.toml"), request);
 }
 
 #[test]
@@ -1028,7 +1079,7 @@ fn help_is_there_for_every_verb() {
 }
 
 #[test]
-fn a_reader_that_goes_away_ends_a_command_quietly() {
+fn a_reader_that_goes_away_or_a_full_disk_ends_a_command_with_no_panic() {
     let s = Sandbox::new();
     let fp = two_agency_federation(&s);
     s.liaise(&[
@@ -1053,4 +1104,21 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
+
+    // `liaise ... > out.json` on a full disk: one error line, exit 1, not a panic.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = s
+        .command(&["roster", "show", "--home", "city", "--json"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: cannot write the output: No space left on device (os error 28)"
+    );
 }

@@ -524,6 +524,22 @@ fn provenance_checks_out_with_stock_ssh_keygen() {
         "allowed_signers",
     ])
     .ok();
+    // Written again, it replaces its own earlier list; any other file it leaves alone.
+    let allowed_signers = |out: &str| {
+        s.liaise(&[
+            "roster",
+            "allowed-signers",
+            "--home",
+            "probation",
+            "--out",
+            out,
+        ])
+    };
+    allowed_signers("allowed_signers").ok();
+    let sealed = s.read("r.liaise");
+    allowed_signers("r.liaise")
+        .fails_with("already exists and is not an allowed-signers file this command wrote");
+    assert_eq!(s.read("r.liaise"), sealed);
     let signers = String::from_utf8(s.read("allowed_signers")).unwrap();
     // One line per member, each after a comment with the fingerprint ssh-keygen shows for it.
     let keys: Vec<&str> = signers.lines().filter(|l| !l.starts_with('#')).collect();

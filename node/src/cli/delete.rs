@@ -23,9 +23,9 @@ pub struct DeleteArgs {
     json: JsonArg,
 }
 
-pub fn run(args: DeleteArgs) -> Result<ExitCode> {
+pub fn run(mut args: DeleteArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    super::check_doc_id(&args.doc_id)?;
+    super::check_doc_id(&mut args.doc_id)?;
     let result = client::call(
         &home,
         &Request::DeleteReceived {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{JsonArg, print_json};
 use crate::federation_dir::FederationDir;
-use crate::fsutil::{read_limited, write_atomic};
+use crate::fsutil::{read_limited, write_out_with};
 use crate::passphrase::PassphraseSource;
 
 /// How long a published roster is valid unless `--valid-for` says otherwise.
@@ -159,11 +159,27 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
             if valid_for.is_zero() {
                 bail!("--valid-for must be longer than zero, e.g. 30d");
             }
+            // A roster file replaces an older one (publishing to the same place each time);
+            // anything else at --out is left alone, checked before a serial is used up.
+            let is_roster = |path: &std::path::Path| {
+                read_limited(path, liaise_keys::roster::MAX_ROSTER_LEN, "roster").is_ok_and(
+                    |bytes| {
+                        liaise_keys::roster::Roster::load_stored_ignoring_expiry(&bytes).is_ok()
+                    },
+                )
+            };
+            if std::fs::symlink_metadata(&out).is_ok() && !is_roster(&out) {
+                bail!(
+                    "{} already exists and is not a roster; choose another --out (nothing was \
+                     published)",
+                    out.display()
+                );
+            }
             let fed = FederationDir::new(dir.dir);
             let mut state = fed.load()?;
             let pass = passphrase.unlock("the steward keys")?;
             let (file, body) = fed.publish(&mut state, &pass, Timestamp::now(), valid_for)?;
-            write_atomic(&out, &file, 0o644)?;
+            write_out_with(&out, 0o644, "a roster", is_roster, |f| f.write_all(&file))?;
             let fp = body.stewards.fingerprint();
             if json.json {
                 return print_json(&json!({
@@ -273,6 +289,9 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
         }
     }
     let agency = request.agency.clone();
+    // Computed from the key itself, not taken from the request's comment: what the steward
+    // compares, by phone, with what the agency's `liaise init` showed.
+    let fingerprint = request.signing_key.fingerprint();
     if replaced {
         state.members.retain(|m| m.agency != agency);
     }
@@ -294,13 +313,24 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
     if json.json {
         return print_json(&json!({
             "agency": agency.as_str(),
+            "signing_key_fingerprint": fingerprint.to_string(),
+            "signing_key_fingerprint_spoken": fingerprint.spoken(),
             "updated": replaced,
             "groups": groups,
             "new_groups": new_groups,
         }));
     }
     let verb = if replaced { "Updated" } else { "Added" };
-    println!("{verb} {agency}. Run `liaise federation publish` to hand out a roster with it.");
+    println!("{verb} {agency}.");
+    println!("  signing key fingerprint: {fingerprint}");
+    println!("  spoken: {}", fingerprint.spoken());
+    if !replaced {
+        println!(
+            "Confirm this fingerprint with {agency} by phone before you publish: it must be \
+             the one their `liaise init` showed."
+        );
+    }
+    println!("Run `liaise federation publish` to hand out a roster with it.");
     let mut listed: Vec<&String> = Vec::new();
     for group in &groups {
         if listed.contains(&group) {

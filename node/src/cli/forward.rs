@@ -40,9 +40,9 @@ pub struct ForwardArgs {
     json: JsonArg,
 }
 
-pub fn run(args: ForwardArgs) -> Result<ExitCode> {
+pub fn run(mut args: ForwardArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    super::check_doc_id(&args.doc_id)?;
+    super::check_doc_id(&mut args.doc_id)?;
     // A misspelt new reader is said here, not after a round trip to the originator.
     if let Some(roster) = home.roster_for_display()?
         && liaise_keys::AgencyId::new(&args.to)
@@ -58,9 +58,12 @@ pub fn run(args: ForwardArgs) -> Result<ExitCode> {
     }
     let timeout = args.wait.timeout()?;
     if let Some(out) = &args.out
-        && out.exists()
+        && std::fs::symlink_metadata(out).is_ok()
     {
-        bail!("{} already exists; choose another --out", out.display());
+        bail!(
+            "{} already exists; choose another --out (nothing was forwarded)",
+            out.display()
+        );
     }
     let answer = client::call(
         &home,
@@ -137,7 +140,7 @@ fn delivered(
 
 fn write_forwarded(consent: &[u8], sealed: &crate::store::Held, out: &Path) -> Result<()> {
     let mut input = sealed.open()?;
-    crate::fsutil::write_atomic_with(out, 0o600, |file| {
+    crate::fsutil::write_new_with(out, 0o600, |file| {
         file.write_all(&forward_prefix(consent))?;
         std::io::copy(&mut input, file).map(|_| ())
     })

@@ -99,11 +99,13 @@ pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             "home": home.root(),
             "signing_key": secrets.signing.public_key().to_string(),
             "signing_key_fingerprint": fingerprint.to_string(),
+            "signing_key_fingerprint_spoken": fingerprint.spoken(),
             "membership_request": home.membership_path(),
         }));
     }
     println!("Created agency {agency} in {}", home.root().display());
     println!("  signing key fingerprint: {fingerprint}");
+    println!("  spoken: {}", fingerprint.spoken());
     println!(
         "Next: send {} to your federation's steward,",
         home.membership_path().display()

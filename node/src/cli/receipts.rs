@@ -21,9 +21,9 @@ pub struct ReceiptsArgs {
     json: JsonArg,
 }
 
-pub fn run(args: ReceiptsArgs) -> Result<ExitCode> {
+pub fn run(mut args: ReceiptsArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    super::check_doc_id(&args.doc_id)?;
+    super::check_doc_id(&mut args.doc_id)?;
     let request = Request::Receipts {
         doc_id: args.doc_id.clone(),
     };

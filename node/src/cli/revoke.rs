@@ -23,9 +23,9 @@ pub struct RevokeArgs {
     json: JsonArg,
 }
 
-pub fn run(args: RevokeArgs) -> Result<ExitCode> {
+pub fn run(mut args: RevokeArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    super::check_doc_id(&args.doc_id)?;
+    super::check_doc_id(&mut args.doc_id)?;
     let result = client::call(
         &home,
         &Request::Revoke {
@@ -70,9 +70,9 @@ pub struct CustodyArgs {
     json: JsonArg,
 }
 
-pub fn run_custody(args: CustodyArgs) -> Result<ExitCode> {
+pub fn run_custody(mut args: CustodyArgs) -> Result<ExitCode> {
     let home = args.home.resolve()?;
-    super::check_doc_id(&args.doc_id)?;
+    super::check_doc_id(&mut args.doc_id)?;
     let result = client::call(
         &home,
         &Request::Custody {

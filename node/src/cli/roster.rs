@@ -13,6 +13,10 @@ use super::{HomeArg, JsonArg, print_json};
 use crate::control::{Request, client};
 use crate::fsutil::read_limited;
 
+/// The first line of what `roster allowed-signers` writes (a comment to `ssh-keygen`), then
+/// the federation's name: a file that starts so may be replaced by a newer list.
+const ALLOWED_SIGNERS_HEADER: &str = "# Liaise allowed signers: ";
+
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
     /// Accept a roster published by the stewards. The first import pins the federation.
@@ -145,7 +149,7 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
         RosterCommand::AllowedSigners { home, out } => {
             let home = home.resolve()?;
             let roster = home.require_roster(Timestamp::now())?;
-            let mut text = String::new();
+            let mut text = format!("{ALLOWED_SIGNERS_HEADER}{}\n", roster.body().federation);
             for member in &roster.body().members {
                 // What `ssh-keygen -Y verify` prints for this key, to check it against.
                 text.push_str(&format!(
@@ -160,7 +164,13 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                 text.push('\n');
             }
             match out {
-                Some(path) => crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)?,
+                Some(path) => crate::fsutil::write_out_with(
+                    &path,
+                    0o644,
+                    "an allowed-signers file this command wrote",
+                    |p| crate::fsutil::starts_with(p, ALLOWED_SIGNERS_HEADER.as_bytes()),
+                    |file| file.write_all(text.as_bytes()),
+                )?,
                 None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)

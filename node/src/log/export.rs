@@ -12,7 +12,7 @@ use liaise_protocol::sealed::read_forward_prefix;
 use rusqlite::Connection;
 
 use super::{checkpoints, entries, seqs_for_doc};
-use crate::fsutil::write_atomic_with;
+use crate::fsutil::{starts_with, write_out_with};
 use crate::store::{Held, hex, parse_hex, records};
 
 /// What an export wrote.
@@ -149,12 +149,13 @@ pub fn export(
     })
 }
 
-/// Writes `prefix` and the document to `out` whole and private ([`write_atomic_with`]): a
-/// bundle written before stays whole until the new one is, and a failed export leaves nothing
-/// half-written.
+/// Writes `prefix` and the document to `out` whole and private ([`write_out_with`]): a new
+/// file, or in place of an earlier bundle, which stays whole until the new one is. Any other
+/// file already there is refused, and a failed export leaves nothing half-written.
 fn write_bundle(out: &Path, prefix: &[u8], blob: &Held) -> Result<()> {
     let mut document = blob.open()?;
-    write_atomic_with(out, 0o600, |file| {
+    let is_bundle = |path: &Path| starts_with(path, &liaise_protocol::evidence::EVIDENCE_MAGIC);
+    write_out_with(out, 0o600, "an evidence bundle", is_bundle, |file| {
         file.write_all(prefix)?;
         std::io::copy(&mut document, file).map(|_| ())
     })
