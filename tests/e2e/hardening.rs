@@ -11,6 +11,8 @@ use liaise_protocol::wire::{
     decode_frame, encode_frame,
 };
 
+use liaise_node::daemon::REHELLO_MIN_INTERVAL;
+
 use super::nodes::{Agency, TestFederation};
 
 const CITY: &str = "nl.city.utrecht";
@@ -107,7 +109,7 @@ fn roster_serial(fed: &TestFederation, agency: &Agency) -> u64 {
 }
 
 #[test]
-fn roster_pushes_need_a_newer_serial_and_come_once_per_connection() {
+fn roster_pushes_need_a_newer_serial_and_hellos_a_pause_between_them() {
     let fed = federation();
     let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _probation = fed.start(probation);
@@ -126,7 +128,7 @@ fn roster_pushes_need_a_newer_serial_and_come_once_per_connection() {
         send.write_all(&encode_frame(&push)).await.unwrap();
         assert_eq!(close_code(&conn, Duration::from_secs(10)).await, violation);
 
-        // A second hello on the same connection.
+        // A second hello on the same connection right away.
         let (conn, mut send) = peer.hello(serial).await;
         send.finish().unwrap();
         let (mut again, _recv) = conn.open_bi().await.unwrap();
@@ -136,8 +138,49 @@ fn roster_pushes_need_a_newer_serial_and_come_once_per_connection() {
         };
         again.write_all(&encode_frame(&hello)).await.unwrap();
         assert_eq!(close_code(&conn, Duration::from_secs(10)).await, violation);
+
+        // After the pause the protocol asks for (`wire.md`), the exchange may be repeated on
+        // an open connection: that is how a long-lived connection keeps its rosters current.
+        let (conn, mut send) = peer.hello(serial).await;
+        send.finish().unwrap();
+        tokio::time::sleep(REHELLO_MIN_INTERVAL + Duration::from_millis(500)).await;
+        let (mut send, _recv) = hello_on(&conn, serial).await;
+        send.finish().unwrap();
+        assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
     });
     assert_eq!(roster_serial(&fed, probation), serial);
+}
+
+#[test]
+fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
+    let fed = federation();
+    let [city, probation, _] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    // The city's node dials the probation node, and keeps the connection open.
+    fed.deliver_text(city, PROBATION, "one.txt", b"First report");
+    let serial = roster_serial(&fed, probation);
+    // Only the city imports the next roster: its node passes it on without a new connection
+    // (keep-alives hold the old one open for as long as the nodes run).
+    fed.publish();
+    fed.import(city);
+    let deadline = std::time::Instant::now() + REHELLO_MIN_INTERVAL * 3;
+    while node_serial(&fed, probation) != serial + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probation node never took up roster {}",
+            serial + 1
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // And the connection still carries documents.
+    fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
+}
+
+/// The serial of the roster the agency's running node uses.
+fn node_serial(fed: &TestFederation, agency: &Agency) -> u64 {
+    fed.json(agency, &["status"])["roster_serial"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 #[test]

@@ -42,6 +42,7 @@ use crate::transport::{
 pub use crate::trust::{RosterSignerCheck, verify_receipt};
 pub use admission::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 pub use deliver::{DEFAULT_DELIVERY_WINDOW, DEFAULT_MAX_RETRY_INTERVAL, backoff};
+pub use gossip::{REHELLO_INTERVAL, REHELLO_MIN_INTERVAL};
 
 /// How the daemon is started.
 #[derive(Debug, Clone)]
@@ -104,6 +105,8 @@ pub struct Node {
     pub resume_states: Arc<resume::ResumeStates>,
     /// Becomes true when the node shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// The node itself, for tasks a method starts that outlive the call (never keeps it alive).
+    pub this: std::sync::Weak<Node>,
 }
 
 /// Starts a node from `home` with unlocked `secrets` and runs it until `shutdown` turns true.
@@ -165,7 +168,7 @@ pub async fn run(
     )?;
     let endpoint = build_endpoint(listen, &presented, &roster)?;
     let bound = endpoint.local_addr()?;
-    let node = Arc::new(Node {
+    let node = Arc::new_cyclic(|this| Node {
         me: profile.agency.clone(),
         secrets,
         roster,
@@ -184,6 +187,7 @@ pub async fn run(
         log_rate: crate::log::rate::LogRateLimits::default(),
         resume_states: Arc::default(),
         shutdown: shutdown.clone(),
+        this: this.clone(),
     });
     let control = crate::control::server::serve(Arc::clone(&node)).await?;
     tracing::info!(agency = %node.me, %bound, "node running");

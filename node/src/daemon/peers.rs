@@ -72,6 +72,11 @@ impl PeerConnections {
         guard.conn = Some(conn.clone());
         guard.failed = None;
         drop(guard);
+        tokio::spawn(gossip::keep_current(
+            node.this.clone(),
+            conn.clone(),
+            agency.clone(),
+        ));
         // The checkpoint exchange runs after the dial, outside its time limit and the slot's
         // lock: callers waiting for this connection use it at once, and a slow exchange on a
         // loaded machine (it may take up to `witness::WITNESS_TIMEOUT`) never fails the dial.

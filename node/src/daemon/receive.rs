@@ -145,7 +145,7 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
     let mut roster_changes = node.roster.subscribe();
     let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);
     recheck.tick().await;
-    let hello_seen = Arc::new(AtomicBool::new(false));
+    let last_hello = Arc::new(std::sync::Mutex::new(None));
     let witness_seen = Arc::new(AtomicBool::new(false));
     loop {
         let (send, recv) = tokio::select! {
@@ -169,11 +169,10 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
         let node = Arc::clone(&node);
         let conn = conn.clone();
         let peer = peer.clone();
-        let hello_seen = Arc::clone(&hello_seen);
+        let last_hello = Arc::clone(&last_hello);
         let witness_seen = Arc::clone(&witness_seen);
         tokio::spawn(async move {
-            let once = [&*hello_seen, &*witness_seen];
-            match serve_stream(&node, send, recv, &peer, once).await {
+            match serve_stream(&node, send, recv, &peer, &last_hello, &witness_seen).await {
                 Err(e) if e.closes_connection() => {
                     tracing::warn!(agency = %peer, "closing connection: {e}");
                     let reason: &[u8] = match e {
@@ -194,11 +193,12 @@ async fn serve_stream(
     send: SendStream,
     mut recv: RecvStream,
     peer: &AgencyId,
-    [hello_seen, witness_seen]: [&AtomicBool; 2],
+    last_hello: &std::sync::Mutex<Option<tokio::time::Instant>>,
+    witness_seen: &AtomicBool,
 ) -> Result<(), FrameError> {
     match read_message(&mut recv, FIRST).await? {
-        // One hello exchange (and so at most one roster push) per connection.
-        Message::Hello { .. } if hello_seen.swap(true, Ordering::SeqCst) => {
+        // A hello exchange (and so a roster push) at most every REHELLO_MIN_INTERVAL.
+        Message::Hello { .. } if !super::gossip::hello_allowed(last_hello) => {
             Err(FrameError::Violation(WireError::Unexpected {
                 got: MessageKind::Hello,
                 expected: NOT_AGAIN,
