@@ -173,6 +173,23 @@ fn seal_verify_open_with_per_section_readers() {
     ])
     .fails_with("already exists");
     assert_eq!(std::fs::read_dir(s.path("q")).unwrap().count(), 1);
+
+    // Private by default; for staff who read under their own accounts, group-readable.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |rel: &str| std::fs::metadata(s.path(rel)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode("q/report.pdf"), 0o600);
+    s.liaise(&[
+        "open",
+        "--home",
+        "prison",
+        "report.liaise",
+        "--out-dir",
+        "staff/case-17",
+        "--group-readable",
+    ])
+    .ok();
+    assert_eq!(mode("staff/case-17"), 0o750);
+    assert_eq!(mode("staff/case-17/report.pdf"), 0o640);
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -37,6 +37,10 @@ pub struct OpenArgs {
     /// Also write NAME.sig beside each file, for `ssh-keygen -Y verify` (see `liaise roster allowed-signers`).
     #[arg(long)]
     with_signatures: bool,
+    /// Make the files readable by the folder's group too (0640; a new --out-dir 0750), for
+    /// staff who open through the node's account and read under their own (deploy/README.md).
+    #[arg(long)]
+    group_readable: bool,
     /// Why you open it. Required for documents under originator control: the sender's node
     /// records it with your agency's name before it releases its key share; so does yours.
     #[arg(long, value_name = "TEXT")]
@@ -57,10 +61,16 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let secrets = home.unlock(passphrase)?;
     // The output folder is ready before the originator is asked: a key share is released
     // and logged on both nodes only for an open that can write its files. An existing folder
-    // is used as it is (never re-permissioned); a missing one is created private and removed
-    // again if the open fails.
+    // is used as it is (never re-permissioned); a missing one is created private (0750 with
+    // --group-readable) and removed again if the open fails.
     let created_dir = !args.out_dir.exists();
-    if created_dir {
+    if created_dir && args.group_readable {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&args.out_dir)
+            .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    } else if created_dir {
         create_private_dir(&args.out_dir)?;
     } else if !args.out_dir.is_dir() {
         bail!(
@@ -271,6 +281,9 @@ fn open_into(
                     .map_err(|e| exists_error(sig, e))?;
                 placed.push(sig.clone());
                 f.write_all(armored.as_bytes())?;
+            }
+            if args.group_readable {
+                fs::set_permissions(&staged, fs::Permissions::from_mode(0o640))?;
             }
             fs::hard_link(&staged, &target).map_err(|e| exists_error(&target, e))?;
             placed.push(target.clone());
