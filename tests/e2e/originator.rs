@@ -589,6 +589,18 @@ fn forwarding_with_consent_shows_the_chain_and_verifies_offline() {
     std::fs::write(sb.path("tampered.liaise"), &bytes).unwrap();
     let run = sb.liaise(&["verify", "tampered.liaise", "--roster", "fed/roster.liaise"]);
     assert_ne!(run.code, Some(0), "{}", run.stdout);
+    // For a script, the same verdict as any other document that does not verify.
+    let run = sb.liaise(&[
+        "verify",
+        "tampered.liaise",
+        "--roster",
+        "fed/roster.liaise",
+        "--json",
+    ]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let verdict: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(verdict["valid"], false, "{verdict:#}");
+    assert_eq!(verdict["error_kind"], "forwarding consent rejected");
 }
 
 #[test]

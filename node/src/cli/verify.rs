@@ -56,20 +56,9 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         (None, None) => bail!("say which roster to trust: --home HOME or --roster ROSTER"),
     };
     let held = resolve_document(&args.document, home.as_ref())?;
-    let mut file = held.open()?;
-    let forwarded = super::forward::read_consent(&mut file, &roster)?;
-    let result = liaise_protocol::verify(
-        BufReader::with_capacity(1 << 20, file),
-        &RosterSignerCheck(&roster),
-    );
-    if let (Ok(info), Some(consent)) = (&result, &forwarded)
-        && (consent.document_id != info.document_id.0 || consent.originator != info.sender)
-    {
-        bail!("the forwarding consent is about another document or originator");
-    }
     let now = Timestamp::now();
-    match result {
-        Ok(info) => {
+    match check(&args.document, &held, &roster) {
+        Ok((info, forwarded)) => {
             if args.json.json {
                 let mut value = describe(&info);
                 if let Some(object) = value.as_object_mut() {
@@ -100,16 +89,63 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(err) => {
+        Err(Rejection { kind, error }) => {
             if args.json.json {
-                print_json(
-                    &json!({ "valid": false, "error_kind": err.kind().as_str(), "error": err.to_string() }),
-                )?;
+                print_json(&json!({ "valid": false, "error_kind": kind, "error": error }))?;
                 return Ok(ExitCode::from(1));
             }
-            Err(anyhow::Error::new(err).context(format!("{} is not valid", args.document)))
+            bail!("{} is not valid: {error}", args.document)
         }
     }
+}
+
+/// Why a document does not verify: a stable kind (`docs/json.md`) and a sentence.
+struct Rejection {
+    kind: &'static str,
+    error: String,
+}
+
+/// `error_kind` of a forwarded document whose consent fails or does not match the document.
+const CONSENT_REJECTED: &str = "forwarding consent rejected";
+
+/// Verifies `held` (named `name` on the command line) against `roster`: the consent first if
+/// it is a forwarded document, then the sealed document, and that the two belong together.
+fn check(
+    name: &str,
+    held: &Held,
+    roster: &Roster,
+) -> Result<
+    (
+        DocumentInfo,
+        Option<liaise_protocol::wire::ForwardConsentBody>,
+    ),
+    Rejection,
+> {
+    let mut file = held.open().map_err(|e| Rejection {
+        kind: liaise_protocol::ErrorKind::Io.as_str(),
+        error: format!("cannot read {name}: {e:#}"),
+    })?;
+    let forwarded = super::forward::read_consent(&mut file, roster).map_err(|e| Rejection {
+        kind: CONSENT_REJECTED,
+        error: format!("{e:#}"),
+    })?;
+    let info = liaise_protocol::verify(
+        BufReader::with_capacity(1 << 20, file),
+        &RosterSignerCheck(roster),
+    )
+    .map_err(|e| Rejection {
+        kind: e.kind().as_str(),
+        error: e.to_string(),
+    })?;
+    if let Some(consent) = &forwarded
+        && (consent.document_id != info.document_id.0 || consent.originator != info.sender)
+    {
+        return Err(Rejection {
+            kind: CONSENT_REJECTED,
+            error: "the forwarding consent is about another document or originator".into(),
+        });
+    }
+    Ok((info, forwarded))
 }
 
 /// A file path, or a 32-hex-digit document id looked up in the node's store.

@@ -87,6 +87,21 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     if let Err(e) = socket.set_send_buffer_size(UDP_BUFFER_LEN) {
         tracing::debug!("cannot enlarge the UDP send buffer: {e}");
     }
+    // The kernel silently caps both at net.core.rmem_max / wmem_max (and reports twice what
+    // it granted): say so once, with the fix.
+    let granted = socket
+        .recv_buffer_size()
+        .unwrap_or(0)
+        .min(socket.send_buffer_size().unwrap_or(0));
+    if granted < UDP_BUFFER_LEN {
+        tracing::warn!(
+            granted_kib = granted / 1024,
+            "the system limits UDP buffers below {} KiB, which slows large transfers; \
+             raise the limits: sysctl -w net.core.rmem_max={UDP_BUFFER_LEN} \
+             net.core.wmem_max={UDP_BUFFER_LEN}",
+            UDP_BUFFER_LEN / 1024
+        );
+    }
     socket.bind(&addr.into())?;
     Ok(socket.into())
 }
