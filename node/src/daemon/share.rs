@@ -248,7 +248,13 @@ async fn decide_and_release(
         .member(peer)
         .and_then(|m| m.current_encryption_key(Timestamp(now)));
     let Some(key) = key else {
-        return refuse(Refusal::Internal, "the requester has no encryption key").into_message();
+        // Temporary: it passes once this node holds a roster with the requester's new keys.
+        return refuse(
+            Refusal::Internal,
+            "the originator's roster lists no current encryption key for your agency; it needs \
+             the roster with your new keys",
+        )
+        .into_message();
     };
     match ShareReleaseBody::wrap(&body, &share, key, Timestamp(now)) {
         Ok(release) => Message::ShareRelease {
