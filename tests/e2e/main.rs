@@ -24,6 +24,7 @@ mod operator_deletion;
 mod originator;
 mod outsider;
 mod quota;
+mod service;
 mod stalled_handshake;
 mod stalled_peer;
 mod supply_chain;

@@ -19,6 +19,7 @@ mod roster;
 mod seal;
 mod sealing;
 mod send;
+mod service;
 mod status;
 mod verify;
 

@@ -51,6 +51,7 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
         None => AgencyQuota::default(),
     };
     let agency = home.profile()?.agency;
+    super::service::refuse_foreign_home(&home)?;
     // Unlock once, before the runtime starts: the key file costs ~0.2 s of Argon2id.
     let secrets = home.unlock(passphrase)?;
     let options = NodeOptions {
@@ -66,6 +67,7 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(async move {
             wait_for_signal().await;
+            super::service::notify("STOPPING=1");
             let _ = stop.send(true);
         });
         // One line when the node is up, whatever the log level, for whoever started it.
@@ -75,6 +77,9 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
                 eprintln!(
                     "liaise node of {agency} listening on {bound} (UDP); stop it with Ctrl-C"
                 );
+                // Under systemd (Type=notify): `systemctl start` returns now, not before, and
+                // fails if the node never got here (a wrong passphrase, a busy port).
+                super::service::notify("READY=1");
             }
         });
         daemon::run(home, secrets, options, stopped, Some(ready)).await
