@@ -104,6 +104,10 @@ pub async fn keep_current(node: Weak<Node>, connection: quinn::Connection, peer:
         let Some(node) = node.upgrade() else {
             return;
         };
+        // A peer the roster no longer admits is not told anything: its connection is closed.
+        if !super::admission::recheck_peer(&node, &connection, &peer) {
+            return;
+        }
         // Changes seen while waiting are in this exchange too.
         changes.borrow_and_update();
         last = tokio::time::Instant::now();
