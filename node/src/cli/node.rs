@@ -22,8 +22,9 @@ pub enum NodeCommand {
 pub struct RunArgs {
     #[command(flatten)]
     home: HomeArg,
-    /// Listen on this address instead of the first address in agency.toml.
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Listen on this IP address and port (e.g. 0.0.0.0:7400, [::]:7400; no host name)
+    /// instead of the first address in agency.toml, e.g. behind NAT, where peers dial another.
+    #[arg(long, value_name = "IP:PORT")]
     listen: Option<SocketAddr>,
     /// The longest wait between two delivery attempts to an unreachable node, e.g. 5m, 30s.
     #[arg(long, value_name = "DURATION")]
@@ -75,7 +76,8 @@ pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> 
         tokio::spawn(async move {
             if let Ok(bound) = up.await {
                 eprintln!(
-                    "liaise node of {agency} listening on {bound} (UDP); stop it with Ctrl-C"
+                    "liaise node of {agency} listening on {bound} (UDP); stop it with Ctrl-C \
+                     (under systemd: systemctl stop liaise-node)"
                 );
                 // Under systemd (Type=notify): `systemctl start` returns now, not before, and
                 // fails if the node never got here (a wrong passphrase, a busy port).

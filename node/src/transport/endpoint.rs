@@ -87,12 +87,13 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     if let Err(e) = socket.set_send_buffer_size(UDP_BUFFER_LEN) {
         tracing::debug!("cannot enlarge the UDP send buffer: {e}");
     }
-    // The kernel silently caps both at net.core.rmem_max / wmem_max (and reports twice what
-    // it granted): say so once, with the fix.
+    // The kernel silently caps both at net.core.rmem_max / wmem_max: say so once, with the
+    // fix. Linux reports twice what it granted (room for its own bookkeeping).
     let granted = socket
         .recv_buffer_size()
         .unwrap_or(0)
-        .min(socket.send_buffer_size().unwrap_or(0));
+        .min(socket.send_buffer_size().unwrap_or(0))
+        / 2;
     if granted < UDP_BUFFER_LEN {
         tracing::warn!(
             granted_kib = granted / 1024,
