@@ -1,6 +1,6 @@
 //! `liaise node run` under a service manager: systemd's readiness protocol (`Type=notify`,
 //! `deploy/liaise-node.service`), so that `systemctl start` waits for a node that is up and
-//! fails for one that never comes up.
+//! fails for one that never comes up, and log priorities the journal understands.
 
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
@@ -38,12 +38,20 @@ fn a_node_tells_the_service_manager_when_it_is_up_and_when_it_stops() {
     manager
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    // The journal reads the node's stderr: systemd names that stream in $JOURNAL_STREAM.
+    let log = std::fs::File::create(fed.sandbox.path("journal.log")).unwrap();
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = log.metadata().unwrap();
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
     let mut node = fed
         .sandbox
-        .command(&["node", "run", "--home", &city.home])
+        .command(&["-v", "node", "run", "--home", &city.home])
         .env("NOTIFY_SOCKET", &socket)
+        .env("JOURNAL_STREAM", &stream)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let n = manager.recv(&mut buf).unwrap();
@@ -60,4 +68,11 @@ fn a_node_tells_the_service_manager_when_it_is_up_and_when_it_stops() {
     let n = manager.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
     assert!(node.wait().unwrap().success());
+    // Each log line carries its syslog priority for the journal (`journalctl -p`).
+    let journal = String::from_utf8(fed.sandbox.read("journal.log")).unwrap();
+    let running = journal
+        .lines()
+        .find(|l| l.contains("node running"))
+        .unwrap_or_else(|| panic!("{journal}"));
+    assert!(running.starts_with("<6>"), "{journal}");
 }

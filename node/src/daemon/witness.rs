@@ -162,7 +162,6 @@ async fn witness(
         bail!("the peer offered another agency's checkpoint");
     }
     if let Err(contradiction) = check_extends(known, &body, &proof) {
-        tracing::error!(agency = %peer, "FORK DETECTED in the peer's log: {contradiction}");
         let detail = json!({
             "problem": contradiction.to_string(),
             "offered_seq": body.seq,
@@ -186,9 +185,26 @@ async fn witness(
                 }
                 Ok(first)
             })
-            .await?;
-        if !first {
-            tracing::warn!(agency = %peer, "the peer repeated a contradiction already recorded");
+            .await;
+        // An ERROR once, for alerting; a repetition (each new connection) is a warning.
+        let first = match first {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(
+                    agency = %peer,
+                    "FORK DETECTED in the peer's log: {contradiction} (not recorded: {e:#})"
+                );
+                return Err(e);
+            }
+        };
+        if first {
+            tracing::error!(agency = %peer, "FORK DETECTED in the peer's log: {contradiction}");
+        } else {
+            tracing::warn!(
+                agency = %peer,
+                "the peer repeated a contradiction already recorded (fork detected before): \
+                 {contradiction}"
+            );
         }
         let detail: String = contradiction
             .to_string()
