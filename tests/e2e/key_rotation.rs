@@ -94,6 +94,33 @@ fn without_overlap_a_rotated_node_is_reached_once_the_peer_holds_the_new_roster(
     });
 }
 
+#[test]
+fn a_rotated_node_whose_old_key_is_revoked_meanwhile_switches_to_its_new_key() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let rotated = fed.json(city, &["keys", "rotate"]);
+    add_member(&fed, city);
+    fed.publish_and_import_all();
+    // The old key leaks: the stewards revoke it, and only probation holds that roster yet.
+    let old_key = rotated["old_transport_key"].as_str().unwrap();
+    fed.sandbox
+        .liaise(&["federation", "revoke", "--dir", "fed", "--key", old_key])
+        .ok();
+    fed.publish();
+    fed.import(probation);
+    let revoking = roster_serial(&fed, probation);
+    let _nodes = [fed.start(city), fed.start(probation)];
+
+    // The city's roster still certifies the old key, so the city presents it first; the
+    // probation node refuses it, and the city's next attempt presents the new key, gets in,
+    // and takes up the revoking roster.
+    fed.deliver_text(city, PROBATION, "report.txt", b"After the leak");
+    wait_for(
+        || node_serial(&fed, city) == revoking,
+        "the revoking roster",
+    );
+}
+
 /// `federation add` of the agency's current membership request.
 fn add_member(fed: &TestFederation, agency: &Agency) {
     fed.sandbox

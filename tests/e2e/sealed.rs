@@ -174,10 +174,21 @@ fn seal_verify_open_with_per_section_readers() {
     .fails_with("already exists");
     assert_eq!(std::fs::read_dir(s.path("q")).unwrap().count(), 1);
 
-    // Private by default; for staff who read under their own accounts, group-readable.
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |rel: &str| std::fs::metadata(s.path(rel)).unwrap().permissions().mode() & 0o777;
+    // Private by default; for staff who read under their own accounts, group-readable, in
+    // the group of their set-group-id folder (deploy/README.md), which they may delete from.
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = |rel: &str| std::fs::metadata(s.path(rel)).unwrap();
+    let mode = |rel: &str| meta(rel).permissions().mode() & 0o7777;
     assert_eq!(mode("q/report.pdf"), 0o600);
+    std::fs::create_dir(s.path("staff")).unwrap();
+    let staff_gid = if meta("staff").uid() == 0 {
+        // Root can give the folder another group, as `install -g liaise-staff` does.
+        std::os::unix::fs::chown(s.path("staff"), None, Some(54321)).unwrap();
+        54321
+    } else {
+        meta("staff").gid()
+    };
+    std::fs::set_permissions(s.path("staff"), std::fs::Permissions::from_mode(0o2770)).unwrap();
     s.liaise(&[
         "open",
         "--home",
@@ -188,8 +199,15 @@ fn seal_verify_open_with_per_section_readers() {
         "--group-readable",
     ])
     .ok();
-    assert_eq!(mode("staff/case-17"), 0o750);
+    assert_eq!(mode("staff/case-17"), 0o2770);
     assert_eq!(mode("staff/case-17/report.pdf"), 0o640);
+    assert_eq!(meta("staff/case-17/report.pdf").gid(), staff_gid);
+    // Nothing of the staging is left in the staff folder.
+    let left: Vec<_> = std::fs::read_dir(s.path("staff/case-17"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["report.pdf"]);
 }
 
 #[test]

@@ -61,15 +61,11 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let secrets = home.unlock(passphrase)?;
     // The output folder is ready before the originator is asked: a key share is released
     // and logged on both nodes only for an open that can write its files. An existing folder
-    // is used as it is (never re-permissioned); a missing one is created private (0750 with
-    // --group-readable) and removed again if the open fails.
+    // is used as it is (never re-permissioned); a missing one is created private (for its
+    // group too with --group-readable) and removed again if the open fails.
     let created_dir = !args.out_dir.exists();
     if created_dir && args.group_readable {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o750)
-            .create(&args.out_dir)
-            .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+        create_group_dir(&args.out_dir)?;
     } else if created_dir {
         create_private_dir(&args.out_dir)?;
     } else if !args.out_dir.is_dir() {
@@ -78,16 +74,17 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             args.out_dir.display()
         );
     }
-    let staging =
-        match probe_writable(&args.out_dir).and_then(|()| staging_dir(&home, &args.out_dir)) {
-            Ok(staging) => staging,
-            Err(e) => {
-                if created_dir {
-                    let _ = fs::remove_dir(&args.out_dir);
-                }
-                return Err(e);
+    let staging = match probe_writable(&args.out_dir)
+        .and_then(|()| staging_dir(&home, &args.out_dir, args.group_readable))
+    {
+        Ok(staging) => staging,
+        Err(e) => {
+            if created_dir {
+                let _ = fs::remove_dir(&args.out_dir);
             }
-        };
+            return Err(e);
+        }
+    };
     let abandon = || {
         let _ = fs::remove_dir_all(&staging);
         if created_dir {
@@ -322,6 +319,20 @@ fn probe_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` (and missing parents) for owner and group (0770, keeping the set-group-id
+/// bit it inherits from a staff folder), whatever the umask: staff read the files and delete
+/// them when done.
+fn create_group_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o770)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let inherited = fs::metadata(dir)?.permissions().mode() & 0o2000;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o770 | inherited))
+        .with_context(|| format!("cannot open {} to its group", dir.display()))
+}
+
 fn exists_error(path: &Path, e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::AlreadyExists {
         anyhow::anyhow!(
@@ -359,14 +370,16 @@ fn unique_name(
 /// file system as the output folder (so the plaintext never sits in the output folder before it
 /// verified), else a hidden folder in the output folder. Stale ones from interrupted opens
 /// (older than an hour) are removed first.
-fn staging_dir(home: &crate::home::Home, out_dir: &Path) -> Result<PathBuf> {
+fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Result<PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let run = home.root().join("run");
     let same_fs = fs::metadata(out_dir)
         .ok()
         .zip(fs::metadata(home.root()).ok())
         .is_some_and(|(a, b)| a.dev() == b.dev());
-    let parent = if same_fs {
+    // Group-readable files are made inside the output folder, so that they take its group
+    // (a set-group-id staff folder's), which a link from elsewhere would not change.
+    let parent = if same_fs && !in_out_dir {
         create_private_dir(&run)?;
         run
     } else {

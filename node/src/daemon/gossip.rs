@@ -1,15 +1,12 @@
 //! Roster gossip: on every new connection both nodes state their roster serials in
 //! `Hello`/`HelloAck`; the one with the older roster gets the newer file and adopts it if it
 //! passes every roster check (threshold of the held stewards and of the new ones, higher
-//! serial, not expired). The client repeats the exchange on the open connection when it takes
-//! up a newer roster and every [`REHELLO_INTERVAL`] (`wire.md`, "Hello and roster gossip").
-
-use std::sync::Weak;
-use std::time::Duration;
+//! serial, not expired). The client repeats the exchange on the open connection
+//! ([`super::rehello`]).
 
 use anyhow::{Context, Result, bail};
+use liaise_keys::Timestamp;
 use liaise_keys::roster::Roster;
-use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::wire::{Message, MessageKind, PROTOCOL_VERSION};
 use quinn::{RecvStream, SendStream};
 
@@ -19,20 +16,10 @@ use crate::store::{Store, records};
 use crate::transport::SharedRoster;
 
 const AFTER_HELLO_ACK: &[MessageKind] = &[MessageKind::RosterFile];
-/// After `HelloAck`, when the client's roster is not newer: it may ask for ours.
+/// After `HelloAck`, when the client's roster is older: it may ask for ours.
 const AFTER_HELLO_OLDER_CLIENT: &[MessageKind] = &[MessageKind::RosterRequest];
 /// After `HelloAck`, when the client said its roster is newer: it may push it, once.
 const AFTER_HELLO_NEWER_CLIENT: &[MessageKind] = &[MessageKind::RosterFile];
-
-/// How often the client of a connection repeats the exchange, to fetch a roster the server
-/// took up since.
-pub const REHELLO_INTERVAL: Duration = Duration::from_secs(60);
-/// A server refuses a `Hello` that comes sooner than this after the previous one on the same
-/// connection: a peer makes this node check at most one pushed roster per connection so often.
-pub const REHELLO_MIN_INTERVAL: Duration = Duration::from_secs(5);
-/// What a client waits beyond [`REHELLO_MIN_INTERVAL`], so that uneven network delays never
-/// bring two of its `Hello`s closer together at the server.
-const REHELLO_MARGIN: Duration = Duration::from_secs(1);
 
 /// Records the roster the node starts with in the roster history.
 pub async fn record_current(store: &Store, roster: &SharedRoster) -> Result<()> {
@@ -82,41 +69,6 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
     Ok(())
 }
 
-/// Repeats the exchange on `connection`, which this node dialled to `peer` (its hello done
-/// just now), whenever this node takes up a newer roster and every [`REHELLO_INTERVAL`],
-/// until the connection or the node ends.
-pub async fn keep_current(node: Weak<Node>, connection: quinn::Connection, peer: AgencyId) {
-    let Some(mut changes) = node.upgrade().map(|n| n.roster.subscribe()) else {
-        return;
-    };
-    let mut last = tokio::time::Instant::now();
-    let mut every = tokio::time::interval_at(last + REHELLO_INTERVAL, REHELLO_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = connection.closed() => return,
-            changed = changes.changed() => if changed.is_err() { return },
-            _ = every.tick() => {}
-        }
-        tokio::select! {
-            _ = connection.closed() => return,
-            () = tokio::time::sleep_until(last + REHELLO_MIN_INTERVAL + REHELLO_MARGIN) => {}
-        }
-        let Some(node) = node.upgrade() else {
-            return;
-        };
-        // A peer the roster no longer admits is not told anything: its connection is closed.
-        if !super::admission::recheck_peer(&node, &connection, &peer) {
-            return;
-        }
-        // Changes seen while waiting are in this exchange too.
-        changes.borrow_and_update();
-        last = tokio::time::Instant::now();
-        if let Err(e) = client_hello(&node, &connection, peer.as_str()).await {
-            tracing::info!(agency = %peer, "roster exchange on an open connection failed: {e:#}");
-        }
-    }
-}
-
 /// The server's side, after reading `Hello` with the client's roster serial. A `RosterFile`
 /// is read only if the client said its roster is newer than ours (a protocol violation
 /// otherwise), and at most one per stream.
@@ -137,10 +89,11 @@ pub async fn serve_hello(
     )
     .await?;
     // At most one roster message follows, then the client finishes the stream.
-    let allowed = if client_serial > ours {
-        AFTER_HELLO_NEWER_CLIENT
-    } else {
-        AFTER_HELLO_OLDER_CLIENT
+    let allowed = match client_serial.cmp(&ours) {
+        std::cmp::Ordering::Greater => AFTER_HELLO_NEWER_CLIENT,
+        std::cmp::Ordering::Less => AFTER_HELLO_OLDER_CLIENT,
+        // Nothing to exchange: a request for a roster the client holds is a violation.
+        std::cmp::Ordering::Equal => &[],
     };
     match read_message(&mut recv, allowed).await {
         Ok(Message::RosterRequest) => {
@@ -154,20 +107,6 @@ pub async fn serve_hello(
     }
     let _ = send.finish();
     Ok(())
-}
-
-/// Whether a `Hello` may start now on a connection whose last one started at `last_hello`
-/// (`wire.md`: not sooner than [`REHELLO_MIN_INTERVAL`]); records it if so.
-pub fn hello_allowed(last_hello: &std::sync::Mutex<Option<tokio::time::Instant>>) -> bool {
-    let now = tokio::time::Instant::now();
-    let Ok(mut last) = last_hello.lock() else {
-        return false;
-    };
-    if last.is_some_and(|at| now.duration_since(at) < REHELLO_MIN_INTERVAL) {
-        return false;
-    }
-    *last = Some(now);
-    true
 }
 
 /// How often an adoption re-checks a roster whose held predecessor changed meanwhile.

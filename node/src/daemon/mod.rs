@@ -19,6 +19,7 @@ pub mod operator_deletion;
 mod peers;
 pub mod quota;
 mod receive;
+mod rehello;
 mod resume;
 pub mod share;
 mod tee_verify;
@@ -42,7 +43,7 @@ use crate::transport::{
 pub use crate::trust::{RosterSignerCheck, verify_receipt};
 pub use admission::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 pub use deliver::{DEFAULT_DELIVERY_WINDOW, DEFAULT_MAX_RETRY_INTERVAL, backoff};
-pub use gossip::{REHELLO_INTERVAL, REHELLO_MIN_INTERVAL};
+pub use rehello::{REHELLO_INTERVAL, REHELLO_MIN_INTERVAL};
 
 /// How the daemon is started.
 #[derive(Debug, Clone)]
@@ -80,6 +81,8 @@ pub struct Node {
     pub home: Home,
     /// The QUIC endpoint.
     pub endpoint: quinn::Endpoint,
+    /// Which transport key the endpoint presents (during a rotation, old or new).
+    pub presented_key: Arc<PresentedKey>,
     /// Options.
     pub options: NodeOptions,
     /// Wakes the outbox worker.
@@ -175,6 +178,7 @@ pub async fn run(
         store,
         home: home.clone(),
         endpoint,
+        presented_key: presented,
         options,
         outbox_wake: Notify::new(),
         custody_wake: Notify::new(),

@@ -29,6 +29,9 @@ struct SlotState {
 #[derive(Debug, Default)]
 pub struct PeerConnections {
     slots: Mutex<HashMap<String, Slot>>,
+    /// Agencies whose node closed a connection on a repeated hello (built before re-hellos):
+    /// their connections get none until this node restarts.
+    without_rehello: Mutex<std::collections::HashSet<String>>,
 }
 
 impl PeerConnections {
@@ -72,11 +75,13 @@ impl PeerConnections {
         guard.conn = Some(conn.clone());
         guard.failed = None;
         drop(guard);
-        tokio::spawn(gossip::keep_current(
-            node.this.clone(),
-            conn.clone(),
-            agency.clone(),
-        ));
+        if self.takes_rehello(agency) {
+            tokio::spawn(super::rehello::keep_current(
+                node.this.clone(),
+                conn.clone(),
+                agency.clone(),
+            ));
+        }
         // The checkpoint exchange runs after the dial, outside its time limit and the slot's
         // lock: callers waiting for this connection use it at once, and a slow exchange on a
         // loaded machine (it may take up to `witness::WITNESS_TIMEOUT`) never fails the dial.
@@ -85,6 +90,38 @@ impl PeerConnections {
             super::deliver::retry_sooner(node, agency.as_str()).await;
         }
         Ok(conn)
+    }
+
+    /// Whether `connection` (by its [`quinn::Connection::stable_id`]) is the one held for
+    /// `agency`.
+    pub async fn holds(&self, agency: &AgencyId, connection: usize) -> bool {
+        let slot = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|slots| slots.get(agency.as_str()).cloned());
+        match slot {
+            Some(slot) => slot
+                .lock()
+                .await
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.stable_id() == connection),
+            None => false,
+        }
+    }
+
+    /// Repeated hellos stop for `agency` (its node does not take them).
+    pub fn no_rehello(&self, agency: &AgencyId) {
+        if let Ok(mut set) = self.without_rehello.lock() {
+            set.insert(agency.as_str().to_owned());
+        }
+    }
+
+    fn takes_rehello(&self, agency: &AgencyId) -> bool {
+        self.without_rehello
+            .lock()
+            .is_ok_and(|set| !set.contains(agency.as_str()))
     }
 
     /// Forgets a connection that failed.
@@ -130,9 +167,29 @@ async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn
         .connect(addr, agency.as_str())
         .with_context(|| format!("cannot connect to {address}"))?
         .await
+        .inspect_err(|e| note_key_refusal(node, e))
         .with_context(|| format!("handshake with {address} failed"))?;
-    gossip::client_hello(node, &conn, agency.as_str())
-        .await
-        .with_context(|| format!("{address} refused this node"))?;
+    // A TLS 1.3 client learns that the server refused its key only now, at first use.
+    if let Err(e) = gossip::client_hello(node, &conn, agency.as_str()).await {
+        if let Some(closed) = conn.close_reason() {
+            note_key_refusal(node, &closed);
+        }
+        return Err(e.context(format!("{address} refused this node")));
+    }
     Ok(conn)
 }
+
+/// A handshake the peer ended with a TLS alert (its verifier refused our key, typically):
+/// during a key rotation, try the other key next time ([`PresentedKey::note_refusal`]).
+///
+/// [`PresentedKey::note_refusal`]: crate::transport::PresentedKey::note_refusal
+fn note_key_refusal(node: &Node, error: &quinn::ConnectionError) {
+    if let quinn::ConnectionError::ConnectionClosed(close) = error
+        && (TLS_ALERTS).contains(&u64::from(close.error_code))
+    {
+        node.presented_key.note_refusal();
+    }
+}
+
+/// QUIC transport error codes that carry a TLS alert (RFC 9001, section 4.8).
+const TLS_ALERTS: std::ops::Range<u64> = 0x100..0x200;

@@ -198,7 +198,7 @@ async fn serve_stream(
 ) -> Result<(), FrameError> {
     match read_message(&mut recv, FIRST).await? {
         // A hello exchange (and so a roster push) at most every REHELLO_MIN_INTERVAL.
-        Message::Hello { .. } if !super::gossip::hello_allowed(last_hello) => {
+        Message::Hello { .. } if !super::rehello::hello_allowed(last_hello) => {
             Err(FrameError::Violation(WireError::Unexpected {
                 got: MessageKind::Hello,
                 expected: NOT_AGAIN,
