@@ -49,18 +49,26 @@ pub fn write_new_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    // A hard link, unlike a rename, fails if the name is taken.
-    let placed = write_through_temporary(path, mode, write, |tmp, path| {
-        fs::hard_link(tmp, path)?;
-        fs::remove_file(tmp)
-    });
-    match placed {
+    // The name is claimed first with an empty file (create_new fails if it is taken, on any
+    // file system, FAT included), then the written file is renamed over the claim.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "{} already exists; choose another --out, or remove it first (nothing was written)",
             path.display()
         ),
-        other => other.with_context(|| format!("cannot write {}", path.display())),
+        Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
     }
+    let placed = write_through_temporary(path, mode, write, |tmp, path| fs::rename(tmp, path));
+    if placed.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    placed.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes a file a user named with `--out`: a new file ([`write_new_with`]), or a
@@ -205,5 +213,50 @@ mod tests {
             fs::metadata(&sub).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_and_a_failed_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bundle");
+        write_new_with(&path, 0o600, |out| out.write_all(b"first")).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        let refused = write_new_with(&path, 0o600, |out| out.write_all(b"second")).unwrap_err();
+        assert!(refused.to_string().contains("already exists"), "{refused}");
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        // A write that fails half-way: neither the claimed name nor a temporary file stays.
+        let other = dir.path().join("other");
+        let failed = write_new_with(&other, 0o600, |out| {
+            out.write_all(b"half")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert!(!other.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn an_out_file_replaces_only_its_own_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ours, theirs) = (dir.path().join("ours"), dir.path().join("theirs"));
+        fs::write(&ours, b"LIAISE old list").unwrap();
+        fs::write(&theirs, b"a key file").unwrap();
+        let own = |p: &Path| starts_with(p, b"LIAISE");
+        write_out_with(&ours, 0o644, "a list", own, |out| {
+            out.write_all(b"LIAISE new")
+        })
+        .unwrap();
+        assert_eq!(fs::read(&ours).unwrap(), b"LIAISE new");
+        let refused = write_out_with(&theirs, 0o644, "a list", own, |out| {
+            out.write_all(b"LIAISE x")
+        })
+        .unwrap_err();
+        assert!(refused.to_string().contains("is not a list"), "{refused}");
+        assert_eq!(fs::read(&theirs).unwrap(), b"a key file");
+        // A folder is never "its own kind".
+        let folder = dir.path().join("folder");
+        fs::create_dir(&folder).unwrap();
+        assert!(write_out_with(&folder, 0o644, "a list", |_| true, |_| Ok(())).is_err());
+        assert!(folder.is_dir());
     }
 }

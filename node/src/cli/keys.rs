@@ -93,8 +93,28 @@ fn rotate(
     let profile = home.profile()?;
     let pass = passphrase.unlock(&format!("the keys in {}", home.root().display()))?;
     let mut secrets = home.unlock_with(&pass)?;
-    let old_transport = secrets.transport.public_key().fingerprint();
+    let now = Timestamp::now();
+    // An expired roster still says which keys peers know and which were revoked.
+    let roster = home.roster_for_display().ok().flatten();
+    // Rotating again before any roster listed the last new key: peers still know only the
+    // key before it, so that one stays the previous key (the unpublished one is dropped).
+    let certified = |key: &liaise_keys::TransportSecretKey| {
+        roster.as_ref().is_some_and(|r| {
+            r.member_by_transport_key(&key.public_key(), now)
+                .is_ok_and(|m| m.id == profile.agency)
+        })
+    };
+    let pending = !certified(&secrets.transport)
+        && secrets.previous_transport.as_ref().is_some_and(certified);
+    let keep = if pending {
+        secrets.previous_transport.take()
+    } else {
+        None
+    };
     let dropped = secrets.rotate(profile.kem);
+    if keep.is_some() {
+        secrets.previous_transport = keep;
+    }
     for key in &dropped {
         eprintln!(
             "warning: dropped the oldest encryption key {} (at most {} are kept); documents sealed to it can no longer be opened",
@@ -102,14 +122,19 @@ fn rotate(
             liaise_keys::identity::MAX_ENCRYPTION_KEYS
         );
     }
-    let now = Timestamp::now();
     // A key the federation revoked is not offered again (the steward would refuse the
     // request); nor with --no-overlap.
-    let revoked = home
-        .roster(now)
-        .ok()
-        .flatten()
-        .and_then(|r| r.revocation(&old_transport).map(|k| k.revoked_at));
+    let previous = secrets
+        .previous_transport
+        .as_ref()
+        .map(|k| k.public_key().fingerprint());
+    let revoked = roster
+        .as_ref()
+        .zip(previous.as_ref())
+        .and_then(|(r, fp)| r.revocation(fp).map(|k| k.revoked_at));
+    // The key peers know, which the overlap certifies: the one before this rotation, or
+    // before the unpublished one.
+    let old_transport = previous.map(|fp| fp.to_string()).unwrap_or_default();
     if let Some(at) = revoked {
         eprintln!(
             "note: the old transport key was revoked at {at}; the request lists only the new one"
@@ -128,7 +153,7 @@ fn rotate(
     if json.json {
         return print_json(&json!({
             "agency": profile.agency.as_str(),
-            "old_transport_key": old_transport.to_string(),
+            "old_transport_key": old_transport,
             "transport_key": new_transport.to_string(),
             "encryption_key": new_encryption,
             "old_transport_key_until": old_until.map(Timestamp::to_rfc3339),

@@ -168,11 +168,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// Refuses, before asking the node, a DOC_ID that cannot be one (a typo, a file name), and
 /// writes a valid one in lower case.
 pub(crate) fn check_doc_id(doc_id: &mut String) -> Result<()> {
-    if crate::store::parse_hex::<16>(doc_id).is_none() {
+    let hex_digits = doc_id.len() == 32 && doc_id.chars().all(|c| c.is_ascii_hexdigit());
+    let Some(id) = crate::store::parse_hex::<16>(doc_id).filter(|_| hex_digits) else {
         anyhow::bail!("`{doc_id}` is not a document id (32 hex digits, as `liaise send` prints)");
-    }
+    };
     // The store and every output use lower case; an id typed in upper case is the same one.
-    doc_id.make_ascii_lowercase();
+    *doc_id = crate::store::hex(&id);
     Ok(())
 }
 

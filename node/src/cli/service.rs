@@ -11,26 +11,31 @@ use crate::home::Home;
 
 /// Refuses to run the node as a user other than the home's owner. Run as root on a home that
 /// belongs to `liaise`, a node writes files that user can then not read, and the service fails
-/// later with "permission denied". `/proc/self` belongs to the process's effective user; where
-/// it cannot be read, nothing is checked.
+/// later with "permission denied". The effective user id comes from `/proc/self/status`;
+/// where it cannot be read, nothing is checked.
 pub fn refuse_foreign_home(home: &Home) -> Result<()> {
-    let (Ok(me), Ok(owner)) = (
-        std::fs::metadata("/proc/self"),
-        std::fs::metadata(home.root()),
-    ) else {
+    let (Some(me), Ok(owner)) = (effective_uid(), std::fs::metadata(home.root())) else {
         return Ok(());
     };
-    if me.uid() != owner.uid() {
+    if me != owner.uid() {
         bail!(
             "{} belongs to user id {}, but this node would run as user id {}: files it writes \
              there would be unreadable to the service; run it as the owner (e.g. `sudo -u \
              liaise liaise node run ...`, or `systemctl start liaise-node`)",
             home.root().display(),
             owner.uid(),
-            me.uid()
+            me
         );
     }
     Ok(())
+}
+
+/// The process's effective user id: the second field of the `Uid:` line of
+/// `/proc/self/status` (real, effective, saved, file system).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// Tells the service manager `state` (`READY=1`, `STOPPING=1`) if it asked to be told
@@ -73,7 +78,8 @@ mod tests {
         std::fs::create_dir(own.root()).unwrap();
         refuse_foreign_home(&own).unwrap();
         // Root makes a folder another user's; anyone else finds one (`/` is root's).
-        let me = std::fs::metadata("/proc/self").unwrap().uid();
+        let me = effective_uid().unwrap();
+        assert_eq!(me, std::fs::metadata(own.root()).unwrap().uid());
         let foreign = if me == 0 {
             std::os::unix::fs::chown(own.root(), Some(4242), None).unwrap();
             own
