@@ -154,6 +154,10 @@ pub fn temporary_sibling(path: &Path) -> Result<PathBuf> {
 /// refused, and the read itself is bounded, so `/dev/zero` or a FIFO cannot exhaust memory.
 pub fn read_limited(path: &Path, max: usize, what: &str) -> Result<Vec<u8>> {
     let context = || format!("cannot read {what} {}", path.display());
+    // Looked at before it is opened: opening a FIFO would wait for a writer.
+    if !fs::metadata(path).with_context(context)?.is_file() {
+        bail!("{what} {} is not a regular file", path.display());
+    }
     let file = File::open(path).with_context(context)?;
     let meta = file.metadata().with_context(context)?;
     if !meta.is_file() {
@@ -186,6 +190,15 @@ mod tests {
         fs::write(&path, [1u8; 10]).unwrap();
         assert_eq!(read_limited(&path, 10, "x").unwrap().len(), 10);
         assert!(read_limited(&path, 9, "x").is_err());
+        // A FIFO is refused before it is opened (an open would wait for a writer).
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let err = read_limited(&fifo, 1024, "roster").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]
