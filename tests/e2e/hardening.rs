@@ -164,7 +164,7 @@ fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
     fed.publish();
     fed.import(city);
     let deadline = std::time::Instant::now() + REHELLO_MIN_INTERVAL * 3;
-    while node_serial(&fed, probation) != serial + 1 {
+    while fed.node_serial(probation) != serial + 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "the probation node never took up roster {}",
@@ -174,13 +174,6 @@ fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
     }
     // And the connection still carries documents.
     fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
-}
-
-/// The serial of the roster the agency's running node uses.
-fn node_serial(fed: &TestFederation, agency: &Agency) -> u64 {
-    fed.json(agency, &["status"])["roster_serial"]
-        .as_u64()
-        .unwrap_or(0)
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn a_rotated_node_is_reached_by_peers_that_still_hold_the_old_roster() {
     assert_ne!(rotated["transport_key"], first["transport_key"]);
     // The steward lists the new keys; only the city has the new roster. Its node starts
     // afresh, with the new keys loaded.
-    add_member(&fed, city);
+    fed.add_member(city);
     fed.publish();
     fed.import(city);
     let _nodes = [fed.start(city), fed.start(probation)];
@@ -42,7 +42,7 @@ fn a_rotated_node_is_reached_by_peers_that_still_hold_the_old_roster() {
     );
     // ... and the connection brought the new roster over.
     wait_for(
-        || node_serial(&fed, probation) == before + 1,
+        || fed.node_serial(probation) == before + 1,
         "the new roster",
     );
     // Documents to the city are now sealed to its new encryption key, and open.
@@ -77,7 +77,7 @@ fn without_overlap_a_rotated_node_is_reached_once_the_peer_holds_the_new_roster(
     let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
     let rotated = fed.json(city, &["keys", "rotate", "--no-overlap"]);
     assert_eq!(rotated["old_transport_key_until"], serde_json::Value::Null);
-    add_member(&fed, city);
+    fed.add_member(city);
     fed.publish();
     fed.import(city);
     let _nodes = [fed.start(city), fed.start(probation)];
@@ -103,7 +103,7 @@ fn a_rotated_node_whose_old_key_is_revoked_meanwhile_switches_to_its_new_key() {
     let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
     let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
     let rotated = fed.json(city, &["keys", "rotate"]);
-    add_member(&fed, city);
+    fed.add_member(city);
     fed.publish_and_import_all();
     // The old key leaks: the stewards revoke it, and only probation holds that roster yet.
     let old_key = rotated["old_transport_key"].as_str().unwrap();
@@ -119,36 +119,13 @@ fn a_rotated_node_whose_old_key_is_revoked_meanwhile_switches_to_its_new_key() {
     // probation node refuses it, and the city's next attempt presents the new key, gets in,
     // and takes up the revoking roster.
     fed.deliver_text(city, PROBATION, "report.txt", b"After the leak");
-    wait_for(
-        || node_serial(&fed, city) == revoking,
-        "the revoking roster",
-    );
-}
-
-/// `federation add` of the agency's current membership request.
-fn add_member(fed: &TestFederation, agency: &Agency) {
-    fed.sandbox
-        .liaise(&[
-            "federation",
-            "add",
-            "--dir",
-            "fed",
-            &format!("{}/membership.toml", agency.home),
-        ])
-        .ok();
+    wait_for(|| fed.node_serial(city) == revoking, "the revoking roster");
 }
 
 fn roster_serial(fed: &TestFederation, agency: &Agency) -> u64 {
     fed.json(agency, &["roster", "show"])["serial"]
         .as_u64()
         .unwrap()
-}
-
-/// The serial of the roster the agency's running node uses.
-fn node_serial(fed: &TestFederation, agency: &Agency) -> u64 {
-    fed.json(agency, &["status"])["roster_serial"]
-        .as_u64()
-        .unwrap_or(0)
 }
 
 fn wait_for(check: impl Fn() -> bool, what: &str) {

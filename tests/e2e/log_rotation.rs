@@ -34,7 +34,7 @@ fn log_verify_holds_across_rotation_and_readmission_and_catches_wrong_keys() {
         fed.sandbox
             .liaise(&["keys", "rotate", "--home", &agency.home])
             .ok();
-        add_member(&fed, &agency);
+        fed.add_member(&agency);
     }
     fed.publish_and_import_all();
     exchange(&fed, "two.txt");
@@ -59,7 +59,7 @@ fn log_verify_holds_across_rotation_and_readmission_and_catches_wrong_keys() {
     let address = format!("127.0.0.1:{}", free_udp_port());
     fed.sandbox
         .agency(&readmitted.home, PROBATION, "probation", &address);
-    add_member(&fed, &readmitted);
+    fed.add_member(&readmitted);
     fed.publish();
     fed.import(&city);
     fed.import(&readmitted);
@@ -159,19 +159,6 @@ fn exchange(fed: &TestFederation, name: &str) {
     for node in nodes {
         node.terminate();
     }
-}
-
-/// `federation add` of the agency's current membership request (an update if it is known).
-fn add_member(fed: &TestFederation, agency: &Agency) {
-    fed.sandbox
-        .liaise(&[
-            "federation",
-            "add",
-            "--dir",
-            "fed",
-            &format!("{}/membership.toml", agency.home),
-        ])
-        .ok();
 }
 
 /// `log verify --json` must report an intact log; returns the report.

@@ -103,6 +103,26 @@ impl TestFederation {
         }
     }
 
+    /// `federation add` of the agency's current membership request (an update if it is known).
+    pub fn add_member(&self, agency: &Agency) {
+        self.sandbox
+            .liaise(&[
+                "federation",
+                "add",
+                "--dir",
+                "fed",
+                &format!("{}/membership.toml", agency.home),
+            ])
+            .ok();
+    }
+
+    /// The serial of the roster the agency's running node uses.
+    pub fn node_serial(&self, agency: &Agency) -> u64 {
+        self.json(agency, &["status"])["roster_serial"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// Publishes the next roster to `fed/roster.liaise`.
     pub fn publish(&self) {
         self.sandbox
