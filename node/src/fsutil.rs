@@ -49,26 +49,26 @@ pub fn write_new_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    // The name is claimed first with an empty file (create_new fails if it is taken, on any
-    // file system, FAT included), then the written file is renamed over the claim.
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-    {
-        Ok(_) => {}
+    // Written whole first; then the name is claimed with create_new (which fails if it is
+    // taken, on any file system, FAT included) and the file renamed over the claim. An
+    // interrupted write leaves no empty file under the name.
+    let placed = write_through_temporary(path, mode, write, |tmp, path| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)?;
+        fs::rename(tmp, path).inspect_err(|_| {
+            let _ = fs::remove_file(path);
+        })
+    });
+    match placed {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "{} already exists; choose another --out, or remove it first (nothing was written)",
             path.display()
         ),
-        Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
+        other => other.with_context(|| format!("cannot write {}", path.display())),
     }
-    let placed = write_through_temporary(path, mode, write, |tmp, path| fs::rename(tmp, path));
-    if placed.is_err() {
-        let _ = fs::remove_file(path);
-    }
-    placed.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes a file a user named with `--out`: a new file ([`write_new_with`]), or a

@@ -330,7 +330,18 @@ fn create_group_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let inherited = fs::metadata(dir)?.permissions().mode() & 0o2000;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o770 | inherited))
-        .with_context(|| format!("cannot open {} to its group", dir.display()))
+        .with_context(|| format!("cannot open {} to its group", dir.display()))?;
+    // Linux drops the set-group-id bit when a user outside the folder's group changes its
+    // mode: the files would then get this user's group, which staff cannot read.
+    if inherited != 0 && fs::metadata(dir)?.permissions().mode() & 0o2000 == 0 {
+        let _ = fs::remove_dir(dir);
+        bail!(
+            "cannot give {} the staff folder's group: this user is not a member of it; add it \
+             (e.g. `usermod -aG liaise-staff liaise`) or open into an existing folder",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 fn exists_error(path: &Path, e: std::io::Error) -> anyhow::Error {

@@ -37,7 +37,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use crate::home::Home;
 use crate::store::Store;
 use crate::transport::{
-    MAX_CONNECTIONS, PresentedKey, SharedRoster, build_endpoint, crypto_provider,
+    MAX_CONNECTIONS, PresentedKey, SharedRoster, build_endpoint, client_config, crypto_provider,
 };
 
 pub use crate::trust::{RosterSignerCheck, verify_receipt};
@@ -83,6 +83,9 @@ pub struct Node {
     pub endpoint: quinn::Endpoint,
     /// Which transport key the endpoint presents (during a rotation, old or new).
     pub presented_key: Arc<PresentedKey>,
+    /// During a rotation, a client configuration presenting the new key only: for dialling
+    /// again a peer that refused the old one.
+    pub current_key_client: Option<quinn::ClientConfig>,
     /// Options.
     pub options: NodeOptions,
     /// Wakes the outbox worker.
@@ -170,6 +173,10 @@ pub async fn run(
         &roster,
     )?;
     let endpoint = build_endpoint(listen, &presented, &roster)?;
+    let current_key_client = match &secrets.previous_transport {
+        Some(_) => Some(client_config(&presented.current_only(), &roster)?),
+        None => None,
+    };
     let bound = endpoint.local_addr()?;
     let node = Arc::new_cyclic(|this| Node {
         me: profile.agency.clone(),
@@ -179,6 +186,7 @@ pub async fn run(
         home: home.clone(),
         endpoint,
         presented_key: presented,
+        current_key_client,
         options,
         outbox_wake: Notify::new(),
         custody_wake: Notify::new(),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use liaise_keys::AgencyId;
+use liaise_keys::{AgencyId, Timestamp};
 
 use super::{Node, gossip, witness};
 
@@ -162,34 +162,49 @@ async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn
         .with_context(|| format!("cannot resolve {address}"))?
         .next()
         .with_context(|| format!("{address} resolves to nothing"))?;
+    let presented_previous = node.presented_key.offers_previous(Timestamp::now());
     let conn = node
         .endpoint
         .connect(addr, agency.as_str())
         .with_context(|| format!("cannot connect to {address}"))?
         .await
-        .inspect_err(|e| note_key_refusal(node, e))
         .with_context(|| format!("handshake with {address} failed"))?;
     // A TLS 1.3 client learns that the server refused its key only now, at first use.
-    if let Err(e) = gossip::client_hello(node, &conn, agency.as_str()).await {
-        if let Some(closed) = conn.close_reason() {
-            note_key_refusal(node, &closed);
-        }
-        return Err(e.context(format!("{address} refused this node")));
+    let Err(refused) = gossip::client_hello(node, &conn, agency.as_str()).await else {
+        return Ok(conn);
+    };
+    // During a rotation, a peer whose newer roster no longer lists the old key (revoked, or
+    // a request made with --no-overlap) is dialled again at once with the new key; its hello
+    // then brings that roster, after which this node presents the new key to everyone.
+    if let (true, true, Some(config)) = (
+        presented_previous,
+        refused_our_key(&conn),
+        &node.current_key_client,
+    ) {
+        tracing::info!(%agency, "the peer refused this node's old transport key; dialling again with the new one");
+        let conn = node
+            .endpoint
+            .connect_with(config.clone(), addr, agency.as_str())
+            .with_context(|| format!("cannot connect to {address}"))?
+            .await
+            .with_context(|| format!("handshake with {address} failed"))?;
+        gossip::client_hello(node, &conn, agency.as_str())
+            .await
+            .with_context(|| format!("{address} refused this node"))?;
+        return Ok(conn);
     }
-    Ok(conn)
+    Err(refused.context(format!("{address} refused this node")))
 }
 
-/// A handshake the peer ended with a TLS alert (its verifier refused our key, typically):
-/// during a key rotation, try the other key next time ([`PresentedKey::note_refusal`]).
-///
-/// [`PresentedKey::note_refusal`]: crate::transport::PresentedKey::note_refusal
-fn note_key_refusal(node: &Node, error: &quinn::ConnectionError) {
-    if let quinn::ConnectionError::ConnectionClosed(close) = error
-        && (TLS_ALERTS).contains(&u64::from(close.error_code))
-    {
-        node.presented_key.note_refusal();
-    }
+/// Whether the peer closed `conn` because its roster check refused our key: the TLS alert
+/// `access_denied` (49), which a node's verifier sends for a key no current member holds.
+fn refused_our_key(conn: &quinn::Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(quinn::ConnectionError::ConnectionClosed(close))
+            if u64::from(close.error_code) == ACCESS_DENIED
+    )
 }
 
-/// QUIC transport error codes that carry a TLS alert (RFC 9001, section 4.8).
-const TLS_ALERTS: std::ops::Range<u64> = 0x100..0x200;
+/// QUIC's code for the TLS alert `access_denied` (RFC 9001, section 4.8: 0x100 + alert).
+const ACCESS_DENIED: u64 = 0x100 + 49;

@@ -7,7 +7,9 @@
 //! own roster certifies it, and switches to the new key [`SWITCH_MARGIN`] before that
 //! certificate ends. By then the roster listing both keys has reached the peers (by import or
 //! by gossip over the connections the previous key still opens). The choice is made afresh
-//! for every handshake, so a node switches without a restart.
+//! for every handshake, so a node switches without a restart. A peer that refuses the previous
+//! key when this node dials it is dialled again at once with the new key
+//! ([`PresentedKey::current_only`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,19 +26,12 @@ use super::tls::certified_key;
 /// The node presents its new transport key this long before its roster stops certifying the
 /// previous one, so that a peer whose clock runs ahead still accepts what it is shown.
 pub const SWITCH_MARGIN: Duration = Duration::from_secs(86_400);
-/// After a peer refused the previous key in a handshake this node started, it presents the
-/// new one for this long. A peer that holds a newer roster than this node (one that revoked
-/// the previous key, or that lists the new key alone) then lets it in, and hands it that
-/// roster, which settles the choice for good.
-pub const PREVIOUS_REFUSED_PAUSE: Duration = Duration::from_secs(600);
 
 /// The transport key a node presents: its current one, or during a rotation the previous one.
 #[derive(Debug)]
 pub struct PresentedKey {
     current: Arc<CertifiedKey>,
     previous: Option<Previous>,
-    /// When a peer last refused the previous key in a handshake this node started.
-    refused_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// The previous transport key, and what decides whether peers still expect it.
@@ -54,7 +49,6 @@ impl PresentedKey {
         Ok(Arc::new(Self {
             current: certified_key(provider, secret)?,
             previous: None,
-            refused_at: std::sync::Mutex::default(),
         }))
     }
 
@@ -78,36 +72,19 @@ impl PresentedKey {
         Ok(Arc::new(Self {
             current: certified_key(provider, current)?,
             previous,
-            refused_at: std::sync::Mutex::default(),
         }))
     }
 
     /// The key to present in a handshake starting at `now`.
     pub fn at(&self, now: Timestamp) -> Arc<CertifiedKey> {
         match &self.previous {
-            Some(previous) if self.offers_previous(now) && !self.previous_recently_refused() => {
-                Arc::clone(&previous.key)
-            }
+            Some(previous) if self.offers_previous(now) => Arc::clone(&previous.key),
             _ => Arc::clone(&self.current),
         }
     }
 
-    /// A peer refused this node in a handshake it started: if that was the previous key,
-    /// present the new one for [`PREVIOUS_REFUSED_PAUSE`].
-    pub fn note_refusal(&self) {
-        if self.offers_previous(Timestamp::now())
-            && !self.previous_recently_refused()
-            && let Ok(mut refused_at) = self.refused_at.lock()
-        {
-            tracing::info!(
-                "a peer refused this node's previous transport key; presenting the new one"
-            );
-            *refused_at = Some(std::time::Instant::now());
-        }
-    }
-
-    /// Whether the roster still certifies the previous key (see [`presents_previous`]).
-    fn offers_previous(&self, now: Timestamp) -> bool {
+    /// Whether a handshake starting at `now` presents the previous key.
+    pub fn offers_previous(&self, now: Timestamp) -> bool {
         self.previous.as_ref().is_some_and(|previous| {
             presents_previous(
                 &previous.roster.current(),
@@ -118,12 +95,13 @@ impl PresentedKey {
         })
     }
 
-    fn previous_recently_refused(&self) -> bool {
-        self.refused_at
-            .lock()
-            .ok()
-            .and_then(|at| *at)
-            .is_some_and(|at| at.elapsed() < PREVIOUS_REFUSED_PAUSE)
+    /// The same keys, but always the current one: for dialling again, at once, a peer that
+    /// refused the previous key (its newer roster revoked it, or lists the new key alone).
+    pub fn current_only(&self) -> Arc<Self> {
+        Arc::new(Self {
+            current: Arc::clone(&self.current),
+            previous: None,
+        })
     }
 }
 
