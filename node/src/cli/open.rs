@@ -86,7 +86,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
     };
     let abandon = || {
-        let _ = fs::remove_dir_all(&staging);
+        staging.remove();
         if created_dir {
             let _ = fs::remove_dir(&args.out_dir);
         }
@@ -121,11 +121,11 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &roster,
         now,
         input,
-        &staging,
+        &staging.dir,
     );
     let written = match result {
         Ok(written) => {
-            let _ = fs::remove_dir_all(&staging);
+            staging.remove();
             written
         }
         Err(e) => {
@@ -379,11 +379,13 @@ fn unique_name(
 
 /// A private staging folder for decrypted sections: under HOME/run when that is on the same
 /// file system as the output folder (so the plaintext never sits in the output folder before it
-/// verified), else a hidden folder in the output folder. Stale ones from interrupted opens
-/// (older than an hour) are removed first.
-fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Result<PathBuf> {
+/// verified), else a hidden folder in the output folder, with a link to it under HOME/run.
+/// Stale ones from interrupted opens (older than an hour) are removed first, wherever they are:
+/// HOME/run is swept on every open.
+fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Result<Staging> {
     use std::os::unix::fs::MetadataExt;
     let run = home.root().join("run");
+    create_private_dir(&run)?;
     let same_fs = fs::metadata(out_dir)
         .ok()
         .zip(fs::metadata(home.root()).ok())
@@ -391,37 +393,85 @@ fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Re
     // Group-readable files are made inside the output folder, so that they take its group
     // (a set-group-id staff folder's), which a link from elsewhere would not change.
     let parent = if same_fs && !in_out_dir {
-        create_private_dir(&run)?;
-        run
+        run.clone()
     } else {
         out_dir.to_path_buf()
     };
-    if let Ok(entries) = fs::read_dir(&parent) {
-        for entry in entries.flatten() {
-            let stale = entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".liaise-open-")
-                && entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 3600);
-            if stale {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
+    for folder in [&run, &parent] {
+        remove_stale_staging(folder);
     }
-    let staging = parent.join(format!(
+    let name = format!(
         ".liaise-open-{}",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
-    ));
+    );
+    let dir = parent.join(&name);
     fs::DirBuilder::new()
         .mode(0o700)
-        .create(&staging)
-        .with_context(|| format!("cannot create {}", staging.display()))?;
-    Ok(staging)
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let link = if parent == run {
+        None
+    } else {
+        // So that a killed open's plaintext is found and removed by the next open anywhere.
+        let link = run.join(&name);
+        fs::canonicalize(&dir)
+            .and_then(|target| std::os::unix::fs::symlink(target, &link))
+            .ok()
+            .map(|()| link)
+    };
+    Ok(Staging { dir, link })
+}
+
+/// Removes `.liaise-open-*` entries in `folder` older than an hour: staging folders, and links
+/// to staging folders elsewhere (with what they point to).
+fn remove_stale_staging(folder: &Path) {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".liaise-open-")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            if let Ok(target) = fs::read_link(&path)
+                && target
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".liaise-open-"))
+            {
+                let _ = fs::remove_dir_all(target);
+            }
+            let _ = fs::remove_file(&path);
+        } else {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// A staging folder, and the link to it under HOME/run if it is elsewhere.
+struct Staging {
+    dir: PathBuf,
+    link: Option<PathBuf>,
+}
+
+impl Staging {
+    /// Removes the folder, with whatever it holds, and its link.
+    fn remove(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(link) = &self.link {
+            let _ = fs::remove_file(link);
+        }
+    }
 }
 
 fn unreadable(doc: &liaise_protocol::OpenedDocument) -> Vec<String> {
@@ -432,4 +482,44 @@ fn unreadable(doc: &liaise_protocol::OpenedDocument) -> Vec<String> {
         .filter(|(i, _)| !doc.policy.sections.iter().any(|s| usize::from(*s) == *i))
         .map(|(_, s)| s.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Backdates `path` (not following a link) by two hours.
+    fn age(path: &Path) {
+        let touched = std::process::Command::new("touch")
+            .args(["-h", "-d", "2 hours ago"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    }
+
+    #[test]
+    fn a_killed_opens_staging_elsewhere_is_removed_by_the_next_open() {
+        let root = tempfile::tempdir().unwrap();
+        let home = crate::home::Home::new(root.path().join("home"));
+        let out = root.path().join("staff");
+        fs::create_dir_all(&out).unwrap();
+        // An open staging in the output folder, then killed: its parts and link stay.
+        let killed = staging_dir(&home, &out, true).unwrap();
+        fs::write(killed.dir.join("0.part"), b"decrypted").unwrap();
+        let link = killed.link.clone().unwrap();
+        assert!(link.starts_with(home.root().join("run")));
+        // A fresh one is left alone by the next open...
+        let next = staging_dir(&home, root.path(), false).unwrap();
+        assert!(killed.dir.exists());
+        next.remove();
+        // ... an hour later it is gone, with its link, whichever folder the next open uses.
+        age(&link);
+        let next = staging_dir(&home, root.path(), false).unwrap();
+        assert!(!killed.dir.exists());
+        assert!(fs::symlink_metadata(&link).is_err());
+        next.remove();
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    }
 }
