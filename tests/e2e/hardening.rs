@@ -432,3 +432,112 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
         Some(sealed)
     );
 }
+
+/// How many times the node logging to `log` refused a roster from a peer.
+fn refusals(fed: &TestFederation, log: &str) -> usize {
+    String::from_utf8_lossy(&fed.sandbox.read(log))
+        .matches("refused roster from peer")
+        .count()
+}
+
+#[test]
+fn a_pushed_roster_the_node_refused_is_not_checked_again_from_that_peer() {
+    let fed = federation();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start_with(probation, &[], Some("probation.log"));
+    let serial = roster_serial(&fed, probation);
+    fed.publish();
+    let genuine = fed.sandbox.read("fed/roster.liaise");
+    // The prison pushes the next roster with a steward's signature broken, on two connections
+    // (as a node holding it would every minute).
+    let mut forged = genuine.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let prison_peer = Member::new(&fed, prison, probation);
+    let city_peer = Member::new(&fed, city, probation);
+    let push = |peer: &Member, file: Vec<u8>| {
+        rt.block_on(async {
+            let conn = peer.connect().await;
+            let (mut send, mut recv) = hello_on(&conn, serial + 1).await;
+            let push = Message::RosterFile { file };
+            send.write_all(&encode_frame(&push)).await.unwrap();
+            send.finish().unwrap();
+            // The node finishes its side once it has dealt with the roster.
+            let _ = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(64)).await;
+            conn.close(0u32.into(), b"done");
+        });
+    };
+    push(&prison_peer, forged.clone());
+    assert_eq!(refusals(&fed, "probation.log"), 1);
+    push(&prison_peer, forged);
+    assert_eq!(
+        refusals(&fed, "probation.log"),
+        1,
+        "the same refused roster from the same peer was checked and logged again"
+    );
+    assert_eq!(roster_serial(&fed, probation), serial);
+    // Another peer's genuine roster of that serial is taken up at once.
+    push(&city_peer, genuine);
+    assert_eq!(roster_serial(&fed, probation), serial + 1);
+}
+
+#[test]
+fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
+    let fed = federation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let s = &fed.sandbox;
+    // The stewards hand over to new ones: a transition roster signed by both, then one signed
+    // by the new stewards alone. The probation service takes up both; the city neither, so it
+    // cannot check the newest roster against the stewards it knows.
+    s.liaise(&[
+        "federation",
+        "rotate-stewards",
+        "--dir",
+        "fed",
+        "--stewards",
+        "1",
+        "--threshold",
+        "1",
+    ])
+    .ok();
+    for roster in ["r-transition.liaise", "r-new-stewards.liaise"] {
+        s.liaise(&["federation", "publish", "--dir", "fed", "--out", roster])
+            .ok();
+        s.liaise(&["roster", "import", "--home", &probation.home, roster])
+            .ok();
+    }
+    let newest = roster_serial(&fed, probation);
+    let probation_node = fed.start(probation);
+    let _city = fed.start_with(city, &[], Some("city.log"));
+    fed.deliver_text(city, PROBATION, "one.txt", b"First report");
+    assert_eq!(refusals(&fed, "city.log"), 1);
+    // A new connection (the probation node restarted) does not fetch it again.
+    probation_node.terminate();
+    let _probation = fed.start(probation);
+    fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
+    assert_eq!(
+        refusals(&fed, "city.log"),
+        1,
+        "the refused roster was fetched and refused again"
+    );
+    // Once the city holds the transition roster, it takes up the newest from its peer.
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        &city.home,
+        "r-transition.liaise",
+    ])
+    .ok();
+    let deadline = std::time::Instant::now() + REHELLO_MIN_INTERVAL * 3;
+    while fed.node_serial(city) != newest {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the city never took up roster {newest} from the probation node"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(refusals(&fed, "city.log"), 1);
+}

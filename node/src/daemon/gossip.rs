@@ -4,6 +4,8 @@
 //! serial, not expired). The client repeats the exchange on the open connection
 //! ([`super::rehello`]).
 
+use std::time::Instant;
+
 use anyhow::{Context, Result, bail};
 use liaise_keys::Timestamp;
 use liaise_keys::roster::Roster;
@@ -11,6 +13,7 @@ use liaise_protocol::wire::{Message, MessageKind, PROTOCOL_VERSION};
 use quinn::{RecvStream, SendStream};
 
 use super::framed::{read_message, write_message};
+use super::refused_rosters::REFUSED_ROSTER_QUIET;
 use super::{Node, now_secs};
 use crate::store::{Store, records};
 use crate::transport::SharedRoster;
@@ -55,10 +58,20 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
     else {
         bail!("unexpected answer to hello");
     };
-    if theirs > ours {
+    if theirs > ours
+        && node
+            .refused_rosters
+            .recently(peer, theirs, ours, Instant::now())
+    {
+        tracing::debug!(
+            peer,
+            serial = theirs,
+            "not asking again for a roster refused lately"
+        );
+    } else if theirs > ours {
         write_message(&mut send, &Message::RosterRequest).await?;
         if let Message::RosterFile { file } = read_message(&mut recv, AFTER_HELLO_ACK).await? {
-            adopt(node, file, peer).await;
+            adopt_from(node, file, peer, theirs, ours).await;
         }
     } else if ours > theirs {
         let file = node.roster.current().file_bytes().to_vec();
@@ -100,7 +113,20 @@ pub async fn serve_hello(
             let file = node.roster.current().file_bytes().to_vec();
             write_message(&mut send, &Message::RosterFile { file }).await?;
         }
-        Ok(Message::RosterFile { file }) => adopt(node, file, peer).await,
+        Ok(Message::RosterFile { file }) => {
+            if node
+                .refused_rosters
+                .recently(peer, client_serial, ours, Instant::now())
+            {
+                tracing::debug!(
+                    peer,
+                    serial = client_serial,
+                    "ignored a roster refused lately"
+                );
+            } else {
+                adopt_from(node, file, peer, client_serial, ours).await;
+            }
+        }
         Ok(_) => {}
         Err(e @ super::framed::FrameError::Violation(_)) => return Err(e.into()),
         Err(_) => {} // the client finished the stream: nothing to exchange
@@ -109,10 +135,32 @@ pub async fn serve_hello(
     Ok(())
 }
 
+/// [`adopt`]s a roster `peer` sent, stating serial `theirs` while this node held `ours`, and
+/// remembers a refusal so that the same roster is not fetched or checked again for a while.
+async fn adopt_from(node: &Node, file: Vec<u8>, peer: &str, theirs: u64, ours: u64) {
+    if let Adoption::Refused = adopt(node, file, peer).await {
+        node.refused_rosters
+            .record(peer, theirs, ours, Instant::now());
+    }
+}
+
+/// What became of a roster offered for adoption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adoption {
+    /// It is the roster in force now.
+    Adopted,
+    /// It failed the roster checks against the roster held.
+    Refused,
+    /// It was not taken up for another reason (a newer roster came first, a store failure).
+    NotAdopted,
+}
+
 /// How often an adoption re-checks a roster whose held predecessor changed meanwhile.
 const ADOPT_ATTEMPTS: usize = 3;
 
 /// Adopts `file` if it is a valid successor of the held roster; logs and ignores it otherwise.
+/// A refusal is logged as a warning that says for how long the same roster from the same peer
+/// is ignored (the caller remembers it, see [`super::refused_rosters`]).
 ///
 /// The checks run off the async runtime and outside the roster's update lock: first the cheap
 /// [`Roster::precheck_update`] (structure, signature count, serial, the held stewards'
@@ -122,7 +170,7 @@ const ADOPT_ATTEMPTS: usize = 3;
 /// then to store and install the new one; adoptions thus still run one at a time, and a
 /// slower, older roster never overwrites a newer one, in memory or on disk. If another
 /// roster was adopted meanwhile the check is repeated against it.
-pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
+pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
     let file = std::sync::Arc::new(file);
     let mut attempts = 0;
     let (next, _updating) = loop {
@@ -139,12 +187,17 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
         let next = match checked {
             Ok(Ok(next)) => next,
             Ok(Err(e)) => {
-                tracing::warn!(peer = source, "refused roster from peer: {e:#}");
-                return;
+                tracing::warn!(
+                    peer = source,
+                    "refused roster from peer: {e:#} (the same roster from this peer is ignored \
+                     for {} min, unless this node takes up another roster meanwhile)",
+                    REFUSED_ROSTER_QUIET.as_secs() / 60
+                );
+                return Adoption::Refused;
             }
             Err(e) => {
                 tracing::warn!(peer = source, "roster check failed: {e}");
-                return;
+                return Adoption::NotAdopted;
             }
         };
         let updating = node.roster.lock_updates().await;
@@ -159,7 +212,7 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
                 peer = source,
                 "the held roster kept changing; ignoring a pushed one"
             );
-            return;
+            return Adoption::NotAdopted;
         }
     };
     let home = node.home.clone();
@@ -173,18 +226,18 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
         Ok(Ok(next)) => next,
         Ok(Err(e)) => {
             tracing::warn!(peer = source, "{e:#}");
-            return;
+            return Adoption::NotAdopted;
         }
         Err(e) => {
             tracing::warn!(peer = source, "roster store failed: {e}");
-            return;
+            return Adoption::NotAdopted;
         }
     };
     let serial = next.serial();
     let bytes = next.file_bytes().to_vec();
     if !node.roster.replace(next) {
         tracing::warn!(serial, peer = source, "a newer roster is already in force");
-        return;
+        return Adoption::NotAdopted;
     }
     tracing::info!(serial, peer = source, "adopted a newer roster");
     let source = source.to_owned();
@@ -193,4 +246,5 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) {
         .db
         .write(move |c| records::roster_adopted(c, serial, &source, &bytes, now_secs()))
         .await;
+    Adoption::Adopted
 }

@@ -19,6 +19,7 @@ pub mod operator_deletion;
 mod peers;
 pub mod quota;
 mod receive;
+mod refused_rosters;
 mod rehello;
 mod resume;
 pub mod share;
@@ -109,6 +110,8 @@ pub struct Node {
     pub log_rate: crate::log::rate::LogRateLimits,
     /// The hash states of interrupted transfers, for their resumption.
     pub resume_states: Arc<resume::ResumeStates>,
+    /// Rosters peers offered that this node refused lately (not fetched or checked again).
+    pub refused_rosters: refused_rosters::RefusedRosters,
     /// Becomes true when the node shuts down.
     pub shutdown: watch::Receiver<bool>,
     /// The node itself, for tasks a method starts that outlive the call (never keeps it alive).
@@ -198,6 +201,7 @@ pub async fn run(
         connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         log_rate: crate::log::rate::LogRateLimits::default(),
         resume_states: Arc::default(),
+        refused_rosters: refused_rosters::RefusedRosters::default(),
         shutdown: shutdown.clone(),
         this: this.clone(),
     });
