@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use liaise_protocol::wire::{ContentHasher, RejectReason};
 use liaise_protocol::{ErrorKind, SignerCheck, danger_read_unverified_prefix};
 
 use super::Node;
+use super::direct_append::DirectAppender;
 use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement};
 use super::receive::SYNC_EVERY;
 use super::tee_verify::{StreamVerifier, Verdict};
@@ -368,18 +369,29 @@ impl PartialWriter {
         let (home, spares) = std::sync::mpsc::channel();
         let task = tokio::task::spawn_blocking(move || {
             // Creating a file can take a while: not on the async threads.
-            let mut file = OpenOptions::new()
+            let file = OpenOptions::new()
                 .create(true)
-                .append(true)
+                .read(true)
+                .write(true)
+                .truncate(false)
                 .mode(0o600)
                 .open(&partial)?;
-            file.seek(SeekFrom::Start(held))?;
+            // Bytes past `held` were never hashed: they are not kept.
+            if file.metadata()?.len() != held {
+                file.set_len(held)?;
+            }
+            let mut file = DirectAppender::new(file, held)?;
+            tracing::debug!(
+                direct = file.is_direct(),
+                held,
+                "appending to a partial file"
+            );
             let mut since_sync = 0u64;
             let mut background = BackgroundSync(None);
             while let Some(step) = queue.blocking_recv() {
                 match step {
                     WriteStep::Bytes(bytes) => {
-                        file.write_all(&bytes)?;
+                        file.append(&bytes)?;
                         hasher.update(&bytes);
                         since_sync += bytes.len() as u64;
                         match verifier.as_mut() {
@@ -389,18 +401,20 @@ impl PartialWriter {
                             }
                         }
                         if since_sync >= SYNC_STEP {
-                            background.restart(&file)?;
+                            background.restart(file.file())?;
                             since_sync = 0;
                         }
                     }
                     WriteStep::Flush(done) => {
+                        file.flush()?;
                         let _ = done.send(());
                     }
                 }
             }
             // Also when the transfer was interrupted: the bytes held are kept for a resume.
+            file.flush()?;
             background.wait()?;
-            file.sync_all()?;
+            file.file().sync_all()?;
             Ok((hasher, verifier.map(StreamVerifier::finish)))
         });
         Ok(Self {

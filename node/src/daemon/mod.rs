@@ -9,6 +9,7 @@
 mod admission;
 pub mod deletion;
 pub(crate) mod deliver;
+mod direct_append;
 pub mod forward;
 pub(crate) mod forwarded_in;
 pub mod forwarder;
