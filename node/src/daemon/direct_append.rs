@@ -40,6 +40,9 @@ pub struct DirectAppender {
     len: usize,
     /// The file offset of the buffer's first byte (aligned while `direct`).
     at: u64,
+    /// Direct writes at or past this offset fail as on a file system that refuses them.
+    #[cfg(test)]
+    refuse_direct_from: Option<u64>,
 }
 
 impl DirectAppender {
@@ -55,6 +58,8 @@ impl DirectAppender {
             start,
             len: 0,
             at: held,
+            #[cfg(test)]
+            refuse_direct_from: None,
         };
         if start >= DIRECT_ALIGN {
             return Ok(appender);
@@ -88,15 +93,23 @@ impl DirectAppender {
         &self.file
     }
 
-    /// Appends `bytes`: written at once through the page cache, or gathered for a direct
-    /// write of whole blocks.
+    /// Appends `bytes`: written at once through the page cache, or directly as they are when
+    /// they are whole blocks at an aligned address and nothing is gathered, or else gathered
+    /// for a direct write of whole blocks.
     pub fn append(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        if !self.direct {
-            self.file.write_all_at(bytes, self.at)?;
-            self.at += bytes.len() as u64;
-            return Ok(());
+        if self.direct
+            && self.len == 0
+            && (bytes.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+            && bytes.len().is_multiple_of(DIRECT_ALIGN)
+        {
+            if self.try_direct_at(bytes, self.at)? {
+                self.at += bytes.len() as u64;
+                return Ok(());
+            }
+            // Refused: this and every later write through the page cache, below.
+            self.fall_back()?;
         }
-        while !bytes.is_empty() {
+        while self.direct && !bytes.is_empty() {
             let len = self.len;
             let room = self.buffer_mut().get_mut(len..).unwrap_or_default();
             let n = room.len().min(bytes.len());
@@ -106,17 +119,27 @@ impl DirectAppender {
             }
             self.len += n;
             bytes = later;
-            if self.len == DIRECT_BUFFER {
-                self.write_blocks(DIRECT_BUFFER)?;
+            // Full, or ending at a block boundary: written, so that the next aligned chunk
+            // goes out as it is.
+            if self.len == DIRECT_BUFFER
+                || (bytes.is_empty() && self.len.is_multiple_of(DIRECT_ALIGN))
+            {
+                self.write_blocks(self.len)?;
             }
+        }
+        // Through the page cache (what is gathered first, so that nothing is out of order).
+        if !bytes.is_empty() {
+            self.write_gathered_buffered()?;
+            self.file.write_all_at(bytes, self.at)?;
+            self.at += bytes.len() as u64;
         }
         Ok(())
     }
 
     /// Puts every byte appended into the file (not yet fsynced).
     pub fn flush(&mut self) -> io::Result<()> {
-        if !self.direct || self.len == 0 {
-            return Ok(());
+        if !self.direct {
+            return self.write_gathered_buffered();
         }
         let whole = self.len - self.len % DIRECT_ALIGN;
         if whole > 0 {
@@ -124,40 +147,82 @@ impl DirectAppender {
         }
         if self.direct && self.len > 0 {
             // The last, partial block through the page cache, at its exact length; it stays
-            // in the buffer for the next direct write.
+            // in the buffer for the next direct write to rewrite whole.
             set_direct(&self.file, false)?;
-            let written = self
-                .file
-                .write_all_at(self.buffer().get(..self.len).unwrap_or_default(), self.at);
-            set_direct(&self.file, true)?;
-            written?;
+            let tail = self.buffer().get(..self.len).unwrap_or_default();
+            if let Err(e) = self.file.write_all_at(tail, self.at) {
+                self.direct = false;
+                return Err(e);
+            }
+            if set_direct(&self.file, true).is_err() {
+                // Written already: on through the page cache.
+                self.direct = false;
+                self.at += self.len as u64;
+                self.len = 0;
+            }
+        }
+        if !self.direct {
+            return self.write_gathered_buffered();
         }
         Ok(())
     }
 
     /// Writes the buffer's first `n` bytes (whole blocks) directly, and moves what follows
-    /// them to the front. A file system that refuses the direct write gets it through the
-    /// page cache, and every later one.
+    /// them to the front. If the file system refuses, everything gathered goes through the
+    /// page cache instead, and every later write.
     fn write_blocks(&mut self, n: usize) -> io::Result<()> {
-        let at = self.at;
         let blocks = self.buffer().get(..n).unwrap_or_default();
-        if let Err(e) = self.file.write_all_at(blocks, at) {
-            if e.raw_os_error() != Some(rustix::io::Errno::INVAL.raw_os_error()) {
-                return Err(e);
-            }
-            // Written again whole through the page cache: the same bytes at the same offsets.
-            set_direct(&self.file, false)?;
-            self.direct = false;
-            let all = self.buffer().get(..self.len).unwrap_or_default();
-            self.file.write_all_at(all, at)?;
-            self.at += self.len as u64;
-            self.len = 0;
-            return Ok(());
+        if !self.try_direct_at(blocks, self.at)? {
+            self.fall_back()?;
+            return self.write_gathered_buffered();
         }
         self.at += n as u64;
         let (len, start) = (self.len, self.start);
         self.storage.copy_within(start + n..start + len, start);
         self.len -= n;
+        Ok(())
+    }
+
+    /// After a fall back to the page cache: writes what is gathered, at its offset.
+    fn write_gathered_buffered(&mut self) -> io::Result<()> {
+        if self.len > 0 {
+            let gathered = self.buffer().get(..self.len).unwrap_or_default();
+            self.file.write_all_at(gathered, self.at)?;
+            self.at += self.len as u64;
+            self.len = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` directly at `at`: `Ok(false)` if the file system refused direct I/O
+    /// (`EINVAL`: it needs another alignment, say); the caller then [`Self::fall_back`]s and
+    /// writes them again through the page cache.
+    fn try_direct_at(&self, bytes: &[u8], at: u64) -> io::Result<bool> {
+        #[cfg(test)]
+        let refused = self.refuse_direct_from.is_some_and(|from| at >= from);
+        #[cfg(not(test))]
+        let refused = false;
+        let written = if refused {
+            Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::INVAL.raw_os_error(),
+            ))
+        } else {
+            self.file.write_all_at(bytes, at)
+        };
+        match written {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// From now on, every write through the page cache.
+    fn fall_back(&mut self) -> io::Result<()> {
+        tracing::debug!("the file system refused a direct write: writing through the page cache");
+        set_direct(&self.file, false)?;
+        self.direct = false;
         Ok(())
     }
 
@@ -187,6 +252,7 @@ fn set_direct(file: &File, on: bool) -> io::Result<()> {
 mod tests {
     use std::fs::OpenOptions;
 
+    use super::super::block_buf::BlockBuf;
     use super::*;
 
     /// Bytes that differ at every offset, so a byte in the wrong place shows.
@@ -238,6 +304,95 @@ mod tests {
         appender.flush().unwrap();
         appender.file().sync_all().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn whole_aligned_blocks_go_out_as_they_are_and_gathered_bytes_at_a_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.partial");
+        let data = pattern(4 * DIRECT_ALIGN, 9);
+        let mut appender = DirectAppender::new(open(&path), 0).unwrap();
+        let len = || std::fs::metadata(&path).unwrap().len();
+        appender
+            .append(&BlockBuf::from_slice(&data[..2 * DIRECT_ALIGN]))
+            .unwrap();
+        assert_eq!(len(), 2 * DIRECT_ALIGN as u64, "written at once");
+        // Bytes that do not end at a block boundary wait for the ones that do.
+        appender
+            .append(&data[2 * DIRECT_ALIGN..2 * DIRECT_ALIGN + 100])
+            .unwrap();
+        if appender.is_direct() {
+            assert_eq!(len(), 2 * DIRECT_ALIGN as u64);
+        }
+        appender
+            .append(&data[2 * DIRECT_ALIGN + 100..3 * DIRECT_ALIGN])
+            .unwrap();
+        assert_eq!(len(), 3 * DIRECT_ALIGN as u64);
+        appender
+            .append(&BlockBuf::from_slice(&data[3 * DIRECT_ALIGN..]))
+            .unwrap();
+        appender.flush().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[test]
+    fn a_file_system_refusing_direct_writes_midway_still_gets_every_byte_in_place() {
+        let data = pattern(3 * DIRECT_BUFFER + 777, 5);
+        let chunk = 256 * 1024;
+        for refuse_from in [
+            0,
+            4096,
+            8192,
+            DIRECT_BUFFER as u64,
+            2 * DIRECT_BUFFER as u64,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("doc.partial");
+            let mut appender = DirectAppender::new(open(&path), 0).unwrap();
+            let was_direct = appender.is_direct();
+            appender.refuse_direct_from = Some(refuse_from);
+            // A header check's flush, then chunks that end at block boundaries (the first
+            // gathered, the others whole), then pieces off every boundary.
+            appender.append(&data[..100]).unwrap();
+            appender.flush().unwrap();
+            let mut at = 100;
+            let mut next = 4096;
+            while next <= 2 * DIRECT_BUFFER {
+                appender
+                    .append(&BlockBuf::from_slice(&data[at..next]))
+                    .unwrap();
+                at = next;
+                next += chunk;
+            }
+            for piece in data[at..].chunks(DIRECT_BUFFER / 3 + 1) {
+                appender.append(piece).unwrap();
+            }
+            appender.flush().unwrap();
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                data,
+                "direct writes refused from {refuse_from}"
+            );
+            if was_direct {
+                assert!(!appender.is_direct(), "refused from {refuse_from}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_direct_write_refused_while_an_append_is_half_gathered_loses_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("doc.partial");
+        let data = pattern(2 * DIRECT_BUFFER + 4321, 11);
+        let mut appender = DirectAppender::new(open(&path), 0).unwrap();
+        appender.refuse_direct_from = Some(0);
+        // The buffer fills, and its write is refused, in the middle of this append.
+        let first = DIRECT_BUFFER + 500;
+        appender.append(&data[..first]).unwrap();
+        appender.append(&data[first..]).unwrap();
+        appender.flush().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert!(!appender.is_direct());
     }
 
     #[test]

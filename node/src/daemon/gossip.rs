@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use liaise_keys::Timestamp;
-use liaise_keys::roster::Roster;
+use liaise_keys::roster::{Roster, RosterError};
 use liaise_protocol::wire::{Message, MessageKind, PROTOCOL_VERSION};
 use quinn::{RecvStream, SendStream};
 
@@ -155,6 +155,14 @@ pub enum Adoption {
     NotAdopted,
 }
 
+/// Whether a roster was refused for its validity period against this node's clock.
+fn depends_on_the_clock(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<RosterError>(),
+        Some(RosterError::Expired { .. } | RosterError::IssuedInFuture { .. })
+    )
+}
+
 /// How often an adoption re-checks a roster whose held predecessor changed meanwhile.
 const ADOPT_ATTEMPTS: usize = 3;
 
@@ -186,6 +194,11 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
         .await;
         let next = match checked {
             Ok(Ok(next)) => next,
+            Ok(Err(e)) if depends_on_the_clock(&e) => {
+                // This node's clock may be wrong, and be set right any time: not remembered.
+                tracing::warn!(peer = source, "refused roster from peer: {e:#}");
+                return Adoption::NotAdopted;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(
                     peer = source,
@@ -247,4 +260,27 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
         .write(move |c| records::roster_adopted(c, serial, &source, &bytes, now_secs()))
         .await;
     Adoption::Adopted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refusals_for_the_roster_validity_period_depend_on_the_clock() {
+        let at = Timestamp(1_800_000_000);
+        let expired = RosterError::Expired {
+            serial: 7,
+            expires_at: at,
+        };
+        let future = RosterError::IssuedInFuture { issued_at: at };
+        assert!(depends_on_the_clock(&anyhow::Error::new(expired)));
+        assert!(depends_on_the_clock(&anyhow::Error::new(future)));
+        let forged = RosterError::UnderThreshold {
+            valid: 0,
+            threshold: 1,
+            which: "current",
+        };
+        assert!(!depends_on_the_clock(&anyhow::Error::new(forged)));
+    }
 }

@@ -25,7 +25,8 @@ use liaise_protocol::wire::{ContentHasher, RejectReason};
 use liaise_protocol::{ErrorKind, SignerCheck, danger_read_unverified_prefix};
 
 use super::Node;
-use super::direct_append::DirectAppender;
+use super::block_buf::BlockBuf;
+use super::direct_append::{DIRECT_ALIGN, DirectAppender};
 use super::forwarded_in::{Check, MAX_FORWARD_PREFIX_LEN, entitlement};
 use super::receive::SYNC_EVERY;
 use super::tee_verify::{StreamVerifier, Verdict};
@@ -291,15 +292,16 @@ pub fn is_disk_full(e: &std::io::Error) -> bool {
 }
 
 /// Bytes gathered from the network before they go to the writer thread in one write.
-pub const WRITE_CHUNK: usize = 256 * 1024;
+pub const WRITE_CHUNK: usize = 1024 * 1024;
 /// Chunks queued for the writer of one transfer: at most this many [`WRITE_CHUNK`]s are
 /// held in memory while the disk catches up with the network.
-pub const WRITE_QUEUE_LEN: usize = 4;
+pub const WRITE_QUEUE_LEN: usize = 2;
 
 /// A partial file's bytes are fsynced beside its writer each time this many more were
-/// written; the writer waits for the previous fsync first, so at most twice this many
-/// (less than [`SYNC_EVERY`]) are ever not yet durable, and the fsync at the end has little
-/// left to write.
+/// written; the writer waits for the previous fsync first, so at most twice this many, and
+/// the bytes gathered for the next direct write (less than 1 MiB, see
+/// [`super::direct_append`]), together less than [`SYNC_EVERY`], are ever not yet durable, and
+/// the fsync at the end has little left to write.
 const SYNC_STEP: u64 = SYNC_EVERY / 4;
 
 /// An fsync of a partial file running on its own thread while the writer goes on.
@@ -331,7 +333,7 @@ impl BackgroundSync {
 /// One step for the writer thread of a partial file.
 enum WriteStep {
     /// Append these bytes.
-    Bytes(Vec<u8>),
+    Bytes(BlockBuf),
     /// Answer once every earlier step is done.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -343,14 +345,21 @@ enum WriteStep {
 #[derive(Debug)]
 pub struct PartialWriter {
     /// The chunk being gathered: its first `filled` bytes arrived, the rest is room for more.
-    pending: Vec<u8>,
+    pending: Option<BlockBuf>,
     filled: usize,
+    /// The file offset the pending chunk starts at.
+    at: u64,
     /// Buffers written (and verified) already, back to be filled again: no fresh allocation
     /// (zeroed, page-faulted, unmapped) per chunk.
-    spares: std::sync::mpsc::Receiver<Vec<u8>>,
+    spares: std::sync::mpsc::Receiver<BlockBuf>,
     steps: tokio::sync::mpsc::Sender<WriteStep>,
-    task: tokio::task::JoinHandle<std::io::Result<(ContentHasher, Option<Verdict>)>>,
+    /// The writer thread; taken once its outcome was read (a failure, or the finish).
+    task: Option<WriterTask>,
 }
+
+/// The writer thread of a partial file: the hash state over the file and the verifier's
+/// verdict, or why it stopped.
+type WriterTask = tokio::task::JoinHandle<std::io::Result<(ContentHasher, Option<Verdict>)>>;
 
 impl PartialWriter {
     /// Opens (creating, private) the partial file to append after its first `held` bytes,
@@ -376,10 +385,19 @@ impl PartialWriter {
                 .truncate(false)
                 .mode(0o600)
                 .open(&partial)?;
-            // Bytes past `held` were never hashed: they are not kept.
-            if file.metadata()?.len() != held {
+            // Bytes past `held` were never hashed: they are not kept. A file shorter than
+            // `held` changed since it was hashed (swept, say): this attempt ends, the next
+            // one starts from what is there.
+            let on_disk = file.metadata()?.len();
+            if on_disk < held {
+                return Err(std::io::Error::other(format!(
+                    "the partial file holds {on_disk} bytes, not the {held} hashed"
+                )));
+            }
+            if on_disk > held {
                 file.set_len(held)?;
             }
+            let mut appended = held;
             let mut file = DirectAppender::new(file, held)?;
             tracing::debug!(
                 direct = file.is_direct(),
@@ -393,6 +411,7 @@ impl PartialWriter {
                     WriteStep::Bytes(bytes) => {
                         file.append(&bytes)?;
                         hasher.update(&bytes);
+                        appended += bytes.len() as u64;
                         since_sync += bytes.len() as u64;
                         match verifier.as_mut() {
                             Some(verifier) => verifier.feed(bytes, Some(&home)),
@@ -415,37 +434,52 @@ impl PartialWriter {
             file.flush()?;
             background.wait()?;
             file.file().sync_all()?;
+            // What was hashed is what the file holds, or nothing of it is taken.
+            let on_disk = file.file().metadata()?.len();
+            if on_disk != appended {
+                return Err(std::io::Error::other(format!(
+                    "the partial file holds {on_disk} bytes, not the {appended} written"
+                )));
+            }
             Ok((hasher, verifier.map(StreamVerifier::finish)))
         });
         Ok(Self {
-            pending: Vec::new(),
+            pending: None,
             filled: 0,
+            at: held,
             spares,
             steps,
-            task,
+            task: Some(task),
         })
     }
 
     /// Room for the next bytes, to read them from the network straight into (one copy, not
     /// one per packet): at most [`WRITE_CHUNK`] bytes, and no more than `expected` (the bytes
     /// still to come, at least 1) when a new chunk starts. Never empty. Report what was read
-    /// into it with [`Self::filled`].
+    /// into it with [`Self::filled`]. A chunk ends at a file offset that is a multiple of
+    /// [`DIRECT_ALIGN`] (unless it is the last), so that it can be written as it is.
     pub fn room(&mut self, expected: usize) -> &mut [u8] {
-        if self.pending.is_empty() {
-            // A reused buffer is only zeroed where it is longer than the last time.
-            let mut chunk = self.spares.try_recv().unwrap_or_default();
-            chunk.resize(expected.clamp(1, WRITE_CHUNK), 0);
-            self.pending = chunk;
-            self.filled = 0;
-        }
-        self.pending.get_mut(self.filled..).unwrap_or_default()
+        let to_boundary = WRITE_CHUNK - (self.at % DIRECT_ALIGN as u64) as usize;
+        let len = expected.clamp(1, to_boundary);
+        let spares = &self.spares;
+        let chunk = self.pending.get_or_insert_with(|| {
+            let mut chunk = spares
+                .try_recv()
+                .ok()
+                .filter(|spare| spare.capacity() >= len)
+                .unwrap_or_else(|| BlockBuf::with_capacity(WRITE_CHUNK));
+            chunk.set_len(len);
+            chunk
+        });
+        chunk.get_mut(self.filled..).unwrap_or_default()
     }
 
     /// Takes the `n` bytes just read into [`Self::room`]; a full chunk goes to the writer
     /// thread (waiting only while its queue is full).
     pub async fn filled(&mut self, n: usize) -> std::io::Result<()> {
-        self.filled = self.filled.saturating_add(n).min(self.pending.len());
-        if self.filled == self.pending.len() {
+        let len = self.pending.as_ref().map_or(0, |p| p.len());
+        self.filled = self.filled.saturating_add(n).min(len);
+        if self.filled == len {
             self.hand_over().await?;
         }
         Ok(())
@@ -472,8 +506,11 @@ impl PartialWriter {
         if self.filled == 0 {
             return Ok(());
         }
-        let mut bytes = std::mem::take(&mut self.pending);
-        bytes.truncate(self.filled);
+        let Some(mut bytes) = self.pending.take() else {
+            return Ok(());
+        };
+        bytes.set_len(self.filled);
+        self.at += self.filled as u64;
         self.filled = 0;
         if self.steps.send(WriteStep::Bytes(bytes)).await.is_err() {
             return Err(self.failure().await);
@@ -493,15 +530,23 @@ impl PartialWriter {
 
     /// Writes every byte appended, fsyncs the file and returns the hash state over all of it
     /// and the verifier's verdict, if it had one.
+    /// Once the writer failed (its error was returned already), this waits for nothing and
+    /// says so.
     pub async fn finish(mut self) -> std::io::Result<(ContentHasher, Option<Verdict>)> {
         self.hand_over().await?;
         drop(self.steps);
-        self.task.await.map_err(std::io::Error::other)?
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Err(std::io::Error::other("the partial file writer failed")),
+        }
     }
 
-    /// The error the writer thread stopped with.
+    /// The error the writer thread stopped with (the first time; after that, that it failed).
     async fn failure(&mut self) -> std::io::Error {
-        match (&mut self.task).await {
+        let Some(task) = self.task.take() else {
+            return std::io::Error::other("the partial file writer failed");
+        };
+        match task.await {
             Ok(Err(e)) => e,
             Ok(Ok(_)) => std::io::Error::other("the partial file writer stopped"),
             Err(e) => std::io::Error::other(e),
@@ -654,17 +699,41 @@ mod tests {
         assert_eq!(room.len(), 2);
         room.copy_from_slice(b"ef");
         writer.filled(2).await.unwrap();
-        // A large transfer's chunks are capped at WRITE_CHUNK, and never empty.
-        assert_eq!(writer.room(usize::MAX).len(), WRITE_CHUNK);
+        // A large transfer's chunks are capped at WRITE_CHUNK and end at a block boundary of
+        // the file (to be written as they are), and are never empty.
+        assert_eq!(writer.room(usize::MAX).len(), WRITE_CHUNK - 6);
         writer.room(usize::MAX).fill(7);
+        writer.filled(WRITE_CHUNK - 6).await.unwrap();
+        assert_eq!(writer.room(usize::MAX).len(), WRITE_CHUNK);
+        writer.room(usize::MAX).fill(8);
         writer.filled(WRITE_CHUNK).await.unwrap();
         assert_eq!(writer.room(0).len(), 1);
         writer.filled(0).await.unwrap();
         let hash = writer.finish().await.unwrap().0.finalize();
         let mut expected = b"abcdef".to_vec();
-        expected.extend(std::iter::repeat_n(7u8, WRITE_CHUNK));
+        expected.extend(std::iter::repeat_n(7u8, WRITE_CHUNK - 6));
+        expected.extend(std::iter::repeat_n(8u8, WRITE_CHUNK));
         assert_eq!(std::fs::read(&path).unwrap(), expected);
         assert_eq!(hash, content_hash(&expected));
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_failed_says_so_again_at_the_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.partial");
+        // The file lost bytes since they were hashed: the writer stops at once.
+        std::fs::write(&path, b"abc").unwrap();
+        let mut writer = PartialWriter::open(&path, 10, ContentHasher::new(), None).unwrap();
+        writer.append(b"xyz").await.unwrap();
+        let first = writer.flush().await.unwrap_err();
+        assert!(
+            first
+                .to_string()
+                .contains("holds 3 bytes, not the 10 hashed"),
+            "{first}"
+        );
+        let again = writer.finish().await.unwrap_err();
+        assert!(again.to_string().contains("writer failed"), "{again}");
     }
 
     #[tokio::test]

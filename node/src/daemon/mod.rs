@@ -7,6 +7,7 @@
 //! the database writer finish.
 
 mod admission;
+mod block_buf;
 pub mod deletion;
 pub(crate) mod deliver;
 mod direct_append;

@@ -769,7 +769,12 @@ async fn receive_bytes(
             }
             Err(gone)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            // The writer ends before this offer's slot is released: none of its bytes may
+            // land after the next attempt opened the file.
+            let _ = writer.finish().await;
+            Err(e)
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! the roster this node holds. The same roster (the peer's serial, against the serial held
 //! here) is therefore neither fetched from nor checked for that peer again for
 //! [`REFUSED_ROSTER_QUIET`], nor logged again. It is taken up at once from any other peer, and
-//! from the same one once either roster changes.
+//! from the same one once either roster changes. A refusal for the roster's validity period
+//! (expired, issued in the future) depends on this node's clock, which may be set right any
+//! time: it is not remembered.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

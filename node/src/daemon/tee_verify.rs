@@ -11,16 +11,17 @@ use std::thread::JoinHandle;
 use liaise_keys::roster::Roster;
 use liaise_protocol::DocumentInfo;
 
+use super::block_buf::BlockBuf;
 use crate::trust::RosterSignerCheck;
 
 /// Chunks queued for the verifying thread before the writer waits for it.
-pub const VERIFY_QUEUE_LEN: usize = 4;
+pub const VERIFY_QUEUE_LEN: usize = 2;
 
 /// What the verifying thread concluded: the document's claims, or why it does not verify.
 pub type Verdict = Result<DocumentInfo, String>;
 
 /// A chunk for the verifier, and where to send its buffer once read (for reuse).
-type Chunk = (Vec<u8>, Option<Sender<Vec<u8>>>);
+type Chunk = (BlockBuf, Option<Sender<BlockBuf>>);
 
 /// A verification running over the bytes of a transfer, in order, from its first byte.
 #[derive(Debug)]
@@ -40,7 +41,7 @@ impl StreamVerifier {
                 // A forwarded document's consent is checked with its header, by the receiver.
                 let mut reader = super::forwarded_in::skip_prefix(ChunkReader {
                     chunks: rx,
-                    current: (Vec::new(), None),
+                    current: (BlockBuf::default(), None),
                     at: 0,
                 })
                 .map_err(|e| e.to_string())?;
@@ -62,7 +63,7 @@ impl StreamVerifier {
     /// Hands the next bytes over (waits while the verifier is [`VERIFY_QUEUE_LEN`] chunks
     /// behind); once read, the buffer is sent to `home`, if given, to be filled again. After
     /// the verifier has stopped (the document is already refused) this does nothing.
-    pub fn feed(&mut self, bytes: Vec<u8>, home: Option<&Sender<Vec<u8>>>) {
+    pub fn feed(&mut self, bytes: BlockBuf, home: Option<&Sender<BlockBuf>>) {
         if let Some(chunks) = &self.chunks
             && chunks.send((bytes, home.cloned())).is_err()
         {
@@ -120,19 +121,20 @@ mod tests {
         let (tx, rx) = sync_channel(8);
         let (home, returned) = std::sync::mpsc::channel();
         for part in [&b"ab"[..], b"", b"cde"] {
-            tx.send((part.to_vec(), Some(home.clone()))).unwrap();
+            tx.send((BlockBuf::from_slice(part), Some(home.clone())))
+                .unwrap();
         }
         drop(tx);
         let mut reader = ChunkReader {
             chunks: rx,
-            current: (Vec::new(), None),
+            current: (BlockBuf::default(), None),
             at: 0,
         };
         let mut all = Vec::new();
         reader.read_to_end(&mut all).unwrap();
         assert_eq!(all, b"abcde");
         // Each buffer read to its end went home for reuse (the last one is still current).
-        let back: Vec<Vec<u8>> = returned.try_iter().collect();
+        let back: Vec<Vec<u8>> = returned.try_iter().map(|b: BlockBuf| b.to_vec()).collect();
         assert_eq!(back, vec![b"ab".to_vec(), Vec::new()]);
     }
 }
