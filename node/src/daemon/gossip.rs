@@ -58,20 +58,12 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
     else {
         bail!("unexpected answer to hello");
     };
-    if theirs > ours
-        && node
-            .refused_rosters
-            .recently(peer, theirs, ours, Instant::now())
-    {
-        tracing::debug!(
-            peer,
-            serial = theirs,
-            "not asking again for a roster refused lately"
-        );
-    } else if theirs > ours {
-        write_message(&mut send, &Message::RosterRequest).await?;
-        if let Message::RosterFile { file } = read_message(&mut recv, AFTER_HELLO_ACK).await? {
-            adopt_from(node, file, peer, theirs, ours).await;
+    if theirs > ours {
+        if !refused_lately(node, peer, theirs, ours) {
+            write_message(&mut send, &Message::RosterRequest).await?;
+            if let Message::RosterFile { file } = read_message(&mut recv, AFTER_HELLO_ACK).await? {
+                adopt_from(node, file, peer, theirs, ours).await;
+            }
         }
     } else if ours > theirs {
         let file = node.roster.current().file_bytes().to_vec();
@@ -113,19 +105,8 @@ pub async fn serve_hello(
             let file = node.roster.current().file_bytes().to_vec();
             write_message(&mut send, &Message::RosterFile { file }).await?;
         }
-        Ok(Message::RosterFile { file }) => {
-            if node
-                .refused_rosters
-                .recently(peer, client_serial, ours, Instant::now())
-            {
-                tracing::debug!(
-                    peer,
-                    serial = client_serial,
-                    "ignored a roster refused lately"
-                );
-            } else {
-                adopt_from(node, file, peer, client_serial, ours).await;
-            }
+        Ok(Message::RosterFile { file }) if !refused_lately(node, peer, client_serial, ours) => {
+            adopt_from(node, file, peer, client_serial, ours).await;
         }
         Ok(_) => {}
         Err(e @ super::framed::FrameError::Violation(_)) => return Err(e.into()),
@@ -133,6 +114,18 @@ pub async fn serve_hello(
     }
     let _ = send.finish();
     Ok(())
+}
+
+/// Whether `peer`'s roster `theirs` was refused lately against this node's `ours`: then it is
+/// neither fetched nor checked again (see [`super::refused_rosters`]).
+fn refused_lately(node: &Node, peer: &str, theirs: u64, ours: u64) -> bool {
+    let refused = node
+        .refused_rosters
+        .recently(peer, theirs, ours, Instant::now());
+    if refused {
+        tracing::debug!(peer, serial = theirs, "a roster refused lately: left alone");
+    }
+    refused
 }
 
 /// [`adopt`]s a roster `peer` sent, stating serial `theirs` while this node held `ours`, and
