@@ -11,7 +11,7 @@ use liaise_protocol::wire::{
     decode_frame, encode_frame,
 };
 
-use liaise_node::daemon::REHELLO_MIN_INTERVAL;
+use liaise_node::daemon::{REHELLO_INTERVAL, REHELLO_MIN_INTERVAL};
 
 use super::nodes::{Agency, TestFederation};
 
@@ -173,6 +173,31 @@ fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // And the connection still carries documents.
+    fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
+}
+
+#[test]
+fn a_roster_the_served_node_took_up_reaches_the_dialling_node_within_a_minute() {
+    let fed = federation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    // The city's node dials the probation node, and keeps the connection open.
+    fed.deliver_text(city, PROBATION, "one.txt", b"First report");
+    let serial = roster_serial(&fed, probation);
+    // Only the probation service imports the next roster. Its node, the serving side, does
+    // not start exchanges: the city's node asks again every REHELLO_INTERVAL.
+    fed.publish();
+    fed.import(probation);
+    let deadline = std::time::Instant::now() + REHELLO_INTERVAL + Duration::from_secs(20);
+    while fed.node_serial(city) != serial + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the city never took up roster {} from the open connection",
+            serial + 1
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Over the same connection, which still carries documents.
     fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
 }
 
