@@ -163,15 +163,7 @@ fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
     // (keep-alives hold the old one open for as long as the nodes run).
     fed.publish();
     fed.import(city);
-    let deadline = std::time::Instant::now() + REHELLO_MIN_INTERVAL * 3;
-    while fed.node_serial(probation) != serial + 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the probation node never took up roster {}",
-            serial + 1
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    fed.wait_node_serial(probation, serial + 1, REHELLO_MIN_INTERVAL * 3);
     // And the connection still carries documents.
     fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
 }
@@ -188,15 +180,7 @@ fn a_roster_the_served_node_took_up_reaches_the_dialling_node_within_a_minute() 
     // not start exchanges: the city's node asks again every REHELLO_INTERVAL.
     fed.publish();
     fed.import(probation);
-    let deadline = std::time::Instant::now() + REHELLO_INTERVAL + Duration::from_secs(20);
-    while fed.node_serial(city) != serial + 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the city never took up roster {} from the open connection",
-            serial + 1
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    fed.wait_node_serial(city, serial + 1, REHELLO_INTERVAL + Duration::from_secs(20));
     // Over the same connection, which still carries documents.
     fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
 }
@@ -556,13 +540,6 @@ fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
         "r-transition.liaise",
     ])
     .ok();
-    let deadline = std::time::Instant::now() + REHELLO_MIN_INTERVAL * 3;
-    while fed.node_serial(city) != newest {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the city never took up roster {newest} from the probation node"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    fed.wait_node_serial(city, newest, REHELLO_MIN_INTERVAL * 3);
     assert_eq!(refusals(&fed, "city.log"), 1);
 }

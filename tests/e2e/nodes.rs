@@ -123,6 +123,19 @@ impl TestFederation {
             .unwrap_or(0)
     }
 
+    /// Waits until the agency's running node uses roster `serial`; panics after `within`.
+    pub fn wait_node_serial(&self, agency: &Agency, serial: u64, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.node_serial(agency) != serial {
+            assert!(
+                Instant::now() < deadline,
+                "the node of {} never took up roster {serial}",
+                agency.id
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Publishes the next roster to `fed/roster.liaise`.
     pub fn publish(&self) {
         self.sandbox
