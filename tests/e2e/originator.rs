@@ -181,6 +181,43 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
 }
 
 #[test]
+fn an_originator_whose_roster_refuses_the_reader_is_a_final_error_not_try_later() {
+    let fed = three();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let city_node = fed.start(city);
+    let _probation_node = fed.start(probation);
+    let sb = &fed.sandbox;
+    let doc = send(&fed, city, PROBATION, &[]);
+
+    // The stewards revoke the probation service; only the city's node takes up that roster
+    // (started again, so no connection from before it survives).
+    sb.liaise(&["federation", "revoke", "--dir", "fed", PROBATION])
+        .ok();
+    fed.publish();
+    fed.import(city);
+    city_node.kill();
+    let _city_node = fed.start(city);
+
+    // The city's node refuses the probation node's key at the handshake: asking again will not
+    // help, so this is no "unreachable, try later" (exit 75) but a final error that says why.
+    let run = open(&fed, probation, &doc, Some("hearing on 12 March"), "out");
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("refused this node at the handshake: its roster does not accept"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("try later"), "{}", run.stderr);
+    assert!(!sb.path("out").exists());
+    assert!(has_entry(
+        &log_of(&fed, probation, &doc),
+        "open",
+        "refused at the handshake"
+    ));
+}
+
+#[test]
 fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];

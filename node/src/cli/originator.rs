@@ -123,6 +123,12 @@ pub fn obtain_share(
             text("reason"),
             text("detail"),
         )),
+        // Final, unlike an unreachable originator: the detail says what to check.
+        "not admitted" => Err(anyhow::anyhow!(
+            "originator {} cannot release the key share: {}",
+            info.sender,
+            text("detail")
+        )),
         _ => Err(OriginatorUnreachable {
             originator: info.sender.as_str().to_owned(),
             detail: text("detail").to_owned(),

@@ -238,11 +238,12 @@ async fn ask_consent(
         nonce: liaise_keys::random::random_bytes::<16>(),
     };
     let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
-    let conn = node
-        .peers
-        .get(node, originator)
-        .await
-        .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
+    let conn = node.peers.get(node, originator).await.map_err(|e| {
+        if super::peers::not_admitted(&e) {
+            return anyhow!("originator {originator} cannot consent to the forward: {e:#}");
+        }
+        anyhow!("originator {originator} unreachable, try later: {e:#}")
+    })?;
     let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
     let answer = super::framed::request(
         &conn,

@@ -21,8 +21,28 @@ struct SlotState {
     conn: Option<quinn::Connection>,
     /// When the last dial failed, and why: callers that were waiting for that dial get its
     /// outcome instead of dialling again one after another (each up to [`DIAL_TIMEOUT`] per
-    /// address, each holding a delivery slot meanwhile).
-    failed: Option<(tokio::time::Instant, String)>,
+    /// address, each holding a delivery slot meanwhile). The flag: the peer refused this
+    /// node's key ([`NotAdmitted`]).
+    failed: Option<(tokio::time::Instant, String, bool)>,
+}
+
+/// The peer's node refused this node's transport key at the handshake (the TLS alert
+/// `access_denied`): its roster holds no current member with that key. Unlike an unreachable
+/// peer, asking again does not help until one of the two rosters changes.
+#[derive(Debug)]
+pub struct NotAdmitted(String);
+
+impl std::fmt::Display for NotAdmitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotAdmitted {}
+
+/// Whether `error` (from [`PeerConnections::get`]) is a [`NotAdmitted`].
+pub fn not_admitted(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<NotAdmitted>().is_some()
 }
 
 /// The connection cache.
@@ -57,10 +77,13 @@ impl PeerConnections {
         }
         guard.conn = None;
         // A dial that failed while this caller waited for it is this caller's answer too.
-        if let Some((at, error)) = &guard.failed
+        if let Some((at, error, refused)) = &guard.failed
             && *at >= asked
         {
-            return Err(anyhow!("{error}"));
+            return Err(match refused {
+                true => NotAdmitted(error.clone()).into(),
+                false => anyhow!("{error}"),
+            });
         }
         let conn = dial(node, agency).await;
         node.set_reachable(agency.as_str(), conn.is_ok());
@@ -68,7 +91,8 @@ impl PeerConnections {
         let conn = match conn {
             Ok(conn) => conn,
             Err(e) => {
-                guard.failed = Some((tokio::time::Instant::now(), format!("{e:#}")));
+                let refused = not_admitted(&e);
+                guard.failed = Some((tokio::time::Instant::now(), format!("{e:#}"), refused));
                 return Err(e);
             }
         };
@@ -149,6 +173,8 @@ async fn dial(node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
     for address in &addresses {
         match tokio::time::timeout(DIAL_TIMEOUT, dial_one(node, agency, address)).await {
             Ok(Ok(conn)) => return Ok(conn),
+            // Its other addresses are the same node, with the same roster.
+            Ok(Err(e)) if not_admitted(&e) => return Err(e),
             Ok(Err(e)) => last = e,
             Err(_) => last = anyhow!("{address}: timed out"),
         }
@@ -188,12 +214,32 @@ async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn
             .with_context(|| format!("cannot connect to {address}"))?
             .await
             .with_context(|| format!("handshake with {address} failed"))?;
-        gossip::client_hello(node, &conn, agency.as_str())
-            .await
-            .with_context(|| format!("{address} refused this node"))?;
-        return Ok(conn);
+        let Err(refused) = gossip::client_hello(node, &conn, agency.as_str()).await else {
+            return Ok(conn);
+        };
+        return Err(hello_failed(&conn, agency, address, refused));
     }
-    Err(refused.context(format!("{address} refused this node")))
+    Err(hello_failed(&conn, agency, address, refused))
+}
+
+/// The error for a first hello that failed on `conn`: [`NotAdmitted`] if the peer refused
+/// this node's key.
+fn hello_failed(
+    conn: &quinn::Connection,
+    agency: &AgencyId,
+    address: &str,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    if refused_our_key(conn) {
+        return NotAdmitted(format!(
+            "{agency}'s node ({address}) refused this node at the handshake: its roster does \
+             not accept this agency's transport key (this agency was revoked there, or one of \
+             the two nodes lacks a newer roster: `liaise status` shows this node's, \
+             `liaise roster import` takes a newer one)"
+        ))
+        .into();
+    }
+    error.context(format!("{address} refused this node"))
 }
 
 /// Whether the peer closed `conn` because its roster check refused our key: the TLS alert

@@ -339,6 +339,9 @@ pub enum FetchOutcome {
     Refused(Refused),
     /// The originator's node could not be reached or did not answer.
     Unreachable(String),
+    /// The originator's node refused this node at the handshake (its roster does not accept
+    /// this agency's key): asking again does not help.
+    NotAdmitted(String),
 }
 
 impl FetchOutcome {
@@ -353,6 +356,7 @@ impl FetchOutcome {
                 "code": format!("{:?}", r.reason),
             }),
             Self::Unreachable(detail) => json!({ "outcome": "unreachable", "detail": detail }),
+            Self::NotAdmitted(detail) => json!({ "outcome": "not admitted", "detail": detail }),
         }
     }
 }
@@ -377,6 +381,7 @@ pub async fn fetch_share(
     };
     let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
     let outcome = match exchange(node, originator, &request).await {
+        Err(e) if super::peers::not_admitted(&e) => FetchOutcome::NotAdmitted(format!("{e:#}")),
         Err(e) => {
             node.peers.forget(originator).await;
             FetchOutcome::Unreachable(format!("{e:#}"))
@@ -392,6 +397,7 @@ pub async fn fetch_share(
         FetchOutcome::Released { .. } => "released".to_owned(),
         FetchOutcome::Refused(r) => format!("refused: {}", r.reason.as_str()),
         FetchOutcome::Unreachable(_) => "originator unreachable".to_owned(),
+        FetchOutcome::NotAdmitted(_) => "refused at the handshake".to_owned(),
     };
     let (origin, why) = (originator.clone(), reason.to_owned());
     node.store
