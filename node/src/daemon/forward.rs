@@ -134,7 +134,7 @@ pub async fn serve_forward_request(
         Ok(consent) => Message::ForwardConsent { consent },
         Err(refused) => Message::Refused {
             reason: refused.reason,
-            detail: refused.detail.chars().take(200).collect(),
+            detail: liaise_protocol::wire::bounded_detail(&refused.detail),
         },
     };
     let _ = write_message(&mut send, &answer).await;

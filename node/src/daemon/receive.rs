@@ -985,7 +985,7 @@ async fn expect_end(recv: &mut RecvStream) -> Result<(), Outcome> {
 }
 
 async fn reject(send: &mut SendStream, reason: RejectReason, detail: &str) -> Result<()> {
-    let detail: String = detail.chars().take(200).collect();
+    let detail = liaise_protocol::wire::bounded_detail(detail);
     write_message(send, &Message::Reject { reason, detail }).await?;
     let _ = send.finish();
     let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;

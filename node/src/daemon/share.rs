@@ -199,7 +199,7 @@ pub async fn serve_share_request(
 
 impl Refused {
     fn into_message(self) -> Message {
-        let detail: String = self.detail.chars().take(200).collect();
+        let detail = liaise_protocol::wire::bounded_detail(&self.detail);
         Message::Refused {
             reason: self.reason,
             detail,

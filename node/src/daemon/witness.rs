@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::log::{SignedCheckpoint, SignedCountersignature, check_extends};
-use liaise_protocol::wire::{MAX_DETAIL_LEN, Message, MessageKind};
+use liaise_protocol::wire::{Message, MessageKind};
 use quinn::{RecvStream, SendStream};
 use serde_json::json;
 
@@ -206,11 +206,7 @@ async fn witness(
                  {contradiction}"
             );
         }
-        let detail: String = contradiction
-            .to_string()
-            .chars()
-            .take(MAX_DETAIL_LEN)
-            .collect();
+        let detail = liaise_protocol::wire::bounded_detail(&contradiction.to_string());
         write_message_within(send, &Message::CheckpointRefused { detail }, FRAME_TIMEOUT).await?;
         return Ok(());
     }

@@ -362,6 +362,24 @@ mod tests {
     }
 
     #[test]
+    fn a_bounded_detail_of_multibyte_characters_stays_within_the_limit() {
+        // 300 Greek letters: 600 bytes, over the limit; cut at a character boundary.
+        let reason = "λ".repeat(300);
+        let detail = crate::wire::bounded_detail(&format!("x{reason}"));
+        assert!(detail.len() <= MAX_DETAIL_LEN && detail.len() >= MAX_DETAIL_LEN - 1);
+        assert!(detail.starts_with("xλ"));
+        let message = Message::Refused {
+            reason: crate::wire::Refusal::Revoked,
+            detail,
+        };
+        assert_eq!(
+            decode_frame(&encode_frame(&message), ANY).unwrap().0,
+            message
+        );
+        assert_eq!(crate::wire::bounded_detail("short"), "short");
+    }
+
+    #[test]
     fn field_limits() {
         let detail_over = Message::Reject {
             reason: RejectReason::Busy,

@@ -8,8 +8,19 @@ use liaise_keys::roster::MAX_ROSTER_LEN;
 pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest sealed document a node offers or accepts (64 GiB).
 pub const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024 * 1024;
-/// The longest human-readable detail in a `Reject` or `Refused`.
+/// The longest human-readable detail in a `Reject` or `Refused`, in bytes.
 pub const MAX_DETAIL_LEN: usize = 512;
+
+/// `detail` cut to at most [`MAX_DETAIL_LEN`] bytes at a character boundary, so that a detail
+/// with multi-byte characters (an agency name or a reason in Greek) never makes the frame a
+/// protocol violation.
+pub fn bounded_detail(detail: &str) -> String {
+    let mut end = detail.len().min(MAX_DETAIL_LEN);
+    while !detail.is_char_boundary(end) {
+        end -= 1;
+    }
+    detail.get(..end).unwrap_or_default().to_owned()
+}
 /// The largest signed statement of the originator-control exchanges (`originator-control.md`).
 pub const MAX_SIGNED_LEN: usize = 4096;
 
@@ -46,7 +57,7 @@ pub enum Message {
         document_id: [u8; 16],
         /// Length of the sealed document in bytes, 1 to [`MAX_DOCUMENT_LEN`].
         sealed_len: u64,
-        /// SHA-256 of the whole sealed document.
+        /// The content hash (BLAKE3, `wire.md`) of the whole sealed document.
         content_hash: [u8; 32],
     },
     /// Tag 5, receiver to sender: send the bytes from `resume_offset` to the end. (v1)
