@@ -543,3 +543,51 @@ fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
     fed.wait_node_serial(city, newest, REHELLO_MIN_INTERVAL * 3);
     assert_eq!(refusals(&fed, "city.log"), 1);
 }
+
+#[test]
+fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let city = &fed.agencies[0];
+    // The stewards publish a roster that runs out in 15 s; the city imports it.
+    fed.sandbox
+        .liaise(&[
+            "federation",
+            "publish",
+            "--dir",
+            "fed",
+            "--out",
+            "fed/roster.liaise",
+            "--valid-for",
+            "15s",
+        ])
+        .ok();
+    fed.import(city);
+    let _node = fed.start_with(city, &[], Some("city.log"));
+    let log = |needle: &str, within: Duration| {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let text = std::fs::read_to_string(fed.sandbox.path("city.log")).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in the node's log:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // At start: it expires within the week, and the operator is told what to do.
+    let text = log(
+        "the roster (serial 2) expires in 0 d 0 h",
+        Duration::from_secs(15),
+    );
+    assert!(
+        text.contains("ask your stewards for the next one"),
+        "{text}"
+    );
+    assert_eq!(text.matches("expires in").count(), 1, "{text}");
+    // Once it runs out, at once rather than at the next hourly look.
+    let text = log("the roster (serial 2) has expired", Duration::from_secs(30));
+    assert_eq!(text.matches("has expired").count(), 1, "{text}");
+}

@@ -92,7 +92,7 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
 }
 
 /// Roster expiry is soon, within this: the operator should have the next one by then.
-const EXPIRY_WARNING: u64 = 7 * 86_400;
+const EXPIRY_WARNING: u64 = crate::daemon::roster_expiry::EXPIRY_WARNING.as_secs();
 
 /// What the roster's expiry at `expires` means at `now`, as a suffix of the roster line.
 fn expiry_note(expires: u64, now: u64) -> &'static str {

@@ -24,6 +24,7 @@ mod receive;
 mod refused_rosters;
 mod rehello;
 mod resume;
+pub mod roster_expiry;
 pub mod share;
 mod tee_verify;
 mod witness;
@@ -216,6 +217,7 @@ pub async fn run(
     let outbox = tokio::spawn(deliver::outbox_worker(Arc::clone(&node)));
     let custody = tokio::spawn(deletion::custody_worker(Arc::clone(&node)));
     let checkpointer = tokio::spawn(checkpoint_worker(Arc::clone(&node)));
+    let expiry = tokio::spawn(roster_expiry::watch(Arc::clone(&node)));
 
     let mut stop = shutdown;
     while !*stop.borrow() {
@@ -237,6 +239,7 @@ pub async fn run(
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(2), node.endpoint.wait_idle()).await;
     checkpointer.abort();
+    expiry.abort();
     if let Err(e) = witness::make_checkpoint(&node).await {
         tracing::warn!("cannot sign the closing log checkpoint: {e:#}");
     }
