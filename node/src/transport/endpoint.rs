@@ -14,7 +14,8 @@ use super::SharedRoster;
 use super::presented_key::PresentedKey;
 use super::tls::{RosterVerifier, crypto_provider};
 
-/// The most peer connections a node serves at once; more wait in the accept queue.
+/// The most peer connections a node serves at once; one more is closed once its handshake
+/// completes (`receive.rs`).
 pub const MAX_CONNECTIONS: usize = 256;
 /// The most concurrent streams a peer may open on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;

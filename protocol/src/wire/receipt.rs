@@ -28,7 +28,7 @@ pub struct ReceiptBody {
     pub version: u8,
     /// The document id.
     pub document_id: [u8; 16],
-    /// SHA-256 of the whole sealed document as stored.
+    /// The content hash (BLAKE3, `wire.md`) of the whole sealed document as stored.
     pub content_hash: [u8; 32],
     /// Its length.
     pub sealed_len: u64,
