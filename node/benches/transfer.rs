@@ -29,7 +29,9 @@ use liaise_keys::keyfile::Passphrase;
 use liaise_keys::{AgencyId, AgencySecrets, EncryptionPublicKey, Timestamp};
 use liaise_node::control::{Request, client, staging_dir};
 use liaise_node::home::Home;
-use liaise_node::transport::{PresentedKey, SharedRoster, build_endpoint, crypto_provider};
+use liaise_node::transport::{
+    PresentedKey, SharedRoster, StatelessResetKey, build_endpoint, crypto_provider,
+};
 use liaise_protocol::{
     KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SectionInput, SectionMetadata,
 };
@@ -539,7 +541,13 @@ fn bare_quic(pair: &Pair, len: u64) -> f64 {
     let server_rt = tokio::runtime::Runtime::new().unwrap();
     let server = {
         let _in = server_rt.enter();
-        build_endpoint("127.0.0.1:0".parse().unwrap(), &presented(&b), &roster).unwrap()
+        build_endpoint(
+            "127.0.0.1:0".parse().unwrap(),
+            &presented(&b),
+            &roster,
+            StatelessResetKey::derive(&b.transport),
+        )
+        .unwrap()
     };
     let server_addr = server.local_addr().unwrap();
     let received = server_rt.spawn(async move {
@@ -556,8 +564,13 @@ fn bare_quic(pair: &Pair, len: u64) -> f64 {
     });
     let client_rt = tokio::runtime::Runtime::new().unwrap();
     let secs = client_rt.block_on(async move {
-        let client =
-            build_endpoint("127.0.0.1:0".parse().unwrap(), &presented(&a), &roster).unwrap();
+        let client = build_endpoint(
+            "127.0.0.1:0".parse().unwrap(),
+            &presented(&a),
+            &roster,
+            StatelessResetKey::derive(&a.transport),
+        )
+        .unwrap();
         let conn = client
             .connect(server_addr, RECEIVER)
             .unwrap()

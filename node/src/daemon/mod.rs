@@ -178,7 +178,10 @@ pub async fn run(
         secrets.previous_transport.as_ref(),
         &roster,
     )?;
-    let endpoint = build_endpoint(listen, &presented, &roster)?;
+    // Resets keyed by the transport key: a peer still sending on a connection from before a
+    // restart learns at once that it is gone.
+    let reset_key = crate::transport::StatelessResetKey::derive(&secrets.transport);
+    let endpoint = build_endpoint(listen, &presented, &roster, reset_key)?;
     let current_key_client = match &secrets.previous_transport {
         Some(_) => Some(client_config(&presented.current_only(), &roster)?),
         None => None,

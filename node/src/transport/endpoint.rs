@@ -12,6 +12,7 @@ use quinn::{IdleTimeout, TransportConfig, VarInt};
 
 use super::SharedRoster;
 use super::presented_key::PresentedKey;
+use super::reset_key::StatelessResetKey;
 use super::tls::{RosterVerifier, crypto_provider};
 
 /// The most peer connections a node serves at once; one more is closed once its handshake
@@ -34,11 +35,13 @@ pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const UDP_BUFFER_LEN: usize = 4 * 1024 * 1024;
 
 /// Binds a QUIC endpoint at `addr` that serves peers and dials them, both pinned to `roster`,
-/// presenting `key` (see [`PresentedKey`]) either way.
+/// presenting `key` (see [`PresentedKey`]) either way, its stateless resets and connection
+/// ids made with `reset_key` (see [`StatelessResetKey`]).
 pub fn build_endpoint(
     addr: SocketAddr,
     key: &Arc<PresentedKey>,
     roster: &SharedRoster,
+    reset_key: StatelessResetKey,
 ) -> Result<quinn::Endpoint> {
     let provider = crypto_provider();
     // aws-lc seeds its random generator (a tree of jitter-entropy sources, tens of
@@ -63,13 +66,9 @@ pub fn build_endpoint(
 
     let socket = bind_udp(addr).with_context(|| format!("cannot listen on {addr}"))?;
     let runtime = quinn::default_runtime().context("no async runtime for the endpoint")?;
-    let mut endpoint = quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server),
-        socket,
-        runtime,
-    )
-    .with_context(|| format!("cannot listen on {addr}"))?;
+    let mut endpoint =
+        quinn::Endpoint::new(reset_key.endpoint_config(), Some(server), socket, runtime)
+            .with_context(|| format!("cannot listen on {addr}"))?;
     endpoint.set_default_client_config(client_config(key, roster)?);
     Ok(endpoint)
 }

@@ -7,6 +7,7 @@
 
 mod endpoint;
 mod presented_key;
+mod reset_key;
 mod tls;
 
 use std::sync::{Arc, RwLock};
@@ -22,6 +23,7 @@ pub use endpoint::{
     PEER_RECEIVE_WINDOW, STREAM_RECEIVE_WINDOW, build_endpoint, client_config,
 };
 pub use presented_key::{PresentedKey, SWITCH_MARGIN, presents_previous};
+pub use reset_key::StatelessResetKey;
 pub use tls::{RosterVerifier, crypto_provider};
 
 /// The roster the node currently trusts, shared by the transport, the receive path and gossip.
