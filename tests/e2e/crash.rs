@@ -47,7 +47,7 @@ fn kill_9_during_a_large_transfer_delivers_exactly_once() {
 
 /// Where the transfer stood when a node was killed.
 #[derive(Debug, Clone, Copy)]
-enum KillPoint {
+pub(super) enum KillPoint {
     /// The receiver's partial file held this many bytes.
     MidTransfer(u64),
     /// The receiver held the whole document already (its receipt may not have reached the
@@ -57,7 +57,11 @@ enum KillPoint {
 
 /// Waits until the receiver's partial file holds at least `target` bytes, or the whole
 /// document is in its blob folder.
-fn wait_for_transfer(fed: &TestFederation, receiver_home: &str, target: u64) -> KillPoint {
+pub(super) fn wait_for_transfer(
+    fed: &TestFederation,
+    receiver_home: &str,
+    target: u64,
+) -> KillPoint {
     let store = fed.sandbox.path(&format!("{receiver_home}/store"));
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {

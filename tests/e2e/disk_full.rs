@@ -1,5 +1,6 @@
-//! The receiver's disk is full: the sender is told so (the outbox shows the reason), keeps
-//! the document queued, and delivers it once space is freed.
+//! The receiver's disk is full, before the offer or halfway through the transfer: the sender
+//! is told so (the outbox shows the reason), keeps the document queued, and delivers it,
+//! byte for byte, once space is freed.
 //!
 //! The receiver's store lives on its own small tmpfs, filled up by another file. Mounting
 //! needs root (or CAP_SYS_ADMIN); where that is not permitted the test says so and passes.
@@ -46,15 +47,27 @@ impl Drop for TmpfsMount {
 
 /// Fills the file system at `dir` with one file, then gives `LEFT_FREE` bytes back.
 fn fill(dir: &Path) -> PathBuf {
+    let path = fill_up(dir);
+    let written = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(written.saturating_sub(LEFT_FREE))
+        .unwrap();
+    path
+}
+
+/// Fills the file system at `dir` to the last byte with one file.
+fn fill_up(dir: &Path) -> PathBuf {
     let path = dir.join("filler");
     let mut file = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0x5au8; 256 * 1024];
-    let mut written = 0u64;
-    while file.write_all(&chunk).is_ok() {
-        written += chunk.len() as u64;
+    // Large pieces while they fit, then smaller ones for what is left.
+    for piece in [256 * 1024, 4096, 1] {
+        let chunk = vec![0x5au8; piece];
+        while file.write_all(&chunk).is_ok() {}
     }
     let _ = file.sync_all();
-    file.set_len(written.saturating_sub(LEFT_FREE)).unwrap();
     path
 }
 
@@ -123,4 +136,107 @@ fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
         sb.stored(&probation.home, &blob).unwrap(),
         sb.stored(&city.home, &blob).unwrap()
     );
+}
+
+/// Size of the file system of the test where the disk fills during the transfer.
+const MID_TRANSFER_TMPFS_SIZE: &str = "200m";
+/// That test's document: fits when offered, with room to spare for the filler to take.
+const MID_TRANSFER_LEN: usize = 160 * 1024 * 1024;
+
+#[test]
+fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_nothing() {
+    let fed = TestFederation::new(
+        &[
+            ("nl.city.utrecht", "city"),
+            ("nl.probation.utrecht", "probation"),
+        ],
+        &[],
+    );
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let store = sb.path(&format!("{}/store", probation.home));
+    std::fs::create_dir_all(&store).unwrap();
+    let options = format!("size={MID_TRANSFER_TMPFS_SIZE},mode=0700");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+        .arg(&store)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    }
+    let _mount = TmpfsMount(store.clone());
+    let _city = fed.start(city);
+    let _probation = fed.start_with(probation, &[], Some("probation.log"));
+
+    let content: Vec<u8> = (0..MID_TRANSFER_LEN).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(sb.path("big.bin"), &content).unwrap();
+    drop(content);
+    let doc_id = sb
+        .liaise(&[
+            "send",
+            "--home",
+            &city.home,
+            "--to",
+            "nl.probation.utrecht",
+            "big.bin",
+        ])
+        .ok()
+        .trim()
+        .to_owned();
+    // The offer fitted; once some of the document is in, something else takes every byte left.
+    let point = super::crash::wait_for_transfer(&fed, &probation.home, 8 * 1024 * 1024);
+    let filler = fill_up(&store);
+    assert!(
+        matches!(point, super::crash::KillPoint::MidTransfer(_)),
+        "the transfer ended before the disk filled: {point:?}"
+    );
+    let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        rows.iter().any(|r| {
+            r["doc_id"] == doc_id.as_str()
+                && r["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("disk full"))
+        })
+    });
+    assert_eq!(states(&rows, &doc_id), vec!["queued"], "{rows:#?}");
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 0);
+    fed.json(probation, &["status"]);
+    // The write that failed said so (later offers are refused before their first byte).
+    let log = std::fs::read_to_string(sb.path("probation.log")).unwrap();
+    assert!(
+        log.contains("rejected: receiver disk full: no space left on the receiving node agency="),
+        "{log}"
+    );
+
+    // Space is freed: delivered, and what the probation officer opens is the file sent.
+    std::fs::remove_file(filler).unwrap();
+    let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        states(rows, &doc_id) == vec!["delivered"]
+    });
+    assert_eq!(states(&rows, &doc_id), vec!["delivered"]);
+    sb.liaise(&[
+        "open",
+        "--home",
+        &probation.home,
+        &doc_id,
+        "--out-dir",
+        "opened",
+        "--reason",
+        "disk test",
+    ])
+    .ok();
+    assert!(
+        std::fs::read(sb.path("opened/big.bin")).unwrap()
+            == std::fs::read(sb.path("big.bin")).unwrap(),
+        "the opened file differs from the one sent"
+    );
+    let left: Vec<_> = std::fs::read_dir(store.join("incoming"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "incoming holds {left:?}");
 }
