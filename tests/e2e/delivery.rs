@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::nodes::{TestFederation, states};
 
 const CITY: &str = "nl.city.utrecht";
@@ -208,7 +210,7 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         .to_owned();
     // An operator checking the network sees which member does not answer, and why.
     let status = fed.json(city, &["status", "--check"]);
-    let peer = |status: &serde_json::Value, agency: &str| {
+    let peer = |status: &Value, agency: &str| {
         status["peers"]
             .as_array()
             .unwrap()
@@ -329,7 +331,7 @@ fn a_wait_that_loses_its_node_has_printed_the_id_and_says_the_document_stays_que
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(75), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["outcome"], "node stopped: the document stays queued");
     let other = json["doc_id"].as_str().unwrap();
     assert!(other.len() == 32 && other != doc_id, "{json}");
@@ -545,14 +547,15 @@ fn a_revoked_member_cannot_deliver() {
             .any(|r| r["doc_id"] == doc_id.as_str() && r["attempts"].as_u64() >= Some(2))
     });
     assert_eq!(states(&rows, &doc_id), vec!["queued"], "{rows:#?}");
+    // Refused for what it is: the city's roster does not accept the prison's key.
+    assert!(refused_at_handshake(&rows, &doc_id), "{rows:#?}");
     assert_eq!(fed.json(city, &["inbox"]).as_array().unwrap().len(), 0);
 
     // The probation service (still on serial 1) learns of the revocation by gossip when the
     // city connects to it, and then refuses the prison too.
     let _probation_node = fed.start(probation);
     fed.deliver_text(city, PROBATION, "y.txt", b"to probation");
-    let status = fed.json(probation, &["status"]);
-    assert_eq!(status["roster_serial"], 2, "{status:#}");
+    fed.wait_node_serial(probation, 2, Duration::from_secs(30));
     let doc2 = sb
         .liaise(&["send", "--home", &prison.home, "--to", PROBATION, "x.txt"])
         .ok()
@@ -563,5 +566,16 @@ fn a_revoked_member_cannot_deliver() {
             .any(|r| r["doc_id"] == doc2.as_str() && r["attempts"].as_u64() >= Some(1))
     });
     assert_eq!(states(&rows, &doc2), vec!["queued"]);
+    assert!(refused_at_handshake(&rows, &doc2), "{rows:#?}");
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
+}
+
+/// Whether `doc_id`'s outbox row says its last attempt was refused at the handshake.
+fn refused_at_handshake(rows: &[Value], doc_id: &str) -> bool {
+    rows.iter().any(|r| {
+        r["doc_id"] == doc_id
+            && r["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused this node at the handshake"))
+    })
 }

@@ -473,8 +473,10 @@ fn a_pushed_roster_the_node_refused_is_not_checked_again_from_that_peer() {
             let push = Message::RosterFile { file };
             send.write_all(&encode_frame(&push)).await.unwrap();
             send.finish().unwrap();
-            // The node finishes its side once it has dealt with the roster.
-            let _ = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(64)).await;
+            // The node finishes its side (or the connection) once it has dealt with the
+            // roster: only then do the counts below say what it did with it.
+            let dealt = tokio::time::timeout(Duration::from_secs(30), recv.read_to_end(64)).await;
+            assert!(dealt.is_ok(), "the node never dealt with the pushed roster");
             conn.close(0u32.into(), b"done");
         });
     };
@@ -590,4 +592,84 @@ fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
     // Once it runs out, at once rather than at the next hourly look.
     let text = log("the roster (serial 2) has expired", Duration::from_secs(30));
     assert_eq!(text.matches("has expired").count(), 1, "{text}");
+}
+
+/// A large document (kept as a file, not in the database) offered again after it was
+/// received, its receipt lost on the way: the node asks for no byte, answers with the first
+/// receipt, and keeps one copy.
+#[test]
+fn a_large_document_offered_again_gets_the_same_receipt_and_is_kept_once() {
+    let fed = federation();
+    let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    let sb = &fed.sandbox;
+    let content: Vec<u8> = (0..(1024 * 1024_u32)).map(|i| (i % 241) as u8).collect();
+    std::fs::write(sb.path("scan.pdf"), &content).unwrap();
+    sb.liaise(&[
+        "seal",
+        "--home",
+        &prison.home,
+        "--to",
+        PROBATION,
+        "--offline",
+        "--out",
+        "scan.liaise",
+        "scan.pdf",
+    ])
+    .ok();
+    let sealed = sb.read("scan.liaise");
+    let len = sealed.len() as u64;
+    assert!(len > liaise_node::store::held::INLINE_MAX_LEN, "{len}");
+    let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
+        .unwrap()
+        .document_id
+        .0;
+    let hash = liaise_protocol::wire::content_hash(&sealed);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = Member::new(&fed, prison, probation);
+    let receipts = rt.block_on(async {
+        let mut receipts = Vec::new();
+        for round in 0..2 {
+            // Receipts carry the time in seconds: a second one signed now would differ.
+            if round > 0 {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+            }
+            let conn = peer.connect().await;
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            let offer = Message::Offer {
+                document_id: id,
+                sealed_len: len,
+                content_hash: hash,
+            };
+            send.write_all(&encode_frame(&offer)).await.unwrap();
+            let Message::Accept { resume_offset } =
+                read_frame(&mut recv, &[MessageKind::Accept]).await
+            else {
+                unreachable!()
+            };
+            // The first time from the start; the second time it holds every byte already.
+            let from = if round == 0 { 0 } else { len };
+            assert_eq!(resume_offset, from, "round {round}");
+            send.write_all(&sealed[from as usize..]).await.unwrap();
+            send.finish().unwrap();
+            let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
+            let Message::Receipt { receipt } = answer else {
+                panic!("not receipted: {answer:?}")
+            };
+            receipts.push(receipt);
+            conn.close(0u32.into(), b"done");
+        }
+        receipts
+    });
+    assert_eq!(receipts[0], receipts[1], "the same receipt both times");
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        sb.stored(&probation.home, &liaise_node::store::hex(&hash)),
+        Some(sealed)
+    );
+    let blobs = std::fs::read_dir(sb.path(&format!("{}/store/blobs", probation.home)))
+        .unwrap()
+        .count();
+    assert_eq!(blobs, 1, "one copy, as a file");
 }

@@ -84,12 +84,17 @@ fn without_overlap_a_rotated_node_is_reached_once_the_peer_holds_the_new_roster(
 
     // The city's new key is unknown to the probation node: nothing gets through.
     let id = fed.send_text(city, PROBATION, "report.txt", b"Risk assessment");
-    std::thread::sleep(Duration::from_secs(3));
-    let rows = fed.json(city, &["outbox"]);
-    assert_eq!(
-        states(rows.as_array().unwrap(), &id),
-        ["queued"],
-        "{rows:#}"
+    let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        rows.iter()
+            .any(|r| r["doc_id"] == id.as_str() && r["attempts"].as_u64() >= Some(2))
+    });
+    assert_eq!(states(&rows, &id), ["queued"], "{rows:#?}");
+    let row = rows.iter().find(|r| r["doc_id"] == id.as_str()).unwrap();
+    assert!(
+        row["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused this node at the handshake")),
+        "{row:#}"
     );
     // Once it holds the new roster (a running node takes an import at once), it is.
     fed.import(probation);
