@@ -116,3 +116,93 @@ fn run_seed(seed: u64) {
     );
     assert!(n(&stats.dropped) > 0 && n(&stats.duplicated) > 0 && n(&stats.corrupted) > 0);
 }
+
+/// A partition longer than the connection's idle timeout, in the middle of a large transfer:
+/// the connection is given up on both sides, and after the heal the sender dials again and
+/// resumes from what the receiver holds. The document arrives once, as sent.
+#[test]
+fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
+    let fed = TestFederation::new(
+        &[("nl.city.utrecht", "city"), (PROBATION, "probation")],
+        &[],
+    );
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let front: SocketAddr = fed.address(probation).parse().unwrap();
+    let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let calm = Chaos {
+        seed: 5,
+        drop: 0,
+        duplicate: 0,
+        corrupt: 0,
+        max_delay: Duration::ZERO,
+    };
+    let proxy = ChaosProxy::start(front, real, calm).unwrap();
+    let _probation = fed.start_with(
+        probation,
+        &["--listen", &real.to_string()],
+        Some("probation.log"),
+    );
+    let _city = fed.start_with(city, &[], Some("city.log"));
+    let len = 128 * 1024 * 1024;
+    let content: Vec<u8> = (0..len).map(|i: usize| (i * 13 % 251) as u8).collect();
+    std::fs::write(sb.path("big.bin"), &content).unwrap();
+    drop(content);
+    let id = sb
+        .liaise(&["send", "--home", &city.home, "--to", PROBATION, "big.bin"])
+        .ok()
+        .trim()
+        .to_owned();
+    let point = super::crash::wait_for_transfer(&fed, &probation.home, 4 * 1024 * 1024);
+    proxy.partition();
+    let super::crash::KillPoint::MidTransfer(held) = point else {
+        panic!("the transfer ended before the partition: {point:?}")
+    };
+    std::thread::sleep(liaise_node::transport::IDLE_TIMEOUT + Duration::from_secs(5));
+    let dropped = proxy
+        .stats
+        .dropped
+        .load(std::sync::atomic::Ordering::Relaxed);
+    proxy.heal();
+    assert!(dropped > 0, "nothing crossed the partition");
+
+    fed.wait_outbox(city, Duration::from_secs(120), |rows| {
+        states(rows, &id) == vec!["delivered"]
+    });
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
+    sb.liaise(&[
+        "open",
+        "--home",
+        &probation.home,
+        &id,
+        "--out-dir",
+        "opened",
+        "--reason",
+        "partition test",
+    ])
+    .ok();
+    assert!(
+        std::fs::read(sb.path("opened/big.bin")).unwrap()
+            == std::fs::read(sb.path("big.bin")).unwrap(),
+        "the opened file differs from the one sent"
+    );
+    // The sender's attempt failed with the partition, and a later one resumed from the
+    // bytes the receiver held, not from the start.
+    let city_log = std::fs::read_to_string(sb.path("city.log")).unwrap();
+    assert!(city_log.contains("delivery failed"), "{city_log}");
+    let probation_log = std::fs::read_to_string(sb.path("probation.log")).unwrap();
+    assert!(
+        probation_log.contains("transfer interrupted"),
+        "{probation_log}"
+    );
+    let resumed_at: u64 = probation_log
+        .split("resuming a transfer at byte ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resumed transfer: {probation_log}"));
+    assert!(
+        resumed_at > 0 && resumed_at < len as u64,
+        "resumed at {resumed_at}, held {held} when partitioned"
+    );
+}

@@ -439,6 +439,9 @@ async fn receive_inner(
     if gate.due(held_len, offer.sealed_len) {
         gate = check_header(node, &partial, gate, held_len, peer, &offer).await?;
     }
+    if held_len > 0 {
+        tracing::info!(agency = %peer, doc = %doc_id, "resuming a transfer at byte {held_len} of {}", offer.sealed_len);
+    }
     send_accept(send, held_len).await?;
     let (hasher, verdict) =
         receive_bytes(node, recv, &partial, held_len, peer, &offer, hasher, gate).await?;
