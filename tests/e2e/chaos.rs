@@ -146,13 +146,8 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
     let _city = fed.start_with(city, &[], Some("city.log"));
     let len = 128 * 1024 * 1024;
     let content: Vec<u8> = (0..len).map(|i: usize| (i * 13 % 251) as u8).collect();
-    std::fs::write(sb.path("big.bin"), &content).unwrap();
+    let id = fed.send_text(city, PROBATION, "big.bin", &content);
     drop(content);
-    let id = sb
-        .liaise(&["send", "--home", &city.home, "--to", PROBATION, "big.bin"])
-        .ok()
-        .trim()
-        .to_owned();
     let point = super::crash::wait_for_transfer(&fed, &probation.home, 4 * 1024 * 1024);
     proxy.partition();
     let super::crash::KillPoint::MidTransfer(held) = point else {
@@ -170,22 +165,7 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
         states(rows, &id) == vec!["delivered"]
     });
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
-    sb.liaise(&[
-        "open",
-        "--home",
-        &probation.home,
-        &id,
-        "--out-dir",
-        "opened",
-        "--reason",
-        "partition test",
-    ])
-    .ok();
-    assert!(
-        std::fs::read(sb.path("opened/big.bin")).unwrap()
-            == std::fs::read(sb.path("big.bin")).unwrap(),
-        "the opened file differs from the one sent"
-    );
+    fed.assert_opens_as_sent(probation, &id, "big.bin");
     // The sender's attempt failed with the partition, and a later one resumed from the
     // bytes the receiver held, not from the start.
     let city_log = std::fs::read_to_string(sb.path("city.log")).unwrap();

@@ -109,23 +109,10 @@ fn run_seed(mut seed: u64) -> (KillPoint, KillPoint) {
         let v = next(&mut s).to_le_bytes();
         chunk.copy_from_slice(&v[..chunk.len()]);
     }
-    std::fs::write(sb.path("big.bin"), &content).unwrap();
-    drop(content);
-
     let sender = fed.start(city);
     let receiver = fed.start(probation);
-    let doc_id = sb
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            "nl.probation.utrecht",
-            "big.bin",
-        ])
-        .ok()
-        .trim()
-        .to_owned();
+    let doc_id = fed.send_text(city, "nl.probation.utrecht", "big.bin", &content);
+    drop(content);
     // Kill the receiver once it holds a seeded 5-60 % of the document; restart it.
     let at = len * (5 + next(&mut seed) % 56) / 100;
     let receiver_killed = wait_for_transfer(&fed, &probation.home, at);
@@ -169,32 +156,14 @@ fn run_seed(mut seed: u64) -> (KillPoint, KillPoint) {
     assert_eq!(receipts[0]["content_hash"], blob.as_str());
     assert_eq!(receipts[0]["verification"], "verified");
     // What the probation officer opens is the file the city sent, byte for byte.
-    sb.liaise(&[
-        "open",
-        "--home",
-        &probation.home,
-        &doc_id,
-        "--out-dir",
-        "opened",
-        "--reason",
-        "crash test",
-    ])
-    .ok();
-    assert!(
-        std::fs::read(sb.path("opened/big.bin")).unwrap()
-            == std::fs::read(sb.path("big.bin")).unwrap(),
-        "seed {seed}: the opened file differs from the one sent"
-    );
+    fed.assert_opens_as_sent(probation, &doc_id, "big.bin");
     // Nothing half-written is left behind.
-    for home in [&city.home, &probation.home] {
-        let left: Vec<_> = std::fs::read_dir(sb.path(&format!("{home}/store/incoming")))
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
+    for agency in [city, probation] {
+        let left = fed.incoming_files(agency);
         assert!(
             left.is_empty(),
-            "seed {seed}: {home}/store/incoming holds {left:?}"
+            "seed {seed}: {} holds {left:?}",
+            agency.home
         );
     }
     (receiver_killed, sender_killed)
@@ -212,21 +181,10 @@ fn a_receiver_restarted_mid_transfer_is_dialled_again_at_once() {
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let len = (size_mib() * 1024 * 1024) as u64;
-    std::fs::write(sb.path("big.bin"), vec![0x5a; len as usize]).unwrap();
     let _sender = fed.start_with(city, &[], Some("city.log"));
     let receiver = fed.start(probation);
-    let doc_id = sb
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            "nl.probation.utrecht",
-            "big.bin",
-        ])
-        .ok()
-        .trim()
-        .to_owned();
+    let content = vec![0x5a; len as usize];
+    let doc_id = fed.send_text(city, "nl.probation.utrecht", "big.bin", &content);
     let killed = wait_for_transfer(&fed, &probation.home, len / 5);
     assert!(matches!(killed, KillPoint::MidTransfer(_)), "{killed:?}");
     receiver.kill();

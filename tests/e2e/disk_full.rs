@@ -92,19 +92,7 @@ fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
     let filler = fill(&store);
 
     let content: Vec<u8> = (0..DOCUMENT_LEN).map(|i| (i * 31 % 251) as u8).collect();
-    std::fs::write(sb.path("big.bin"), &content).unwrap();
-    let doc_id = sb
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            "nl.probation.utrecht",
-            "big.bin",
-        ])
-        .ok()
-        .trim()
-        .to_owned();
+    let doc_id = fed.send_text(city, "nl.probation.utrecht", "big.bin", &content);
     let rows = fed.wait_outbox(city, Duration::from_secs(30), |rows| {
         rows.iter().any(|r| {
             r["doc_id"] == doc_id.as_str()
@@ -172,20 +160,8 @@ fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_not
     let _probation = fed.start_with(probation, &[], Some("probation.log"));
 
     let content: Vec<u8> = (0..MID_TRANSFER_LEN).map(|i| (i * 7 % 253) as u8).collect();
-    std::fs::write(sb.path("big.bin"), &content).unwrap();
+    let doc_id = fed.send_text(city, "nl.probation.utrecht", "big.bin", &content);
     drop(content);
-    let doc_id = sb
-        .liaise(&[
-            "send",
-            "--home",
-            &city.home,
-            "--to",
-            "nl.probation.utrecht",
-            "big.bin",
-        ])
-        .ok()
-        .trim()
-        .to_owned();
     // The offer fitted; once some of the document is in, something else takes every byte left.
     let point = super::crash::wait_for_transfer(&fed, &probation.home, 8 * 1024 * 1024);
     let filler = fill_up(&store);
@@ -217,26 +193,7 @@ fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_not
         states(rows, &doc_id) == vec!["delivered"]
     });
     assert_eq!(states(&rows, &doc_id), vec!["delivered"]);
-    sb.liaise(&[
-        "open",
-        "--home",
-        &probation.home,
-        &doc_id,
-        "--out-dir",
-        "opened",
-        "--reason",
-        "disk test",
-    ])
-    .ok();
-    assert!(
-        std::fs::read(sb.path("opened/big.bin")).unwrap()
-            == std::fs::read(sb.path("big.bin")).unwrap(),
-        "the opened file differs from the one sent"
-    );
-    let left: Vec<_> = std::fs::read_dir(store.join("incoming"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
+    fed.assert_opens_as_sent(probation, &doc_id, "big.bin");
+    let left = fed.incoming_files(probation);
     assert!(left.is_empty(), "incoming holds {left:?}");
 }

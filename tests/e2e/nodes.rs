@@ -250,6 +250,42 @@ impl TestFederation {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+
+    /// Opens `doc_id` at `agency` (stating a reason, as a document under originator control
+    /// needs) and asserts that the file it gives equals `sent`, the file given to `send`.
+    pub fn assert_opens_as_sent(&self, agency: &Agency, doc_id: &str, sent: &str) {
+        let out = format!("opened-{doc_id}");
+        self.sandbox
+            .liaise(&[
+                "open",
+                "--home",
+                &agency.home,
+                doc_id,
+                "--out-dir",
+                &out,
+                "--reason",
+                "test",
+            ])
+            .ok();
+        assert!(
+            std::fs::read(self.sandbox.path(&format!("{out}/{sent}"))).unwrap()
+                == std::fs::read(self.sandbox.path(sent)).unwrap(),
+            "{doc_id} opened at {} differs from the {sent} sent",
+            agency.home
+        );
+    }
+
+    /// The files in the agency's folder of transfers in progress.
+    pub fn incoming_files(&self, agency: &Agency) -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(
+            self.sandbox
+                .path(&format!("{}/store/incoming", agency.home)),
+        )
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect()
+    }
 }
 
 /// The state of every outbox row for `doc_id`.
