@@ -29,10 +29,7 @@ fn every_document_arrives_exactly_once_through_chaos() {
 
 fn run_seed(seed: u64) {
     let started = Instant::now();
-    let fed = TestFederation::new(
-        &[("nl.city.utrecht", "city"), (PROBATION, "probation")],
-        &[],
-    );
+    let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let front: SocketAddr = fed.address(probation).parse().unwrap();
@@ -122,10 +119,7 @@ fn run_seed(seed: u64) {
 /// resumes from what the receiver holds. The document arrives once, as sent.
 #[test]
 fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
-    let fed = TestFederation::new(
-        &[("nl.city.utrecht", "city"), (PROBATION, "probation")],
-        &[],
-    );
+    let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let front: SocketAddr = fed.address(probation).parse().unwrap();

@@ -93,13 +93,7 @@ pub(super) fn wait_for_transfer(
 }
 
 fn run_seed(mut seed: u64) -> (KillPoint, KillPoint) {
-    let fed = TestFederation::new(
-        &[
-            ("nl.city.utrecht", "city"),
-            ("nl.probation.utrecht", "probation"),
-        ],
-        &[],
-    );
+    let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let len = (size_mib() * 1024 * 1024) as u64;
@@ -171,13 +165,7 @@ fn run_seed(mut seed: u64) -> (KillPoint, KillPoint) {
 
 #[test]
 fn a_receiver_restarted_mid_transfer_is_dialled_again_at_once() {
-    let fed = TestFederation::new(
-        &[
-            ("nl.city.utrecht", "city"),
-            ("nl.probation.utrecht", "probation"),
-        ],
-        &[],
-    );
+    let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let len = (size_mib() * 1024 * 1024) as u64;

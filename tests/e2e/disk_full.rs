@@ -73,13 +73,7 @@ fn fill_up(dir: &Path) -> PathBuf {
 
 #[test]
 fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
-    let fed = TestFederation::new(
-        &[
-            ("nl.city.utrecht", "city"),
-            ("nl.probation.utrecht", "probation"),
-        ],
-        &[],
-    );
+    let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));
@@ -133,13 +127,7 @@ const MID_TRANSFER_LEN: usize = 160 * 1024 * 1024;
 
 #[test]
 fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_nothing() {
-    let fed = TestFederation::new(
-        &[
-            ("nl.city.utrecht", "city"),
-            ("nl.probation.utrecht", "probation"),
-        ],
-        &[],
-    );
+    let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));

@@ -95,6 +95,17 @@ impl TestFederation {
         fed
     }
 
+    /// A federation of a city and a probation service, the pair most delivery tests need.
+    pub fn city_and_probation() -> Self {
+        Self::new(
+            &[
+                ("nl.city.utrecht", "city"),
+                ("nl.probation.utrecht", "probation"),
+            ],
+            &[],
+        )
+    }
+
     /// Publishes a new roster and imports it into every agency's home.
     pub fn publish_and_import_all(&self) {
         self.publish();
