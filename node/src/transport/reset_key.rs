@@ -101,7 +101,7 @@ impl std::fmt::Debug for NodeConnectionIds {
     }
 }
 
-impl quinn_proto::ConnectionIdGenerator for NodeConnectionIds {
+impl quinn::ConnectionIdGenerator for NodeConnectionIds {
     fn generate_cid(&mut self) -> quinn::ConnectionId {
         let nonce = liaise_keys::random::random_bytes::<CID_NONCE_LEN>();
         let mut id = [0u8; CID_NONCE_LEN + CID_TAG_LEN];
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn connection_ids_are_recognised_by_a_restarted_node_and_not_forged() {
-        use quinn_proto::ConnectionIdGenerator;
+        use quinn::ConnectionIdGenerator;
         let transport = TransportSecretKey::generate();
         let ids = |key: &TransportSecretKey| NodeConnectionIds {
             key: std::sync::Arc::new(StatelessResetKey::derive(key).cid_key.clone()),
