@@ -181,7 +181,7 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
 }
 
 #[test]
-fn an_originator_whose_roster_refuses_the_reader_is_a_final_error_not_try_later() {
+fn an_originator_whose_roster_refuses_the_reader_is_a_refusal_not_try_later() {
     let fed = three();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let city_node = fed.start(city);
@@ -199,9 +199,10 @@ fn an_originator_whose_roster_refuses_the_reader_is_a_final_error_not_try_later(
     let _city_node = fed.start(city);
 
     // The city's node refuses the probation node's key at the handshake: asking again will not
-    // help, so this is no "unreachable, try later" (exit 75) but a final error that says why.
+    // help until a roster changes, so this is no "unreachable, try later" (exit 75) but a
+    // refusal (exit 77) that says why.
     let run = open(&fed, probation, &doc, Some("hearing on 12 March"), "out");
-    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert_eq!(run.code, Some(77), "{}", run.stderr);
     assert!(
         run.stderr
             .contains("refused this node at the handshake: its roster does not accept"),

@@ -104,6 +104,11 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));
         }
+        Err(e) if e.is::<super::originator::NotAdmittedByOriginator>() => {
+            abandon();
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(super::originator::EXIT_NOT_ADMITTED));
+        }
         Err(e) => {
             abandon();
             return Err(e);

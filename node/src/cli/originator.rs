@@ -50,6 +50,24 @@ impl fmt::Display for OriginatorUnreachable {
 
 impl std::error::Error for OriginatorUnreachable {}
 
+/// `open` exits with this when the originator's node refuses this node at the handshake
+/// (`EX_NOPERM` of sysexits.h): not a passing outage, nor the caller's mistake; it lasts until
+/// one of the two rosters changes.
+pub const EXIT_NOT_ADMITTED: u8 = 77;
+
+/// The originator's node refused this node at the handshake: its roster does not accept this
+/// agency's transport key.
+#[derive(Debug)]
+pub struct NotAdmittedByOriginator(String);
+
+impl fmt::Display for NotAdmittedByOriginator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotAdmittedByOriginator {}
+
 fn secrets_owner(home: &Home) -> Result<liaise_keys::AgencyId> {
     Ok(home.profile()?.agency)
 }
@@ -123,12 +141,13 @@ pub fn obtain_share(
             text("reason"),
             text("detail"),
         )),
-        // Final, unlike an unreachable originator: the detail says what to check.
-        "not admitted" => Err(anyhow::anyhow!(
+        // Not "try later" (75): it lasts until one of the rosters changes.
+        "not admitted" => Err(NotAdmittedByOriginator(format!(
             "originator {} cannot release the key share: {}",
             info.sender,
             text("detail")
-        )),
+        ))
+        .into()),
         _ => Err(OriginatorUnreachable {
             originator: info.sender.as_str().to_owned(),
             detail: text("detail").to_owned(),

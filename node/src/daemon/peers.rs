@@ -233,9 +233,9 @@ fn hello_failed(
     if refused_our_key(conn) {
         return NotAdmitted(format!(
             "{agency}'s node ({address}) refused this node at the handshake: its roster does \
-             not accept this agency's transport key (this agency was revoked there, or one of \
-             the two nodes lacks a newer roster: `liaise status` shows this node's, \
-             `liaise roster import` takes a newer one)"
+             not accept this agency's transport key (this agency was revoked there, one of the \
+             two nodes lacks a newer roster, or its roster expired: `liaise status` shows this \
+             node's, `liaise roster import` takes a newer one)"
         ))
         .into();
     }
