@@ -304,7 +304,10 @@ pub async fn serve_delete_request(
     }
     let answer = match delete_on_request(node, peer, &request).await {
         Ok(receipt) => Message::DeletionReceipt { receipt },
-        Err((reason, detail)) => Message::Refused { reason, detail },
+        Err((reason, detail)) => Message::Refused {
+            reason,
+            detail: liaise_protocol::wire::bounded_detail(&detail),
+        },
     };
     let _ = write_message(&mut send, &answer).await;
     let _ = send.finish();

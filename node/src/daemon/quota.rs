@@ -107,7 +107,7 @@ pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<()
         0 => String::new(),
         bytes => format!(" (+ {} unfinished)", BinaryBytes(bytes)),
     };
-    // Read by people at the sender, and cut at 200 characters on the wire: the reason first.
+    // Read by people at the sender, and cut at 512 bytes on the wire: the reason first.
     Err(Refusal {
         reason: RejectReason::DiskFull,
         detail: format!(
@@ -193,7 +193,7 @@ mod tests {
             "{}",
             refusal.detail
         );
-        // Whole within the 200 characters a refusal keeps on the wire, for a long agency id.
+        // Whole within the 512 bytes a refusal keeps on the wire, for a long agency id.
         let long = AgencyId::new("nl.probation.noord-holland-noord").unwrap();
         let refusal = check(&long, kept(600 << 30, 400 << 30), 64 << 30, 1000 << 30).unwrap_err();
         assert!(refusal.detail.chars().count() <= 200, "{}", refusal.detail);

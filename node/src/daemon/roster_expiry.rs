@@ -16,7 +16,7 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
 const CHECK_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the same roster's warning is repeated.
-const REPEAT_EVERY: u64 = 86_400;
+const REPEAT_EVERY: Duration = Duration::from_secs(86_400);
 
 /// The warning for a roster of `serial` that expires at `expires_at`, at `now` (UNIX
 /// seconds); `None` while its expiry is further off than [`EXPIRY_WARNING`].
@@ -42,20 +42,20 @@ pub(crate) fn expiry_warning(serial: u64, expires_at: u64, now: u64) -> Option<S
 /// Logs [`expiry_warning`] while it applies, at most once per [`REPEAT_EVERY`] for one roster
 /// (and once more when it expires).
 pub async fn watch(node: Arc<Node>) {
-    let mut last: Option<(u64, u64, bool)> = None;
+    // (serial, when, expired) of the last warning; `when` on the monotonic clock, so that
+    // a wall clock set back does not silence the warning.
+    let mut last: Option<(u64, tokio::time::Instant, bool)> = None;
     loop {
         let roster = node.roster.current();
         let (serial, expires_at, now) = (roster.serial(), roster.body().expires_at.0, now_secs());
         if let Some(warning) = expiry_warning(serial, expires_at, now) {
             let expired = expires_at <= now;
             let due = last.is_none_or(|(warned_serial, at, warned_expired)| {
-                warned_serial != serial
-                    || warned_expired != expired
-                    || now >= at.saturating_add(REPEAT_EVERY)
+                warned_serial != serial || warned_expired != expired || at.elapsed() >= REPEAT_EVERY
             });
             if due {
                 tracing::warn!("{warning}");
-                last = Some((serial, now, expired));
+                last = Some((serial, tokio::time::Instant::now(), expired));
             }
         }
         // Looks again right after the expiry, if that comes first: peers refuse the node from
@@ -63,7 +63,7 @@ pub async fn watch(node: Arc<Node>) {
         let until_expiry = Duration::from_secs(expires_at.saturating_sub(now));
         let next = match until_expiry.is_zero() {
             true => CHECK_EVERY,
-            false => CHECK_EVERY.min(until_expiry + Duration::from_secs(1)),
+            false => CHECK_EVERY.min(until_expiry.saturating_add(Duration::from_secs(1))),
         };
         tokio::time::sleep(next).await;
     }
