@@ -24,9 +24,11 @@ const DOCUMENT_LEN: usize = 4 * 1024 * 1024;
 struct TmpfsMount(PathBuf);
 
 impl TmpfsMount {
-    fn new(dir: &Path) -> Option<Self> {
+    /// A tmpfs of `size` (as `mount` takes it: `16m`) at `dir`, or `None` where mounting is
+    /// not permitted.
+    fn new(dir: &Path, size: &str) -> Option<Self> {
         std::fs::create_dir_all(dir).unwrap();
-        let options = format!("size={TMPFS_SIZE},mode=0700");
+        let options = format!("size={size},mode=0700");
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
             .arg(dir)
@@ -77,7 +79,7 @@ fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));
-    let Some(_mount) = TmpfsMount::new(&store) else {
+    let Some(_mount) = TmpfsMount::new(&store, TMPFS_SIZE) else {
         eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
         return;
     };
@@ -131,19 +133,10 @@ fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_not
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));
-    std::fs::create_dir_all(&store).unwrap();
-    let options = format!("size={MID_TRANSFER_TMPFS_SIZE},mode=0700");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
-        .arg(&store)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(_mount) = TmpfsMount::new(&store, MID_TRANSFER_TMPFS_SIZE) else {
         eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
         return;
-    }
-    let _mount = TmpfsMount(store.clone());
+    };
     let _city = fed.start(city);
     let _probation = fed.start_with(probation, &[], Some("probation.log"));
 

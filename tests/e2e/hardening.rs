@@ -345,25 +345,8 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
     let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _probation = fed.start(probation);
     let sb = &fed.sandbox;
-    std::fs::write(sb.path("note.txt"), b"release date moved to Monday").unwrap();
-    sb.liaise(&[
-        "seal",
-        "--home",
-        &prison.home,
-        "--to",
-        PROBATION,
-        "--offline",
-        "--out",
-        "note.liaise",
-        "note.txt",
-    ])
-    .ok();
-    let sealed = sb.read("note.liaise");
-    let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
-        .unwrap()
-        .document_id
-        .0;
-    let hash = liaise_protocol::wire::content_hash(&sealed);
+    let (sealed, id, hash) =
+        seal_offline(&fed, prison, "note.txt", b"release date moved to Monday");
     let rt = runtime();
     let _in_runtime = rt.enter();
     let peer = Member::new(&fed, prison, probation);
@@ -604,27 +587,9 @@ fn a_large_document_offered_again_gets_the_same_receipt_and_is_kept_once() {
     let _probation = fed.start(probation);
     let sb = &fed.sandbox;
     let content: Vec<u8> = (0..(1024 * 1024_u32)).map(|i| (i % 241) as u8).collect();
-    std::fs::write(sb.path("scan.pdf"), &content).unwrap();
-    sb.liaise(&[
-        "seal",
-        "--home",
-        &prison.home,
-        "--to",
-        PROBATION,
-        "--offline",
-        "--out",
-        "scan.liaise",
-        "scan.pdf",
-    ])
-    .ok();
-    let sealed = sb.read("scan.liaise");
+    let (sealed, id, hash) = seal_offline(&fed, prison, "scan.pdf", &content);
     let len = sealed.len() as u64;
     assert!(len > liaise_node::store::held::INLINE_MAX_LEN, "{len}");
-    let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
-        .unwrap()
-        .document_id
-        .0;
-    let hash = liaise_protocol::wire::content_hash(&sealed);
     let rt = runtime();
     let _in_runtime = rt.enter();
     let peer = Member::new(&fed, prison, probation);
@@ -672,4 +637,36 @@ fn a_large_document_offered_again_gets_the_same_receipt_and_is_kept_once() {
         .unwrap()
         .count();
     assert_eq!(blobs, 1, "one copy, as a file");
+}
+
+/// `content` written to `file` and sealed by `from` for the probation service (`--offline`):
+/// the sealed bytes, their document id and their content hash.
+fn seal_offline(
+    fed: &TestFederation,
+    from: &Agency,
+    file: &str,
+    content: &[u8],
+) -> (Vec<u8>, [u8; 16], [u8; 32]) {
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path(file), content).unwrap();
+    let out = format!("{file}.liaise");
+    sb.liaise(&[
+        "seal",
+        "--home",
+        &from.home,
+        "--to",
+        PROBATION,
+        "--offline",
+        "--out",
+        &out,
+        file,
+    ])
+    .ok();
+    let sealed = sb.read(&out);
+    let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
+        .unwrap()
+        .document_id
+        .0;
+    let hash = liaise_protocol::wire::content_hash(&sealed);
+    (sealed, id, hash)
 }
