@@ -124,14 +124,7 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
     let sb = &fed.sandbox;
     let front: SocketAddr = fed.address(probation).parse().unwrap();
     let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let calm = Chaos {
-        seed: 5,
-        drop: 0,
-        duplicate: 0,
-        corrupt: 0,
-        max_delay: Duration::ZERO,
-    };
-    let proxy = ChaosProxy::start(front, real, calm).unwrap();
+    let proxy = ChaosProxy::start(front, real, calm()).unwrap();
     let _probation = fed.start_with(
         probation,
         &["--listen", &real.to_string()],
@@ -169,14 +162,79 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
         probation_log.contains("transfer interrupted"),
         "{probation_log}"
     );
-    let resumed_at: u64 = probation_log
-        .split("resuming a transfer at byte ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
+    let resumed_at = resumed_at(&probation_log)
         .unwrap_or_else(|| panic!("no resumed transfer: {probation_log}"));
     assert!(
         resumed_at > 0 && resumed_at < len as u64,
         "resumed at {resumed_at}, held {held} when partitioned"
     );
+}
+
+/// A proxy that only forwards.
+fn calm() -> Chaos {
+    Chaos {
+        seed: 5,
+        drop: 0,
+        duplicate: 0,
+        corrupt: 0,
+        max_delay: Duration::ZERO,
+    }
+}
+
+/// The bytes after "resuming a transfer at byte " in a node's log: where a transfer resumed.
+fn resumed_at(log: &str) -> Option<u64> {
+    log.split("resuming a transfer at byte ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[test]
+fn a_sender_restarted_behind_a_new_address_resumes_at_once() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let front: SocketAddr = fed.address(probation).parse().unwrap();
+    let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let proxy = ChaosProxy::start(front, real, calm()).unwrap();
+    let _probation = fed.start_with(
+        probation,
+        &["--listen", &real.to_string()],
+        Some("probation.log"),
+    );
+    let sender = fed.start(city);
+    let len = 128 * 1024 * 1024;
+    let content: Vec<u8> = (0..len).map(|i: usize| (i * 7 % 253) as u8).collect();
+    let id = fed.send_text(city, PROBATION, "big.bin", &content);
+    drop(content);
+    let point = super::crash::wait_for_transfer(&fed, &probation.home, len as u64 / 5);
+    assert!(
+        matches!(point, super::crash::KillPoint::MidTransfer(_)),
+        "{point:?}"
+    );
+    // The sender dies, and its traffic comes back from another source port, as through a
+    // NAT that rebinds: the receiver's old connection now leads nowhere, and nothing tells
+    // it so before its idle timeout (30 s).
+    sender.kill();
+    drop(proxy);
+    let _proxy = ChaosProxy::start(front, real, calm()).unwrap();
+    let _sender = fed.start(city);
+    let restarted = Instant::now();
+    // The restarted sender's offer supersedes the old connection's transfer at once,
+    // instead of being refused as busy until that connection times out.
+    fed.wait_outbox(city, Duration::from_secs(120), |rows| {
+        states(rows, &id) == vec!["delivered"]
+    });
+    let took = restarted.elapsed();
+    let log = std::fs::read_to_string(sb.path("probation.log")).unwrap();
+    assert!(
+        took < Duration::from_secs(10),
+        "delivered {took:?} after the restart: {log}"
+    );
+    assert!(log.contains("superseded by a new connection"), "{log}");
+    let resumed = resumed_at(&log).unwrap_or_else(|| panic!("no resumed transfer: {log}"));
+    assert!(resumed > 0 && resumed < len as u64, "resumed at {resumed}");
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
+    fed.assert_opens_as_sent(probation, &id, "big.bin");
+    assert!(fed.incoming_files(probation).is_empty());
 }

@@ -198,6 +198,47 @@ fn a_receiver_restarted_mid_transfer_is_dialled_again_at_once() {
 }
 
 #[test]
+fn a_sender_restarted_mid_transfer_resumes_at_once() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let len = (size_mib() * 1024 * 1024) as u64;
+    let sender = fed.start(city);
+    let _receiver = fed.start_with(probation, &[], Some("probation.log"));
+    let content = vec![0xa5; len as usize];
+    let doc_id = fed.send_text(city, "nl.probation.utrecht", "big.bin", &content);
+    let killed = wait_for_transfer(&fed, &probation.home, len / 5);
+    assert!(matches!(killed, KillPoint::MidTransfer(_)), "{killed:?}");
+    sender.kill();
+    let _sender = fed.start(city);
+    let restarted = Instant::now();
+    // The receiver may still hold the dead process's connection, whose transfer of this
+    // document then looks in progress: either the restarted node answers that connection's
+    // next packet with a stateless reset, or its offer on the new connection supersedes the
+    // old one. Neither waits for a keep-alive (10 s) and a retry.
+    loop {
+        let rows = fed.json(city, &["outbox"]);
+        if states(rows.as_array().unwrap(), &doc_id) == vec!["delivered"] {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(8),
+            "not delivered within 8 s of the restart: {rows:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(sb.path("probation.log")).unwrap();
+    // It resumed from what the receiver held, not from the start.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("resuming a transfer at byte")),
+        "{log}"
+    );
+    fed.assert_opens_as_sent(probation, &doc_id, "big.bin");
+    assert!(fed.incoming_files(probation).is_empty());
+}
+
+#[test]
 fn sigterm_shuts_the_node_down_cleanly() {
     let fed = TestFederation::new(
         &[("nl.city.utrecht", "city"), ("nl.prison.vught", "prison")],

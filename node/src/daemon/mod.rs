@@ -21,6 +21,7 @@ pub mod operator_deletion;
 mod peers;
 pub mod quota;
 mod receive;
+mod receiving;
 mod refused_rosters;
 mod rehello;
 mod resume;
@@ -98,9 +99,8 @@ pub struct Node {
     pub custody_wake: Notify,
     /// Bytes sent so far of live outgoing transfers, by (doc id, recipient).
     pub sending: Mutex<HashMap<(String, String), u64>>,
-    /// Incoming transfers in progress, by (sender, doc id), with the offered length: a
-    /// second offer waits.
-    pub receiving: Mutex<HashMap<(String, String), u64>>,
+    /// Incoming transfers in progress, one per (sender, doc id).
+    pub receiving: receiving::Receiving,
     /// Peers: last outcome of talking to them (true = reachable) and when.
     pub reachability: Mutex<HashMap<String, (bool, u64)>>,
     /// The agencies whose node this node's last dial could not reach.
@@ -200,7 +200,7 @@ pub async fn run(
         outbox_wake: Notify::new(),
         custody_wake: Notify::new(),
         sending: Mutex::new(HashMap::new()),
-        receiving: Mutex::new(HashMap::new()),
+        receiving: receiving::Receiving::default(),
         reachability: Mutex::new(HashMap::new()),
         dials_failing: Mutex::default(),
         peers: peers::PeerConnections::default(),

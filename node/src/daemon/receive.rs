@@ -172,7 +172,8 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
         let last_hello = Arc::clone(&last_hello);
         let witness_seen = Arc::clone(&witness_seen);
         tokio::spawn(async move {
-            match serve_stream(&node, send, recv, &peer, &last_hello, &witness_seen).await {
+            let stream = serve_stream(&node, &conn, send, recv, &peer, &last_hello, &witness_seen);
+            match stream.await {
                 Err(e) if e.closes_connection() => {
                     tracing::warn!(agency = %peer, "closing connection: {e}");
                     let reason: &[u8] = match e {
@@ -190,6 +191,7 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
 
 async fn serve_stream(
     node: &Node,
+    conn: &quinn::Connection,
     send: SendStream,
     mut recv: RecvStream,
     peer: &AgencyId,
@@ -223,7 +225,7 @@ async fn serve_stream(
                 sealed_len,
                 content_hash,
             };
-            receive_document(node, send, recv, peer, offer).await
+            receive_document(node, conn, send, recv, peer, offer).await
         }
         Message::ShareRequest { request } => {
             super::share::serve_share_request(node, send, recv, peer, request).await
@@ -269,24 +271,18 @@ struct Offer {
 /// Only protocol violations close the connection; everything else is answered on the stream.
 async fn receive_document(
     node: &Node,
+    conn: &quinn::Connection,
     mut send: SendStream,
     mut recv: RecvStream,
     peer: &AgencyId,
     offer: Offer,
 ) -> Result<(), FrameError> {
     let key = (peer.as_str().to_owned(), hex(&offer.document_id));
-    let fresh = node
+    let entered = node
         .receiving
-        .lock()
-        .map(|mut s| match s.entry(key.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(offer.sealed_len);
-                true
-            }
-        })
-        .unwrap_or(false);
-    if !fresh {
+        .enter(peer, &key.1, offer.sealed_len, conn)
+        .await;
+    let Some(entered) = entered else {
         let _ = reject(
             &mut send,
             RejectReason::Busy,
@@ -294,11 +290,9 @@ async fn receive_document(
         )
         .await;
         return Ok(());
-    }
+    };
     let result = receive_inner(node, &mut send, &mut recv, peer, offer).await;
-    if let Ok(mut s) = node.receiving.lock() {
-        s.remove(&key);
-    }
+    drop(entered);
     match result {
         Ok(()) => Ok(()),
         Err(Outcome::Violation(e)) => Err(e),
@@ -385,7 +379,7 @@ async fn receive_inner(
         .store
         .blobs
         .partial_path(peer, &offer.document_id, &offer.content_hash);
-    let in_flight = node.receiving.lock().map(|m| m.clone()).unwrap_or_default();
+    let in_flight = node.receiving.offered();
     let holder = peer.as_str().to_owned();
     let stored = node
         .store
@@ -538,10 +532,7 @@ struct QuotaCheck {
 
 /// The lengths of the documents `peer` is sending now, but `doc_id` (hex).
 fn unfinished_offers(node: &Node, peer: &AgencyId, doc_id: &str) -> u64 {
-    node.receiving
-        .lock()
-        .map(|receiving| offered_by(&receiving, peer, doc_id))
-        .unwrap_or(0)
+    offered_by(&node.receiving.offered(), peer, doc_id)
 }
 
 /// What one agency may keep on this node, in bytes, by the node's `--agency-quota`.
