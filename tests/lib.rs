@@ -217,10 +217,40 @@ impl Sandbox {
     }
 }
 
-/// A free UDP port on loopback (best effort: bound then released).
+/// A free UDP port on loopback for a node to listen on.
+///
+/// A port bound and released to be bound again by the node could meanwhile be given to any
+/// socket bound to port 0 (the nodes' own, the proxies'). So ports come from below the
+/// kernel's ephemeral range, where no such socket lands, each at most once per test process,
+/// starting at a point that depends on the process id; each is checked free by binding it.
+/// Where the ephemeral range leaves no room below it, an ephemeral port (best effort).
 pub fn free_udp_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let below = ephemeral_range_start().saturating_sub(1);
+    if below > LOWEST + 1000 {
+        let span = below - LOWEST;
+        let start = std::process::id() % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = LOWEST + (start + n) % span;
+            if let Ok(port) = u16::try_from(port)
+                && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            {
+                return port;
+            }
+        }
+    }
     std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral UDP port")
+}
+
+/// The first port of the kernel's ephemeral range (Linux), or 32768.
+fn ephemeral_range_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
