@@ -604,3 +604,49 @@ fn refused_at_handshake(rows: &[Value], doc_id: &str) -> bool {
                 .is_some_and(|e| e.contains("refused this node at the handshake"))
     })
 }
+
+#[test]
+fn status_shows_a_peer_whose_node_stopped_as_unreachable_without_a_check() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _city_node = fed.start(city);
+    let probation_node = fed.start(probation);
+    let peer = |status: &Value| {
+        status["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["agency"] == PROBATION)
+            .cloned()
+            .unwrap()
+    };
+    let doc = fed.send_text(city, PROBATION, "a.txt", b"first");
+    fed.wait_outbox(city, Duration::from_secs(30), |rows| {
+        states(rows, &doc) == vec!["delivered"]
+    });
+    let status = fed.json(city, &["status"]);
+    assert_eq!(peer(&status)["reachable"], true, "{status:#}");
+    // The probation service's node stops; nothing is sent to it. A plain `status`, as a
+    // monitoring script runs it, shows it down once its node has closed the connection.
+    assert_eq!(probation_node.terminate(), Some(0));
+    let stopped = std::time::Instant::now();
+    loop {
+        let status = fed.json(city, &["status"]);
+        if peer(&status)["reachable"] == false {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "still reachable 5 s after its node stopped: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Back up, it is reachable again with the next contact.
+    let _probation_node = fed.start(probation);
+    let doc = fed.send_text(city, PROBATION, "b.txt", b"second");
+    fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        states(rows, &doc) == vec!["delivered"]
+    });
+    let status = fed.json(city, &["status"]);
+    assert_eq!(peer(&status)["reachable"], true, "{status:#}");
+}

@@ -20,6 +20,7 @@ mod incoming;
 pub mod operator_deletion;
 mod peers;
 pub mod quota;
+mod reachability;
 mod receive;
 mod receiving;
 mod refused_rosters;
@@ -103,6 +104,8 @@ pub struct Node {
     pub receiving: receiving::Receiving,
     /// Peers: last outcome of talking to them (true = reachable) and when.
     pub reachability: Mutex<HashMap<String, (bool, u64)>>,
+    /// Live connections with each peer, both directions ([`reachability`]).
+    pub live: reachability::LiveConnections,
     /// The agencies whose node this node's last dial could not reach.
     pub dials_failing: Mutex<std::collections::HashSet<String>>,
     /// Connections to peers, one per agency.
@@ -201,6 +204,7 @@ pub async fn run(
         custody_wake: Notify::new(),
         sending: Mutex::new(HashMap::new()),
         receiving: receiving::Receiving::default(),
+        live: reachability::LiveConnections::default(),
         reachability: Mutex::new(HashMap::new()),
         dials_failing: Mutex::default(),
         peers: peers::PeerConnections::default(),

@@ -96,6 +96,7 @@ impl PeerConnections {
                 return Err(e);
             }
         };
+        super::reachability::watch(node, conn.clone(), agency.as_str());
         guard.conn = Some(conn.clone());
         guard.failed = None;
         drop(guard);

@@ -141,6 +141,7 @@ async fn serve_connection(node: Arc<Node>, conn: quinn::Connection, per_agency: 
 /// roster changes and every [`ROSTER_RECHECK_INTERVAL`].
 async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId) {
     node.set_reachable(peer.as_str(), true);
+    super::reachability::watch(&node, conn.clone(), peer.as_str());
     tracing::debug!("connection accepted");
     let mut roster_changes = node.roster.subscribe();
     let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);
