@@ -38,7 +38,7 @@ use super::admission::{
     ROSTER_RECHECK_INTERVAL, recheck_peer,
 };
 use super::forwarded_in::{Check, Entitlement, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefix};
-use super::framed::{FrameError, read_message, write_message};
+use super::framed::{FRAME_TIMEOUT, FrameError, read_message, write_message_within};
 use super::gossip::serve_hello;
 use super::incoming::{
     HeaderGate, OfferedDocument, PartialWriter, check_free_space, check_unfinished, is_disk_full,
@@ -295,7 +295,10 @@ async fn receive_document(
     let result = receive_inner(node, &mut send, &mut recv, peer, offer).await;
     drop(entered);
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            tracing::info!(agency = %peer, doc = %key.1, "received; receipt sent");
+            Ok(())
+        }
         Err(Outcome::Violation(e)) => Err(e),
         Err(Outcome::Reject(reason, detail)) => {
             // A full disk or an agency over its quota wants this node's operator.
@@ -445,12 +448,20 @@ async fn receive_inner(
     node.resume_states.forget(peer.as_str(), &partial);
     if hash != offer.content_hash {
         let _ = fs::remove_file(&partial);
-        // Possibly a partial damaged by a crash of the machine: discarded, so the retry
-        // starts from byte 0. Temporary, so a damaged partial never makes a document undeliverable.
-        return Err(Outcome::Reject(
-            RejectReason::Internal,
-            "bytes do not match the offered hash; start again".into(),
-        ));
+        // A resumed transfer's partial may have been damaged by a crash of the machine: it is
+        // discarded, and the answer is temporary, so the retry starts from byte 0 and a
+        // damaged partial never makes a document undeliverable. Bytes sent whole in this one
+        // transfer that do not match their own offer are the sender's error (`wire.md`).
+        return Err(match held_len {
+            0 => Outcome::Reject(
+                RejectReason::BadDocument,
+                "the bytes do not match the offered hash".into(),
+            ),
+            _ => Outcome::Reject(
+                RejectReason::Internal,
+                "bytes do not match the offered hash; start again".into(),
+            ),
+        });
     }
     let (row, _) = check_document(node, Held::File(partial.clone()), peer, &offer, verdict).await?;
     let receipt = store_document(node, &partial, row, &offer, peer).await?;
@@ -480,7 +491,7 @@ async fn receive_small(
     loop {
         // Room for one byte past the offer, to catch a peer sending more.
         let room = len + 1 - bytes.len();
-        let chunk = tokio::time::timeout(super::framed::FRAME_TIMEOUT, recv.read_chunk(room, true))
+        let chunk = tokio::time::timeout(FRAME_TIMEOUT, recv.read_chunk(room, true))
             .await
             .map_err(|_| Outcome::Gone("peer stalled".into()))?
             .map_err(|e| Outcome::Gone(e.to_string()))?;
@@ -727,13 +738,10 @@ async fn receive_bytes(
             // arrived; room for one byte past the offer, to catch a peer sending more.
             let expected =
                 usize::try_from(total - held).map_or(usize::MAX, |n| n.saturating_add(1));
-            let read = tokio::time::timeout(
-                super::framed::FRAME_TIMEOUT,
-                recv.read(writer.room(expected)),
-            )
-            .await
-            .map_err(|_| Outcome::Gone("peer stalled".into()))?
-            .map_err(|e| Outcome::Gone(e.to_string()))?;
+            let read = tokio::time::timeout(FRAME_TIMEOUT, recv.read(writer.room(expected)))
+                .await
+                .map_err(|_| Outcome::Gone("peer stalled".into()))?
+                .map_err(|e| Outcome::Gone(e.to_string()))?;
             let Some(n) = read else { break };
             if held + n as u64 > total {
                 return Err(Outcome::Violation(FrameError::Violation(
@@ -953,23 +961,27 @@ async fn store_document(
     recorded.into_receipt()
 }
 
+// The receiver's frames, like every frame (`wire.md`), give up on a peer that takes none of
+// them for FRAME_TIMEOUT: no task, nor its place among the transfers in progress, is held
+// for good by a peer that grants no flow-control credit.
+
 async fn send_accept(send: &mut SendStream, resume_offset: u64) -> Result<(), Outcome> {
-    write_message(send, &Message::Accept { resume_offset })
+    write_message_within(send, &Message::Accept { resume_offset }, FRAME_TIMEOUT)
         .await
         .map_err(|e| Outcome::Gone(e.to_string()))
 }
 
 async fn send_receipt(send: &mut SendStream, receipt: Vec<u8>) -> Result<(), Outcome> {
-    write_message(send, &Message::Receipt { receipt })
+    write_message_within(send, &Message::Receipt { receipt }, FRAME_TIMEOUT)
         .await
         .map_err(|e| Outcome::Gone(e.to_string()))?;
     let _ = send.finish();
-    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 
 async fn expect_end(recv: &mut RecvStream) -> Result<(), Outcome> {
-    match tokio::time::timeout(super::framed::FRAME_TIMEOUT, recv.read_chunk(1, true)).await {
+    match tokio::time::timeout(FRAME_TIMEOUT, recv.read_chunk(1, true)).await {
         Ok(Ok(None)) => Ok(()),
         Ok(Ok(Some(_))) => Err(Outcome::Violation(FrameError::Violation(
             WireError::BeyondOffer,
@@ -981,9 +993,9 @@ async fn expect_end(recv: &mut RecvStream) -> Result<(), Outcome> {
 
 async fn reject(send: &mut SendStream, reason: RejectReason, detail: &str) -> Result<()> {
     let detail = liaise_protocol::wire::bounded_detail(detail);
-    write_message(send, &Message::Reject { reason, detail }).await?;
+    write_message_within(send, &Message::Reject { reason, detail }, FRAME_TIMEOUT).await?;
     let _ = send.finish();
-    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 
