@@ -99,6 +99,19 @@ impl Run {
         );
         line
     }
+
+    /// Asserts a usage error (exit 2, as for any bad option value) whose message on stderr
+    /// contains `needle` and points to `--help`.
+    #[track_caller]
+    pub fn fails_as_usage(&self, needle: &str) {
+        assert_eq!(self.code, Some(2), "not a usage error:\n{}", self.stderr);
+        assert!(
+            self.stderr.starts_with("error: ") && self.stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            self.stderr
+        );
+        assert!(self.stderr.contains("--help"), "{}", self.stderr);
+    }
 }
 
 /// A private temporary folder to run `liaise` in.

@@ -12,7 +12,7 @@ const EXIT_BROKEN_PIPE: u8 = 141;
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = liaise_node::cli::Cli::parse();
-    liaise_node::logging::init(cli.verbose);
+    liaise_node::logging::init(cli.log_verbosity());
     // A closed standard output unwinds (running every clean-up on the way, e.g. the demo's)
     // and ends here.
     let outcome =

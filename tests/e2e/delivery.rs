@@ -650,3 +650,32 @@ fn status_shows_a_peer_whose_node_stopped_as_unreachable_without_a_check() {
     let status = fed.json(city, &["status"]);
     assert_eq!(peer(&status)["reachable"], true, "{status:#}");
 }
+
+#[test]
+fn send_says_what_is_wrong_before_it_needs_a_node() {
+    let fed = TestFederation::city_and_probation();
+    let city = &fed.agencies[0];
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), b"a report").unwrap();
+    // A prison set up but not yet in the roster: the roster is what it lacks, not a node.
+    sb.agency("prison", PRISON, "prison", "127.0.0.1:9");
+    fed.import(&super::nodes::Agency {
+        id: PRISON.into(),
+        home: "prison".into(),
+    });
+    sb.liaise(&["send", "--home", "prison", "--to", PROBATION, "report.txt"])
+        .fails_with("nl.prison.vught is not a member in the roster this home holds");
+    // A malformed --timeout is a usage error, like any other bad option value.
+    sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "report.txt",
+        "--wait",
+        "--timeout",
+        "soon",
+    ])
+    .fails_as_usage("--timeout");
+}

@@ -296,7 +296,7 @@ fn expired_roster_is_refused() {
         "--valid-for",
         "soon",
     ])
-    .fails_with("--valid-for");
+    .fails_as_usage("--valid-for");
 }
 
 #[test]

@@ -76,8 +76,13 @@ pub enum FederationCommand {
         #[arg(long, value_name = "ROSTER")]
         out: PathBuf,
         /// How long nodes accept it, e.g. 30d, 12h, 8w.
-        #[arg(long, value_name = "DURATION", default_value = DEFAULT_ROSTER_VALIDITY)]
-        valid_for: String,
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = DEFAULT_ROSTER_VALIDITY,
+            value_parser = super::duration_value
+        )]
+        valid_for: std::time::Duration,
         #[command(flatten)]
         json: JsonArg,
     },
@@ -151,11 +156,6 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
             valid_for,
             json,
         } => {
-            let valid_for = liaise_keys::time::parse_duration(&valid_for).with_context(|| {
-                format!(
-                    "invalid --valid-for `{valid_for}`: use a number and a unit, e.g. 30d, 12h, 8w"
-                )
-            })?;
             if valid_for.is_zero() {
                 bail!("--valid-for must be longer than zero, e.g. 30d");
             }

@@ -56,7 +56,7 @@ pub fn run(mut args: ForwardArgs) -> Result<ExitCode> {
             roster.serial()
         );
     }
-    let timeout = args.wait.timeout()?;
+    let timeout = args.wait.timeout();
     if let Some(out) = &args.out
         && std::fs::symlink_metadata(out).is_ok()
     {

@@ -43,7 +43,8 @@ use crate::passphrase::PassphraseSource;
     max_term_width = 100
 )]
 pub struct Cli {
-    /// More log output on stderr (-v: info, -vv: debug). `RUST_LOG` overrides.
+    /// More log output on stderr (-v: info, -vv: debug; `node run` logs info without -v).
+    /// `RUST_LOG` overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -53,6 +54,17 @@ pub struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// How much to log, as a count of -v: a node logs what it delivers, receives and
+    /// refuses (info) without -v; the other commands only warnings.
+    pub fn log_verbosity(&self) -> u8 {
+        match self.command {
+            Command::Node(_) => self.verbose.max(1),
+            _ => self.verbose,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +187,13 @@ pub(crate) fn check_doc_id(doc_id: &mut String) -> Result<()> {
     // The store and every output use lower case; an id typed in upper case is the same one.
     *doc_id = crate::store::hex(&id);
     Ok(())
+}
+
+/// A DURATION option's value (60s, 10m, 30d, 8w), parsed by clap: a malformed one is a usage
+/// error (exit 2, with the usage), as any other bad option value is.
+pub(crate) fn duration_value(text: &str) -> Result<std::time::Duration, String> {
+    liaise_keys::time::parse_duration(text)
+        .ok_or_else(|| "use a number and a unit, e.g. 60s, 10m, 30d, 8w".to_owned())
 }
 
 /// Prints a JSON value on stdout, one document per command.

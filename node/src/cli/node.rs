@@ -27,8 +27,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<SocketAddr>,
     /// The longest wait between two delivery attempts to an unreachable node, e.g. 5m, 30s.
-    #[arg(long, value_name = "DURATION")]
-    max_retry_interval: Option<String>,
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_value)]
+    max_retry_interval: Option<std::time::Duration>,
     /// What one other agency may keep on this node (the documents it delivered and its
     /// unfinished transfers): a share of the store's disk such as 25%, or a size such as
     /// 20GiB. Documents over it wait at the sender, as for a full disk.
@@ -40,11 +40,9 @@ pub struct RunArgs {
 pub fn run(cmd: NodeCommand, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let NodeCommand::Run(args) = cmd;
     let home = args.home.resolve()?;
-    let max_retry_interval = match &args.max_retry_interval {
-        Some(text) => liaise_keys::time::parse_duration(text)
-            .with_context(|| format!("invalid --max-retry-interval `{text}`: use e.g. 30s, 5m"))?,
-        None => DEFAULT_MAX_RETRY_INTERVAL,
-    };
+    let max_retry_interval = args
+        .max_retry_interval
+        .unwrap_or(DEFAULT_MAX_RETRY_INTERVAL);
     let agency_quota = match &args.agency_quota {
         Some(text) => {
             AgencyQuota::parse(text).with_context(|| format!("invalid --agency-quota `{text}`"))?

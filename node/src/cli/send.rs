@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use liaise_keys::Timestamp;
 use liaise_protocol::SealedSummary;
@@ -37,10 +37,18 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let profile = home.profile()?;
     let now = Timestamp::now();
     let roster = home.require_roster(now)?;
+    if roster.member(&profile.agency).is_none() {
+        bail!(
+            "{} is not a member in the roster this home holds (serial {}); its node can run, \
+             and send, once the stewards add it and you import that roster (`liaise roster import`)",
+            profile.agency,
+            roster.serial()
+        );
+    }
     let plan = args
         .options
         .plan(&args.file, &roster, &profile.agency, now)?;
-    let timeout = args.wait.timeout()?;
+    let timeout = args.wait.timeout();
     let staging = staging_dir(&home);
     if !staging.exists() {
         bail!(
@@ -184,16 +192,16 @@ pub(super) struct WaitArgs {
         long,
         value_name = "DURATION",
         default_value = "10m",
-        requires = "wait"
+        requires = "wait",
+        value_parser = super::duration_value
     )]
-    timeout: String,
+    timeout: Duration,
 }
 
 impl WaitArgs {
     /// The `--timeout` given.
-    pub(super) fn timeout(&self) -> Result<Duration> {
-        liaise_keys::time::parse_duration(&self.timeout)
-            .with_context(|| format!("invalid --timeout `{}`: use e.g. 60s or 10m", self.timeout))
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 

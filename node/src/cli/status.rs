@@ -55,7 +55,9 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         n(&outbox, "delivered"),
         n(&outbox, "undeliverable")
     );
-    println!("inbox         {} documents", n(&status, "inbox"));
+    let inbox = n(&status, "inbox");
+    let documents = if inbox == 1 { "document" } else { "documents" };
+    println!("inbox         {inbox} {documents}");
     if let Some(quota) = status.get("agency_quota_bytes").and_then(Value::as_u64) {
         println!(
             "quota         each other agency may keep {} here",

@@ -53,7 +53,11 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             })?;
             (roster, Some(home))
         }
-        (None, None) => bail!("say which roster to trust: --home HOME or --roster ROSTER"),
+        (None, None) => {
+            // A file that is not there is the first thing to say.
+            resolve_document(&args.document, None)?;
+            bail!("say which roster to trust: --home HOME or --roster ROSTER")
+        }
     };
     let held = resolve_document(&args.document, home.as_ref())?;
     let now = Timestamp::now();
@@ -135,7 +139,15 @@ fn check(
     )
     .map_err(|e| Rejection {
         kind: e.kind().as_str(),
-        error: e.to_string(),
+        error: match e.kind() {
+            // Most likely a file `open` wrote: its provenance is in NAME.sig beside it.
+            liaise_protocol::ErrorKind::NotSealedDocument => format!(
+                "{e}; a file `liaise open` wrote is checked with its .sig (`open \
+                 --with-signatures`): `liaise roster allowed-signers`, then `ssh-keygen -Y \
+                 verify -n liaise-document` (see the README)"
+            ),
+            _ => e.to_string(),
+        },
     })?;
     if let Some(consent) = &forwarded
         && (consent.document_id != info.document_id.0 || consent.originator != info.sender)

@@ -323,6 +323,7 @@ async fn attempt(node: &Node, due: Due, held: Option<Held>) {
     let now = now_secs();
     let outcome = match result {
         Ok(receipt) => {
+            tracing::info!(doc = %due.doc_id, recipient = %due.recipient, "delivered; its receipt verified");
             node.store
                 .db
                 .write(move |c| records::mark_delivered(c, &doc, &to, &receipt, now))

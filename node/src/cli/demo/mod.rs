@@ -68,7 +68,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             "\nDone. The nodes are stopped; the demo folder is kept: {}",
             kept.display()
         ),
-        None => println!("\nDone. The nodes are stopped and the demo folder is removed."),
+        None => println!(
+            "\nDone. The nodes are stopped and the demo folder is removed \
+             (`liaise demo --keep` keeps it, to try the commands there)."
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }
