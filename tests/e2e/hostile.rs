@@ -8,9 +8,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use liaise_node::daemon::MAX_LARGE_TRANSFERS_PER_AGENCY;
 use liaise_node::transport::MAX_STREAMS_PER_CONNECTION;
 use liaise_protocol::wire::{
-    CloseCode, MAX_DOCUMENT_LEN, MAX_FRAME_LEN, Message, PROTOCOL_VERSION, encode_frame,
+    CloseCode, MAX_DOCUMENT_LEN, MAX_FRAME_LEN, Message, MessageKind, PROTOCOL_VERSION,
+    RejectReason, decode_frame, encode_frame,
 };
 
 use super::nodes::TestFederation;
@@ -299,4 +301,74 @@ fn a_stream_the_peer_gives_up_ends_alone_and_the_connection_serves_on() {
         // Accept (5) or Reject (6): an answer to the offer.
         assert!(matches!(head[4], 5 | 6), "tag {}", head[4]);
     });
+}
+
+/// Offers a 1 MiB document `n` on a new stream of `conn` and reads the node's answer; the
+/// streams stay open (no byte of the document follows).
+async fn offer_large(
+    conn: &quinn::Connection,
+    n: u8,
+) -> (Message, (quinn::SendStream, quinn::RecvStream)) {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let offer = Message::Offer {
+        document_id: [n; 16],
+        sealed_len: 1 << 20,
+        content_hash: [n; 32],
+    };
+    send.write_all(&encode_frame(&offer)).await.unwrap();
+    let mut frame = vec![0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), recv.read_exact(&mut frame))
+        .await
+        .expect("the node answers the offer")
+        .unwrap();
+    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+    frame.resize(4 + len, 0);
+    recv.read_exact(&mut frame[4..]).await.unwrap();
+    const ANSWERS: &[MessageKind] = &[MessageKind::Accept, MessageKind::Reject];
+    let (answer, _) = decode_frame(&frame, ANSWERS).unwrap();
+    (answer, (send, recv))
+}
+
+#[test]
+fn a_member_offering_more_large_documents_than_its_share_is_told_busy_and_others_are_served() {
+    let fed = federation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _city = fed.start(city);
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = HostilePeer::prison_at_probation(&fed);
+    let per_connection = MAX_STREAMS_PER_CONNECTION as usize;
+    let held = rt.block_on(async {
+        // Its share of large transfers, each accepted and then left without a byte (each
+        // holds a thread writing its partial file), on as many connections as it takes.
+        let mut conns = Vec::new();
+        let mut open = Vec::new();
+        for n in 0..MAX_LARGE_TRANSFERS_PER_AGENCY {
+            if n % per_connection == 0 {
+                conns.push(peer.connect().await);
+            }
+            let (answer, streams) = offer_large(conns.last().unwrap(), n as u8).await;
+            assert!(
+                matches!(answer, Message::Accept { .. }),
+                "offer {n}: {answer:?}"
+            );
+            open.push(streams);
+        }
+        // One more, on a connection with room for it: busy, and why.
+        let conn = peer.connect().await;
+        let (answer, _streams) = offer_large(&conn, 200).await;
+        match answer {
+            Message::Reject { reason, detail } => {
+                assert_eq!(reason, RejectReason::Busy);
+                assert!(detail.contains("too many large documents"), "{detail}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        (conns, open)
+    });
+    // The other members are served meanwhile.
+    legit_deliveries(&fed, 2);
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 2);
+    drop(held);
 }

@@ -283,14 +283,12 @@ async fn receive_document(
         .receiving
         .enter(peer, &key.1, offer.sealed_len, conn)
         .await;
-    let Some(entered) = entered else {
-        let _ = reject(
-            &mut send,
-            RejectReason::Busy,
-            "this document is being received already",
-        )
-        .await;
-        return Ok(());
+    let entered = match entered {
+        Ok(entered) => entered,
+        Err(busy) => {
+            let _ = reject(&mut send, RejectReason::Busy, busy.detail()).await;
+            return Ok(());
+        }
     };
     let result = receive_inner(node, &mut send, &mut recv, peer, offer).await;
     drop(entered);

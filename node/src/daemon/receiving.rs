@@ -7,6 +7,12 @@
 //! would hold the document back for up to the idle timeout plus the sender's backoff; so the
 //! old connection is closed, its transfer ends as an interrupted one (what it wrote stays
 //! for the resume), and the new offer resumes from there.
+//!
+//! Each transfer of a document over [`INLINE_MAX_LEN`] holds a thread writing its partial
+//! file, from the runtime's pool of blocking threads that every database read and document
+//! check also needs. So at most [`MAX_LARGE_TRANSFERS`] of them run at once, at most
+//! [`MAX_LARGE_TRANSFERS_PER_AGENCY`] from one agency; an offer over either limit is answered
+//! busy and retried by its sender.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,6 +22,15 @@ use liaise_keys::AgencyId;
 use liaise_protocol::wire::CloseCode;
 use quinn::VarInt;
 use tokio::sync::Notify;
+
+use crate::store::held::INLINE_MAX_LEN;
+
+/// The most transfers of documents over [`INLINE_MAX_LEN`] received at once: well under
+/// tokio's 512 blocking threads, which the database reads and checks need too.
+pub const MAX_LARGE_TRANSFERS: usize = 64;
+/// The most of those from one agency (a sender runs 4 at once to one agency; more is
+/// another agency's share).
+pub const MAX_LARGE_TRANSFERS_PER_AGENCY: usize = 16;
 
 /// The longest a new offer waits for the transfer it supersedes to end (its last bytes to
 /// reach the partial file). Past it, the new offer is refused as busy and retried.
@@ -65,11 +80,45 @@ impl Drop for Entered<'_> {
     }
 }
 
+/// Why an offer is answered busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// The document is being received on the same connection (or the transfer on another
+    /// one did not end within [`SUPERSEDE_WAIT`]).
+    AlreadyReceiving,
+    /// As many large transfers as allowed are running, from this agency or in all.
+    TooManyTransfers,
+}
+
+impl Busy {
+    /// The detail sent with the refusal.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Self::AlreadyReceiving => "this document is being received already",
+            Self::TooManyTransfers => {
+                "too many large documents are being received at once; try again later"
+            }
+        }
+    }
+}
+
+/// Whether the transfers in progress, as (sender, offered length), hold as many large ones
+/// as allowed, in all or from `sender`.
+fn too_many_large<'a>(transfers: impl Iterator<Item = (&'a str, u64)>, sender: &str) -> bool {
+    let (mut all, mut theirs) = (0, 0);
+    for (from, offered) in transfers {
+        if offered > INLINE_MAX_LEN {
+            all += 1;
+            theirs += usize::from(from == sender);
+        }
+    }
+    all >= MAX_LARGE_TRANSFERS || theirs >= MAX_LARGE_TRANSFERS_PER_AGENCY
+}
+
 /// What [`Receiving::try_insert`] found.
 enum Slot<'a> {
     Entered(Entered<'a>),
-    /// The document is received on this same connection already.
-    Busy,
+    Busy(Busy),
     /// The document is received on this other connection.
     Elsewhere(quinn::Connection),
 }
@@ -77,14 +126,14 @@ enum Slot<'a> {
 impl Receiving {
     /// Enters the transfer of `doc_id` (hex) from `peer`, offered with `offered` bytes on
     /// `connection`. Supersedes a transfer of the same document on another connection of
-    /// the agency (see the module's documentation). `None`: busy, refuse the offer.
+    /// the agency (see the module's documentation).
     pub async fn enter(
         &self,
         peer: &AgencyId,
         doc_id: &str,
         offered: u64,
         connection: &quinn::Connection,
-    ) -> Option<Entered<'_>> {
+    ) -> Result<Entered<'_>, Busy> {
         let key = (peer.as_str().to_owned(), doc_id.to_owned());
         let deadline = tokio::time::Instant::now() + SUPERSEDE_WAIT;
         let mut closed = false;
@@ -94,8 +143,8 @@ impl Receiving {
             tokio::pin!(ended);
             ended.as_mut().enable();
             match self.try_insert(&key, offered, connection) {
-                Slot::Entered(entered) => return Some(entered),
-                Slot::Busy => return None,
+                Slot::Entered(entered) => return Ok(entered),
+                Slot::Busy(busy) => return Err(busy),
                 Slot::Elsewhere(old) if !closed => {
                     tracing::info!(agency = %peer, doc = %doc_id,
                         "the transfer on an older connection is superseded by a new connection; closing the old one");
@@ -105,18 +154,28 @@ impl Receiving {
                 Slot::Elsewhere(_) => {}
             }
             if tokio::time::timeout_at(deadline, ended).await.is_err() {
-                return None;
+                return Err(Busy::AlreadyReceiving);
             }
         }
     }
 
     fn try_insert(&self, key: &Key, offered: u64, connection: &quinn::Connection) -> Slot<'_> {
         let Ok(mut transfers) = self.transfers.lock() else {
-            return Slot::Busy;
+            return Slot::Busy(Busy::AlreadyReceiving);
         };
         match transfers.get(key) {
-            Some(t) if t.connection.stable_id() == connection.stable_id() => Slot::Busy,
+            Some(t) if t.connection.stable_id() == connection.stable_id() => {
+                Slot::Busy(Busy::AlreadyReceiving)
+            }
             Some(t) => Slot::Elsewhere(t.connection.clone()),
+            None if offered > INLINE_MAX_LEN
+                && too_many_large(
+                    transfers.iter().map(|((s, _), t)| (s.as_str(), t.offered)),
+                    &key.0,
+                ) =>
+            {
+                Slot::Busy(Busy::TooManyTransfers)
+            }
             None => {
                 transfers.insert(
                     key.clone(),
@@ -140,5 +199,37 @@ impl Receiving {
             .lock()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.offered)).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_transfers_are_capped_per_agency_and_in_all() {
+        let large = INLINE_MAX_LEN + 1;
+        let prison = |n: usize| std::iter::repeat_n(("prison", large), n);
+        assert!(!too_many_large(
+            prison(MAX_LARGE_TRANSFERS_PER_AGENCY - 1),
+            "prison"
+        ));
+        assert!(too_many_large(
+            prison(MAX_LARGE_TRANSFERS_PER_AGENCY),
+            "prison"
+        ));
+        // Another agency still gets its share.
+        assert!(!too_many_large(
+            prison(MAX_LARGE_TRANSFERS_PER_AGENCY),
+            "city"
+        ));
+        // Small documents do not count: they hold no writing thread.
+        let small = std::iter::repeat_n(("prison", INLINE_MAX_LEN), 1000);
+        assert!(!too_many_large(small, "prison"));
+        // In all, whoever sends them.
+        let names = ["a", "b", "c", "d", "e"];
+        let spread = |n: usize| names.into_iter().cycle().take(n).map(move |a| (a, large));
+        assert!(!too_many_large(spread(MAX_LARGE_TRANSFERS - 1), "city"));
+        assert!(too_many_large(spread(MAX_LARGE_TRANSFERS), "city"));
     }
 }
