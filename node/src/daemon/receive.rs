@@ -762,20 +762,55 @@ async fn receive_bytes(
     }
     .await;
     match received {
-        Ok(()) => writer.finish().await.map_err(|e| map_io(&e)),
+        Ok(()) => match writer.finish().await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                keep_only_durable(node, peer, partial, is_disk_full(&e)).await;
+                Err(map_io(&e))
+            }
+        },
         Err(gone @ Outcome::Gone(_)) => {
             // Keep what arrived, and its hash state, for a resumed transfer.
-            if let Ok((hasher, _)) = writer.finish().await {
-                node.resume_states.save(peer.as_str(), partial, &hasher);
+            match writer.finish().await {
+                Ok((hasher, _)) => node.resume_states.save(peer.as_str(), partial, &hasher),
+                Err(e) => keep_only_durable(node, peer, partial, is_disk_full(&e)).await,
             }
             Err(gone)
         }
         Err(e) => {
             // The writer ends before this offer's slot is released: none of its bytes may
             // land after the next attempt opened the file.
-            let _ = writer.finish().await;
+            if writer.finish().await.is_err() {
+                let disk_full = matches!(e, Outcome::Reject(RejectReason::DiskFull, _));
+                keep_only_durable(node, peer, partial, disk_full).await;
+            }
             Err(e)
         }
+    }
+}
+
+/// After the writer of `partial` failed, keeps what it wrote for a resume only if that is
+/// durable. A full disk refused bytes that were then never written: the file is synced, and
+/// kept if that works (`wire.md`: the retry resumes). After any other failure it is deleted
+/// and the retry starts from byte 0: an fsync that failed (EIO) may leave pages marked clean
+/// that never reached the disk, which a resume would hash from memory and a receipt vouch for.
+async fn keep_only_durable(node: &Node, peer: &AgencyId, partial: &Path, disk_full: bool) {
+    let path = partial.to_path_buf();
+    let synced = disk_full
+        && tokio::task::spawn_blocking(move || {
+            File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.sync_all())
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+    if !synced {
+        tracing::warn!(agency = %peer, partial = %partial.display(),
+            "the partial file's writer failed; discarded, the transfer starts again from byte 0");
+        node.resume_states.forget(peer.as_str(), partial);
+        let _ = fs::remove_file(partial);
     }
 }
 
