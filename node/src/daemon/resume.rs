@@ -14,10 +14,10 @@ use std::time::SystemTime;
 
 use liaise_protocol::wire::ContentHasher;
 
-/// The most saved states per sending agency; beyond it, another of that agency's states is
-/// dropped (its next resume reads the partial once more). Counted per agency so that no
-/// member can push another's states out. Agencies are roster members: their number is
-/// bounded by the roster.
+/// The most saved states per sending agency; beyond it, the states of partial files that are
+/// gone go first, then that agency's least recently saved one (its next resume reads the
+/// partial once more). Counted per agency so that no member can push another's states out.
+/// Agencies are roster members: their number is bounded by the roster.
 pub const MAX_RESUME_STATES_PER_PEER: usize = 16;
 
 /// Saved hash states by sending agency and partial file.
@@ -29,6 +29,8 @@ struct Saved {
     len: u64,
     modified: Option<SystemTime>,
     hasher: ContentHasher,
+    /// When it was saved, for the eviction of the least recent.
+    saved_at: std::time::Instant,
 }
 
 impl ResumeStates {
@@ -41,11 +43,19 @@ impl ResumeStates {
             len: meta.len(),
             modified: meta.modified().ok(),
             hasher: hasher.clone(),
+            saved_at: std::time::Instant::now(),
         };
         if let Ok(mut all) = self.0.lock() {
             let states = all.entry(peer.to_owned()).or_default();
             if states.len() >= MAX_RESUME_STATES_PER_PEER && !states.contains_key(partial) {
-                let evicted = states.keys().next().cloned();
+                // Partial files deleted since (refused, swept, superseded by another hash).
+                states.retain(|path, _| path.exists());
+            }
+            if states.len() >= MAX_RESUME_STATES_PER_PEER && !states.contains_key(partial) {
+                let evicted = states
+                    .iter()
+                    .min_by_key(|(_, saved)| saved.saved_at)
+                    .map(|(path, _)| path.clone());
                 if let Some(key) = evicted {
                     states.remove(&key);
                 }
@@ -145,5 +155,33 @@ mod tests {
             Some(MAX_RESUME_STATES_PER_PEER)
         );
         assert_eq!(all.get(PEER).map(HashMap::len), Some(1));
+    }
+
+    #[test]
+    fn a_full_table_drops_gone_partials_first_then_the_least_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let states = ResumeStates::default();
+        let partial = |i: usize| dir.path().join(format!("{i}.partial"));
+        for i in 0..MAX_RESUME_STATES_PER_PEER {
+            std::fs::write(partial(i), b"x").unwrap();
+            states.save(PEER, &partial(i), &hasher_of(b"x"));
+        }
+        let held = |i: usize| {
+            let meta = std::fs::metadata(partial(i)).unwrap();
+            states
+                .matching(PEER, &partial(i), meta.len(), meta.modified().ok())
+                .is_some()
+        };
+        // A partial deleted since makes room: every state still held stays.
+        std::fs::remove_file(partial(5)).unwrap();
+        let new = MAX_RESUME_STATES_PER_PEER;
+        std::fs::write(partial(new), b"x").unwrap();
+        states.save(PEER, &partial(new), &hasher_of(b"x"));
+        assert!((0..=new).filter(|i| *i != 5).all(held));
+        // Full again, with every file there: the least recently saved (0) goes.
+        std::fs::write(partial(new + 1), b"x").unwrap();
+        states.save(PEER, &partial(new + 1), &hasher_of(b"x"));
+        assert!(!held(0));
+        assert!((1..=new + 1).filter(|i| *i != 5).all(held));
     }
 }
