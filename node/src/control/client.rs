@@ -65,10 +65,29 @@ pub fn submit_sealed(home: &Home, sealed: &[u8]) -> Result<Value> {
     call_with_body(home, &Request::SubmitSealed { len }, sealed)
 }
 
+/// A request went out whole but no answer came back: the node may have acted on it (a
+/// submitted document may be queued) before it stopped or the wait ended.
+#[derive(Debug, thiserror::Error)]
+#[error("the node took the request but gave no answer")]
+pub struct NoAnswer;
+
+/// Whether `error` (from a call) is a [`NoAnswer`].
+pub fn no_answer(error: &anyhow::Error) -> bool {
+    error.downcast_ref::<NoAnswer>().is_some()
+}
+
+/// The longest wait for an answer. A submitted file is verified whole first (up to 64 GiB):
+/// that answer has no limit; the node closes the socket if it stops.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Sends a request line, then `body` (empty for all but `submit_sealed`).
 fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> {
     let mut stream = connect(home)?;
-    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    let timeout = match request {
+        Request::Submit { .. } => None,
+        _ => Some(ANSWER_TIMEOUT),
+    };
+    stream.set_read_timeout(timeout)?;
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
     stream
@@ -77,9 +96,11 @@ fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> 
         .context("the node stopped reading the request (is it shutting down?)")?;
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
-    reader
-        .read_line(&mut answer)
-        .context("the node closed the control connection")?;
+    match reader.read_line(&mut answer) {
+        Ok(0) => return Err(anyhow::Error::new(NoAnswer)),
+        Ok(_) => {}
+        Err(e) => return Err(anyhow::Error::new(e).context(NoAnswer)),
+    }
     let value: Value = serde_json::from_str(&answer).context("the node sent a malformed answer")?;
     if value.get("ok").and_then(Value::as_bool) == Some(true) {
         Ok(value.get("result").cloned().unwrap_or(Value::Null))

@@ -26,7 +26,8 @@ use crate::trust::verify_receipt;
 pub const FIRST_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// The default cap on the wait between attempts.
 pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
-/// How long a document without a recipient deadline is tried: 14 days.
+/// The longest a document is tried, from when it was queued (a recipient's earlier
+/// `not_after` ends it sooner): 14 days.
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
 pub const MAX_PARALLEL_DELIVERIES: usize = 48;
@@ -45,6 +46,8 @@ pub const MAX_SLOW_PER_AGENCY: usize = 4;
 /// documents on their first attempt, which take milliseconds each, so a long transfer or a
 /// stalled agency never holds up a case report to another.
 pub const MAX_SLOW_DELIVERIES: usize = 16;
+/// How long a delivery whose outcome could not be recorded waits before it is due again.
+const OUTCOME_NOT_RECORDED_PAUSE: Duration = Duration::from_secs(10);
 /// The most due deliveries read from the database at once.
 const MAX_DUE_FETCH: usize = 256;
 /// Bytes per write when streaming a document.
@@ -188,7 +191,9 @@ pub async fn outbox_worker(node: Arc<Node>) {
         }
         let wait = match next {
             Some(at) if at <= now_secs() => Duration::from_millis(200),
-            Some(at) => Duration::from_secs(at - now_secs()).min(Duration::from_secs(5)),
+            Some(at) => {
+                Duration::from_secs(at.saturating_sub(now_secs())).min(Duration::from_secs(5))
+            }
             None => Duration::from_secs(5),
         };
         tokio::select! {
@@ -349,7 +354,10 @@ async fn attempt(node: &Node, due: Due, held: Option<Held>) {
         }
     };
     if let Err(e) = outcome {
-        tracing::error!("cannot record a delivery outcome: {e:#}");
+        tracing::error!(doc = %due.doc_id, recipient = %due.recipient, "cannot record a delivery outcome: {e:#}");
+        // The row keeps its old due time: it stays in flight a while, or the worker would
+        // take it again at once, and again, while the database cannot write (a full disk).
+        tokio::time::sleep(OUTCOME_NOT_RECORDED_PAUSE).await;
     }
 }
 
@@ -384,7 +392,7 @@ async fn deliver(node: &Node, due: &Due, held: Option<Held>) -> Result<Vec<u8>, 
     if let Err(Failure::Temporary(_)) = &result
         && conn.close_reason().is_some()
     {
-        node.peers.forget(&recipient).await;
+        node.peers.forget(&recipient, Some(conn.stable_id())).await;
     }
     let receipt = result?;
     verify_receipt(
@@ -431,29 +439,38 @@ async fn offer_and_send(
         Message::Reject { reason, detail } => return Err(rejected(reason, &detail)),
         _ => return Err(anyhow!("unexpected answer").into()),
     };
-    let held = match held {
-        Some(held) => held,
-        None => node.store.held(content_hash, due.sealed_len).await?,
-    };
-    let mut chunks = read_ahead(held, offset, due.sealed_len)?;
-    let key = (due.doc_id.clone(), due.recipient.clone());
-    let mut sent = offset;
-    while let Some(chunk) = chunks.recv().await {
-        let chunk = chunk?;
-        let len = chunk.len() as u64;
-        // Handed to the stream as it is, not copied into it; cut only when the peer takes no
-        // byte of it for FRAME_TIMEOUT, however long a slow but moving transfer takes.
-        if let Err(e) = write_progressing(&mut send, chunk, FRAME_TIMEOUT).await {
-            let _ = send.reset(quinn::VarInt::from_u32(CloseCode::Internal.code()));
-            return Err(e.context("the transfer was interrupted").into());
+    let sending: Result<(), Failure> = async {
+        let held = match held {
+            Some(held) => held,
+            None => node.store.held(content_hash, due.sealed_len).await?,
+        };
+        let mut chunks = read_ahead(held, offset, due.sealed_len)?;
+        let key = (due.doc_id.clone(), due.recipient.clone());
+        let mut sent = offset;
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk?;
+            let len = chunk.len() as u64;
+            // Handed to the stream as it is, not copied into it; cut only when the peer takes
+            // no byte of it for FRAME_TIMEOUT, however long a slow but moving transfer takes.
+            write_progressing(&mut send, chunk, FRAME_TIMEOUT)
+                .await
+                .map_err(|e| e.context("the transfer was interrupted"))?;
+            sent += len;
+            if let Ok(mut s) = node.sending.lock() {
+                s.insert(key.clone(), sent);
+            }
         }
-        sent += len;
-        if let Ok(mut s) = node.sending.lock() {
-            s.insert(key.clone(), sent);
+        if sent != due.sealed_len {
+            return Err(anyhow!("the stored document could not be read to its end").into());
         }
+        Ok(())
     }
-    if sent != due.sealed_len {
-        return Err(anyhow!("the stored document could not be read to its end").into());
+    .await;
+    if let Err(e) = sending {
+        // A quinn stream dropped as it is ends cleanly: the receiver must see the transfer
+        // cut off, not a document that ends early.
+        let _ = send.reset(quinn::VarInt::from_u32(CloseCode::Internal.code()));
+        return Err(e);
     }
     send.finish()
         .map_err(|e| anyhow!("cannot finish the stream: {e}"))?;

@@ -149,15 +149,20 @@ impl PeerConnections {
             .is_ok_and(|set| !set.contains(agency.as_str()))
     }
 
-    /// Forgets a connection that failed.
-    pub async fn forget(&self, agency: &AgencyId) {
+    /// Forgets the connection held for `agency`: any, or with `only`, only that one (by
+    /// [`quinn::Connection::stable_id`]), so that a task whose old connection failed does
+    /// not evict the fresh one another task dialled since.
+    pub async fn forget(&self, agency: &AgencyId, only: Option<usize>) {
         let slot = self
             .slots
             .lock()
             .ok()
             .and_then(|slots| slots.get(agency.as_str()).cloned());
         if let Some(slot) = slot {
-            slot.lock().await.conn = None;
+            let mut slot = slot.lock().await;
+            if only.is_none_or(|id| slot.conn.as_ref().is_some_and(|c| c.stable_id() == id)) {
+                slot.conn = None;
+            }
         }
     }
 }
