@@ -53,7 +53,7 @@ pub fn run(args: SealArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     )?;
     // Under originator control the share goes into this agency's node store (the database
     // works whether or not the node runs); recipients' opens ask the node for it.
-    if let Err(e) = register_custody(&home, &summary) {
+    if let Err(e) = register_custody(&home, &summary, &secrets.signing) {
         let _ = std::fs::remove_file(&args.out);
         return Err(e);
     }

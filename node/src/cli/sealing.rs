@@ -13,6 +13,8 @@ use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
 
 use crate::home::Home;
+use crate::store::custody_key::CustodyKey;
+use liaise_keys::signing::SigningSecretKey;
 use liaise_protocol::{
     KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SealedSummary, SectionInput,
     SectionMetadata,
@@ -81,13 +83,20 @@ impl SealOptions {
 
 /// Records the originator share of a document sealed under originator control in the node's
 /// store (nothing for offline documents). Without it nobody could ever open the document.
-pub fn register_custody(home: &Home, summary: &SealedSummary) -> Result<()> {
+/// The share and masked keys are sealed at rest with the key derived from `signing`, the
+/// agency's identity key ([`CustodyKey`]).
+pub fn register_custody(
+    home: &Home,
+    summary: &SealedSummary,
+    signing: &SigningSecretKey,
+) -> Result<()> {
     if let Some(secrets) = &summary.originator {
         crate::store::custody::register_in_home(
             home,
             &summary.info,
             &summary.signed_header,
             secrets,
+            &CustodyKey::derive(signing),
         )?;
     }
     Ok(())

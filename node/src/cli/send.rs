@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Args;
+use liaise_keys::AgencySecrets;
 use liaise_keys::Timestamp;
 use liaise_protocol::SealedSummary;
 use serde_json::{Value, json};
@@ -66,16 +67,16 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         let (summary, sealed) =
             seal_to_memory(plan, &args.options, &profile.agency, &secrets, now)?;
         if sealed.len() as u64 <= INLINE_MAX_LEN {
-            register_custody(&home, &summary)?;
-            client::submit_sealed(&home, &sealed)?
+            register_custody(&home, &summary, &secrets.signing)?;
+            client::submit_sealed(&home, &sealed).map_err(|e| maybe_queued(e, &home, &summary))?
         } else {
             // Very many recipients can make a small file's sealed form too large for that.
-            submit_staged(&home, &staging, |path| {
+            submit_staged(&home, &staging, &secrets, |path| {
                 write_sealed_file(&sealed, path).map(|()| summary)
             })?
         }
     } else {
-        submit_staged(&home, &staging, |path| {
+        submit_staged(&home, &staging, &secrets, |path| {
             seal_to_file(plan, &args.options, &profile.agency, &secrets, now, path)
         })?
     };
@@ -167,17 +168,34 @@ pub(super) fn wait_exit_code(outcome: &str) -> ExitCode {
 fn submit_staged(
     home: &Home,
     staging: &Path,
+    secrets: &AgencySecrets,
     write: impl FnOnce(&Path) -> Result<SealedSummary>,
 ) -> Result<Value> {
     let path = staging.join(format!(
         "send-{}.sealed",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
     ));
-    let submitted = write(&path)
-        .and_then(|summary| register_custody(home, &summary))
-        .and_then(|()| client::call(home, &Request::Submit { path: path.clone() }));
+    let submitted = write(&path).and_then(|summary| {
+        register_custody(home, &summary, &secrets.signing)?;
+        client::call(home, &Request::Submit { path: path.clone() })
+            .map_err(|e| maybe_queued(e, home, &summary))
+    });
     let _ = std::fs::remove_file(&path);
     submitted
+}
+
+/// A submission whose answer was lost may have been queued: the user is told which
+/// document to look for before sealing it again (a new id, a second delivery).
+fn maybe_queued(error: anyhow::Error, home: &Home, summary: &SealedSummary) -> anyhow::Error {
+    if !client::no_answer(&error) {
+        return error;
+    }
+    error.context(format!(
+        "document {} may be queued all the same: see `liaise outbox --home {}` before you \
+         send it again",
+        summary.info.document_id,
+        home.root().display()
+    ))
 }
 
 /// `--wait [--timeout DURATION]`: wait for the delivery receipts.

@@ -18,6 +18,7 @@ use super::framed::{FrameError, write_message};
 use super::share::{Refused, admit_reader, refuse_if_flooding};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
+use crate::store::custody_key::CustodyKey;
 use crate::store::hex;
 
 fn refuse(reason: Refusal, detail: impl Into<String>) -> Refused {
@@ -64,6 +65,7 @@ fn check_signature(
 fn decide(
     conn: &rusqlite::Connection,
     body: &ForwardRequestBody,
+    key: &CustodyKey,
     now: u64,
 ) -> Result<Result<Grant, Refused>> {
     let (doc, _reader) =
@@ -72,7 +74,7 @@ fn decide(
             Err(refused) => return Ok(Err(refused)),
         };
     let doc_id = hex(&body.document_id);
-    let Some(masked) = &doc.masked_keys else {
+    let Some(masked) = doc.open_masked_keys(key)? else {
         return Ok(Err(refuse(Refusal::Revoked, "the key share was deleted")));
     };
     let Ok(info) = parse_stored_header(&doc.header) else {
@@ -103,7 +105,7 @@ fn decide(
             format!("{} is already a reader", body.new_reader),
         )));
     }
-    let Some(masked) = custody::masked_keys_for(masked, &policy.sections) else {
+    let Some(masked) = custody::masked_keys_for(&masked, &policy.sections) else {
         return Ok(Err(refuse(Refusal::Internal, "stored keys incomplete")));
     };
     Ok(Ok(Grant {
@@ -162,11 +164,12 @@ async fn consent(
             )
         })?;
     let checked = body.clone();
+    let custody_key = std::sync::Arc::clone(&node.custody_key);
     let decided = node
         .store
         .db
         .write(move |c| {
-            let grant = decide(c, &checked, now)?;
+            let grant = decide(c, &checked, &custody_key, now)?;
             let doc = hex(&checked.document_id);
             let outcome = match &grant {
                 Ok(g) => {

@@ -80,6 +80,8 @@ pub struct Node {
     pub me: AgencyId,
     /// Its unlocked keys (wiped on drop).
     pub secrets: AgencySecrets,
+    /// The key sealing the originator shares and masked keys at rest, from `secrets`.
+    pub custody_key: Arc<crate::store::custody_key::CustodyKey>,
     /// The roster in force.
     pub roster: SharedRoster,
     /// The store.
@@ -193,6 +195,9 @@ pub async fn run(
     let bound = endpoint.local_addr()?;
     let node = Arc::new_cyclic(|this| Node {
         me: profile.agency.clone(),
+        custody_key: Arc::new(crate::store::custody_key::CustodyKey::derive(
+            &secrets.signing,
+        )),
         secrets,
         roster,
         store,
@@ -216,6 +221,21 @@ pub async fn run(
         shutdown: shutdown.clone(),
         this: this.clone(),
     });
+    // Before anything can read them: shares and masked keys an earlier version stored in
+    // the clear are sealed now.
+    let key = Arc::clone(&node.custody_key);
+    let sealed = node
+        .store
+        .db
+        .write(move |c| crate::store::custody::seal_clear_rows(c, &key))
+        .await
+        .context("cannot seal the stored originator shares")?;
+    if sealed > 0 {
+        tracing::info!(
+            documents = sealed,
+            "sealed the originator shares an earlier version stored in the clear"
+        );
+    }
     let control = crate::control::server::serve(Arc::clone(&node)).await?;
     tracing::info!(agency = %node.me, %bound, "node running");
     if let Some(ready) = ready {

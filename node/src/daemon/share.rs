@@ -22,6 +22,7 @@ use super::framed::{FrameError, write_message};
 use super::{Node, now_secs};
 use crate::log::rate::{Admission, PeerRateLimit, TOO_MANY_REQUESTS};
 use crate::store::custody::{self, LogKind, record_event};
+use crate::store::custody_key::CustodyKey;
 use crate::store::hex;
 
 /// How long a reader waits for the originator's answer.
@@ -140,6 +141,7 @@ pub(super) fn admit_reader(
 pub fn check_request_policy(
     conn: &Connection,
     body: &ShareRequestBody,
+    key: &CustodyKey,
     now: u64,
 ) -> Result<Result<OriginatorShare, Refused>> {
     let (doc, _reader) =
@@ -151,7 +153,7 @@ pub fn check_request_policy(
     if parse_stored_header(&doc.header).is_err() {
         return Ok(Err(refuse(Refusal::Internal, "stored header unreadable")));
     }
-    match doc.share {
+    match doc.open_share(key)? {
         Some(share) => Ok(Ok(share)),
         None => Ok(Err(refuse(Refusal::Revoked, "the key share was deleted"))),
     }
@@ -216,11 +218,12 @@ async fn decide_and_release(
 ) -> Message {
     let checked = body.clone();
     let peer_owned = peer.clone();
+    let key = std::sync::Arc::clone(&node.custody_key);
     let decision = node
         .store
         .db
         .write(move |c| {
-            let decision = check_request_policy(c, &checked, now)?;
+            let decision = check_request_policy(c, &checked, &key, now)?;
             let (kind, outcome) = match &decision {
                 Ok(_) => (LogKind::ShareReleased, "released".to_owned()),
                 Err(r) => (LogKind::ShareRefused, r.reason.as_str().to_owned()),
@@ -383,7 +386,7 @@ pub async fn fetch_share(
     let outcome = match exchange(node, originator, &request).await {
         Err(e) if super::peers::not_admitted(&e) => FetchOutcome::NotAdmitted(format!("{e:#}")),
         Err(e) => {
-            node.peers.forget(originator).await;
+            node.peers.forget(originator, None).await;
             FetchOutcome::Unreachable(format!("{e:#}"))
         }
         Ok(Message::Refused { reason, detail }) => FetchOutcome::Refused(refuse(reason, detail)),

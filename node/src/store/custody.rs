@@ -3,16 +3,19 @@
 //! originator control, its readers and revocations, the request nonces seen, the deletions
 //! to ask for and their receipts; and, on the reader's side, the copies it deleted.
 //!
-//! The share and the masked keys are secrets: they are never logged, listed or shown, and
-//! [`shred`] overwrites them (the database runs with `secure_delete` on).
+//! The share and the masked keys are secrets: they are sealed at rest with the agency's
+//! [`CustodyKey`], never logged, listed or shown, and [`shred`] overwrites them (the
+//! database runs with `secure_delete` on).
 
 use anyhow::{Context, Result};
 use liaise_keys::AgencyId;
+use liaise_protocol::sealed::SHARE_LEN;
 use liaise_protocol::wire::REQUEST_WINDOW_SECS;
 use liaise_protocol::{DocumentInfo, OriginatorSecrets, OriginatorShare};
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
+use super::custody_key::{CustodyKey, Secret};
 use crate::home::Home;
 
 pub use crate::log::LogKind;
@@ -88,12 +91,15 @@ CREATE TABLE IF NOT EXISTS inbox_deletions (
 /// What the originator's node holds about one document.
 #[derive(Debug, Clone)]
 pub struct CustodyDocument {
+    /// The document id, hex.
+    pub doc_id: String,
     /// `prelude || header` exactly as sealed.
     pub header: Vec<u8>,
-    /// The share, until shredded.
-    pub share: Option<OriginatorShare>,
-    /// The masked keys (`index || key`, 33 bytes per section), until shredded.
-    pub masked_keys: Option<Zeroizing<Vec<u8>>>,
+    /// The share, sealed at rest ([`CustodyKey`]), until shredded.
+    pub share: Option<Vec<u8>>,
+    /// The masked keys (`index || key`, 33 bytes per section), sealed at rest, until
+    /// shredded.
+    pub masked_keys: Option<Vec<u8>>,
     /// When the whole document was revoked.
     pub revoked_at: Option<u64>,
     /// Why it was shredded (`revoked` or `expired`), if it was.
@@ -128,23 +134,26 @@ pub struct DueDeletion {
     pub attempts: u32,
 }
 
-/// Records a document sealed under originator control. Idempotent.
+/// Records a document sealed under originator control, its share and masked keys sealed
+/// with `key`. Idempotent.
 pub fn register(
     conn: &Connection,
     info: &DocumentInfo,
     header: &[u8],
     secrets: &OriginatorSecrets,
+    key: &CustodyKey,
     now: u64,
 ) -> Result<()> {
     let doc_id = info.document_id.to_string();
-    let masked = encode_masked_keys(secrets);
+    let share = key.seal(Secret::Share, &doc_id, &secrets.share.expose_bytes()[..])?;
+    let masked = key.seal(Secret::MaskedKeys, &doc_id, &encode_masked_keys(secrets))?;
     conn.prepare_cached(
         "INSERT OR IGNORE INTO custody_documents (doc_id, header, share, masked_keys, registered_at)
          VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
             doc_id,
             header,
-            &secrets.share.expose_bytes()[..],
-            &masked[..],
+            share,
+            masked,
             now as i64
         ],
     )?;
@@ -168,6 +177,7 @@ pub fn register_in_home(
     info: &DocumentInfo,
     header: &[u8],
     secrets: &OriginatorSecrets,
+    key: &CustodyKey,
 ) -> Result<()> {
     let dir = super::store_dir(home);
     crate::fsutil::create_private_dir(&dir)?;
@@ -177,7 +187,7 @@ pub fn register_in_home(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .context("cannot record the originator share in the node's store")?;
-    register(&tx, info, header, secrets, crate::daemon::now_secs())
+    register(&tx, info, header, secrets, key, crate::daemon::now_secs())
         .context("cannot record the originator share in the node's store")?;
     tx.commit()
         .context("cannot record the originator share in the node's store")
@@ -222,18 +232,66 @@ pub fn document(conn: &Connection, doc_id: &str) -> Result<Option<CustodyDocumen
             ))
         })
         .optional()?;
-    Ok(row.map(|(header, share, masked, revoked, shred_reason)| {
-        let share = share.map(Zeroizing::new);
-        CustodyDocument {
+    Ok(row.map(
+        |(header, share, masked_keys, revoked, shred_reason)| CustodyDocument {
+            doc_id: doc_id.to_owned(),
             header,
-            share: share
-                .as_deref()
-                .and_then(|s| OriginatorShare::from_slice(s)),
-            masked_keys: masked.map(Zeroizing::new),
+            share,
+            masked_keys,
             revoked_at: revoked.map(|v| v as u64),
             shred_reason,
-        }
-    }))
+        },
+    ))
+}
+
+impl CustodyDocument {
+    /// The share, opened with `key`; `None` once shredded.
+    pub fn open_share(&self, key: &CustodyKey) -> Result<Option<OriginatorShare>> {
+        let Some(sealed) = &self.share else {
+            return Ok(None);
+        };
+        let bytes = key.open(Secret::Share, &self.doc_id, sealed)?;
+        OriginatorShare::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("the stored share of {} is malformed", self.doc_id))
+    }
+
+    /// The masked keys, opened with `key`; `None` once shredded.
+    pub fn open_masked_keys(&self, key: &CustodyKey) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        self.masked_keys
+            .as_ref()
+            .map(|sealed| key.open(Secret::MaskedKeys, &self.doc_id, sealed))
+            .transpose()
+    }
+}
+
+/// Seals with `key` the shares and masked keys an earlier version stored in the clear
+/// (a share of exactly [`SHARE_LEN`] bytes; a sealed one is longer); how many documents.
+pub fn seal_clear_rows(conn: &Connection, key: &CustodyKey) -> Result<usize> {
+    let clear: Vec<(String, Vec<u8>, Vec<u8>)> = conn
+        .prepare(
+            "SELECT doc_id, share, masked_keys FROM custody_documents
+             WHERE share IS NOT NULL AND masked_keys IS NOT NULL AND length(share) = ?1",
+        )?
+        .query_map([SHARE_LEN as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    for (doc_id, share, masked) in &clear {
+        let (share, masked) = (
+            Zeroizing::new(share.clone()),
+            Zeroizing::new(masked.clone()),
+        );
+        conn.prepare_cached(
+            "UPDATE custody_documents SET share = ?2, masked_keys = ?3 WHERE doc_id = ?1",
+        )?
+        .execute(params![
+            doc_id,
+            key.seal(Secret::Share, doc_id, &share)?,
+            key.seal(Secret::MaskedKeys, doc_id, &masked)?
+        ])?;
+    }
+    Ok(clear.len())
 }
 
 /// A reader of a document, if it is one.
@@ -373,7 +431,7 @@ pub fn shred_if_unneeded(
 /// Crypto-shredding: overwrites the share and masked keys, then clears them.
 pub fn shred(conn: &Connection, doc_id: &str, reason: &str, now: u64) -> Result<()> {
     conn.prepare_cached(
-        "UPDATE custody_documents SET share = zeroblob(32), masked_keys = zeroblob(length(masked_keys))
+        "UPDATE custody_documents SET share = zeroblob(length(share)), masked_keys = zeroblob(length(masked_keys))
          WHERE doc_id = ?1")?.execute([doc_id],
     )?;
     conn.prepare_cached(

@@ -9,6 +9,7 @@ use liaise_protocol::{
 };
 
 use super::*;
+use crate::store::custody_key::CustodyKey;
 
 const NOW: u64 = 1_800_000_000;
 
@@ -48,24 +49,53 @@ fn sealed(not_after: [Option<u64>; 2]) -> liaise_protocol::SealedSummary {
     liaise_protocol::seal(request, &mut Vec::new()).unwrap()
 }
 
+/// The custody key of the tests' agency.
+fn key() -> CustodyKey {
+    CustodyKey::derive(&SigningSecretKey::from_bytes(&[9; 32]))
+}
+
 fn store(summary: &liaise_protocol::SealedSummary) -> (tempfile::TempDir, Connection, String) {
     let dir = tempfile::tempdir().unwrap();
     let conn = crate::store::db::open_writer(&dir.path().join("t.db")).unwrap();
     let secrets = summary.originator.as_ref().unwrap();
-    register(&conn, &summary.info, &summary.signed_header, secrets, NOW).unwrap();
+    register(
+        &conn,
+        &summary.info,
+        &summary.signed_header,
+        secrets,
+        &key(),
+        NOW,
+    )
+    .unwrap();
     (dir, conn, summary.info.document_id.to_string())
 }
 
 #[test]
-fn register_keeps_the_share_and_the_readers() {
+fn register_keeps_the_share_sealed_and_the_readers() {
     let summary = sealed([None, Some(NOW + 10)]);
-    let (_dir, conn, doc) = store(&summary);
+    let (dir, conn, doc) = store(&summary);
+    let originator = summary.originator.unwrap();
     let held = document(&conn, &doc).unwrap().unwrap();
-    assert_eq!(held.share, Some(summary.originator.unwrap().share));
+    assert_eq!(
+        held.open_share(&key()).unwrap(),
+        Some(originator.share.clone())
+    );
     assert!(liaise_protocol::parse_stored_header(&held.header).is_ok());
-    let masked = held.masked_keys.unwrap();
+    let masked = held.open_masked_keys(&key()).unwrap().unwrap();
     assert!(masked_keys_for(&masked, &[0]).is_some());
     assert!(masked_keys_for(&masked, &[1]).is_none());
+    // Another agency's key opens neither.
+    let other = CustodyKey::derive(&SigningSecretKey::from_bytes(&[8; 32]));
+    assert!(held.open_share(&other).is_err());
+    assert!(held.open_masked_keys(&other).is_err());
+    // Neither secret is anywhere in the database file in the clear.
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
+    let file = std::fs::read(dir.path().join("t.db")).unwrap();
+    let share = originator.share.expose_bytes();
+    assert!(!file.windows(share.len()).any(|w| w == &share[..]));
+    let (_, first_masked) = &originator.masked_keys[0];
+    assert!(!file.windows(32).any(|w| w == &first_masked[..]));
     let all = readers(&conn, &doc).unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(
@@ -220,4 +250,46 @@ fn a_readers_copy_is_due_for_deletion_only_once_its_time_has_passed() {
     assert_eq!(inbox_without_expiry(&conn).unwrap().len(), 1);
     set_inbox_not_after(&conn, "later", "nl.probation.utrecht", Some(NOW + 60)).unwrap();
     assert!(inbox_without_expiry(&conn).unwrap().is_empty());
+}
+
+#[test]
+fn shares_stored_in_the_clear_by_an_earlier_version_are_sealed() {
+    let summary = sealed([None, None]);
+    let dir = tempfile::tempdir().unwrap();
+    let conn = crate::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+    let originator = summary.originator.as_ref().unwrap();
+    register(
+        &conn,
+        &summary.info,
+        &summary.signed_header,
+        originator,
+        &key(),
+        NOW,
+    )
+    .unwrap();
+    let doc = summary.info.document_id.to_string();
+    // As an earlier version stored them.
+    let mut clear_masked = Vec::new();
+    for (index, k) in &originator.masked_keys {
+        clear_masked.push(*index);
+        clear_masked.extend_from_slice(&k[..]);
+    }
+    conn.execute(
+        "UPDATE custody_documents SET share = ?2, masked_keys = ?3 WHERE doc_id = ?1",
+        rusqlite::params![doc, &originator.share.expose_bytes()[..], clear_masked],
+    )
+    .unwrap();
+    assert_eq!(seal_clear_rows(&conn, &key()).unwrap(), 1);
+    let held = document(&conn, &doc).unwrap().unwrap();
+    assert!(held.share.as_ref().unwrap().len() > SHARE_LEN);
+    assert_eq!(
+        held.open_share(&key()).unwrap(),
+        Some(originator.share.clone())
+    );
+    assert_eq!(
+        &held.open_masked_keys(&key()).unwrap().unwrap()[..],
+        &clear_masked[..]
+    );
+    // Sealed rows are left as they are.
+    assert_eq!(seal_clear_rows(&conn, &key()).unwrap(), 0);
 }

@@ -14,6 +14,7 @@
 
 pub mod blobs;
 pub mod custody;
+pub mod custody_key;
 pub mod db;
 pub mod forwards;
 pub mod held;
