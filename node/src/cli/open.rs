@@ -402,8 +402,11 @@ fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Re
     } else {
         out_dir.to_path_buf()
     };
-    for folder in [&run, &parent] {
-        remove_stale_staging(folder);
+    remove_stale_staging(&run, None);
+    if parent != run {
+        // HOME/run is this user's own.
+        let me = fs::metadata(&run).map(|m| m.uid()).ok();
+        remove_stale_staging(&parent, Some(me));
     }
     let name = format!(
         ".liaise-open-{}",
@@ -427,9 +430,12 @@ fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Re
     Ok(Staging { dir, link })
 }
 
-/// Removes `.liaise-open-*` entries in `folder` older than an hour: staging folders, and links
-/// to staging folders elsewhere (with what they point to).
-fn remove_stale_staging(folder: &Path) {
+/// Removes `.liaise-open-*` entries in `folder` older than an hour: staging folders, and, in
+/// the private HOME/run (`shared` is `None`), links to staging folders elsewhere with what
+/// they point to. In an output folder others may write to (a staff folder; `shared` holds
+/// this user's id), a link is never followed and only a folder of this user is removed: a
+/// planted link or folder must not make this open delete someone else's files.
+fn remove_stale_staging(folder: &Path, shared: Option<Option<u32>>) {
     let Ok(entries) = fs::read_dir(folder) else {
         return;
     };
@@ -448,7 +454,18 @@ fn remove_stale_staging(folder: &Path) {
             continue;
         }
         let path = entry.path();
-        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        if let Some(me) = shared {
+            use std::os::unix::fs::MetadataExt;
+            let mine = entry
+                .metadata()
+                .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me);
+            if !is_link && mine {
+                let _ = fs::remove_dir_all(&path);
+            }
+            continue;
+        }
+        if is_link {
             if let Ok(target) = fs::read_link(&path)
                 && target
                     .file_name()
@@ -526,5 +543,35 @@ mod tests {
         assert!(fs::symlink_metadata(&link).is_err());
         next.remove();
         assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_link_planted_in_a_shared_output_folder_is_not_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let home = crate::home::Home::new(root.path().join("home"));
+        let out = root.path().join("staff");
+        fs::create_dir_all(&out).unwrap();
+        // Another user's open in progress elsewhere, and a backdated link to it planted in
+        // the shared folder by a group member.
+        let victim = root
+            .path()
+            .join("other")
+            .join(".liaise-open-0123456789abcdef");
+        fs::create_dir_all(&victim).unwrap();
+        fs::write(victim.join("0.part"), b"someone else's").unwrap();
+        let planted = out.join(".liaise-open-fedcba9876543210");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        age(&planted);
+        // A stale staging folder of this user's own in the same folder.
+        let stale = out.join(".liaise-open-00000000000000aa");
+        fs::create_dir_all(&stale).unwrap();
+        age(&stale);
+        let next = staging_dir(&home, &out, true).unwrap();
+        assert!(
+            victim.join("0.part").exists(),
+            "the planted link was followed"
+        );
+        assert!(!stale.exists(), "this user's stale staging stays");
+        next.remove();
     }
 }
