@@ -1,8 +1,9 @@
 //! Turning a sender's file name into a safe single path component.
 //!
 //! A file name inside a sealed document is the sender's claim and never becomes a path as is:
-//! the opener keeps only its last component, drops control and reserved characters and leading
-//! dots, and limits its length.
+//! the opener keeps only its last component, drops control, reserved and invisible
+//! characters, leading dots, dashes and spaces, defuses names Windows reserves for devices
+//! (an opened file may be copied to a Windows share), and limits its length.
 
 use crate::sealed::limits::MAX_FILE_NAME_LEN;
 
@@ -13,9 +14,13 @@ pub const FALLBACK_FILE_NAME: &str = "document";
 pub const MAX_SANITIZED_LEN: usize = 200;
 
 /// A file name safe to join to an output directory: no directory parts, no control
-/// characters, no characters reserved on common file systems (`/ \ : * ? " < > |`), no leading
-/// dots or spaces, no trailing dots or spaces, at most [`MAX_SANITIZED_LEN`] bytes (cut at a
-/// character boundary, keeping the extension when short), never empty, `.` or `..`.
+/// characters, no characters reserved on common file systems (`/ \ : * ? " < > |`), no
+/// bidirectional controls or invisible characters (zero-width spaces and joiners, word
+/// joiner, byte-order mark, soft hyphen: a name must look like what it is), no leading dots,
+/// dashes (read as an option by a shell command) or spaces, no trailing dots or spaces, a
+/// Windows device name (`CON`, `NUL`, `COM1`, ... with any extension) prefixed with `_`, at
+/// most [`MAX_SANITIZED_LEN`] bytes (cut at a character boundary, keeping the extension when
+/// short), never empty, `.` or `..`.
 pub fn sanitize_file_name(name: &str) -> String {
     let name = name
         .get(..name.len().min(MAX_FILE_NAME_LEN * 4))
@@ -25,16 +30,30 @@ pub fn sanitize_file_name(name: &str) -> String {
         .chars()
         .filter(|c| !c.is_control() && !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|'))
         .filter(|c| !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
+        .filter(|c| !matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{061C}' | '\u{180E}' | '\u{00AD}'))
         .collect();
     let trimmed = cleaned
-        .trim_start_matches(['.', ' '])
+        .trim_start_matches(['.', ' ', '-'])
         .trim_end_matches(['.', ' ']);
     let limited = limit_len(trimmed, MAX_SANITIZED_LEN);
     if limited.is_empty() {
         FALLBACK_FILE_NAME.to_owned()
+    } else if is_windows_device(&limited) {
+        limit_len(&format!("_{limited}"), MAX_SANITIZED_LEN)
     } else {
         limited
     }
+}
+
+/// Whether Windows reserves `name` for a device: `CON`, `PRN`, `AUX`, `NUL`, `COM0`-`COM9`,
+/// `LPT0`-`LPT9` (any case), alone or before a dot.
+fn is_windows_device(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or(name).trim_end();
+    let upper = stem.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (upper.len() == 4
+            && (upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
 }
 
 /// Cuts `name` to at most `max` bytes, keeping a short extension.
@@ -71,7 +90,21 @@ mod tests {
         assert_eq!(sanitize_file_name("a\nb\u{0}c.txt"), "abc.txt");
         assert_eq!(sanitize_file_name("inv\u{202E}fdp.exe"), "invfdp.exe");
         assert_eq!(sanitize_file_name("what?.pdf"), "what.pdf");
-        assert_eq!(sanitize_file_name("CON:"), "CON");
+        assert_eq!(sanitize_file_name("CON:"), "_CON");
+        assert_eq!(sanitize_file_name("nul.txt"), "_nul.txt");
+        assert_eq!(sanitize_file_name("com1.tar.gz"), "_com1.tar.gz");
+        assert_eq!(sanitize_file_name("console.txt"), "console.txt");
+        assert_eq!(sanitize_file_name("COM10.txt"), "COM10.txt");
+        assert_eq!(sanitize_file_name("-rf"), "rf");
+        assert_eq!(sanitize_file_name("--help.pdf"), "help.pdf");
+        assert_eq!(
+            sanitize_file_name("re\u{200B}port\u{FEFF}.pdf"),
+            "report.pdf"
+        );
+        assert_eq!(
+            sanitize_file_name("in\u{00AD}voice\u{2060}.pdf"),
+            "invoice.pdf"
+        );
         assert_eq!(
             sanitize_file_name("Verslag Ünïcode.pdf"),
             "Verslag Ünïcode.pdf"
