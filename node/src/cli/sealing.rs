@@ -373,7 +373,9 @@ fn seal_into(
 }
 
 /// Creates the private file `out` with what `write` writes, under a temporary name renamed
-/// only once it is complete and synced; nothing is left behind if `write` fails.
+/// only once it is complete and synced; nothing is left behind if `write` fails. A file that
+/// appeared at `out` while the document was sealed (the check before sealing is long past)
+/// is never replaced: the name is claimed with `create_new` before the rename.
 fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
     let tmp = crate::fsutil::temporary_sibling(out)?;
     let result = (|| -> Result<T> {
@@ -391,7 +393,27 @@ fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>)
             .context("cannot write the sealed document")?;
         file.sync_all()
             .context("cannot write the sealed document")?;
-        std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode_private()
+            .open(out)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                    "{} appeared while the document was sealed; choose another --out (nothing \
+                     was written there)",
+                    out.display()
+                ),
+                _ => anyhow::Error::new(e).context(format!("cannot write {}", out.display())),
+            })?;
+        std::fs::rename(&tmp, out)
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(out);
+            })
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        File::open(crate::fsutil::parent_dir(out))
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot write {}", out.display()))?;
         Ok(value)
     })();
     if result.is_err() {
