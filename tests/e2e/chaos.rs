@@ -122,14 +122,7 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
     let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
-    let front: SocketAddr = fed.address(probation).parse().unwrap();
-    let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let proxy = ChaosProxy::start(front, real, calm()).unwrap();
-    let _probation = fed.start_with(
-        probation,
-        &["--listen", &real.to_string()],
-        Some("probation.log"),
-    );
+    let (proxy, _probation, _) = probation_behind_a_calm_proxy(&fed);
     let _city = fed.start_with(city, &[], Some("city.log"));
     let len = 128 * 1024 * 1024;
     let content: Vec<u8> = (0..len).map(|i: usize| (i * 13 % 251) as u8).collect();
@@ -170,6 +163,23 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
     );
 }
 
+/// The probation service's node (logging to `probation.log`) behind a proxy that only
+/// forwards: the proxy, the node, and the proxy's and the node's addresses.
+fn probation_behind_a_calm_proxy(
+    fed: &TestFederation,
+) -> (ChaosProxy, super::nodes::NodeProcess, [SocketAddr; 2]) {
+    let probation = &fed.agencies[1];
+    let front: SocketAddr = fed.address(probation).parse().unwrap();
+    let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let proxy = ChaosProxy::start(front, real, calm()).unwrap();
+    let node = fed.start_with(
+        probation,
+        &["--listen", &real.to_string()],
+        Some("probation.log"),
+    );
+    (proxy, node, [front, real])
+}
+
 /// A proxy that only forwards.
 fn calm() -> Chaos {
     Chaos {
@@ -194,14 +204,7 @@ fn a_sender_restarted_behind_a_new_address_resumes_at_once() {
     let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
-    let front: SocketAddr = fed.address(probation).parse().unwrap();
-    let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
-    let proxy = ChaosProxy::start(front, real, calm()).unwrap();
-    let _probation = fed.start_with(
-        probation,
-        &["--listen", &real.to_string()],
-        Some("probation.log"),
-    );
+    let (proxy, _probation, [front, real]) = probation_behind_a_calm_proxy(&fed);
     let sender = fed.start(city);
     let len = 128 * 1024 * 1024;
     let content: Vec<u8> = (0..len).map(|i: usize| (i * 7 % 253) as u8).collect();

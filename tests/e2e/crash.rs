@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::nodes::{TestFederation, states};
+use super::nodes::{Agency, TestFederation, states};
 
 fn size_mib() -> usize {
     std::env::var("LIAISE_E2E_CRASH_MIB")
@@ -163,6 +163,22 @@ fn run_seed(mut seed: u64) -> (KillPoint, KillPoint) {
     (receiver_killed, sender_killed)
 }
 
+/// Waits until `doc_id` from `sender` is delivered; fails if that takes `limit` or longer.
+fn wait_delivered_within(fed: &TestFederation, sender: &Agency, doc_id: &str, limit: Duration) {
+    let since = Instant::now();
+    loop {
+        let rows = fed.json(sender, &["outbox"]);
+        if states(rows.as_array().unwrap(), doc_id) == vec!["delivered"] {
+            return;
+        }
+        assert!(
+            since.elapsed() < limit,
+            "not delivered within {limit:?} of the restart: {rows:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_receiver_restarted_mid_transfer_is_dialled_again_at_once() {
     let fed = TestFederation::city_and_probation();
@@ -177,21 +193,10 @@ fn a_receiver_restarted_mid_transfer_is_dialled_again_at_once() {
     assert!(matches!(killed, KillPoint::MidTransfer(_)), "{killed:?}");
     receiver.kill();
     let _receiver = fed.start(probation);
-    let restarted = Instant::now();
     // The restarted node answers the sender's next packet on the old connection with a
     // stateless reset the sender recognises: it dials again at once, rather than after its
     // stalled stream's 30 s timeout.
-    loop {
-        let rows = fed.json(city, &["outbox"]);
-        if states(rows.as_array().unwrap(), &doc_id) == vec!["delivered"] {
-            break;
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(25),
-            "not delivered within 25 s of the restart: {rows:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_delivered_within(&fed, city, &doc_id, Duration::from_secs(25));
     let log = std::fs::read_to_string(sb.path("city.log")).unwrap();
     assert!(log.contains("connection lost: reset by peer"), "{log}");
     assert!(!log.contains("stalled"), "{log}");
@@ -211,22 +216,11 @@ fn a_sender_restarted_mid_transfer_resumes_at_once() {
     assert!(matches!(killed, KillPoint::MidTransfer(_)), "{killed:?}");
     sender.kill();
     let _sender = fed.start(city);
-    let restarted = Instant::now();
     // The receiver may still hold the dead process's connection, whose transfer of this
     // document then looks in progress: either the restarted node answers that connection's
     // next packet with a stateless reset, or its offer on the new connection supersedes the
     // old one. Neither waits for a keep-alive (10 s) and a retry.
-    loop {
-        let rows = fed.json(city, &["outbox"]);
-        if states(rows.as_array().unwrap(), &doc_id) == vec!["delivered"] {
-            break;
-        }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(8),
-            "not delivered within 8 s of the restart: {rows:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_delivered_within(&fed, city, &doc_id, Duration::from_secs(8));
     let log = std::fs::read_to_string(sb.path("probation.log")).unwrap();
     // It resumed from what the receiver held, not from the start.
     assert!(

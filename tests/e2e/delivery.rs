@@ -221,15 +221,7 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         .to_owned();
     // An operator checking the network sees which member does not answer, and why.
     let status = fed.json(city, &["status", "--check"]);
-    let peer = |status: &Value, agency: &str| {
-        status["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["agency"] == agency)
-            .cloned()
-            .unwrap()
-    };
+    let peer = peer_status;
     let down = peer(&status, PROBATION);
     assert_eq!(down["reachable"], false, "{status:#}");
     assert!(
@@ -611,15 +603,7 @@ fn status_shows_a_peer_whose_node_stopped_as_unreachable_without_a_check() {
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let _city_node = fed.start(city);
     let probation_node = fed.start(probation);
-    let peer = |status: &Value| {
-        status["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["agency"] == PROBATION)
-            .cloned()
-            .unwrap()
-    };
+    let peer = |status: &Value| peer_status(status, PROBATION);
     let doc = fed.send_text(city, PROBATION, "a.txt", b"first");
     fed.wait_outbox(city, Duration::from_secs(30), |rows| {
         states(rows, &doc) == vec!["delivered"]
@@ -678,4 +662,15 @@ fn send_says_what_is_wrong_before_it_needs_a_node() {
         "soon",
     ])
     .fails_as_usage("--timeout");
+}
+
+/// What `status --json` says of the peer `agency`.
+fn peer_status(status: &Value, agency: &str) -> Value {
+    status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agency"] == agency)
+        .cloned()
+        .unwrap()
 }
