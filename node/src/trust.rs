@@ -8,6 +8,30 @@ use liaise_protocol::wire::{ReceiptBody, SignedReceipt};
 /// The roster check for document signers lives in `protocol`, shared with the evidence verifier.
 pub use liaise_protocol::RosterSignerCheck;
 
+/// This agency's own entry in `roster`, or why it has none: revoked, or not (yet) a member.
+/// `held_by` names who holds the roster in the message (`node`, `home`).
+pub fn own_member<'a>(
+    roster: &'a Roster,
+    agency: &AgencyId,
+    held_by: &str,
+) -> Result<&'a liaise_keys::roster::Member> {
+    roster
+        .member(agency)
+        .with_context(|| match roster.revocation_of_agency(agency) {
+            Some(revoked) => format!(
+                "{agency} is revoked in the roster this {held_by} holds (serial {}, since {}); ask \
+             your stewards, a rebuilt node joins again with new keys (`liaise init`)",
+                roster.serial(),
+                revoked.revoked_at
+            ),
+            None => format!(
+                "{agency} is not a member in the roster this {held_by} holds (serial {}); import \
+             the roster that admits it (`liaise roster import`)",
+                roster.serial()
+            ),
+        })
+}
+
 /// Verifies a receipt for exactly this delivery against the recipient's signing key in
 /// the roster.
 pub fn verify_receipt(

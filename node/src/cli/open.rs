@@ -402,11 +402,17 @@ fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Re
     } else {
         out_dir.to_path_buf()
     };
-    remove_stale_staging(&run, None);
-    if parent != run {
-        // HOME/run is this user's own.
-        let me = fs::metadata(&run).map(|m| m.uid()).ok();
-        remove_stale_staging(&parent, Some(me));
+    remove_stale_staging(&run, StagingIn::Private);
+    // HOME/run is this user's own: its owner is who may be cleaned up after elsewhere.
+    if parent != run
+        && let Ok(run_meta) = fs::metadata(&run)
+    {
+        remove_stale_staging(
+            &parent,
+            StagingIn::Shared {
+                owner: run_meta.uid(),
+            },
+        );
     }
     let name = format!(
         ".liaise-open-{}",
@@ -430,12 +436,20 @@ fn staging_dir(home: &crate::home::Home, out_dir: &Path, in_out_dir: bool) -> Re
     Ok(Staging { dir, link })
 }
 
+/// Which folder stale staging is cleaned up in.
+#[derive(Debug, Clone, Copy)]
+enum StagingIn {
+    /// HOME/run, private to this user: links to staging folders elsewhere are followed.
+    Private,
+    /// An output folder others may write to (a staff folder): a link is never followed, and
+    /// only folders of `owner` (this user) are removed.
+    Shared { owner: u32 },
+}
+
 /// Removes `.liaise-open-*` entries in `folder` older than an hour: staging folders, and, in
-/// the private HOME/run (`shared` is `None`), links to staging folders elsewhere with what
-/// they point to. In an output folder others may write to (a staff folder; `shared` holds
-/// this user's id), a link is never followed and only a folder of this user is removed: a
-/// planted link or folder must not make this open delete someone else's files.
-fn remove_stale_staging(folder: &Path, shared: Option<Option<u32>>) {
+/// HOME/run, links to staging folders elsewhere with what they point to. A link or folder
+/// planted in a shared output folder must not make this open delete someone else's files.
+fn remove_stale_staging(folder: &Path, within: StagingIn) {
     let Ok(entries) = fs::read_dir(folder) else {
         return;
     };
@@ -455,11 +469,11 @@ fn remove_stale_staging(folder: &Path, shared: Option<Option<u32>>) {
         }
         let path = entry.path();
         let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-        if let Some(me) = shared {
+        if let StagingIn::Shared { owner } = within {
             use std::os::unix::fs::MetadataExt;
             let mine = entry
                 .metadata()
-                .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me);
+                .is_ok_and(|m| m.is_dir() && m.uid() == owner);
             if !is_link && mine {
                 let _ = fs::remove_dir_all(&path);
             }

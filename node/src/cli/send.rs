@@ -38,14 +38,8 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let profile = home.profile()?;
     let now = Timestamp::now();
     let roster = home.require_roster(now)?;
-    if roster.member(&profile.agency).is_none() {
-        bail!(
-            "{} is not a member in the roster this home holds (serial {}); its node can run, \
-             and send, once the stewards add it and you import that roster (`liaise roster import`)",
-            profile.agency,
-            roster.serial()
-        );
-    }
+    // Not a member: the roster is what it lacks, not a running node.
+    crate::trust::own_member(&roster, &profile.agency, "home")?;
     let plan = args
         .options
         .plan(&args.file, &roster, &profile.agency, now)?;

@@ -138,23 +138,7 @@ pub async fn run(
 ) -> Result<()> {
     let profile = home.profile()?;
     let roster = home.require_roster(Timestamp::now())?;
-    let member = roster.member(&profile.agency).with_context(|| {
-        match roster.revocation_of_agency(&profile.agency) {
-            Some(revoked) => format!(
-                "{} is revoked in the roster this node holds (serial {}, since {}); ask your \
-                 stewards, a rebuilt node joins again with new keys (`liaise init`)",
-                profile.agency,
-                roster.serial(),
-                revoked.revoked_at
-            ),
-            None => format!(
-                "{} is not a member in the roster this node holds (serial {}); import the \
-                 roster that admits it (`liaise roster import`)",
-                profile.agency,
-                roster.serial()
-            ),
-        }
-    })?;
+    let member = crate::trust::own_member(&roster, &profile.agency, "node")?;
     if member.signing_key != secrets.signing.public_key() {
         anyhow::bail!(
             "the roster lists another signing key for {}; import a current roster",

@@ -268,27 +268,28 @@ impl CustodyDocument {
 /// Seals with `key` the shares and masked keys an earlier version stored in the clear
 /// (a share of exactly [`SHARE_LEN`] bytes; a sealed one is longer); how many documents.
 pub fn seal_clear_rows(conn: &Connection, key: &CustodyKey) -> Result<usize> {
-    let clear: Vec<(String, Vec<u8>, Vec<u8>)> = conn
+    type Clear = (String, Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+    let clear: Vec<Clear> = conn
         .prepare(
             "SELECT doc_id, share, masked_keys FROM custody_documents
              WHERE share IS NOT NULL AND masked_keys IS NOT NULL AND length(share) = ?1",
         )?
         .query_map([SHARE_LEN as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((
+                r.get(0)?,
+                Zeroizing::new(r.get(1)?),
+                Zeroizing::new(r.get(2)?),
+            ))
         })?
         .collect::<Result<_, _>>()?;
     for (doc_id, share, masked) in &clear {
-        let (share, masked) = (
-            Zeroizing::new(share.clone()),
-            Zeroizing::new(masked.clone()),
-        );
         conn.prepare_cached(
             "UPDATE custody_documents SET share = ?2, masked_keys = ?3 WHERE doc_id = ?1",
         )?
         .execute(params![
             doc_id,
-            key.seal(Secret::Share, doc_id, &share)?,
-            key.seal(Secret::MaskedKeys, doc_id, &masked)?
+            key.seal(Secret::Share, doc_id, share)?,
+            key.seal(Secret::MaskedKeys, doc_id, masked)?
         ])?;
     }
     Ok(clear.len())
