@@ -283,6 +283,8 @@ fn open_into(
                     .map_err(|e| exists_error(sig, e))?;
                 placed.push(sig.clone());
                 f.write_all(armored.as_bytes())?;
+                // Durable before the folder's fsync below, like the files it signs.
+                f.sync_all()?;
             }
             if args.group_readable {
                 fs::set_permissions(&staged, fs::Permissions::from_mode(0o640))?;
