@@ -97,7 +97,7 @@ pub fn decode<T: DeserializeOwned + Serialize>(
     }
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((value, [])) => {
-            if postcard::to_stdvec(&value).is_ok_and(|canonical| canonical == bytes) {
+            if is_encoding_of(&value, bytes) {
                 Ok(value)
             } else {
                 Err(DecodeError::NotCanonical { what })
@@ -109,6 +109,41 @@ pub fn decode<T: DeserializeOwned + Serialize>(
         }),
         Err(postcard::Error::DeserializeUnexpectedEnd) => Err(DecodeError::Truncated { what }),
         Err(_) => Err(DecodeError::Malformed { what }),
+    }
+}
+
+/// Whether `bytes` is exactly the canonical encoding of `value`. Compares while encoding,
+/// so no second copy of the value is made: decoded key files hold secrets, and a re-encoded
+/// copy would be freed without being wiped.
+fn is_encoding_of<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
+    postcard::serialize_with_flavor(value, Compare { rest: bytes }).unwrap_or(false)
+}
+
+/// A postcard output that checks each byte written against the expected encoding.
+struct Compare<'a> {
+    rest: &'a [u8],
+}
+
+impl postcard::ser_flavors::Flavor for Compare<'_> {
+    /// Whether the expected bytes were all written, no more.
+    type Output = bool;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match self.rest.strip_prefix(data) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(())
+            }
+            None => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<bool> {
+        Ok(self.rest.is_empty())
     }
 }
 
@@ -169,6 +204,19 @@ mod tests {
         // A length prefix written long.
         assert_eq!(decode::<Vec<u8>>("v", &[0x01, 0x07], 8), Ok(vec![7]));
         assert!(decode::<Vec<u8>>("v", &[0x81, 0x00, 0x07], 8).is_err());
+    }
+
+    #[test]
+    fn canonical_check_compares_whole_encodings() {
+        let value = (300u32, vec![1u8, 2]);
+        let bytes = encode(&value);
+        assert!(is_encoding_of(&value, &bytes));
+        // A different value, a prefix and a longer input are not its encoding.
+        assert!(!is_encoding_of(&(301u32, vec![1u8, 2]), &bytes));
+        assert!(!is_encoding_of(&value, &bytes[..bytes.len() - 1]));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(!is_encoding_of(&value, &longer));
     }
 
     #[test]
