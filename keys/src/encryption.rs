@@ -59,6 +59,21 @@ impl KemAlgorithm {
 #[error("decryption failed")]
 pub struct HpkeFailure;
 
+/// Whether `bytes` is an X25519 point of small order (the all-zero point among them): every
+/// Diffie-Hellman with it gives all zeros, which HPKE refuses (RFC 9180 §7.1.4). Such a key
+/// could never be sealed to, so a roster listing one would make every group send that includes
+/// its agency fail: it is refused as a key instead. A clamped scalar is a multiple of the
+/// cofactor, so its product with a point is zero exactly when the point has small order.
+fn is_low_order_x25519(bytes: &[u8]) -> bool {
+    let Ok(point) = <[u8; X25519_KEY_LEN]>::try_from(bytes) else {
+        return true;
+    };
+    let probe = x25519_dalek::StaticSecret::from([0x55; 32]);
+    !probe
+        .diffie_hellman(&x25519_dalek::PublicKey::from(point))
+        .was_contributory()
+}
+
 /// A public key that documents are encrypted to. Validated when made.
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncryptionPublicKey {
@@ -75,10 +90,8 @@ impl EncryptionPublicKey {
         let ok = match algorithm {
             KemAlgorithm::XWing => <XWing as Kem>::PublicKey::from_bytes(bytes).is_ok(),
             KemAlgorithm::X25519 => {
-                // Refuse the all-zero key outright; other low-order points make HPKE's
-                // encapsulation fail, which `seal` reports.
                 <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(bytes).is_ok()
-                    && bytes.iter().any(|b| *b != 0)
+                    && !is_low_order_x25519(bytes)
             }
         };
         if !ok {
@@ -382,6 +395,37 @@ mod tests {
         assert!(EncryptionPublicKey::from_bytes(KemAlgorithm::X25519, &[0u8; 32]).is_err());
         assert!(EncryptionPublicKey::from_bytes(KemAlgorithm::X25519, &[9u8; 31]).is_err());
         assert!(EncryptionPublicKey::from_bytes(KemAlgorithm::XWing, &[9u8; 100]).is_err());
+    }
+
+    #[test]
+    fn small_order_x25519_keys_are_refused() {
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // Points of order 1, 2, 4 and 8 (RFC 7748 §7; the list libsodium refuses).
+        for point in [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ] {
+            assert!(
+                EncryptionPublicKey::from_bytes(KemAlgorithm::X25519, &hex(point)).is_err(),
+                "{point}"
+            );
+        }
+        // A real key, and the base point, are keys.
+        let real = EncryptionSecretKey::generate(KemAlgorithm::X25519);
+        let bytes = real.public_key().as_bytes().to_vec();
+        assert!(EncryptionPublicKey::from_bytes(KemAlgorithm::X25519, &bytes).is_ok());
+        let mut base = [0u8; 32];
+        base[0] = 9;
+        assert!(EncryptionPublicKey::from_bytes(KemAlgorithm::X25519, &base).is_ok());
     }
 
     #[test]
