@@ -66,6 +66,15 @@ pub enum RosterError {
         /// The held serial.
         held: u64,
     },
+    /// An update un-revokes a key the held roster revoked (or moves its revocation later).
+    #[error(
+        "the offered roster no longer revokes key {fingerprint}, which the held roster revokes; \
+         revocations are permanent (refused)"
+    )]
+    RevocationDropped {
+        /// The key whose revocation is missing.
+        fingerprint: Fingerprint,
+    },
     /// The roster has expired.
     #[error(
         "roster serial {serial} expired at {expires_at}; ask the stewards for a current roster"

@@ -59,6 +59,29 @@ pub enum LookupError {
     },
 }
 
+/// A revocation is for good: an update must keep every key the held roster revoked, revoked
+/// from the same time or earlier. Otherwise a threshold of stewards (or of their stolen keys)
+/// could quietly trust a compromised key again.
+fn check_revocations_kept(held: &[RevokedKey], offered: &[RevokedKey]) -> Result<(), RosterError> {
+    // A key revoked twice counts from its earlier revocation.
+    let mut earliest: std::collections::BTreeMap<Fingerprint, Timestamp> = Default::default();
+    for r in offered {
+        let at = earliest.entry(r.fingerprint).or_insert(r.revoked_at);
+        *at = (*at).min(r.revoked_at);
+    }
+    let offered = earliest;
+    match held.iter().find(|r| {
+        offered
+            .get(&r.fingerprint)
+            .is_none_or(|at| *at > r.revoked_at)
+    }) {
+        Some(dropped) => Err(RosterError::RevocationDropped {
+            fingerprint: dropped.fingerprint,
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Roster {
     /// Accepts the first roster of a federation, pinned by the fingerprint a steward read
     /// out (either `SHA256:...` or the spoken digit groups).
@@ -98,6 +121,7 @@ impl Roster {
                 held: self.signed.body.serial,
             });
         }
+        check_revocations_kept(&self.signed.body.revoked, &signed.body.revoked)?;
         signed.check_time(now)?;
         Ok(Self {
             signed,

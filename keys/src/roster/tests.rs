@@ -324,6 +324,63 @@ fn revoked_keys_are_refused_in_lookups_and_cannot_stay_listed() {
 }
 
 #[test]
+fn an_update_cannot_undo_a_revocation() {
+    let fed = federation();
+    let (_, gone) = &fed.members[1];
+    let revocations = |at: Timestamp| -> Vec<RevokedKey> {
+        gone.key_fingerprints()
+            .into_iter()
+            .map(|fingerprint| RevokedKey {
+                fingerprint,
+                agency: Some(gone.id.clone()),
+                revoked_at: at,
+            })
+            .collect()
+    };
+    let without = |serial: u64, revoked: Vec<RevokedKey>| {
+        let mut body = fed.body(serial);
+        body.members.retain(|m| m.id != gone.id);
+        body.groups[0].members.retain(|m| m != &gone.id);
+        body.revoked = revoked;
+        fed.publish(&body, &[0, 1])
+    };
+    let held = Roster::accept_first(&without(2, revocations(NOW)), &fed.pin(), NOW).unwrap();
+    // Dropping the revocations, or moving them later, is refused, however well signed.
+    for revoked in [vec![], revocations(Timestamp(NOW.0 + 1))] {
+        assert!(matches!(
+            held.accept_update(&without(3, revoked), NOW),
+            Err(RosterError::RevocationDropped { .. })
+        ));
+    }
+    // Keeping them, or dating them earlier, is an update like any other.
+    let kept = held
+        .accept_update(&without(3, revocations(NOW)), NOW)
+        .unwrap();
+    assert_eq!(kept.serial(), 3);
+    assert!(
+        kept.accept_update(&without(4, revocations(Timestamp(NOW.0 - 1))), NOW)
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_revoked_steward_key_cannot_sign() {
+    let fed = federation();
+    let mut body = fed.body(1);
+    body.revoked.push(RevokedKey {
+        fingerprint: fed.stewards[2].public_key().fingerprint(),
+        agency: None,
+        revoked_at: NOW,
+    });
+    assert_eq!(
+        SignedRoster::parse(&fed.publish(&body, &[0, 1])).unwrap_err(),
+        RosterError::BadStewardSet {
+            reason: "a steward key is revoked"
+        }
+    );
+}
+
+#[test]
 fn steward_rotation_needs_old_and_new_threshold() {
     let fed = federation();
     let held = Roster::accept_first(&fed.publish(&fed.body(1), &[0, 1]), &fed.pin(), NOW).unwrap();

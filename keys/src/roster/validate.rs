@@ -92,6 +92,16 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
     }
 
     let revoked: BTreeSet<Fingerprint> = body.revoked.iter().map(|r| r.fingerprint).collect();
+    // A revoked steward key must not count towards the threshold that signs this roster.
+    if stewards
+        .keys
+        .iter()
+        .any(|k| revoked.contains(&k.fingerprint()))
+    {
+        return Err(RosterError::BadStewardSet {
+            reason: "a steward key is revoked",
+        });
+    }
     let mut key_owner: BTreeMap<Fingerprint, &AgencyId> = BTreeMap::new();
     let mut ids = BTreeSet::new();
     for member in &body.members {
