@@ -162,6 +162,95 @@ pub fn decode_prefix<T: DeserializeOwned>(
     }
 }
 
+/// `#[serde(deserialize_with = ...)]` helpers for lists inside larger structures, such as an
+/// evidence bundle: postcard sizes a list by its declared length, and each element of a list
+/// of lists costs a few bytes of input but its full size in memory (an empty `Vec` is one byte
+/// of input and 24 bytes of memory). These refuse a declared length over a named limit before
+/// any element is decoded, and byte strings shorter than their smallest valid value, so memory
+/// stays within a small multiple of the input. Encoding is unchanged.
+pub mod bounded {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+    /// Elements reserved up front at most, whatever length is declared.
+    const MAX_RESERVE: usize = 1024;
+
+    /// A list of at most `MAX` elements.
+    pub fn vec<'de, D, T, const MAX: usize>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        d.deserialize_seq(AtMost::<T, MAX>(PhantomData))
+    }
+
+    /// A byte string of `MIN_LEN..=MAX_LEN` bytes.
+    pub fn byte_string<'de, D, const MIN_LEN: usize, const MAX_LEN: usize>(
+        d: D,
+    ) -> Result<Vec<u8>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        ByteString::<MIN_LEN, MAX_LEN>::deserialize(d).map(|s| s.0)
+    }
+
+    /// At most `MAX` byte strings of `MIN_LEN..=MAX_LEN` bytes each.
+    pub fn byte_strings<'de, D, const MAX: usize, const MIN_LEN: usize, const MAX_LEN: usize>(
+        d: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        let strings =
+            d.deserialize_seq(AtMost::<ByteString<MIN_LEN, MAX_LEN>, MAX>(PhantomData))?;
+        Ok(strings.into_iter().map(|s| s.0).collect())
+    }
+
+    struct ByteString<const MIN_LEN: usize, const MAX_LEN: usize>(Vec<u8>);
+
+    impl<'de, const MIN_LEN: usize, const MAX_LEN: usize> Deserialize<'de>
+        for ByteString<MIN_LEN, MAX_LEN>
+    {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let bytes = d.deserialize_seq(AtMost::<u8, MAX_LEN>(PhantomData))?;
+            if bytes.len() < MIN_LEN {
+                return Err(D::Error::invalid_length(
+                    bytes.len(),
+                    &"a byte string of its smallest valid length or more",
+                ));
+            }
+            Ok(Self(bytes))
+        }
+    }
+
+    struct AtMost<T, const MAX: usize>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for AtMost<T, MAX> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX} elements")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let declared = seq.size_hint().unwrap_or(0);
+            if declared > MAX {
+                return Err(A::Error::invalid_length(declared, &self));
+            }
+            let mut out = Vec::with_capacity(declared.min(MAX_RESERVE));
+            while let Some(item) = seq.next_element()? {
+                if out.len() == MAX {
+                    return Err(A::Error::invalid_length(MAX + 1, &self));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -204,6 +293,43 @@ mod tests {
         // A length prefix written long.
         assert_eq!(decode::<Vec<u8>>("v", &[0x01, 0x07], 8), Ok(vec![7]));
         assert!(decode::<Vec<u8>>("v", &[0x81, 0x00, 0x07], 8).is_err());
+    }
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    struct Limited {
+        #[serde(deserialize_with = "bounded::byte_strings::<_, 2, 3, 4>")]
+        strings: Vec<Vec<u8>>,
+        #[serde(deserialize_with = "bounded::vec::<_, u16, 2>")]
+        numbers: Vec<u16>,
+    }
+
+    #[test]
+    fn bounded_lists_are_refused_past_their_limits() {
+        let ok = Limited {
+            strings: vec![vec![1; 3], vec![2; 4]],
+            numbers: vec![7, 8],
+        };
+        assert_eq!(decode::<Limited>("l", &encode(&ok), 64), Ok(ok));
+        let refused = |value: &Limited| decode::<Limited>("l", &encode(value), 64).is_err();
+        // One element too many, one string too short or too long.
+        assert!(refused(&Limited {
+            strings: vec![vec![1; 3]; 3],
+            numbers: vec![],
+        }));
+        assert!(refused(&Limited {
+            strings: vec![vec![1; 2]],
+            numbers: vec![],
+        }));
+        assert!(refused(&Limited {
+            strings: vec![vec![1; 5]],
+            numbers: vec![],
+        }));
+        assert!(refused(&Limited {
+            strings: vec![],
+            numbers: vec![1, 2, 3],
+        }));
+        // A huge declared length is refused before anything is reserved.
+        assert!(decode::<Limited>("l", &[0xff, 0xff, 0xff, 0xff, 0x0f], 64).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use liaise_keys::AgencyId;
-use liaise_protocol::evidence::{Anchor, EvidenceMeta, bundle_prefix};
+use liaise_protocol::evidence::{Anchor, EvidenceMeta, MAX_EVIDENCE_ANCHORS, bundle_prefix};
 use liaise_protocol::log::{ChainSegment, GENESIS_HEAD, Leaf, LogEntry, LogKind, MAX_PROOF_LEAVES};
 use liaise_protocol::sealed::read_forward_prefix;
 use rusqlite::Connection;
@@ -75,6 +75,12 @@ pub fn export(
     if groups.is_empty() {
         bail!(
             "no signed checkpoint covers the log entries about {id} yet; the node signs one within 30 seconds while it runs, try again then"
+        );
+    }
+    if groups.len() > MAX_EVIDENCE_ANCHORS {
+        bail!(
+            "the log entries about {id} sit below {} checkpoints, more than the {MAX_EVIDENCE_ANCHORS} one bundle can carry",
+            groups.len()
         );
     }
     let mut anchors = Vec::new();

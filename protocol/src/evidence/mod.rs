@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use liaise_keys::AgencyId;
 use liaise_keys::codec;
 
-use crate::log::ChainSegment;
+use liaise_keys::roster::MAX_MEMBERS;
+
+use crate::log::{ChainSegment, MAX_CHECKPOINT_LEN, MAX_COUNTERSIGNATURE_LEN};
+use crate::wire::{MAX_RECEIPT_LEN, MAX_SIGNED_LEN};
 
 pub use verify::{AnchorReport, EvidenceError, EvidenceReport, ReceiptReport, verify_bundle};
 
@@ -34,7 +37,16 @@ pub const EVIDENCE_PRELUDE_LEN: usize = 8 + 2 + 4;
 pub const MAX_EVIDENCE_META_LEN: usize = 64 * 1024 * 1024;
 /// The most forward consents in a bundle: one per new reader, and a roster has at most this
 /// many members. Each costs the verifier a hash of the whole document.
-pub const MAX_FORWARD_CONSENTS: usize = liaise_keys::roster::MAX_MEMBERS;
+pub const MAX_FORWARD_CONSENTS: usize = MAX_MEMBERS;
+/// The most delivery receipts, and the most deletion receipts, in a bundle: one per recipient
+/// and one per forwarded copy.
+pub const MAX_EVIDENCE_RECEIPTS: usize =
+    crate::sealed::limits::MAX_RECIPIENTS + MAX_FORWARD_CONSENTS;
+/// The most anchors (checkpoints with the entries below them) in a bundle.
+pub const MAX_EVIDENCE_ANCHORS: usize = 65_536;
+/// The shortest signed structure (receipt, consent, checkpoint, countersignature) a bundle
+/// decodes: each carries a 64-byte Ed25519 signature.
+pub const MIN_SIGNED_LEN: usize = 64;
 
 /// What a bundle says besides the sealed document, which follows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,15 +60,25 @@ pub struct EvidenceMeta {
     /// Its length.
     pub sealed_len: u64,
     /// Signed delivery receipts (`wire.md`), as stored.
+    #[serde(
+        deserialize_with = "codec::bounded::byte_strings::<_, MAX_EVIDENCE_RECEIPTS, MIN_SIGNED_LEN, MAX_RECEIPT_LEN>"
+    )]
     pub receipts: Vec<Vec<u8>>,
     /// Signed deletion receipts (`originator-control.md`), as stored.
+    #[serde(
+        deserialize_with = "codec::bounded::byte_strings::<_, MAX_EVIDENCE_RECEIPTS, MIN_SIGNED_LEN, MAX_SIGNED_LEN>"
+    )]
     pub deletion_receipts: Vec<Vec<u8>>,
     /// The exporter's log entries about the document, each proven below a checkpoint.
+    #[serde(deserialize_with = "codec::bounded::vec::<_, Anchor, MAX_EVIDENCE_ANCHORS>")]
     pub anchors: Vec<Anchor>,
     /// The originator's signed consents (`originator-control.md`) for the copies the exporter
     /// forwarded, one per new reader, in the order of their new readers' ids: the delivery
     /// receipts for those copies name their hash, which a verifier recomputes from the consent
     /// and the sealed document. Version 2 only, at most [`MAX_FORWARD_CONSENTS`].
+    #[serde(
+        deserialize_with = "codec::bounded::byte_strings::<_, MAX_FORWARD_CONSENTS, MIN_SIGNED_LEN, MAX_SIGNED_LEN>"
+    )]
     pub forward_consents: Vec<Vec<u8>>,
 }
 
@@ -67,8 +89,15 @@ pub(crate) struct EvidenceMetaV1 {
     pub document_id: [u8; 16],
     pub content_hash: [u8; 32],
     pub sealed_len: u64,
+    #[serde(
+        deserialize_with = "codec::bounded::byte_strings::<_, MAX_EVIDENCE_RECEIPTS, MIN_SIGNED_LEN, MAX_RECEIPT_LEN>"
+    )]
     pub receipts: Vec<Vec<u8>>,
+    #[serde(
+        deserialize_with = "codec::bounded::byte_strings::<_, MAX_EVIDENCE_RECEIPTS, MIN_SIGNED_LEN, MAX_SIGNED_LEN>"
+    )]
     pub deletion_receipts: Vec<Vec<u8>>,
+    #[serde(deserialize_with = "codec::bounded::vec::<_, Anchor, MAX_EVIDENCE_ANCHORS>")]
     pub anchors: Vec<Anchor>,
 }
 
@@ -91,8 +120,14 @@ impl From<EvidenceMetaV1> for EvidenceMeta {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anchor {
     /// The exporter's signed checkpoint.
+    #[serde(
+        deserialize_with = "codec::bounded::byte_string::<_, MIN_SIGNED_LEN, MAX_CHECKPOINT_LEN>"
+    )]
     pub checkpoint: Vec<u8>,
-    /// Peers' countersignatures of it.
+    /// Peers' countersignatures of it, at most one per other member.
+    #[serde(
+        deserialize_with = "codec::bounded::byte_strings::<_, MAX_MEMBERS, MIN_SIGNED_LEN, MAX_COUNTERSIGNATURE_LEN>"
+    )]
     pub countersignatures: Vec<Vec<u8>>,
     /// The chain from before the first disclosed entry up to the checkpoint.
     pub segment: ChainSegment,
@@ -123,4 +158,61 @@ pub fn bundle_prefix(meta: &EvidenceMeta) -> Vec<u8> {
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&body);
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn meta(receipts: Vec<Vec<u8>>) -> EvidenceMeta {
+        EvidenceMeta {
+            exporter: AgencyId::new("nl.city.utrecht").unwrap(),
+            document_id: [1; 16],
+            content_hash: [2; 32],
+            sealed_len: 1,
+            receipts,
+            deletion_receipts: Vec::new(),
+            anchors: Vec::new(),
+            forward_consents: Vec::new(),
+        }
+    }
+
+    fn decodes(meta: &EvidenceMeta) -> bool {
+        codec::decode::<EvidenceMeta>("meta", &codec::encode(meta), MAX_EVIDENCE_META_LEN).is_ok()
+    }
+
+    #[test]
+    fn receipts_are_decoded_within_their_limits() {
+        let receipt = vec![7u8; MIN_SIGNED_LEN];
+        assert!(decodes(&meta(vec![receipt.clone(); MAX_EVIDENCE_RECEIPTS])));
+        assert!(!decodes(&meta(vec![receipt; MAX_EVIDENCE_RECEIPTS + 1])));
+        assert!(!decodes(&meta(vec![vec![7u8; MIN_SIGNED_LEN - 1]])));
+        assert!(decodes(&meta(vec![vec![7u8; MAX_RECEIPT_LEN]])));
+        assert!(!decodes(&meta(vec![vec![7u8; MAX_RECEIPT_LEN + 1]])));
+    }
+
+    #[test]
+    fn a_meta_of_empty_lists_is_refused_before_it_grows() {
+        // Millions of empty receipts: one byte of input each, 24 bytes of memory each if
+        // decoded. Refused by the declared count before any is decoded.
+        let mut bytes = codec::encode(&meta(Vec::new()));
+        let head = codec::encode(&(
+            AgencyId::new("nl.city.utrecht").unwrap(),
+            [1u8; 16],
+            [2u8; 32],
+            1u64,
+        ));
+        let count = 4_000_000u32;
+        let mut forged = head.clone();
+        let mut n = count;
+        while n >= 0x80 {
+            forged.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        forged.push(n as u8);
+        forged.extend(std::iter::repeat_n(0u8, count as usize));
+        forged.extend_from_slice(&bytes.split_off(head.len() + 1));
+        assert!(codec::decode::<EvidenceMeta>("meta", &forged, MAX_EVIDENCE_META_LEN).is_err());
+    }
 }

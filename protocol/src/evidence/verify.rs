@@ -200,7 +200,14 @@ pub fn verify_bundle<R: Read>(
             if claimed.witness == meta.exporter {
                 return Err(EvidenceError::BadSignature("countersignature"));
             }
-            countersigned_by.push(claimed.witness.to_string());
+            // A copy of one witness's countersignature must not count as a second witness.
+            let witness = claimed.witness.to_string();
+            if countersigned_by.contains(&witness) {
+                return Err(EvidenceError::Malformed(
+                    "one witness countersigns an anchor twice",
+                ));
+            }
+            countersigned_by.push(witness);
         }
         let entries = anchor
             .segment

@@ -15,13 +15,19 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use liaise_keys::codec;
+
 use super::LogError;
-use super::entry::{LogEntry, leaf_hash};
+use super::entry::{LogEntry, MAX_LOG_ENTRY_LEN, leaf_hash};
 
 /// The head of an empty log.
 pub const GENESIS_HEAD: [u8; 32] = [0; 32];
 /// The most leaves in one segment or consistency proof (2 MiB of hashes).
 pub const MAX_PROOF_LEAVES: usize = 65_536;
+/// The shortest disclosed entry a segment decodes: a disclosed entry is about a document, so
+/// it holds at least that document's 16-byte id. Keeps a segment of empty entries from
+/// costing many times its size in memory.
+pub const MIN_DISCLOSED_ENTRY_LEN: usize = 16;
 
 const CHAIN_TAG: &[u8] = b"liaise log-chain v1\n";
 
@@ -148,7 +154,12 @@ pub enum Leaf {
     /// Tag 0: an entry not disclosed, only its leaf hash.
     Hidden([u8; 32]),
     /// Tag 1: a disclosed entry, its exact bytes.
-    Entry(Vec<u8>),
+    Entry(
+        #[serde(
+            deserialize_with = "codec::bounded::byte_string::<_, MIN_DISCLOSED_ENTRY_LEN, MAX_LOG_ENTRY_LEN>"
+        )]
+        Vec<u8>,
+    ),
 }
 
 /// Consecutive leaves of a log ending at a checkpoint: proof that the disclosed entries are
@@ -160,6 +171,7 @@ pub struct ChainSegment {
     /// `head(start_seq - 1)`.
     pub prev_head: [u8; 32],
     /// The leaves `start_seq..=end`, at most [`MAX_PROOF_LEAVES`].
+    #[serde(deserialize_with = "codec::bounded::vec::<_, Leaf, MAX_PROOF_LEAVES>")]
     pub leaves: Vec<Leaf>,
 }
 
