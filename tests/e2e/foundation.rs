@@ -497,6 +497,69 @@ fn key_substitution_is_refused() {
 }
 
 #[test]
+fn a_steward_rotation_without_numbers_keeps_the_federation_as_strong() {
+    let s = Sandbox::new();
+    let fp = two_agency_federation(&s);
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "city",
+        "r1.liaise",
+        "--federation-fingerprint",
+        &fp,
+    ])
+    .ok();
+    // Replacing copied keys, the steward gives no numbers: still 2 of 3, not 1 of 1.
+    let rotated = s
+        .liaise(&["federation", "rotate-stewards", "--dir", "fed", "--json"])
+        .json();
+    assert_eq!(rotated["stewards"], 3);
+    assert_eq!(rotated["threshold"], 2);
+    s.liaise(&[
+        "federation",
+        "publish",
+        "--dir",
+        "fed",
+        "--out",
+        "r2.liaise",
+    ])
+    .ok();
+    s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
+        .ok();
+    let shown = s
+        .liaise(&["roster", "show", "--home", "city", "--json"])
+        .json();
+    assert_eq!(
+        shown["federation_fingerprint"],
+        rotated["new_federation_fingerprint"]
+    );
+    assert_eq!(shown["stewards"]["threshold"], 2, "{shown}");
+    assert_eq!(shown["stewards"]["keys"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        std::fs::read_dir(s.path("fed/stewards")).unwrap().count(),
+        3
+    );
+    // Lowering the threshold is allowed when asked for, with a warning.
+    let lower = s.liaise(&[
+        "federation",
+        "rotate-stewards",
+        "--dir",
+        "fed",
+        "--stewards",
+        "1",
+        "--threshold",
+        "1",
+    ]);
+    lower.ok();
+    assert!(
+        lower.stderr.contains("lower than the current one (2 of 3)"),
+        "{}",
+        lower.stderr
+    );
+}
+
+#[test]
 fn steward_rotation_through_the_cli() {
     let s = Sandbox::new();
     let fp = two_agency_federation(&s);

@@ -91,12 +91,12 @@ pub enum FederationCommand {
     RotateStewards {
         #[command(flatten)]
         dir: DirArg,
-        /// How many new steward keys.
-        #[arg(long, default_value_t = 1)]
-        stewards: u8,
-        /// How many of them must sign.
-        #[arg(long, default_value_t = 1)]
-        threshold: u8,
+        /// How many new steward keys [default: as many as now].
+        #[arg(long)]
+        stewards: Option<u8>,
+        /// How many of them must sign [default: as many as now, at most --stewards].
+        #[arg(long)]
+        threshold: Option<u8>,
         #[command(flatten)]
         json: JsonArg,
     },
@@ -213,10 +213,22 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
             if state.next_stewards.is_some() {
                 bail!("a steward rotation is already under way; publish a roster to complete it");
             }
+            // Unless told otherwise, the new set is as strong as the current one: a rotation
+            // meant to replace lost or copied keys must not quietly lower the threshold.
+            let current = state.stewards.to_set();
+            let current_count = u8::try_from(current.keys.len()).unwrap_or(u8::MAX);
+            let stewards = stewards.unwrap_or(current_count);
+            let threshold = threshold.unwrap_or(current.threshold.min(stewards));
             let pass = passphrase.unlock("the steward keys")?;
             // Prove the passphrase opens the current keys before making new ones with it.
             fed.unlock_stewards("stewards", &pass)?;
             let next = fed.generate_stewards("stewards-next", stewards, threshold, &pass)?;
+            if threshold < current.threshold {
+                eprintln!(
+                    "warning: the new threshold ({threshold} of {stewards}) is lower than the current one ({} of {current_count})",
+                    current.threshold
+                );
+            }
             let fp = next.to_set().fingerprint();
             state.next_stewards = Some(next);
             fed.save(&state)?;
@@ -224,10 +236,12 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
                 return print_json(&json!({
                     "new_federation_fingerprint": fp.to_string(),
                     "new_federation_fingerprint_spoken": fp.spoken(),
+                    "stewards": stewards,
+                    "threshold": threshold,
                 }));
             }
             println!(
-                "New steward keys made; the next `liaise federation publish` is signed by old and new stewards."
+                "New steward keys made ({threshold} of {stewards} must sign); the next `liaise federation publish` is signed by old and new stewards."
             );
             print_fingerprint(&fp);
             Ok(ExitCode::SUCCESS)
