@@ -140,3 +140,37 @@ fn wait_for(check: impl Fn() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn a_node_running_through_a_rotation_opens_documents_sealed_to_its_new_key() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let _nodes = [fed.start(city), fed.start(probation)];
+    // The city rotates while its node runs, and does not restart it: the node keeps the keys
+    // it loaded, the key file holds the new ones, and every roster lists the new ones.
+    let rotated = fed.json(city, &["keys", "rotate"]);
+    fed.add_member(city);
+    fed.publish_and_import_all();
+    // Probation seals to the city's new encryption key; the share the originator releases is
+    // wrapped to it too. The city opens it with its key file.
+    let id = fed.deliver_text(probation, CITY, "reply.txt", b"Sealed to the new key");
+    let verified = fed.json(city, &["verify", &id]);
+    let new_key = rotated["encryption_key"].as_str().unwrap();
+    assert!(verified.to_string().contains(new_key), "{verified:#}");
+    fed.sandbox
+        .liaise(&[
+            "open",
+            "--home",
+            &city.home,
+            &id,
+            "--out-dir",
+            "opened",
+            "--reason",
+            "case review",
+        ])
+        .ok();
+    assert_eq!(
+        fed.sandbox.read("opened/reply.txt"),
+        b"Sealed to the new key"
+    );
+}

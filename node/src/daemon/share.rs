@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use liaise_keys::roster::Roster;
 use liaise_keys::{AgencyId, Timestamp};
 use liaise_protocol::wire::{
@@ -441,8 +441,16 @@ fn check_release(
     let body: ShareReleaseBody = Signed::from_bytes(release, "share release")?
         .verify(&member.signing_key)
         .context("the share release does not verify")?;
-    body.unwrap_for(request, &node.secrets.encryption)
-        .context("the share release does not answer this request")?;
+    if !body.answers(request) {
+        bail!("the share release does not answer this request");
+    }
+    // The share is wrapped to this agency's current key. After `liaise keys rotate` that can
+    // be a key the key file holds but this node, started before the rotation, did not load:
+    // the CLI unwraps with the key file; here only a key the node holds is tried.
+    if body.wrapped_to_one_of(&node.secrets.encryption) {
+        body.unwrap_for(request, &node.secrets.encryption)
+            .context("the share release does not answer this request")?;
+    }
     Ok(())
 }
 

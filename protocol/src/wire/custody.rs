@@ -339,6 +339,21 @@ impl ShareReleaseBody {
         })
     }
 
+    /// Whether this release names `request`: its document, originator, requester and nonce.
+    /// [`Self::unwrap_for`] checks this too.
+    pub fn answers(&self, request: &ShareRequestBody) -> bool {
+        self.document_id == request.document_id
+            && self.originator == request.originator
+            && self.recipient == request.requester
+            && self.request_nonce == request.nonce
+    }
+
+    /// Whether one of `keys` is the key the share is wrapped to.
+    pub fn wrapped_to_one_of(&self, keys: &[EncryptionSecretKey]) -> bool {
+        keys.iter()
+            .any(|k| k.public_key().fingerprint() == self.key_fingerprint)
+    }
+
     /// Checks that this (verified) release answers `request`, and unwraps the share with the
     /// reader's key of fingerprint `key_fingerprint`.
     pub fn unwrap_for(
@@ -349,11 +364,7 @@ impl ShareReleaseBody {
         let fail = CustodyError::VerificationFailed {
             what: "share release",
         };
-        if self.document_id != request.document_id
-            || self.originator != request.originator
-            || self.recipient != request.requester
-            || self.request_nonce != request.nonce
-        {
+        if !self.answers(request) {
             return Err(fail);
         }
         let key = keys
