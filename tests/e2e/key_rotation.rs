@@ -174,3 +174,39 @@ fn a_node_running_through_a_rotation_opens_documents_sealed_to_its_new_key() {
         b"Sealed to the new key"
     );
 }
+
+#[test]
+fn a_node_whose_loaded_key_is_revoked_says_to_restart_it() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let city_node = fed.start(city);
+    let _probation_node = fed.start(probation);
+    // The city rotates without restarting its node, and the stewards revoke the old key.
+    let rotated = fed.json(city, &["keys", "rotate"]);
+    fed.add_member(city);
+    fed.publish_and_import_all();
+    let old_key = rotated["old_transport_key"].as_str().unwrap();
+    fed.sandbox
+        .liaise(&["federation", "revoke", "--dir", "fed", "--key", old_key])
+        .ok();
+    fed.publish_and_import_all();
+    // The running node still presents the revoked key; it says what to do about it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = fed.json(city, &["status", "--check"]);
+        let error = status["peers"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if error.contains("restart the node to load them") {
+            assert!(error.contains("revoked"), "{error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Restarted, it loads the new keys and delivers.
+    city_node.terminate();
+    let _city_node = fed.start(city);
+    fed.deliver_text(city, PROBATION, "report.txt", b"After the restart");
+}

@@ -181,7 +181,7 @@ fn rotate(
         match old_until {
             Some(until) => println!(
                 "The running node goes on with its old keys: restart it, at any time before \
-                 {until}, to take up the new ones."
+                 {until} and before the stewards revoke the old keys, to take up the new ones."
             ),
             None => println!(
                 "The running node goes on with its old keys: restart it once the roster with \

@@ -35,6 +35,22 @@ pub async fn record_current(store: &Store, roster: &SharedRoster) -> Result<()> 
         .await
 }
 
+/// Why peers holding this node's own roster refuse the transport key this node presents,
+/// if they do: it was revoked, or its certificate ended. Most likely `liaise keys rotate`
+/// made new keys that this node, started before, has not loaded.
+pub fn own_key_problem(node: &Node) -> Option<String> {
+    let key = node.secrets.transport.public_key();
+    let roster = node.roster.current();
+    let refused = roster
+        .member_by_transport_key(&key, Timestamp::now())
+        .err()?;
+    Some(format!(
+        "this node's transport key is refused by its own roster (serial {}): {refused}; if \
+         `liaise keys rotate` made new keys, restart the node to load them, else ask the stewards",
+        roster.serial()
+    ))
+}
+
 /// The client's side of the first stream on a new connection. Getting the `HelloAck` is what
 /// confirms the server accepted our key.
 pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &str) -> Result<()> {
@@ -48,9 +64,16 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
         },
     )
     .await?;
-    let ack = read_message(&mut recv, &[MessageKind::HelloAck])
-        .await
-        .context("the peer did not accept this node (is our key in its roster?)")?;
+    let ack = match read_message(&mut recv, &[MessageKind::HelloAck]).await {
+        Ok(ack) => ack,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            return Err(match own_key_problem(node) {
+                Some(problem) => e.context(problem),
+                None => e.context("the peer did not accept this node (is our key in its roster?)"),
+            });
+        }
+    };
     let Message::HelloAck {
         roster_serial: theirs,
         ..
@@ -246,6 +269,9 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
         return Adoption::NotAdopted;
     }
     tracing::info!(serial, peer = source, "adopted a newer roster");
+    if let Some(problem) = own_key_problem(node) {
+        tracing::error!("{problem}");
+    }
     let source = source.to_owned();
     let _ = node
         .store

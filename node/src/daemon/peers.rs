@@ -223,20 +223,27 @@ async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn
         let Err(refused) = gossip::client_hello(node, &conn, agency.as_str()).await else {
             return Ok(conn);
         };
-        return Err(hello_failed(&conn, agency, address, refused));
+        return Err(hello_failed(node, &conn, agency, address, refused));
     }
-    Err(hello_failed(&conn, agency, address, refused))
+    Err(hello_failed(node, &conn, agency, address, refused))
 }
 
 /// The error for a first hello that failed on `conn`: [`NotAdmitted`] if the peer refused
 /// this node's key.
 fn hello_failed(
+    node: &Node,
     conn: &quinn::Connection,
     agency: &AgencyId,
     address: &str,
     error: anyhow::Error,
 ) -> anyhow::Error {
     if refused_our_key(conn) {
+        if let Some(problem) = gossip::own_key_problem(node) {
+            return NotAdmitted(format!(
+                "{agency}'s node ({address}) refused this node at the handshake: {problem}"
+            ))
+            .into();
+        }
         return NotAdmitted(format!(
             "{agency}'s node ({address}) refused this node at the handshake: its roster does \
              not accept this agency's transport key (this agency was revoked there, one of the \
