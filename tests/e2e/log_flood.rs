@@ -6,12 +6,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use liaise_keys::{AgencyId, AgencySecrets, Timestamp};
-use liaise_node::log::rate::{MAX_LOGGED_REQUESTS_PER_MINUTE, TOO_MANY_REQUESTS};
+use liaise_node::log::rate::{
+    MAX_LOGGED_REQUESTS_PER_MINUTE, MAX_WITNESS_EXCHANGES_PER_MINUTE, TOO_MANY_REQUESTS,
+};
 use liaise_protocol::log::{CHECKPOINT_VERSION, CheckpointBody, SignedCheckpoint};
-use liaise_protocol::wire::{CloseCode, Message, MessageKind, decode_frame, encode_frame};
+use liaise_protocol::wire::{Message, MessageKind, decode_frame, encode_frame};
 use serde_json::Value;
 
 use super::nodes::TestFederation;
@@ -131,7 +132,7 @@ fn entries(fed: &TestFederation, kind: &str) -> Vec<Value> {
 }
 
 #[test]
-fn one_witness_exchange_per_connection_and_a_fork_is_recorded_once() {
+fn witness_exchanges_are_rate_limited_and_a_fork_is_recorded_once() {
     let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
     let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
     let _probation = fed.start(probation);
@@ -145,20 +146,12 @@ fn one_witness_exchange_per_connection_and_a_fork_is_recorded_once() {
             matches!(answer, Message::Countersignature { .. }),
             "{answer:?}"
         );
-        // A second witness request on the same connection closes it as a protocol violation.
-        let (mut send, _recv) = conn.open_bi().await.unwrap();
-        send.write_all(&encode_frame(&Message::WitnessRequest { since: None }))
-            .await
-            .unwrap();
-        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
-            .await
-            .unwrap();
-        let quinn::ConnectionError::ApplicationClosed(close) = closed else {
-            panic!("not closed by the node: {closed:?}");
-        };
-        assert_eq!(
-            close.error_code.into_inner(),
-            u64::from(CloseCode::ProtocolViolation.code())
+        // Nodes witness each other again on open connections: a second exchange on this
+        // one is served, and the same checkpoint countersigned again is not logged again.
+        let again = peer.witness_exchange(&conn, 5, [1; 32]).await;
+        assert!(
+            matches!(again, Message::Countersignature { .. }),
+            "{again:?}"
         );
         // Contradictions of the countersigned checkpoint, on fresh connections: another head
         // at the same seq (a fork), a rollback, and another fork.
@@ -171,6 +164,35 @@ fn one_witness_exchange_per_connection_and_a_fork_is_recorded_once() {
             );
             conn.close(0u32.into(), b"done");
         }
+        // Five exchanges so far. Past the agency's rate, an exchange is refused at its start,
+        // and the connection stays open.
+        let mut admitted = 5;
+        let refused = loop {
+            let (mut send, mut recv) = conn.open_bi().await.unwrap();
+            send.write_all(&encode_frame(&Message::WitnessRequest { since: None }))
+                .await
+                .unwrap();
+            let first = read(
+                &mut recv,
+                &[MessageKind::CheckpointOffer, MessageKind::CheckpointRefused],
+            )
+            .await;
+            if let Message::CheckpointRefused { detail } = first {
+                break detail;
+            }
+            let _ = send.reset(0u32.into());
+            admitted += 1;
+            assert!(admitted <= 2 * MAX_WITNESS_EXCHANGES_PER_MINUTE as usize);
+        };
+        assert_eq!(refused, TOO_MANY_REQUESTS);
+        // A bucket of 12 that refills one every 5 s: 12, or 13 on a slow machine.
+        assert!(
+            (MAX_WITNESS_EXCHANGES_PER_MINUTE as usize
+                ..=MAX_WITNESS_EXCHANGES_PER_MINUTE as usize + 1)
+                .contains(&admitted),
+            "{admitted} exchanges admitted"
+        );
+        assert!(conn.close_reason().is_none());
     });
     assert_eq!(entries(&fed, "countersigned").len(), 1);
     let forks = entries(&fed, "fork-detected");

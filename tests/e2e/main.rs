@@ -28,3 +28,4 @@ mod service;
 mod stalled_handshake;
 mod stalled_peer;
 mod supply_chain;
+mod witnessing;

@@ -229,6 +229,7 @@ pub async fn run(
     let outbox = tokio::spawn(deliver::outbox_worker(Arc::clone(&node)));
     let custody = tokio::spawn(deletion::custody_worker(Arc::clone(&node)));
     let checkpointer = tokio::spawn(checkpoint_worker(Arc::clone(&node)));
+    let rewitness = tokio::spawn(witness::rewitness_worker(Arc::clone(&node)));
     let expiry = tokio::spawn(roster_expiry::watch(Arc::clone(&node)));
 
     let mut stop = shutdown;
@@ -251,6 +252,7 @@ pub async fn run(
     .await;
     let _ = tokio::time::timeout(Duration::from_secs(2), node.endpoint.wait_idle()).await;
     checkpointer.abort();
+    rewitness.abort();
     expiry.abort();
     if let Err(e) = witness::make_checkpoint(&node).await {
         tracing::warn!("cannot sign the closing log checkpoint: {e:#}");

@@ -136,6 +136,21 @@ impl PeerConnections {
         }
     }
 
+    /// The live connection held for `agency`, if there is one (no dial).
+    pub async fn cached(&self, agency: &AgencyId) -> Option<quinn::Connection> {
+        let slot = self
+            .slots
+            .lock()
+            .ok()
+            .and_then(|slots| slots.get(agency.as_str()).cloned())?;
+        let guard = slot.lock().await;
+        guard
+            .conn
+            .as_ref()
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
+    }
+
     /// Repeated hellos stop for `agency` (its node does not take them).
     pub fn no_rehello(&self, agency: &AgencyId) {
         if let Ok(mut set) = self.without_rehello.lock() {

@@ -18,7 +18,6 @@ use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 use liaise_keys::roster::Roster;
@@ -147,7 +146,6 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
     let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);
     recheck.tick().await;
     let last_hello = Arc::new(std::sync::Mutex::new(None));
-    let witness_seen = Arc::new(AtomicBool::new(false));
     loop {
         let (send, recv) = tokio::select! {
             streams = conn.accept_bi() => match streams {
@@ -171,9 +169,8 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
         let conn = conn.clone();
         let peer = peer.clone();
         let last_hello = Arc::clone(&last_hello);
-        let witness_seen = Arc::clone(&witness_seen);
         tokio::spawn(async move {
-            let stream = serve_stream(&node, &conn, send, recv, &peer, &last_hello, &witness_seen);
+            let stream = serve_stream(&node, &conn, send, recv, &peer, &last_hello);
             match stream.await {
                 Err(e) if e.closes_connection() => {
                     tracing::warn!(agency = %peer, "closing connection: {e}");
@@ -197,7 +194,6 @@ async fn serve_stream(
     mut recv: RecvStream,
     peer: &AgencyId,
     last_hello: &std::sync::Mutex<Option<tokio::time::Instant>>,
-    witness_seen: &AtomicBool,
 ) -> Result<(), FrameError> {
     match read_message(&mut recv, FIRST).await? {
         // A hello exchange (and so a roster push) at most every REHELLO_MIN_INTERVAL.
@@ -237,13 +233,8 @@ async fn serve_stream(
         Message::ForwardRequest { request } => {
             super::forward::serve_forward_request(node, send, recv, peer, request).await
         }
-        // One witness exchange per connection (`log.md`, "Witnessing").
-        Message::WitnessRequest { .. } if witness_seen.swap(true, Ordering::SeqCst) => {
-            Err(FrameError::Violation(WireError::Unexpected {
-                got: MessageKind::WitnessRequest,
-                expected: NOT_AGAIN,
-            }))
-        }
+        // Any number per connection, bounded per agency by the witness rate limit (`log.md`,
+        // "Witnessing").
         Message::WitnessRequest { since } => {
             match super::witness::serve_exchange(node, send, recv, peer, since)
                 .await

@@ -1,6 +1,7 @@
 //! Checkpoint witnessing (spec: `docs/spec/log.md`, "Witnessing"; wire: `wire.md`).
 //!
-//! After the hello on every new connection the client opens one more stream. On it each
+//! After the hello on every new connection, and again while entries of a node's log wait for a
+//! witness ([`rewitness_worker`]), the client opens one more stream. On it each
 //! side in turn acts as witness of the other's log: it asks for the owner's newest
 //! checkpoint proven to extend the one it countersigned last, checks the signature against
 //! the roster and the proof against what it holds, and answers with a countersignature, or
@@ -31,6 +32,70 @@ const ANSWER: &[MessageKind] = &[
     MessageKind::CheckpointRefused,
 ];
 const REQUEST: &[MessageKind] = &[MessageKind::WitnessRequest];
+
+/// Entries no peer has countersigned wait at most about this long for a witness: if no new
+/// connection brought an exchange meanwhile, a node starts one with a peer. Connections stay
+/// open for days, so the exchange at their start alone would leave recent entries protected
+/// only by this node's own disk.
+pub const WITNESS_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the re-witnessing worker looks.
+const WITNESS_POLL: Duration = Duration::from_secs(5);
+/// Peers tried in one round when some cannot be reached.
+const WITNESS_TRIES: usize = 3;
+
+/// Has this node's log witnessed again while entries wait for a witness: every
+/// [`WITNESS_INTERVAL`] at most, one peer at a time in turn (over its open connection, or a
+/// new one).
+pub async fn rewitness_worker(node: std::sync::Arc<Node>) {
+    let mut last = tokio::time::Instant::now();
+    let mut turn = 0usize;
+    loop {
+        tokio::time::sleep(WITNESS_POLL).await;
+        if last.elapsed() < WITNESS_INTERVAL {
+            continue;
+        }
+        match node
+            .store
+            .db
+            .read(checkpoints::has_unwitnessed_entries)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!("cannot read the log: {e:#}");
+                continue;
+            }
+        }
+        last = tokio::time::Instant::now();
+        let peers: Vec<AgencyId> = node
+            .roster
+            .current()
+            .body()
+            .members
+            .iter()
+            .filter(|m| m.id != node.me && !m.addresses.is_empty())
+            .map(|m| m.id.clone())
+            .collect();
+        for i in 0..peers.len().min(WITNESS_TRIES) {
+            let Some(peer) = peers.get((turn + i) % peers.len()) else {
+                break;
+            };
+            // A fresh dial runs the exchange itself.
+            let witnessed = match node.peers.cached(peer).await {
+                Some(conn) => {
+                    client_exchange(&node, &conn, peer).await;
+                    true
+                }
+                None => node.peers.get(&node, peer).await.is_ok(),
+            };
+            if witnessed {
+                break;
+            }
+        }
+        turn = turn.wrapping_add(1);
+    }
+}
 
 /// The client's side: witness the server, then be witnessed by it. Errors are logged, never
 /// fatal to the connection's other uses.

@@ -377,6 +377,32 @@ mod tests {
     }
 
     #[test]
+    fn only_entries_besides_countersignings_call_for_a_witness() {
+        let (_dir, conn) = db();
+        let unwitnessed = || checkpoints::has_unwitnessed_entries(&conn).unwrap();
+        assert!(!unwitnessed(), "an empty log");
+        append(&conn, NewLogEntry::new(LogKind::Send).doc([1; 16])).unwrap();
+        assert!(unwitnessed());
+        // A peer countersigned a checkpoint at seq 0: nothing waits.
+        checkpoints::store_countersignature(
+            &conn,
+            0,
+            &AgencyId::new("nl.probation.utrecht").unwrap(),
+            b"cs",
+        )
+        .unwrap();
+        assert!(!unwitnessed());
+        // Recording that this node countersigned a peer calls for no witness (else two nodes
+        // would witness each other for ever); anything else does.
+        append(&conn, NewLogEntry::new(LogKind::Countersigned)).unwrap();
+        assert!(!unwitnessed());
+        append(&conn, NewLogEntry::new(LogKind::Open).doc([1; 16])).unwrap();
+        assert!(unwitnessed());
+        append(&conn, NewLogEntry::new(LogKind::Countersigned)).unwrap();
+        assert!(unwitnessed(), "the open still waits");
+    }
+
+    #[test]
     fn other_processes_append_too() {
         let (dir, conn) = db();
         append(&conn, NewLogEntry::new(LogKind::RosterAdopted)).unwrap();

@@ -1,0 +1,46 @@
+//! Witnessing while connections stay open (`docs/spec/log.md`, "Witnessing"): entries a node
+//! logs after its connections were made still get a peer's countersignature, so an insider
+//! cannot quietly delete them.
+
+use std::time::{Duration, Instant};
+
+use super::nodes::TestFederation;
+
+const CITY: &str = "nl.city.utrecht";
+const PROBATION: &str = "nl.probation.utrecht";
+
+#[test]
+fn entries_logged_over_an_open_connection_are_witnessed_within_minutes() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let _nodes = [fed.start(city), fed.start(probation)];
+    // The first delivery dials, and the exchange at the start of the connection has the
+    // city's log countersigned.
+    fed.deliver_text(city, PROBATION, "one.txt", b"Case file one");
+    let countersigned = || fed.json(city, &["log", "verify"])["countersignatures"].as_u64();
+    let first = wait(Duration::from_secs(30), || {
+        countersigned().filter(|n| *n > 0)
+    });
+    // (That the countersigned entries this logs call for no witness in turn, so that two
+    // idle nodes do not witness each other for ever, is a unit test of the log.)
+    // The second goes over the same connection: no new connection, no exchange at its start.
+    // The send and its receipt are entries no peer has countersigned yet; the city has them
+    // witnessed on the open connection.
+    fed.deliver_text(city, PROBATION, "two.txt", b"Case file two");
+    let started = Instant::now();
+    wait(Duration::from_secs(150), || {
+        countersigned().filter(|n| *n > first)
+    });
+    eprintln!("witnessed again after {:?}", started.elapsed());
+}
+
+fn wait<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not witnessed within {limit:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
