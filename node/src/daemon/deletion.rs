@@ -99,11 +99,21 @@ pub async fn custody_worker(node: Arc<Node>) {
     let mut shutdown = node.shutdown.clone();
     let in_flight = InFlight::default();
     let slots = Arc::new(Semaphore::new(MAX_PARALLEL_DELETION_REQUESTS));
+    // Expiry times of copies stored by an earlier version are learnt once per start, not
+    // re-read every tick for copies whose file cannot be read.
+    let mut expiry_learnt = false;
+    let mut failed = FailedDeletions::default();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if let Err(e) = delete_expired_copies(&node).await {
+        if !expiry_learnt {
+            match learn_missing_expiry(&node).await {
+                Ok(()) => expiry_learnt = true,
+                Err(e) => tracing::warn!("custody: {e:#}"),
+            }
+        }
+        if let Err(e) = delete_expired_copies(&node, &mut failed).await {
             tracing::warn!("custody: {e:#}");
         }
         if let Err(e) = originator_tick(&node, &in_flight, &slots).await {
@@ -454,20 +464,38 @@ async fn forwards_of(
     Ok(mine)
 }
 
+/// Expired copies whose deletion failed, and when: each is tried again only after
+/// [`DELETION_RETRY`], so one copy that cannot be deleted (a file the node may not unlink, a
+/// database error) neither holds up the others nor fills the log with warnings.
+#[derive(Default)]
+struct FailedDeletions(std::collections::HashMap<String, tokio::time::Instant>);
+
+/// How long an expired copy whose deletion failed waits before the next try.
+const DELETION_RETRY: Duration = Duration::from_secs(60);
+
 /// A reader's node deletes every received copy whose `not_after` (for itself) has passed.
-async fn delete_expired_copies(node: &Node) -> Result<()> {
-    learn_missing_expiry(node).await?;
+async fn delete_expired_copies(node: &Node, failed: &mut FailedDeletions) -> Result<()> {
     let now = now_secs();
     let due = node
         .store
         .db
         .read(move |c| custody::expired_inbox(c, now))
         .await?;
+    failed.0.retain(|_, at| at.elapsed() < DELETION_RETRY);
     for (doc, sender) in due {
+        if failed.0.contains_key(&doc) {
+            continue;
+        }
         let (Some(id), Ok(sender)) = (parse_hex::<16>(&doc), AgencyId::new(&sender)) else {
             continue;
         };
-        delete_copy(node, id, &sender, DeletionReason::Expired.as_str()).await?;
+        if let Err(e) = delete_copy(node, id, &sender, DeletionReason::Expired.as_str()).await {
+            tracing::warn!(
+                "cannot delete the expired copy of {doc}: {e:#}; trying again in {} s",
+                DELETION_RETRY.as_secs()
+            );
+            failed.0.insert(doc, tokio::time::Instant::now());
+        }
     }
     Ok(())
 }
