@@ -173,6 +173,17 @@ fn a_node_running_through_a_rotation_opens_documents_sealed_to_its_new_key() {
         fed.sandbox.read("opened/reply.txt"),
         b"Sealed to the new key"
     );
+    // The city's log says the open had its key share.
+    let log = fed
+        .sandbox
+        .liaise(&["log", "--home", &city.home, "--doc", &id])
+        .ok()
+        .to_owned();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("open") && l.contains("reason \"case review\"  (share released)")),
+        "{log}"
+    );
 }
 
 #[test]

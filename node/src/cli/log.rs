@@ -115,6 +115,11 @@ fn list(args: &ListArgs) -> Result<ExitCode> {
         if !s("reason").is_empty() {
             line.push_str(&format!("  reason \"{}\"", s("reason")));
         }
+        // An open of a document under originator control says whether the key share came:
+        // an open the originator refused or could not be asked is not an open.
+        if let Some(share) = e["detail"].get("share").and_then(Value::as_str) {
+            line.push_str(&format!("  (share {share})"));
+        }
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
