@@ -142,3 +142,65 @@ fn a_staged_document_of_another_agency_is_refused_and_not_kept() {
     assert_eq!(sb.stored(&prison.home, &hex(&hash)), None);
     assert_eq!(fed.json(prison, &["outbox"]).as_array().unwrap().len(), 0);
 }
+
+/// `liaise open` no longer asks the originator for a document not addressed to this agency,
+/// but a member's node can still ask: the originator refuses it as not a reader, and logs the
+/// refusal.
+#[test]
+fn the_originator_refuses_a_share_to_a_node_that_is_not_a_reader() {
+    const CITY: &str = "nl.city.utrecht";
+    let fed = TestFederation::new(
+        &[(CITY, "city"), (PROBATION, "probation"), (PRISON, "prison")],
+        &[],
+    );
+    let [city, prison] = [&fed.agencies[0], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(prison)];
+    let sb = &fed.sandbox;
+    std::fs::write(sb.path("report.txt"), b"Case 17").unwrap();
+    let doc = sb
+        .liaise(&[
+            "seal",
+            "--home",
+            &city.home,
+            "--to",
+            PROBATION,
+            "--out",
+            "report.liaise",
+            "report.txt",
+            "--json",
+        ])
+        .json()["doc_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The CLI does not ask.
+    sb.liaise(&[
+        "open",
+        "--home",
+        &prison.home,
+        "report.liaise",
+        "--out-dir",
+        "out",
+        "--reason",
+        "curious",
+    ])
+    .fails_with(&format!("the document is not addressed to {PRISON}"));
+    let refused = |log: &Value| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "share-refused" && e["agency"] == PRISON)
+    };
+    assert!(!refused(&fed.json(city, &["log"])));
+    // The prison's node asks all the same.
+    let socket = sb.path(&format!("{}/run/control.sock", prison.home));
+    let mut stream = UnixStream::connect(socket).unwrap();
+    let request = serde_json::json!({
+        "op": "fetch_share", "doc_id": doc, "originator": CITY, "reason": "curious",
+    });
+    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).unwrap();
+    assert!(answer.contains("not a reader"), "{answer}");
+    assert!(refused(&fed.json(city, &["log"])));
+}

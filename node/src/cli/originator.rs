@@ -86,7 +86,8 @@ pub fn obtain_share(
     let mut start = [0u8; 8];
     let n = file.read(&mut start)?;
     file.seek(SeekFrom::Start(0))?;
-    if liaise_protocol::is_forwarded(start.get(..n).unwrap_or(&[])) {
+    let forwarded = liaise_protocol::is_forwarded(start.get(..n).unwrap_or(&[]));
+    if forwarded {
         liaise_protocol::read_forward_prefix(&mut file)?;
     }
     // Only to decide whether to ask; the open itself verifies everything.
@@ -95,8 +96,15 @@ pub fn obtain_share(
     };
     // Offline documents need no share; a sender is never its own reader (the open then
     // says so), so it does not ask itself.
-    if info.custody == KeyCustody::Offline || info.sender == secrets_owner(home)? {
+    let me = secrets_owner(home)?;
+    if info.custody == KeyCustody::Offline || info.sender == me {
         return Ok(None);
+    }
+    // Not asked for a document not addressed to this agency (a forwarded copy's reader is
+    // named by the consent instead): the open would fail anyway, and the originator would
+    // log a refused request.
+    if !forwarded && info.recipient(&me).is_none() {
+        bail!("the document is not addressed to {me}");
     }
     let Some(reason) = reason else {
         bail!(
