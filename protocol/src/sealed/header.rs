@@ -239,8 +239,8 @@ impl Header {
 
     /// Checks every rule of the spec's "Header" section.
     pub(crate) fn validate(&self) -> Result<(), Violation> {
-        check_text("label", &self.label, 1, MAX_LABEL_LEN)?;
-        check_text("purpose", &self.purpose, 0, MAX_PURPOSE_LEN)?;
+        check_clear_text("label", &self.label, 1, MAX_LABEL_LEN)?;
+        check_clear_text("purpose", &self.purpose, 0, MAX_PURPOSE_LEN)?;
         check_count("sections", self.sections.len(), MAX_SECTIONS)?;
         let mut names = BTreeSet::new();
         for section in &self.sections {
@@ -417,6 +417,30 @@ pub(crate) fn check_text(
         });
     }
     if text.len() < min || text.chars().any(char::is_control) {
+        return Err(Violation::Malformed(what));
+    }
+    Ok(())
+}
+
+/// Text of the clear header, which every reader, `verify` and every node's listings show:
+/// as [`check_text`], and no character that reorders or hides what is displayed (bidirectional
+/// embeddings, overrides and isolates; zero-width space, word joiner, byte-order mark), with
+/// which a sender could make a label read as another. Marks and joiners that right-to-left
+/// and other scripts need in ordinary words (U+200C to U+200F) are allowed.
+pub(crate) fn check_clear_text(
+    what: &'static str,
+    text: &str,
+    min: usize,
+    max: usize,
+) -> Result<(), Violation> {
+    check_text(what, text, min, max)?;
+    let spoofing = |c: char| {
+        matches!(
+            c,
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}'
+        )
+    };
+    if text.chars().any(spoofing) {
         return Err(Violation::Malformed(what));
     }
     Ok(())

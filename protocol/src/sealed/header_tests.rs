@@ -84,6 +84,31 @@ fn label_and_purpose_limits() {
 }
 
 #[test]
+fn clear_text_that_reorders_or_hides_what_is_shown_is_refused() {
+    // "confidential" written backwards behind a right-to-left override, a zero-width space,
+    // a bidirectional isolate, a byte-order mark.
+    for spoof in [
+        "\u{202E}laitnedifnoc",
+        "public\u{200B}",
+        "\u{2067}x\u{2069}",
+        "\u{FEFF}label",
+    ] {
+        let mut h = header(1, 1);
+        h.label = spoof.into();
+        assert_eq!(kind(read(&h)), Some(ErrorKind::Malformed), "{spoof:?}");
+        let mut h = header(1, 1);
+        h.purpose = spoof.into();
+        assert_eq!(kind(read(&h)), Some(ErrorKind::Malformed), "{spoof:?}");
+    }
+    // What right-to-left and other scripts need in ordinary words stays allowed: a
+    // zero-width non-joiner (Persian), a right-to-left mark.
+    let mut h = header(1, 1);
+    h.label = "\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}".into();
+    h.purpose = "\u{05E2}\u{05D1}\u{05E8}\u{05D9}\u{05EA}\u{200F} 17".into();
+    assert!(read(&h).is_ok());
+}
+
+#[test]
 fn section_and_recipient_count_limits() {
     assert!(read(&header(MAX_SECTIONS, 1)).is_ok());
     assert_eq!(
