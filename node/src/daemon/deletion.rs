@@ -420,10 +420,11 @@ pub(crate) async fn delete_copy(
     Ok((at, first))
 }
 
-/// Removes the blob file with content hash `hash`, if there is one.
+/// Removes the blob file with content hash `hash`, if there is one, durably: the folder is
+/// fsynced, so that a crash cannot bring back a copy a signed deletion receipt says is gone.
 fn remove_blob_file(node: &Node, hash: &[u8; 32]) -> Result<()> {
     match std::fs::remove_file(node.store.blobs.path(hash)) {
-        Ok(()) => Ok(()),
+        Ok(()) => crate::store::blobs::sync_dir(node.store.blobs.dir()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).context("cannot delete the stored document"),
     }
