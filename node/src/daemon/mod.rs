@@ -220,6 +220,20 @@ pub async fn run(
             "sealed the originator shares an earlier version stored in the clear"
         );
     }
+    // Before anything installs a blob: copies a crash left without their row are removed.
+    let referenced = node
+        .store
+        .db
+        .read(crate::store::orphans::referenced_blobs)
+        .await
+        .context("cannot list the stored documents")?;
+    let blobs = node.store.blobs.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::store::orphans::remove_unreferenced(&blobs, &referenced)
+    })
+    .await
+    .context("the store task failed")?
+    .context("cannot remove copies left by a crash")?;
     let control = crate::control::server::serve(Arc::clone(&node)).await?;
     tracing::info!(agency = %node.me, %bound, "node running");
     if let Some(ready) = ready {

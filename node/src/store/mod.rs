@@ -20,6 +20,7 @@ pub mod forwards;
 pub mod held;
 pub mod holdings;
 pub mod install;
+pub mod orphans;
 pub mod records;
 
 use std::path::{Path, PathBuf};
