@@ -258,6 +258,49 @@ fn tampered_roster_is_refused_and_the_held_roster_kept() {
         &fp,
     ])
     .fails_with("truncated");
+
+    // The untouched file is taken; then tampered copies of the next roster are refused as
+    // updates too, and the held roster stays in force until the untouched one comes.
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "city",
+        "r1.liaise",
+        "--federation-fingerprint",
+        &fp,
+    ])
+    .ok();
+    s.liaise(&[
+        "federation",
+        "publish",
+        "--dir",
+        "fed",
+        "--out",
+        "r2.liaise",
+    ])
+    .ok();
+    let next = s.read("r2.liaise");
+    let serial = || {
+        s.liaise(&["roster", "show", "--home", "city", "--json"])
+            .json()["serial"]
+            .clone()
+    };
+    let step = (next.len() / 20).max(1);
+    for pos in (0..next.len()).step_by(step) {
+        let mut bad = next.clone();
+        bad[pos] ^= 0x20;
+        std::fs::write(s.path("bad2.liaise"), &bad).unwrap();
+        let err = s
+            .liaise(&["roster", "import", "--home", "city", "bad2.liaise"])
+            .fails_with("refused")
+            .to_owned();
+        assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+        assert_eq!(serial(), 1, "after a tampered byte at {pos}: {err}");
+    }
+    s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
+        .ok();
+    assert_eq!(serial(), 2);
 }
 
 #[test]
