@@ -1,8 +1,11 @@
 //! Delivery between real nodes on loopback: send, receive, receipts, groups, offline peers,
 //! revoked members.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use liaise_tests::chaos_proxy::{Chaos, ChaosProxy};
+use liaise_tests::free_udp_port;
 use serde_json::Value;
 
 use super::nodes::{TestFederation, states};
@@ -449,16 +452,30 @@ fn a_second_node_on_a_home_is_refused_and_logs_carry_no_colour_codes() {
 fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     let fed = three();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    // Probation cannot be reached: its node runs, but behind a proxy (at the address the
+    // roster gives) that drops every packet, as a network outage would. So when it answers
+    // again, nothing as slow as starting a node falls in the backoff window measured below.
+    let front: SocketAddr = fed.address(probation).parse().unwrap();
+    let real: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap();
+    let calm = Chaos {
+        seed: 11,
+        drop: 0,
+        duplicate: 0,
+        corrupt: 0,
+        max_delay: Duration::ZERO,
+    };
+    let proxy = ChaosProxy::start(front, real, calm).unwrap();
+    proxy.partition();
+    let _probation_node = fed.start_with(probation, &["--listen", &real.to_string()], None);
     // The city's node as in production: backoff up to 10 minutes between attempts.
     let _city_node = fed.start_with(city, &["--max-retry-interval", "10m"], None);
     let early = fed.send_text(
         city,
         PROBATION,
         "early.txt",
-        b"sent while probation is down",
+        b"sent while probation is unreachable",
     );
-    // Five failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s,
-    // ample time for probation to start and take a new document first.
+    // Five failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s.
     let rows = fed.wait_outbox(city, Duration::from_secs(120), |rows| {
         rows.iter()
             .any(|r| r["doc_id"] == early.as_str() && r["attempts"].as_u64() >= Some(5))
@@ -466,11 +483,11 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();
     let next_attempt_at = row["next_attempt_at"].as_u64().unwrap();
 
-    // Probation is back, and a new document reaches it at once; the early one follows it
-    // then, not when its backoff ends.
-    let _probation_node = fed.start(probation);
-    fed.deliver_text(city, PROBATION, "late.txt", b"sent once probation is up");
-    let rows = fed.wait_outbox(city, Duration::from_secs(20), |rows| {
+    // Probation answers again, and a new document reaches it at once; the early one follows
+    // it then, not when its backoff ends.
+    proxy.heal();
+    fed.deliver_text(city, PROBATION, "late.txt", b"sent once probation answers");
+    let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
         states(rows, &early) == ["delivered"]
     });
     let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use liaise_keys::Timestamp;
 use liaise_protocol::wire::{
     CloseCode, FRAME_HEADER_LEN, Message, MessageKind, PROTOCOL_VERSION, RejectReason,
     decode_frame, encode_frame,
@@ -533,7 +534,8 @@ fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
 fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
     let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
     let city = &fed.agencies[0];
-    // The stewards publish a roster that runs out in 15 s; the city imports it.
+    // The stewards publish a roster that runs out in 60 s (time enough for a slow machine to
+    // import it and start the node well before then); the city imports it.
     fed.sandbox
         .liaise(&[
             "federation",
@@ -543,10 +545,15 @@ fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
             "--out",
             "fed/roster.liaise",
             "--valid-for",
-            "15s",
+            "60s",
         ])
         .ok();
     fed.import(city);
+    let roster = fed.json(city, &["roster", "show"]);
+    let expires_at = roster["expires_at"]
+        .as_str()
+        .and_then(Timestamp::parse_rfc3339)
+        .unwrap_or_else(|| panic!("no expiry: {roster:#}"));
     let _node = fed.start_with(city, &[], Some("city.log"));
     let log = |needle: &str, within: Duration| {
         let deadline = std::time::Instant::now() + within;
@@ -565,15 +572,24 @@ fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
     // At start: it expires within the week, and the operator is told what to do.
     let text = log(
         "the roster (serial 2) expires in 0 d 0 h",
-        Duration::from_secs(15),
+        Duration::from_secs(30),
+    );
+    assert!(
+        Timestamp::now() < expires_at,
+        "the roster expired before its warning was read: the test proves nothing"
     );
     assert!(
         text.contains("ask your stewards for the next one"),
         "{text}"
     );
     assert_eq!(text.matches("expires in").count(), 1, "{text}");
-    // Once it runs out, at once rather than at the next hourly look.
-    let text = log("the roster (serial 2) has expired", Duration::from_secs(30));
+    // Not before it runs out (this log was read before the expiry, on the node's clock)...
+    assert!(!text.contains("has expired"), "{text}");
+    while Timestamp::now() < expires_at {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // ...and once it runs out, at once rather than at the next hourly look.
+    let text = log("the roster (serial 2) has expired", Duration::from_secs(20));
     assert_eq!(text.matches("has expired").count(), 1, "{text}");
 }
 

@@ -188,12 +188,21 @@ fn hostile_frames_close_the_connection_and_others_are_served() {
     let _in_runtime = rt.enter();
     let peer = HostilePeer::prison_at_probation(&fed);
     let violation = u64::from(CloseCode::ProtocolViolation.code());
-    let rounds = std::thread::scope(|scope| {
-        let legit = scope.spawn(|| legit_deliveries(&fed, 5));
-        let mut rounds = 0u64;
+    // The member's deliveries start once the first round of the attack is over, and the
+    // attack goes on until they end. (If the first round fails, the channel closes and the
+    // deliveries never start.)
+    let (attacked, under_attack) = std::sync::mpsc::channel::<()>();
+    let rounds_during = std::thread::scope(|scope| {
+        let fed = &fed;
+        let legit = scope.spawn(move || {
+            if under_attack.recv().is_ok() {
+                legit_deliveries(fed, 5);
+            }
+        });
+        let (mut rounds, mut rounds_during) = (0u64, 0u64);
         // Until the member's deliveries end, whether they all arrived or one failed (its
         // panic fails the test at the join below, rather than the attack going on for ever).
-        while rounds == 0 || !legit.is_finished() {
+        loop {
             rt.block_on(async {
                 for (what, bytes) in hostile_inputs(rounds + 1) {
                     let code = peer.close_code_after(&bytes).await;
@@ -209,11 +218,24 @@ fn hostile_frames_close_the_connection_and_others_are_served() {
                 assert_eq!(code, violation, "offer inside the hello exchange");
             });
             rounds += 1;
+            if rounds == 1 {
+                attacked.send(()).unwrap();
+            } else if legit.is_finished() {
+                break;
+            } else {
+                rounds_during += 1;
+            }
         }
         legit.join().unwrap();
-        rounds
+        eprintln!("{rounds} rounds of attack, {rounds_during} of them while the deliveries ran");
+        rounds_during
     });
-    assert!(rounds >= 1);
+    // Whole rounds of the attack ran while the member's documents were being delivered: the
+    // node served them under attack, not only after it.
+    assert!(
+        rounds_during >= 1,
+        "no round of the attack ran during the deliveries"
+    );
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 5);
     let log = String::from_utf8_lossy(&fed.sandbox.read("probation.log")).into_owned();
     assert!(log.contains("protocol violation"), "{log}");

@@ -292,11 +292,22 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     ));
     assert!(has_entry(&log_of(&fed, city, &doc), "revoke", PROBATION));
 
-    // Expiry works the same way at the not-after time (with room for a slow machine before it).
-    let sealed_at = Instant::now();
-    let short = send(&fed, city, PROBATION, &["--expires", "8s"]);
+    // Expiry works the same way at the not-after time, with room before it for a slow
+    // machine to deliver the document and open it once.
+    let short = send(&fed, city, PROBATION, &["--expires", "30s"]);
+    let verified = fed.json(probation, &["verify", &short]);
+    let not_after = verified["recipients"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["agency"] == PROBATION))
+        .and_then(|r| r["expires"].as_str())
+        .and_then(Timestamp::parse_rfc3339)
+        .unwrap_or_else(|| panic!("no expiry: {verified:#}"));
     open(&fed, probation, &short, Some("before expiry"), "out-3").ok();
-    std::thread::sleep(Duration::from_secs(10).saturating_sub(sealed_at.elapsed()));
+    // Access ends once the not-after second (times are whole seconds) has passed; one second
+    // more for the margin.
+    while Timestamp::now().0 <= not_after.0 + 1 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let run = open(&fed, probation, &short, Some("after expiry"), "out-4");
     assert_ne!(run.code, Some(0));
     assert!(

@@ -264,8 +264,25 @@ fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
     let s = federation();
     seal_report(&s, "r.liaise", &[]);
     let good = s.read("r.liaise");
-    // One flipped byte in each region: prelude, header, ciphertext, trailer.
-    for pos in [9, 40, good.len() / 2, good.len() - 70, good.len() - 1] {
+    // One flipped byte in each region: prelude (the format version), header (the signer's
+    // name), ciphertext, trailer; each refused for what is wrong with it.
+    let refusals = [
+        (9, "unsupported version 0 of the sealed-document format"),
+        (40, "is not trusted"),
+        (
+            good.len() / 2,
+            "verification failed: the document is corrupt",
+        ),
+        (
+            good.len() - 70,
+            "verification failed: the document is corrupt",
+        ),
+        (
+            good.len() - 1,
+            "verification failed: the document is corrupt",
+        ),
+    ];
+    for (pos, why) in refusals {
         let mut bad = good.clone();
         bad[pos] ^= 0x01;
         std::fs::write(s.path("bad.liaise"), &bad).unwrap();
@@ -279,18 +296,35 @@ fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
         assert_eq!(v.code, Some(1), "byte {pos}");
         let v: serde_json::Value = serde_json::from_str(&v.stdout).unwrap();
         assert_eq!(v["valid"], false, "byte {pos}");
-        s.liaise(&[
-            "open",
-            "--home",
-            "probation",
-            "bad.liaise",
-            "--out-dir",
-            "out",
-        ])
-        .fails_with("cannot open bad.liaise");
+        let error = s
+            .liaise(&[
+                "open",
+                "--home",
+                "probation",
+                "bad.liaise",
+                "--out-dir",
+                "out",
+            ])
+            .fails_with("cannot open bad.liaise")
+            .to_owned();
+        assert!(error.contains(why), "byte {pos}: {error}");
         assert!(
             !s.path("out").exists(),
             "byte {pos}: nothing may be written"
+        );
+        // No plaintext released before everything verified: no staging folder is left in
+        // the reader's HOME/run, and no file in the sandbox but the inputs holds any of it.
+        let staging: Vec<_> = std::fs::read_dir(s.path("probation/run"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with(".liaise-open-"))
+            .collect();
+        assert!(staging.is_empty(), "byte {pos}: {staging:?}");
+        let leaks = files_holding(&s, &[b"risk assessment of case 17", b"medical annex"]);
+        assert_eq!(
+            leaks,
+            [s.path("annex.txt"), s.path("report.pdf")],
+            "byte {pos}: plaintext outside the input files"
         );
     }
     std::fs::write(s.path("short.liaise"), &good[..good.len() - 10]).unwrap();
@@ -304,6 +338,31 @@ fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
     std::fs::write(s.path("notes.txt"), b"just text").unwrap();
     s.liaise(&["verify", "notes.txt", "--roster", "roster.liaise"])
         .fails_with("not a sealed document");
+}
+
+/// Every file under the sandbox (links not followed) that holds any of `needles`, sorted.
+fn files_holding(s: &Sandbox, needles: &[&[u8]]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![s.root().to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let entry = entry.unwrap();
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if kind.is_file() {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                if needles
+                    .iter()
+                    .any(|n| bytes.windows(n.len()).any(|w| w == *n))
+                {
+                    found.push(entry.path());
+                }
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 #[test]
