@@ -3,6 +3,7 @@
 mod delete;
 mod demo;
 mod evidence;
+mod examples;
 mod federation;
 mod forward;
 mod inbox;
@@ -83,10 +84,13 @@ enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Seal a file for other agencies into a .liaise file, offline (no node needed).
+    #[command(after_help = examples::SEAL)]
     Seal(seal::SealArgs),
     /// Decrypt the sections of a sealed document (a file or a received DOC_ID) you may read.
+    #[command(after_help = examples::OPEN)]
     Open(open::OpenArgs),
     /// Check who signed a sealed document, for whom, and that nothing changed. No key needed.
+    #[command(after_help = examples::VERIFY)]
     Verify(verify::VerifyArgs),
     /// Run this agency's node.
     #[command(subcommand)]
@@ -97,6 +101,7 @@ enum Command {
     /// again with growing waits (by default at most 5 minutes apart), across restarts, until
     /// the recipients' --expires date or for 14 days; then that delivery is undeliverable,
     /// with the reason (`liaise outbox`).
+    #[command(after_help = examples::SEND)]
     Send(send::SendArgs),
     /// Where each sent document stands, per recipient.
     Outbox(outbox::OutboxArgs),
@@ -108,6 +113,7 @@ enum Command {
     Status(status::StatusArgs),
     /// Stop further opens of a document you sent (or of one reader), delete its key share and
     /// ask readers to delete their copies.
+    #[command(after_help = examples::REVOKE)]
     Revoke(revoke::RevokeArgs),
     /// Who may open a document you sent under originator control, and who confirmed deletion.
     Custody(revoke::CustodyArgs),
@@ -118,11 +124,12 @@ enum Command {
     /// and cannot be opened, forwarded or exported any more. The sender is not told.
     Delete(delete::DeleteArgs),
     /// Forward a received document to another agency, with its originator's consent.
+    #[command(after_help = examples::FORWARD)]
     Forward(forward::ForwardArgs),
     /// This node's tamper-evident log; `liaise log verify` checks it.
     Log(log::LogArgs),
     /// Evidence bundles for a court: export one for a document, or verify one offline.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::EVIDENCE)]
     Evidence(evidence::EvidenceCommand),
 }
 
