@@ -226,6 +226,16 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     let _nodes = [fed.start(city), fed.start(probation), fed.start(prison)];
     let sb = &fed.sandbox;
     let doc = send(&fed, city, &format!("{PROBATION},{PRISON}"), &[]);
+    // Someone at the prison keeps a copy of the sealed file before the revocation.
+    let blob = fed.json(city, &["receipts", &doc])[0]["content_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        sb.path("prison-kept.liaise"),
+        sb.stored(&prison.home, &blob).unwrap(),
+    )
+    .unwrap();
 
     // Revoke the prison only: it can no longer open, and deletes its copy with a receipt.
     sb.liaise(&["revoke", "--home", &city.home, &doc, "--recipient", PRISON])
@@ -238,6 +248,18 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     assert_eq!(reader(&custody, PROBATION)["access"], "open");
     assert_eq!(custody["share"], "held");
     open(&fed, prison, &doc, Some("intake"), "out-p").fails_with("was deleted from this node");
+    // The kept copy does not open either: the originator, still holding the share for
+    // probation, refuses the prison, and logs it.
+    open(&fed, prison, "prison-kept.liaise", Some("intake"), "out-k")
+        .fails_with("revoked by the originator");
+    assert!(!sb.path("out-k").exists());
+    let at_city = log_of(&fed, city, &doc);
+    assert!(
+        at_city
+            .iter()
+            .any(|e| e["kind"] == "share-refused" && e["agency"] == PRISON),
+        "{at_city:#?}"
+    );
     let inbox = fed.json(prison, &["inbox"]);
     let row = inbox
         .as_array()
