@@ -369,10 +369,16 @@ impl Pair {
             reset_hwm(child);
         }
         let before = self.delivered();
+        let submit_start = Instant::now();
         self.submit(&path);
+        let submitted = submit_start.elapsed().as_secs_f64();
         let (start, cpu) = (Instant::now(), self.cpu_secs());
         self.wait_delivered(before + 1, Duration::from_millis(5));
         let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{} transfer: the submit (checked, hashed, queued; not in the figure) took {submitted:.3} s",
+            size(len)
+        );
         self.report_cpu(&format!("{} transfer", size(len)), cpu);
         let hwm = (vm_hwm(&self.nodes[0]), vm_hwm(&self.nodes[1]));
         (secs, hwm)

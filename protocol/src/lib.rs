@@ -19,7 +19,7 @@ pub use sealed::{
     SectionMetadata, SignerCheck, SignerRejected, StagedSection, TrustedSigner, UnverifiedPrefix,
     allowed_signers_line, danger_read_unverified_header, danger_read_unverified_prefix, open,
     open_in_memory, open_with_share, openssh_fingerprint, parse_stored_header, sanitize_file_name,
-    seal, verify,
+    seal, verify, verify_buffered,
 };
 pub use sealed::{
     FORWARD_MAGIC, Opener, forward_prefix, is_forwarded, open_with, read_forward_prefix,

@@ -130,12 +130,16 @@ pub fn verify_consent(bytes: &[u8], roster: &Roster) -> Result<ForwardConsentBod
 
 /// Skips a forwarded document's prefix in `input` if there is one, and returns a reader
 /// positioned at the sealed document (the consent is checked by [`entitlement`]).
-pub fn skip_prefix<R: Read>(input: R) -> std::io::Result<impl Read> {
+pub fn skip_prefix<R: Read>(input: R) -> std::io::Result<Prefixed<R>> {
     split_prefix(input).map(|(_, sealed)| sealed)
 }
 
+/// The sealed document after a forward prefix: the bytes already looked at, then the rest of
+/// the input (buffered where the input is).
+pub type Prefixed<R> = std::io::Chain<std::io::Cursor<Vec<u8>>, R>;
+
 /// [`skip_prefix`], also returning the consent's bytes (not verified) if there is one.
-pub fn split_prefix<R: Read>(mut input: R) -> std::io::Result<(Option<Vec<u8>>, impl Read)> {
+pub fn split_prefix<R: Read>(mut input: R) -> std::io::Result<(Option<Vec<u8>>, Prefixed<R>)> {
     let mut head = [0u8; 8];
     let mut got = 0;
     while got < head.len() {

@@ -3,7 +3,7 @@
 //! transfer needs no second read of the whole file once it is complete. A resumed transfer
 //! (bytes already on disk) is still verified by reading the complete file.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -45,8 +45,10 @@ impl StreamVerifier {
                     at: 0,
                 })
                 .map_err(|e| e.to_string())?;
-                let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
-                    .map_err(|e| e.to_string())?;
+                // Hashed in the chunks as they came, with no copy into a buffer of the verifier's own.
+                let info =
+                    liaise_protocol::verify_buffered(&mut reader, &RosterSignerCheck(&roster))
+                        .map_err(|e| e.to_string())?;
                 // Lengths were checked against the header; bytes after the trailer are refused.
                 let mut rest = [0u8; 1];
                 match reader.read(&mut rest) {
@@ -87,8 +89,10 @@ struct ChunkReader {
     at: usize,
 }
 
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+impl BufRead for ChunkReader {
+    /// The rest of the current chunk, waiting for the next one once it is all read (the
+    /// one read goes home for reuse); empty at the end of the input.
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.at >= self.current.0.len() {
             match self.chunks.recv() {
                 Ok(next) => {
@@ -98,15 +102,25 @@ impl Read for ChunkReader {
                     }
                     self.at = 0;
                 }
-                Err(_) => return Ok(0),
+                Err(_) => return Ok(&[]),
             }
         }
-        let left = self.current.0.get(self.at..).unwrap_or_default();
+        Ok(self.current.0.get(self.at..).unwrap_or_default())
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.at = self.at.saturating_add(amount).min(self.current.0.len());
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.fill_buf()?;
         let n = left.len().min(buf.len());
         if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
             to.copy_from_slice(from);
         }
-        self.at += n;
+        self.consume(n);
         Ok(n)
     }
 }

@@ -52,6 +52,7 @@ pub use signer::{RosterSignerCheck, SignerCheck, SignerRejected, TrustedSigner};
 pub use sshsig::{allowed_signers_line, openssh_fingerprint};
 pub use verify::{
     UnverifiedPrefix, danger_read_unverified_header, danger_read_unverified_prefix, verify,
+    verify_buffered,
 };
 
 /// The 8 bytes every sealed document starts with.

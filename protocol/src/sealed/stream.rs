@@ -7,7 +7,7 @@
 //! signature transcript). Chunks travel in batches of 16 (see [`crate::sealed::batch`]), which
 //! changes nothing on the wire.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::ops::Range;
 
 use chacha20poly1305::Nonce;
@@ -480,6 +480,26 @@ pub(crate) fn skip_section<R: Read>(
         let part = buf.get_mut(..n).unwrap_or(&mut []);
         input.read_exact(part).map_err(OpenError::from_read)?;
         hash.update(&*part);
+        remaining -= n as u64;
+    }
+    Ok(hash.finalize().into())
+}
+
+/// [`skip_section`] over buffered input: hashes the ciphertext in the input's own buffers.
+pub(crate) fn skip_section_buffered<R: BufRead>(
+    input: &mut R,
+    padded_len: u64,
+) -> Result<CiphertextHash, OpenError> {
+    let mut remaining = ciphertext_len(padded_len);
+    let mut hash = CiphertextHasher::new();
+    while remaining > 0 {
+        let available = input.fill_buf().map_err(OpenError::from_read)?;
+        if available.is_empty() {
+            return Err(OpenError::Truncated);
+        }
+        let n = usize::try_from(remaining).map_or(available.len(), |r| r.min(available.len()));
+        hash.update(available.get(..n).unwrap_or_default());
+        input.consume(n);
         remaining -= n as u64;
     }
     Ok(hash.finalize().into())

@@ -5,6 +5,8 @@
 use liaise_keys::{
     AgencyId, EncryptionSecretKey, KemAlgorithm, SigningPublicKey, SigningSecretKey, Timestamp,
 };
+use std::io::BufRead;
+
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -293,6 +295,13 @@ fn every_truncated_prefix_fails_as_truncated() {
         assert_eq!(err.kind(), ErrorKind::Truncated, "cut at {cut}: {err}");
         let err = verify(prefix, &trust(&sender())).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Truncated, "cut at {cut}: {err}");
+        let small_buffers = std::io::BufReader::with_capacity(5, prefix);
+        let err = verify_buffered(small_buffers, &trust(&sender())).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Truncated,
+            "cut at {cut}, buffered: {err}"
+        );
     }
 }
 
@@ -317,7 +326,41 @@ fn a_flipped_bit_anywhere_fails() {
             verify(bad.as_slice(), &trust(&sender())).is_err(),
             "byte {i} verify"
         );
+        let small_buffers = std::io::BufReader::with_capacity(3, bad.as_slice());
+        assert!(
+            verify_buffered(small_buffers, &trust(&sender())).is_err(),
+            "byte {i} verify_buffered"
+        );
     }
+}
+
+#[test]
+fn buffered_verification_agrees_however_the_bytes_are_split() {
+    // Three STREAM chunks in the first section, so buffers end inside and across chunks.
+    let long: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let sealed = seal_contents(
+        &[("main", &long), ("notes", b"notes")],
+        &[(&city(), policy(&[0, 1], None))],
+    )
+    .unwrap();
+    let expected = verify(sealed.as_slice(), &trust(&sender())).unwrap();
+    for capacity in [1, 7, 4096, 65_552, 1 << 20] {
+        let mut input = std::io::BufReader::with_capacity(capacity, sealed.as_slice());
+        let info = verify_buffered(&mut input, &trust(&sender())).unwrap();
+        assert_eq!(info, expected, "buffers of {capacity} bytes");
+        // It stops right after the signature, as `verify` does: nothing is left to read.
+        assert!(
+            input.fill_buf().unwrap().is_empty(),
+            "buffers of {capacity}"
+        );
+    }
+    // A changed ciphertext byte in the middle of the long section is caught.
+    let mut bad = sealed.clone();
+    let middle = sealed.len() / 2;
+    bad[middle] ^= 0x80;
+    let err =
+        verify_buffered(std::io::BufReader::new(bad.as_slice()), &trust(&sender())).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
 }
 
 #[test]

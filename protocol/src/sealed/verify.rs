@@ -4,18 +4,37 @@
 //! which policies, and that no byte was changed. The commitments and SSHSIGs inside the
 //! encryption can only be checked by readers ([`crate::open`]).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use crate::sealed::COMMITMENT_LEN;
 use crate::sealed::error::OpenError;
 use crate::sealed::header::{DocumentInfo, read_header};
 use crate::sealed::signer::SignerCheck;
-use crate::sealed::stream::{ciphertext_len, skip_section};
+use crate::sealed::stream::{CiphertextHash, ciphertext_len, skip_section, skip_section_buffered};
 use crate::sealed::transcript::read_and_verify_trailer;
 
 /// Reads a whole sealed document from `input` in constant memory and checks its structure,
 /// its signer (through `signer`, the caller's roster check) and its signature.
-pub fn verify<R: Read>(mut input: R, signer: &dyn SignerCheck) -> Result<DocumentInfo, OpenError> {
+pub fn verify<R: Read>(input: R, signer: &dyn SignerCheck) -> Result<DocumentInfo, OpenError> {
+    verify_with(input, signer, skip_section)
+}
+
+/// [`verify`] over an input that holds its bytes in buffers already (a document arriving in
+/// chunks): each section's ciphertext is hashed where it lies, not copied into a buffer of
+/// the verifier's own first. Stops reading right after the signature, as [`verify`] does.
+pub fn verify_buffered<R: BufRead>(
+    input: R,
+    signer: &dyn SignerCheck,
+) -> Result<DocumentInfo, OpenError> {
+    verify_with(input, signer, skip_section_buffered)
+}
+
+/// The checks of [`verify`], with `skip` reading and hashing each section's ciphertext.
+fn verify_with<R: Read>(
+    mut input: R,
+    signer: &dyn SignerCheck,
+    skip: fn(&mut R, u64) -> Result<CiphertextHash, OpenError>,
+) -> Result<DocumentInfo, OpenError> {
     let parsed = read_header(&mut input)?;
     let header = &parsed.header;
     signer
@@ -26,7 +45,7 @@ pub fn verify<R: Read>(mut input: R, signer: &dyn SignerCheck) -> Result<Documen
         })?;
     let mut hashes = Vec::with_capacity(header.sections.len());
     for section in &header.sections {
-        hashes.push(skip_section(&mut input, section.padded_len)?);
+        hashes.push(skip(&mut input, section.padded_len)?);
     }
     read_and_verify_trailer(&mut input, &parsed, &hashes)?;
     Ok(header.info())
