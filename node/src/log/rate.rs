@@ -4,9 +4,11 @@
 //! (share and forward requests, released or refused; deletion requests; checkpoint witnessing).
 //! Each peer agency therefore has a token bucket per kind of request: a request takes a token,
 //! tokens come back at the named rate, and a request that finds none is refused without a log
-//! entry, except the first refusal after an admitted request, which is recorded once (so the
-//! log shows that an agency was flooding, and when, without one entry per attempt). Specified
-//! in `docs/spec/log.md`, "How fast peers can make the log grow".
+//! entry, except the first refusal of a run, which is recorded once (so the log shows that an
+//! agency was flooding, and when, without one entry per attempt). A run ends only when the
+//! bucket is full again: an agency that takes each token as it comes back, with a refused
+//! request between, is one run, not a recorded refusal per token. Specified in
+//! `docs/spec/log.md`, "How fast peers can make the log grow".
 //!
 //! Buckets live in memory: a restart refills them. Peers are authenticated roster members, so
 //! the number of buckets is bounded by the roster's size.
@@ -34,8 +36,8 @@ pub const TOO_MANY_REQUESTS: &str = "too many requests, try later";
 pub enum Admission {
     /// Go ahead (and record it as usual).
     Admitted,
-    /// Refuse without recording; `record_once` is true for the first refusal since the peer
-    /// was last admitted, which is recorded.
+    /// Refuse without recording; `record_once` is true for the first refusal of a run (since
+    /// the peer's bucket was last full), which is recorded.
     Refused {
         /// Record this refusal (the first of a run).
         record_once: bool,
@@ -53,7 +55,8 @@ pub struct PeerRateLimit {
 struct Bucket {
     tokens: f64,
     at: Instant,
-    refused_since_admitted: bool,
+    /// A refusal was recorded since the bucket was last full.
+    in_run: bool,
 }
 
 impl PeerRateLimit {
@@ -85,18 +88,21 @@ impl PeerRateLimit {
         let bucket = buckets.entry(peer.to_owned()).or_insert(Bucket {
             tokens: capacity,
             at: now,
-            refused_since_admitted: false,
+            in_run: false,
         });
         let elapsed = now.saturating_duration_since(bucket.at);
         bucket.tokens = (bucket.tokens + refill(elapsed, self.per_minute)).min(capacity);
         bucket.at = now.max(bucket.at);
+        // A full bucket means a minute without flooding: a refusal after it starts a new run.
+        if bucket.tokens >= capacity {
+            bucket.in_run = false;
+        }
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            bucket.refused_since_admitted = false;
             return Admission::Admitted;
         }
-        let record_once = !bucket.refused_since_admitted;
-        bucket.refused_since_admitted = true;
+        let record_once = !bucket.in_run;
+        bucket.in_run = true;
         Admission::Refused { record_once }
     }
 }
@@ -165,22 +171,47 @@ mod tests {
             limit.admit_at(PEER, start),
             Admission::Refused { record_once: true }
         ));
-        // 60 per minute: one token a second.
+        // 60 per minute: one token a second. Taking it as it comes is the same run: the
+        // refusal after it is not recorded again.
         let later = start + Duration::from_millis(1_100);
         assert_eq!(limit.admit_at(PEER, later), Admission::Admitted);
         assert_eq!(
             limit.admit_at(PEER, later),
-            Admission::Refused { record_once: true }
+            Admission::Refused { record_once: false }
         );
-        // A minute of quiet refills the bucket, never past its size.
+        // A minute of quiet refills the bucket, never past its size; the next run of
+        // refusals is recorded again.
         let much_later = later + Duration::from_secs(600);
         for _ in 0..60 {
             assert_eq!(limit.admit_at(PEER, much_later), Admission::Admitted);
         }
-        assert!(matches!(
+        assert_eq!(
             limit.admit_at(PEER, much_later),
-            Admission::Refused { .. }
-        ));
+            Admission::Refused { record_once: true }
+        );
+    }
+
+    #[test]
+    fn a_peer_taking_each_token_as_it_comes_back_adds_at_most_the_rate_to_the_log() {
+        // An agency asks every 100 ms for ten minutes. What the log records: each admitted
+        // request, and each recorded refusal.
+        let limit = PeerRateLimit::new(MAX_LOGGED_REQUESTS_PER_MINUTE);
+        let start = Instant::now();
+        let mut recorded = 0u32;
+        for step in 0..6_000u64 {
+            let now = start + Duration::from_millis(100 * step);
+            match limit.admit_at(PEER, now) {
+                Admission::Admitted | Admission::Refused { record_once: true } => recorded += 1,
+                Admission::Refused { record_once: false } => {}
+            }
+        }
+        // The first minute's bucket, then the rate: two a second, and one refusal for the run.
+        let most = MAX_LOGGED_REQUESTS_PER_MINUTE * 11 + 1;
+        assert!(recorded <= most, "{recorded} entries, at most {most}");
+        assert!(
+            recorded >= MAX_LOGGED_REQUESTS_PER_MINUTE * 10,
+            "{recorded}"
+        );
     }
 
     #[test]
