@@ -9,6 +9,7 @@ pub mod fsutil;
 pub mod home;
 pub mod log;
 pub mod logging;
+pub mod open_staging;
 pub mod passphrase;
 pub mod store;
 pub mod transport;

@@ -693,3 +693,116 @@ fn provenance_checks_out_with_stock_ssh_keygen() {
         );
     }
 }
+
+/// The `.liaise-open-*` staging folders in `folder`.
+fn staging_in(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(folder)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(".liaise-open-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
+    let s = federation();
+    // Large enough that the open is still decrypting when it is killed.
+    let marker = b"case 17, decrypted and not yet verified. ";
+    let big = marker.repeat((96 << 20) / marker.len());
+    std::fs::write(s.path("big.bin"), &big).unwrap();
+    drop(big);
+    let to = format!("--to={PROBATION}");
+    for (input, out) in [("big.bin", "big.liaise"), ("report.pdf", "small.liaise")] {
+        s.liaise(&[
+            "seal",
+            "--offline",
+            "--home",
+            "city",
+            &to,
+            input,
+            "--out",
+            out,
+        ])
+        .ok();
+    }
+    std::fs::remove_file(s.path("big.bin")).unwrap();
+    let mut open = s
+        .command(&[
+            "open",
+            "--home",
+            "probation",
+            "big.liaise",
+            "--out-dir",
+            "out",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once a megabyte of plaintext is in its staging folder.
+    let run = s.path("probation/run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let staging = loop {
+        let decrypting = staging_in(&run).into_iter().find(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|parts| {
+                parts
+                    .flatten()
+                    .any(|p| p.metadata().is_ok_and(|m| m.len() > 1 << 20))
+            })
+        });
+        if let Some(dir) = decrypting {
+            break dir;
+        }
+        assert!(
+            open.try_wait().unwrap().is_none(),
+            "the open ended before it was killed"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    open.kill().unwrap();
+    open.wait().unwrap();
+    let part = std::fs::read_dir(&staging)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let held = std::fs::read(&part).unwrap();
+    assert!(held.windows(marker.len()).any(|w| w == marker), "plaintext");
+    let in_out = std::fs::read_dir(s.path("out")).map_or(0, |e| e.count());
+    assert_eq!(in_out, 0, "nothing in the output folder");
+
+    // The next open, a minute later (backdated here), removes it: no process holds it.
+    let backdated = std::process::Command::new("touch")
+        .args(["-h", "-d", "2 minutes ago"])
+        .arg(&staging)
+        .status()
+        .unwrap();
+    assert!(backdated.success());
+    s.liaise(&[
+        "open",
+        "--home",
+        "probation",
+        "small.liaise",
+        "--out-dir",
+        "out",
+    ])
+    .ok();
+    assert!(!staging.exists(), "the killed open's plaintext stayed");
+    assert_eq!(staging_in(&run), Vec::<std::path::PathBuf>::new());
+    let written: Vec<_> = std::fs::read_dir(s.path("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(written, ["report.pdf"]);
+}

@@ -245,6 +245,7 @@ pub async fn run(
     let checkpointer = tokio::spawn(checkpoint_worker(Arc::clone(&node)));
     let rewitness = tokio::spawn(witness::rewitness_worker(Arc::clone(&node)));
     let expiry = tokio::spawn(roster_expiry::watch(Arc::clone(&node)));
+    let staging = tokio::spawn(staging_sweeper(home.clone()));
 
     let mut stop = shutdown;
     while !*stop.borrow() {
@@ -268,11 +269,22 @@ pub async fn run(
     checkpointer.abort();
     rewitness.abort();
     expiry.abort();
+    staging.abort();
     if let Err(e) = witness::make_checkpoint(&node).await {
         tracing::warn!("cannot sign the closing log checkpoint: {e:#}");
     }
     crate::control::server::remove_socket(&home);
     Ok(())
+}
+
+/// Removes the plaintext staging that killed `liaise open`s left (see
+/// [`crate::open_staging`]): at start and every [`crate::open_staging::SWEEP_INTERVAL`].
+async fn staging_sweeper(home: Home) {
+    loop {
+        let swept = home.clone();
+        let _ = tokio::task::spawn_blocking(move || crate::open_staging::sweep(&swept)).await;
+        tokio::time::sleep(crate::open_staging::SWEEP_INTERVAL).await;
+    }
 }
 
 /// A checkpoint is signed at least this often while the log grows.
