@@ -165,6 +165,51 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
         PRISON
     ));
 
+    // A damaged copy (a byte of its trailer flipped; the header still names the reader):
+    // the originator releases the share, the open then fails and writes nothing, and the
+    // reader's log says so, so the release is not the last word on that open.
+    let mut damaged = sb.stored(&probation.home, &blob).unwrap();
+    let at = damaged.len() - 70;
+    damaged[at] ^= 0x01;
+    std::fs::write(sb.path("damaged.liaise"), &damaged).unwrap();
+    open(
+        &fed,
+        probation,
+        "damaged.liaise",
+        Some("damaged copy"),
+        "out-4",
+    )
+    .fails_with("verification failed");
+    assert!(!sb.path("out-4").exists());
+    assert!(has_entry(
+        &log_of(&fed, city, &doc),
+        "share-released",
+        "damaged copy"
+    ));
+    let unwritten: Vec<_> = log_of(&fed, probation, &doc)
+        .into_iter()
+        .filter(|e| e["kind"] == "open" && e["reason"] == "damaged copy")
+        .collect();
+    assert_eq!(
+        unwritten.len(),
+        2,
+        "the open, then its failure: {unwritten:#?}"
+    );
+    assert_eq!(unwritten[1]["detail"]["written"], false, "{unwritten:#?}");
+    assert!(
+        unwritten[1]["detail"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("verification failed"),
+        "{unwritten:#?}"
+    );
+    let text = sb.liaise(&["log", "--home", &probation.home, "--doc", &doc]);
+    assert!(
+        text.ok().contains("no file written: "),
+        "the text log says so too: {}",
+        text.stdout
+    );
+
     // The originator's node is down: a clear temporary error, then success once it is back.
     city_node.kill();
     let run = open(&fed, probation, &doc, Some("second look"), "out-3");

@@ -120,6 +120,14 @@ fn list(args: &ListArgs) -> Result<ExitCode> {
         if let Some(share) = e["detail"].get("share").and_then(Value::as_str) {
             line.push_str(&format!("  (share {share})"));
         }
+        // ... and an open that failed after its share came, that it wrote nothing.
+        if e["detail"].get("written").and_then(Value::as_bool) == Some(false) {
+            let error = e["detail"].get("error").and_then(Value::as_str);
+            line.push_str(&format!(
+                "  no file written: {}",
+                error.unwrap_or("unknown error")
+            ));
+        }
         println!("{line}");
     }
     Ok(ExitCode::SUCCESS)

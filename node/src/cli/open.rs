@@ -121,7 +121,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &Reader {
             me: &profile.agency,
             secrets: &secrets,
-            share: share.as_ref(),
+            share: share.as_ref().map(|released| &released.share),
             forwarded: forwarded.as_ref(),
         },
         &roster,
@@ -136,6 +136,9 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
         Err(e) => {
             abandon();
+            if let Some(released) = &share {
+                record_unwritten(&home, released, args.reason.as_deref(), &e);
+            }
             return Err(e);
         }
     };
@@ -186,6 +189,27 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         println!("  {name}: not for {} (no key)", profile.agency);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records in this node's log that an open whose key share the originator released (and
+/// both nodes logged) wrote no file, and why: without it the log would show the release as
+/// the last word on that open.
+fn record_unwritten(
+    home: &crate::home::Home,
+    released: &super::originator::ReleasedShare,
+    reason: Option<&str>,
+    error: &anyhow::Error,
+) {
+    let mut entry = crate::log::NewLogEntry::new(crate::log::LogKind::Open)
+        .doc(released.document_id.0)
+        .agency(released.originator.clone())
+        .detail(json!({ "share": "released", "written": false, "error": format!("{error:#}") }));
+    if let Some(reason) = reason {
+        entry = entry.reason(reason);
+    }
+    if let Err(e) = crate::log::append_in_home(home, entry) {
+        eprintln!("warning: the failed open was not recorded in this node's log: {e:#}");
+    }
 }
 
 type Written = (

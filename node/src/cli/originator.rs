@@ -72,6 +72,17 @@ fn secrets_owner(home: &Home) -> Result<liaise_keys::AgencyId> {
     Ok(home.profile()?.agency)
 }
 
+/// A key share the originator released for this open, and what it was released for.
+#[derive(Debug)]
+pub struct ReleasedShare {
+    /// The share.
+    pub share: OriginatorShare,
+    /// The document it opens.
+    pub document_id: liaise_protocol::DocumentId,
+    /// The agency that released it (the document's sender).
+    pub originator: liaise_keys::AgencyId,
+}
+
 /// For a document under originator control: the share for this open, fetched through the
 /// node. `None` for offline documents.
 pub fn obtain_share(
@@ -80,7 +91,7 @@ pub fn obtain_share(
     secrets: &AgencySecrets,
     sealed: &Held,
     reason: Option<&str>,
-) -> Result<Option<OriginatorShare>> {
+) -> Result<Option<ReleasedShare>> {
     let mut file = sealed.open()?;
     // A forwarded document: skip the consent (checked by the caller) to its header.
     let mut start = [0u8; 8];
@@ -142,7 +153,11 @@ pub fn obtain_share(
                 &release,
                 &secrets.encryption,
             )?;
-            Ok(Some(share))
+            Ok(Some(ReleasedShare {
+                share,
+                document_id: info.document_id,
+                originator: info.sender,
+            }))
         }
         "refused" => Err(refusal(
             info.sender.as_str(),
