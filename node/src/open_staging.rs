@@ -8,13 +8,24 @@
 //! minutes, not the hour it took before. A folder younger than [`LOCK_GRACE`] is left alone
 //! (an open between creating its folder and locking it), and one older than [`STALE_AFTER`]
 //! is removed whatever its lock says (a file system without locks).
+//!
+//! A staging folder may sit in a shared output folder, where other staff can rename and
+//! replace entries. So every step after its creation goes through the open folder (a file
+//! descriptor), never again through its path: parts are created in it, linked out of it and
+//! removed from it by name relative to it. Clean-up removes only what a staging folder can
+//! hold: a folder of this user's, mode 0700, holding nothing but `N.part` files. Nothing is
+//! opened in a way that could block (a FIFO put in a staging folder's place).
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
-use std::os::unix::fs::DirBuilderExt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
@@ -31,21 +42,109 @@ const PREFIX: &str = ".liaise-open-";
 /// A staging folder in use, and the link to it under HOME/run if it is elsewhere.
 #[derive(Debug)]
 pub struct Staging {
-    /// The folder the sections are decrypted into.
+    /// Where it is (for messages; never used to reach it again).
     pub dir: PathBuf,
+    /// Its name in `parent`.
+    name: PathBuf,
+    /// The folder it was made in.
+    parent: File,
+    /// The folder itself, open and locked while this open runs.
+    folder: File,
     link: Option<PathBuf>,
-    /// The folder, open and locked while this open runs.
-    _lock: Option<File>,
 }
 
 impl Staging {
-    /// Removes the folder, with whatever it holds, and its link.
+    /// Creates (new, 0600, never through a link) the part file of section `index`.
+    pub fn create_part(&self, index: usize) -> io::Result<File> {
+        let fd = rustix::fs::openat(
+            &self.folder,
+            part_name(index),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    /// Links the part file of section `index` into the folder `out` as `name`; fails if
+    /// `name` exists there.
+    pub fn link_part(&self, index: usize, out: &File, name: &str) -> io::Result<()> {
+        rustix::fs::linkat(&self.folder, part_name(index), out, name, AtFlags::empty())?;
+        Ok(())
+    }
+
+    /// Removes what it holds, the folder, and its link.
     pub fn remove(&self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        empty_folder(&self.folder);
+        let _ = rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::REMOVEDIR);
         if let Some(link) = &self.link {
             let _ = fs::remove_file(link);
         }
     }
+}
+
+fn part_name(index: usize) -> String {
+    format!("{index}.part")
+}
+
+/// Whether `name` is one a part file has (`N.part`).
+fn is_part_name(name: &[u8]) -> bool {
+    name.strip_suffix(b".part")
+        .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+}
+
+/// Opens the folder `name` in `parent` without following a link or blocking, only if it is a
+/// folder of `owner`'s with mode 0700.
+fn open_own_folder(parent: &File, name: &OsStr, owner: u32) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let folder = File::from(fd);
+    let meta = folder.metadata()?;
+    if !meta.is_dir() || meta.uid() != owner || meta.mode() & 0o777 != 0o700 {
+        return Err(io::Error::other("not a staging folder"));
+    }
+    Ok(folder)
+}
+
+/// Opens the folder at `path` (for reading its entries by name).
+fn open_folder(path: &Path) -> io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Removes the part files in `folder`, if it holds nothing else; true if it is empty now.
+fn empty_folder(folder: &File) -> bool {
+    let Ok(names) = entry_names(folder) else {
+        return false;
+    };
+    if !names.iter().all(|n| is_part_name(n.as_bytes())) {
+        return false;
+    }
+    names.iter().all(|name| {
+        rustix::fs::unlinkat(folder, name.as_os_str(), AtFlags::empty()).is_ok()
+            || rustix::fs::statat(folder, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).is_err()
+    })
+}
+
+/// The names in `folder`, without `.` and `..`.
+fn entry_names(folder: &File) -> io::Result<Vec<std::ffi::OsString>> {
+    let mut dir = rustix::fs::Dir::read_from(folder)?;
+    let mut names = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsStr::from_bytes(name).to_owned());
+        }
+    }
+    Ok(names)
 }
 
 /// A private staging folder for decrypted sections: under HOME/run when that is on the same
@@ -54,45 +153,58 @@ impl Staging {
 /// Left-over ones from killed opens are removed first, wherever they are (HOME/run is swept
 /// on every open).
 pub fn staging_dir(home: &Home, out_dir: &Path, in_out_dir: bool) -> Result<Staging> {
-    use std::os::unix::fs::MetadataExt;
     let run = home.root().join("run");
     create_private_dir(&run)?;
+    // HOME/run is this user's own: its owner is who may be cleaned up after elsewhere.
+    let owner = fs::metadata(&run)
+        .with_context(|| format!("cannot read {}", run.display()))?
+        .uid();
     let same_fs = fs::metadata(out_dir)
         .ok()
         .zip(fs::metadata(home.root()).ok())
         .is_some_and(|(a, b)| a.dev() == b.dev());
     // Group-readable files are made inside the output folder, so that they take its group
     // (a set-group-id staff folder's), which a link from elsewhere would not change.
-    let parent = if same_fs && !in_out_dir {
+    let parent_path = if same_fs && !in_out_dir {
         run.clone()
     } else {
         out_dir.to_path_buf()
     };
-    remove_left_over(&run, StagingIn::Private);
-    // HOME/run is this user's own: its owner is who may be cleaned up after elsewhere.
-    if parent != run
-        && let Ok(run_meta) = fs::metadata(&run)
-    {
-        remove_left_over(
-            &parent,
-            StagingIn::Shared {
-                owner: run_meta.uid(),
-            },
-        );
+    remove_left_over(&run, owner, true);
+    if parent_path != run {
+        remove_left_over(&parent_path, owner, false);
     }
-    let name = format!(
+    let name = PathBuf::from(format!(
         "{PREFIX}{}",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
-    );
-    let dir = parent.join(&name);
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    ));
+    let dir = parent_path.join(&name);
+    let cannot = || format!("cannot create {}", dir.display());
+    let parent = open_folder(&parent_path).with_context(cannot)?;
+    rustix::fs::mkdirat(&parent, &name, Mode::from_raw_mode(0o700))
+        .map_err(io::Error::from)
+        .with_context(cannot)?;
+    // The umask may have taken bits away; never more than 0700.
+    let folder = open_own_folder(&parent, name.as_os_str(), owner)
+        .or_else(|_| {
+            let fd = rustix::fs::openat(
+                &parent,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let folder = File::from(fd);
+            if folder.metadata()?.uid() != owner {
+                return Err(io::Error::other("replaced by another user's folder"));
+            }
+            folder.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+            Ok(folder)
+        })
+        .with_context(cannot)?;
     // Held until this process ends. Without locks (some network file systems) the folder is
     // only removed by age.
-    let lock = File::open(&dir).ok().filter(|f| f.try_lock().is_ok());
-    let link = if parent == run {
+    let _ = folder.try_lock();
+    let link = if parent_path == run {
         None
     } else {
         // So that a killed open's plaintext is found and removed by the next open anywhere.
@@ -104,91 +216,102 @@ pub fn staging_dir(home: &Home, out_dir: &Path, in_out_dir: bool) -> Result<Stag
     };
     Ok(Staging {
         dir,
+        name,
+        parent,
+        folder,
         link,
-        _lock: lock,
     })
 }
 
 /// Removes the staging folders killed opens left (see the module's documentation), from
 /// HOME/run and, through its links, from the output folders they were in. For a running node.
 pub fn sweep(home: &Home) {
-    remove_left_over(&home.root().join("run"), StagingIn::Private);
-}
-
-/// Which folder left-over staging is cleaned up in.
-#[derive(Debug, Clone, Copy)]
-enum StagingIn {
-    /// HOME/run, private to this user: links to staging folders elsewhere are followed.
-    Private,
-    /// An output folder others may write to (a staff folder): a link is never followed, and
-    /// only folders of `owner` (this user) are removed.
-    Shared { owner: u32 },
-}
-
-/// Whether the staging folder or link `entry` was left by an open that no longer runs:
-/// older than [`STALE_AFTER`], or older than [`LOCK_GRACE`] and `dir` (the folder itself)
-/// locked by no one.
-fn left_over(entry: &fs::DirEntry, dir: &Path) -> bool {
-    let Some(age) = entry
-        .metadata()
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-    else {
-        return false;
-    };
-    age > STALE_AFTER || (age > LOCK_GRACE && unlocked(dir))
-}
-
-/// Whether no process holds the lock on staging folder `dir` (or it is gone). The test lock
-/// is let go at once.
-fn unlocked(dir: &Path) -> bool {
-    match File::open(dir) {
-        Ok(folder) => folder.try_lock().is_ok(),
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    let run = home.root().join("run");
+    if let Ok(meta) = fs::metadata(&run) {
+        remove_left_over(&run, meta.uid(), true);
     }
 }
 
-/// Removes `.liaise-open-*` entries in `folder` that killed opens left: staging folders, and,
-/// in HOME/run, links to staging folders elsewhere with what they point to. A link or folder
-/// planted in a shared output folder must not make this open delete someone else's files.
-fn remove_left_over(folder: &Path, within: StagingIn) {
-    let Ok(entries) = fs::read_dir(folder) else {
+/// What became of a staging folder looked at.
+#[derive(Debug, PartialEq, Eq)]
+enum LeftOver {
+    /// It was left over and is gone now (or was gone already).
+    Removed,
+    /// An open still holds it, or it is too young to tell.
+    InUse,
+    /// Not a staging folder of this user's: left as it is.
+    NotOurs,
+}
+
+/// Removes the staging folder `name` in `parent` if a killed open left it (see the module's
+/// documentation).
+fn remove_if_left_over(parent: &File, name: &OsStr, owner: u32) -> LeftOver {
+    let folder = match open_own_folder(parent, name, owner) {
+        Ok(folder) => folder,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return LeftOver::Removed,
+        Err(_) => return LeftOver::NotOurs,
+    };
+    let Some(age) = folder
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+    else {
+        return LeftOver::InUse;
+    };
+    // The test lock is let go when `folder` is closed.
+    let left = age > STALE_AFTER || (age > LOCK_GRACE && folder.try_lock().is_ok());
+    if !left {
+        return LeftOver::InUse;
+    }
+    if !empty_folder(&folder) {
+        return LeftOver::NotOurs;
+    }
+    let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
+    LeftOver::Removed
+}
+
+/// Removes the `.liaise-open-*` staging folders in `folder` that killed opens left. In
+/// HOME/run (`private`), also those that its links point to elsewhere, and then the links.
+/// Elsewhere (an output folder others may write to) links are never followed.
+fn remove_left_over(folder: &Path, owner: u32, private: bool) {
+    let Ok(handle) = open_folder(folder) else {
         return;
     };
-    for entry in entries.flatten() {
-        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+    let Ok(names) = entry_names(&handle) else {
+        return;
+    };
+    for name in names {
+        if !name.as_bytes().starts_with(PREFIX.as_bytes()) {
             continue;
         }
-        let path = entry.path();
-        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-        if let StagingIn::Shared { owner } = within {
-            use std::os::unix::fs::MetadataExt;
-            let mine = entry
-                .metadata()
-                .is_ok_and(|m| m.is_dir() && m.uid() == owner);
-            if !is_link && mine && left_over(&entry, &path) {
-                let _ = fs::remove_dir_all(&path);
-            }
-            continue;
-        }
-        if is_link {
-            let target = fs::read_link(&path).ok().filter(|target| {
-                target
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(PREFIX))
+        let is_link = rustix::fs::statat(&handle, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
             });
-            let Some(target) = target else {
-                // Not a link this program makes: only the link goes.
-                let _ = fs::remove_file(&path);
-                continue;
-            };
-            if left_over(&entry, &target) {
-                let _ = fs::remove_dir_all(&target);
-                let _ = fs::remove_file(&path);
+        if !is_link {
+            remove_if_left_over(&handle, &name, owner);
+            continue;
+        }
+        if !private {
+            continue;
+        }
+        // A link this program made points to a staging folder by its full path.
+        let target = fs::read_link(folder.join(&name)).ok();
+        let outcome = match target
+            .as_deref()
+            .and_then(|t| Some((t.parent()?, t.file_name()?)))
+        {
+            Some((dir, staging)) if staging.as_bytes().starts_with(PREFIX.as_bytes()) => {
+                match open_folder(dir) {
+                    Ok(dir) => remove_if_left_over(&dir, staging, owner),
+                    Err(_) => LeftOver::Removed,
+                }
             }
-        } else if left_over(&entry, &path) {
-            let _ = fs::remove_dir_all(&path);
+            _ => LeftOver::NotOurs,
+        };
+        if outcome != LeftOver::InUse {
+            let _ = rustix::fs::unlinkat(&handle, name.as_os_str(), AtFlags::empty());
         }
     }
 }
@@ -196,6 +319,8 @@ fn remove_left_over(folder: &Path, within: StagingIn) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     /// Backdates `path` (not following a link) by `ago` ("2 hours ago").
@@ -208,6 +333,14 @@ mod tests {
         assert!(touched.success());
     }
 
+    fn write_part(staging: &Staging, index: usize, bytes: &[u8]) {
+        staging
+            .create_part(index)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
     #[test]
     fn a_killed_opens_staging_elsewhere_is_removed_by_the_next_open() {
         let root = tempfile::tempdir().unwrap();
@@ -217,16 +350,16 @@ mod tests {
         // An open staging in the output folder, then killed: its lock goes, its parts and
         // link stay.
         let killed = staging_dir(&home, &out, true).unwrap();
-        fs::write(killed.dir.join("0.part"), b"decrypted").unwrap();
+        write_part(&killed, 0, b"decrypted");
         let (dir, link) = (killed.dir.clone(), killed.link.clone().unwrap());
         assert!(link.starts_with(home.root().join("run")));
         drop(killed);
         // Within the grace it is left alone by the next open...
         let next = staging_dir(&home, root.path(), false).unwrap();
-        assert!(dir.exists());
+        assert!(dir.join("0.part").exists());
         next.remove();
         // ... after it, it is gone, with its link, whichever folder the next open uses.
-        age(&link, "2 minutes ago");
+        age(&dir, "2 minutes ago");
         let next = staging_dir(&home, root.path(), false).unwrap();
         assert!(!dir.exists());
         assert!(fs::symlink_metadata(&link).is_err());
@@ -239,7 +372,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let home = Home::new(root.path().join("home"));
         let running = staging_dir(&home, root.path(), false).unwrap();
-        fs::write(running.dir.join("0.part"), b"decrypted").unwrap();
+        write_part(&running, 0, b"decrypted");
         age(&running.dir, "2 minutes ago");
         sweep(&home);
         assert!(running.dir.join("0.part").exists(), "a locked folder went");
@@ -254,7 +387,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let home = Home::new(root.path().join("home"));
         let killed = staging_dir(&home, root.path(), false).unwrap();
-        fs::write(killed.dir.join("0.part"), b"decrypted").unwrap();
+        write_part(&killed, 0, b"decrypted");
         let dir = killed.dir.clone();
         assert!(dir.starts_with(home.root().join("run")));
         drop(killed);
@@ -276,13 +409,16 @@ mod tests {
             .join("other")
             .join(".liaise-open-0123456789abcdef");
         fs::create_dir_all(&victim).unwrap();
+        fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         fs::write(victim.join("0.part"), b"someone else's").unwrap();
+        age(&victim, "2 hours ago");
         let planted = out.join(".liaise-open-fedcba9876543210");
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
         age(&planted, "2 hours ago");
         // A left-over staging folder of this user's own in the same folder.
         let stale = out.join(".liaise-open-00000000000000aa");
         fs::create_dir_all(&stale).unwrap();
+        fs::set_permissions(&stale, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         age(&stale, "2 minutes ago");
         let next = staging_dir(&home, &out, true).unwrap();
         assert!(
@@ -291,5 +427,82 @@ mod tests {
         );
         assert!(!stale.exists(), "this user's left-over staging stays");
         next.remove();
+    }
+
+    #[test]
+    fn a_folder_put_where_a_link_points_is_emptied_only_if_it_holds_parts_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let home = Home::new(root.path().join("home"));
+        let out = root.path().join("staff");
+        fs::create_dir_all(&out).unwrap();
+        let killed = staging_dir(&home, &out, true).unwrap();
+        let dir = killed.dir.clone();
+        drop(killed);
+        // Someone who can rename in the shared folder moves the staging folder away and puts
+        // a private case folder of this user's in its place.
+        fs::rename(&dir, out.join("moved")).unwrap();
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        fs::write(dir.join("case-17.pdf"), b"not a part").unwrap();
+        age(&dir, "2 hours ago");
+        sweep(&home);
+        assert!(
+            dir.join("case-17.pdf").exists(),
+            "a case folder was emptied"
+        );
+    }
+
+    #[test]
+    fn a_fifo_in_a_staging_folders_place_does_not_hang_the_sweep() {
+        let root = tempfile::tempdir().unwrap();
+        let home = Home::new(root.path().join("home"));
+        let out = root.path().join("staff");
+        fs::create_dir_all(&out).unwrap();
+        let killed = staging_dir(&home, &out, true).unwrap();
+        let dir = killed.dir.clone();
+        drop(killed);
+        fs::remove_dir(&dir).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            sweep(&home);
+            let next = staging_dir(&home, &out, true).unwrap();
+            next.remove();
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "the sweep hung on a FIFO"
+        );
+    }
+
+    #[test]
+    fn parts_go_into_the_folder_made_even_if_its_path_is_taken_over() {
+        let root = tempfile::tempdir().unwrap();
+        let home = Home::new(root.path().join("home"));
+        let out = root.path().join("staff");
+        fs::create_dir_all(&out).unwrap();
+        let victim = root.path().join("victim.txt");
+        fs::write(&victim, b"untouched").unwrap();
+        let staging = staging_dir(&home, &out, true).unwrap();
+        // The folder is renamed away; one with a link to the victim takes its name.
+        fs::rename(&staging.dir, out.join("moved")).unwrap();
+        fs::create_dir(&staging.dir).unwrap();
+        std::os::unix::fs::symlink(&victim, staging.dir.join("0.part")).unwrap();
+        write_part(&staging, 0, b"plaintext");
+        let out_dir = File::open(&out).unwrap();
+        staging.link_part(0, &out_dir, "report.txt").unwrap();
+        let placed = out.join("report.txt");
+        assert!(fs::symlink_metadata(&placed).unwrap().is_file());
+        assert_eq!(fs::read(&placed).unwrap(), b"plaintext");
+        assert_eq!(fs::read(&victim).unwrap(), b"untouched");
+        // Removing it removes the folder it made (now "moved"), not what took its name.
+        staging.remove();
+        assert!(!out.join("moved").join("0.part").exists());
+        assert!(staging.dir.join("0.part").is_symlink());
     }
 }

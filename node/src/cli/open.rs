@@ -21,7 +21,7 @@ use serde_json::json;
 use super::verify::resolve_document;
 use super::{HomeArg, JsonArg, print_json};
 use crate::fsutil::create_private_dir;
-use crate::open_staging::staging_dir;
+use crate::open_staging::{Staging, staging_dir};
 use crate::passphrase::PassphraseSource;
 use crate::store::held::ReadSeek;
 use crate::trust::RosterSignerCheck;
@@ -38,8 +38,9 @@ pub struct OpenArgs {
     /// Also write NAME.sig beside each file, for `ssh-keygen -Y verify` (see `liaise roster allowed-signers`).
     #[arg(long)]
     with_signatures: bool,
-    /// Make the files readable by the folder's group too (0640; a new --out-dir 0750), for
-    /// staff who open through the node's account and read under their own (deploy/README.md).
+    /// Make the files readable by the folder's group too (0640; a new --out-dir 0770, so that
+    /// staff can delete them), for staff who open through the node's account and read under
+    /// their own (deploy/README.md).
     #[arg(long)]
     group_readable: bool,
     /// Why you open it. Required for documents under originator control: the sender's node
@@ -75,10 +76,15 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             args.out_dir.display()
         );
     }
-    let staging = match probe_writable(&args.out_dir)
-        .and_then(|()| staging_dir(&home, &args.out_dir, args.group_readable))
-    {
-        Ok(staging) => staging,
+    // The folder is opened once: files are linked into the folder opened here, even if its
+    // path is made to point elsewhere meanwhile (by staff who can rename in its parent).
+    let prepared = probe_writable(&args.out_dir).and_then(|()| {
+        let out = open_out_dir(&args.out_dir)?;
+        let staging = staging_dir(&home, &args.out_dir, args.group_readable)?;
+        Ok((out, staging))
+    });
+    let (out, staging) = match prepared {
+        Ok(prepared) => prepared,
         Err(e) => {
             if created_dir {
                 let _ = fs::remove_dir(&args.out_dir);
@@ -127,7 +133,8 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &roster,
         now,
         input,
-        &staging.dir,
+        &staging,
+        &out,
     );
     let written = match result {
         Ok(written) => {
@@ -231,7 +238,8 @@ fn open_into(
     roster: &liaise_keys::roster::Roster,
     now: Timestamp,
     input: Box<dyn ReadSeek + '_>,
-    staging: &Path,
+    staging: &Staging,
+    out: &File,
 ) -> Result<Written> {
     let Reader {
         me,
@@ -239,7 +247,7 @@ fn open_into(
         share,
         forwarded,
     } = *reader;
-    let mut staged_paths = Vec::new();
+    let mut staged = Vec::new();
     let opener = liaise_protocol::Opener {
         me,
         keys: &secrets.encryption,
@@ -252,13 +260,8 @@ fn open_into(
         BufReader::with_capacity(1 << 20, input),
         &opener,
         |section| {
-            let path = staging.join(format!("{}.part", section.index));
-            staged_paths.push(path.clone());
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)?;
+            let file = staging.create_part(usize::from(section.index))?;
+            staged.push(section.index);
             Ok(BufWriter::with_capacity(1 << 20, file))
         },
     )
@@ -266,11 +269,15 @@ fn open_into(
     // Verified. Flush, then choose final names and refuse to overwrite anything.
     for writer in writers {
         let file = writer.into_inner().map_err(|e| e.into_error())?;
+        // On the open file, not its path, which could lead elsewhere by now.
+        if args.group_readable {
+            file.set_permissions(fs::Permissions::from_mode(0o640))?;
+        }
         file.sync_all()?;
     }
     let mut taken: BTreeSet<String> = BTreeSet::new();
     let mut plan = Vec::with_capacity(doc.sections.len());
-    for (section, staged) in doc.sections.iter().zip(&staged_paths) {
+    for (section, staged) in doc.sections.iter().zip(&staged) {
         let name = unique_name(
             &sanitize_file_name(&section.metadata.file_name),
             &section.name,
@@ -281,53 +288,64 @@ fn open_into(
         if args.with_signatures {
             taken.insert(format!("{name}.sig"));
         }
-        let target = args.out_dir.join(&name);
-        let sig = args
-            .with_signatures
-            .then(|| args.out_dir.join(format!("{name}.sig")));
+        let sig = args.with_signatures.then(|| format!("{name}.sig"));
         plan.push((
             section.name.clone(),
-            staged.clone(),
-            target,
+            *staged,
+            name,
             sig,
             section.sshsig_armored.clone(),
         ));
     }
     // Link each file into place without replacing anything; on any failure, take back what
     // was placed, so the folder gains all of the files or none.
-    let mut placed: Vec<PathBuf> = Vec::new();
+    let mut placed: Vec<String> = Vec::new();
     let mut done = Vec::with_capacity(plan.len());
+    let shown = |name: &str| args.out_dir.join(name);
     let outcome = (|| -> Result<()> {
-        for (section, staged, target, sig, armored) in plan {
+        for (section, staged, name, sig, armored) in plan {
             if let Some(sig) = &sig {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o644)
-                    .open(sig)
-                    .map_err(|e| exists_error(sig, e))?;
+                let mut f =
+                    create_new_in(out, sig, 0o644).map_err(|e| exists_error(&shown(sig), e))?;
                 placed.push(sig.clone());
                 f.write_all(armored.as_bytes())?;
                 // Durable before the folder's fsync below, like the files it signs.
                 f.sync_all()?;
             }
-            if args.group_readable {
-                fs::set_permissions(&staged, fs::Permissions::from_mode(0o640))?;
-            }
-            fs::hard_link(&staged, &target).map_err(|e| exists_error(&target, e))?;
-            placed.push(target.clone());
-            done.push((section, target, sig));
+            staging
+                .link_part(usize::from(staged), out, &name)
+                .map_err(|e| exists_error(&shown(&name), e))?;
+            placed.push(name.clone());
+            done.push((section, shown(&name), sig.as_deref().map(shown)));
         }
-        File::open(&args.out_dir).and_then(|d| d.sync_all())?;
+        out.sync_all()?;
         Ok(())
     })();
     if let Err(e) = outcome {
-        for path in &placed {
-            let _ = fs::remove_file(path);
+        for name in &placed {
+            let _ = rustix::fs::unlinkat(out, name.as_str(), rustix::fs::AtFlags::empty());
         }
         return Err(e);
     }
     Ok((doc, done))
+}
+
+/// The output folder, opened (never through a link as its last part, never blocking).
+fn open_out_dir(dir: &Path) -> Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::open(dir, flags, Mode::empty())
+        .map(File::from)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot open the folder {}", dir.display()))
+}
+
+/// Creates the file `name` in the folder `dir` (new, with `mode`, never through a link).
+fn create_new_in(dir: &File, name: &str, mode: u32) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))?;
+    Ok(File::from(fd))
 }
 
 /// Fails unless a file can be created in `dir` (checked with an empty file, removed again).
