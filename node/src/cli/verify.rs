@@ -163,13 +163,28 @@ fn check(
 /// A file path, or a 32-hex-digit document id looked up in the node's store.
 pub fn resolve_document(document: &str, home: Option<&Home>) -> Result<Held> {
     let path = Path::new(document);
-    if path.exists() {
-        return Ok(Held::File(path.to_path_buf()));
-    }
     let looks_like_id = document.len() == 32 && document.chars().all(|c| c.is_ascii_hexdigit());
-    match home {
-        Some(home) if looks_like_id => crate::store::sealed_document(home, document),
-        None if looks_like_id => bail!(
+    // A document id in the store wins over a file of that name in the current folder, which
+    // someone else may have put there.
+    let stored = match home {
+        Some(home) if looks_like_id => Some(crate::store::sealed_document(home, document)),
+        _ => None,
+    };
+    if let Some(Ok(held)) = stored {
+        return Ok(held);
+    }
+    match std::fs::metadata(path) {
+        // Only a regular file: a FIFO or a device would hang or never end.
+        Ok(meta) if meta.is_file() => return Ok(Held::File(path.to_path_buf())),
+        Ok(_) => bail!("{document} is not a regular file; give a sealed document's file"),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(anyhow::Error::new(e).context(format!("cannot read {document}")));
+        }
+        Err(_) => {}
+    }
+    match (home, stored) {
+        (Some(_), Some(Err(e))) => Err(e),
+        (None, _) if looks_like_id => bail!(
             "{document} looks like a document id: pass --home HOME to find it in the node's store"
         ),
         _ => bail!("{document}: no such file, and not a document id"),
@@ -250,5 +265,42 @@ fn print_human(info: &DocumentInfo, now: Timestamp) {
             r.agency.as_str(),
             sections.join(", ")
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn error_of(document: &Path) -> String {
+        let held = resolve_document(document.to_str().unwrap(), None);
+        format!("{:#}", held.err().unwrap())
+    }
+
+    #[test]
+    fn only_a_regular_file_is_taken_as_a_document() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO would block the open for ever; a folder is no document.
+        let fifo = dir.path().join("doc.liaise");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(
+            error_of(&fifo).contains("is not a regular file"),
+            "{}",
+            error_of(&fifo)
+        );
+        assert!(error_of(dir.path()).contains("is not a regular file"));
+        let missing = dir.path().join("missing.liaise");
+        assert!(error_of(&missing).contains("no such file"));
+        let file = dir.path().join("real.liaise");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            resolve_document(file.to_str().unwrap(), None),
+            Ok(Held::File(_))
+        ));
     }
 }

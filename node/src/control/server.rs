@@ -16,6 +16,13 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::{MAX_REQUEST_LEN, Request, socket_path, staging_dir};
+
+/// Control connections served at once; more wait to be accepted (each holds a task and a
+/// file descriptor).
+pub const MAX_CONTROL_CONNECTIONS: usize = 256;
+/// Longest wait for a request's line once a client connected: a client that sends nothing
+/// does not hold its connection for ever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
@@ -58,13 +65,22 @@ pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
     let listener =
         UnixListener::bind(&path).with_context(|| format!("cannot bind {}", path.display()))?;
     fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONTROL_CONNECTIONS));
     Ok(tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            // Accepted only while a slot is free; the others wait in the socket's backlog.
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            let Ok((stream, _)) = listener.accept().await else {
+                break;
+            };
             let node = Arc::clone(&node);
             tokio::spawn(async move {
                 if let Err(e) = handle(&node, stream).await {
                     tracing::debug!("control connection: {e:#}");
                 }
+                drop(slot);
             });
         }
     }))
@@ -79,7 +95,9 @@ async fn handle(node: &Arc<Node>, stream: UnixStream) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_LEN as u64);
     let mut line = String::new();
-    reader.read_line(&mut line).await?;
+    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .context("no request arrived in time")??;
     // What follows the line (only `submit_sealed` has a body) has its own limit.
     let mut body = reader.into_inner();
     let answer = match serde_json::from_str::<Request>(&line) {
