@@ -34,6 +34,18 @@ pub fn init(verbose: u8) {
         .try_init();
 }
 
+/// What goes before a line the CLI writes to stderr itself at `level` (its `error:` and
+/// `warning:` lines): the journal's priority under systemd, so that a node that fails to
+/// start shows in `journalctl -p err`; nothing elsewhere.
+pub fn stderr_prefix(level: Level) -> String {
+    static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *JOURNAL.get_or_init(stderr_is_journal) {
+        format!("<{}>", priority(level))
+    } else {
+        String::new()
+    }
+}
+
 /// Whether stderr is the journal's stream: systemd sets `$JOURNAL_STREAM` to its
 /// `device:inode`, which a redirected stderr no longer matches.
 fn stderr_is_journal() -> bool {

@@ -21,7 +21,8 @@ fn main() -> ExitCode {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {
             // One line a person can act on: the context chain, outermost first.
-            eprintln!("error: {err:#}");
+            let prefix = liaise_node::logging::stderr_prefix(tracing::Level::ERROR);
+            eprintln!("{prefix}error: {err:#}");
             ExitCode::from(1)
         }
         Err(panic) if is_closed_stdout(panic_message(&*panic)) => ExitCode::from(EXIT_BROKEN_PIPE),

@@ -82,8 +82,9 @@ fn read_file(path: &Path) -> Result<Passphrase> {
         && meta.permissions().mode() & 0o077 != 0
     {
         eprintln!(
-            "warning: passphrase file {} can be read by other users (mode {:03o}); \
+            "{}warning: passphrase file {} can be read by other users (mode {:03o}); \
              `chmod 600` it, or use a systemd credential",
+            crate::logging::stderr_prefix(tracing::Level::WARN),
             path.display(),
             meta.permissions().mode() & 0o777
         );

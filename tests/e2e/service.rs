@@ -75,4 +75,30 @@ fn a_node_tells_the_service_manager_when_it_is_up_and_when_it_stops() {
         .find(|l| l.contains("node running"))
         .unwrap_or_else(|| panic!("{journal}"));
     assert!(running.starts_with("<6>"), "{journal}");
+
+    // A node that cannot start (a wrong passphrase) says so as an error the journal files
+    // as one, so that `journalctl -p err` shows why the service failed.
+    let log = std::fs::File::create(fed.sandbox.path("failed.log")).unwrap();
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        let meta = log.metadata().unwrap();
+        format!("{}:{}", meta.dev(), meta.ino())
+    };
+    let failed = fed
+        .sandbox
+        .command(&["node", "run", "--home", &city.home])
+        .env("LIAISE_PASSPHRASE", "not the passphrase")
+        .env("JOURNAL_STREAM", &stream)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .status()
+        .unwrap();
+    assert!(!failed.success());
+    let journal = String::from_utf8(fed.sandbox.read("failed.log")).unwrap();
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.starts_with("<3>error: ") && l.contains("passphrase")),
+        "{journal}"
+    );
 }
