@@ -6,8 +6,10 @@
 //! holds is left over from a killed open: the next open removes it, and a running node looks
 //! for such folders every [`SWEEP_INTERVAL`]. So the plaintext of a killed open lasts
 //! minutes, not the hour it took before. A folder younger than [`LOCK_GRACE`] is left alone
-//! (an open between creating its folder and locking it), and one older than [`STALE_AFTER`]
-//! is removed whatever its lock says (a file system without locks).
+//! (an open between creating its folder and locking it). A held lock keeps a folder however
+//! long its open runs; on a file system without locks, a folder goes once it is older than
+//! [`STALE_AFTER`]. What the node cannot reach (under its systemd unit, output folders are
+//! read-only to it) stays, with its link, for the next open to remove.
 //!
 //! A staging folder may sit in a shared output folder, where other staff can rename and
 //! replace entries. So every step after its creation goes through the open folder (a file
@@ -32,7 +34,7 @@ use crate::home::Home;
 
 /// How old an unlocked staging folder must be to count as left over.
 pub const LOCK_GRACE: Duration = Duration::from_secs(60);
-/// How old a staging folder must be to be removed even if it seems in use.
+/// How old a staging folder must be to be removed where locks do not work.
 pub const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
 /// How often a running node removes staging folders left by killed opens.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -74,7 +76,7 @@ impl Staging {
 
     /// Removes what it holds, the folder, and its link.
     pub fn remove(&self) {
-        empty_folder(&self.folder);
+        let _ = empty_folder(&self.folder);
         let _ = rustix::fs::unlinkat(&self.parent, &self.name, AtFlags::REMOVEDIR);
         if let Some(link) = &self.link {
             let _ = fs::remove_file(link);
@@ -119,18 +121,36 @@ fn open_folder(path: &Path) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// Removes the part files in `folder`, if it holds nothing else; true if it is empty now.
-fn empty_folder(folder: &File) -> bool {
+/// What [`empty_folder`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Emptied {
+    /// It holds nothing now.
+    Yes,
+    /// A part file could not be removed (a read-only view of the file system, say).
+    Failed,
+    /// It holds something a staging folder never does: left as it is.
+    Foreign,
+}
+
+/// Removes the part files in `folder`, if it holds nothing else.
+fn empty_folder(folder: &File) -> Emptied {
     let Ok(names) = entry_names(folder) else {
-        return false;
+        return Emptied::Failed;
     };
     if !names.iter().all(|n| is_part_name(n.as_bytes())) {
-        return false;
+        return Emptied::Foreign;
     }
-    names.iter().all(|name| {
-        rustix::fs::unlinkat(folder, name.as_os_str(), AtFlags::empty()).is_ok()
-            || rustix::fs::statat(folder, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).is_err()
-    })
+    let removed = names.iter().all(|name| {
+        match rustix::fs::unlinkat(folder, name.as_os_str(), AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => true,
+            Err(_) => false,
+        }
+    });
+    if removed {
+        Emptied::Yes
+    } else {
+        Emptied::Failed
+    }
 }
 
 /// The names in `folder`, without `.` and `..`.
@@ -148,63 +168,57 @@ fn entry_names(folder: &File) -> io::Result<Vec<std::ffi::OsString>> {
 }
 
 /// A private staging folder for decrypted sections: under HOME/run when that is on the same
-/// file system as the output folder (so the plaintext never sits in the output folder before it
-/// verified), else a hidden folder in the output folder, with a link to it under HOME/run.
-/// Left-over ones from killed opens are removed first, wherever they are (HOME/run is swept
-/// on every open).
-pub fn staging_dir(home: &Home, out_dir: &Path, in_out_dir: bool) -> Result<Staging> {
+/// file system as the output folder `out` (opened already, at `out_dir`), so the plaintext
+/// never sits in the output folder before it verified; else a hidden folder in the output
+/// folder, with a link to it under HOME/run. Left-over ones from killed opens are removed
+/// first, wherever they are (HOME/run is swept on every open).
+pub fn staging_dir(home: &Home, out: &File, out_dir: &Path, in_out_dir: bool) -> Result<Staging> {
     let run = home.root().join("run");
     create_private_dir(&run)?;
+    let run_folder = open_folder(&run).with_context(|| format!("cannot read {}", run.display()))?;
     // HOME/run is this user's own: its owner is who may be cleaned up after elsewhere.
-    let owner = fs::metadata(&run)
-        .with_context(|| format!("cannot read {}", run.display()))?
-        .uid();
-    let same_fs = fs::metadata(out_dir)
-        .ok()
-        .zip(fs::metadata(home.root()).ok())
-        .is_some_and(|(a, b)| a.dev() == b.dev());
+    let run_meta = run_folder.metadata()?;
+    let owner = run_meta.uid();
+    let same_fs = out.metadata().is_ok_and(|m| m.dev() == run_meta.dev());
     // Group-readable files are made inside the output folder, so that they take its group
     // (a set-group-id staff folder's), which a link from elsewhere would not change.
-    let parent_path = if same_fs && !in_out_dir {
-        run.clone()
-    } else {
-        out_dir.to_path_buf()
-    };
-    remove_left_over(&run, owner, true);
-    if parent_path != run {
-        remove_left_over(&parent_path, owner, false);
+    let in_run = same_fs && !in_out_dir;
+    remove_left_over(&run_folder, owner, Some(&run));
+    if !in_run {
+        remove_left_over(out, owner, None);
     }
+    let (parent, parent_path) = if in_run {
+        (run_folder, run.clone())
+    } else {
+        (out.try_clone()?, out_dir.to_path_buf())
+    };
     let name = PathBuf::from(format!(
         "{PREFIX}{}",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
     ));
     let dir = parent_path.join(&name);
-    let cannot = || format!("cannot create {}", dir.display());
-    let parent = open_folder(&parent_path).with_context(cannot)?;
     rustix::fs::mkdirat(&parent, &name, Mode::from_raw_mode(0o700))
         .map_err(io::Error::from)
-        .with_context(cannot)?;
-    // The umask may have taken bits away; never more than 0700.
-    let folder = open_own_folder(&parent, name.as_os_str(), owner)
-        .or_else(|_| {
-            let fd = rustix::fs::openat(
-                &parent,
-                &name,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
-            let folder = File::from(fd);
-            if folder.metadata()?.uid() != owner {
-                return Err(io::Error::other("replaced by another user's folder"));
-            }
-            folder.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-            Ok(folder)
-        })
-        .with_context(cannot)?;
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let folder = match private_folder(&parent, &name, owner) {
+        Ok(folder) => folder,
+        Err(e) => {
+            let _ = rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR);
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot make a private staging folder in {} (a file system that does not \
+                     keep owners and modes?); give an --out-dir on the file system of {} or \
+                     on one with Unix permissions",
+                    parent_path.display(),
+                    home.root().display()
+                )
+            });
+        }
+    };
     // Held until this process ends. Without locks (some network file systems) the folder is
     // only removed by age.
     let _ = folder.try_lock();
-    let link = if parent_path == run {
+    let link = if in_run {
         None
     } else {
         // So that a killed open's plaintext is found and removed by the next open anywhere.
@@ -223,12 +237,35 @@ pub fn staging_dir(home: &Home, out_dir: &Path, in_out_dir: bool) -> Result<Stag
     })
 }
 
+/// The folder `name` just made in `parent`, opened: this user's, and 0700 (the umask may have
+/// taken bits away, never added any; a file system without Unix modes fails here).
+fn private_folder(parent: &File, name: &Path, owner: u32) -> io::Result<File> {
+    if let Ok(folder) = open_own_folder(parent, name.as_os_str(), owner) {
+        return Ok(folder);
+    }
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let folder = File::from(rustix::fs::openat(parent, name, flags, Mode::empty())?);
+    if folder.metadata()?.uid() != owner {
+        return Err(io::Error::other("the new folder is not this user's"));
+    }
+    folder.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let meta = folder.metadata()?;
+    if meta.mode() & 0o777 != 0o700 {
+        return Err(io::Error::other("its mode cannot be made 0700"));
+    }
+    Ok(folder)
+}
+
 /// Removes the staging folders killed opens left (see the module's documentation), from
-/// HOME/run and, through its links, from the output folders they were in. For a running node.
+/// HOME/run and, through its links, from the output folders they were in, where the node can
+/// reach and write them (under the systemd unit, other folders are read-only to it: the next
+/// open removes what it left there). For a running node.
 pub fn sweep(home: &Home) {
     let run = home.root().join("run");
-    if let Ok(meta) = fs::metadata(&run) {
-        remove_left_over(&run, meta.uid(), true);
+    if let Ok(folder) = open_folder(&run)
+        && let Ok(meta) = folder.metadata()
+    {
+        remove_left_over(&folder, meta.uid(), Some(&run));
     }
 }
 
@@ -237,8 +274,8 @@ pub fn sweep(home: &Home) {
 enum LeftOver {
     /// It was left over and is gone now (or was gone already).
     Removed,
-    /// An open still holds it, or it is too young to tell.
-    InUse,
+    /// An open still holds it, it is too young to tell, or it could not be removed (now).
+    Kept,
     /// Not a staging folder of this user's: left as it is.
     NotOurs,
 }
@@ -249,6 +286,7 @@ fn remove_if_left_over(parent: &File, name: &OsStr, owner: u32) -> LeftOver {
     let folder = match open_own_folder(parent, name, owner) {
         Ok(folder) => folder,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return LeftOver::Removed,
+        Err(e) if e.raw_os_error().is_some() && !is_not_ours(&e) => return LeftOver::Kept,
         Err(_) => return LeftOver::NotOurs,
     };
     let Some(age) = folder
@@ -257,47 +295,60 @@ fn remove_if_left_over(parent: &File, name: &OsStr, owner: u32) -> LeftOver {
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
     else {
-        return LeftOver::InUse;
+        return LeftOver::Kept;
     };
-    // The test lock is let go when `folder` is closed.
-    let left = age > STALE_AFTER || (age > LOCK_GRACE && folder.try_lock().is_ok());
+    // An open that runs holds the lock, however long it takes; where there are no locks, an
+    // hour. The test lock is let go when `folder` is closed.
+    let left = match folder.try_lock() {
+        Ok(()) => age > LOCK_GRACE,
+        Err(fs::TryLockError::WouldBlock) => false,
+        Err(fs::TryLockError::Error(_)) => age > STALE_AFTER,
+    };
     if !left {
-        return LeftOver::InUse;
+        return LeftOver::Kept;
     }
-    if !empty_folder(&folder) {
-        return LeftOver::NotOurs;
+    match empty_folder(&folder) {
+        Emptied::Yes => {}
+        Emptied::Failed => return LeftOver::Kept,
+        Emptied::Foreign => return LeftOver::NotOurs,
     }
-    let _ = rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR);
-    LeftOver::Removed
+    match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => LeftOver::Removed,
+        Err(_) => LeftOver::Kept,
+    }
+}
+
+/// Whether opening a supposed staging folder failed because the entry is something else
+/// (a link, a file, a FIFO, another user's or a wider folder).
+fn is_not_ours(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(rustix::io::Errno::from_raw_os_error),
+        Some(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)
+    )
 }
 
 /// Removes the `.liaise-open-*` staging folders in `folder` that killed opens left. In
-/// HOME/run (`private`), also those that its links point to elsewhere, and then the links.
-/// Elsewhere (an output folder others may write to) links are never followed.
-fn remove_left_over(folder: &Path, owner: u32, private: bool) {
-    let Ok(handle) = open_folder(folder) else {
-        return;
-    };
-    let Ok(names) = entry_names(&handle) else {
+/// HOME/run (`private`, its path given), also those that its links point to elsewhere, and
+/// then the links. Elsewhere (an output folder others may write to) links are never followed.
+fn remove_left_over(folder: &File, owner: u32, private: Option<&Path>) {
+    let Ok(names) = entry_names(folder) else {
         return;
     };
     for name in names {
         if !name.as_bytes().starts_with(PREFIX.as_bytes()) {
             continue;
         }
-        let is_link = rustix::fs::statat(&handle, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+        let is_link = rustix::fs::statat(folder, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
             .is_ok_and(|st| {
                 rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
             });
         if !is_link {
-            remove_if_left_over(&handle, &name, owner);
+            remove_if_left_over(folder, &name, owner);
             continue;
         }
-        if !private {
-            continue;
-        }
+        let Some(run) = private else { continue };
         // A link this program made points to a staging folder by its full path.
-        let target = fs::read_link(folder.join(&name)).ok();
+        let target = fs::read_link(run.join(&name)).ok();
         let outcome = match target
             .as_deref()
             .and_then(|t| Some((t.parent()?, t.file_name()?)))
@@ -305,13 +356,16 @@ fn remove_left_over(folder: &Path, owner: u32, private: bool) {
             Some((dir, staging)) if staging.as_bytes().starts_with(PREFIX.as_bytes()) => {
                 match open_folder(dir) {
                     Ok(dir) => remove_if_left_over(&dir, staging, owner),
-                    Err(_) => LeftOver::Removed,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => LeftOver::Removed,
+                    // Out of this process's view or reach (the node under its unit): kept
+                    // for an open to remove.
+                    Err(_) => LeftOver::Kept,
                 }
             }
             _ => LeftOver::NotOurs,
         };
-        if outcome != LeftOver::InUse {
-            let _ = rustix::fs::unlinkat(&handle, name.as_os_str(), AtFlags::empty());
+        if outcome != LeftOver::Kept {
+            let _ = rustix::fs::unlinkat(folder, name.as_os_str(), AtFlags::empty());
         }
     }
 }
@@ -331,6 +385,12 @@ mod tests {
             .status()
             .unwrap();
         assert!(touched.success());
+    }
+
+    /// A staging folder for an open into `out`, as `liaise open` makes it.
+    fn staging_dir(home: &Home, out: &Path, in_out_dir: bool) -> Result<Staging> {
+        let folder = File::open(out).unwrap();
+        super::staging_dir(home, &folder, out, in_out_dir)
     }
 
     fn write_part(staging: &Staging, index: usize, bytes: &[u8]) {
@@ -368,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn an_open_still_running_keeps_its_staging_for_up_to_an_hour() {
+    fn an_open_still_running_keeps_its_staging_however_old_it_is() {
         let root = tempfile::tempdir().unwrap();
         let home = Home::new(root.path().join("home"));
         let running = staging_dir(&home, root.path(), false).unwrap();
@@ -376,10 +436,18 @@ mod tests {
         age(&running.dir, "2 minutes ago");
         sweep(&home);
         assert!(running.dir.join("0.part").exists(), "a locked folder went");
-        // Past the hour it goes whatever its lock says.
+        // A slow open (a large section on slow storage) holds its lock past the hour.
         age(&running.dir, "2 hours ago");
         sweep(&home);
-        assert!(!running.dir.exists());
+        assert!(
+            running.dir.join("0.part").exists(),
+            "an old locked folder went"
+        );
+        // Once it ends (killed), the folder goes.
+        let dir = running.dir.clone();
+        drop(running);
+        sweep(&home);
+        assert!(!dir.exists());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -78,9 +78,9 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     }
     // The folder is opened once: files are linked into the folder opened here, even if its
     // path is made to point elsewhere meanwhile (by staff who can rename in its parent).
-    let prepared = probe_writable(&args.out_dir).and_then(|()| {
-        let out = open_out_dir(&args.out_dir)?;
-        let staging = staging_dir(&home, &args.out_dir, args.group_readable)?;
+    let prepared = open_out_dir(&args.out_dir).and_then(|out| {
+        probe_writable(&out, &args.out_dir)?;
+        let staging = staging_dir(&home, &out, &args.out_dir, args.group_readable)?;
         Ok((out, staging))
     });
     let (out, staging) = match prepared {
@@ -198,6 +198,21 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The most of a failed open's error text kept in its log entry (whose detail is limited).
+const MAX_RECORDED_ERROR_LEN: usize = 1024;
+
+/// `text`, cut to at most `max` bytes at a character boundary.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// Records in this node's log that an open whose key share the originator released (and
 /// both nodes logged) wrote no file, and why: without it the log would show the release as
 /// the last word on that open.
@@ -210,7 +225,11 @@ fn record_unwritten(
     let mut entry = crate::log::NewLogEntry::new(crate::log::LogKind::Open)
         .doc(released.document_id.0)
         .agency(released.originator.clone())
-        .detail(json!({ "share": "released", "written": false, "error": format!("{error:#}") }));
+        .detail(json!({
+            "share": "released",
+            "written": false,
+            "error": cut(format!("{error:#}"), MAX_RECORDED_ERROR_LEN),
+        }));
     if let Some(reason) = reason {
         entry = entry.reason(reason);
     }
@@ -348,24 +367,20 @@ fn create_new_in(dir: &File, name: &str, mode: u32) -> std::io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// Fails unless a file can be created in `dir` (checked with an empty file, removed again).
-fn probe_writable(dir: &Path) -> Result<()> {
-    let probe = dir.join(format!(
+/// Fails unless a file can be created in the folder `out` (at `shown`): checked with an
+/// empty file, removed again.
+fn probe_writable(out: &File, shown: &Path) -> Result<()> {
+    let probe = format!(
         ".liaise-open-probe-{}",
         crate::store::hex(&liaise_keys::random::random_bytes::<8>())
-    ));
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&probe)
-        .with_context(|| {
-            format!(
-                "cannot write into {}; give a folder you can write to as --out-dir",
-                dir.display()
-            )
-        })?;
-    let _ = fs::remove_file(&probe);
+    );
+    create_new_in(out, &probe, 0o600).with_context(|| {
+        format!(
+            "cannot write into {}; give a folder you can write to as --out-dir",
+            shown.display()
+        )
+    })?;
+    let _ = rustix::fs::unlinkat(out, probe.as_str(), rustix::fs::AtFlags::empty());
     Ok(())
 }
 

@@ -51,8 +51,8 @@ impl Held {
     pub fn open(&self) -> Result<Box<dyn ReadSeek + '_>> {
         match self {
             Self::File(path) => {
-                let file =
-                    File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let file = open_regular(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
                 Ok(Box::new(file))
             }
             Self::Inline(bytes) => Ok(Box::new(Cursor::new(bytes.as_slice()))),
@@ -68,6 +68,21 @@ impl Held {
             Self::Inline(bytes) => Ok(bytes.len() as u64),
         }
     }
+}
+
+/// Opens `path` for reading only if it is a regular file, without blocking on the way (a
+/// FIFO put in its place would hold the open for ever).
+fn open_regular(path: &Path) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = File::from(rustix::fs::open(path, flags, Mode::empty())?);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    // Regular files never block; the flag is cleared all the same.
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+    Ok(file)
 }
 
 /// Keeps `bytes` (a document of at most [`INLINE_MAX_LEN`]) under its content hash; a

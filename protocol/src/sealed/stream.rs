@@ -493,7 +493,11 @@ pub(crate) fn skip_section_buffered<R: BufRead>(
     let mut remaining = ciphertext_len(padded_len);
     let mut hash = CiphertextHasher::new();
     while remaining > 0 {
-        let available = input.fill_buf().map_err(OpenError::from_read)?;
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(OpenError::from_read(e)),
+        };
         if available.is_empty() {
             return Err(OpenError::Truncated);
         }
