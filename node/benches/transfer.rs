@@ -9,9 +9,12 @@
 //!     Argon2id key unlock touched at start-up does not count) over a 1 GiB and a 4 GiB
 //!     transfer: target ≤ 64 MiB, and flat.
 //!
-//! (a) and (b) run [`ROUNDS`] times on one pair of nodes (in (a) the bare stream runs right
-//! after each node transfer); each round is printed on stderr and the table gives the
-//! median. (c) takes the highest peak of the 1 GiB rounds.
+//! (b) runs [`ROUNDS`] times on one pair of nodes; each round is printed on stderr and the
+//! table gives the median. (a) runs [`LARGE_ROUNDS`] rounds, the bare stream right after
+//! each node transfer: this VM's speed drifts by a fifth from minute to minute, so the
+//! verdict compares each node transfer with the bare stream run beside it (the median of the
+//! rounds' ratios); the table also gives the median rates and their ratio. (c) takes the
+//! highest peak of the 1 GiB rounds.
 //!
 //! `cargo bench -p liaise-node --bench transfer`. Needs ~17 GB in the temporary folder
 //! (deleted afterwards). `LIAISE_BENCH_QUICK=1` uses 64 MiB and 256 MiB instead of 1 and
@@ -95,7 +98,8 @@ fn large_figures(table: &mut Vec<Row>, one: u64, four: u64) {
     // bare stream runs right after it.
     let pair = Pair::new();
     let (mut node_rates, mut bare_rates, mut hwm_one) = (Vec::new(), Vec::new(), (0, 0));
-    for round in 1..=ROUNDS {
+    let mut ratios = Vec::new();
+    for round in 1..=LARGE_ROUNDS {
         let (node_secs, hwm) = pair.large_transfer(one);
         let bare_secs = bare_quic(&pair, one);
         let (node_rate, bare_rate) = (rate(one, node_secs), rate(one, bare_secs));
@@ -107,23 +111,31 @@ fn large_figures(table: &mut Vec<Row>, one: u64, four: u64) {
         );
         node_rates.push(node_rate);
         bare_rates.push(bare_rate);
+        ratios.push(node_rate / bare_rate);
         hwm_one = (hwm_one.0.max(hwm.0), hwm_one.1.max(hwm.1));
     }
     let (node_rate, bare_rate) = (median(&node_rates), median(&bare_rates));
+    let ratio = median(&ratios);
     table.push(row(
         &format!("{} sealed, node to node (MiB/s)", size(one)),
-        format!("{node_rate:.0} (median of {ROUNDS})"),
-        "≥ 0.8 × bare".into(),
-        node_rate >= 0.8 * bare_rate,
+        format!("{node_rate:.0} (median of {LARGE_ROUNDS})"),
+        "-".into(),
+        true,
     ));
     table.push(row(
         &format!("{} bare QUIC stream (MiB/s)", size(one)),
         format!(
-            "{bare_rate:.0} (node = {:.2} × bare)",
+            "{bare_rate:.0} (medians: node = {:.2} × bare)",
             node_rate / bare_rate
         ),
         "-".into(),
         true,
+    ));
+    table.push(row(
+        &format!("{} node ÷ bare, round by round", size(one)),
+        format!("{ratio:.2} × (median of {LARGE_ROUNDS} rounds)"),
+        "≥ 0.8 ×".into(),
+        ratio >= 0.8,
     ));
     drop(pair);
 
@@ -150,10 +162,12 @@ fn large_figures(table: &mut Vec<Row>, one: u64, four: u64) {
 
 type Row = (String, String, String, bool);
 
-/// Rounds of figures (a) and (b). This VM's speed drifts by tens of percent from one minute
+/// Rounds of figure (b). This VM's speed drifts by tens of percent from one minute
 /// to the next, so a single run lands on either side of a target by chance; each round is
 /// printed, and the table gives the median.
 const ROUNDS: usize = 3;
+/// Rounds of the large transfer beside the bare stream.
+const LARGE_ROUNDS: usize = 5;
 
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
