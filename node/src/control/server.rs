@@ -1,7 +1,7 @@
 //! The node side of the control socket.
 
 use std::fs;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +26,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
+use crate::store::hashing_chunks::HashingChunks;
 use crate::store::held::{self, INLINE_MAX_LEN};
 use crate::store::holdings;
 use crate::store::records::{self, NewOutgoing};
@@ -222,12 +223,13 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
             let (info, hash, len) = verify_sealed(&bytes, &roster)?;
             return Ok((info, hash, len, Some(bytes)));
         }
-        let mut reader = HashingReader::new(BufReader::with_capacity(1 << 20, f));
-        let info = liaise_protocol::verify(&mut reader, &RosterSignerCheck(&roster))
+        // The signature check and the content hash each read every byte: on two threads.
+        let mut reader = HashingChunks::new(f)?;
+        let info = liaise_protocol::verify_buffered(&mut reader, &RosterSignerCheck(&roster))
             .context("the sealed document does not verify")?;
         // The stored blob is every byte of the file, as before.
-        let (hash, len, rest) = reader.finish()?;
-        rest.into_inner().sync_all()?;
+        let (hash, len, file) = reader.finish()?;
+        file.sync_all()?;
         Ok((info, hash, len, None))
     })
     .await??;

@@ -17,6 +17,7 @@ pub mod custody;
 pub mod custody_key;
 pub mod db;
 pub mod forwards;
+pub mod hashing_chunks;
 pub mod held;
 pub mod holdings;
 pub mod install;
