@@ -201,18 +201,6 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
 /// The most of a failed open's error text kept in its log entry (whose detail is limited).
 const MAX_RECORDED_ERROR_LEN: usize = 1024;
 
-/// `text`, cut to at most `max` bytes at a character boundary.
-fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
 /// Records in this node's log that an open whose key share the originator released (and
 /// both nodes logged) wrote no file, and why: without it the log would show the release as
 /// the last word on that open.
@@ -228,7 +216,7 @@ fn record_unwritten(
         .detail(json!({
             "share": "released",
             "written": false,
-            "error": cut(format!("{error:#}"), MAX_RECORDED_ERROR_LEN),
+            "error": crate::log::cut(format!("{error:#}"), MAX_RECORDED_ERROR_LEN),
         }));
     if let Some(reason) = reason {
         entry = entry.reason(reason);

@@ -325,7 +325,8 @@ pub(crate) fn to_hash(bytes: &[u8]) -> Result<[u8; 32]> {
         .map_err(|_| anyhow::anyhow!("corrupt hash in the log tables"))
 }
 
-fn cut(mut text: String, max: usize) -> String {
+/// `text`, cut to at most `max` bytes at a character boundary.
+pub(crate) fn cut(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut end = max;
         while !text.is_char_boundary(end) {
