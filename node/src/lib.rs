@@ -1,6 +1,7 @@
 //! The Liaise node: its home directory, the daemon, and the `liaise` command line.
 #![forbid(unsafe_code)]
 
+pub mod buffered;
 pub mod cli;
 pub mod control;
 pub mod daemon;

@@ -115,13 +115,7 @@ impl BufRead for ChunkReader {
 
 impl Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let left = self.fill_buf()?;
-        let n = left.len().min(buf.len());
-        if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
-            to.copy_from_slice(from);
-        }
-        self.consume(n);
-        Ok(n)
+        crate::buffered::read_buffered(self, buf)
     }
 }
 

@@ -106,13 +106,7 @@ impl BufRead for HashingChunks {
 
 impl Read for HashingChunks {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.fill_buf()?;
-        let n = left.len().min(buf.len());
-        if let (Some(to), Some(from)) = (buf.get_mut(..n), left.get(..n)) {
-            to.copy_from_slice(from);
-        }
-        self.consume(n);
-        Ok(n)
+        crate::buffered::read_buffered(self, buf)
     }
 }
 
