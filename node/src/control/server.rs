@@ -23,6 +23,9 @@ pub const MAX_CONTROL_CONNECTIONS: usize = 256;
 /// Longest wait for a request's line once a client connected: a client that sends nothing
 /// does not hold its connection for ever.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The pause after an `accept` that failed (out of file descriptors, say) before the next:
+/// the socket keeps serving once the cause is gone, without spinning while it lasts.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 use crate::daemon::{DEFAULT_DELIVERY_WINDOW, Node, RosterSignerCheck};
 use crate::fsutil::create_private_dir;
 use crate::home::Home;
@@ -73,8 +76,14 @@ pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
             let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
                 break;
             };
-            let Ok((stream, _)) = listener.accept().await else {
-                break;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("control socket: cannot accept a connection: {e}");
+                    drop(slot);
+                    tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
+                    continue;
+                }
             };
             let node = Arc::clone(&node);
             tokio::spawn(async move {
@@ -87,13 +96,39 @@ pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
     }))
 }
 
+/// Serves only a client running as the node's own user: `peer` is the client's uid as the
+/// kernel reports it (`SO_PEERCRED`), not as the client claims.
+fn owner_only(peer: std::io::Result<u32>) -> Result<(), String> {
+    let own = rustix::process::geteuid().as_raw();
+    match peer {
+        Ok(uid) if uid == own => Ok(()),
+        Ok(uid) => Err(format!(
+            "refused a client running as uid {uid}: the control socket serves only the \
+             node's own user (uid {own}); run the command as that user"
+        )),
+        Err(e) => Err(format!(
+            "refused a client whose user cannot be checked: {e}"
+        )),
+    }
+}
+
 /// Removes the socket file at shutdown.
 pub fn remove_socket(home: &Home) {
     let _ = fs::remove_file(socket_path(home));
 }
 
 async fn handle(node: &Arc<Node>, stream: UnixStream) -> Result<()> {
+    // The socket's folder and mode keep other users out; a changed mode must not let them in.
+    let owner = owner_only(stream.peer_cred().map(|c| c.uid()));
     let (read, mut write) = stream.into_split();
+    if let Err(refusal) = owner {
+        tracing::warn!("control socket: {refusal}");
+        let answer = json!({ "ok": false, "error": refusal });
+        let mut out = serde_json::to_vec(&answer)?;
+        out.push(b'\n');
+        write.write_all(&out).await?;
+        return Ok(());
+    }
     let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_LEN as u64);
     let mut line = String::new();
     tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
@@ -437,4 +472,25 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
         "inbox": inbox,
         "agency_quota_bytes": quota,
     }))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::owner_only;
+
+    #[test]
+    fn only_the_nodes_own_user_is_served() {
+        let own = rustix::process::geteuid().as_raw();
+        assert_eq!(owner_only(Ok(own)), Ok(()));
+        let other = own.wrapping_add(1);
+        let refusal = owner_only(Ok(other)).unwrap_err();
+        assert!(refusal.contains(&format!("uid {other}")), "{refusal}");
+        assert!(
+            refusal.contains("run the command as that user"),
+            "{refusal}"
+        );
+        let unknown = owner_only(Err(std::io::Error::other("no credentials"))).unwrap_err();
+        assert!(unknown.contains("cannot be checked"), "{unknown}");
+    }
 }
