@@ -25,7 +25,11 @@ pub fn liaise_bin() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "liaise-node", "--bin", "liaise"]);
+        // The whole workspace's binaries and tests, so that dependencies' features are
+        // unified as under `cargo test --workspace` (the tests' dev-dependencies turn on a few
+        // more): the binary `cargo test` built for `node/tests/` is then current, and the
+        // end-to-end tests do not wait for a second build of it.
+        build.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
         if release {
             build.arg("--release");
         }

@@ -1170,21 +1170,6 @@ fn files_under(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
-fn help_is_there_for_every_verb() {
-    let s = Sandbox::new();
-    for verb in [
-        &["--help"][..],
-        &["init", "--help"],
-        &["federation", "publish", "--help"],
-        &["roster", "import", "--help"],
-        &["keys", "rotate", "--help"],
-    ] {
-        let out = s.liaise(verb);
-        assert!(out.ok().contains("Usage:"), "{verb:?}");
-    }
-}
-
-#[test]
 fn a_reader_that_goes_away_or_a_full_disk_ends_a_command_with_no_panic() {
     let s = Sandbox::new();
     let fp = two_agency_federation(&s);
