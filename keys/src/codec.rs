@@ -147,6 +147,14 @@ impl postcard::ser_flavors::Flavor for Compare<'_> {
     }
 }
 
+/// The version a versioned body says it has, read before the body is decoded: such bodies
+/// start with a `u8` version field, which postcard writes as that one byte. A body of a
+/// version this crate does not know may have another layout, so it is reported as
+/// unsupported, not as malformed. `None` for an empty body.
+pub fn leading_version(bytes: &[u8]) -> Option<u8> {
+    bytes.first().copied()
+}
+
 /// Decodes the value at the start of `bytes` and ignores the rest: for a cheap look at the
 /// leading fields of a larger value (postcard encodes a struct's fields in order) before
 /// deciding to decode it whole with [`decode`]. Not a substitute for it: nothing after the

@@ -69,6 +69,17 @@ pub struct SignedCountersignature {
     signature: Signature,
 }
 
+/// Refuses a checkpoint or countersignature body of another version before decoding it: its
+/// layout may be another.
+fn check_version(body: &[u8]) -> Result<(), LogError> {
+    match codec::leading_version(body) {
+        Some(version) if version != CHECKPOINT_VERSION => {
+            Err(LogError::UnsupportedVersion(version))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl SignedCheckpoint {
     /// Signs a checkpoint with the agency's signing key.
     pub fn sign(body: &CheckpointBody, key: &SigningSecretKey) -> Self {
@@ -89,11 +100,9 @@ impl SignedCheckpoint {
 
     /// The body, NOT verified: to find out whose key to verify with.
     pub fn body_unverified(&self) -> Result<CheckpointBody, LogError> {
+        check_version(&self.body)?;
         let body: CheckpointBody = codec::decode("checkpoint body", &self.body, MAX_CHECKPOINT_LEN)
             .map_err(|_| LogError::Malformed)?;
-        if body.version != CHECKPOINT_VERSION {
-            return Err(LogError::UnsupportedVersion(body.version));
-        }
         Ok(body)
     }
 
@@ -142,15 +151,13 @@ impl SignedCountersignature {
 
     /// The body, NOT verified: to find out whose key to verify with.
     pub fn body_unverified(&self) -> Result<CountersignatureBody, LogError> {
+        check_version(&self.body)?;
         let body: CountersignatureBody = codec::decode(
             "countersignature body",
             &self.body,
             MAX_COUNTERSIGNATURE_LEN,
         )
         .map_err(|_| LogError::Malformed)?;
-        if body.version != CHECKPOINT_VERSION {
-            return Err(LogError::UnsupportedVersion(body.version));
-        }
         Ok(body)
     }
 
@@ -333,5 +340,33 @@ mod tests {
         let mut forged = leaves[3..].to_vec();
         forged[0] = [7; 32];
         assert!(check_extends(known, &body(5, heads[5]), &forged).is_err());
+    }
+
+    /// Bodies of a later version may have another layout: named unsupported from their
+    /// leading version byte, not reported as malformed.
+    #[test]
+    fn a_later_version_is_named_whatever_its_layout() {
+        let key = SigningSecretKey::generate();
+        let later = vec![CHECKPOINT_VERSION + 1, 0xff, 0xff, 0xff];
+        let unsupported = LogError::UnsupportedVersion(CHECKPOINT_VERSION + 1);
+        let checkpoint = SignedCheckpoint {
+            signature: key.sign(SignatureDomain::LogCheckpoint, &later),
+            body: later.clone(),
+        };
+        assert_eq!(checkpoint.body_unverified(), Err(unsupported.clone()));
+        assert_eq!(
+            checkpoint.verify(&key.public_key()),
+            Err(unsupported.clone())
+        );
+        let countersignature = SignedCountersignature {
+            signature: key.sign(SignatureDomain::CheckpointCountersignature, &later),
+            body: later,
+        };
+        assert_eq!(countersignature.body_unverified(), Err(unsupported));
+        let garbled = SignedCheckpoint {
+            body: vec![CHECKPOINT_VERSION, 0xff, 0xff, 0xff],
+            signature: checkpoint.signature,
+        };
+        assert_eq!(garbled.body_unverified(), Err(LogError::Malformed));
     }
 }

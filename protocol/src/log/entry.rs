@@ -119,11 +119,13 @@ impl LogEntry {
 
     /// Decodes and checks an entry.
     pub fn decode(bytes: &[u8]) -> Result<Self, LogError> {
+        if let Some(version) = codec::leading_version(bytes)
+            && version != LOG_ENTRY_VERSION
+        {
+            return Err(LogError::UnsupportedVersion(version));
+        }
         let entry: Self = codec::decode("log entry", bytes, MAX_LOG_ENTRY_LEN)
             .map_err(|_| LogError::MalformedEntry)?;
-        if entry.version != LOG_ENTRY_VERSION {
-            return Err(LogError::UnsupportedVersion(entry.version));
-        }
         entry.check()?;
         Ok(entry)
     }
@@ -189,6 +191,17 @@ pub(crate) mod tests {
         let mut over = at;
         over.reason = Some("r".repeat(MAX_REASON_LEN + 1));
         assert!(over.encode().is_err());
+    }
+
+    #[test]
+    fn a_later_version_is_named_whatever_its_layout() {
+        let later = [LOG_ENTRY_VERSION + 1, 0xff, 0xff, 0xff];
+        assert_eq!(
+            LogEntry::decode(&later),
+            Err(LogError::UnsupportedVersion(LOG_ENTRY_VERSION + 1))
+        );
+        let garbled = [LOG_ENTRY_VERSION, 0xff, 0xff, 0xff];
+        assert_eq!(LogEntry::decode(&garbled), Err(LogError::MalformedEntry));
     }
 
     #[test]

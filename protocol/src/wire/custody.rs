@@ -98,14 +98,16 @@ impl Signed {
     /// The body, parsed but **not verified**: to learn who claims to have signed it, so that
     /// the caller can look the key up. Never act on it before [`Self::verify`].
     pub fn body_unverified<T: SignedBody>(&self) -> Result<T, CustodyError> {
-        let body: T = codec::decode(T::WHAT, &self.body, MAX_SIGNED_LEN)
-            .map_err(|_| CustodyError::Malformed { what: T::WHAT })?;
-        if body.version() != CUSTODY_VERSION {
+        if let Some(version) = codec::leading_version(&self.body)
+            && version != CUSTODY_VERSION
+        {
             return Err(CustodyError::UnsupportedVersion {
                 what: T::WHAT,
-                version: body.version(),
+                version,
             });
         }
+        let body: T = codec::decode(T::WHAT, &self.body, MAX_SIGNED_LEN)
+            .map_err(|_| CustodyError::Malformed { what: T::WHAT })?;
         Ok(body)
     }
 

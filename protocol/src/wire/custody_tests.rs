@@ -117,3 +117,30 @@ fn a_request_is_answered_up_to_the_window_and_not_one_second_past_it() {
         Timestamp(u64::MAX)
     ));
 }
+
+/// A statement of a later version may have another layout: named unsupported from its
+/// leading version byte, not reported as malformed.
+#[test]
+fn a_later_version_is_named_whatever_its_layout() {
+    let key = SigningSecretKey::generate();
+    let later = vec![CUSTODY_VERSION + 1, 0xff, 0xff, 0xff];
+    let signed = Signed {
+        signature: key.sign(ShareRequestBody::DOMAIN, &later),
+        body: later,
+    };
+    assert_eq!(
+        signed.body_unverified::<ShareRequestBody>(),
+        Err(CustodyError::UnsupportedVersion {
+            what: ShareRequestBody::WHAT,
+            version: CUSTODY_VERSION + 1
+        })
+    );
+    let garbled = Signed {
+        body: vec![CUSTODY_VERSION, 0xff, 0xff, 0xff],
+        signature: signed.signature,
+    };
+    assert!(matches!(
+        garbled.body_unverified::<DeletionReceiptBody>(),
+        Err(CustodyError::Malformed { .. })
+    ));
+}

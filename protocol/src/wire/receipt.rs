@@ -83,11 +83,13 @@ impl SignedReceipt {
 
     /// The body, parsed but NOT verified: for display of a receipt already verified and stored.
     pub fn body_unverified(&self) -> Result<ReceiptBody, ReceiptError> {
+        if let Some(version) = codec::leading_version(&self.body)
+            && version != RECEIPT_VERSION
+        {
+            return Err(ReceiptError::UnsupportedVersion(version));
+        }
         let body: ReceiptBody = codec::decode("receipt body", &self.body, MAX_RECEIPT_LEN)
             .map_err(|_| ReceiptError::Malformed)?;
-        if body.version != RECEIPT_VERSION {
-            return Err(ReceiptError::UnsupportedVersion(body.version));
-        }
         Ok(body)
     }
 
@@ -203,6 +205,27 @@ mod tests {
             key.public_key()
                 .verify(SignatureDomain::Document, &receipt.body, &receipt.signature)
                 .is_err()
+        );
+    }
+
+    /// A body of a later version may have another layout: it is named unsupported from its
+    /// leading version byte, not reported as malformed.
+    #[test]
+    fn a_later_version_is_named_whatever_its_layout() {
+        let key = SigningSecretKey::generate();
+        let signed = |body: Vec<u8>| SignedReceipt {
+            signature: key.sign(SignatureDomain::Receipt, &body),
+            body,
+        };
+        let later = signed(vec![RECEIPT_VERSION + 1, 0xff, 0xff, 0xff]);
+        let unsupported = Err(ReceiptError::UnsupportedVersion(RECEIPT_VERSION + 1));
+        assert_eq!(later.body_unverified(), unsupported);
+        assert_eq!(later.verify(&key.public_key()), unsupported);
+        let garbled = signed(vec![RECEIPT_VERSION, 0xff, 0xff, 0xff]);
+        assert_eq!(garbled.body_unverified(), Err(ReceiptError::Malformed));
+        assert_eq!(
+            signed(Vec::new()).body_unverified(),
+            Err(ReceiptError::Malformed)
         );
     }
 }
