@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ pub async fn revoke(node: &Node, doc_id: &str, agency: Option<AgencyId>) -> Resu
             }))
         })
         .await?;
+    if result.get("share_shredded") == Some(&Value::Bool(true)) {
+        node.wal_holds_shreds.store(true, Ordering::SeqCst);
+    }
     node.custody_wake.notify_one();
     Ok(result)
 }
@@ -119,11 +123,25 @@ pub async fn custody_worker(node: Arc<Node>) {
         if let Err(e) = originator_tick(&node, &in_flight, &slots).await {
             tracing::warn!("custody: {e:#}");
         }
+        empty_wal_after_shredding(&node).await;
         tokio::select! {
             _ = node.custody_wake.notified() => {}
             _ = tokio::time::sleep(CUSTODY_TICK) => {}
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+/// Empties the database's write-ahead log after a key share was shredded, so the share's old
+/// page images do not stay in it until SQLite happens to write over them; tried again each
+/// round while a reader keeps it from completing.
+async fn empty_wal_after_shredding(node: &Node) {
+    if !node.wal_holds_shreds.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    if let Err(e) = node.store.db.truncate_wal().await {
+        tracing::warn!("custody: after shredding a key share: {e:#}");
+        node.wal_holds_shreds.store(true, Ordering::SeqCst);
     }
 }
 
@@ -135,12 +153,15 @@ async fn originator_tick(
     slots: &Arc<Semaphore>,
 ) -> Result<()> {
     let now = now_secs();
-    node.store
+    let shredded = node
+        .store
         .db
         .write(move |c| {
             custody::queue_expired(c, now)?;
+            let mut shredded = false;
             for doc in custody::unshredded_with_pending(c)? {
                 if let Some(why) = custody::shred_if_unneeded(c, &doc, now)? {
+                    shredded = true;
                     let id = parse_hex::<16>(&doc);
                     record_event(
                         c,
@@ -152,9 +173,12 @@ async fn originator_tick(
                     )?;
                 }
             }
-            Ok(())
+            Ok(shredded)
         })
         .await?;
+    if shredded {
+        node.wal_holds_shreds.store(true, Ordering::SeqCst);
+    }
     if slots.available_permits() == 0 {
         return Ok(());
     }

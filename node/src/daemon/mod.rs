@@ -101,6 +101,9 @@ pub struct Node {
     pub outbox_wake: Notify,
     /// Wakes the custody worker (revocations, expiry, deletion requests).
     pub custody_wake: Notify,
+    /// A key share was shredded since the write-ahead log was last emptied: the custody
+    /// worker empties it (its old page images still hold the share, sealed).
+    pub wal_holds_shreds: std::sync::atomic::AtomicBool,
     /// Bytes sent so far of live outgoing transfers, by (doc id, recipient).
     pub sending: Mutex<HashMap<(String, String), u64>>,
     /// Incoming transfers in progress, one per (sender, doc id).
@@ -192,6 +195,7 @@ pub async fn run(
         options,
         outbox_wake: Notify::new(),
         custody_wake: Notify::new(),
+        wal_holds_shreds: std::sync::atomic::AtomicBool::new(false),
         sending: Mutex::new(HashMap::new()),
         receiving: receiving::Receiving::default(),
         live: reachability::LiveConnections::default(),

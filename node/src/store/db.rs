@@ -18,10 +18,18 @@ const STATEMENT_CACHE: usize = 128;
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
 
+/// What the writer thread is asked to do.
+enum Work {
+    /// A write, run in the next group transaction.
+    Job(Job),
+    /// Empty the write-ahead log once the group is committed (see [`Db::truncate_wal`]).
+    TruncateWal(Done),
+}
+
 /// A handle to the database: cheap to clone, usable from async code.
 #[derive(Debug, Clone)]
 pub struct Db {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
     reader: Arc<Mutex<Connection>>,
 }
 
@@ -88,7 +96,7 @@ impl Db {
     pub fn open(path: &Path) -> Result<Self> {
         let writer = open_writer(path)?;
         let reader = open_reader(path)?;
-        let (jobs, rx) = mpsc::channel::<Job>();
+        let (jobs, rx) = mpsc::channel::<Work>();
         thread::Builder::new()
             .name("liaise-db-writer".into())
             .spawn(move || writer_loop(writer, &rx))
@@ -119,10 +127,28 @@ impl Db {
             (ok, done)
         });
         self.jobs
-            .send(job)
+            .send(Work::Job(job))
             .map_err(|_| anyhow!("the database writer has stopped"))?;
         rx.await
             .map_err(|_| anyhow!("the database writer has stopped"))?
+    }
+
+    /// Copies every page in the write-ahead log into the database file and truncates the log
+    /// to nothing, once the writes queued before are committed. For after shredding: the log
+    /// still holds the page images from before the overwrite (sealed with the custody key,
+    /// but there), until it is checkpointed and reset. Waits up to the busy timeout for
+    /// readers to finish; fails if one still holds an old snapshot then.
+    pub async fn truncate_wal(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel::<Result<(), String>>();
+        let done = Box::new(move |outcome: Result<(), String>| {
+            let _ = tx.send(outcome);
+        }) as Done;
+        self.jobs
+            .send(Work::TruncateWal(done))
+            .map_err(|_| anyhow!("the database writer has stopped"))?;
+        rx.await
+            .map_err(|_| anyhow!("the database writer has stopped"))?
+            .map_err(|e| anyhow!("cannot empty the database's write-ahead log: {e}"))
     }
 
     /// Runs a read on the read connection, off the async threads.
@@ -256,17 +282,24 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
+fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Work>) {
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP_COMMIT {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let (mut batch, mut truncations) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(work) = next.take() {
+            match work {
+                Work::Job(job) => batch.push(job),
+                Work::TruncateWal(done) => truncations.push(done),
+            }
+            if batch.len() < MAX_GROUP_COMMIT {
+                next = rx.try_recv().ok();
             }
         }
         let mut done = Vec::with_capacity(batch.len());
         let outcome = (|| -> rusqlite::Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
             // Immediate: the write lock is taken (waiting while a CLI command writes) before
             // the first read. A deferred transaction that read first could not become a
             // writer after another connection wrote: SQLite fails that at once, busy timeout
@@ -291,7 +324,25 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Job>) {
         }
         // Jobs left in `batch` (if the transaction could not even start) are failed by dropping
         // their senders.
+        if !truncations.is_empty() {
+            let outcome = truncate_wal(&conn);
+            for done in truncations {
+                done(outcome.clone());
+            }
+        }
     }
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`, outside any transaction: an error if a reader kept it
+/// from completing.
+fn truncate_wal(conn: &Connection) -> Result<(), String> {
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    if busy != 0 {
+        return Err("a reader kept it from completing".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -357,5 +408,49 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(kinds, ["node", "cli"]);
+    }
+
+    #[tokio::test]
+    async fn emptying_the_log_leaves_no_overwritten_bytes_in_either_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path).unwrap();
+        let secret = "a sealed key share, shredded".repeat(8);
+        let kept = secret.clone();
+        db.write(move |c| {
+            c.execute(
+                "INSERT INTO events (at, kind, detail) VALUES (1, 'share', ?1)",
+                [kept],
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        db.write(|c| {
+            c.execute("DELETE FROM events WHERE kind = 'share'", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let holds = |suffix: &str| {
+            let file = std::fs::read(dir.path().join(format!("t.db{suffix}"))).unwrap_or_default();
+            file.windows(secret.len()).any(|w| w == secret.as_bytes())
+        };
+        // Deleted (and overwritten in the page, `secure_delete`), but the log keeps the old
+        // page image.
+        assert!(holds("-wal"));
+        db.truncate_wal().await.unwrap();
+        assert!(!holds("-wal"));
+        assert!(!holds(""));
+        assert_eq!(
+            std::fs::metadata(dir.path().join("t.db-wal"))
+                .unwrap()
+                .len(),
+            0
+        );
+        // The writer goes on as before.
+        db.write(|c| Ok(c.execute("INSERT INTO events (at, kind) VALUES (2, 'after')", [])?))
+            .await
+            .unwrap();
     }
 }
