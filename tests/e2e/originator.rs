@@ -339,8 +339,37 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
         sb.stored(&probation.home, &blob).unwrap(),
     )
     .unwrap();
+    let db = sb.path(&format!("{}/store/liaise.db", city.home));
+    let sealed_share: Vec<u8> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT share FROM custody_documents WHERE doc_id = ?1",
+            [&doc],
+            |r| r.get(0),
+        )
+        .unwrap();
     let revoked = fed.json(city, &["revoke", &doc]);
     assert_eq!(revoked["share_shredded"], true, "{revoked:#}");
+    // Shredded in the database file and gone from its write-ahead log too, whose old page
+    // images would otherwise keep the (sealed) share until SQLite wrote over them.
+    let wal = sb.path(&format!("{}/store/liaise.db-wal", city.home));
+    let holds_share = |path: &std::path::Path| {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        bytes.windows(sealed_share.len()).any(|w| w == sealed_share)
+    };
+    let shredded_by = Instant::now() + Duration::from_secs(30);
+    while holds_share(&wal) || holds_share(&db) {
+        assert!(
+            Instant::now() < shredded_by,
+            "the shredded share is still in {}",
+            if holds_share(&db) {
+                "the database"
+            } else {
+                "its log"
+            }
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     open(
         &fed,
         probation,

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use liaise_keys::{AgencyId, Timestamp};
@@ -39,6 +39,8 @@ pub const DELETION_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most delete requests in flight at once, so that one reader that never answers holds
 /// up none of the others.
 pub const MAX_PARALLEL_DELETION_REQUESTS: usize = 8;
+/// The pause before emptying the write-ahead log again after a reader held up a try.
+const WAL_RETRY_PAUSE: Duration = Duration::from_secs(30);
 /// The most due delete requests read from the database at once.
 const MAX_DUE_DELETIONS: usize = 64;
 
@@ -51,7 +53,7 @@ pub async fn revoke(node: &Node, doc_id: &str, agency: Option<AgencyId>) -> Resu
     let id = parse_hex::<16>(doc_id).with_context(|| format!("`{doc_id}` is not a document id"))?;
     let doc = hex(&id);
     let now = now_secs();
-    let result = node
+    let (result, shredded_now) = node
         .store
         .db
         .write(move |c| {
@@ -82,14 +84,15 @@ pub async fn revoke(node: &Node, doc_id: &str, agency: Option<AgencyId>) -> Resu
                     json!({ "what": "key share shredded", "why": shredded }),
                 )?;
             }
-            Ok(json!({
+            let answer = json!({
                 "doc_id": doc,
                 "revoked": revoked,
                 "share_shredded": shredded.is_some() || held.share.is_none(),
-            }))
+            });
+            Ok((answer, shredded.is_some()))
         })
         .await?;
-    if result.get("share_shredded") == Some(&Value::Bool(true)) {
+    if shredded_now {
         node.wal_holds_shreds.store(true, Ordering::SeqCst);
     }
     node.custody_wake.notify_one();
@@ -107,6 +110,8 @@ pub async fn custody_worker(node: Arc<Node>) {
     // re-read every tick for copies whose file cannot be read.
     let mut expiry_learnt = false;
     let mut failed = FailedDeletions::default();
+    // When emptying the write-ahead log may be tried again, after a try a reader held up.
+    let mut wal_retry_at: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -123,7 +128,7 @@ pub async fn custody_worker(node: Arc<Node>) {
         if let Err(e) = originator_tick(&node, &in_flight, &slots).await {
             tracing::warn!("custody: {e:#}");
         }
-        empty_wal_after_shredding(&node).await;
+        wal_retry_at = empty_wal_after_shredding(&node, wal_retry_at).await;
         tokio::select! {
             _ = node.custody_wake.notified() => {}
             _ = tokio::time::sleep(CUSTODY_TICK) => {}
@@ -133,15 +138,23 @@ pub async fn custody_worker(node: Arc<Node>) {
 }
 
 /// Empties the database's write-ahead log after a key share was shredded, so the share's old
-/// page images do not stay in it until SQLite happens to write over them; tried again each
-/// round while a reader keeps it from completing.
-async fn empty_wal_after_shredding(node: &Node) {
-    if !node.wal_holds_shreds.swap(false, Ordering::SeqCst) {
-        return;
+/// page images do not stay in it until SQLite happens to write over them. While a reader
+/// keeps it from completing, it is tried again [`WAL_RETRY_PAUSE`] later (every write waits
+/// for each try). Returns when it may be tried again, if it failed.
+async fn empty_wal_after_shredding(node: &Node, not_before: Option<Instant>) -> Option<Instant> {
+    if not_before.is_some_and(|at| Instant::now() < at) {
+        return not_before;
     }
-    if let Err(e) = node.store.db.truncate_wal().await {
-        tracing::warn!("custody: after shredding a key share: {e:#}");
-        node.wal_holds_shreds.store(true, Ordering::SeqCst);
+    if !node.wal_holds_shreds.swap(false, Ordering::SeqCst) {
+        return None;
+    }
+    match node.store.db.truncate_wal().await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!("custody: after shredding a key share: {e:#}; trying again shortly");
+            node.wal_holds_shreds.store(true, Ordering::SeqCst);
+            Some(Instant::now() + WAL_RETRY_PAUSE)
+        }
     }
 }
 

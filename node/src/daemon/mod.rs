@@ -101,8 +101,9 @@ pub struct Node {
     pub outbox_wake: Notify,
     /// Wakes the custody worker (revocations, expiry, deletion requests).
     pub custody_wake: Notify,
-    /// A key share was shredded since the write-ahead log was last emptied: the custody
-    /// worker empties it (its old page images still hold the share, sealed).
+    /// A key share may have been shredded since the write-ahead log was last emptied: the
+    /// custody worker empties it (its old page images still hold the share, sealed). Set at
+    /// start too, for a shred whose emptying did not complete before the node stopped.
     pub wal_holds_shreds: std::sync::atomic::AtomicBool,
     /// Bytes sent so far of live outgoing transfers, by (doc id, recipient).
     pub sending: Mutex<HashMap<(String, String), u64>>,
@@ -195,7 +196,7 @@ pub async fn run(
         options,
         outbox_wake: Notify::new(),
         custody_wake: Notify::new(),
-        wal_holds_shreds: std::sync::atomic::AtomicBool::new(false),
+        wal_holds_shreds: std::sync::atomic::AtomicBool::new(true),
         sending: Mutex::new(HashMap::new()),
         receiving: receiving::Receiving::default(),
         live: reachability::LiveConnections::default(),

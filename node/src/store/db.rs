@@ -11,6 +11,11 @@ use tokio::sync::oneshot;
 
 /// The most writes committed together in one transaction.
 pub const MAX_GROUP_COMMIT: usize = 512;
+/// How long a connection waits for another one's lock (a CLI command writing, say).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long emptying the write-ahead log waits for readers to finish: every write waits
+/// meanwhile.
+const TRUNCATE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Prepared statements kept per connection: every statement the node runs often, so none
 /// is parsed again for each document.
 const STATEMENT_CACHE: usize = 128;
@@ -176,7 +181,7 @@ impl Db {
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let writer = Connection::open(path)
         .with_context(|| format!("cannot open database {}", path.display()))?;
-    writer.busy_timeout(std::time::Duration::from_secs(10))?;
+    writer.busy_timeout(BUSY_TIMEOUT)?;
     writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     writer
         .execute_batch(
@@ -276,7 +281,7 @@ pub fn open_reader(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("cannot open database {}", path.display()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     configure(&conn)?;
     Ok(conn)
@@ -334,15 +339,20 @@ fn writer_loop(mut conn: Connection, rx: &mpsc::Receiver<Work>) {
 }
 
 /// `PRAGMA wal_checkpoint(TRUNCATE)`, outside any transaction: an error if a reader kept it
-/// from completing.
+/// from completing. It holds the log's write lock while it waits for readers, so it waits
+/// only [`TRUNCATE_BUSY_TIMEOUT`], not the writes' busy timeout: every write waits with it.
 fn truncate_wal(conn: &Connection) -> Result<(), String> {
-    let busy: i64 = conn
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+    conn.busy_timeout(TRUNCATE_BUSY_TIMEOUT)
         .map_err(|e| e.to_string())?;
-    if busy != 0 {
-        return Err("a reader kept it from completing".into());
+    let checkpoint = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| e.to_string())?;
+    match checkpoint {
+        Ok(0) => Ok(()),
+        Ok(_) => Err("a reader kept it from completing".into()),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
