@@ -204,3 +204,49 @@ fn the_originator_refuses_a_share_to_a_node_that_is_not_a_reader() {
     assert!(answer.contains("not a reader"), "{answer}");
     assert!(refused(&fed.json(city, &["log"])));
 }
+
+/// Another local user reaches the socket only if its modes were loosened; even then the node
+/// refuses it, from the kernel's account of who connected, with what to do instead. Needs
+/// root, to run the client as `nobody`; says so and does nothing otherwise.
+#[test]
+fn another_user_is_refused_even_through_a_loosened_socket() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fed = TestFederation::new(&[(PRISON, "prison")], &[]);
+    let prison = &fed.agencies[0];
+    let sb = &fed.sandbox;
+    if std::fs::metadata(sb.root()).unwrap().uid() != 0 {
+        eprintln!("not root: cannot run a client as another user; skipped");
+        return;
+    }
+    let _prison = fed.start(prison);
+    // The mistake: every folder on the way traversable, the socket writable by all. The
+    // binary is copied where `nobody` may run it.
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let home = sb.path(&prison.home);
+    for dir in [sb.root(), &home, &home.join("run")] {
+        mode(dir, 0o711);
+    }
+    mode(&home.join("run/control.sock"), 0o666);
+    let bin = sb.path("liaise-for-nobody");
+    std::fs::copy(liaise_tests::liaise_bin(), &bin).unwrap();
+    mode(&bin, 0o755);
+
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .args(["status", "--home"])
+        .arg(&home)
+        .output()
+        .expect("setpriv (util-linux) runs the client as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("refused a client running as uid 65534")
+            && stderr.contains("run the command as that user"),
+        "{stderr}"
+    );
+    // The node's own user is served as before.
+    assert_eq!(fed.json(prison, &["status"])["agency"], PRISON);
+}

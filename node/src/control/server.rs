@@ -121,14 +121,6 @@ async fn handle(node: &Arc<Node>, stream: UnixStream) -> Result<()> {
     // The socket's folder and mode keep other users out; a changed mode must not let them in.
     let owner = owner_only(stream.peer_cred().map(|c| c.uid()));
     let (read, mut write) = stream.into_split();
-    if let Err(refusal) = owner {
-        tracing::warn!("control socket: {refusal}");
-        let answer = json!({ "ok": false, "error": refusal });
-        let mut out = serde_json::to_vec(&answer)?;
-        out.push(b'\n');
-        write.write_all(&out).await?;
-        return Ok(());
-    }
     let mut reader = tokio::io::BufReader::new(read).take(MAX_REQUEST_LEN as u64);
     let mut line = String::new();
     tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
@@ -136,12 +128,22 @@ async fn handle(node: &Arc<Node>, stream: UnixStream) -> Result<()> {
         .context("no request arrived in time")??;
     // What follows the line (only `submit_sealed` has a body) has its own limit.
     let mut body = reader.into_inner();
-    let answer = match serde_json::from_str::<Request>(&line) {
-        Ok(request) => match dispatch(node, request, &mut body).await {
+    let request = serde_json::from_str::<Request>(&line);
+    let answer = match (owner, request) {
+        // Refused only once the request is read: a client still writing its document into
+        // a socket nobody reads would see a broken pipe, not the refusal.
+        (Err(refusal), request) => {
+            tracing::warn!("control socket: {refusal}");
+            if let Ok(Request::SubmitSealed { len }) = request {
+                let _ = read_body(&mut body, len).await;
+            }
+            json!({ "ok": false, "error": refusal })
+        }
+        (Ok(()), Ok(request)) => match dispatch(node, request, &mut body).await {
             Ok(result) => json!({ "ok": true, "result": result }),
             Err(e) => json!({ "ok": false, "error": format!("{e:#}") }),
         },
-        Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }),
+        (Ok(()), Err(e)) => json!({ "ok": false, "error": format!("bad request: {e}") }),
     };
     let mut out = serde_json::to_vec(&answer)?;
     out.push(b'\n');
