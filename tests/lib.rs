@@ -25,17 +25,18 @@ pub fn liaise_bin() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut build = Command::new(cargo);
-        // The whole workspace's binaries and tests, so that dependencies' features are
-        // unified as under `cargo test --workspace` (the tests' dev-dependencies turn on a few
-        // more): the binary `cargo test` built for `node/tests/` is then current, and the
-        // end-to-end tests do not wait for a second build of it.
-        build.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
+        // The whole workspace's binaries, with dependencies' features unified as under
+        // `cargo test --workspace`: `--examples` (there are none) brings in the
+        // dev-dependencies, which turn on a few more. The binary `cargo test` built for
+        // `node/tests/` is then current, and the end-to-end tests do not wait for a second
+        // build of it.
+        build.args(["build", "--quiet", "--workspace", "--bins", "--examples"]);
         if release {
             build.arg("--release");
         }
         // Always ask cargo: it is a no-op when the binary is current, and rebuilds a stale one.
         let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build of liaise failed");
+        assert!(status.success(), "cargo build of the liaise binary failed");
         bin
     })
     .clone()
