@@ -43,8 +43,6 @@ pub trait SignedBody: Serialize + DeserializeOwned {
     const DOMAIN: SignatureDomain;
     /// What it is, for errors.
     const WHAT: &'static str;
-    /// Its version field.
-    fn version(&self) -> u8;
 }
 
 /// Why a signed statement was refused.
@@ -291,9 +289,6 @@ macro_rules! signed_body {
         impl SignedBody for $t {
             const DOMAIN: SignatureDomain = SignatureDomain::$domain;
             const WHAT: &'static str = $what;
-            fn version(&self) -> u8 {
-                self.version
-            }
         }
     };
 }
