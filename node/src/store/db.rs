@@ -141,7 +141,7 @@ impl Db {
     /// Copies every page in the write-ahead log into the database file and truncates the log
     /// to nothing, once the writes queued before are committed. For after shredding: the log
     /// still holds the page images from before the overwrite (sealed with the custody key,
-    /// but there), until it is checkpointed and reset. Waits up to the busy timeout for
+    /// but there), until it is checkpointed and reset. Waits [`TRUNCATE_BUSY_TIMEOUT`] for
     /// readers to finish; fails if one still holds an old snapshot then.
     pub async fn truncate_wal(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel::<Result<(), String>>();
