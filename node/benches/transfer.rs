@@ -19,7 +19,9 @@
 //! `cargo bench -p liaise-node --bench transfer`. Needs ~17 GB in the temporary folder
 //! (deleted afterwards). `LIAISE_BENCH_QUICK=1` uses 64 MiB and 256 MiB instead of 1 and
 //! 4 GiB. `LIAISE_BENCH_ONLY=large` or `=small` runs only (a) and (c), or only (b) (for
-//! profiling one figure).
+//! profiling one figure). `LIAISE_BENCH_BIN=PATH` runs the nodes from another build of
+//! `liaise`: this VM drifts too much for runs minutes apart to compare two builds, so they are
+//! compared in turns.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::fs::File;
@@ -298,7 +300,10 @@ impl Pair {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_liaise"));
+        // `LIAISE_BENCH_BIN` runs another build of `liaise` (to compare two builds in turns).
+        let bin = std::env::var_os("LIAISE_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_liaise").into());
+        let mut cmd = Command::new(bin);
         cmd.current_dir(self.dir.path())
             .args(args)
             .env("LIAISE_PASSPHRASE", PASSPHRASE)
@@ -417,11 +422,36 @@ impl Pair {
         // Sixteen submitters at once, as a batch script or many staff would: each waits for
         // its document to be committed, and commits are grouped, so with fewer the node
         // mostly waits for fsyncs.
-        std::thread::scope(|scope| {
-            for chunk in sealed.chunks(count.div_ceil(SUBMITTERS)) {
-                scope.spawn(move || chunk.iter().for_each(|d| self.submit_sealed(d)));
-            }
+        let mut waits: Vec<f64> = std::thread::scope(|scope| {
+            let submitters: Vec<_> = sealed
+                .chunks(count.div_ceil(SUBMITTERS))
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .iter()
+                            .map(|d| {
+                                let start = Instant::now();
+                                self.submit_sealed(d);
+                                start.elapsed().as_secs_f64() * 1000.0
+                            })
+                            .collect::<Vec<f64>>()
+                    })
+                })
+                .collect();
+            submitters
+                .into_iter()
+                .flat_map(|s| s.join().unwrap())
+                .collect()
         });
+        waits.sort_by(f64::total_cmp);
+        let at = |part: f64| waits[((waits.len() - 1) as f64 * part) as usize];
+        eprintln!(
+            "1000 small documents: each submit took {:.1} ms at the median, {:.1} ms at the \
+             90th percentile, {:.1} ms at the most",
+            at(0.5),
+            at(0.9),
+            at(1.0)
+        );
         let submitted = start.elapsed().as_secs_f64();
         let client_cpu = own_cpu_secs() - client_before;
         self.wait_delivered(before + count, Duration::from_millis(10));
