@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use liaise_node::daemon::MAX_LARGE_TRANSFERS_PER_AGENCY;
+use liaise_node::daemon::{MAX_LARGE_TRANSFERS_PER_AGENCY, MAX_PARTIAL_FILES_PER_PEER};
 use liaise_node::transport::MAX_STREAMS_PER_CONNECTION;
 use liaise_protocol::wire::{
     CloseCode, MAX_DOCUMENT_LEN, MAX_FRAME_LEN, Message, MessageKind, PROTOCOL_VERSION,
@@ -393,4 +393,53 @@ fn a_member_offering_more_large_documents_than_its_share_is_told_busy_and_others
     legit_deliveries(&fed, 2);
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 2);
     drop(held);
+}
+
+#[test]
+fn large_offers_given_up_before_their_first_byte_leave_no_partial_files() {
+    let fed = federation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _city = fed.start(city);
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = HostilePeer::prison_at_probation(&fed);
+    let incoming = fed.sandbox.path(&probation.home).join("store/incoming");
+    let partials = || {
+        std::fs::read_dir(&incoming)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(PRISON)
+            })
+            .count()
+    };
+    // More large documents than a peer may leave partial files of, each offered under a new
+    // id, accepted, and given up without a byte: each accepted transfer creates its file, and
+    // each must go again, or the peer could fill the folder with empty files.
+    let offers = MAX_PARTIAL_FILES_PER_PEER + MAX_LARGE_TRANSFERS_PER_AGENCY;
+    rt.block_on(async {
+        let conn = peer.connect().await;
+        for n in 0..offers {
+            let (answer, (mut send, mut recv)) = offer_large(&conn, n as u8).await;
+            assert!(
+                matches!(answer, Message::Accept { .. }),
+                "offer {n}: {answer:?}"
+            );
+            send.reset(0u32.into()).unwrap();
+            recv.stop(0u32.into()).unwrap();
+            // The transfer ends once the node sees the reset; wait for it before the next,
+            // so that the peer's share of large transfers at once is never reached.
+            let start = Instant::now();
+            while partials() > 0 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "offer {n}: an empty partial file stays"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    // The other members are served meanwhile.
+    legit_deliveries(&fed, 1);
 }

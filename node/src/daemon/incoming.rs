@@ -37,6 +37,12 @@ use crate::trust::RosterSignerCheck;
 /// counting a transfer in progress at its offered length). A peer holding no other partial
 /// may always send one document, up to `MAX_DOCUMENT_LEN`.
 pub const MAX_PARTIAL_BYTES_PER_PEER: u64 = 8 * 1024 * 1024 * 1024;
+/// The most partial files one peer's unfinished transfers may leave on this node, whatever
+/// they hold: each is a file (an inode, a name every large offer lists), and a file of a few
+/// bytes hardly counts toward [`MAX_PARTIAL_BYTES_PER_PEER`]. A node sends at most a few
+/// large documents to one agency at once, and resumes each, so an honest peer stays far
+/// below it.
+pub const MAX_PARTIAL_FILES_PER_PEER: usize = 64;
 /// A partial file not written to for this long is deleted: its sender gave up on it.
 pub const PARTIAL_MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 /// How often stale partial files are looked for.
@@ -90,12 +96,23 @@ pub fn check_unfinished(
     let (doc_id, hash) = offer;
     // Per document id: what its partials hold, at least what its transfer was offered with.
     let mut held: HashMap<String, u64> = HashMap::new();
+    let mut files = 0usize;
     for partial in blobs.partials_of(peer) {
         if partial.doc_id == doc_id && partial.hash == hash {
             continue;
         }
+        files += 1;
         let entry = held.entry(partial.doc_id).or_default();
         *entry = entry.saturating_add(partial.len);
+    }
+    if files >= MAX_PARTIAL_FILES_PER_PEER {
+        return Err(Refusal::new(
+            RejectReason::Busy,
+            format!(
+                "{files} partial files of unfinished transfers from {peer} are held already \
+                 (limit {MAX_PARTIAL_FILES_PER_PEER}); finish those first"
+            ),
+        ));
     }
     for ((sender, doc), offered) in in_flight {
         if sender == peer.as_str() && doc != doc_id {
@@ -615,6 +632,35 @@ mod tests {
         .unwrap();
         assert!(check_unfinished(&blobs, &prison, this, max - 10, &none).is_ok());
         assert!(check_unfinished(&blobs, &prison, this, max - 9, &none).is_err());
+    }
+
+    #[test]
+    fn a_peer_may_leave_only_so_many_partial_files_however_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let prison = AgencyId::new("nl.prison.vught").unwrap();
+        let city = AgencyId::new("nl.city.utrecht").unwrap();
+        let none = HashMap::new();
+        let resumed = ("aa".repeat(16), hex(&[1; 32]));
+        let resumed = (resumed.0.as_str(), resumed.1.as_str());
+        // Its own partial, which this offer resumes, never counts.
+        std::fs::write(blobs.partial_path(&prison, &[0xaa; 16], &[1; 32]), [0u8; 1]).unwrap();
+        for i in 0..MAX_PARTIAL_FILES_PER_PEER - 1 {
+            let id = [u8::try_from(i).unwrap(); 16];
+            std::fs::write(blobs.partial_path(&prison, &id, &[2; 32]), [0u8; 1]).unwrap();
+        }
+        // One byte each, far from the byte limit: one file short of the file limit.
+        assert!(check_unfinished(&blobs, &prison, resumed, 1 << 20, &none).is_ok());
+        std::fs::write(blobs.partial_path(&prison, &[0xbb; 16], &[2; 32]), []).unwrap();
+        let refused = check_unfinished(&blobs, &prison, resumed, 1 << 20, &none).unwrap_err();
+        assert_eq!(refused.reason, RejectReason::Busy);
+        assert!(
+            refused.detail.contains("partial files"),
+            "{}",
+            refused.detail
+        );
+        // Another agency's files are its own.
+        assert!(check_unfinished(&blobs, &city, resumed, 1 << 20, &none).is_ok());
     }
 
     #[test]

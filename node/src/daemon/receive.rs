@@ -27,7 +27,7 @@ use liaise_protocol::wire::{
     CloseCode, ContentHasher, MAX_DOCUMENT_LEN, Message, MessageKind, RECEIPT_VERSION, ReceiptBody,
     RejectReason, SignedReceipt, content_hash,
 };
-use liaise_protocol::{DocumentInfo, SignerCheck};
+use liaise_protocol::{DocumentInfo, OpenError, SignerCheck};
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -761,8 +761,10 @@ async fn receive_bytes(
             }
         },
         Err(gone @ Outcome::Gone(_)) => {
-            // Keep what arrived, and its hash state, for a resumed transfer.
+            // Keep what arrived, and its hash state, for a resumed transfer; a file that
+            // holds nothing would only be one more name in the folder.
             match writer.finish().await {
+                Ok(_) if remove_if_empty(node, peer, partial) => {}
                 Ok((hasher, _)) => node.resume_states.save(peer.as_str(), partial, &hasher),
                 Err(e) => keep_only_durable(node, peer, partial, is_disk_full(&e)).await,
             }
@@ -774,10 +776,24 @@ async fn receive_bytes(
             if writer.finish().await.is_err() {
                 let disk_full = matches!(e, Outcome::Reject(RejectReason::DiskFull, _));
                 keep_only_durable(node, peer, partial, disk_full).await;
+            } else {
+                remove_if_empty(node, peer, partial);
             }
             Err(e)
         }
     }
+}
+
+/// Removes `partial` if an ended transfer left it empty: there is nothing to resume, and each
+/// file left counts toward its peer's [`super::incoming::MAX_PARTIAL_FILES_PER_PEER`]. Returns
+/// whether it did.
+fn remove_if_empty(node: &Node, peer: &AgencyId, partial: &Path) -> bool {
+    if !fs::metadata(partial).is_ok_and(|m| m.len() == 0) {
+        return false;
+    }
+    node.resume_states.forget(peer.as_str(), partial);
+    let _ = fs::remove_file(partial);
+    true
 }
 
 /// After the writer of `partial` failed, keeps what it wrote for a resume only if that is
@@ -882,25 +898,32 @@ fn check_held(
         let mut start = Vec::new();
         document
             .open()
-            .map_err(|e| bad(format!("{e:#}")))?
+            .map_err(|e| unreadable(&format!("{e:#}")))?
             .take(MAX_FORWARD_PREFIX_LEN as u64)
             .read_to_end(&mut start)
-            .map_err(|e| bad(e.to_string()))?;
+            .map_err(|e| unreadable(&e.to_string()))?;
         let entitled = entitlement(&start, &document_id, from, me, roster)
             .map_err(bad)?
             .ok_or_else(|| bad("the document is truncated".into()))?;
         let info = match verdict {
             Some(verdict) => verdict.map_err(bad)?,
             None => {
-                let input = document.open().map_err(|e| bad(format!("{e:#}")))?;
+                let input = document.open().map_err(|e| unreadable(&format!("{e:#}")))?;
                 // Bytes in memory need no read buffer; a file gets a large one.
                 let input: Box<dyn Read + '_> = match &document {
                     Held::Inline(_) => input,
                     Held::File(_) => Box::new(BufReader::with_capacity(1 << 20, input)),
                 };
-                let sealed = skip_prefix(input).map_err(|e| bad(e.to_string()))?;
-                liaise_protocol::verify(sealed, &RosterSignerCheck(roster))
-                    .map_err(|e| bad(e.to_string()))?
+                let sealed = skip_prefix(input).map_err(|e| match e.raw_os_error() {
+                    Some(_) => unreadable(&e.to_string()),
+                    None => bad(e.to_string()),
+                })?;
+                liaise_protocol::verify(sealed, &RosterSignerCheck(roster)).map_err(
+                    |e| match e {
+                        OpenError::Read(e) => unreadable(&e.to_string()),
+                        e => bad(e.to_string()),
+                    },
+                )?
             }
         };
         RosterSignerCheck(roster)
@@ -913,12 +936,25 @@ fn check_held(
             Check::NotRecipient(e) => Err((RejectReason::NotRecipient, e)),
         }
     })();
-    if checked.is_err()
+    // A refused document goes; one this node could not read stays for the retry, which
+    // resumes at its end and checks it again.
+    if let Err((reason, _)) = &checked
+        && *reason != RejectReason::Internal
         && let Held::File(partial) = &document
     {
         let _ = fs::remove_file(partial);
     }
     checked.map(|ok| (ok, document))
+}
+
+/// This node could not read back a document it holds (out of file descriptors, an I/O
+/// error): `Internal`, which the sender tries again, not `BadDocument`, which would make it
+/// give a valid document up.
+fn unreadable(error: &str) -> (RejectReason, String) {
+    (
+        RejectReason::Internal,
+        format!("cannot read the received document back: {error}"),
+    )
 }
 
 /// A document this node deleted already (at its originator's request, at its expiry, or by
@@ -1055,5 +1091,44 @@ mod tests {
         // Longer than the offer: discarded.
         assert_eq!(prefix_state(&peer, &partial, 5, &states).unwrap().0, 0);
         assert!(!partial.exists());
+    }
+
+    #[test]
+    fn a_received_document_this_node_cannot_read_back_is_not_called_bad() {
+        use crate::log::signer_keys::tests::{Stewards, identity, roster};
+        let (city, prison) = (identity("nl.city.utrecht"), identity("nl.prison.vught"));
+        let stewards = Stewards::generate();
+        let roster = roster(
+            1,
+            &stewards,
+            &stewards.quorum(),
+            &[&city, &prison],
+            Vec::new(),
+        );
+        let (from, me) = (city.member.id.clone(), prison.member.id.clone());
+        let dir = tempfile::tempdir().unwrap();
+        // Gone from under the node (or out of file descriptors): the sender tries again
+        // later, instead of giving the document up as invalid.
+        let missing = Held::File(dir.path().join("gone.partial"));
+        let (reason, detail) = check_held(missing, [7; 16], &from, &me, &roster, None).unwrap_err();
+        assert_eq!(reason, RejectReason::Internal, "{detail}");
+        assert!(
+            detail.contains("cannot read the received document back"),
+            "{detail}"
+        );
+        // A partial that reads back as garbage is bad, and goes.
+        let garbage = dir.path().join("garbage.partial");
+        fs::write(&garbage, vec![0x5a; 5000]).unwrap();
+        let (reason, detail) = check_held(
+            Held::File(garbage.clone()),
+            [7; 16],
+            &from,
+            &me,
+            &roster,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(reason, RejectReason::BadDocument, "{detail}");
+        assert!(!garbage.exists());
     }
 }
