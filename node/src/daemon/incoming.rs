@@ -341,10 +341,20 @@ impl BackgroundSync {
         match self.0.take() {
             Some(sync) => sync
                 .join()
-                .map_err(|_| std::io::Error::other("the fsync thread failed"))?,
+                .map_err(|_| std::io::Error::other("the fsync thread failed"))?
+                .map_err(sync_failed),
             None => Ok(()),
         }
     }
+}
+
+/// An fsync of a partial file that failed, whatever its error number, is never taken for a
+/// full disk (whose partial is kept for a resume): Linux reports a failed writeback once, and
+/// may leave the pages it could not write marked clean in memory, so a later fsync succeeds
+/// and a resume would hash, and a receipt vouch for, bytes that are not on disk. Only a
+/// `write` refused for want of space leaves the partial as it is on disk.
+fn sync_failed(error: std::io::Error) -> std::io::Error {
+    std::io::Error::other(format!("cannot fsync the partial file: {error}"))
 }
 
 /// One step for the writer thread of a partial file.
@@ -450,7 +460,7 @@ impl PartialWriter {
             // Also when the transfer was interrupted: the bytes held are kept for a resume.
             file.flush()?;
             background.wait()?;
-            file.file().sync_all()?;
+            file.file().sync_all().map_err(sync_failed)?;
             // What was hashed is what the file holds, or nothing of it is taken.
             let on_disk = file.file().metadata()?.len();
             if on_disk != appended {
@@ -728,6 +738,10 @@ mod tests {
         assert!(is_disk_full(&Error::from_raw_os_error(EDQUOT)));
         assert!(!is_disk_full(&Error::from_raw_os_error(27)), "EFBIG");
         assert!(!is_disk_full(&Error::other("boom")));
+        // An fsync refused for want of space is not: its partial is discarded, not resumed.
+        let failed = sync_failed(Error::from_raw_os_error(ENOSPC));
+        assert!(!is_disk_full(&failed));
+        assert!(failed.to_string().contains("cannot fsync"), "{failed}");
     }
 
     #[tokio::test]
