@@ -1000,25 +1000,55 @@ async fn store_document(
     peer: &AgencyId,
 ) -> Result<Vec<u8>, Outcome> {
     // Renamed and its folders fsynced in a group with other documents arriving now.
-    node.store
+    if let Err(e) = node
+        .store
         .blobs
         .install_grouped(partial.to_path_buf(), &offer.content_hash)
         .await
-        .map_err(internal)?;
+    {
+        remove_if_unreferenced(node, offer.content_hash).await;
+        return Err(internal(e));
+    }
     let receipt = signed_receipt(node, &row, offer, peer);
     // The blob folder was fsynced after the rename, before the row is written. Its quota
     // was checked before the transfer began.
-    let recorded = node
+    let recorded = match node
         .store
         .db
         .write(move |c| record_received(c, &row, &receipt, None, None))
         .await
-        .map_err(|e| map_store_error(&e))?;
+    {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            remove_if_unreferenced(node, offer.content_hash).await;
+            return Err(map_store_error(&e));
+        }
+    };
     if matches!(recorded, Recorded::Deleted(..) | Recorded::Conflict) {
         // Refused: the file just installed is no copy this node keeps.
         let _ = fs::remove_file(node.store.blobs.path(&offer.content_hash));
     }
     recorded.into_receipt()
+}
+
+/// After a received document was installed as a blob but its row was not written: removes
+/// the blob unless a row refers to it. Left in place it would be a whole copy nobody knows of
+/// until the next start (`orphans.rs`), outside every quota, and a deletion receipt for the
+/// document would call it gone. The sender was not answered and sends it again. If even the
+/// check fails, the sweep at the next start removes it.
+async fn remove_if_unreferenced(node: &Node, hash: [u8; 32]) {
+    let name = hex(&hash);
+    let referenced = node
+        .store
+        .db
+        .read(move |c| crate::store::orphans::is_referenced(c, &name))
+        .await;
+    if let Ok(false) = referenced {
+        let path = node.store.blobs.path(&hash);
+        if fs::remove_file(&path).is_ok() {
+            let _ = crate::store::blobs::sync_dir(node.store.blobs.dir());
+        }
+    }
 }
 
 // The receiver's frames, like every frame (`wire.md`), give up on a peer that takes none of

@@ -14,22 +14,41 @@ use rusqlite::Connection;
 
 use super::blobs::{Blobs, parse_hex, sync_dir};
 
-/// The blob names (content hashes, hex) that rows refer to: documents in the outbox (kept
-/// for delivery and evidence), forwarded copies, and received copies not deleted.
+/// The rows that keep a blob, each query giving the blob names (a column `blob`): documents
+/// in the outbox (kept for delivery and evidence), forwarded copies, and received copies not
+/// deleted.
+const REFERENCES: [&str; 3] = [
+    "SELECT blob FROM outbox_documents",
+    "SELECT blob FROM outbox_forwards",
+    "SELECT i.blob FROM inbox i WHERE NOT EXISTS
+         (SELECT 1 FROM inbox_deletions d WHERE d.doc_id = i.doc_id AND d.sender = i.sender)",
+];
+
+/// The blob names (content hashes, hex) that rows refer to (see [`REFERENCES`]).
 pub fn referenced_blobs(conn: &Connection) -> Result<HashSet<String>> {
     let mut names = HashSet::new();
-    for query in [
-        "SELECT blob FROM outbox_documents",
-        "SELECT blob FROM outbox_forwards",
-        "SELECT i.blob FROM inbox i WHERE NOT EXISTS
-             (SELECT 1 FROM inbox_deletions d WHERE d.doc_id = i.doc_id AND d.sender = i.sender)",
-    ] {
+    for query in REFERENCES {
         let mut stmt = conn.prepare(query)?;
         for name in stmt.query_map([], |r| r.get::<_, String>(0))? {
             names.insert(name?.to_ascii_lowercase());
         }
     }
     Ok(names)
+}
+
+/// Whether a row refers to the blob named `name` (a content hash, hex).
+pub fn is_referenced(conn: &Connection, name: &str) -> Result<bool> {
+    for query in REFERENCES {
+        let found: bool = conn.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM ({query}) r WHERE lower(r.blob) = ?1)"),
+            [name.to_ascii_lowercase()],
+            |r| r.get(0),
+        )?;
+        if found {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Removes the files in the blob folder named by a content hash that `referenced` does not
@@ -107,6 +126,18 @@ mod tests {
         // Not a blob name: left alone.
         std::fs::write(store.blobs.dir().join("notes.txt"), b"x").unwrap();
 
+        // One at a time, as after a failed write: by content hash, in either case.
+        for (blob, kept) in [(1u8, true), (2, false), (3, false)] {
+            let name = hex(&[blob; 32]).to_ascii_uppercase();
+            assert_eq!(
+                store
+                    .db
+                    .read(move |c| is_referenced(c, &name))
+                    .await
+                    .unwrap(),
+                kept
+            );
+        }
         let referenced = store.db.read(referenced_blobs).await.unwrap();
         assert_eq!(remove_unreferenced(&store.blobs, &referenced).unwrap(), 2);
         assert!(store.blobs.path(&[1; 32]).exists());
