@@ -244,7 +244,7 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         vec!["queued"]
     );
     // --wait gives up with "try again later" (75, not 2, which is a usage error) and the
-    // document stays queued.
+    // document stays queued. A --timeout alone means to wait as long.
     std::fs::write(sb.path("second.txt"), b"second").unwrap();
     let timed_out = sb.liaise(&[
         "send",
@@ -252,14 +252,15 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         &city.home,
         "--to",
         PROBATION,
-        "--wait",
         "--timeout",
         "1s",
         "second.txt",
     ]);
     assert_eq!(timed_out.code, Some(75), "{}", timed_out.stderr);
     assert!(
-        timed_out.stderr.contains("stays queued"),
+        timed_out
+            .stderr
+            .contains("error: timeout: the document stays queued"),
         "{}",
         timed_out.stderr
     );

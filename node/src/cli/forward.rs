@@ -109,7 +109,7 @@ fn delivered(
     originator: &str,
     timeout: std::time::Duration,
 ) -> Result<ExitCode> {
-    let outcome = if args.wait.wait {
+    let outcome = if args.wait.waits() {
         match super::send::wait_for_receipts(home, &args.doc_id, Some(&args.to), timeout) {
             Ok((outcome, _)) => outcome,
             Err(e) => {

@@ -80,7 +80,7 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         .unwrap_or_default()
         .to_owned();
 
-    if !args.wait.wait {
+    if !args.wait.waits() {
         if args.json.json {
             return print_json(&submitted);
         }
@@ -105,8 +105,11 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     if args.json.json {
         print_json(&json!({ "doc_id": doc_id, "outcome": outcome.0, "recipients": outcome.1 }))?;
     } else {
-        eprintln!("{}", outcome.0);
-        if outcome.0 != "delivered" {
+        if outcome.0 == "delivered" {
+            eprintln!("{}", outcome.0);
+        } else {
+            // One `error:` line, as every failure, then who is missing and why.
+            eprintln!("error: {}", outcome.0);
             describe_pending(&outcome.1);
         }
     }
@@ -141,6 +144,9 @@ pub(super) fn describe_pending(rows: &Value) {
         }
         if !text("last_error").is_empty() {
             line.push_str(&format!(", last error: {}", text("last_error")));
+        } else if attempts == 0 && text("state") == "queued" {
+            // Dialling an address that does not answer takes up to 10 s per address.
+            line.push_str(", first attempt still under way");
         }
         eprintln!("{line}");
     }
@@ -198,22 +204,25 @@ pub(super) struct WaitArgs {
     /// Wait until the receipts have arrived (exit 75 on timeout: the document stays queued;
     /// exit 1 if a recipient's delivery was given up).
     #[arg(long)]
-    pub(super) wait: bool,
-    /// How long --wait waits, e.g. 60s, 10m.
-    #[arg(
-        long,
-        value_name = "DURATION",
-        default_value = "10m",
-        requires = "wait",
-        value_parser = super::duration_value
-    )]
-    timeout: Duration,
+    wait: bool,
+    /// How long to wait for the receipts, e.g. 60s, 10m (implies --wait) [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = super::duration_value)]
+    timeout: Option<Duration>,
 }
 
+/// How long `--wait` waits when no `--timeout` is given.
+const DEFAULT_WAIT: Duration = Duration::from_secs(600);
+
 impl WaitArgs {
-    /// The `--timeout` given.
+    /// Whether to wait for the receipts: `--wait`, or a `--timeout` given alone (a script
+    /// that names how long to wait means to wait).
+    pub(super) fn waits(&self) -> bool {
+        self.wait || self.timeout.is_some()
+    }
+
+    /// How long to wait.
     pub(super) fn timeout(&self) -> Duration {
-        self.timeout
+        self.timeout.unwrap_or(DEFAULT_WAIT)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::{Request, socket_path};
+use super::{Request, checked_socket_path, socket_path};
 use crate::home::Home;
 
 /// Sends one request to the node running in `home` and returns its result.
@@ -114,7 +114,7 @@ fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> 
 }
 
 fn connect(home: &Home) -> Result<UnixStream> {
-    UnixStream::connect(socket_path(home)).or_else(|e| {
+    UnixStream::connect(checked_socket_path(home)?).or_else(|e| {
         // The home is owner-only: another user cannot even see whether it is one.
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             bail!(
@@ -127,7 +127,8 @@ fn connect(home: &Home) -> Result<UnixStream> {
         home.profile()?;
         match e.kind() {
             std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => bail!(
-                "no node is running for {} (start it with `liaise node run --home {}`)",
+                "no node is running for {} (start it with `liaise node run --home {}`; one \
+                 started a moment ago answers once it has unlocked its keys)",
                 home.root().display(),
                 home.root().display()
             ),

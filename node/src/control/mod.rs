@@ -112,7 +112,42 @@ pub fn socket_path(home: &Home) -> PathBuf {
     home.root().join("run").join("control.sock")
 }
 
+/// The longest path a Unix socket can have (`sun_path` holds 108 bytes with the closing NUL).
+const MAX_SOCKET_PATH_LEN: usize = 107;
+
+/// [`socket_path`], refused with what to do if it is too long to bind or reach (a deep
+/// temporary or build folder as `--home`), which the system would only call "shorter than
+/// SUN_LEN".
+pub fn checked_socket_path(home: &Home) -> anyhow::Result<PathBuf> {
+    let path = socket_path(home);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH_LEN {
+        anyhow::bail!(
+            "the node's control socket {} would be {len} bytes long, and a socket's path holds \
+             at most {MAX_SOCKET_PATH_LEN}: give a shorter --home (a relative path, or a \
+             symbolic link to the folder)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// `HOME/store/staging`: where the CLI writes sealed files before `submit`.
 pub fn staging_dir(home: &Home) -> PathBuf {
     crate::store::store_dir(home).join("staging")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_home_too_deep_for_a_socket_is_refused_with_what_to_do() {
+        let fits = Home::new(PathBuf::from("/srv/liaise/city"));
+        assert_eq!(checked_socket_path(&fits).unwrap(), socket_path(&fits));
+        let deep = Home::new(PathBuf::from(format!("/tmp/{}/city", "d".repeat(100))));
+        let refused = checked_socket_path(&deep).unwrap_err().to_string();
+        assert!(refused.contains("give a shorter --home"), "{refused}");
+    }
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
-use super::{MAX_REQUEST_LEN, Request, socket_path, staging_dir};
+use super::{MAX_REQUEST_LEN, Request, checked_socket_path, socket_path, staging_dir};
 
 /// Control connections served at once; more wait to be accepted (each holds a task and a
 /// file descriptor).
@@ -39,7 +39,7 @@ use crate::store::{HashingReader, hex, parse_hex};
 /// opens its store or binds its address, so a second `node run` on the same home says so,
 /// and not that the address is in use.
 pub fn refuse_if_running(home: &Home) -> Result<()> {
-    if std::os::unix::net::UnixStream::connect(socket_path(home)).is_ok() {
+    if std::os::unix::net::UnixStream::connect(checked_socket_path(home)?).is_ok() {
         bail!(
             "a node is already running for {} (stop it first; `liaise status --home {}` shows it)",
             home.root().display(),
@@ -51,7 +51,7 @@ pub fn refuse_if_running(home: &Home) -> Result<()> {
 
 /// Binds the socket and serves it in a task.
 pub async fn serve(node: Arc<Node>) -> Result<JoinHandle<()>> {
-    let path = socket_path(&node.home);
+    let path = checked_socket_path(&node.home)?;
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;

@@ -88,7 +88,11 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
                 custody::deletion_why(&reason)
             );
         }
-        bail!("no document {doc_id} in {}", dir.display());
+        bail!(
+            "no document {doc_id} in {} (not received yet, or a mistyped id: `liaise inbox` \
+             lists what arrived)",
+            dir.display()
+        );
     };
     let hash = parse_hex::<32>(&found).context("corrupt blob name in the store")?;
     if let Some(held) = stored_blob(&conn, &dir, &hash)? {
