@@ -310,22 +310,20 @@ pub(crate) async fn retry_sooner(node: &Node, agency: &str) {
 /// One delivery attempt and the bookkeeping of its outcome. `held` is the document's bytes
 /// if they were read with the due row.
 async fn attempt(node: &Node, due: Due, held: Option<Held>) {
-    let now = now_secs();
     let (doc, to) = (due.doc_id.clone(), due.recipient.clone());
-    if now > due.expires_at {
-        let reason = "expired before it could be delivered".to_owned();
-        let _ = node
-            .store
-            .db
-            .write(move |c| records::mark_undeliverable(c, &doc, &to, &reason, now))
-            .await;
-        return;
-    }
-    let result = deliver(node, &due, held).await;
-    if let Ok(mut s) = node.sending.lock() {
-        s.remove(&(due.doc_id.clone(), due.recipient.clone()));
-    }
+    let result = if now_secs() > due.expires_at {
+        Err(Failure::Permanent(
+            "expired before it could be delivered".to_owned(),
+        ))
+    } else {
+        let result = deliver(node, &due, held).await;
+        if let Ok(mut s) = node.sending.lock() {
+            s.remove(&(due.doc_id.clone(), due.recipient.clone()));
+        }
+        result
+    };
     let now = now_secs();
+    // Every outcome is recorded below, and one that cannot be (a full disk) pauses.
     let outcome = match result {
         Ok(receipt) => {
             tracing::info!(doc = %due.doc_id, recipient = %due.recipient, "delivered; its receipt verified");
@@ -470,6 +468,15 @@ async fn offer_and_send(
         // A quinn stream dropped as it is ends cleanly: the receiver must see the transfer
         // cut off, not a document that ends early.
         let _ = send.reset(quinn::VarInt::from_u32(CloseCode::Internal.code()));
+        // A receiver that refuses the document part-way (its header names another recipient,
+        // its disk filled) stops the stream and says why (`wire.md`): that answer, permanent
+        // or not, is the outcome, not the interruption.
+        if stopped_by_peer(&e)
+            && let Ok(Message::Reject { reason, detail }) =
+                read_message_within(&mut recv, &[MessageKind::Reject], REJECT_AFTER_STOP_WAIT).await
+        {
+            return Err(rejected(reason, &detail));
+        }
         return Err(e);
     }
     send.finish()
@@ -486,6 +493,23 @@ async fn offer_and_send(
         Message::Reject { reason, detail } => Err(rejected(reason, &detail)),
         _ => Err(anyhow!("unexpected answer").into()),
     }
+}
+
+/// How long a sender whose stream the receiver stopped waits for the receiver's `Reject`,
+/// which is written right after the stop.
+const REJECT_AFTER_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether sending failed because the receiver stopped the stream.
+fn stopped_by_peer(failure: &Failure) -> bool {
+    let Failure::Temporary(error) = failure else {
+        return false;
+    };
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<quinn::WriteError>(),
+            Some(quinn::WriteError::Stopped(_))
+        )
+    })
 }
 
 /// Reads the stored document from `offset` to `len` on a blocking thread, [`READ_AHEAD`]
