@@ -77,7 +77,11 @@ pub fn run(mut args: ForwardArgs) -> Result<ExitCode> {
     let text = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or_default();
     let originator = text("originator").to_owned();
     let Some(out) = &args.out else {
-        return delivered(&args, &home, &originator, timeout);
+        // A forward asked for before is where it stands (delivered, say), not queued again.
+        let state = Some(text("state"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or("queued");
+        return delivered(&args, &home, &originator, state, timeout);
     };
     let consent = crate::store::parse_hex_vec(text("consent"))
         .context("the node sent a malformed consent")?;
@@ -107,6 +111,7 @@ fn delivered(
     args: &ForwardArgs,
     home: &crate::home::Home,
     originator: &str,
+    state: &str,
     timeout: std::time::Duration,
 ) -> Result<ExitCode> {
     let outcome = if args.wait.waits() {
@@ -123,7 +128,7 @@ fn delivered(
             }
         }
     } else {
-        "queued"
+        state
     };
     if args.json.json {
         print_json(&json!({

@@ -44,7 +44,12 @@ pub async fn request_forward(
     if to == &node.me {
         bail!("{to} is this node's own agency; forward to another agency");
     }
-    if deliver && let Some(state) = already_queued(node, id, to).await? {
+    // Queued or delivered already: said as it is. A forward given up (undeliverable) is
+    // asked for again below, and replaces the one given up.
+    if deliver
+        && let Some(state) = already_queued(node, id, to).await?
+        && state.1 != "undeliverable"
+    {
         return Ok(json!({
             "doc_id": hex(&id),
             "to": to.as_str(),
@@ -130,9 +135,18 @@ pub async fn request_forward(
             queue_forward(c, &forward)
         })
         .await;
-    if let Err(e) = queued {
-        let _ = std::fs::remove_file(node.store.blobs.path(&hash));
-        return Err(e);
+    match queued {
+        Err(e) => {
+            let _ = std::fs::remove_file(node.store.blobs.path(&hash));
+            return Err(e);
+        }
+        // The forwarded document of the forward it replaced (under an older consent).
+        Ok(Some(replaced)) if replaced != hex(&hash) => {
+            if let Some(old) = parse_hex::<32>(&replaced) {
+                let _ = std::fs::remove_file(node.store.blobs.path(&old));
+            }
+        }
+        Ok(_) => {}
     }
     node.outbox_wake.notify_one();
     Ok(json!({

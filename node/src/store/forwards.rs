@@ -75,10 +75,11 @@ pub fn conflict(
 
 /// Queues a forwarded document for its new reader. Queuing it again changes nothing; a
 /// [`conflict`] refuses it.
-pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
+pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<Option<String>> {
     if let Some(why) = conflict(conn, &fwd.doc_id, &fwd.recipient, &fwd.sealed_blob)? {
         anyhow::bail!(why);
     }
+    let replaced = replace_given_up(conn, &fwd.doc_id, &fwd.recipient)?;
     conn.prepare_cached(
         "INSERT OR IGNORE INTO outbox_documents (doc_id, blob, sealed_len, label, created, queued_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?.execute(params![
@@ -112,7 +113,34 @@ pub fn queue_forward(conn: &Connection, fwd: &NewForward) -> Result<()> {
         Some(&fwd.doc_id),
         Some(&fwd.recipient),
         Some("forwarded"),
-    )
+    )?;
+    Ok(replaced)
+}
+
+/// Removes the forward of `doc_id` to `recipient` if it was given up (undeliverable), so that
+/// a new one is queued in its place; returns its forwarded document's blob (hex), to remove
+/// once that is committed. A forward queued or delivered stays as it is.
+fn replace_given_up(conn: &Connection, doc_id: &str, recipient: &str) -> Result<Option<String>> {
+    let blob: Option<String> = conn
+        .query_row(
+            "SELECT f.blob FROM outbox_forwards f
+             JOIN outbox o ON o.doc_id = f.doc_id AND o.recipient = f.recipient
+             WHERE f.doc_id = ?1 AND f.recipient = ?2 AND o.state = 'undeliverable'",
+            params![doc_id, recipient],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if blob.is_some() {
+        conn.execute(
+            "DELETE FROM outbox WHERE doc_id = ?1 AND recipient = ?2",
+            params![doc_id, recipient],
+        )?;
+        conn.execute(
+            "DELETE FROM outbox_forwards WHERE doc_id = ?1 AND recipient = ?2",
+            params![doc_id, recipient],
+        )?;
+    }
+    Ok(blob)
 }
 
 /// The forwarded documents of `doc_id` this node queued: (new reader, blob), hex.
@@ -217,5 +245,31 @@ mod tests {
             of_document(&conn, &other).unwrap(),
             vec![(CITY.to_owned(), fwd.blob)]
         );
+    }
+
+    #[test]
+    fn a_forward_given_up_is_replaced_when_asked_for_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::db::open_writer(&dir.path().join("t.db")).unwrap();
+        let doc = "0c".repeat(16);
+        let first = forward(&doc, &"e1".repeat(32), &"cc".repeat(32));
+        assert_eq!(queue_forward(&conn, &first).unwrap(), None);
+        // Still queued: asking again changes nothing.
+        let second = forward(&doc, &"e2".repeat(32), &"cc".repeat(32));
+        assert_eq!(queue_forward(&conn, &second).unwrap(), None);
+        assert_eq!(of_document(&conn, &doc).unwrap()[0].1, first.blob);
+        // Given up: asked for again (under a new consent, so another forwarded document), it
+        // is queued afresh, and the old forwarded document is named for removal.
+        super::super::records::mark_undeliverable(&conn, &doc, CITY, "expired", 3).unwrap();
+        assert!(
+            due(&conn, 10, 10, &[], &Default::default())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(queue_forward(&conn, &second).unwrap(), Some(first.blob));
+        let rows = due(&conn, 10, 10, &[], &Default::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].blob, second.blob);
+        assert_eq!(rows[0].attempts, 0);
     }
 }
