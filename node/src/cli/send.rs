@@ -237,7 +237,12 @@ pub(super) fn wait_for_receipts(
 ) -> Result<(&'static str, Value)> {
     let start = Instant::now();
     loop {
-        let rows = client::call(home, &Request::Outbox)?;
+        let rows = client::call(
+            home,
+            &Request::OutboxOf {
+                doc_id: doc_id.to_owned(),
+            },
+        )?;
         let mine: Vec<Value> = rows
             .as_array()
             .map(|a| {

@@ -46,6 +46,12 @@ pub enum Request {
     },
     /// Every outbox line.
     Outbox,
+    /// The outbox lines of one document (hex id): what `send --wait` polls, without reading
+    /// and sending the whole history every tenth of a second.
+    OutboxOf {
+        /// Document id, hex.
+        doc_id: String,
+    },
     /// Every received document.
     Inbox,
     /// The receipts for a sent document.

@@ -162,25 +162,14 @@ async fn dispatch<R: AsyncRead + Unpin>(
             let sealed = read_body(body, len).await?;
             submit_sealed(node, sealed).await
         }
-        Request::Outbox => {
-            let rows = node.store.db.read(records::list_outbox).await?;
-            let sending = node.sending.lock().map(|s| s.clone()).unwrap_or_default();
-            let rows: Vec<Value> = rows
-                .into_iter()
-                .map(|row| {
-                    let live = sending
-                        .get(&(row.doc_id.clone(), row.recipient.clone()))
-                        .copied();
-                    let mut v = serde_json::to_value(&row).unwrap_or(Value::Null);
-                    if let (Some(bytes), Some(obj)) = (live, v.as_object_mut()) {
-                        obj.insert("state".into(), json!("sending"));
-                        obj.insert("bytes_sent".into(), json!(bytes));
-                    }
-                    v
-                })
-                .collect();
-            Ok(json!(rows))
-        }
+        Request::Outbox => outbox(node, node.store.db.read(records::list_outbox).await?),
+        Request::OutboxOf { doc_id } => outbox(
+            node,
+            node.store
+                .db
+                .read(move |c| records::outbox_of(c, &doc_id))
+                .await?,
+        ),
         Request::Inbox => Ok(serde_json::to_value(
             node.store.db.read(records::list_inbox).await?,
         )?),
@@ -282,6 +271,26 @@ async fn submit(node: &Node, path: &Path) -> Result<Value> {
     };
     let staged = inline.is_some().then_some(file);
     queue(node, &info, hash, len, inline, staged).await
+}
+
+/// Outbox lines as the CLI shows them: a delivery being sent is `sending`, with its bytes.
+fn outbox(node: &Node, rows: Vec<records::OutboxRow>) -> Result<Value> {
+    let sending = node.sending.lock().map(|s| s.clone()).unwrap_or_default();
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            let live = sending
+                .get(&(row.doc_id.clone(), row.recipient.clone()))
+                .copied();
+            let mut v = serde_json::to_value(&row).unwrap_or(Value::Null);
+            if let (Some(bytes), Some(obj)) = (live, v.as_object_mut()) {
+                obj.insert("state".into(), json!("sending"));
+                obj.insert("bytes_sent".into(), json!(bytes));
+            }
+            v
+        })
+        .collect();
+    Ok(json!(rows))
 }
 
 /// Longest wait for the body of a `submit_sealed` request once its line has arrived.

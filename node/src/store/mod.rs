@@ -187,6 +187,64 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn one_documents_outbox_lines_are_read_by_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Home::new(dir.path().to_path_buf())).unwrap();
+        for i in 0..3u8 {
+            let doc = records::NewOutgoing {
+                doc_id: hex(&[i; 16]),
+                blob: hex(&[i; 32]),
+                sealed_len: 100,
+                label: "restricted".into(),
+                created: 1,
+                queued_at: 10,
+                recipients: vec![
+                    ("nl.prison.vught".to_owned(), 1_000),
+                    ("nl.probation.utrecht".to_owned(), 1_000),
+                ],
+            };
+            store
+                .db
+                .write(move |c| records::queue_document(c, &doc))
+                .await
+                .unwrap();
+        }
+        let (lines, plan) = store
+            .db
+            .read(|c| {
+                let lines = records::outbox_of(c, &hex(&[1; 16]))?;
+                let plan: Vec<String> = c
+                    .prepare(&format!(
+                        "EXPLAIN QUERY PLAN {} WHERE o.doc_id = ?1 ORDER BY o.recipient",
+                        records::OUTBOX_LINES
+                    ))?
+                    .query_map([hex(&[1; 16])], |r| r.get(3))?
+                    .collect::<Result<_, _>>()?;
+                Ok((lines, plan))
+            })
+            .await
+            .unwrap();
+        let to: Vec<_> = lines
+            .iter()
+            .map(|l| (l.doc_id.clone(), l.recipient.as_str()))
+            .collect();
+        let id = hex(&[1; 16]);
+        assert_eq!(
+            to,
+            vec![
+                (id.clone(), "nl.prison.vught"),
+                (id, "nl.probation.utrecht")
+            ]
+        );
+        // Looked up, not every line of the outbox read.
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN o")),
+            "{plan:?}"
+        );
+        assert_eq!(store.db.read(records::list_outbox).await.unwrap().len(), 6);
+    }
+
+    #[tokio::test]
     async fn due_deliveries_leave_out_rows_in_flight_and_slow_ones_held_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&Home::new(dir.path().to_path_buf())).unwrap();

@@ -412,14 +412,39 @@ pub fn inbox_insert(conn: &Connection, row: &InboxRow, receipt: &[u8]) -> Result
 
 /// Every outbox line, newest first.
 pub fn list_outbox(conn: &Connection) -> Result<Vec<OutboxRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT o.doc_id, o.recipient, o.state, o.attempts, o.next_attempt_at, o.expires_at,
-                o.last_error, o.delivered_at, coalesce(f.sealed_len, d.sealed_len), d.label, d.queued_at
-         FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
-         LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient
-         ORDER BY d.queued_at DESC, o.doc_id, o.recipient",
-    )?;
-    let rows = stmt.query_map([], |r| {
+    outbox_rows(conn, None)
+}
+
+/// The outbox lines of document `doc_id` (hex), one per recipient.
+pub fn outbox_of(conn: &Connection, doc_id: &str) -> Result<Vec<OutboxRow>> {
+    outbox_rows(conn, Some(doc_id))
+}
+
+/// The outbox lines, as [`OutboxRow`]s read them.
+pub(crate) const OUTBOX_LINES: &str = "
+    SELECT o.doc_id, o.recipient, o.state, o.attempts, o.next_attempt_at, o.expires_at,
+           o.last_error, o.delivered_at, coalesce(f.sealed_len, d.sealed_len), d.label, d.queued_at
+    FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
+    LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient";
+
+fn outbox_rows(conn: &Connection, doc_id: Option<&str>) -> Result<Vec<OutboxRow>> {
+    // Two statements, not one with `?1 IS NULL OR ...`: each keeps its own plan, and the one
+    // for a document looks it up by its key instead of reading every line.
+    let (mut stmt, bound) = match doc_id {
+        None => (
+            conn.prepare_cached(&format!(
+                "{OUTBOX_LINES} ORDER BY d.queued_at DESC, o.doc_id, o.recipient"
+            ))?,
+            Vec::new(),
+        ),
+        Some(id) => (
+            conn.prepare_cached(&format!(
+                "{OUTBOX_LINES} WHERE o.doc_id = ?1 ORDER BY o.recipient"
+            ))?,
+            vec![id],
+        ),
+    };
+    let rows = stmt.query_map(rusqlite::params_from_iter(bound), |r| {
         Ok(OutboxRow {
             doc_id: r.get(0)?,
             recipient: r.get(1)?,
