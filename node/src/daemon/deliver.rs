@@ -66,9 +66,11 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
     half + Duration::from_millis(random % span)
 }
 
-/// How often at most the outbox looks past an agency that has as many deliveries in flight as
-/// one may have ([`MAX_PER_AGENCY`]) for other agencies' due documents. That query passes over
-/// every queued row of that agency, so it is not run after each delivery that ends, nor while
+/// How often at most the outbox looks past the deliveries that must wait (to an agency that
+/// has as many in flight as one may have, [`MAX_PER_AGENCY`], or slow ones past
+/// [`MAX_SLOW_PER_AGENCY`] or [`MAX_SLOW_DELIVERIES`]) for the other due documents. That
+/// query passes over every due row it leaves out (an agency back after an outage may have
+/// thousands, all retries and so slow), so it is not run after each delivery that ends, nor while
 /// no slot is free, and at least [`LOOK_PAST_COST_FACTOR`] times its own duration apart (at
 /// most [`LOOK_PAST_LONGEST`]): another agency's document waits at most that long behind a
 /// large queue.
@@ -106,9 +108,10 @@ pub async fn outbox_worker(node: Arc<Node>) {
             .unwrap_or_default();
         let held_back = count.held_back();
         let permits = slots.available_permits();
-        let looks_past = !held_back.full.is_empty();
-        // With an agency full, the query passes over its whole queue: not while no slot is
-        // free (a delivery that ends wakes this loop), nor sooner than `look_past_after`.
+        let looks_past = !held_back.is_empty();
+        // With deliveries held back, the query passes over every due row it leaves out: not
+        // while no slot is free (a delivery that ends wakes this loop), nor sooner than
+        // `look_past_after`.
         let pause = if looks_past && permits == 0 {
             Some(Duration::from_secs(5))
         } else {
