@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use liaise_keys::roster::Roster;
-use liaise_keys::{AgencyId, Timestamp};
+use liaise_keys::{AgencyId, EncryptionPublicKey, Timestamp};
 use liaise_protocol::wire::{
     CUSTODY_VERSION, Message, MessageKind, Refusal, ShareReleaseBody, ShareRequestBody, Signed,
     check_reason, within_request_window,
@@ -218,12 +218,19 @@ async fn decide_and_release(
 ) -> Message {
     let checked = body.clone();
     let peer_owned = peer.clone();
-    let key = std::sync::Arc::clone(&node.custody_key);
+    let custody_key = std::sync::Arc::clone(&node.custody_key);
+    let reader_key = roster
+        .member(peer)
+        .and_then(|m| m.current_encryption_key(Timestamp(now)))
+        .cloned();
     let decision = node
         .store
         .db
         .write(move |c| {
-            let decision = check_request_policy(c, &checked, &key, now)?;
+            // Wrapped before it is recorded: the log says "released" only of a share that is
+            // sent, and a refusal for want of the reader's key is logged as one.
+            let decision = check_request_policy(c, &checked, &custody_key, now)?
+                .and_then(|share| wrap_share(&checked, &share, reader_key.as_ref(), now));
             let (kind, outcome) = match &decision {
                 Ok(_) => (LogKind::ShareReleased, "released".to_owned()),
                 Err(r) => (LogKind::ShareRefused, r.reason.as_str().to_owned()),
@@ -239,32 +246,35 @@ async fn decide_and_release(
             Ok(decision)
         })
         .await;
-    let share = match decision {
-        Ok(Ok(share)) => share,
-        Ok(Err(refused)) => return refused.into_message(),
+    match decision {
+        Ok(Ok(release)) => Message::ShareRelease {
+            release: Signed::sign(&release, &node.secrets.signing).to_bytes(),
+        },
+        Ok(Err(refused)) => refused.into_message(),
         Err(e) => {
             tracing::warn!("cannot decide on a share request: {e:#}");
-            return refuse(Refusal::Internal, "try again later").into_message();
+            refuse(Refusal::Internal, "try again later").into_message()
         }
-    };
-    let key = roster
-        .member(peer)
-        .and_then(|m| m.current_encryption_key(Timestamp(now)));
-    let Some(key) = key else {
+    }
+}
+
+/// The share wrapped to the reader's current encryption key (`reader_key`), or why not.
+fn wrap_share(
+    request: &ShareRequestBody,
+    share: &OriginatorShare,
+    reader_key: Option<&EncryptionPublicKey>,
+    now: u64,
+) -> Result<ShareReleaseBody, Refused> {
+    let Some(key) = reader_key else {
         // Temporary: it passes once this node holds a roster with the requester's new keys.
-        return refuse(
+        return Err(refuse(
             Refusal::Internal,
             "the originator's roster lists no current encryption key for your agency; it needs \
              the roster with your new keys",
-        )
-        .into_message();
+        ));
     };
-    match ShareReleaseBody::wrap(&body, &share, key, Timestamp(now)) {
-        Ok(release) => Message::ShareRelease {
-            release: Signed::sign(&release, &node.secrets.signing).to_bytes(),
-        },
-        Err(_) => refuse(Refusal::Internal, "cannot wrap the share").into_message(),
-    }
+    ShareReleaseBody::wrap(request, share, key, Timestamp(now))
+        .map_err(|_| refuse(Refusal::Internal, "cannot wrap the share"))
 }
 
 /// The per-peer rate of requests that are recorded (`log.md`, "How fast peers can make the
