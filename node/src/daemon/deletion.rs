@@ -416,10 +416,10 @@ pub(crate) async fn delete_copy(
     if let Some(hash) = held.and_then(|(blob, _)| parse_hex::<32>(&blob)) {
         remove_blob_file(node, &hash)?;
     }
-    let forwards = forwards_of(node, &doc, sender).await?;
+    let (forwards, seen) = forwards_of(node, &doc, sender).await?;
     let now = now_secs();
     let origin = sender.clone();
-    let (at, first, stored) = node
+    let (at, first, stored, late) = node
         .store
         .db
         .write(move |c| {
@@ -435,6 +435,15 @@ pub(crate) async fn delete_copy(
             for (recipient, _) in &forwards {
                 crate::store::forwards::cancel_forward(c, &doc, recipient, reason, now)?;
             }
+            // A forward queued since they were read (its copy of the document made before the
+            // blob above went) goes too: it must not outlive the deletion receipt.
+            let mut late = Vec::new();
+            for (recipient, blob) in crate::store::forwards::of_document(c, &doc)? {
+                if !seen.contains(&recipient) {
+                    crate::store::forwards::cancel_forward(c, &doc, &recipient, reason, now)?;
+                    late.extend(parse_hex::<32>(&blob));
+                }
+            }
             let first = custody::inbox_deletion(c, &doc, &from)?.is_none();
             let at = custody::record_inbox_deletion(c, &doc, &from, reason, now)?;
             if first {
@@ -447,12 +456,13 @@ pub(crate) async fn delete_copy(
                     json!({ "why": reason }),
                 )?;
             }
-            Ok((at, first, stored))
+            Ok((at, first, stored, late))
         })
         .await?;
-    // A large copy that arrived between the read and the transaction.
-    if let Some(hash) = stored {
-        remove_blob_file(node, &hash)?;
+    // A large copy that arrived between the read and the transaction, and forwarded copies
+    // queued meanwhile.
+    for hash in stored.iter().chain(&late) {
+        remove_blob_file(node, hash)?;
     }
     Ok((at, first))
 }
@@ -469,18 +479,24 @@ fn remove_blob_file(node: &Node, hash: &[u8; 32]) -> Result<()> {
 
 /// The forwarded documents this node made of `originator`'s document `doc` (new reader,
 /// blob), their blobs deleted: each holds the whole sealed document. Another originator's
-/// document with the same id (its consent names that originator) is left alone.
+/// document with the same id (its consent names that originator) is left alone. Also every
+/// new reader a forward of `doc` was queued for, whoever's: one queued after this read is
+/// not among them.
 async fn forwards_of(
     node: &Node,
     doc: &str,
     originator: &AgencyId,
-) -> Result<Vec<(String, String)>> {
+) -> Result<(Vec<(String, String)>, Vec<String>)> {
     let id = doc.to_owned();
     let queued = node
         .store
         .db
         .read(move |c| crate::store::forwards::of_document(c, &id))
         .await?;
+    let seen = queued
+        .iter()
+        .map(|(recipient, _)| recipient.clone())
+        .collect();
     let mut mine = Vec::new();
     for (recipient, blob) in queued {
         let Some(hash) = parse_hex::<32>(&blob) else {
@@ -499,7 +515,7 @@ async fn forwards_of(
             mine.push((recipient, blob));
         }
     }
-    Ok(mine)
+    Ok((mine, seen))
 }
 
 /// Expired copies whose deletion failed, and when: each is tried again only after
