@@ -144,7 +144,13 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         Err(e) => {
             abandon();
             if let Some(released) = &share {
-                record_unwritten(&home, released, args.reason.as_deref(), &e);
+                record_unwritten(
+                    &home,
+                    &released.document_id,
+                    &released.originator,
+                    args.reason.as_deref(),
+                    &e,
+                );
             }
             return Err(e);
         }
@@ -204,15 +210,16 @@ const MAX_RECORDED_ERROR_LEN: usize = 1024;
 /// Records in this node's log that an open whose key share the originator released (and
 /// both nodes logged) wrote no file, and why: without it the log would show the release as
 /// the last word on that open.
-fn record_unwritten(
+pub(super) fn record_unwritten(
     home: &crate::home::Home,
-    released: &super::originator::ReleasedShare,
+    document_id: &liaise_protocol::DocumentId,
+    originator: &liaise_keys::AgencyId,
     reason: Option<&str>,
     error: &anyhow::Error,
 ) {
     let mut entry = crate::log::NewLogEntry::new(crate::log::LogKind::Open)
-        .doc(released.document_id.0)
-        .agency(released.originator.clone())
+        .doc(document_id.0)
+        .agency(originator.clone())
         .detail(json!({
             "share": "released",
             "written": false,

@@ -142,17 +142,29 @@ pub fn obtain_share(
     let text = |k: &str| answer.get(k).and_then(Value::as_str).unwrap_or_default();
     match text("outcome") {
         "released" => {
-            let request = crate::store::parse_hex_vec(text("request"))
-                .context("the node sent a malformed request")?;
-            let release = crate::store::parse_hex_vec(text("release"))
-                .context("the node sent a malformed release")?;
-            let share = crate::daemon::share::unwrap_fetched(
-                roster,
-                &info.sender,
-                &request,
-                &release,
-                &secrets.encryption,
-            )?;
+            let unwrapped = (|| {
+                let request = crate::store::parse_hex_vec(text("request"))
+                    .context("the node sent a malformed request")?;
+                let release = crate::store::parse_hex_vec(text("release"))
+                    .context("the node sent a malformed release")?;
+                crate::daemon::share::unwrap_fetched(
+                    roster,
+                    &info.sender,
+                    &request,
+                    &release,
+                    &secrets.encryption,
+                )
+            })();
+            // Both nodes logged the release: this one also logs that no file came of it.
+            let share = unwrapped.inspect_err(|e| {
+                super::open::record_unwritten(
+                    home,
+                    &info.document_id,
+                    &info.sender,
+                    Some(reason),
+                    e,
+                );
+            })?;
             Ok(Some(ReleasedShare {
                 share,
                 document_id: info.document_id,

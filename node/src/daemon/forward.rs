@@ -152,27 +152,50 @@ async fn consent(
     request: &[u8],
     now: u64,
 ) -> Result<Vec<u8>, Refused> {
-    let body = check_signature(roster, &node.me, peer, request, now)?;
-    let new_key = roster
-        .member(&body.new_reader)
-        .and_then(|m| m.current_encryption_key(Timestamp(now)))
-        .cloned()
-        .ok_or_else(|| {
-            refuse(
-                Refusal::ForwardNotAllowed,
-                format!("{} has no valid key in the roster", body.new_reader),
-            )
-        })?;
+    let checked = check_signature(roster, &node.me, peer, request, now).and_then(|body| {
+        let new_key = roster
+            .member(&body.new_reader)
+            .and_then(|m| m.current_encryption_key(Timestamp(now)))
+            .cloned()
+            .ok_or_else(|| {
+                refuse(
+                    Refusal::ForwardNotAllowed,
+                    format!("{} has no valid key in the roster", body.new_reader),
+                )
+            })?;
+        Ok((body, new_key))
+    });
+    let (body, new_key) = match checked {
+        Ok(checked) => checked,
+        Err(refused) => {
+            // Refused before the decision, which records its own outcome: recorded here,
+            // so that the log shows every request considered (`log.md`).
+            record_early_refusal(node, peer, request, &refused).await;
+            return Err(refused);
+        }
+    };
     let checked = body.clone();
     let custody_key = std::sync::Arc::clone(&node.custody_key);
+    let stanza_key = new_key.clone();
     let decided = node
         .store
         .db
         .write(move |c| {
-            let grant = decide(c, &checked, &custody_key, now)?;
+            // The new reader's stanza is sealed before anything is recorded: the log says
+            // "consented", and the reader is added, only for a consent that is sent.
+            let grant = decide(c, &checked, &custody_key, now)?.and_then(|g| {
+                seal_forward_stanza(
+                    &stanza_key,
+                    checked.document_id,
+                    &checked.new_reader,
+                    &g.masked,
+                )
+                .map(|stanza| (g, stanza))
+                .map_err(|_| refuse(Refusal::Internal, "cannot encrypt to the new reader"))
+            });
             let doc = hex(&checked.document_id);
             let outcome = match &grant {
-                Ok(g) => {
+                Ok((g, _)) => {
                     custody::add_forwarded_reader(
                         c,
                         &doc,
@@ -196,13 +219,7 @@ async fn consent(
         })
         .await
         .map_err(|e| refuse(Refusal::Internal, format!("{e:#}")))??;
-    let (enc, ciphertext) = seal_forward_stanza(
-        &new_key,
-        body.document_id,
-        &body.new_reader,
-        &decided.masked,
-    )
-    .map_err(|_| refuse(Refusal::Internal, "cannot encrypt to the new reader"))?;
+    let (decided, (enc, ciphertext)) = decided;
     let consent = ForwardConsentBody {
         version: CUSTODY_VERSION,
         document_id: body.document_id,
@@ -219,4 +236,32 @@ async fn consent(
         ciphertext,
     };
     Ok(Signed::sign(&consent, &node.secrets.signing).to_bytes())
+}
+
+/// Records a forward request refused before its decision (a bad signature or time, a new
+/// reader with no key): the peer, the document it names (not verified) and why.
+async fn record_early_refusal(node: &Node, peer: &AgencyId, request: &[u8], refused: &Refused) {
+    let doc = Signed::from_bytes(request, "forward request")
+        .and_then(|s| s.body_unverified::<ForwardRequestBody>())
+        .ok()
+        .map(|b| b.document_id);
+    let (peer, outcome) = (
+        peer.clone(),
+        format!("refused: {}", refused.reason.as_str()),
+    );
+    let detail = refused.detail.clone();
+    let _ = node
+        .store
+        .db
+        .write(move |c| {
+            record_event(
+                c,
+                LogKind::Forward,
+                doc,
+                Some(&peer),
+                None,
+                json!({ "forwarder": peer.as_str(), "outcome": outcome, "detail": detail }),
+            )
+        })
+        .await;
 }

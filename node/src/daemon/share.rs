@@ -355,6 +355,9 @@ pub enum FetchOutcome {
     /// The originator's node refused this node at the handshake (its roster does not accept
     /// this agency's key): asking again does not help.
     NotAdmitted(String),
+    /// The originator answered with a release that does not verify (recorded, then returned
+    /// as an error: never handed to the CLI).
+    BadRelease(anyhow::Error),
 }
 
 impl FetchOutcome {
@@ -370,6 +373,7 @@ impl FetchOutcome {
             }),
             Self::Unreachable(detail) => json!({ "outcome": "unreachable", "detail": detail }),
             Self::NotAdmitted(detail) => json!({ "outcome": "not admitted", "detail": detail }),
+            Self::BadRelease(e) => json!({ "outcome": "bad release", "detail": format!("{e:#}") }),
         }
     }
 }
@@ -401,8 +405,11 @@ pub async fn fetch_share(
         }
         Ok(Message::Refused { reason, detail }) => FetchOutcome::Refused(refuse(reason, detail)),
         Ok(Message::ShareRelease { release }) => {
-            check_release(node, originator, &body, &release)?;
-            FetchOutcome::Released { request, release }
+            match check_release(node, originator, &body, &release) {
+                Ok(()) => FetchOutcome::Released { request, release },
+                // Recorded too (with the reason the open was asked for), then failed.
+                Err(e) => FetchOutcome::BadRelease(e),
+            }
         }
         Ok(_) => FetchOutcome::Unreachable("unexpected answer".into()),
     };
@@ -411,6 +418,7 @@ pub async fn fetch_share(
         FetchOutcome::Refused(r) => format!("refused: {}", r.reason.as_str()),
         FetchOutcome::Unreachable(_) => "originator unreachable".to_owned(),
         FetchOutcome::NotAdmitted(_) => "refused at the handshake".to_owned(),
+        FetchOutcome::BadRelease(e) => format!("release did not verify: {e:#}"),
     };
     let (origin, why) = (originator.clone(), reason.to_owned());
     node.store
@@ -426,7 +434,10 @@ pub async fn fetch_share(
             )
         })
         .await?;
-    Ok(outcome)
+    match outcome {
+        FetchOutcome::BadRelease(e) => Err(e),
+        outcome => Ok(outcome),
+    }
 }
 
 async fn exchange(node: &Node, originator: &AgencyId, request: &[u8]) -> Result<Message> {
