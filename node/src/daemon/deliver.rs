@@ -66,6 +66,15 @@ pub fn backoff(attempts: u32, cap: Duration, random: u64) -> Duration {
     half + Duration::from_millis(random % span)
 }
 
+/// `wait` in the whole seconds a due time is kept in, at least 1: rounded up or down at
+/// random, in proportion to its fraction of a second, so that the first retries (1 s and 2 s
+/// at most) keep their jitter instead of all falling on the same second.
+fn whole_seconds(wait: Duration, random: u64) -> u64 {
+    let fraction = u64::from(wait.subsec_millis());
+    let up = random % 1000 < fraction;
+    (wait.as_secs() + u64::from(up)).max(1)
+}
+
 /// How often at most the outbox looks past the deliveries that must wait (to an agency that
 /// has as many in flight as one may have, [`MAX_PER_AGENCY`], or slow ones past
 /// [`MAX_SLOW_PER_AGENCY`] or [`MAX_SLOW_DELIVERIES`]) for the other due documents. That
@@ -347,7 +356,7 @@ async fn attempt(node: &Node, due: Due, held: Option<Held>) {
             tracing::info!(doc = %due.doc_id, recipient = %due.recipient, attempt = due.attempts + 1, "delivery failed: {error}");
             let random = u64::from_le_bytes(liaise_keys::random::random_bytes::<8>());
             let wait = backoff(due.attempts, node.options.max_retry_interval, random);
-            let next = now + wait.as_secs().max(1);
+            let next = now + whole_seconds(wait, random.rotate_left(32));
             node.store
                 .db
                 .write(move |c| records::mark_retry(c, &doc, &to, next, &error, now))
@@ -591,6 +600,27 @@ mod tests {
             }
         }
         assert!(backoff(30, cap, 7) <= cap);
+    }
+
+    #[test]
+    fn retries_due_in_whole_seconds_keep_their_jitter() {
+        // 1.5 s: half the draws 1 s, half 2 s, none other.
+        let mut seconds = std::collections::BTreeMap::new();
+        for random in 0..1000u64 {
+            *seconds
+                .entry(whole_seconds(Duration::from_millis(1500), random))
+                .or_insert(0) += 1;
+        }
+        assert_eq!(
+            seconds.into_iter().collect::<Vec<_>>(),
+            [(1, 500), (2, 500)]
+        );
+        assert_eq!(
+            whole_seconds(Duration::from_millis(300), 999),
+            1,
+            "at least 1 s"
+        );
+        assert_eq!(whole_seconds(Duration::from_secs(7), 12), 7);
     }
 
     #[test]
