@@ -15,7 +15,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::framed::{FrameError, write_message};
-use super::share::{Refused, admit_reader, refuse_if_flooding};
+use super::share::{Refused, admit_reader, record_refusal, refuse_if_flooding};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
 use crate::store::custody_key::CustodyKey;
@@ -245,23 +245,10 @@ async fn record_early_refusal(node: &Node, peer: &AgencyId, request: &[u8], refu
         .and_then(|s| s.body_unverified::<ForwardRequestBody>())
         .ok()
         .map(|b| b.document_id);
-    let (peer, outcome) = (
-        peer.clone(),
-        format!("refused: {}", refused.reason.as_str()),
-    );
-    let detail = refused.detail.clone();
-    let _ = node
-        .store
-        .db
-        .write(move |c| {
-            record_event(
-                c,
-                LogKind::Forward,
-                doc,
-                Some(&peer),
-                None,
-                json!({ "forwarder": peer.as_str(), "outcome": outcome, "detail": detail }),
-            )
-        })
-        .await;
+    let detail = json!({
+        "forwarder": peer.as_str(),
+        "outcome": format!("refused: {}", refused.reason.as_str()),
+        "detail": refused.detail,
+    });
+    record_refusal(node, LogKind::Forward, peer, doc, detail).await;
 }

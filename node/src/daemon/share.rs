@@ -188,7 +188,8 @@ pub async fn serve_share_request(
                 .and_then(|s| s.body_unverified::<ShareRequestBody>())
                 .ok()
                 .map(|b| b.document_id);
-            record_refusal(node, peer, doc, &refused).await;
+            let outcome = json!({ "outcome": refused.reason.as_str(), "detail": refused.detail });
+            record_refusal(node, LogKind::ShareRefused, peer, doc, outcome).await;
             refused.into_message()
         }
         Ok(body) => decide_and_release(node, peer, &roster, body, now).await,
@@ -318,23 +319,20 @@ pub(crate) async fn refuse_if_flooding(
     Some(refuse(Refusal::Internal, TOO_MANY_REQUESTS).into_message())
 }
 
-async fn record_refusal(node: &Node, peer: &AgencyId, doc: Option<[u8; 16]>, refused: &Refused) {
+/// Records a request refused before its decision (which records its own outcome): the peer,
+/// the document it names (not verified), and `detail` (the outcome, why).
+pub(crate) async fn record_refusal(
+    node: &Node,
+    kind: LogKind,
+    peer: &AgencyId,
+    doc: Option<[u8; 16]>,
+    detail: Value,
+) {
     let peer = peer.clone();
-    let outcome = refused.reason.as_str();
-    let detail = refused.detail.clone();
     let _ = node
         .store
         .db
-        .write(move |c| {
-            record_event(
-                c,
-                LogKind::ShareRefused,
-                doc,
-                Some(&peer),
-                None,
-                json!({ "outcome": outcome, "detail": detail }),
-            )
-        })
+        .write(move |c| record_event(c, kind, doc, Some(&peer), None, detail))
         .await;
 }
 
