@@ -246,8 +246,8 @@ pub(super) fn wait_for_receipts(
         let mine: Vec<Value> = rows
             .as_array()
             .map(|a| {
+                // Only this document's lines come back (`outbox_of`).
                 a.iter()
-                    .filter(|r| r.get("doc_id").and_then(Value::as_str) == Some(doc_id))
                     .filter(|r| {
                         recipient.is_none()
                             || r.get("recipient").and_then(Value::as_str) == recipient

@@ -356,7 +356,8 @@ async fn attempt(node: &Node, due: Due, held: Option<Held>) {
             tracing::info!(doc = %due.doc_id, recipient = %due.recipient, attempt = due.attempts + 1, "delivery failed: {error}");
             let random = u64::from_le_bytes(liaise_keys::random::random_bytes::<8>());
             let wait = backoff(due.attempts, node.options.max_retry_interval, random);
-            let next = now + whole_seconds(wait, random.rotate_left(32));
+            let rounding = u64::from_le_bytes(liaise_keys::random::random_bytes::<8>());
+            let next = now + whole_seconds(wait, rounding);
             node.store
                 .db
                 .write(move |c| records::mark_retry(c, &doc, &to, next, &error, now))

@@ -215,8 +215,8 @@ mod tests {
                 let lines = records::outbox_of(c, &hex(&[1; 16]))?;
                 let plan: Vec<String> = c
                     .prepare(&format!(
-                        "EXPLAIN QUERY PLAN {} WHERE o.doc_id = ?1 ORDER BY o.recipient",
-                        records::OUTBOX_LINES
+                        "EXPLAIN QUERY PLAN {}",
+                        records::one_documents_lines()
                     ))?
                     .query_map([hex(&[1; 16])], |r| r.get(3))?
                     .collect::<Result<_, _>>()?;

@@ -421,11 +421,16 @@ pub fn outbox_of(conn: &Connection, doc_id: &str) -> Result<Vec<OutboxRow>> {
 }
 
 /// The outbox lines, as [`OutboxRow`]s read them.
-pub(crate) const OUTBOX_LINES: &str = "
+const OUTBOX_LINES: &str = "
     SELECT o.doc_id, o.recipient, o.state, o.attempts, o.next_attempt_at, o.expires_at,
            o.last_error, o.delivered_at, coalesce(f.sealed_len, d.sealed_len), d.label, d.queued_at
     FROM outbox o JOIN outbox_documents d ON d.doc_id = o.doc_id
     LEFT JOIN outbox_forwards f ON f.doc_id = o.doc_id AND f.recipient = o.recipient";
+
+/// The query of one document's outbox lines (`?1`: its id, hex).
+pub(crate) fn one_documents_lines() -> String {
+    format!("{OUTBOX_LINES} WHERE o.doc_id = ?1 ORDER BY o.recipient")
+}
 
 fn outbox_rows(conn: &Connection, doc_id: Option<&str>) -> Result<Vec<OutboxRow>> {
     // Two statements, not one with `?1 IS NULL OR ...`: each keeps its own plan, and the one
@@ -437,12 +442,7 @@ fn outbox_rows(conn: &Connection, doc_id: Option<&str>) -> Result<Vec<OutboxRow>
             ))?,
             Vec::new(),
         ),
-        Some(id) => (
-            conn.prepare_cached(&format!(
-                "{OUTBOX_LINES} WHERE o.doc_id = ?1 ORDER BY o.recipient"
-            ))?,
-            vec![id],
-        ),
+        Some(id) => (conn.prepare_cached(&one_documents_lines())?, vec![id]),
     };
     let rows = stmt.query_map(rusqlite::params_from_iter(bound), |r| {
         Ok(OutboxRow {
