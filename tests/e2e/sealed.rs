@@ -259,6 +259,139 @@ fn not_addressed_to_you_and_wrong_roster() {
         .fails_with("not in the roster");
 }
 
+/// A forger makes a federation of their own whose roster names the city under the forger's
+/// key, and signs a report "as" the city. Checked against that roster alone, it verifies: the
+/// verdict names the forged federation's fingerprint and says it was not pinned. Pinned to the
+/// real federation's fingerprint, the forged roster is refused.
+#[test]
+fn a_forged_federation_naming_a_real_agency_is_told_apart_by_its_fingerprint() {
+    let s = federation();
+    seal_report(&s, "real.liaise", &[]);
+    let real = s
+        .liaise(&["verify", "--home", "probation", "real.liaise", "--json"])
+        .json();
+    let real_fp = real["federation_fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(real["federation_pinned"], true, "{real}");
+
+    let forger = Sandbox::new();
+    let forged_fp = forger.federation("fed", 1, 1);
+    forger.agency("fake-city", CITY, "city", "127.0.0.1:1");
+    forger.agency("fake-probation", PROBATION, "probation", "127.0.0.1:1");
+    for home in ["fake-city", "fake-probation"] {
+        forger
+            .liaise(&[
+                "federation",
+                "add",
+                "--dir",
+                "fed",
+                &format!("{home}/membership.toml"),
+            ])
+            .ok();
+    }
+    forger
+        .liaise(&[
+            "federation",
+            "publish",
+            "--dir",
+            "fed",
+            "--out",
+            "forged.liaise",
+        ])
+        .ok();
+    forger
+        .liaise(&[
+            "roster",
+            "import",
+            "--home",
+            "fake-city",
+            "forged.liaise",
+            "--federation-fingerprint",
+            &forged_fp,
+        ])
+        .ok();
+    std::fs::write(forger.path("report.pdf"), b"%PDF-1.7 a forged assessment").unwrap();
+    forger
+        .liaise(&[
+            "seal",
+            "--offline",
+            "--home",
+            "fake-city",
+            "--to",
+            PROBATION,
+            "report.pdf",
+            "--out",
+            "forged-report.liaise",
+        ])
+        .ok();
+    std::fs::copy(forger.path("forged.liaise"), s.path("forged.liaise")).unwrap();
+    std::fs::copy(
+        forger.path("forged-report.liaise"),
+        s.path("forged-report.liaise"),
+    )
+    .unwrap();
+
+    // Against the forged roster alone: whole and self-consistent, and said to be unpinned.
+    let run = s.liaise(&[
+        "verify",
+        "forged-report.liaise",
+        "--roster",
+        "forged.liaise",
+    ]);
+    let out = run.ok().to_owned();
+    assert!(out.contains("Verdict: VALID"), "{out}");
+    assert!(!out.contains(&real_fp), "{out}");
+    assert!(run.stderr.contains("was not pinned"), "{}", run.stderr);
+    let json = s
+        .liaise(&[
+            "verify",
+            "forged-report.liaise",
+            "--roster",
+            "forged.liaise",
+            "--json",
+        ])
+        .json();
+    assert_eq!(json["federation_pinned"], false, "{json}");
+    assert_eq!(json["federation_fingerprint"], forged_fp.as_str(), "{json}");
+    assert_ne!(forged_fp, real_fp);
+
+    // Pinned to the real federation: the forged roster is refused, for the document and for
+    // an evidence check alike; the real roster passes the same pin.
+    s.liaise(&[
+        "verify",
+        "forged-report.liaise",
+        "--roster",
+        "forged.liaise",
+        "--federation-fingerprint",
+        &real_fp,
+    ])
+    .fails_with("not your federation's roster");
+    s.liaise(&[
+        "evidence",
+        "verify",
+        "forged-report.liaise",
+        "--roster",
+        "forged.liaise",
+        "--federation-fingerprint",
+        &real_fp,
+    ])
+    .fails_with("not your federation's roster");
+    let pinned = s
+        .liaise(&[
+            "verify",
+            "real.liaise",
+            "--roster",
+            "roster.liaise",
+            "--federation-fingerprint",
+            &real_fp,
+            "--json",
+        ])
+        .json();
+    assert_eq!(pinned["federation_pinned"], true, "{pinned}");
+    // And the forged document against the real federation: its signer key is not the city's.
+    s.liaise(&["verify", "forged-report.liaise", "--home", "probation"])
+        .fails_with("signer");
+}
+
 #[test]
 fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
     let s = federation();

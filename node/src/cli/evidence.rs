@@ -8,12 +8,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use liaise_keys::roster::{MAX_ROSTER_LEN, Roster};
 use liaise_protocol::evidence::verify_bundle;
 use serde_json::json;
 
+use super::roster_file::{self, CheckedRoster};
 use super::{HomeArg, JsonArg, print_json};
-use crate::fsutil::read_limited;
 use crate::store::{db, parse_hex, sealed_document, store_dir};
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +44,11 @@ pub struct VerifyArgs {
     /// The roster to check against.
     #[arg(long, value_name = "ROSTER")]
     roster: PathBuf,
+    /// The fingerprint of the federation, as its steward reads it out (SHA256:... or the
+    /// spoken digit groups): the roster must be that federation's. Without it, a roster file
+    /// proves only that it is whole, and the verdict says which federation to check.
+    #[arg(long, value_name = "FP")]
+    federation_fingerprint: Option<String>,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -97,9 +101,8 @@ fn export(args: &ExportArgs) -> Result<ExitCode> {
 }
 
 fn verify(args: &VerifyArgs) -> Result<ExitCode> {
-    let bytes = read_limited(&args.roster, MAX_ROSTER_LEN, "roster")?;
-    let roster = Roster::load_stored_ignoring_expiry(&bytes)
-        .with_context(|| format!("roster {} is not usable", args.roster.display()))?;
+    let CheckedRoster { roster, pinned } =
+        roster_file::load(&args.roster, args.federation_fingerprint.as_deref())?;
     let file = File::open(&args.bundle)
         .with_context(|| format!("cannot read {}", args.bundle.display()))?;
     let report = match verify_bundle(BufReader::with_capacity(1 << 20, file), &roster) {
@@ -127,6 +130,8 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
             "entries": entries,
             "anchors": report.anchors,
             "roster_serial": roster.serial(),
+            "federation_fingerprint": roster.federation_fingerprint().to_string(),
+            "federation_pinned": pinned,
         }));
     }
     if let Some(doc) = &report.document {
@@ -188,9 +193,14 @@ fn verify(args: &VerifyArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "Verdict: VALID evidence (roster serial {})",
-        roster.serial()
+        "Verdict: VALID evidence (roster serial {} of \"{}\", federation {})",
+        roster.serial(),
+        roster.body().federation,
+        roster.federation_fingerprint()
     );
+    if !pinned {
+        eprintln!("{}", roster_file::unpinned_note(&roster));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

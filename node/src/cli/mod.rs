@@ -17,6 +17,7 @@ mod outbox;
 mod receipts;
 mod revoke;
 mod roster;
+mod roster_file;
 mod seal;
 mod sealing;
 mod send;

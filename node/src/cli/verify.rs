@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use liaise_keys::Timestamp;
-use liaise_keys::roster::{MAX_ROSTER_LEN, Roster};
+use liaise_keys::roster::Roster;
 use liaise_protocol::DocumentInfo;
 use serde_json::{Value, json};
 
+use super::roster_file::{self, CheckedRoster};
 use super::{JsonArg, print_json};
-use crate::fsutil::read_limited;
 use crate::home::Home;
 use crate::store::Held;
 use crate::trust::RosterSignerCheck;
@@ -29,20 +29,19 @@ pub struct VerifyArgs {
     /// $LIAISE_HOME).
     #[arg(long, value_name = "ROSTER")]
     roster: Option<PathBuf>,
+    /// The fingerprint of your federation, as its steward reads it out (SHA256:... or the
+    /// spoken digit groups): the roster must be that federation's. Without it, a roster file
+    /// proves only that it is whole, and the verdict says which federation to check.
+    #[arg(long, value_name = "FP")]
+    federation_fingerprint: Option<String>,
     #[command(flatten)]
     json: JsonArg,
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let (roster, home) = match (&args.roster, &args.home) {
-        (Some(path), home) => {
-            let bytes = read_limited(path, MAX_ROSTER_LEN, "roster")?;
-            // An expired roster still tells who held which key back then: courts verify
-            // documents years later. Its signatures and rules are checked all the same.
-            let roster = Roster::load_stored_ignoring_expiry(&bytes)
-                .with_context(|| format!("roster {} is not usable", path.display()))?;
-            (roster, home.clone().map(Home::new))
-        }
+    let pin = args.federation_fingerprint.as_deref();
+    let (CheckedRoster { roster, pinned }, home) = match (&args.roster, &args.home) {
+        (Some(path), home) => (roster_file::load(path, pin)?, home.clone().map(Home::new)),
         (None, Some(home)) => {
             let home = Home::new(home.clone());
             let roster = home.roster_for_display()?.with_context(|| {
@@ -51,7 +50,17 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
                     home.root().display()
                 )
             })?;
-            (roster, Some(home))
+            if let Some(pin) = pin {
+                roster_file::check_pin(&roster, pin, &format!("in {}", home.root().display()))?;
+            }
+            // Pinned when it was imported.
+            (
+                CheckedRoster {
+                    roster,
+                    pinned: true,
+                },
+                Some(home),
+            )
         }
         (None, None) => {
             // A file that is not there is the first thing to say.
@@ -75,6 +84,7 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
                         "federation_fingerprint".into(),
                         json!(roster.federation_fingerprint().to_string()),
                     );
+                    object.insert("federation_pinned".into(), json!(pinned));
                 }
                 return print_json(&value);
             }
@@ -87,10 +97,14 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
                 );
             }
             println!(
-                "Verdict: VALID (roster serial {} of \"{}\")",
+                "Verdict: VALID (roster serial {} of \"{}\", federation {})",
                 roster.serial(),
-                roster.body().federation
+                roster.body().federation,
+                roster.federation_fingerprint()
             );
+            if !pinned {
+                eprintln!("{}", roster_file::unpinned_note(&roster));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(Rejection { kind, error }) => {
