@@ -204,12 +204,32 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The most of a failed open's error text kept in its log entry (whose detail is limited).
-const MAX_RECORDED_ERROR_LEN: usize = 1024;
+/// What kind of failure `error` is, in words that name no file: the log is kept for good and
+/// goes into evidence bundles, and the error's own text may hold a file name from inside the
+/// document, which never leaves the reader's machine.
+fn error_class(error: &anyhow::Error) -> &'static str {
+    for cause in error.chain() {
+        if let Some(open) = cause.downcast_ref::<liaise_protocol::OpenError>() {
+            return open.kind().as_str();
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    "a file of that name exists in the output folder"
+                }
+                std::io::ErrorKind::StorageFull => "no space left on the output folder's disk",
+                std::io::ErrorKind::PermissionDenied => "no permission to write the output folder",
+                std::io::ErrorKind::NotFound => "the output folder is not there",
+                _ => "the files could not be written",
+            };
+        }
+    }
+    "the key share or the files could not be used"
+}
 
 /// Records in this node's log that an open whose key share the originator released (and
-/// both nodes logged) wrote no file, and why: without it the log would show the release as
-/// the last word on that open.
+/// both nodes logged) wrote no file, and why (its kind, naming no file): without it the log
+/// would show the release as the last word on that open.
 pub(super) fn record_unwritten(
     home: &crate::home::Home,
     document_id: &liaise_protocol::DocumentId,
@@ -223,13 +243,35 @@ pub(super) fn record_unwritten(
         .detail(json!({
             "share": "released",
             "written": false,
-            "error": crate::log::cut(format!("{error:#}"), MAX_RECORDED_ERROR_LEN),
+            "error": error_class(error),
         }));
     if let Some(reason) = reason {
         entry = entry.reason(reason);
     }
     if let Err(e) = crate::log::append_in_home(home, entry) {
         eprintln!("warning: the failed open was not recorded in this node's log: {e:#}");
+    }
+}
+
+#[cfg(test)]
+mod error_class_tests {
+    use super::error_class;
+
+    #[test]
+    fn a_failed_open_is_logged_without_the_file_name_in_its_error() {
+        let exists = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            .context("Risicotaxatie_J_de_Vries.pdf already exists in /srv/out");
+        assert_eq!(
+            error_class(&exists),
+            "a file of that name exists in the output folder"
+        );
+        let other = anyhow::anyhow!("cannot write Risicotaxatie_J_de_Vries.pdf");
+        assert!(!error_class(&other).contains("Vries"));
+        let bad = anyhow::Error::new(liaise_protocol::OpenError::Truncated).context("file.pdf");
+        assert_eq!(
+            error_class(&bad),
+            liaise_protocol::OpenError::Truncated.kind().as_str()
+        );
     }
 }
 
