@@ -171,6 +171,8 @@ fn three_nodes_send_receive_and_receipts() {
     let status = fed.json(city, &["status", "--check"]);
     assert_eq!(status["agency"], CITY);
     assert_eq!(status["roster_expired"], false);
+    // Keys certified for a year a moment ago: nothing to warn about.
+    assert_eq!(status["key_warnings"], serde_json::json!([]), "{status}");
     assert_eq!(status["outbox"]["delivered"], 2);
     assert_eq!(status["inbox"], 1);
     let peers = status["peers"].as_array().unwrap();

@@ -48,6 +48,15 @@ pub fn run(args: StatusArgs) -> Result<ExitCode> {
         n(&status, "members"),
         expiry_note(expires, Timestamp::now().0)
     );
+    for warning in status
+        .get("key_warnings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        println!("keys          WARNING: {warning}");
+    }
     let outbox = status.get("outbox").cloned().unwrap_or_default();
     println!(
         "outbox        {} queued, {} delivered, {} undeliverable",

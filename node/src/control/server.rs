@@ -477,6 +477,11 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
         "roster_serial": roster.serial(),
         "roster_expires_at": roster.body().expires_at.0,
         "roster_expired": roster.body().expires_at.0 <= crate::daemon::now_secs(),
+        "key_warnings": crate::daemon::roster_expiry::own_key_warnings(
+            &node.me,
+            &roster,
+            crate::daemon::now_secs(),
+        ),
         "members": roster.body().members.len(),
         "peers": peers,
         "outbox": { "queued": queued, "delivered": delivered, "undeliverable": undeliverable },

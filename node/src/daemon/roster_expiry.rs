@@ -2,6 +2,12 @@
 //! before its expiry, once a day and again whenever another roster is taken up that also
 //! expires soon. A roster that expired while the node runs is logged as such: from then on no
 //! peer accepts this node, nor this node any peer, until a current one is imported.
+//!
+//! Likewise for the certificates of this agency's own keys in the roster (a year from `init`
+//! or `keys rotate`), from [`KEY_EXPIRY_WARNING`] before the last of a kind runs out: without
+//! a current transport key no peer accepts this node, and without a current encryption key no
+//! one can seal to this agency. A new key needs a rotation and a roster the stewards publish,
+//! so the warning comes weeks ahead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +17,10 @@ use super::{Node, now_secs};
 /// How long before a roster's expiry the node starts to warn (and `liaise status` notes it):
 /// time enough for the stewards to publish the next one.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
+
+/// How long before the last certificate of one of this agency's kinds of key runs out the node
+/// starts to warn: time for a `keys rotate` and for the stewards to publish a roster with it.
+pub const KEY_EXPIRY_WARNING: Duration = Duration::from_secs(30 * 86_400);
 
 /// How often the node looks at the expiry.
 const CHECK_EVERY: Duration = Duration::from_secs(3600);
@@ -39,15 +49,81 @@ pub(crate) fn expiry_warning(serial: u64, expires_at: u64, now: u64) -> Option<S
     ))
 }
 
+/// The warning for this agency's `what` keys (transport, encryption) whose certificates valid
+/// now last until `last_not_after` at the latest (`None`: none is valid now), at `now`;
+/// `None` while that is further off than [`KEY_EXPIRY_WARNING`].
+pub(crate) fn key_expiry_warning(
+    what: &str,
+    last_not_after: Option<u64>,
+    now: u64,
+) -> Option<String> {
+    let Some(until) = last_not_after.filter(|t| *t > now) else {
+        return Some(format!(
+            "the roster holds no current {what} key of this agency: its certificates ran out. \
+             Run `liaise keys rotate` and have your stewards publish a roster with the new keys"
+        ));
+    };
+    let left = until - now;
+    if left > KEY_EXPIRY_WARNING.as_secs() {
+        return None;
+    }
+    Some(format!(
+        "this agency's {what} key certificate runs out in {} d {} h: run `liaise keys rotate` \
+         and have your stewards publish a roster with the new keys before then",
+        left / 86_400,
+        (left % 86_400) / 3600
+    ))
+}
+
+/// The warnings about the certificates of agency `me`'s own keys in `roster` at `now`, if any
+/// (also shown by `liaise status`).
+pub(crate) fn own_key_warnings(
+    me: &liaise_keys::AgencyId,
+    roster: &liaise_keys::roster::Roster,
+    now: u64,
+) -> Vec<String> {
+    let Some(member) = roster.member(me) else {
+        return Vec::new();
+    };
+    let at = liaise_keys::Timestamp(now);
+    let last = |certs: &[liaise_keys::KeyCertificate]| {
+        certs
+            .iter()
+            .filter(|c| c.is_valid_at(at))
+            .map(|c| c.body().not_after.0)
+            .max()
+    };
+    [
+        ("transport", last(&member.transport)),
+        ("encryption", last(&member.encryption)),
+    ]
+    .into_iter()
+    .filter_map(|(what, until)| key_expiry_warning(what, until, now))
+    .collect()
+}
+
 /// Logs [`expiry_warning`] while it applies, at most once per [`REPEAT_EVERY`] for one roster
 /// (and once more when it expires).
 pub async fn watch(node: Arc<Node>) {
     // (serial, when, expired) of the last warning; `when` on the monotonic clock, so that
     // a wall clock set back does not silence the warning.
     let mut last: Option<(u64, tokio::time::Instant, bool)> = None;
+    // The key warnings last logged, and when: repeated daily, or at once when they change.
+    let mut last_keys: Option<(Vec<String>, tokio::time::Instant)> = None;
     loop {
         let roster = node.roster.current();
         let (serial, expires_at, now) = (roster.serial(), roster.body().expires_at.0, now_secs());
+        let keys = own_key_warnings(&node.me, &roster, now);
+        let keys_due = !keys.is_empty()
+            && last_keys
+                .as_ref()
+                .is_none_or(|(said, at)| *said != keys || at.elapsed() >= REPEAT_EVERY);
+        if keys_due {
+            for warning in &keys {
+                tracing::warn!("{warning}");
+            }
+            last_keys = Some((keys, tokio::time::Instant::now()));
+        }
         if let Some(warning) = expiry_warning(serial, expires_at, now) {
             let expired = expires_at <= now;
             let due = last.is_none_or(|(warned_serial, at, warned_expired)| {
@@ -70,11 +146,53 @@ pub async fn watch(node: Arc<Node>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn warns_from_a_month_before_the_own_keys_run_out_and_after() {
+        let month = KEY_EXPIRY_WARNING.as_secs();
+        assert_eq!(
+            key_expiry_warning("transport", Some(NOW + month + 1), NOW),
+            None
+        );
+        let soon = key_expiry_warning("encryption", Some(NOW + month), NOW).unwrap();
+        assert!(
+            soon.contains("encryption key certificate runs out in 30 d 0 h"),
+            "{soon}"
+        );
+        assert!(soon.contains("liaise keys rotate"), "{soon}");
+        for gone in [None, Some(NOW), Some(NOW - 1)] {
+            let none = key_expiry_warning("transport", gone, NOW).unwrap();
+            assert!(none.contains("no current transport key"), "{none}");
+        }
+    }
+
+    #[test]
+    fn the_own_agencys_certificates_in_a_real_roster_are_watched() {
+        use crate::log::signer_keys::tests::{CITY, NOW, Stewards, identity, roster};
+        let city = identity(CITY);
+        let stewards = Stewards::generate();
+        let roster = roster(1, &stewards, &stewards.quorum(), &[&city], vec![]);
+        let me = city.member.id.clone();
+        // Certified until a year after NOW (`identity`).
+        assert!(own_key_warnings(&me, &roster, NOW.0).is_empty());
+        let late = own_key_warnings(&me, &roster, NOW.0 + 340 * 86_400);
+        assert_eq!(late.len(), 2, "{late:?}");
+        assert!(
+            late[0].contains("transport key certificate runs out in 25 d"),
+            "{late:?}"
+        );
+        assert!(late[1].contains("encryption key"), "{late:?}");
+        let gone = own_key_warnings(&me, &roster, NOW.0 + 365 * 86_400);
+        assert!(gone.iter().all(|w| w.contains("no current")), "{gone:?}");
+        // Another agency's node: nothing to say about the city's keys.
+        let other = liaise_keys::AgencyId::new("nl.prison.vught").unwrap();
+        assert!(own_key_warnings(&other, &roster, NOW.0 + 365 * 86_400).is_empty());
+    }
 
     #[test]
     fn warns_from_a_week_before_expiry_and_after_it() {
