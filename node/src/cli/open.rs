@@ -253,28 +253,6 @@ pub(super) fn record_unwritten(
     }
 }
 
-#[cfg(test)]
-mod error_class_tests {
-    use super::error_class;
-
-    #[test]
-    fn a_failed_open_is_logged_without_the_file_name_in_its_error() {
-        let exists = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-            .context("Risicotaxatie_J_de_Vries.pdf already exists in /srv/out");
-        assert_eq!(
-            error_class(&exists),
-            "a file of that name exists in the output folder"
-        );
-        let other = anyhow::anyhow!("cannot write Risicotaxatie_J_de_Vries.pdf");
-        assert!(!error_class(&other).contains("Vries"));
-        let bad = anyhow::Error::new(liaise_protocol::OpenError::Truncated).context("file.pdf");
-        assert_eq!(
-            error_class(&bad),
-            liaise_protocol::OpenError::Truncated.kind().as_str()
-        );
-    }
-}
-
 type Written = (
     liaise_protocol::OpenedDocument,
     Vec<(String, PathBuf, Option<PathBuf>)>,
@@ -487,4 +465,26 @@ fn unreadable(doc: &liaise_protocol::OpenedDocument) -> Vec<String> {
         .filter(|(i, _)| !doc.policy.sections.iter().any(|s| usize::from(*s) == *i))
         .map(|(_, s)| s.name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod error_class_tests {
+    use super::error_class;
+
+    #[test]
+    fn a_failed_open_is_logged_without_the_file_name_in_its_error() {
+        let exists = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+            .context("Risicotaxatie_J_de_Vries.pdf already exists in /srv/out");
+        assert_eq!(
+            error_class(&exists),
+            "a file of that name exists in the output folder"
+        );
+        let other = anyhow::anyhow!("cannot write Risicotaxatie_J_de_Vries.pdf");
+        assert!(!error_class(&other).contains("Vries"));
+        let bad = anyhow::Error::new(liaise_protocol::OpenError::Truncated).context("file.pdf");
+        assert_eq!(
+            error_class(&bad),
+            liaise_protocol::OpenError::Truncated.kind().as_str()
+        );
+    }
 }
