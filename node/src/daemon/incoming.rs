@@ -157,18 +157,53 @@ pub const DISK_RESERVE: u64 = 8 * 1024 * 1024;
 /// a document that cannot fit is not sent in vain. Transfers running at the same time may
 /// still fill the disk; a write that fails for want of space is refused the same way.
 pub fn check_free_space(dir: &Path, missing: u64) -> Result<(), Refusal> {
+    check_free_space_keeping(dir, missing, Reserve::Store)
+}
+
+/// What must stay free on the store's file system after a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserve {
+    /// [`DISK_RESERVE`], for the database, its log and the receipts still to come.
+    Store,
+    /// One agency's quota (at least [`DISK_RESERVE`]): for a document over its sender's quota,
+    /// taken only because the sender keeps nothing here (`quota::check`). Without it, one
+    /// member could fill the disk with a single document (or a partial file it never
+    /// finishes, kept for its resume) and every other agency's delivery would fail as a full
+    /// disk.
+    Quota(u64),
+}
+
+impl Reserve {
+    fn bytes(self) -> u64 {
+        match self {
+            Self::Store => DISK_RESERVE,
+            Self::Quota(limit) => limit.max(DISK_RESERVE),
+        }
+    }
+}
+
+/// [`check_free_space`], keeping `reserve` free.
+pub fn check_free_space_keeping(dir: &Path, missing: u64, reserve: Reserve) -> Result<(), Refusal> {
     // Unknown free space: the writes themselves will tell.
     let Ok(stat) = rustix::fs::statvfs(dir) else {
         return Ok(());
     };
     let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-    if free < missing.saturating_add(DISK_RESERVE) {
+    let keep = reserve.bytes();
+    if free < missing.saturating_add(keep) {
+        let why = match reserve {
+            Reserve::Store => "",
+            Reserve::Quota(_) => {
+                " (one agency's quota, for the others: the document is larger than its \
+                 sender's quota)"
+            }
+        };
         return Err(Refusal::new(
             RejectReason::DiskFull,
             format!(
-                "no space left on the receiving node: needs {} and keeps {} free, has {}",
+                "no space left on the receiving node: needs {} and keeps {}{why} free, has {}",
                 indicatif::BinaryBytes(missing),
-                indicatif::BinaryBytes(DISK_RESERVE),
+                indicatif::BinaryBytes(keep),
                 indicatif::BinaryBytes(free)
             ),
         ));
@@ -608,6 +643,22 @@ mod tests {
             refused.detail
         );
         assert!(check_free_space(dir.path(), u64::MAX).is_err());
+        // A first document over its sender's quota keeps that quota free for the others.
+        let quota = free / 2 + 1;
+        let half = free / 2;
+        assert!(check_free_space(dir.path(), half).is_ok() || free < 2 * DISK_RESERVE);
+        let refused =
+            check_free_space_keeping(dir.path(), half, Reserve::Quota(quota)).unwrap_err();
+        assert_eq!(refused.reason, RejectReason::DiskFull);
+        assert!(
+            refused.detail.contains("one agency's quota"),
+            "{}",
+            refused.detail
+        );
+        assert!(
+            check_free_space_keeping(dir.path(), 0, Reserve::Quota(1)).is_ok()
+                || free < DISK_RESERVE
+        );
     }
 
     #[test]

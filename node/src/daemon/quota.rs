@@ -3,7 +3,8 @@
 //! share of the disk, and every other member can still deliver.
 //!
 //! An agency that keeps nothing here may always deliver one document, however large: so it
-//! keeps at most its quota or one document, whichever is more.
+//! keeps at most its quota or one document, whichever is more. Such a document must leave one
+//! quota free on the disk, so that it cannot take the room every other agency delivers into.
 //!
 //! The share is a node setting (`liaise node run --agency-quota`): a percentage of the file
 //! system the store is on, [`DEFAULT_AGENCY_SHARE_PERCENT`] unless set, or a fixed size. A
@@ -16,7 +17,7 @@ use anyhow::{Result, bail};
 use liaise_keys::AgencyId;
 use liaise_protocol::wire::RejectReason;
 
-use super::incoming::Refusal;
+use super::incoming::{Refusal, Reserve};
 use indicatif::BinaryBytes;
 
 /// The share of the store's file system one agency may fill unless the node is told otherwise.
@@ -90,10 +91,21 @@ pub struct Kept {
     pub unfinished: u64,
 }
 
+/// What must stay free after a document [`check`] let in: the store's reserve, or for a first
+/// document over its sender's quota, that quota (see [`Reserve::Quota`]).
+pub fn reserve(kept: Kept, offered: u64, limit: u64) -> Reserve {
+    let held = kept.stored.saturating_add(kept.unfinished);
+    if held == 0 && offered > limit {
+        Reserve::Quota(limit)
+    } else {
+        Reserve::Store
+    }
+}
+
 /// Refuses `offered` more bytes from `peer` when, with what it keeps here already, they would
 /// pass its `limit`. An agency that keeps nothing here may always deliver one document (the
-/// free-space check still applies): a quota smaller than a document must not make that
-/// document undeliverable for good.
+/// free-space check still applies, keeping one quota free for the others, [`reserve`]): a
+/// quota smaller than a document must not make that document undeliverable for good.
 pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<(), Refusal> {
     let held = kept.stored.saturating_add(kept.unfinished);
     if held == 0
@@ -202,5 +214,9 @@ mod tests {
         assert!(check(&prison, kept(0, 0), 1_000, 100).is_ok());
         assert!(check(&prison, kept(1, 0), 1_000, 100).is_err());
         assert!(check(&prison, kept(0, 1), 1_000, 100).is_err());
+        // That one keeps the quota free for the others; a document within it, only the reserve.
+        assert_eq!(reserve(kept(0, 0), 1_000, 100), Reserve::Quota(100));
+        assert_eq!(reserve(kept(0, 0), 100, 100), Reserve::Store);
+        assert_eq!(reserve(kept(60, 0), 40, 100), Reserve::Store);
     }
 }

@@ -40,8 +40,8 @@ use super::forwarded_in::{Check, Entitlement, MAX_FORWARD_PREFIX_LEN, entitlemen
 use super::framed::{FRAME_TIMEOUT, FrameError, read_message, write_message_within};
 use super::gossip::serve_hello;
 use super::incoming::{
-    HeaderGate, OfferedDocument, PartialWriter, check_free_space, check_unfinished, is_disk_full,
-    offered_by, sweep_partials,
+    HeaderGate, OfferedDocument, PartialWriter, Reserve, check_free_space,
+    check_free_space_keeping, check_unfinished, is_disk_full, offered_by, sweep_partials,
 };
 use super::resume::ResumeStates;
 use super::tee_verify::{StreamVerifier, Verdict};
@@ -403,16 +403,18 @@ async fn receive_inner(
             // Its documents kept here and its other unfinished transfers, with this one. The
             // check is made here only, before the transfer: a small document is checked
             // against the transfers in progress, so it cannot take the room of this one.
+            let mut reserve = Reserve::Store;
             if let Some(limit) = limit {
                 let kept = quota::Kept { stored, unfinished };
                 quota::check(&quota_peer, kept, offer.sealed_len, limit)
                     .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
+                reserve = quota::reserve(kept, offer.sealed_len, limit);
             }
             let (held, hasher) =
                 prefix_state(&quota_peer, &partial, offer.sealed_len, &resume_states)
                     .map_err(internal)?;
             if let Some(dir) = partial.parent() {
-                check_free_space(dir, offer.sealed_len.saturating_sub(held))
+                check_free_space_keeping(dir, offer.sealed_len.saturating_sub(held), reserve)
                     .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
             }
             Ok((held, hasher))
