@@ -180,12 +180,15 @@ impl FederationDir {
         Ok(StewardKeys { threshold, keys })
     }
 
-    /// Decrypts every steward key in `FED/<sub>/`.
+    /// Decrypts every steward key in `FED/<sub>/`. Each key is boxed: a vector that grows or
+    /// is joined to another moves its elements bit by bit and frees the old buffer unwiped, so
+    /// keys held inline would leave copies behind; a box moves only its pointer, and wipes the
+    /// one copy when dropped.
     pub fn unlock_stewards(
         &self,
         sub: &str,
         passphrase: &Passphrase,
-    ) -> Result<Vec<SigningSecretKey>> {
+    ) -> Result<Vec<Box<SigningSecretKey>>> {
         let dir = self.root.join(sub);
         let mut keys = Vec::new();
         let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -197,11 +200,13 @@ impl FederationDir {
         for path in entries {
             let bytes = keyfile::read_key_file(&path, passphrase)
                 .with_context(|| format!("cannot open steward key {}", path.display()))?;
-            let array: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .with_context(|| format!("{} is not a steward key", path.display()))?;
-            keys.push(SigningSecretKey::from_bytes(&array));
+            let array: zeroize::Zeroizing<[u8; 32]> = zeroize::Zeroizing::new(
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .with_context(|| format!("{} is not a steward key", path.display()))?,
+            );
+            keys.push(Box::new(SigningSecretKey::from_bytes(&array)));
         }
         Ok(keys)
     }
@@ -243,7 +248,7 @@ impl FederationDir {
                 .collect(),
             revoked: state.revoked.clone(),
         };
-        let refs: Vec<&SigningSecretKey> = signers.iter().collect();
+        let refs: Vec<&SigningSecretKey> = signers.iter().map(AsRef::as_ref).collect();
         let file = SignedRoster::sign(&body, &refs).to_bytes();
         // Check what we are about to hand out with the same rules every node applies.
         let signed = SignedRoster::parse(&file).context("the roster would be refused by nodes")?;

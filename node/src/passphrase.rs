@@ -60,19 +60,21 @@ impl PassphraseSource {
                  or run on a terminal to be asked"
             );
         }
-        let first = rpassword::prompt_password(format!("Passphrase for {what}: "))
-            .context("cannot read the passphrase from the terminal")?;
+        // Wiped on every way out, a failed second prompt included.
+        let mut first = zeroize::Zeroizing::new(
+            rpassword::prompt_password(format!("Passphrase for {what}: "))
+                .context("cannot read the passphrase from the terminal")?,
+        );
         if confirm {
             let second = zeroize::Zeroizing::new(
                 rpassword::prompt_password("Repeat the passphrase: ")
                     .context("cannot read the passphrase from the terminal")?,
             );
-            if first != *second {
-                let _wipe = zeroize::Zeroizing::new(first);
+            if *first != *second {
                 bail!("the two passphrases differ; nothing was written");
             }
         }
-        Ok(Passphrase::new(first)?)
+        Ok(Passphrase::new(std::mem::take(&mut *first))?)
     }
 }
 
