@@ -189,7 +189,12 @@ impl Home {
             .with_context(|| format!("stored roster {} is not usable", path.display()))
     }
 
-    /// Stores an accepted roster as current and in the history.
+    /// Stores an accepted roster as current and in the history. The current roster only
+    /// moves forward: `roster import` (the CLI) and a running node taking a roster from a peer
+    /// both write it, each after checking it against the one it read before. Under an
+    /// exclusive lock, the one held now is read again, and a roster older than it is refused:
+    /// otherwise the slower of two overlapping writers would put back the older roster, and
+    /// after a restart the node would trust a key the newer one revoked.
     pub fn store_roster(&self, roster: &Roster) -> Result<()> {
         let history = self.root.join("rosters");
         create_private_dir(&history)?;
@@ -198,12 +203,57 @@ impl Home {
             roster.file_bytes(),
             0o644,
         )?;
+        let lock_path = self.root.join(ROSTER_LOCK);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        if let Some(held) = self.roster_for_display()?
+            && held.serial() > roster.serial()
+        {
+            bail!(
+                "a newer roster (serial {}) was stored meanwhile; roster {} is not taken",
+                held.serial(),
+                roster.serial()
+            );
+        }
         write_atomic(&self.roster_path(), roster.file_bytes(), 0o644)
     }
 }
+
+/// The file whose lock [`Home::store_roster`] holds while it replaces the current roster.
+const ROSTER_LOCK: &str = "roster.lock";
 
 /// Resolves `--home` or `$LIAISE_HOME`.
 pub fn resolve(home: Option<PathBuf>) -> Result<Home> {
     home.map(Home::new)
         .with_context(|| format!("no home directory: pass --home HOME or set {HOME_ENV}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_current_roster_never_goes_back_to_an_older_one() {
+        let fed = crate::log::signer_keys::tests::readmitted();
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::new(dir.path().to_path_buf());
+        home.store_roster(&fed.first).unwrap();
+        home.store_roster(&fed.current).unwrap();
+        // A writer that checked the older one against what it read before (an import racing
+        // a roster taken from a peer) comes second: refused, and the newer one stays.
+        let err = home.store_roster(&fed.first).unwrap_err().to_string();
+        assert!(err.contains("a newer roster"), "{err}");
+        let held = home.roster_for_display().unwrap().unwrap();
+        assert_eq!(held.serial(), fed.current.serial());
+        assert!(fed.first.serial() < fed.current.serial());
+        // Storing the same one again is no step back.
+        home.store_roster(&fed.current).unwrap();
+    }
 }
