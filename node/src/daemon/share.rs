@@ -294,7 +294,7 @@ pub(crate) async fn refuse_if_flooding(
     };
     tracing::warn!(agency = %peer, "too many requests; refusing without a log entry");
     if let (true, Some(kind)) = (record_once, kind) {
-        let (peer, per_minute) = (peer.clone(), bucket.per_minute());
+        let (peer, per_minute, per_day) = (peer.clone(), bucket.per_minute(), bucket.per_day());
         let _ = node
             .store
             .db
@@ -308,7 +308,7 @@ pub(crate) async fn refuse_if_flooding(
                     json!({
                         "outcome": "too many requests",
                         "detail": format!(
-                            "more than {per_minute} requests a minute; \
+                            "more than {per_minute} requests a minute or {per_day} a day; \
                              further ones are refused unrecorded until the rate drops"
                         ),
                     }),

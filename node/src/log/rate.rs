@@ -22,9 +22,17 @@ use liaise_keys::AgencyId;
 /// Share and forward requests one peer agency may make per minute (and at once): the opens
 /// of all its staff of documents this node sent.
 pub const MAX_LOGGED_REQUESTS_PER_MINUTE: u32 = 120;
+/// Share and forward requests one peer agency may make per day (and at once): the per-minute
+/// rate alone let one agency add 170,000 entries a day to a log that is never pruned. Ten
+/// thousand opens a day of one agency's documents is far past what its staff read.
+pub const MAX_LOGGED_REQUESTS_PER_DAY: u32 = 10_000;
 /// Delete requests one peer agency may make per minute (and at once), counted apart so that
 /// the deletions of a bulk revocation never hold up that agency's opens.
 pub const MAX_DELETE_REQUESTS_PER_MINUTE: u32 = 120;
+/// Delete requests one peer agency may make per day: a bulk revocation of many documents
+/// goes on the next day (its node retries), and a stream of requests for documents that do
+/// not exist (each recorded, to delete the document should it arrive) stays bounded.
+pub const MAX_DELETE_REQUESTS_PER_DAY: u32 = 50_000;
 /// Checkpoint witness exchanges one peer agency may start per minute (and at once). A node
 /// runs one per connection it opens, and keeps its connections open.
 pub const MAX_WITNESS_EXCHANGES_PER_MINUTE: u32 = 12;
@@ -44,26 +52,39 @@ pub enum Admission {
     },
 }
 
-/// Token buckets keyed by peer agency, each holding up to `per_minute` tokens.
+/// Token buckets keyed by peer agency, each holding up to `per_minute` tokens, and beside
+/// it a second one of `per_day` tokens refilled over a day: a request takes one of each.
 #[derive(Debug)]
 pub struct PeerRateLimit {
     per_minute: u32,
+    per_day: u32,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
+
+/// Seconds in the day a daily bucket refills over.
+const DAY_SECS: f64 = 86_400.0;
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
+    day_tokens: f64,
     at: Instant,
     /// A refusal was recorded since the bucket was last full.
     in_run: bool,
 }
 
 impl PeerRateLimit {
-    /// Buckets of `per_minute` tokens, refilled at that rate.
+    /// Buckets of `per_minute` tokens, refilled at that rate, with no tighter daily limit.
     pub fn new(per_minute: u32) -> Self {
+        Self::with_daily(per_minute, per_minute.saturating_mul(1440))
+    }
+
+    /// Buckets of `per_minute` tokens, refilled at that rate, and of `per_day` tokens,
+    /// refilled over a day.
+    pub fn with_daily(per_minute: u32, per_day: u32) -> Self {
         Self {
             per_minute: per_minute.max(1),
+            per_day: per_day.max(1),
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -71,6 +92,11 @@ impl PeerRateLimit {
     /// The bucket's size and refill rate.
     pub fn per_minute(&self) -> u32 {
         self.per_minute
+    }
+
+    /// The daily bucket's size, refilled over a day.
+    pub fn per_day(&self) -> u32 {
+        self.per_day
     }
 
     /// Takes a token for `peer` now.
@@ -81,24 +107,30 @@ impl PeerRateLimit {
     /// Takes a token for `peer` at `now` (monotonic; tests pass their own instants).
     pub fn admit_at(&self, peer: &str, now: Instant) -> Admission {
         let capacity = f64::from(self.per_minute);
+        let day_capacity = f64::from(self.per_day);
         let mut buckets = match self.buckets.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         let bucket = buckets.entry(peer.to_owned()).or_insert(Bucket {
             tokens: capacity,
+            day_tokens: day_capacity,
             at: now,
             in_run: false,
         });
         let elapsed = now.saturating_duration_since(bucket.at);
         bucket.tokens = (bucket.tokens + refill(elapsed, self.per_minute)).min(capacity);
+        bucket.day_tokens =
+            (bucket.day_tokens + elapsed.as_secs_f64() * day_capacity / DAY_SECS).min(day_capacity);
         bucket.at = now.max(bucket.at);
-        // A full bucket means a minute without flooding: a refusal after it starts a new run.
-        if bucket.tokens >= capacity {
+        // A full bucket means a minute without flooding: a refusal after it starts a new run
+        // (unless the day's tokens are still spent: then it is the same run).
+        if bucket.tokens >= capacity && bucket.day_tokens >= 1.0 {
             bucket.in_run = false;
         }
-        if bucket.tokens >= 1.0 {
+        if bucket.tokens >= 1.0 && bucket.day_tokens >= 1.0 {
             bucket.tokens -= 1.0;
+            bucket.day_tokens -= 1.0;
             return Admission::Admitted;
         }
         let record_once = !bucket.in_run;
@@ -125,8 +157,14 @@ pub struct LogRateLimits {
 impl Default for LogRateLimits {
     fn default() -> Self {
         Self {
-            requests: PeerRateLimit::new(MAX_LOGGED_REQUESTS_PER_MINUTE),
-            deletions: PeerRateLimit::new(MAX_DELETE_REQUESTS_PER_MINUTE),
+            requests: PeerRateLimit::with_daily(
+                MAX_LOGGED_REQUESTS_PER_MINUTE,
+                MAX_LOGGED_REQUESTS_PER_DAY,
+            ),
+            deletions: PeerRateLimit::with_daily(
+                MAX_DELETE_REQUESTS_PER_MINUTE,
+                MAX_DELETE_REQUESTS_PER_DAY,
+            ),
             witness: PeerRateLimit::new(MAX_WITNESS_EXCHANGES_PER_MINUTE),
         }
     }
@@ -212,6 +250,33 @@ mod tests {
             recorded >= MAX_LOGGED_REQUESTS_PER_MINUTE * 10,
             "{recorded}"
         );
+    }
+
+    #[test]
+    fn a_peer_keeping_under_the_minute_rate_all_day_is_held_to_the_daily_limit() {
+        let limit = PeerRateLimit::with_daily(60, 100);
+        let start = Instant::now();
+        let mut admitted = 0u32;
+        let mut recorded_refusals = 0u32;
+        // One request a second for ten minutes: within the minute's rate throughout.
+        for step in 0..600u64 {
+            match limit.admit_at(PEER, start + Duration::from_secs(step)) {
+                Admission::Admitted => admitted += 1,
+                Admission::Refused { record_once: true } => recorded_refusals += 1,
+                Admission::Refused { record_once: false } => {}
+            }
+        }
+        // The day's 100, and what came back of them in ten minutes (100 a day: none whole).
+        assert_eq!(admitted, 100);
+        assert_eq!(recorded_refusals, 1, "one run, however long");
+        // A day later the daily bucket is full again.
+        let tomorrow = start + Duration::from_secs(86_400 + 600);
+        assert_eq!(limit.admit_at(PEER, tomorrow), Admission::Admitted);
+        assert_eq!(limit.per_day(), 100);
+        // The default buckets: the daily limit is the tighter one over a day.
+        let defaults = LogRateLimits::default();
+        assert!(defaults.requests.per_day() < MAX_LOGGED_REQUESTS_PER_MINUTE * 1440);
+        assert!(defaults.deletions.per_day() < MAX_DELETE_REQUESTS_PER_MINUTE * 1440);
     }
 
     #[test]
