@@ -197,9 +197,17 @@ fn garbage_is_refused_as_by_the_full_parse() {
         held.precheck_update(&file[..file.len() - 1]),
         Err(RosterError::Decode(_))
     ));
-    let too_long = vec![0; MAX_ROSTER_LEN + 1];
+    let mut too_long = ROSTER_MAGIC.to_vec();
+    too_long.push(ROSTER_VERSION);
+    too_long.resize(MAX_ROSTER_LEN + 1, 0);
     assert!(matches!(
         held.precheck_update(&too_long),
         Err(RosterError::TooMany { what: "bytes", .. })
     ));
+    // A later version may allow larger rosters: upgrading is the remedy, not a smaller file.
+    too_long[ROSTER_MAGIC.len()] = 2;
+    assert_eq!(
+        held.precheck_update(&too_long).unwrap_err(),
+        RosterError::UnsupportedVersion { version: 2 }
+    );
 }

@@ -142,25 +142,29 @@ impl SignedRoster {
     }
 }
 
-/// A roster file's envelope: size, magic and version checked, then the body bytes and the
+/// A roster file's envelope: magic, version and size checked, then the body bytes and the
 /// signatures (as `S`: validated keys for the full parse, raw bytes for the pre-check), at
 /// most [`MAX_ROSTER_SIGNATURES`] of them.
+///
+/// The size limit is this version's: a later version may allow larger rosters, so a file of
+/// another version is reported as unsupported (upgrade), never as too large. Looking at the
+/// first bytes of an oversized file costs nothing.
 pub(super) fn read_envelope<S: DeserializeOwned + Serialize>(
     file: &[u8],
 ) -> Result<(Vec<u8>, Vec<S>), RosterError> {
-    if file.len() > MAX_ROSTER_LEN {
-        return Err(RosterError::TooMany {
-            what: "bytes",
-            len: file.len(),
-            max: MAX_ROSTER_LEN,
-        });
-    }
     let rest = file
         .strip_prefix(ROSTER_MAGIC)
         .ok_or(RosterError::NotARoster)?;
     let (&version, rest) = rest.split_first().ok_or(RosterError::NotARoster)?;
     if version != ROSTER_VERSION {
         return Err(RosterError::UnsupportedVersion { version });
+    }
+    if file.len() > MAX_ROSTER_LEN {
+        return Err(RosterError::TooMany {
+            what: "bytes",
+            len: file.len(),
+            max: MAX_ROSTER_LEN,
+        });
     }
     let (body_bytes, signatures): (Vec<u8>, Vec<S>) =
         codec::decode("roster", rest, MAX_ROSTER_LEN)?;

@@ -447,6 +447,24 @@ fn unsupported_version_is_reported_as_such() {
         SignedRoster::parse(b"hello").unwrap_err(),
         RosterError::NotARoster
     );
+    // Magic and version come before this version's size limit: a later version may allow
+    // larger rosters, and upgrading is the remedy, not a smaller file.
+    file.resize(MAX_ROSTER_LEN + 1, 0);
+    assert_eq!(
+        SignedRoster::parse(&file).unwrap_err(),
+        RosterError::UnsupportedVersion { version: 2 }
+    );
+    let mut oversized = vec![0; MAX_ROSTER_LEN + 1];
+    assert_eq!(
+        SignedRoster::parse(&oversized).unwrap_err(),
+        RosterError::NotARoster
+    );
+    oversized[..ROSTER_MAGIC.len()].copy_from_slice(ROSTER_MAGIC);
+    oversized[ROSTER_MAGIC.len()] = ROSTER_VERSION;
+    assert!(matches!(
+        SignedRoster::parse(&oversized).unwrap_err(),
+        RosterError::TooMany { what: "bytes", .. }
+    ));
 }
 
 #[test]
