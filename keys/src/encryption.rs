@@ -255,7 +255,11 @@ impl std::str::FromStr for EncryptionPublicKey {
 /// A secret encryption key (32 bytes for either suite). Wiped on drop.
 pub struct EncryptionSecretKey {
     algorithm: KemAlgorithm,
-    secret: Zeroizing<[u8; SECRET_KEY_LEN]>,
+    /// Boxed so that moving the key moves a pointer, never the secret bytes. `Zeroizing` wipes
+    /// only the place a value ends up in: an inline array would leave a copy behind in every
+    /// buffer a key is moved out of, e.g. the old buffer of a `Vec` of keys that grows
+    /// (`AgencySecrets::rotate`) or the spare capacity `drain` leaves, freed without a wipe.
+    secret: Box<Zeroizing<[u8; SECRET_KEY_LEN]>>,
     public: EncryptionPublicKey,
 }
 
@@ -274,7 +278,8 @@ impl EncryptionSecretKey {
             }
         };
         let secret = Zeroizing::new(secret);
-        let mut array = Zeroizing::new([0u8; SECRET_KEY_LEN]);
+        // Copied straight into its box, so no array of it is left on the stack.
+        let mut array = Box::new(Zeroizing::new([0u8; SECRET_KEY_LEN]));
         array.copy_from_slice(&secret);
         Self {
             algorithm,
@@ -304,7 +309,7 @@ impl EncryptionSecretKey {
         };
         Ok(Self {
             algorithm,
-            secret: Zeroizing::new(*secret),
+            secret: Box::new(Zeroizing::new(*secret)),
             public: EncryptionPublicKey {
                 algorithm,
                 bytes: public,
@@ -319,7 +324,7 @@ impl EncryptionSecretKey {
 
     /// The secret bytes, for encrypting into a key file.
     pub fn to_bytes(&self) -> Zeroizing<[u8; SECRET_KEY_LEN]> {
-        self.secret.clone()
+        Zeroizing::new(**self.secret)
     }
 
     /// The matching public key.
@@ -336,9 +341,11 @@ impl EncryptionSecretKey {
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, HpkeFailure> {
         match self.algorithm {
-            KemAlgorithm::XWing => open_with::<XWing>(&*self.secret, enc, info, aad, ciphertext),
+            KemAlgorithm::XWing => {
+                open_with::<XWing>(self.secret.as_slice(), enc, info, aad, ciphertext)
+            }
             KemAlgorithm::X25519 => {
-                open_with::<X25519HkdfSha256>(&*self.secret, enc, info, aad, ciphertext)
+                open_with::<X25519HkdfSha256>(self.secret.as_slice(), enc, info, aad, ciphertext)
             }
         }
     }
@@ -388,6 +395,21 @@ mod tests {
             let back: EncryptionPublicKey = crate::codec::decode("key", &bin, 2000).unwrap();
             assert_eq!(&back, sk.public_key());
         }
+    }
+
+    #[test]
+    fn secret_bytes_stay_put_when_keys_move() {
+        // A list of keys that grows past its capacity moves to a new buffer and frees the old
+        // one unwiped, and `drain` shifts keys down: the secret bytes must move with neither.
+        let mut keys: Vec<_> = (0..2)
+            .map(|_| EncryptionSecretKey::generate(KemAlgorithm::X25519))
+            .collect();
+        let place = keys[1].secret.as_ptr();
+        for _ in 0..40 {
+            keys.push(EncryptionSecretKey::generate(KemAlgorithm::X25519));
+        }
+        drop(keys.drain(..1));
+        assert_eq!(keys[0].secret.as_ptr(), place);
     }
 
     #[test]

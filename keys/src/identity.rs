@@ -28,7 +28,9 @@ pub struct AgencySecrets {
     /// The transport key before the last rotation, kept until the roster lists the new one:
     /// a node presents whichever of the two the current roster certifies.
     pub previous_transport: Option<TransportSecretKey>,
-    /// Encryption keys, newest last. The last one is the current key.
+    /// Encryption keys, newest last. The last one is the current key. The list may grow and
+    /// shift ([`Self::rotate`]): each key keeps its secret bytes in a box of its own, so the
+    /// buffers the list leaves behind hold no secret.
     pub encryption: Vec<EncryptionSecretKey>,
 }
 
