@@ -31,6 +31,7 @@ use crate::fingerprint::Fingerprint;
 use crate::signing::SigningPublicKey;
 use crate::time::Timestamp;
 use crate::transport::TransportPublicKey;
+use model::ed25519_fingerprints;
 
 /// A roster that passed every check. Only [`Roster::accept_first`] and
 /// [`Roster::accept_update`] make one.
@@ -50,7 +51,8 @@ pub enum LookupError {
     /// The key was revoked.
     #[error("key {fingerprint} of {agency} was revoked at {revoked_at}")]
     Revoked {
-        /// The key.
+        /// The key's fingerprint as revoked: for an Ed25519 key revoked in its other role,
+        /// that role's fingerprint.
         fingerprint: Fingerprint,
         /// Its agency, or `unknown agency`.
         agency: String,
@@ -193,13 +195,39 @@ impl Roster {
         self.signed.body.groups.iter().find(|g| g.name == name)
     }
 
-    /// The revocation entry for a key, if revoked.
+    /// The revocation entry for exactly this fingerprint, if revoked. An Ed25519 key is
+    /// revoked in every role, under either of its fingerprints: for a signing or transport
+    /// key use [`Self::signing_key_revocation`] or [`Self::transport_key_revocation`].
     pub fn revocation(&self, fingerprint: &Fingerprint) -> Option<&RevokedKey> {
         self.signed
             .body
             .revoked
             .iter()
             .find(|r| &r.fingerprint == fingerprint)
+    }
+
+    /// The revocation of a signing key, whether it was revoked as a signing or as a transport
+    /// key (the earliest, if both).
+    pub fn signing_key_revocation(&self, key: &SigningPublicKey) -> Option<&RevokedKey> {
+        self.ed25519_revocation(&key.to_bytes())
+    }
+
+    /// The revocation of a transport key, whether it was revoked as a transport or as a
+    /// signing key (the earliest, if both).
+    pub fn transport_key_revocation(&self, key: &TransportPublicKey) -> Option<&RevokedKey> {
+        self.ed25519_revocation(&key.to_bytes())
+    }
+
+    /// The earliest revocation of an Ed25519 key under either of its fingerprints: a key
+    /// revoked in one role must not be trusted in the other.
+    fn ed25519_revocation(&self, key: &[u8; 32]) -> Option<&RevokedKey> {
+        let fingerprints = ed25519_fingerprints(key);
+        self.signed
+            .body
+            .revoked
+            .iter()
+            .filter(|r| fingerprints.contains(&r.fingerprint))
+            .min_by_key(|r| r.revoked_at)
     }
 
     /// The latest revocation of a key `agency` held, if the roster records one: why an agency
@@ -216,7 +244,7 @@ impl Roster {
     /// The member whose identity key this is; revoked keys are refused with their date.
     pub fn member_by_signing_key(&self, key: &SigningPublicKey) -> Result<&Member, LookupError> {
         let fingerprint = key.fingerprint();
-        self.refuse_revoked(&fingerprint)?;
+        refuse_revoked(self.signing_key_revocation(key))?;
         self.signed
             .body
             .members
@@ -232,7 +260,7 @@ impl Roster {
         now: Timestamp,
     ) -> Result<&Member, LookupError> {
         let fingerprint = key.fingerprint();
-        self.refuse_revoked(&fingerprint)?;
+        refuse_revoked(self.transport_key_revocation(key))?;
         self.signed
             .body
             .members
@@ -240,19 +268,22 @@ impl Roster {
             .find(|m| m.valid_transport_keys(now).any(|k| &k == key))
             .ok_or(LookupError::Unknown(fingerprint))
     }
+}
 
-    fn refuse_revoked(&self, fingerprint: &Fingerprint) -> Result<(), LookupError> {
-        match self.revocation(fingerprint) {
-            Some(r) => Err(LookupError::Revoked {
-                fingerprint: *fingerprint,
-                agency: r
-                    .agency
-                    .as_ref()
-                    .map_or_else(|| "unknown agency".to_owned(), ToString::to_string),
-                revoked_at: r.revoked_at,
-            }),
-            None => Ok(()),
-        }
+/// Refuses a looked-up key that `revocation` says is revoked. The error names the fingerprint
+/// as revoked (in the roster's list), which for a key revoked in its other role is not the
+/// fingerprint of the role it was looked up in.
+fn refuse_revoked(revocation: Option<&RevokedKey>) -> Result<(), LookupError> {
+    match revocation {
+        Some(r) => Err(LookupError::Revoked {
+            fingerprint: r.fingerprint,
+            agency: r
+                .agency
+                .as_ref()
+                .map_or_else(|| "unknown agency".to_owned(), ToString::to_string),
+            revoked_at: r.revoked_at,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::certificate::{CertifiedKey, KeyCertificate};
 use crate::encryption::EncryptionPublicKey;
 use crate::fingerprint::Fingerprint;
 use crate::signing::{Signature, SigningPublicKey};
+use crate::text::KeyText;
 use crate::time::Timestamp;
 use crate::transport::TransportPublicKey;
 
@@ -141,6 +142,19 @@ impl Member {
             })
     }
 
+    /// Every fingerprint under which one of this member's keys can be revoked: each Ed25519
+    /// key (signing or transport) in both roles, see [`ed25519_fingerprints`].
+    pub(super) fn revocable_fingerprints(&self) -> Vec<Fingerprint> {
+        let mut out = ed25519_fingerprints(&self.signing_key.to_bytes()).to_vec();
+        for cert in self.transport.iter().chain(&self.encryption) {
+            match &cert.body().key {
+                CertifiedKey::Transport(k) => out.extend(ed25519_fingerprints(&k.to_bytes())),
+                key @ CertifiedKey::Encryption(_) => out.push(certified_fingerprint(key)),
+            }
+        }
+        out
+    }
+
     /// Fingerprints of every key this member holds.
     pub fn key_fingerprints(&self) -> Vec<Fingerprint> {
         let mut out = vec![self.signing_key.fingerprint()];
@@ -149,6 +163,14 @@ impl Member {
         }
         out
     }
+}
+
+/// The fingerprints of an Ed25519 key in its two roles, signing (`ed25519`) and transport
+/// (`tls-ed25519`). A revocation names one fingerprint, but a revoked key is revoked in every
+/// role: otherwise a transport key revoked as such could come back as a signing key (the same
+/// bytes under the other prefix), or the reverse.
+pub(super) fn ed25519_fingerprints(key: &[u8; 32]) -> [Fingerprint; 2] {
+    [KeyText::Signing, KeyText::Transport].map(|role| Fingerprint::of(role.prefix(), key))
 }
 
 /// The fingerprint of a certified key.

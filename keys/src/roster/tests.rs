@@ -5,6 +5,7 @@ use crate::agency::{AgencyKind, Country};
 use crate::encryption::KemAlgorithm;
 use crate::identity::AgencySecrets;
 use crate::signing::SigningSecretKey;
+use crate::transport::TransportSecretKey;
 
 pub(super) const NOW: Timestamp = Timestamp(1_800_000_000);
 const DAY: u64 = 86_400;
@@ -15,7 +16,10 @@ pub(super) struct Federation {
 }
 
 fn member(id: &str, kem: KemAlgorithm) -> (AgencySecrets, Member) {
-    let secrets = AgencySecrets::generate(kem);
+    member_with(id, AgencySecrets::generate(kem))
+}
+
+fn member_with(id: &str, secrets: AgencySecrets) -> (AgencySecrets, Member) {
     let agency = AgencyId::new(id).unwrap();
     let (transport, encryption) = certify(
         &agency,
@@ -321,6 +325,103 @@ fn revoked_keys_are_refused_in_lookups_and_cannot_stay_listed() {
         Roster::accept_first(&fed.publish(&body, &[0, 1]), &fed.pin(), NOW),
         Err(RosterError::RevokedKeyInUse { .. })
     ));
+}
+
+/// A member whose signing key is `key` (so its certificates verify).
+fn member_signing_with(id: &str, key: &[u8; 32]) -> Member {
+    let mut secrets = AgencySecrets::generate(KemAlgorithm::X25519);
+    secrets.signing = SigningSecretKey::from_bytes(key);
+    member_with(id, secrets).1
+}
+
+#[test]
+fn a_key_revoked_in_one_role_is_revoked_in_the_other() {
+    let fed = federation();
+    let (gone_secrets, gone) = &fed.members[1];
+    let without_gone = |serial: u64| {
+        let mut body = fed.body(serial);
+        body.members.retain(|m| m.id != gone.id);
+        body.groups[0].members.retain(|m| m != &gone.id);
+        body
+    };
+    let revoke = |fingerprint| RevokedKey {
+        fingerprint,
+        agency: Some(gone.id.clone()),
+        revoked_at: NOW,
+    };
+    let transport = gone_secrets.transport.to_bytes();
+    let transport_revoked = revoke(gone_secrets.transport.public_key().fingerprint());
+    let signing = gone_secrets.signing.to_bytes();
+    let signing_revoked = revoke(gone.signing_key.fingerprint());
+
+    // The revoked transport key comes back as a new member's signing key.
+    let mut body = without_gone(2);
+    body.revoked = vec![transport_revoked.clone()];
+    body.members
+        .push(member_signing_with("nl.police.utrecht", &transport));
+    assert_eq!(
+        SignedRoster::parse(&fed.publish(&body, &[0, 1])).unwrap_err(),
+        RosterError::RevokedKeyInUse {
+            agency: AgencyId::new("nl.police.utrecht").unwrap(),
+            fingerprint: transport_revoked.fingerprint,
+        }
+    );
+    // ...or as a steward key.
+    let mut body = without_gone(2);
+    body.revoked = vec![transport_revoked.clone()];
+    body.stewards.keys[2] = SigningSecretKey::from_bytes(&transport).public_key();
+    assert_eq!(
+        SignedRoster::parse(&fed.publish(&body, &[0, 1])).unwrap_err(),
+        RosterError::BadStewardSet {
+            reason: "a steward key is revoked"
+        }
+    );
+
+    // The revoked signing key comes back as another member's transport key.
+    let (kept_secrets, kept) = &fed.members[0];
+    let mut body = without_gone(2);
+    body.revoked = vec![signing_revoked.clone()];
+    let reused = TransportSecretKey::from_bytes(&signing).public_key();
+    body.members[0].transport.push(crate::KeyCertificate::issue(
+        &kept_secrets.signing,
+        crate::CertificateBody {
+            agency: kept.id.clone(),
+            key: crate::CertifiedKey::Transport(reused),
+            not_before: NOW,
+            not_after: Timestamp(NOW.0 + DAY),
+        },
+    ));
+    assert_eq!(
+        SignedRoster::parse(&fed.publish(&body, &[0, 1])).unwrap_err(),
+        RosterError::RevokedKeyInUse {
+            agency: kept.id.clone(),
+            fingerprint: signing_revoked.fingerprint,
+        }
+    );
+
+    // Lookups refuse the key in either role, naming the fingerprint that was revoked.
+    let mut body = without_gone(2);
+    body.revoked = vec![transport_revoked.clone(), signing_revoked.clone()];
+    let roster = Roster::accept_first(&fed.publish(&body, &[0, 1]), &fed.pin(), NOW).unwrap();
+    let as_signing = SigningSecretKey::from_bytes(&transport).public_key();
+    assert_eq!(
+        roster.signing_key_revocation(&as_signing),
+        Some(&transport_revoked)
+    );
+    assert!(matches!(
+        roster.member_by_signing_key(&as_signing),
+        Err(LookupError::Revoked { fingerprint, .. }) if fingerprint == transport_revoked.fingerprint
+    ));
+    assert_eq!(
+        roster.transport_key_revocation(&reused),
+        Some(&signing_revoked)
+    );
+    assert!(matches!(
+        roster.member_by_transport_key(&reused, NOW),
+        Err(LookupError::Revoked { fingerprint, .. }) if fingerprint == signing_revoked.fingerprint
+    ));
+    // A key that was not revoked in either role is not.
+    assert_eq!(roster.signing_key_revocation(&kept.signing_key), None);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::fingerprint::Fingerprint;
 
 use super::error::RosterError;
 use super::limits::*;
-use super::model::{RosterBody, certified_fingerprint};
+use super::model::{RosterBody, certified_fingerprint, ed25519_fingerprints};
 
 fn limit(what: &'static str, len: usize, max: usize) -> Result<(), RosterError> {
     if len > max {
@@ -92,12 +92,13 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
     }
 
     let revoked: BTreeSet<Fingerprint> = body.revoked.iter().map(|r| r.fingerprint).collect();
-    // A revoked steward key must not count towards the threshold that signs this roster.
-    if stewards
-        .keys
-        .iter()
-        .any(|k| revoked.contains(&k.fingerprint()))
-    {
+    // A revoked steward key must not count towards the threshold that signs this roster. An
+    // Ed25519 key is revoked in every role, whichever of its fingerprints was revoked.
+    if stewards.keys.iter().any(|k| {
+        ed25519_fingerprints(&k.to_bytes())
+            .iter()
+            .any(|f| revoked.contains(f))
+    }) {
         return Err(RosterError::BadStewardSet {
             reason: "a steward key is revoked",
         });
@@ -130,13 +131,19 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
                 }
             }
         }
+        // Both roles of each Ed25519 key: a key revoked as a transport key must not come back
+        // as a signing key, nor the reverse.
+        if let Some(fingerprint) = member
+            .revocable_fingerprints()
+            .into_iter()
+            .find(|f| revoked.contains(f))
+        {
+            return Err(RosterError::RevokedKeyInUse {
+                agency: member.id.clone(),
+                fingerprint,
+            });
+        }
         for fingerprint in member.key_fingerprints() {
-            if revoked.contains(&fingerprint) {
-                return Err(RosterError::RevokedKeyInUse {
-                    agency: member.id.clone(),
-                    fingerprint,
-                });
-            }
             if let Some(first) = key_owner.insert(fingerprint, &member.id)
                 && first != &member.id
             {
