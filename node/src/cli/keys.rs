@@ -124,14 +124,12 @@ fn rotate(
     }
     // A key the federation revoked is not offered again (the steward would refuse the
     // request); nor with --no-overlap.
-    let previous = secrets
-        .previous_transport
-        .as_ref()
-        .map(|k| k.public_key().fingerprint());
+    let previous_key = secrets.previous_transport.as_ref().map(|k| k.public_key());
+    let previous = previous_key.as_ref().map(|k| k.fingerprint());
     let revoked = roster
         .as_ref()
-        .zip(previous.as_ref())
-        .and_then(|(r, fp)| r.revocation(fp).map(|k| k.revoked_at));
+        .zip(previous_key.as_ref())
+        .and_then(|(r, key)| r.transport_key_revocation(key).map(|k| k.revoked_at));
     // The key peers know, which the overlap certifies: the one before this rotation, or
     // before the unpublished one.
     let old_transport = previous.map(|fp| fp.to_string()).unwrap_or_default();

@@ -100,8 +100,9 @@ impl SignerKeys {
     }
 
     fn revoked_at(&self, key: &SigningPublicKey, time: Timestamp) -> bool {
+        // Revoked in either role (`roster.md`): as a signing or as a transport key.
         self.current
-            .revocation(&key.fingerprint())
+            .signing_key_revocation(key)
             .is_some_and(|r| r.revoked_at <= time)
     }
 }
