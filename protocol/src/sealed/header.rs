@@ -1,8 +1,9 @@
 //! The prelude and header of a sealed document (spec: "Prelude", "Header").
 //!
 //! The header is read into memory (at most [`MAX_HEADER_LEN`] bytes), decoded strictly and
-//! checked against every rule of the spec before anything else happens. The exact bytes read
-//! are kept for the signature transcript; nothing is re-encoded to be verified.
+//! checked against every rule of the spec before anything else happens; its lists are held to
+//! their limits while they are decoded (see [`crate::sealed::list_limit`]). The exact bytes
+//! read are kept for the signature transcript; nothing is re-encoded to be verified.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -17,6 +18,7 @@ use crate::sealed::limits::{
     MAX_FORWARD_TO, MAX_HEADER_LEN, MAX_LABEL_LEN, MAX_PADDED_SECTION_LEN, MAX_PURPOSE_LEN,
     MAX_RECIPIENTS, MAX_SECTION_NAME_LEN, MAX_SECTIONS,
 };
+use crate::sealed::list_limit;
 use crate::sealed::stanza::stanza_ciphertext_len;
 use crate::sealed::{MAGIC, PRELUDE_LEN, VERSION};
 
@@ -80,6 +82,7 @@ pub struct RecipientPolicy {
     pub not_after: Option<Timestamp>,
     /// The agencies it may forward the document to, with the originator's consent
     /// (enforced by the originator's node), strictly increasing.
+    #[serde(deserialize_with = "list_limit::forward_to")]
     pub forward_to: Vec<AgencyId>,
 }
 
@@ -163,7 +166,9 @@ pub(crate) struct Header {
     pub(crate) label: String,
     pub(crate) purpose: String,
     pub(crate) custody: KeyCustody,
+    #[serde(deserialize_with = "list_limit::sections")]
     pub(crate) sections: Vec<SectionInfo>,
+    #[serde(deserialize_with = "list_limit::recipients")]
     pub(crate) recipients: Vec<RecipientEntry>,
 }
 
@@ -351,17 +356,20 @@ pub(crate) fn read_header<R: Read>(input: &mut R) -> Result<ParsedHeader, OpenEr
         return Err(OpenError::Truncated);
     }
     let body = signed_prefix.get(PRELUDE_LEN..).unwrap_or(&[]);
-    let header: Header =
-        codec::decode("sealed-document header", body, MAX_HEADER_LEN).map_err(|e| match e {
-            DecodeError::TooLarge { len, max, .. } => OpenError::LimitExceeded {
-                what: "header length",
-                len: len as u64,
-                max: max as u64,
-            },
-            _ => OpenError::Malformed {
-                what: "header encoding",
-            },
-        })?;
+    let header: Header = list_limit::noting_broken_limit(|| {
+        codec::decode("sealed-document header", body, MAX_HEADER_LEN)
+    })
+    .map_err(|e| match e {
+        (_, Some(broken)) => broken.into(),
+        (DecodeError::TooLarge { len, max, .. }, None) => OpenError::LimitExceeded {
+            what: "header length",
+            len: len as u64,
+            max: max as u64,
+        },
+        (_, None) => OpenError::Malformed {
+            what: "header encoding",
+        },
+    })?;
     header.validate()?;
     Ok(ParsedHeader {
         header,

@@ -125,6 +125,43 @@ fn section_and_recipient_count_limits() {
 }
 
 #[test]
+fn a_header_of_many_tiny_sections_is_refused_before_they_are_decoded() {
+    // Sections named `a` are 3 bytes each: about 349 000 of them fit in a 1 MiB header.
+    let mut h = header(1, 1);
+    let count = (MAX_HEADER_LEN - 4096) / 3;
+    h.sections = vec![
+        SectionInfo {
+            name: "a".into(),
+            padded_len: 1,
+        };
+        count
+    ];
+    let body = codec::encode(&h);
+    assert!(body.len() <= MAX_HEADER_LEN);
+    match read_framed(&body) {
+        Err(OpenError::LimitExceeded { what, len, max }) => {
+            assert_eq!(
+                (what, len, max),
+                ("sections", count as u64, MAX_SECTIONS as u64)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Refused on the declared count alone, before the first section is decoded: with the
+    // sections replaced by bytes that do not decode as one, it is still over the limit.
+    let mut empty = h.clone();
+    empty.sections.clear();
+    let before_count = codec::encode(&empty).len() - 1 - codec::encode(&h.recipients).len();
+    let mut garbage = body[..before_count + codec::encode(&count).len()].to_vec();
+    garbage.resize(body.len(), 0xff);
+    assert_eq!(kind(read_framed(&garbage)), Some(ErrorKind::LimitExceeded));
+    // The refusal is not remembered by the next header read.
+    let mut trailing = codec::encode(&header(1, 1));
+    trailing.push(0);
+    assert_eq!(kind(read_framed(&trailing)), Some(ErrorKind::Malformed));
+}
+
+#[test]
 fn section_name_and_length_limits() {
     let mut h = header(1, 1);
     h.sections[0].name = "a".repeat(MAX_SECTION_NAME_LEN);

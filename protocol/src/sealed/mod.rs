@@ -12,6 +12,7 @@ mod filename;
 mod forwarded;
 mod header;
 pub mod limits;
+mod list_limit;
 mod open;
 mod padding;
 mod plaintext;
