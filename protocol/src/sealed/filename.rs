@@ -1,8 +1,8 @@
 //! Turning a sender's file name into a safe single path component.
 //!
 //! A file name inside a sealed document is the sender's claim and never becomes a path as is:
-//! the opener keeps only its last component, drops control, reserved and invisible
-//! characters, leading dots, dashes and spaces, defuses names Windows reserves for devices
+//! the opener keeps only its last component, drops control, line-breaking, reserved and
+//! invisible characters, leading dots, dashes and spaces, defuses names Windows reserves for devices
 //! (an opened file may be copied to a Windows share), and limits its length.
 
 use crate::sealed::limits::MAX_FILE_NAME_LEN;
@@ -14,11 +14,13 @@ pub const FALLBACK_FILE_NAME: &str = "document";
 pub const MAX_SANITIZED_LEN: usize = 200;
 
 /// A file name safe to join to an output directory: no directory parts, no control
-/// characters, no characters reserved on common file systems (`/ \ : * ? " < > |`), no
-/// bidirectional controls or invisible characters (zero-width spaces and joiners, word
-/// joiner, byte-order mark, soft hyphen: a name must look like what it is), no leading dots,
-/// dashes (read as an option by a shell command) or spaces, no trailing dots or spaces, a
-/// Windows device name (`CON`, `NUL`, `COM1`, ... with any extension) prefixed with `_`, at
+/// characters, no line or paragraph separators (U+2028, U+2029: a name printed in a listing
+/// or log stays on one line), no characters reserved on common file systems
+/// (`/ \ : * ? " < > |`), no bidirectional controls or invisible characters (zero-width
+/// spaces and joiners, word joiner, byte-order mark, soft hyphen, tag characters, Hangul
+/// fillers: a name must look like what it is), no leading dots, dashes (read as an option by
+/// a shell command) or spaces, no trailing dots or spaces, a Windows device name (`CON`,
+/// `NUL`, `COM1`, `LPT¹`, ... with any extension) prefixed with `_`, at
 /// most [`MAX_SANITIZED_LEN`] bytes (cut at a character boundary, keeping the extension when
 /// short), never empty, `.` or `..`.
 pub fn sanitize_file_name(name: &str) -> String {
@@ -31,6 +33,8 @@ pub fn sanitize_file_name(name: &str) -> String {
         .filter(|c| !c.is_control() && !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|'))
         .filter(|c| !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))
         .filter(|c| !matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{061C}' | '\u{180E}' | '\u{00AD}'))
+        .filter(|c| !matches!(c, '\u{2028}' | '\u{2029}' | '\u{E0000}'..='\u{E007F}'))
+        .filter(|c| !matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'))
         .collect();
     let trimmed = cleaned
         .trim_start_matches(['.', ' ', '-'])
@@ -46,14 +50,25 @@ pub fn sanitize_file_name(name: &str) -> String {
 }
 
 /// Whether Windows reserves `name` for a device: `CON`, `PRN`, `AUX`, `NUL`, `COM0`-`COM9`,
-/// `LPT0`-`LPT9` (any case), alone or before a dot.
+/// `LPT0`-`LPT9` and, as Windows reads superscript digits as digits there, `COM¹`-`COM³` and
+/// `LPT¹`-`LPT³` (any case), alone or before a dot.
 fn is_windows_device(name: &str) -> bool {
     let stem = name.split('.').next().unwrap_or(name).trim_end();
     let upper = stem.to_ascii_uppercase();
-    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || (upper.len() == 4
-            && (upper.starts_with("COM") || upper.starts_with("LPT"))
-            && upper.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+    if matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL") {
+        return true;
+    }
+    let Some(number) = upper
+        .strip_prefix("COM")
+        .or_else(|| upper.strip_prefix("LPT"))
+    else {
+        return false;
+    };
+    let mut digits = number.chars();
+    matches!(
+        (digits.next(), digits.next()),
+        (Some('0'..='9' | '\u{B9}' | '\u{B2}' | '\u{B3}'), None)
+    )
 }
 
 /// Cuts `name` to at most `max` bytes, keeping a short extension.
@@ -95,6 +110,14 @@ mod tests {
         assert_eq!(sanitize_file_name("com1.tar.gz"), "_com1.tar.gz");
         assert_eq!(sanitize_file_name("console.txt"), "console.txt");
         assert_eq!(sanitize_file_name("COM10.txt"), "COM10.txt");
+        assert_eq!(sanitize_file_name("COM\u{B9}.txt"), "_COM\u{B9}.txt");
+        assert_eq!(sanitize_file_name("lpt\u{B2}"), "_lpt\u{B2}");
+        assert_eq!(sanitize_file_name("Lpt\u{B3}.log"), "_Lpt\u{B3}.log");
+        assert_eq!(
+            sanitize_file_name("com\u{B3}\u{B9}.txt"),
+            "com\u{B3}\u{B9}.txt"
+        );
+        assert_eq!(sanitize_file_name("COM\u{2074}.txt"), "COM\u{2074}.txt");
         assert_eq!(sanitize_file_name("-rf"), "rf");
         assert_eq!(sanitize_file_name("--help.pdf"), "help.pdf");
         assert_eq!(
@@ -103,6 +126,17 @@ mod tests {
         );
         assert_eq!(
             sanitize_file_name("in\u{00AD}voice\u{2060}.pdf"),
+            "invoice.pdf"
+        );
+        // Line and paragraph separators, which are not control characters.
+        assert_eq!(sanitize_file_name("a\u{2028}b\u{2029}c.txt"), "abc.txt");
+        // Tag characters (invisible text after the name), Hangul fillers (invisible letters).
+        assert_eq!(
+            sanitize_file_name("report\u{E0001}\u{E0065}\u{E0078}\u{E007F}.pdf"),
+            "report.pdf"
+        );
+        assert_eq!(
+            sanitize_file_name("\u{3164}in\u{115F}vo\u{1160}ice\u{FFA0}.pdf"),
             "invoice.pdf"
         );
         assert_eq!(
