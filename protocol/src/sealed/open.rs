@@ -16,7 +16,7 @@ use crate::sealed::error::OpenError;
 use crate::sealed::header::{
     DocumentInfo, Header, KeyCustody, RecipientPolicy, Stanza, read_header,
 };
-use crate::sealed::limits::MAX_METADATA_LEN;
+use crate::sealed::limits::{MAX_METADATA_LEN, MAX_SECTION_LEN};
 use crate::sealed::plaintext::{SectionMetadata, committed, padded_len, unpadded_len};
 use crate::sealed::share::OriginatorShare;
 use crate::sealed::signer::SignerCheck;
@@ -363,6 +363,11 @@ where
     let mut len8 = [0u8; 8];
     dec.read_exact(&mut len8)?;
     let content_len = u64::from_be_bytes(len8);
+    // The padded length alone allows up to twice this much content; like every failure inside
+    // the encryption, this one says only that verification failed.
+    if content_len > MAX_SECTION_LEN {
+        return Err(OpenError::VerificationFailed);
+    }
     let section = header
         .sections
         .get(usize::from(index))

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::tests::{
     CREATED, TestAgency, agency, city, court, policy, seal_contents, seal_contents_with, sender,
+    trust,
 };
 use super::*;
 use crate::sealed::derive::{ContentKey, commitment, payload_key, random_content_key};
@@ -238,6 +239,32 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("vectors")
+}
+
+/// Not a vector, as it takes a whole 64 KiB chunk: a section whose framing claims one byte
+/// more content than `MAX_SECTION_LEN`, under a padded length that matches it, is refused as
+/// soon as that length is decrypted (it would otherwise be read on to the end of the file).
+#[test]
+fn content_over_the_section_limit_fails_verification() {
+    let city = city();
+    let mut crafted = craft(&[("main", b"x")], &[(&city, policy(&[0], None))]);
+    let plaintext = &mut crafted.plaintexts[0];
+    let meta_len = usize::from(u16::from_be_bytes([plaintext[0], plaintext[1]]));
+    let content_len = limits::MAX_SECTION_LEN + 1;
+    plaintext[2 + meta_len..2 + meta_len + 8].copy_from_slice(&content_len.to_be_bytes());
+    plaintext.resize(CHUNK_LEN, 0);
+    crafted.header.sections[0].padded_len = padded_len(meta_len, content_len);
+    let mut sealed = crafted.prefix();
+    sealed.extend_from_slice(&crafted.chunks_with(0, &[(0, false)]).concat());
+    let err = open_in_memory(
+        &sealed,
+        &city.id,
+        std::slice::from_ref(&city.encryption),
+        &trust(&sender()),
+        Timestamp(CREATED.0 + 60),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::VerificationFailed, "{err}");
 }
 
 #[test]
