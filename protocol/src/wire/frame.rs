@@ -6,6 +6,8 @@
 
 use liaise_keys::codec::{self, DecodeError};
 
+use liaise_keys::roster::MAX_ROSTER_LEN;
+
 use super::message::{
     MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, MAX_SIGNED_LEN, Message, MessageKind, PROTOCOL_VERSION,
 };
@@ -15,7 +17,7 @@ use crate::log::{MAX_CHECKPOINT_LEN, MAX_COUNTERSIGNATURE_LEN, MAX_PROOF_LEAVES}
 /// Bytes before the body: the `u32` length.
 pub const FRAME_HEADER_LEN: usize = 4;
 /// The largest frame body of any kind (a roster file).
-pub const MAX_FRAME_LEN: usize = 1 + 5 + liaise_keys::roster::MAX_ROSTER_LEN;
+pub const MAX_FRAME_LEN: usize = 1 + 5 + MAX_ROSTER_LEN;
 
 /// Why a frame was refused. Any of these closes the connection with
 /// [`super::CloseCode::ProtocolViolation`].
@@ -166,6 +168,11 @@ fn check_fields(message: &Message) -> Result<(), WireError> {
         }
         Message::Offer { sealed_len, .. } if *sealed_len == 0 || *sealed_len > MAX_DOCUMENT_LEN => {
             Err(WireError::InvalidField("sealed_len"))
+        }
+        // The body limit leaves room for the longest length prefix, so a roster file one byte
+        // over its limit still fits in the frame.
+        Message::RosterFile { file } if file.len() > MAX_ROSTER_LEN => {
+            Err(WireError::InvalidField("roster file"))
         }
         Message::Accept { resume_offset } if *resume_offset > MAX_DOCUMENT_LEN => {
             Err(WireError::InvalidField("resume_offset"))
@@ -422,6 +429,22 @@ mod tests {
             content_hash: [0; 32],
         };
         assert!(decode_frame(&encode_frame(&empty_doc), ANY).is_err());
+        let roster_at = Message::RosterFile {
+            file: vec![7; MAX_ROSTER_LEN],
+        };
+        assert_eq!(
+            decode_frame(&encode_frame(&roster_at), ANY).unwrap().0,
+            roster_at
+        );
+        let roster_over = Message::RosterFile {
+            file: vec![7; MAX_ROSTER_LEN + 1],
+        };
+        let frame = encode_frame(&roster_over);
+        assert!(frame.len() - FRAME_HEADER_LEN <= MessageKind::RosterFile.max_body_len());
+        assert_eq!(
+            decode_frame(&frame, ANY).unwrap_err(),
+            WireError::InvalidField("roster file")
+        );
         let wrong_version = Message::Hello {
             version: 2,
             roster_serial: 1,
