@@ -9,7 +9,7 @@ use liaise_keys::codec::{self, DecodeError};
 use liaise_keys::roster::MAX_ROSTER_LEN;
 
 use super::message::{
-    MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, MAX_SIGNED_LEN, Message, MessageKind, PROTOCOL_VERSION,
+    MAX_DOCUMENT_LEN, MAX_SIGNED_LEN, Message, MessageKind, PROTOCOL_VERSION, valid_detail,
 };
 use super::receipt::MAX_RECEIPT_LEN;
 use crate::log::{MAX_CHECKPOINT_LEN, MAX_COUNTERSIGNATURE_LEN, MAX_PROOF_LEAVES};
@@ -177,7 +177,11 @@ fn check_fields(message: &Message) -> Result<(), WireError> {
         Message::Accept { resume_offset } if *resume_offset > MAX_DOCUMENT_LEN => {
             Err(WireError::InvalidField("resume_offset"))
         }
-        Message::Reject { detail, .. } if detail.len() > MAX_DETAIL_LEN => {
+        Message::Reject { detail, .. }
+        | Message::Refused { detail, .. }
+        | Message::CheckpointRefused { detail }
+            if !valid_detail(detail) =>
+        {
             Err(WireError::InvalidField("detail"))
         }
         Message::Receipt { receipt } if receipt.len() > MAX_RECEIPT_LEN => {
@@ -203,12 +207,6 @@ fn check_fields(message: &Message) -> Result<(), WireError> {
         {
             Err(WireError::InvalidField("signed statement"))
         }
-        Message::Refused { detail, .. } if detail.len() > MAX_DETAIL_LEN => {
-            Err(WireError::InvalidField("detail"))
-        }
-        Message::CheckpointRefused { detail } if detail.len() > MAX_DETAIL_LEN => {
-            Err(WireError::InvalidField("detail"))
-        }
         _ => Ok(()),
     }
 }
@@ -217,7 +215,7 @@ fn check_fields(message: &Message) -> Result<(), WireError> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::wire::RejectReason;
+    use crate::wire::{MAX_DETAIL_LEN, RejectReason};
 
     const ANY: &[MessageKind] = &[
         MessageKind::Hello,
@@ -452,6 +450,52 @@ mod tests {
         assert_eq!(
             decode_frame(&encode_frame(&wrong_version), ANY).unwrap_err(),
             WireError::InvalidField("version")
+        );
+    }
+
+    #[test]
+    fn a_detail_with_a_control_character_is_refused() {
+        // A newline and a journal priority would forge a log line at the receiving node; an
+        // escape would drive the terminal of whoever reads that log.
+        for detail in [
+            "busy\n<3>forged entry",
+            "a\rb",
+            "\u{1b}[2J",
+            "tab\there",
+            "\u{85}",
+        ] {
+            for message in [
+                Message::Reject {
+                    reason: RejectReason::Busy,
+                    detail: detail.into(),
+                },
+                Message::Refused {
+                    reason: crate::wire::Refusal::Internal,
+                    detail: detail.into(),
+                },
+                Message::CheckpointRefused {
+                    detail: detail.into(),
+                },
+            ] {
+                assert_eq!(
+                    decode_frame(&encode_frame(&message), ANY).unwrap_err(),
+                    WireError::InvalidField("detail"),
+                    "{message:?}"
+                );
+            }
+        }
+        // Printable text of any script stays allowed, and bounded_detail makes any text so.
+        let fine = Message::Refused {
+            reason: crate::wire::Refusal::Revoked,
+            detail: "ανακλήθηκε από τον αποστολέα — 撤回".into(),
+        };
+        assert_eq!(decode_frame(&encode_frame(&fine), ANY).unwrap().0, fine);
+        let cleaned = crate::wire::bounded_detail("disk full:\n<3>forged\r\u{85}");
+        assert_eq!(cleaned, "disk full: <3>forged  ");
+        let message = Message::CheckpointRefused { detail: cleaned };
+        assert_eq!(
+            decode_frame(&encode_frame(&message), ANY).unwrap().0,
+            message
         );
     }
 

@@ -8,18 +8,32 @@ use liaise_keys::roster::MAX_ROSTER_LEN;
 pub const PROTOCOL_VERSION: u16 = 1;
 /// The largest sealed document a node offers or accepts (64 GiB).
 pub const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024 * 1024;
-/// The longest human-readable detail in a `Reject` or `Refused`, in bytes.
+/// The longest human-readable detail in a `Reject`, `Refused` or `CheckpointRefused`, in bytes.
 pub const MAX_DETAIL_LEN: usize = 512;
 
-/// `detail` cut to at most [`MAX_DETAIL_LEN`] bytes at a character boundary, so that a detail
-/// with multi-byte characters (an agency name or a reason in Greek) never makes the frame a
-/// protocol violation.
+/// Whether `detail` may travel in a message: at most [`MAX_DETAIL_LEN`] bytes and no control
+/// character. A peer's detail is for people and nodes log it as it came, so a line break or an
+/// escape in it could forge journal lines (`\n<3>...`) or drive an operator's terminal.
+pub fn valid_detail(detail: &str) -> bool {
+    detail.len() <= MAX_DETAIL_LEN && !detail.chars().any(char::is_control)
+}
+
+/// `detail` cut to at most [`MAX_DETAIL_LEN`] bytes at a character boundary, with each control
+/// character (a line break in an error's text) replaced by a space, so that a detail with
+/// multi-byte characters (an agency name or a reason in Greek) or several lines never makes
+/// the frame a protocol violation (see [`valid_detail`]).
 pub fn bounded_detail(detail: &str) -> String {
     let mut end = detail.len().min(MAX_DETAIL_LEN);
     while !detail.is_char_boundary(end) {
         end -= 1;
     }
-    detail.get(..end).unwrap_or_default().to_owned()
+    // A space is never longer than the control character it replaces.
+    detail
+        .get(..end)
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 /// The largest signed statement of the originator-control exchanges (`originator-control.md`).
 pub const MAX_SIGNED_LEN: usize = 4096;
@@ -71,7 +85,8 @@ pub enum Message {
     Reject {
         /// Why.
         reason: RejectReason,
-        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes.
+        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes, without
+        /// control characters.
         detail: String,
     },
     /// Tag 7, receiver to sender, last on a document stream: the signed receipt. (v1)
@@ -94,7 +109,8 @@ pub enum Message {
     Refused {
         /// Why.
         reason: Refusal,
-        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes.
+        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes, without
+        /// control characters.
         detail: String,
     },
     /// Tag 11, originator to reader, first on a stream: a signed delete request. (v1)
@@ -142,7 +158,8 @@ pub enum Message {
     /// Tag 18, either way instead of `CheckpointOffer` or `Countersignature`: no checkpoint
     /// to offer, or the witness refuses to countersign (a contradiction). (v1)
     CheckpointRefused {
-        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes.
+        /// A short human-readable explanation, at most [`MAX_DETAIL_LEN`] bytes, without
+        /// control characters.
         detail: String,
     },
 }

@@ -25,7 +25,7 @@ pub use frame::{
 };
 pub use message::{
     CloseCode, MAX_DETAIL_LEN, MAX_DOCUMENT_LEN, MAX_SIGNED_LEN, Message, MessageKind,
-    PROTOCOL_VERSION, Refusal, RejectReason, bounded_detail,
+    PROTOCOL_VERSION, Refusal, RejectReason, bounded_detail, valid_detail,
 };
 pub use receipt::{MAX_RECEIPT_LEN, RECEIPT_VERSION, ReceiptBody, ReceiptError, SignedReceipt};
 
