@@ -3,7 +3,7 @@
 //! A section's padded plaintext is cut into 64 KiB chunks, each sealed with ChaCha20-Poly1305
 //! (RFC 8439) under the nonce `u88(counter) || u8(last)`. The padded length is known up front
 //! (it is in the signed header), so both sides know exactly which chunk is the last one.
-//! While streaming, the encryptor and decryptor also hash the ciphertext (SHA-256, for the
+//! While streaming, the encryptor and decryptor also hash the ciphertext (BLAKE3, for the
 //! signature transcript). Chunks travel in batches of 16 (see [`crate::sealed::batch`]), which
 //! changes nothing on the wire.
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! signed = "liaise document v1\n" || prelude || header
-//!       || for each section i: SHA-256(ciphertext[i]) || commitment[i]
+//!       || for each section i: BLAKE3(ciphertext[i]) || commitment[i]
 //! ```
 //!
 //! The domain tag is added by [`SigningSecretKey::sign`] with [`SignatureDomain::Document`].

@@ -7,7 +7,7 @@
 //!
 //! Sections longer than one batch are processed by a [`ChunkPipeline`] with one helper
 //! thread: while the caller's thread reads and writes, the helper encrypts or decrypts the
-//! chunks and hashes the ciphertext (SHA-256 for the transcript). When sealing, the work
+//! chunks and hashes the ciphertext (BLAKE3 for the transcript). When sealing, the work
 //! that can go either way goes to whichever thread has time for it: the caller hashes a
 //! batch's content (see [`crate::sealed::content_hash`]) and seals chunks itself while the
 //! helper is still busy with earlier batches; otherwise the helper does both. This is
@@ -226,7 +226,7 @@ impl ChunkPipeline {
         Ok(processed)
     }
 
-    /// The SHA-256 of all the ciphertext that went through, once everything was received.
+    /// The BLAKE3 of all the ciphertext that went through, once everything was received.
     pub(crate) fn finish(mut self) -> Result<CiphertextHash, PipelineStopped> {
         if self.in_flight != 0 {
             return Err(PipelineStopped);
