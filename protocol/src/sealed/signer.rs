@@ -101,7 +101,8 @@ impl SignerCheck for RosterSignerCheck<'_> {
         if &member.signing_key != key {
             return Err(SignerRejected::WrongKey);
         }
-        if let Some(revoked) = self.0.revocation(&key.fingerprint())
+        // Revoked in either role (`roster.md`).
+        if let Some(revoked) = self.0.signing_key_revocation(key)
             && revoked.revoked_at <= signed_at
         {
             return Err(SignerRejected::Revoked);
