@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use liaise_node::daemon::{MAX_LARGE_TRANSFERS_PER_AGENCY, MAX_PARTIAL_FILES_PER_PEER};
+use liaise_node::daemon::{
+    MAX_LARGE_TRANSFERS_PER_AGENCY, MAX_PARTIAL_FILES_PER_PEER, MAX_SMALL_BYTES_PER_AGENCY,
+};
 use liaise_node::transport::MAX_STREAMS_PER_CONNECTION;
 use liaise_protocol::wire::{
     CloseCode, MAX_DOCUMENT_LEN, MAX_FRAME_LEN, Message, MessageKind, PROTOCOL_VERSION,
@@ -331,15 +333,26 @@ async fn offer_large(
     conn: &quinn::Connection,
     n: u8,
 ) -> (Message, (quinn::SendStream, quinn::RecvStream)) {
+    offer(conn, n, 1 << 20, Duration::from_secs(10)).await
+}
+
+/// Offers a document `n` of `len` bytes on a new stream of `conn` and reads the node's answer
+/// (within `within`); the streams stay open (no byte of the document follows).
+async fn offer(
+    conn: &quinn::Connection,
+    n: u8,
+    len: u64,
+    within: Duration,
+) -> (Message, (quinn::SendStream, quinn::RecvStream)) {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     let offer = Message::Offer {
         document_id: [n; 16],
-        sealed_len: 1 << 20,
+        sealed_len: len,
         content_hash: [n; 32],
     };
     send.write_all(&encode_frame(&offer)).await.unwrap();
     let mut frame = vec![0u8; 4];
-    tokio::time::timeout(Duration::from_secs(10), recv.read_exact(&mut frame))
+    tokio::time::timeout(within, recv.read_exact(&mut frame))
         .await
         .expect("the node answers the offer")
         .unwrap();
@@ -392,6 +405,68 @@ fn a_member_offering_more_large_documents_than_its_share_is_told_busy_and_others
     // The other members are served meanwhile.
     legit_deliveries(&fed, 2);
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 2);
+    drop(held);
+}
+
+/// A small document is held in memory whole while it is received: the bytes one member may
+/// have offered at once are bounded, not only its streams. Offers past that wait for room and
+/// are then told busy; one that ends makes room; the other members are served meanwhile.
+#[test]
+fn a_member_offering_more_small_documents_than_its_bytes_allow_waits_and_is_told_busy() {
+    let fed = federation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _city = fed.start(city);
+    let _probation = fed.start(probation);
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = HostilePeer::prison_at_probation(&fed);
+    let biggest = liaise_node::control::INLINE_MAX_LEN;
+    let fit = (MAX_SMALL_BYTES_PER_AGENCY / biggest) as usize;
+    assert!(fit < MAX_STREAMS_PER_CONNECTION as usize);
+    let conn = rt.block_on(peer.connect());
+    // As many of the largest small documents as fit, each accepted and then left without a
+    // byte: the node holds room for each.
+    let mut held: Vec<_> = (0..fit)
+        .map(|n| {
+            let (answer, streams) =
+                rt.block_on(offer(&conn, n as u8, biggest, Duration::from_secs(10)));
+            assert!(
+                matches!(answer, Message::Accept { .. }),
+                "offer {n}: {answer:?}"
+            );
+            streams
+        })
+        .collect();
+    // One more, on the same connection, which has streams to spare: it waits for room, then
+    // is told busy and why.
+    let asked = Instant::now();
+    let (answer, _streams) = rt.block_on(offer(&conn, 200, biggest, Duration::from_secs(25)));
+    match answer {
+        Message::Reject { reason, detail } => {
+            assert_eq!(reason, RejectReason::Busy);
+            assert!(detail.contains("too many documents"), "{detail}");
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    assert!(
+        asked.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    // The other members are served meanwhile.
+    legit_deliveries(&fed, 2);
+    // One of the held transfers given up: room for the next offer, which is accepted at once.
+    let (mut send, mut recv) = held.pop().unwrap();
+    send.reset(0u32.into()).unwrap();
+    recv.stop(0u32.into()).unwrap();
+    let asked = Instant::now();
+    let (answer, _streams) = rt.block_on(offer(&conn, 201, biggest, Duration::from_secs(10)));
+    assert!(matches!(answer, Message::Accept { .. }), "{answer:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
     drop(held);
 }
 

@@ -345,6 +345,68 @@ pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&st
     }
 }
 
+/// Seals `count` small documents from `from` to `to` in this process (the keys unlocked once,
+/// not once per `liaise send`, each of which runs Argon2 over 64 MiB) and hands each to the
+/// running node over its socket, as `liaise send` does. Returns their ids.
+pub fn submit_many(fed: &TestFederation, from: &Agency, to: &str, count: usize) -> Vec<String> {
+    use liaise_protocol::{
+        KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SectionInput, SectionMetadata,
+    };
+    let home = liaise_node::home::Home::new(fed.sandbox.path(&from.home));
+    let secrets = home
+        .unlock_with(
+            &liaise_keys::keyfile::Passphrase::new(liaise_tests::PASSPHRASE.into()).unwrap(),
+        )
+        .unwrap();
+    let now = liaise_keys::Timestamp::now();
+    let to = liaise_keys::AgencyId::new(to).unwrap();
+    let key = home
+        .require_roster(now)
+        .unwrap()
+        .member(&to)
+        .unwrap()
+        .current_encryption_key(now)
+        .unwrap()
+        .clone();
+    (0..count)
+        .map(|i| {
+            let text = format!("small document {i}");
+            let mut content = text.as_bytes();
+            let request = SealRequest {
+                sender: liaise_keys::AgencyId::new(&from.id).unwrap(),
+                signing_key: &secrets.signing,
+                created: now,
+                label: "restricted".into(),
+                purpose: "test".into(),
+                custody: KeyCustody::Offline,
+                sections: vec![SectionInput {
+                    name: "main".into(),
+                    metadata: SectionMetadata {
+                        file_name: format!("s-{i}.txt"),
+                        media_type: String::new(),
+                        title: String::new(),
+                    },
+                    content_len: text.len() as u64,
+                    content: &mut content,
+                }],
+                recipients: vec![RecipientSpec {
+                    agency: to.clone(),
+                    key: key.clone(),
+                    policy: RecipientPolicy {
+                        sections: vec![0],
+                        not_after: None,
+                        forward_to: Vec::new(),
+                    },
+                }],
+            };
+            let mut sealed = Vec::new();
+            liaise_protocol::seal(request, &mut sealed).unwrap();
+            let answer = liaise_node::control::client::submit_sealed(&home, &sealed).unwrap();
+            answer["doc_id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 /// A member's keys in a test's hands: its unlocked secrets and a QUIC client endpoint that
 /// presents its transport key and pins peers to its roster, as its node would.
 pub fn member_client(home: &std::path::Path) -> (quinn::Endpoint, liaise_keys::AgencySecrets) {

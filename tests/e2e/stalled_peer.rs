@@ -29,9 +29,13 @@ const PROBATION: &str = "nl.probation.utrecht";
 const PRISON: &str = "nl.prison.vught";
 
 /// The node's limit on deliveries in flight (`MAX_PARALLEL_DELIVERIES`).
-const DELIVERY_SLOTS: usize = 48;
+const DELIVERY_SLOTS: usize = liaise_node::daemon::MAX_PARALLEL_DELIVERIES;
+/// Large documents sent to the stalling prison: more than it may be sent at once
+/// (`MAX_SLOW_PER_AGENCY`) many times over. Each is a `liaise send`, which unlocks the keys
+/// (Argon2 over 64 MiB), so not one per delivery slot.
+const LARGE_FOR_PRISON: usize = 48;
 /// The node's limit on large documents in flight to one agency (`MAX_SLOW_PER_AGENCY`).
-const MAX_SLOW_PER_AGENCY: usize = 4;
+const MAX_SLOW_PER_AGENCY: usize = liaise_node::daemon::MAX_SLOW_PER_AGENCY;
 /// Streams the stalling peer grants: the hello, the witness exchange and one more.
 const GRANTED_STREAMS: u32 = 3;
 /// Bytes the stalling peer lets in per stream before it stops taking any.
@@ -69,11 +73,11 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
     let _guard = rt.enter();
     let stalling = StallingPeer::start(&fed, prison);
 
-    // As many large documents for the prison as there are delivery slots. Each is larger than
-    // the stream window the prison grants, so the one stream it accepts stalls mid-transfer.
+    // Many large documents for the prison. Each is larger than the stream window the prison
+    // grants, so the one stream it accepts stalls mid-transfer.
     let sb = &fed.sandbox;
     let for_prison: Vec<String> = std::thread::scope(|scope| {
-        let sends: Vec<_> = (0..DELIVERY_SLOTS)
+        let sends: Vec<_> = (0..LARGE_FOR_PRISON)
             .map(|i| {
                 let (fed, file) = (&fed, format!("prison-{i}.bin"));
                 scope.spawn(move || {
@@ -112,7 +116,7 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
             .any(|r| r["attempts"].as_u64() >= Some(1))
     });
     let rows = prison_rows(&rows, &for_prison);
-    assert_eq!(rows.len(), DELIVERY_SLOTS);
+    assert_eq!(rows.len(), LARGE_FOR_PRISON);
     assert!(rows.iter().all(|r| r["state"] == "queued"), "{rows:#?}");
     let tried: Vec<&Value> = rows
         .iter()
@@ -125,7 +129,7 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
     let error = |r: &&Value| r["last_error"].as_str().unwrap_or("").to_owned();
     let untried = rows.iter().filter(|r| r["attempts"].as_u64() == Some(0));
     assert!(untried.clone().all(|r| error(&r).is_empty()), "{rows:#?}");
-    assert!(untried.count() >= DELIVERY_SLOTS - MAX_SLOW_PER_AGENCY);
+    assert!(untried.count() >= LARGE_FOR_PRISON - MAX_SLOW_PER_AGENCY);
     let rows = fed.wait_outbox(city, Duration::from_secs(10), |rows| {
         prison_rows(rows, &for_prison)
             .iter()
@@ -157,12 +161,8 @@ fn small_documents_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
     // Small documents for the prison, one per delivery slot. Each first attempt holds its slot
     // until it times out (FRAME_TIMEOUT, 30 s), but one agency may have only some of the
     // slots at once.
-    std::thread::scope(|scope| {
-        for i in 0..DELIVERY_SLOTS {
-            let fed = &fed;
-            scope.spawn(move || fed.send_text(city, PRISON, &format!("s-{i}.txt"), b"small"));
-        }
-    });
+    let for_prison = super::nodes::submit_many(&fed, city, PRISON, DELIVERY_SLOTS);
+    assert_eq!(for_prison.len(), DELIVERY_SLOTS);
     fed.wait_outbox(city, Duration::from_secs(10), |_| {
         stalling.offers.load(Ordering::SeqCst) >= 1
     });

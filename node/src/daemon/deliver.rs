@@ -30,13 +30,19 @@ pub const DEFAULT_MAX_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 /// `not_after` ends it sooner): 14 days.
 pub const DEFAULT_DELIVERY_WINDOW: Duration = Duration::from_secs(14 * 86_400);
 /// The most documents being sent at once.
-pub const MAX_PARALLEL_DELIVERIES: usize = 48;
+pub const MAX_PARALLEL_DELIVERIES: usize = 160;
 /// The most documents being sent at once to one agency. Enough to keep one peer's streams
-/// (`MAX_STREAMS_PER_CONNECTION`, 16) busy while as many deliveries record their receipts;
-/// the rest of [`MAX_PARALLEL_DELIVERIES`] stays free for other agencies, so documents to an
-/// agency whose node accepts a connection but takes nothing (each attempt holds its slot
-/// until it times out) never hold up a case report to another.
-pub const MAX_PER_AGENCY: usize = 32;
+/// (`MAX_STREAMS_PER_CONNECTION`, 64) busy while as many deliveries record their receipts:
+/// many small documents in flight at once share the group commits of both nodes. The rest of
+/// [`MAX_PARALLEL_DELIVERIES`] stays free for other agencies, so documents to an agency whose
+/// node accepts a connection but takes nothing (each attempt holds its slot until it times
+/// out) never hold up a case report to another.
+pub const MAX_PER_AGENCY: usize = 128;
+/// The most bytes of documents of at most [`INLINE_MAX_LEN`] (held in memory while they are
+/// sent) in flight at once, to every agency: the delivery slots alone would let 160 of 256 KiB
+/// take 40 MiB. A receiver takes as many from one agency at once
+/// (`MAX_SMALL_BYTES_PER_AGENCY`).
+pub const MAX_SMALL_BYTES_IN_FLIGHT: u64 = 16 * INLINE_MAX_LEN;
 /// The most slow deliveries (those that may hold their slot for long: a large document, over
 /// [`INLINE_MAX_LEN`], or a retry, whose recipient failed before) at once to one agency. More
 /// at once would not reach it sooner (they share one link, or it is stalled), but would take
@@ -110,7 +116,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
             .lock()
             .map(|s| {
                 (
-                    s.values().map(|(row, _)| *row).collect::<Vec<i64>>(),
+                    s.values().map(|(row, _, _)| *row).collect::<Vec<i64>>(),
                     InFlightCount::of(&s),
                 )
             })
@@ -155,7 +161,7 @@ pub async fn outbox_worker(node: Arc<Node>) {
                 let fetched = rows.len();
                 for item in rows {
                     let is_slow = item.sealed_len > INLINE_MAX_LEN || item.attempts > 0;
-                    if !count.admit(&item.recipient, is_slow) {
+                    if !count.admit(&item.recipient, is_slow, item.sealed_len) {
                         held_up = true;
                         continue;
                     }
@@ -179,7 +185,10 @@ pub async fn outbox_worker(node: Arc<Node>) {
             let key = (item.doc_id.clone(), item.recipient.clone());
             let fresh = in_flight
                 .lock()
-                .map(|mut s| s.insert(key.clone(), (item.row, is_slow)).is_none())
+                .map(|mut s| {
+                    s.insert(key.clone(), (item.row, is_slow, item.sealed_len))
+                        .is_none()
+                })
                 .unwrap_or(false);
             if !fresh {
                 continue;
@@ -216,29 +225,41 @@ pub async fn outbox_worker(node: Arc<Node>) {
     }
 }
 
-/// The deliveries in flight, by (document, recipient): outbox rowid, and whether slow.
-type InFlight = HashMap<(String, String), (i64, bool)>;
+/// The deliveries in flight, by (document, recipient): outbox rowid, whether slow, and the
+/// document's length.
+type InFlight = HashMap<(String, String), (i64, bool, u64)>;
 
-/// Deliveries in flight per recipient, and slow ones per recipient and in all, against
-/// [`MAX_PER_AGENCY`], [`MAX_SLOW_PER_AGENCY`] and [`MAX_SLOW_DELIVERIES`].
+/// Deliveries in flight per recipient, slow ones per recipient and in all, and the bytes of
+/// those held in memory, against [`MAX_PER_AGENCY`], [`MAX_SLOW_PER_AGENCY`],
+/// [`MAX_SLOW_DELIVERIES`] and [`MAX_SMALL_BYTES_IN_FLIGHT`].
 #[derive(Debug, Default)]
 struct InFlightCount {
     per_agency: HashMap<String, usize>,
     slow_per_agency: HashMap<String, usize>,
     slow: usize,
+    small_bytes: u64,
 }
 
 impl InFlightCount {
     fn of(in_flight: &InFlight) -> Self {
         let mut count = Self::default();
-        for ((_, recipient), (_, slow)) in in_flight {
+        for ((_, recipient), (_, slow, len)) in in_flight {
             *count.per_agency.entry(recipient.clone()).or_default() += 1;
             if *slow {
                 *count.slow_per_agency.entry(recipient.clone()).or_default() += 1;
                 count.slow += 1;
             }
+            if *len <= INLINE_MAX_LEN {
+                count.small_bytes = count.small_bytes.saturating_add(*len);
+            }
         }
         count
+    }
+
+    /// Room left for documents held in memory, if less than the largest of them.
+    fn small_room(&self) -> Option<u64> {
+        let room = MAX_SMALL_BYTES_IN_FLIGHT.saturating_sub(self.small_bytes);
+        (room < INLINE_MAX_LEN).then_some(room)
     }
 
     /// The deliveries that must wait now.
@@ -255,6 +276,7 @@ impl InFlightCount {
             recipients: at_limit(&self.slow_per_agency, MAX_SLOW_PER_AGENCY),
             all: self.slow >= MAX_SLOW_DELIVERIES,
             full: at_limit(&self.per_agency, MAX_PER_AGENCY),
+            small_room: self.small_room(),
         }
     }
 
@@ -276,14 +298,20 @@ impl InFlightCount {
             .clamp(1, MAX_DUE_FETCH)
     }
 
-    /// Counts one more delivery to `recipient`, slow or not, if the limits allow it.
-    fn admit(&mut self, recipient: &str, slow: bool) -> bool {
+    /// Counts one more delivery to `recipient`, slow or not, of a document of `len` bytes, if
+    /// the limits allow it.
+    fn admit(&mut self, recipient: &str, slow: bool, len: u64) -> bool {
         let to_agency = self.per_agency.get(recipient).copied().unwrap_or(0);
         let slow_to_agency = self.slow_per_agency.get(recipient).copied().unwrap_or(0);
+        let small = len <= INLINE_MAX_LEN;
         if to_agency >= MAX_PER_AGENCY
             || (slow && (slow_to_agency >= MAX_SLOW_PER_AGENCY || self.slow >= MAX_SLOW_DELIVERIES))
+            || (small && self.small_bytes.saturating_add(len) > MAX_SMALL_BYTES_IN_FLIGHT)
         {
             return false;
+        }
+        if small {
+            self.small_bytes = self.small_bytes.saturating_add(len);
         }
         *self.per_agency.entry(recipient.to_owned()).or_default() += 1;
         if slow {
@@ -624,22 +652,26 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_secs(7), 12), 7);
     }
 
+    /// A document sent from memory, and one sent from its file.
+    const SMALL: u64 = 10 * 1024;
+    const LARGE: u64 = INLINE_MAX_LEN + 1;
+
     #[test]
     fn slow_deliveries_are_admitted_up_to_the_limits_per_agency_and_in_all() {
         let mut count = InFlightCount::default();
         for _ in 0..MAX_SLOW_PER_AGENCY {
-            assert!(count.admit("nl.prison.vught", true));
+            assert!(count.admit("nl.prison.vught", true, LARGE));
         }
         // The prison has its limit: its next slow delivery waits, others' do not, and nor
         // does a small document's first attempt to the prison.
-        assert!(!count.admit("nl.prison.vught", true));
+        assert!(!count.admit("nl.prison.vught", true, LARGE));
         let held = count.held_back();
         assert_eq!(held.recipients, ["nl.prison.vught"]);
         assert!(!held.all && held.full.is_empty());
         assert_eq!(held.min_len, INLINE_MAX_LEN);
-        assert!(count.admit("nl.prison.vught", false));
+        assert!(count.admit("nl.prison.vught", false, SMALL));
         let mut others = 0;
-        while count.admit(&format!("nl.city.{others}"), true) {
+        while count.admit(&format!("nl.city.{others}"), true, LARGE) {
             others += 1;
         }
         // Every other agency got one until the limit in all was reached.
@@ -649,13 +681,51 @@ mod tests {
         // Counted again from the deliveries in flight, small ones left out.
         let mut in_flight = InFlight::new();
         for i in 0..MAX_SLOW_PER_AGENCY {
-            in_flight.insert((format!("{i}"), "nl.prison.vught".into()), (i as i64, true));
+            in_flight.insert(
+                (format!("{i}"), "nl.prison.vught".into()),
+                (i as i64, true, LARGE),
+            );
         }
-        in_flight.insert(("s".into(), "nl.city.utrecht".into()), (99, false));
+        in_flight.insert(("s".into(), "nl.city.utrecht".into()), (99, false, SMALL));
         let held = InFlightCount::of(&in_flight).held_back();
         assert_eq!(held.recipients, ["nl.prison.vught"]);
         assert!(!held.all && held.full.is_empty());
         assert!(InFlightCount::default().held_back().is_empty());
+    }
+
+    #[test]
+    fn documents_held_in_memory_are_admitted_up_to_their_bytes_in_flight() {
+        let mut count = InFlightCount::default();
+        let biggest = INLINE_MAX_LEN;
+        let fit = MAX_SMALL_BYTES_IN_FLIGHT / biggest;
+        for i in 0..fit {
+            assert!(count.admit(&format!("nl.city.{}", i % 3), false, biggest));
+        }
+        // No room for another of those, to any agency; the query leaves out every document
+        // held in memory longer than the room left, and large ones still go.
+        assert!(!count.admit("nl.prison.vught", false, biggest));
+        assert!(!count.admit("nl.prison.vught", false, 1));
+        let held = count.held_back();
+        assert_eq!(held.small_room, Some(0));
+        assert!(!held.is_empty());
+        assert!(count.admit("nl.prison.vught", true, LARGE));
+        // Counted again from the deliveries in flight.
+        let mut in_flight = InFlight::new();
+        for i in 0..fit {
+            in_flight.insert(
+                (format!("{i}"), "nl.city.0".into()),
+                (i as i64, false, biggest),
+            );
+        }
+        assert_eq!(InFlightCount::of(&in_flight).small_room(), Some(0));
+        in_flight.remove(&("0".to_owned(), "nl.city.0".to_owned()));
+        assert_eq!(InFlightCount::of(&in_flight).small_room(), None);
+        // Small documents: a whole agency's share of slots fits many times over.
+        let mut count = InFlightCount::default();
+        for _ in 0..MAX_PER_AGENCY {
+            assert!(count.admit("nl.prison.vught", false, SMALL));
+        }
+        assert_eq!(count.small_room(), None);
     }
 
     #[test]
@@ -667,7 +737,7 @@ mod tests {
         assert_eq!(count.fetch_limit(5), 5);
         assert_eq!(count.fetch_limit(0), 1);
         for _ in 1..MAX_PER_AGENCY {
-            assert!(count.admit("nl.prison.vught", false));
+            assert!(count.admit("nl.prison.vught", false, SMALL));
         }
         // One slot left for the prison: its next row is the likely one, so one is fetched.
         assert_eq!(
@@ -675,9 +745,9 @@ mod tests {
             1
         );
         // Once the prison is full its rows are left out: the others may take more.
-        assert!(count.admit("nl.prison.vught", false));
+        assert!(count.admit("nl.prison.vught", false, SMALL));
         for _ in 0..10 {
-            assert!(count.admit("nl.probation.utrecht", false));
+            assert!(count.admit("nl.probation.utrecht", false, SMALL));
         }
         let free = MAX_PARALLEL_DELIVERIES - MAX_PER_AGENCY - 10;
         assert_eq!(count.fetch_limit(free), free.min(MAX_PER_AGENCY - 10));
@@ -687,25 +757,25 @@ mod tests {
     fn one_agency_never_takes_every_delivery_slot() {
         let mut count = InFlightCount::default();
         let mut to_prison = 0;
-        while count.admit("nl.prison.vught", false) {
+        while count.admit("nl.prison.vught", false, SMALL) {
             to_prison += 1;
         }
         assert_eq!(to_prison, MAX_PER_AGENCY);
         assert!(to_prison < MAX_PARALLEL_DELIVERIES);
         // Its retries wait too, and the query leaves all of its rows out.
-        assert!(!count.admit("nl.prison.vught", true));
+        assert!(!count.admit("nl.prison.vught", true, LARGE));
         let held = count.held_back();
         assert_eq!(held.full, ["nl.prison.vught"]);
         assert!(held.recipients.is_empty() && !held.all);
         // Every other agency's documents still find a slot.
-        assert!(count.admit("nl.probation.utrecht", false));
-        assert!(count.admit("nl.probation.utrecht", true));
+        assert!(count.admit("nl.probation.utrecht", false, SMALL));
+        assert!(count.admit("nl.probation.utrecht", true, LARGE));
 
         let mut in_flight = InFlight::new();
         for i in 0..MAX_PER_AGENCY {
             in_flight.insert(
                 (format!("{i}"), "nl.prison.vught".into()),
-                (i as i64, false),
+                (i as i64, false, SMALL),
             );
         }
         assert_eq!(

@@ -13,6 +13,12 @@
 //! check also needs. So at most [`MAX_LARGE_TRANSFERS`] of them run at once, at most
 //! [`MAX_LARGE_TRANSFERS_PER_AGENCY`] from one agency; an offer over either limit is answered
 //! busy and retried by its sender.
+//!
+//! A document of at most [`INLINE_MAX_LEN`] is taken into memory whole. The bytes offered in
+//! such transfers are bounded, at [`MAX_SMALL_BYTES_PER_AGENCY`] from one agency and
+//! [`MAX_SMALL_BYTES`] in all, rather than by the streams a peer may open (which are many, so
+//! that many small documents are in flight at once and share the receiver's group commits).
+//! An offer that does not fit waits for room, up to [`ROOM_WAIT`], before it is answered busy.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +37,15 @@ pub const MAX_LARGE_TRANSFERS: usize = 64;
 /// The most of those from one agency (a sender runs 4 at once to one agency; more is
 /// another agency's share).
 pub const MAX_LARGE_TRANSFERS_PER_AGENCY: usize = 16;
+
+/// Bytes of documents of at most [`INLINE_MAX_LEN`] received (in memory) at once from one
+/// agency: as many as 16 streams of the largest such documents.
+pub const MAX_SMALL_BYTES_PER_AGENCY: u64 = 16 * INLINE_MAX_LEN;
+/// Bytes of documents of at most [`INLINE_MAX_LEN`] received at once in all.
+pub const MAX_SMALL_BYTES: u64 = 64 * 1024 * 1024;
+/// The longest a small document's offer waits for room under those limits before it is
+/// answered busy (and retried by its sender): well inside the sender's wait for an answer.
+pub const ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// The longest a new offer waits for the transfer it supersedes to end (its last bytes to
 /// reach the partial file). Past it, the new offer is refused as busy and retried.
@@ -88,6 +103,9 @@ pub enum Busy {
     AlreadyReceiving,
     /// As many large transfers as allowed are running, from this agency or in all.
     TooManyTransfers,
+    /// Small documents of as many bytes as allowed are being received, from this agency or
+    /// in all, and none ended within [`ROOM_WAIT`].
+    NoRoom,
 }
 
 impl Busy {
@@ -98,6 +116,7 @@ impl Busy {
             Self::TooManyTransfers => {
                 "too many large documents are being received at once; try again later"
             }
+            Self::NoRoom => "too many documents are being received at once; try again later",
         }
     }
 }
@@ -115,10 +134,32 @@ fn too_many_large<'a>(transfers: impl Iterator<Item = (&'a str, u64)>, sender: &
     all >= MAX_LARGE_TRANSFERS || theirs >= MAX_LARGE_TRANSFERS_PER_AGENCY
 }
 
+/// Whether the small transfers in progress, as (sender, offered length), leave room for
+/// `offered` more bytes from `sender`, per agency and in all.
+fn room_for_small<'a>(
+    transfers: impl Iterator<Item = (&'a str, u64)>,
+    sender: &str,
+    offered: u64,
+) -> bool {
+    let (mut all, mut theirs) = (0u64, 0u64);
+    for (from, len) in transfers {
+        if len <= INLINE_MAX_LEN {
+            all = all.saturating_add(len);
+            if from == sender {
+                theirs = theirs.saturating_add(len);
+            }
+        }
+    }
+    theirs.saturating_add(offered) <= MAX_SMALL_BYTES_PER_AGENCY
+        && all.saturating_add(offered) <= MAX_SMALL_BYTES
+}
+
 /// What [`Receiving::try_insert`] found.
 enum Slot<'a> {
     Entered(Entered<'a>),
     Busy(Busy),
+    /// No room for this small document now: wait for a transfer to end.
+    Full,
     /// The document is received on this other connection.
     Elsewhere(quinn::Connection),
 }
@@ -135,7 +176,9 @@ impl Receiving {
         connection: &quinn::Connection,
     ) -> Result<Entered<'_>, Busy> {
         let key = (peer.as_str().to_owned(), doc_id.to_owned());
-        let deadline = tokio::time::Instant::now() + SUPERSEDE_WAIT;
+        let start = tokio::time::Instant::now();
+        let mut deadline = start + SUPERSEDE_WAIT;
+        let mut waited_for_room = false;
         let mut closed = false;
         loop {
             // Registered before the look, so an end between the two is not missed.
@@ -145,6 +188,10 @@ impl Receiving {
             match self.try_insert(&key, offered, connection) {
                 Slot::Entered(entered) => return Ok(entered),
                 Slot::Busy(busy) => return Err(busy),
+                Slot::Full => {
+                    deadline = start + ROOM_WAIT;
+                    waited_for_room = true;
+                }
                 Slot::Elsewhere(old) if !closed => {
                     tracing::info!(agency = %peer, doc = %doc_id,
                         "the transfer on an older connection is superseded by a new connection; closing the old one");
@@ -154,7 +201,10 @@ impl Receiving {
                 Slot::Elsewhere(_) => {}
             }
             if tokio::time::timeout_at(deadline, ended).await.is_err() {
-                return Err(Busy::AlreadyReceiving);
+                return Err(match waited_for_room {
+                    true => Busy::NoRoom,
+                    false => Busy::AlreadyReceiving,
+                });
             }
         }
     }
@@ -175,6 +225,15 @@ impl Receiving {
                 ) =>
             {
                 Slot::Busy(Busy::TooManyTransfers)
+            }
+            None if offered <= INLINE_MAX_LEN
+                && !room_for_small(
+                    transfers.iter().map(|((s, _), t)| (s.as_str(), t.offered)),
+                    &key.0,
+                    offered,
+                ) =>
+            {
+                Slot::Full
             }
             None => {
                 transfers.insert(
@@ -203,8 +262,31 @@ impl Receiving {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_transfers_are_capped_in_bytes_per_agency_and_in_all() {
+        let biggest = INLINE_MAX_LEN;
+        let per_agency = usize::try_from(MAX_SMALL_BYTES_PER_AGENCY / biggest).unwrap();
+        let prison = |n: usize| std::iter::repeat_n(("prison", biggest), n);
+        assert!(room_for_small(prison(per_agency - 1), "prison", biggest));
+        assert!(!room_for_small(prison(per_agency), "prison", 1));
+        // Small documents take little: hundreds of 10 KiB ones fit where 16 of 256 KiB do.
+        let tens = std::iter::repeat_n(("prison", 10 * 1024), 400);
+        assert!(room_for_small(tens, "prison", 10 * 1024));
+        // Another agency still has room, until all of them together reach the node's limit.
+        assert!(room_for_small(prison(per_agency), "city", biggest));
+        let names = ["a", "b", "c", "d", "e", "f"];
+        let in_all = usize::try_from(MAX_SMALL_BYTES / biggest).unwrap();
+        let spread = |n: usize| names.into_iter().cycle().take(n).map(move |a| (a, biggest));
+        assert!(room_for_small(spread(in_all - 1), "city", biggest));
+        assert!(!room_for_small(spread(in_all), "city", 1));
+        // Large transfers do not count: they hold a file, not memory.
+        let large = std::iter::repeat_n(("prison", INLINE_MAX_LEN + 1), 1000);
+        assert!(room_for_small(large, "prison", biggest));
+    }
 
     #[test]
     fn large_transfers_are_capped_per_agency_and_in_all() {

@@ -290,6 +290,7 @@ mod tests {
             recipients: recipients.iter().map(|r| (*r).to_owned()).collect(),
             all,
             full: Vec::new(),
+            small_room: None,
         };
 
         // Oldest first: a limit of two sees only the prison's rows; with those in flight,
@@ -337,6 +338,17 @@ mod tests {
                 ("nl.prison.vught".into(), 1_000_000)
             ]
         );
+        // Too little room for documents held in memory: the small one (100 bytes) waits,
+        // the large ones (sent from their files) do not; with room for it, it comes.
+        let no_room = |room| records::HeldBack {
+            small_room: Some(room),
+            ..held_back(&[], false)
+        };
+        let large = due(4, Vec::new(), no_room(99)).await;
+        assert_eq!(large.len(), 3);
+        assert!(large.iter().all(|d| d.sealed_len == 1_000_000), "{large:?}");
+        let all = due(4, Vec::new(), no_room(100)).await;
+        assert_eq!(all.len(), 4);
     }
 
     #[tokio::test]

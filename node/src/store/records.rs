@@ -171,12 +171,15 @@ pub struct HeldBack {
     pub all: bool,
     /// Agencies whose deliveries all wait.
     pub full: Vec<String>,
+    /// `Some(room)`: the bytes of documents of at most `min_len` bytes in flight (held in
+    /// memory) leave room for `room` more only, so those longer than that wait.
+    pub small_room: Option<u64>,
 }
 
 impl HeldBack {
     /// Whether nothing is held back.
     pub fn is_empty(&self) -> bool {
-        !self.all && self.recipients.is_empty() && self.full.is_empty()
+        !self.all && self.recipients.is_empty() && self.full.is_empty() && self.small_room.is_none()
     }
 }
 
@@ -204,6 +207,8 @@ pub fn due(
             "{SELECT} AND NOT ((coalesce(f.sealed_len, d.sealed_len) > ?4 OR o.attempts > 0)
                 AND (?5 OR o.recipient IN rarray(?6)))
                 AND o.recipient NOT IN rarray(?7)
+                AND NOT (?8 IS NOT NULL AND coalesce(f.sealed_len, d.sealed_len) <= ?4
+                    AND coalesce(f.sealed_len, d.sealed_len) > ?8)
              ORDER BY o.next_attempt_at LIMIT ?2"
         ))?
     };
@@ -233,7 +238,8 @@ pub fn due(
                 held_back.min_len as i64,
                 held_back.all,
                 agencies(&held_back.recipients),
-                agencies(&held_back.full)
+                agencies(&held_back.full),
+                held_back.small_room.map(|room| room as i64)
             ],
             map,
         )?

@@ -19,7 +19,7 @@ use super::tls::{RosterVerifier, crypto_provider};
 /// completes (`receive.rs`).
 pub const MAX_CONNECTIONS: usize = 256;
 /// The most concurrent streams a peer may open on one connection.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Bytes one stream may have in flight toward this node.
 pub const STREAM_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
 /// Bytes one peer (all its streams together) may have in flight toward this node.
