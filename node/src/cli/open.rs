@@ -426,10 +426,11 @@ fn create_group_dir(dir: &Path) -> Result<()> {
 
 fn exists_error(path: &Path, e: std::io::Error) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::AlreadyExists {
-        anyhow::anyhow!(
+        // The I/O error stays in the chain: `error_class` logs its kind, not this text.
+        anyhow::Error::new(e).context(format!(
             "{} already exists; choose another --out-dir (nothing was written)",
             path.display()
-        )
+        ))
     } else {
         anyhow::Error::new(e).context(format!("cannot write {}", path.display()))
     }
@@ -473,8 +474,12 @@ mod error_class_tests {
 
     #[test]
     fn a_failed_open_is_logged_without_the_file_name_in_its_error() {
-        let exists = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-            .context("Risicotaxatie_J_de_Vries.pdf already exists in /srv/out");
+        // As the open makes it.
+        let exists = super::exists_error(
+            std::path::Path::new("/srv/out/Risicotaxatie_J_de_Vries.pdf"),
+            std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+        );
+        assert!(format!("{exists:#}").contains("already exists"));
         assert_eq!(
             error_class(&exists),
             "a file of that name exists in the output folder"
