@@ -123,9 +123,11 @@ impl PeerRateLimit {
         bucket.day_tokens =
             (bucket.day_tokens + elapsed.as_secs_f64() * day_capacity / DAY_SECS).min(day_capacity);
         bucket.at = now.max(bucket.at);
-        // A full bucket means a minute without flooding: a refusal after it starts a new run
-        // (unless the day's tokens are still spent: then it is the same run).
-        if bucket.tokens >= capacity && bucket.day_tokens >= 1.0 {
+        // A full bucket means a minute without flooding: a refusal after it starts a new run.
+        // With the day's tokens spent, one comes back every few seconds: the run goes on until
+        // the daily bucket also holds a minute's worth, or each token that came back would
+        // end a run and the refusal after it be recorded, doubling what the log takes a day.
+        if bucket.tokens >= capacity && bucket.day_tokens >= capacity.min(day_capacity) {
             bucket.in_run = false;
         }
         if bucket.tokens >= 1.0 && bucket.day_tokens >= 1.0 {
@@ -277,6 +279,30 @@ mod tests {
         let defaults = LogRateLimits::default();
         assert!(defaults.requests.per_day() < MAX_LOGGED_REQUESTS_PER_MINUTE * 1440);
         assert!(defaults.deletions.per_day() < MAX_DELETE_REQUESTS_PER_MINUTE * 1440);
+    }
+
+    #[test]
+    fn a_peer_asking_every_second_for_days_adds_about_the_daily_limit_to_the_log() {
+        let limit = PeerRateLimit::with_daily(
+            MAX_LOGGED_REQUESTS_PER_MINUTE,
+            MAX_LOGGED_REQUESTS_PER_DAY,
+        );
+        let start = Instant::now();
+        let days = 3u64;
+        let mut recorded = 0u64;
+        for step in 0..days * 86_400 {
+            match limit.admit_at(PEER, start + Duration::from_secs(step)) {
+                Admission::Admitted | Admission::Refused { record_once: true } => recorded += 1,
+                Admission::Refused { record_once: false } => {}
+            }
+        }
+        // The first day's bucket, then what comes back a day, and a few runs' first refusals.
+        let most = u64::from(MAX_LOGGED_REQUESTS_PER_DAY) * (days + 1) + 10;
+        assert!(recorded <= most, "{recorded} entries, at most {most}");
+        assert!(
+            recorded >= u64::from(MAX_LOGGED_REQUESTS_PER_DAY) * days,
+            "{recorded}"
+        );
     }
 
     #[test]
