@@ -345,10 +345,17 @@ pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&st
     }
 }
 
-/// Seals `count` small documents from `from` to `to` in this process (the keys unlocked once,
-/// not once per `liaise send`, each of which runs Argon2 over 64 MiB) and hands each to the
-/// running node over its socket, as `liaise send` does. Returns their ids.
-pub fn submit_many(fed: &TestFederation, from: &Agency, to: &str, count: usize) -> Vec<String> {
+/// Seals `count` small documents of `len` bytes of content from `from` to `to` in this process
+/// (the keys unlocked once, not once per `liaise send`, each of which runs Argon2 over 64 MiB)
+/// and hands each to the running node over its socket, as `liaise send` does. Returns their
+/// ids.
+pub fn submit_many(
+    fed: &TestFederation,
+    from: &Agency,
+    to: &str,
+    count: usize,
+    len: usize,
+) -> Vec<String> {
     use liaise_protocol::{
         KeyCustody, RecipientPolicy, RecipientSpec, SealRequest, SectionInput, SectionMetadata,
     };
@@ -370,8 +377,9 @@ pub fn submit_many(fed: &TestFederation, from: &Agency, to: &str, count: usize) 
         .clone();
     (0..count)
         .map(|i| {
-            let text = format!("small document {i}");
-            let mut content = text.as_bytes();
+            let mut text = format!("small document {i} ").into_bytes();
+            text.resize(len.max(text.len()), b'.');
+            let mut content = text.as_slice();
             let request = SealRequest {
                 sender: liaise_keys::AgencyId::new(&from.id).unwrap(),
                 signing_key: &secrets.signing,

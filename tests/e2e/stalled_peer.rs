@@ -161,7 +161,7 @@ fn small_documents_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
     // Small documents for the prison, one per delivery slot. Each first attempt holds its slot
     // until it times out (FRAME_TIMEOUT, 30 s), but one agency may have only some of the
     // slots at once.
-    let for_prison = super::nodes::submit_many(&fed, city, PRISON, DELIVERY_SLOTS);
+    let for_prison = super::nodes::submit_many(&fed, city, PRISON, DELIVERY_SLOTS, 5);
     assert_eq!(for_prison.len(), DELIVERY_SLOTS);
     fed.wait_outbox(city, Duration::from_secs(10), |_| {
         stalling.offers.load(Ordering::SeqCst) >= 1
@@ -169,6 +169,40 @@ fn small_documents_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
     std::thread::sleep(Duration::from_secs(1));
     let sent_at = Instant::now();
     let report = fed.send_text(city, PROBATION, "report.txt", b"Case 17");
+    fed.wait_outbox(city, Duration::from_secs(40), |rows| {
+        states(rows, &report) == ["delivered"]
+    });
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        sent_at.elapsed()
+    );
+}
+
+/// Documents held in memory while they are sent (up to 256 KiB): those to an agency whose node
+/// takes nothing hold their bytes until they time out, but only up to that agency's share of
+/// the bytes the sender keeps in flight; a case report to another agency goes at once.
+#[test]
+fn larger_small_documents_to_a_peer_that_takes_nothing_leave_room_for_others() {
+    let fed = three();
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    let rt = runtime();
+    let _guard = rt.enter();
+    let stalling = StallingPeer::start(&fed, prison);
+
+    // Twice the sender's bytes in flight in all, in documents of 200 KiB.
+    let len = 200 * 1024;
+    let count = (2 * liaise_node::daemon::MAX_SMALL_BYTES_IN_FLIGHT) as usize / len;
+    let for_prison = super::nodes::submit_many(&fed, city, PRISON, count, len);
+    assert_eq!(for_prison.len(), count);
+    fed.wait_outbox(city, Duration::from_secs(10), |_| {
+        stalling.offers.load(Ordering::SeqCst) >= 1
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    // A report of the same size: it needs as much room as one of the prison's documents.
+    let sent_at = Instant::now();
+    let report = fed.send_text(city, PROBATION, "report.pdf", &vec![b'r'; len]);
     fed.wait_outbox(city, Duration::from_secs(40), |rows| {
         states(rows, &report) == ["delivered"]
     });

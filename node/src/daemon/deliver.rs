@@ -39,10 +39,14 @@ pub const MAX_PARALLEL_DELIVERIES: usize = 160;
 /// out) never hold up a case report to another.
 pub const MAX_PER_AGENCY: usize = 128;
 /// The most bytes of documents of at most [`INLINE_MAX_LEN`] (held in memory while they are
-/// sent) in flight at once, to every agency: the delivery slots alone would let 160 of 256 KiB
-/// take 40 MiB. A receiver takes as many from one agency at once
-/// (`MAX_SMALL_BYTES_PER_AGENCY`).
-pub const MAX_SMALL_BYTES_IN_FLIGHT: u64 = 16 * INLINE_MAX_LEN;
+/// sent) in flight at once to one agency: as many as a receiver takes from one agency at once
+/// (`MAX_SMALL_BYTES_PER_AGENCY`). Per agency, so that one whose node takes nothing (each
+/// attempt holding its bytes until it times out) never holds up a case report to another.
+pub const MAX_SMALL_BYTES_PER_AGENCY_IN_FLIGHT: u64 = super::receiving::MAX_SMALL_BYTES_PER_AGENCY;
+/// The same, to every agency together: the delivery slots alone would let 160 of 256 KiB take
+/// 40 MiB. Four agencies' worth, so that the slow deliveries in all ([`MAX_SLOW_DELIVERIES`]
+/// of up to 256 KiB: 4 MiB) or three stalled agencies leave room for the others.
+pub const MAX_SMALL_BYTES_IN_FLIGHT: u64 = 4 * MAX_SMALL_BYTES_PER_AGENCY_IN_FLIGHT;
 /// The most slow deliveries (those that may hold their slot for long: a large document, over
 /// [`INLINE_MAX_LEN`], or a retry, whose recipient failed before) at once to one agency. More
 /// at once would not reach it sooner (they share one link, or it is stalled), but would take
@@ -238,6 +242,7 @@ struct InFlightCount {
     slow_per_agency: HashMap<String, usize>,
     slow: usize,
     small_bytes: u64,
+    small_bytes_per_agency: HashMap<String, u64>,
 }
 
 impl InFlightCount {
@@ -251,6 +256,11 @@ impl InFlightCount {
             }
             if *len <= INLINE_MAX_LEN {
                 count.small_bytes = count.small_bytes.saturating_add(*len);
+                let theirs = count
+                    .small_bytes_per_agency
+                    .entry(recipient.clone())
+                    .or_default();
+                *theirs = theirs.saturating_add(*len);
             }
         }
         count
@@ -277,6 +287,14 @@ impl InFlightCount {
             all: self.slow >= MAX_SLOW_DELIVERIES,
             full: at_limit(&self.per_agency, MAX_PER_AGENCY),
             small_room: self.small_room(),
+            small_full: self
+                .small_bytes_per_agency
+                .iter()
+                .filter(|(_, bytes)| {
+                    MAX_SMALL_BYTES_PER_AGENCY_IN_FLIGHT.saturating_sub(**bytes) < INLINE_MAX_LEN
+                })
+                .map(|(recipient, _)| recipient.clone())
+                .collect(),
         }
     }
 
@@ -304,14 +322,25 @@ impl InFlightCount {
         let to_agency = self.per_agency.get(recipient).copied().unwrap_or(0);
         let slow_to_agency = self.slow_per_agency.get(recipient).copied().unwrap_or(0);
         let small = len <= INLINE_MAX_LEN;
+        let small_to_agency = self
+            .small_bytes_per_agency
+            .get(recipient)
+            .copied()
+            .unwrap_or(0);
         if to_agency >= MAX_PER_AGENCY
             || (slow && (slow_to_agency >= MAX_SLOW_PER_AGENCY || self.slow >= MAX_SLOW_DELIVERIES))
-            || (small && self.small_bytes.saturating_add(len) > MAX_SMALL_BYTES_IN_FLIGHT)
+            || (small
+                && (self.small_bytes.saturating_add(len) > MAX_SMALL_BYTES_IN_FLIGHT
+                    || small_to_agency.saturating_add(len) > MAX_SMALL_BYTES_PER_AGENCY_IN_FLIGHT))
         {
             return false;
         }
         if small {
             self.small_bytes = self.small_bytes.saturating_add(len);
+            *self
+                .small_bytes_per_agency
+                .entry(recipient.to_owned())
+                .or_default() += len;
         }
         *self.per_agency.entry(recipient.to_owned()).or_default() += 1;
         if slow {
@@ -695,11 +724,27 @@ mod tests {
 
     #[test]
     fn documents_held_in_memory_are_admitted_up_to_their_bytes_in_flight() {
-        let mut count = InFlightCount::default();
         let biggest = INLINE_MAX_LEN;
+        // To one agency: its share, then its small documents wait, others' do not.
+        let mut count = InFlightCount::default();
+        let theirs = MAX_SMALL_BYTES_PER_AGENCY_IN_FLIGHT / biggest;
+        for _ in 0..theirs {
+            assert!(count.admit("nl.prison.vught", false, biggest));
+        }
+        assert!(!count.admit("nl.prison.vught", false, biggest));
+        assert!(!count.admit("nl.prison.vught", false, 1));
+        let held = count.held_back();
+        assert_eq!(held.small_full, ["nl.prison.vught"]);
+        assert_eq!(held.small_room, None);
+        assert!(count.admit("nl.probation.utrecht", false, biggest));
+        assert!(count.admit("nl.prison.vught", true, LARGE));
+
+        // To every agency together.
+        let mut count = InFlightCount::default();
         let fit = MAX_SMALL_BYTES_IN_FLIGHT / biggest;
         for i in 0..fit {
-            assert!(count.admit(&format!("nl.city.{}", i % 3), false, biggest));
+            let to = format!("nl.city.{}", i / theirs);
+            assert!(count.admit(&to, false, biggest), "{i}");
         }
         // No room for another of those, to any agency; the query leaves out every document
         // held in memory longer than the room left, and large ones still go.

@@ -50,7 +50,7 @@ pub use crate::trust::{RosterSignerCheck, verify_receipt};
 pub use admission::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
 pub use deliver::{
     DEFAULT_DELIVERY_WINDOW, DEFAULT_MAX_RETRY_INTERVAL, MAX_PARALLEL_DELIVERIES, MAX_PER_AGENCY,
-    MAX_SLOW_PER_AGENCY, backoff,
+    MAX_SLOW_PER_AGENCY, MAX_SMALL_BYTES_IN_FLIGHT, backoff,
 };
 pub use incoming::MAX_PARTIAL_FILES_PER_PEER;
 pub use receiving::{

@@ -291,6 +291,7 @@ mod tests {
             all,
             full: Vec::new(),
             small_room: None,
+            small_full: Vec::new(),
         };
 
         // Oldest first: a limit of two sees only the prison's rows; with those in flight,
@@ -349,6 +350,14 @@ mod tests {
         assert!(large.iter().all(|d| d.sealed_len == 1_000_000), "{large:?}");
         let all = due(4, Vec::new(), no_room(100)).await;
         assert_eq!(all.len(), 4);
+        // The probation service's documents held in memory wait; its large one does not.
+        let probation_full = records::HeldBack {
+            small_full: vec!["nl.probation.utrecht".into()],
+            ..held_back(&[], false)
+        };
+        let rows = due(4, Vec::new(), probation_full).await;
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|d| d.sealed_len == 1_000_000), "{rows:?}");
     }
 
     #[tokio::test]

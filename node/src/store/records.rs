@@ -174,12 +174,19 @@ pub struct HeldBack {
     /// `Some(room)`: the bytes of documents of at most `min_len` bytes in flight (held in
     /// memory) leave room for `room` more only, so those longer than that wait.
     pub small_room: Option<u64>,
+    /// Agencies whose documents of at most `min_len` bytes all wait: those in flight to them
+    /// leave less room than the largest such document.
+    pub small_full: Vec<String>,
 }
 
 impl HeldBack {
     /// Whether nothing is held back.
     pub fn is_empty(&self) -> bool {
-        !self.all && self.recipients.is_empty() && self.full.is_empty() && self.small_room.is_none()
+        !self.all
+            && self.recipients.is_empty()
+            && self.full.is_empty()
+            && self.small_room.is_none()
+            && self.small_full.is_empty()
     }
 }
 
@@ -209,6 +216,8 @@ pub fn due(
                 AND o.recipient NOT IN rarray(?7)
                 AND NOT (?8 IS NOT NULL AND coalesce(f.sealed_len, d.sealed_len) <= ?4
                     AND coalesce(f.sealed_len, d.sealed_len) > ?8)
+                AND NOT (coalesce(f.sealed_len, d.sealed_len) <= ?4
+                    AND o.recipient IN rarray(?9))
              ORDER BY o.next_attempt_at LIMIT ?2"
         ))?
     };
@@ -239,7 +248,8 @@ pub fn due(
                 held_back.all,
                 agencies(&held_back.recipients),
                 agencies(&held_back.full),
-                held_back.small_room.map(|room| room as i64)
+                held_back.small_room.map(|room| room as i64),
+                agencies(&held_back.small_full)
             ],
             map,
         )?
