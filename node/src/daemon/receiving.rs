@@ -177,8 +177,8 @@ impl Receiving {
     ) -> Result<Entered<'_>, Busy> {
         let key = (peer.as_str().to_owned(), doc_id.to_owned());
         let start = tokio::time::Instant::now();
-        let mut deadline = start + SUPERSEDE_WAIT;
-        let mut waited_for_room = false;
+        // Set by each look: how long to wait, and for what (room, or a superseded transfer).
+        let (mut deadline, mut waited_for_room);
         let mut closed = false;
         loop {
             // Registered before the look, so an end between the two is not missed.
@@ -193,12 +193,13 @@ impl Receiving {
                     waited_for_room = true;
                 }
                 Slot::Elsewhere(old) if !closed => {
+                    (deadline, waited_for_room) = (start + SUPERSEDE_WAIT, false);
                     tracing::info!(agency = %peer, doc = %doc_id,
                         "the transfer on an older connection is superseded by a new connection; closing the old one");
                     old.close(VarInt::from_u32(CloseCode::Done.code()), SUPERSEDED);
                     closed = true;
                 }
-                Slot::Elsewhere(_) => {}
+                Slot::Elsewhere(_) => (deadline, waited_for_room) = (start + SUPERSEDE_WAIT, false),
             }
             if tokio::time::timeout_at(deadline, ended).await.is_err() {
                 return Err(match waited_for_room {
