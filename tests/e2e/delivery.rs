@@ -506,23 +506,15 @@ fn an_offline_recipients_queue_holds_up_others_for_one_dial_at_most() {
     let fed = three();
     let [city, prison] = [&fed.agencies[0], &fed.agencies[2]];
     let _nodes = [fed.start(city), fed.start(prison)];
-    // More documents for the offline probation service than there are delivery slots (32).
-    let for_probation: Vec<String> = std::thread::scope(|scope| {
-        let sends: Vec<_> = (0..40)
-            .map(|i| {
-                let fed = &fed;
-                scope.spawn(move || {
-                    fed.send_text(city, PROBATION, &format!("p-{i}.txt"), b"for probation")
-                })
-            })
-            .collect();
-        sends.into_iter().map(|s| s.join().unwrap()).collect()
-    });
+    // More documents for the offline probation service than one agency may have in flight
+    // (MAX_PER_AGENCY), submitted in-process (one key unlock, not one per document).
+    let in_flight = liaise_node::daemon::MAX_PER_AGENCY;
+    let for_probation = super::nodes::submit_many(&fed, city, PROBATION, in_flight + 8, 13);
     let sent_at = std::time::Instant::now();
     let for_prison = fed.send_text(city, PRISON, "prison.txt", b"for the prison");
     // The deliveries waiting for the same dial share its failure (about 10 s) instead of
     // dialling again one after another, each holding a slot: the prison's document, queued
-    // behind 40, is delivered once that one dial has failed.
+    // behind them, is delivered once that one dial has failed.
     fed.wait_outbox(city, Duration::from_secs(60), |rows| {
         states(rows, &for_prison) == ["delivered"]
     });
@@ -531,8 +523,8 @@ fn an_offline_recipients_queue_holds_up_others_for_one_dial_at_most() {
         "{:?}",
         sent_at.elapsed()
     );
-    // The 32 probation deliveries in flight fail together with their one dial, not one
-    // after another (32 dials of 10 s each).
+    // The probation deliveries in flight fail together with their one dial, not one after
+    // another (a dial of 10 s each).
     let tried = |rows: &[Value]| -> Vec<Value> {
         rows.iter()
             .filter(|r| r["recipient"] == PROBATION && r["attempts"].as_u64() >= Some(1))
@@ -540,7 +532,7 @@ fn an_offline_recipients_queue_holds_up_others_for_one_dial_at_most() {
             .collect()
     };
     let rows = fed.wait_outbox(city, Duration::from_secs(90), |rows| {
-        tried(rows).len() >= 32
+        tried(rows).len() >= in_flight
     });
     assert!(
         sent_at.elapsed() < Duration::from_secs(45),

@@ -283,10 +283,8 @@ mod tests {
 
     #[test]
     fn a_peer_asking_every_second_for_days_adds_about_the_daily_limit_to_the_log() {
-        let limit = PeerRateLimit::with_daily(
-            MAX_LOGGED_REQUESTS_PER_MINUTE,
-            MAX_LOGGED_REQUESTS_PER_DAY,
-        );
+        let limit =
+            PeerRateLimit::with_daily(MAX_LOGGED_REQUESTS_PER_MINUTE, MAX_LOGGED_REQUESTS_PER_DAY);
         let start = Instant::now();
         let days = 3u64;
         let mut recorded = 0u64;
