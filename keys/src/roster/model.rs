@@ -144,7 +144,7 @@ impl Member {
 
     /// Every fingerprint under which one of this member's keys can be revoked: each Ed25519
     /// key (signing or transport) in both roles, see [`ed25519_fingerprints`].
-    pub(super) fn revocable_fingerprints(&self) -> Vec<Fingerprint> {
+    pub fn revocable_fingerprints(&self) -> Vec<Fingerprint> {
         let mut out = ed25519_fingerprints(&self.signing_key.to_bytes()).to_vec();
         for cert in self.transport.iter().chain(&self.encryption) {
             match &cert.body().key {

@@ -267,7 +267,9 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
     let request = MembershipRequest::from_toml(&text)
         .with_context(|| format!("cannot add {}", request.display()))?;
 
-    let new_keys: Vec<Fingerprint> = request.to_member().key_fingerprints();
+    // Under either role for an Ed25519 key: one revoked in one role is revoked in both, and a
+    // roster that lists it is refused by nodes (and by `publish`).
+    let new_keys: Vec<Fingerprint> = request.to_member().revocable_fingerprints();
     if let Some(revoked) = state
         .revoked
         .iter()
