@@ -89,7 +89,7 @@ pub fn check_request_signature(
 /// forward requests), against the store inside the write that records the nonce: a fresh
 /// nonce, a document this node holds, a reader of it, a share not yet shredded, access neither
 /// revoked nor expired. Returns the document and the reader's row, or why not.
-pub(super) fn admit_reader(
+pub(crate) fn admit_reader(
     conn: &Connection,
     document_id: &[u8; 16],
     agency: &AgencyId,
@@ -110,12 +110,8 @@ pub(super) fn admit_reader(
             "the originator holds no such document",
         )));
     };
-    let Some(reader) = custody::reader(conn, &doc_id, agency)? else {
-        return Ok(Err(refuse(
-            Refusal::NotRecipient,
-            format!("{agency} is not a reader of this document"),
-        )));
-    };
+    // In the spec's order (`originator-control.md`, check 4 then 5): a shredded document is
+    // `Revoked` or `Expired` for anyone who asks, before whether the asker is a reader.
     if doc.share.is_none() || doc.masked_keys.is_none() {
         let reason = match doc.shred_reason.as_deref() {
             Some("expired") => Refusal::Expired,
@@ -123,6 +119,12 @@ pub(super) fn admit_reader(
         };
         return Ok(Err(refuse(reason, "the key share was deleted")));
     }
+    let Some(reader) = custody::reader(conn, &doc_id, agency)? else {
+        return Ok(Err(refuse(
+            Refusal::NotRecipient,
+            format!("{agency} is not a reader of this document"),
+        )));
+    };
     if doc.revoked_at.is_some() || reader.revoked_at.is_some() {
         return Ok(Err(refuse(Refusal::Revoked, "access was revoked")));
     }

@@ -293,3 +293,32 @@ fn shares_stored_in_the_clear_by_an_earlier_version_are_sealed() {
     // Sealed rows are left as they are.
     assert_eq!(seal_clear_rows(&conn, &key()).unwrap(), 0);
 }
+
+#[test]
+fn a_shredded_document_is_revoked_for_whoever_asks_reader_or_not() {
+    use crate::daemon::share::admit_reader;
+    use liaise_protocol::wire::Refusal;
+    let summary = sealed([None, None]);
+    let (_dir, conn, doc) = store(&summary);
+    let id = summary.info.document_id.0;
+    let reader = AgencyId::new("nl.court.utrecht").unwrap();
+    let stranger = AgencyId::new("be.city.gent").unwrap();
+    // Before: a reader is admitted, anyone else is no reader.
+    assert!(
+        admit_reader(&conn, &id, &reader, &[1; 16], NOW)
+            .unwrap()
+            .is_ok()
+    );
+    let refused = admit_reader(&conn, &id, &stranger, &[2; 16], NOW)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.reason, Refusal::NotRecipient);
+    // Shredded: the spec's check 4 comes before check 5, for the stranger too.
+    shred(&conn, &doc, "revoked", NOW).unwrap();
+    for (asker, nonce) in [(&reader, [3; 16]), (&stranger, [4; 16])] {
+        let refused = admit_reader(&conn, &id, asker, &nonce, NOW)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(refused.reason, Refusal::Revoked, "{asker}");
+    }
+}
