@@ -138,7 +138,14 @@ fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_not
         return;
     };
     let _city = fed.start(city);
-    let _probation = fed.start_with(probation, &[], Some("probation.log"));
+    // The whole file system is the city's quota: by default (25 %, 50 MiB) this document would
+    // be over it, and as the city's first it would have to leave a quota free as well, which
+    // 200 MiB does not hold. The disk, not the quota, is what fills here.
+    let _probation = fed.start_with(
+        probation,
+        &["--agency-quota", "100%"],
+        Some("probation.log"),
+    );
 
     let content: Vec<u8> = (0..MID_TRANSFER_LEN).map(|i| (i * 7 % 253) as u8).collect();
     let doc_id = fed.send_text(city, "nl.probation.utrecht", "big.bin", &content);
@@ -177,4 +184,51 @@ fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_not
     fed.assert_opens_as_sent(probation, &doc_id, "big.bin");
     let left = fed.incoming_files(probation);
     assert!(left.is_empty(), "incoming holds {left:?}");
+}
+
+/// The receiver's file system in the quota test: 64 MiB, so each agency's quota (25 %) is
+/// 16 MiB.
+const QUOTA_TMPFS_SIZE: &str = "64m";
+
+/// A member that keeps nothing on a node may deliver one document larger than its quota, but
+/// only if that leaves a quota free for the others: one member's single document (or a
+/// partial file it never finishes) cannot take the room every other member delivers into.
+#[test]
+fn a_first_document_over_its_quota_must_leave_a_quota_free() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let store = sb.path(&format!("{}/store", probation.home));
+    let Some(_mount) = TmpfsMount::new(&store, QUOTA_TMPFS_SIZE) else {
+        eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+        return;
+    };
+    let _nodes = [fed.start(city), fed.start(probation)];
+    // Over the 16 MiB quota and leaving less than 16 MiB of the 64: refused, and why.
+    let too_large = fed.send_text(
+        city,
+        "nl.probation.utrecht",
+        "video.bin",
+        &vec![7u8; 52 << 20],
+    );
+    let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        rows.iter().any(|r| {
+            r["doc_id"] == too_large.as_str()
+                && r["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("one agency's quota"))
+        })
+    });
+    assert_eq!(states(&rows, &too_large), vec!["queued"], "{rows:#?}");
+    // Over the quota but leaving one free: the first document of an agency that keeps
+    // nothing there still arrives.
+    let fits = fed.deliver_text(
+        city,
+        "nl.probation.utrecht",
+        "smaller.bin",
+        &vec![8u8; 32 << 20],
+    );
+    let inbox = fed.json(probation, &["inbox"]);
+    assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox:#}");
+    assert_eq!(inbox[0]["doc_id"], fits.as_str());
 }
