@@ -11,6 +11,12 @@
 //! [`STALE_AFTER`]. What the node cannot reach (under its systemd unit, output folders are
 //! read-only to it) stays, with its link, for the next open to remove.
 //!
+//! Where the file system allows it, a section is decrypted into a file with no name at all
+//! (`O_TMPFILE`), which is given its final name in the output folder only once everything
+//! verified: a power cut or a kill mid-open then leaves no plaintext behind, not even for the
+//! next open to find. Where it does not, the section goes to a named part file (`N.part`) in
+//! the staging folder, and the clean-up below is what removes a killed open's plaintext.
+//!
 //! A staging folder may sit in a shared output folder, where other staff can rename and
 //! replace entries. So every step after its creation goes through the open folder (a file
 //! descriptor), never again through its path: parts are created in it, linked out of it and
@@ -53,11 +59,29 @@ pub struct Staging {
     /// The folder itself, open and locked while this open runs.
     folder: File,
     link: Option<PathBuf>,
+    /// The parts made without a name (`O_TMPFILE`), by section index: a descriptor of each,
+    /// kept to give it its name when it is linked into place.
+    anonymous: std::sync::Mutex<Vec<(usize, File)>>,
+    /// Whether parts may be made without a name (the tests of named parts turn it off).
+    unnamed_parts: bool,
 }
 
+/// Where the running process's open files can be named for `linkat` (an unnamed file is
+/// linked into a folder through its entry there, as `open(2)` describes for `O_TMPFILE`).
+const OWN_FDS: &str = "/proc/self/fd";
+
 impl Staging {
-    /// Creates (new, 0600, never through a link) the part file of section `index`.
+    /// Creates (new, 0600, never through a link) the part file of section `index`: without a
+    /// name where the file system allows it, else `N.part` in the staging folder.
     pub fn create_part(&self, index: usize) -> io::Result<File> {
+        if let Some(file) = self.create_anonymous()? {
+            let kept = file.try_clone()?;
+            self.anonymous
+                .lock()
+                .map_err(|_| io::Error::other("staging state poisoned"))?
+                .push((index, kept));
+            return Ok(file);
+        }
         let fd = rustix::fs::openat(
             &self.folder,
             part_name(index),
@@ -67,9 +91,46 @@ impl Staging {
         Ok(File::from(fd))
     }
 
+    /// An unnamed file (`O_TMPFILE`, 0600) in the staging folder, or `None` where the file
+    /// system or kernel does not make one, or its descriptor could not be linked later.
+    fn create_anonymous(&self) -> io::Result<Option<File>> {
+        if !self.unnamed_parts || !Path::new(OWN_FDS).is_dir() {
+            return Ok(None);
+        }
+        match rustix::fs::openat(
+            &self.folder,
+            ".",
+            OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        ) {
+            Ok(fd) => Ok(Some(File::from(fd))),
+            // Not supported there (EOPNOTSUPP), or by this kernel (EISDIR, EINVAL).
+            Err(
+                rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL,
+            ) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Links the part file of section `index` into the folder `out` as `name`; fails if
     /// `name` exists there.
     pub fn link_part(&self, index: usize, out: &File, name: &str) -> io::Result<()> {
+        let anonymous = self
+            .anonymous
+            .lock()
+            .map_err(|_| io::Error::other("staging state poisoned"))?;
+        if let Some((_, file)) = anonymous.iter().find(|(i, _)| *i == index) {
+            use std::os::fd::AsRawFd;
+            let own = format!("{OWN_FDS}/{}", file.as_raw_fd());
+            rustix::fs::linkat(
+                rustix::fs::CWD,
+                own.as_str(),
+                out,
+                name,
+                AtFlags::SYMLINK_FOLLOW,
+            )?;
+            return Ok(());
+        }
         rustix::fs::linkat(&self.folder, part_name(index), out, name, AtFlags::empty())?;
         Ok(())
     }
@@ -234,6 +295,8 @@ pub fn staging_dir(home: &Home, out: &File, out_dir: &Path, in_out_dir: bool) ->
         parent,
         folder,
         link,
+        anonymous: std::sync::Mutex::new(Vec::new()),
+        unnamed_parts: true,
     })
 }
 
@@ -387,10 +450,41 @@ mod tests {
         assert!(touched.success());
     }
 
-    /// A staging folder for an open into `out`, as `liaise open` makes it.
+    /// A staging folder for an open into `out`, as `liaise open` makes it where unnamed files
+    /// cannot be made: with named part files, which a killed open leaves behind.
     fn staging_dir(home: &Home, out: &Path, in_out_dir: bool) -> Result<Staging> {
         let folder = File::open(out).unwrap();
-        super::staging_dir(home, &folder, out, in_out_dir)
+        super::staging_dir(home, &folder, out, in_out_dir).map(|staging| Staging {
+            unnamed_parts: false,
+            ..staging
+        })
+    }
+
+    #[test]
+    fn unnamed_parts_leave_nothing_behind_and_get_their_name_only_when_linked() {
+        let root = tempfile::tempdir().unwrap();
+        let home = Home::new(root.path().join("home"));
+        let out_dir = root.path().join("out");
+        fs::create_dir_all(&out_dir).unwrap();
+        let out = File::open(&out_dir).unwrap();
+        let staging = super::staging_dir(&home, &out, &out_dir, false).unwrap();
+        write_part(&staging, 0, b"decrypted, not yet verified");
+        write_part(&staging, 1, b"the annex");
+        if staging.anonymous.lock().unwrap().is_empty() {
+            eprintln!("SKIPPED: no O_TMPFILE on this file system; named parts are tested below");
+            return;
+        }
+        // Written, but nowhere to be seen: the folder holds no entry.
+        assert_eq!(fs::read_dir(&staging.dir).unwrap().count(), 0);
+        staging.link_part(1, &out, "annex.txt").unwrap();
+        assert_eq!(fs::read(out_dir.join("annex.txt")).unwrap(), b"the annex");
+        // Never over an existing name.
+        assert!(staging.link_part(0, &out, "annex.txt").is_err());
+        // Killed before the first was linked: nothing of it is left anywhere.
+        let dir = staging.dir.clone();
+        drop(staging);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(&out_dir).unwrap().count(), 1);
     }
 
     fn write_part(staging: &Staging, index: usize, bytes: &[u8]) {

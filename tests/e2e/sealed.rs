@@ -834,6 +834,20 @@ fn staging_in(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+/// The staging folder (under `.liaise-open-`) of an unnamed file process `pid` holds open with
+/// more than `len` bytes in it, if any: `/proc/PID/fd/N` names it `DIR/#INODE (deleted)`.
+fn unnamed_part_in_staging(pid: u32, len: u64) -> Option<std::path::PathBuf> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    fds.flatten().find_map(|fd| {
+        let target = std::fs::read_link(fd.path()).ok()?;
+        let text = target.to_string_lossy();
+        let big = std::fs::metadata(fd.path()).is_ok_and(|m| m.len() > len);
+        (big && text.contains("/.liaise-open-") && text.ends_with("(deleted)"))
+            .then(|| target.parent().map(std::path::Path::to_path_buf))
+            .flatten()
+    })
+}
+
 #[test]
 fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
     let s = federation();
@@ -870,19 +884,25 @@ fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once a megabyte of plaintext is in its staging folder.
+    // Killed once a megabyte of plaintext is written: into a file with no name (O_TMPFILE),
+    // seen only through the process's open files, or, where the file system makes none, into
+    // a named part in its staging folder.
     let run = s.path("probation/run");
+    let pid = open.id();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let staging = loop {
-        let decrypting = staging_in(&run).into_iter().find(|dir| {
+    let (staging, unnamed) = loop {
+        let named = staging_in(&run).into_iter().find(|dir| {
             std::fs::read_dir(dir).is_ok_and(|parts| {
                 parts
                     .flatten()
                     .any(|p| p.metadata().is_ok_and(|m| m.len() > 1 << 20))
             })
         });
-        if let Some(dir) = decrypting {
-            break dir;
+        if let Some(dir) = named {
+            break (dir, false);
+        }
+        if let Some(dir) = unnamed_part_in_staging(pid, 1 << 20) {
+            break (dir, true);
         }
         assert!(
             open.try_wait().unwrap().is_none(),
@@ -896,16 +916,26 @@ fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
     };
     open.kill().unwrap();
     open.wait().unwrap();
-    let part = std::fs::read_dir(&staging)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let held = std::fs::read(&part).unwrap();
-    assert!(held.windows(marker.len()).any(|w| w == marker), "plaintext");
     let in_out = std::fs::read_dir(s.path("out")).map_or(0, |e| e.count());
     assert_eq!(in_out, 0, "nothing in the output folder");
+    if unnamed {
+        // The plaintext had no name, and went with the process: its staging folder holds
+        // nothing, and no file anywhere in the sandbox holds it.
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+        assert_eq!(
+            files_holding(&s, &[&marker[..]]),
+            Vec::<std::path::PathBuf>::new()
+        );
+    } else {
+        let part = std::fs::read_dir(&staging)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let held = std::fs::read(&part).unwrap();
+        assert!(held.windows(marker.len()).any(|w| w == marker), "plaintext");
+    }
 
     // The next open, a minute later (backdated here), removes it: no process holds it.
     let backdated = std::process::Command::new("touch")
