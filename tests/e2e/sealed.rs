@@ -918,6 +918,13 @@ fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
     open.wait().unwrap();
     let in_out = std::fs::read_dir(s.path("out")).map_or(0, |e| e.count());
     assert_eq!(in_out, 0, "nothing in the output folder");
+    // Unnamed where the file system makes them, and only there: a fallback taken by mistake
+    // would leave named plaintext behind where it need not.
+    assert_eq!(
+        unnamed,
+        liaise_node::open_staging::unnamed_files_supported(&run),
+        "unnamed parts: {unnamed}"
+    );
     if unnamed {
         // The plaintext had no name, and went with the process: its staging folder holds
         // nothing, and no file anywhere in the sandbox holds it.
