@@ -40,7 +40,7 @@ pub struct AgencySecrets {
 pub enum SecretsError {
     /// The decrypted bytes are not a valid bundle.
     #[error("key file content is malformed: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// The bundle holds no encryption key or an invalid one.
     #[error("key file holds no valid encryption key")]
     NoEncryptionKey,
@@ -50,6 +50,14 @@ pub enum SecretsError {
         /// How many it holds.
         count: usize,
     },
+}
+
+// Not `#[from]`: that would also make it the error's source, and the message already ends with
+// it, so `{:#}` would print it twice.
+impl From<DecodeError> for SecretsError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
 }
 
 #[derive(Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]

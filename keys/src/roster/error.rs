@@ -20,7 +20,7 @@ pub enum RosterError {
     },
     /// The bytes after the magic do not decode.
     #[error("roster file is corrupt: {0}")]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// A list or field is over its named limit.
     #[error("roster has {len} {what}, more than the limit of {max}")]
     TooMany {
@@ -165,4 +165,12 @@ pub enum RosterError {
         /// The field.
         field: &'static str,
     },
+}
+
+// Not `#[from]`: that would also make it the error's source, and the message already ends with
+// it, so `{:#}` would print it twice.
+impl From<DecodeError> for RosterError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
 }

@@ -21,7 +21,7 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum FrameError {
     /// The peer broke the protocol (garbage, wrong order, oversized).
     #[error("protocol violation: {0}")]
-    Violation(#[from] WireError),
+    Violation(WireError),
     /// The peer sent no frame, or took none of ours, for [`FRAME_TIMEOUT`].
     #[error("stream stalled: {0}")]
     Stalled(String),
@@ -29,6 +29,14 @@ pub enum FrameError {
     /// this node could not serve it.
     #[error("stream failed: {0}")]
     Stream(String),
+}
+
+// Not `#[from]`: that would also make it the error's source, and the message already ends with
+// it, so `{:#}` would print it twice.
+impl From<WireError> for FrameError {
+    fn from(e: WireError) -> Self {
+        Self::Violation(e)
+    }
 }
 
 impl FrameError {

@@ -58,7 +58,15 @@ pub enum EvidenceError {
     BadProof,
     /// Reading failed.
     #[error("cannot read the bundle: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+// Not `#[from]`: that would also make it the error's source, and the message already ends with
+// it, so `{:#}` would print it twice.
+impl From<std::io::Error> for EvidenceError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
 }
 
 /// What a valid bundle shows.
