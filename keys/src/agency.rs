@@ -43,6 +43,14 @@ pub enum AgencyError {
         /// The refused country.
         country: String,
     },
+    /// Two letters that are not an assigned ISO 3166-1 alpha-2 code.
+    #[error(
+        "`{country}` is not an ISO 3166-1 alpha-2 country code: use the code of the agency's country, such as NL, DE or BE"
+    )]
+    UnassignedCountry {
+        /// The refused code, in upper case.
+        country: String,
+    },
     /// The display name is empty, too long or has control characters.
     #[error(
         "invalid agency name: it must be 1 to {MAX_AGENCY_NAME_LEN} bytes without control characters"
@@ -167,6 +175,31 @@ impl FromStr for AgencyKind {
     }
 }
 
+/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted.
+const ASSIGNED_COUNTRIES: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+/// Codes outside [`ASSIGNED_COUNTRIES`] that public agencies in Europe use: `EU` (exceptionally
+/// reserved by ISO for the European Union, for its agencies such as Europol and Eurojust) and
+/// `XK` (Kosovo, as the EU and its member states code it).
+const ALSO_ACCEPTED_COUNTRIES: [&str; 2] = ["EU", "XK"];
+
 /// An ISO 3166-1 alpha-2 country code, stored in upper case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Country([u8; 2]);
@@ -181,6 +214,23 @@ impl Country {
             _ => Err(AgencyError::InvalidCountry {
                 country: code.chars().take(40).collect(),
             }),
+        }
+    }
+
+    /// Accepts a code ISO 3166-1 has assigned (or `EU`, `XK`), in either case: what a new
+    /// agency may give. [`Country::new`] accepts any two letters, so that a roster naming a
+    /// code assigned after this list was written still reads.
+    pub fn assigned(code: &str) -> Result<Self, AgencyError> {
+        let country = Self::new(code)?;
+        let text = country.as_str();
+        if ASSIGNED_COUNTRIES.binary_search(&text).is_ok()
+            || ALSO_ACCEPTED_COUNTRIES.contains(&text)
+        {
+            Ok(country)
+        } else {
+            Err(AgencyError::UnassignedCountry {
+                country: text.to_owned(),
+            })
         }
     }
 
@@ -234,7 +284,7 @@ pub fn validate_name(name: &str) -> Result<(), AgencyError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -284,6 +334,29 @@ mod tests {
         assert_eq!(Country::new("nl").unwrap().as_str(), "NL");
         assert!(Country::new("NLD").is_err());
         assert!(Country::new("1A").is_err());
+        // Any two letters read (a roster may name a code assigned later); a new agency
+        // must give an assigned one.
+        assert!(Country::new("QQ").is_ok());
+        assert_eq!(Country::assigned("de").unwrap().as_str(), "DE");
+        assert!(Country::assigned("ZW").is_ok() && Country::assigned("AD").is_ok());
+        assert!(Country::assigned("EU").is_ok() && Country::assigned("XK").is_ok());
+        for unassigned in ["QQ", "AB", "UK", "XX", "ZZ"] {
+            assert!(
+                matches!(
+                    Country::assigned(unassigned),
+                    Err(AgencyError::UnassignedCountry { .. })
+                ),
+                "{unassigned}"
+            );
+        }
+        assert!(matches!(
+            Country::assigned("NLD"),
+            Err(AgencyError::InvalidCountry { .. })
+        ));
+        assert!(
+            ASSIGNED_COUNTRIES.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no repeats"
+        );
         assert!(validate_name("Reclassering Utrecht").is_ok());
         assert!(validate_name("").is_err());
         assert!(validate_name("a\nb").is_err());

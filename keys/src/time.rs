@@ -88,22 +88,42 @@ impl fmt::Display for Timestamp {
     }
 }
 
-/// Parses a human duration: `90s`, `30m`, `12h`, `30d`, `8w`, `1y` (365 days).
+/// Parses a human duration: `90s`, `30m`, `12h`, `30d`, `8w`, `1y` (365 days), `500ms`, or
+/// several such parts, largest first as people write them: `1h30m`, `2m30s`. A bare number
+/// has no unit and is refused, as is a part repeated or out of order (`30s1m`).
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let unit_secs = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(unit_secs).map(Duration::from_secs)
+    let mut rest = text.trim();
+    let mut total_ms: u64 = 0;
+    let mut previous_unit_ms = u64::MAX;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let (number, tail) = rest.split_at(digits);
+        let n: u64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let unit_ms: u64 = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" | "min" => 60 * 1000,
+            "h" => 3600 * 1000,
+            "d" => 86_400 * 1000,
+            "w" => 7 * 86_400 * 1000,
+            "y" => 365 * 86_400 * 1000,
+            _ => return None,
+        };
+        if unit_ms >= previous_unit_ms {
+            return None;
+        }
+        previous_unit_ms = unit_ms;
+        total_ms = total_ms.checked_add(n.checked_mul(unit_ms)?)?;
+        rest = tail;
+    }
+    Some(Duration::from_millis(total_ms))
 }
 
 fn is_leap(y: i64) -> bool {
@@ -184,5 +204,13 @@ mod tests {
         assert_eq!(parse_duration("d"), None);
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s500ms"), Some(Duration::from_millis(2500)));
+        for refused in ["", "30s1m", "1m1m", "1m30", "m30s", "1m 30s", "1.5h", "-1s"] {
+            assert_eq!(parse_duration(refused), None, "{refused}");
+        }
+        assert_eq!(parse_duration("99999999999999999999s"), None);
     }
 }

@@ -16,7 +16,8 @@ Examples:
 pub const SEAL: &str = "\
 Examples:
   # A file for the prison that opens without the sender's node, for 30 days.
-  liaise seal --home city --offline --to nl.prison.vught --expires 30d report.pdf --out report.liaise";
+  liaise seal --home city --offline --to nl.prison.vught --expires 30d \\
+      report.pdf --out report.liaise";
 
 /// `liaise open`.
 pub const OPEN: &str = "\
@@ -52,6 +53,44 @@ pub const EVIDENCE: &str = "\
 Examples:
   liaise evidence export --home city DOC_ID --out case17.evidence
   liaise evidence verify case17.evidence --roster roster.liaise   # offline, no private key";
+
+/// `liaise init`.
+pub const INIT: &str = "\
+Examples:
+  # The keys of Utrecht's city office; its node will listen on port 7400.
+  liaise init --home city --agency nl.city.utrecht --name \"Gemeente Utrecht\" \\
+      --kind city --country NL --address node.utrecht.example:7400
+  # Then send city/membership.toml to the steward and confirm its fingerprint by phone.";
+
+/// `liaise roster import`.
+pub const ROSTER_IMPORT: &str = "\
+Examples:
+  # The first import: type the fingerprint your steward read out on the phone.
+  liaise roster import --home city roster-1.liaise \\
+      --federation-fingerprint \"23246 23239 29986 91142 21213 92423 04643 81826\"
+  # A later roster of the same federation needs no fingerprint.
+  liaise roster import --home city roster-2.liaise";
+
+/// `liaise federation`.
+pub const FEDERATION: &str = "\
+Examples:
+  liaise federation init --dir fed --name \"Utrecht safety house\" --stewards 3 --threshold 2
+  liaise federation add --dir fed city/membership.toml --group case-conference
+  liaise federation publish --dir fed --out roster-1.liaise --valid-for 90d
+  liaise federation revoke --dir fed nl.prison.vught";
+
+/// `liaise status`.
+pub const STATUS: &str = "\
+Examples:
+  liaise status --home city              # roster, peers, queues
+  liaise status --home city --check      # dial every peer now
+  liaise status --home city --json       # for monitoring: roster_expired, key_warnings, outbox";
+
+/// `liaise log`.
+pub const LOG: &str = "\
+Examples:
+  liaise log --home city --doc DOC_ID     # everything this node logged about one document
+  liaise log verify --home city           # check the chain, checkpoints and countersignatures";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -100,7 +139,20 @@ mod tests {
     #[test]
     fn every_example_is_a_valid_command_line() {
         let mut seen = 0;
-        for section in [SEND, SEAL, OPEN, VERIFY, FORWARD, REVOKE, EVIDENCE] {
+        for section in [
+            SEND,
+            SEAL,
+            OPEN,
+            VERIFY,
+            FORWARD,
+            REVOKE,
+            EVIDENCE,
+            INIT,
+            ROSTER_IMPORT,
+            FEDERATION,
+            STATUS,
+            LOG,
+        ] {
             for command in commands(section) {
                 if let Err(e) = Cli::try_parse_from(&command) {
                     panic!("{command:?} does not parse: {e}");
@@ -108,6 +160,6 @@ mod tests {
                 seen += 1;
             }
         }
-        assert_eq!(seen, 15, "every example was read");
+        assert_eq!(seen, 27, "every example was read");
     }
 }

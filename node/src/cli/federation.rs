@@ -56,6 +56,9 @@ pub enum FederationCommand {
         json: JsonArg,
     },
     /// Revoke an agency (all its keys) or one key by fingerprint.
+    #[command(
+        override_usage = "liaise federation revoke --dir <FED> <AGENCY>\n       liaise federation revoke --dir <FED> --key <FINGERPRINT>"
+    )]
     Revoke {
         #[command(flatten)]
         dir: DirArg,

@@ -30,11 +30,11 @@ pub struct InitArgs {
     #[arg(long)]
     name: String,
     /// city, probation, prison, police, court, ngo or other.
-    #[arg(long)]
-    kind: String,
-    /// ISO 3166-1 alpha-2 country code, e.g. NL.
-    #[arg(long, value_name = "CC")]
-    country: String,
+    #[arg(long, value_parser = |text: &str| text.parse::<AgencyKind>().map_err(|e| e.to_string()))]
+    kind: AgencyKind,
+    /// ISO 3166-1 alpha-2 country code, e.g. NL (EU for a European Union agency).
+    #[arg(long, value_name = "CC", value_parser = |text: &str| Country::assigned(text).map_err(|e| e.to_string()))]
+    country: Country,
     /// Where this agency's node will listen, HOST:PORT (repeat for several).
     #[arg(long = "address", value_name = "HOST:PORT", required = true)]
     addresses: Vec<String>,
@@ -55,8 +55,7 @@ pub(crate) fn parse_kem(text: &str) -> Result<KemAlgorithm, String> {
 
 pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let agency = AgencyId::new(&args.agency)?;
-    let kind: AgencyKind = args.kind.parse()?;
-    let country = Country::new(&args.country)?;
+    let (kind, country) = (args.kind, args.country);
     liaise_keys::agency::validate_name(&args.name)?;
     for address in &args.addresses {
         liaise_keys::roster::validate_address(address)?;

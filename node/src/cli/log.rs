@@ -1,6 +1,7 @@
 //! `liaise log`: list this node's tamper-evident log, or `liaise log verify` it. Reads the
 //! database directly, so it works whether or not the node is running.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -8,50 +9,45 @@ use clap::{Args, Subcommand};
 use liaise_protocol::log::LogEntry;
 use serde_json::{Value, json};
 
-use super::{HomeArg, JsonArg, print_json};
+use super::print_json;
 use crate::home::Home;
 use crate::log::signer_keys::SignerKeys;
 use crate::log::{entries, seqs_for_doc, verify::verify_log};
 use crate::store::{db, hex, parse_hex, store_dir};
 
+/// `--home` and `--json` are global, so both `liaise log --home H verify` and
+/// `liaise log verify --home H` work.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct LogArgs {
     #[command(subcommand)]
     command: Option<LogCommand>,
-    #[command(flatten)]
-    list: ListArgs,
+    /// The agency's home directory (default: $LIAISE_HOME).
+    #[arg(long, env = crate::home::HOME_ENV, value_name = "HOME", global = true)]
+    home: Option<PathBuf>,
+    /// Only the entries about this document (when listing).
+    #[arg(long, value_name = "DOC_ID")]
+    doc: Option<String>,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 enum LogCommand {
     /// Check the whole chain, every checkpoint and every countersignature.
-    Verify(VerifyArgs),
-}
-
-#[derive(Debug, Args)]
-struct ListArgs {
-    #[command(flatten)]
-    home: HomeArg,
-    /// Only the entries about this document.
-    #[arg(long, value_name = "DOC_ID")]
-    doc: Option<String>,
-    #[command(flatten)]
-    json: JsonArg,
-}
-
-#[derive(Debug, Args)]
-struct VerifyArgs {
-    #[command(flatten)]
-    home: HomeArg,
-    #[command(flatten)]
-    json: JsonArg,
+    Verify,
 }
 
 pub fn run(args: LogArgs) -> Result<ExitCode> {
+    let home = crate::home::resolve(args.home.clone())?;
     match args.command {
-        Some(LogCommand::Verify(v)) => verify(&v.home.resolve()?, v.json.json),
-        None => list(&args.list),
+        Some(LogCommand::Verify) => {
+            if args.doc.is_some() {
+                bail!("`log verify` checks the whole log; --doc only narrows `liaise log`");
+            }
+            verify(&home, args.json)
+        }
+        None => list(&home, &args),
     }
 }
 
@@ -66,9 +62,8 @@ fn open(home: &Home) -> Result<rusqlite::Connection> {
     db::open_reader(&path)
 }
 
-fn list(args: &ListArgs) -> Result<ExitCode> {
-    let home = args.home.resolve()?;
-    let conn = open(&home)?;
+fn list(home: &Home, args: &LogArgs) -> Result<ExitCode> {
+    let conn = open(home)?;
     let rows = match &args.doc {
         Some(doc) => {
             let id = parse_hex::<16>(doc)
@@ -91,7 +86,7 @@ fn list(args: &ListArgs) -> Result<ExitCode> {
         })?;
         shown.push(describe(&entry));
     }
-    if args.json.json {
+    if args.json {
         return print_json(&json!(shown));
     }
     if shown.is_empty() {

@@ -74,9 +74,10 @@ enum Command {
     /// A narrated demo: three agencies exchange a case document on this machine.
     Demo(demo::DemoArgs),
     /// Create an agency's keys in HOME and write HOME/membership.toml for the steward.
+    #[command(after_help = examples::INIT)]
     Init(init::InitArgs),
     /// Steward tools: create a federation, add and revoke members, publish rosters.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = examples::FEDERATION)]
     Federation(federation::FederationCommand),
     /// Import and inspect the federation roster this node trusts.
     #[command(subcommand)]
@@ -111,6 +112,7 @@ enum Command {
     /// The signed receipts for a sent document.
     Receipts(receipts::ReceiptsArgs),
     /// Roster, peers and queue sizes of the running node.
+    #[command(after_help = examples::STATUS)]
     Status(status::StatusArgs),
     /// Stop further opens of a document you sent (or of one reader), delete its key share and
     /// ask readers to delete their copies.
@@ -128,6 +130,7 @@ enum Command {
     #[command(after_help = examples::FORWARD)]
     Forward(forward::ForwardArgs),
     /// This node's tamper-evident log; `liaise log verify` checks it.
+    #[command(after_help = examples::LOG)]
     Log(log::LogArgs),
     /// Evidence bundles for a court: export one for a document, or verify one offline.
     #[command(subcommand, after_help = examples::EVIDENCE)]
@@ -201,7 +204,7 @@ pub(crate) fn check_doc_id(doc_id: &mut String) -> Result<()> {
 /// error (exit 2, with the usage), as any other bad option value is.
 pub(crate) fn duration_value(text: &str) -> Result<std::time::Duration, String> {
     liaise_keys::time::parse_duration(text)
-        .ok_or_else(|| "use a number and a unit, e.g. 60s, 10m, 30d, 8w".to_owned())
+        .ok_or_else(|| "use a number and a unit, e.g. 60s, 10m, 1h30m, 30d, 8w".to_owned())
 }
 
 /// Prints a JSON value on stdout, one document per command.

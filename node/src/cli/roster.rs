@@ -20,6 +20,7 @@ const ALLOWED_SIGNERS_HEADER: &str = "# Liaise allowed signers: ";
 #[derive(Debug, Subcommand)]
 pub enum RosterCommand {
     /// Accept a roster published by the stewards. The first import pins the federation.
+    #[command(after_help = super::examples::ROSTER_IMPORT)]
     Import {
         #[command(flatten)]
         home: HomeArg,
@@ -148,6 +149,7 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
         }
         RosterCommand::AllowedSigners { home, out } => {
             let home = home.resolve()?;
+            home.profile()?; // "not a Liaise home" before "no roster"
             let roster = home.require_roster(Timestamp::now())?;
             let mut text = format!("{ALLOWED_SIGNERS_HEADER}{}\n", roster.body().federation);
             for member in &roster.body().members {
@@ -177,6 +179,7 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
         }
         RosterCommand::Show { home, json } => {
             let home = home.resolve()?;
+            home.profile()?; // "not a Liaise home" before "no roster"
             let Some(roster) = home.roster_for_display()? else {
                 bail!(
                     "no roster imported yet; run `liaise roster import --home {} ROSTER --federation-fingerprint FP`",
