@@ -851,7 +851,7 @@ fn invalid_init_arguments_show_the_rule() {
         "--address",
         "127.0.0.1:1",
     ])
-    .fails_with("city, probation, prison");
+    .fails_as_usage("city, probation, prison");
     s.liaise(&[
         "init",
         "--home",
@@ -867,7 +867,24 @@ fn invalid_init_arguments_show_the_rule() {
         "--address",
         "127.0.0.1:1",
     ])
-    .fails_with("ISO 3166-1");
+    .fails_as_usage("ISO 3166-1");
+    // Two letters, but no country's code.
+    s.liaise(&[
+        "init",
+        "--home",
+        "h",
+        "--agency",
+        "nl.a.b",
+        "--name",
+        "x",
+        "--kind",
+        "city",
+        "--country",
+        "QQ",
+        "--address",
+        "127.0.0.1:1",
+    ])
+    .fails_as_usage("not an ISO 3166-1 alpha-2 country code");
     s.liaise(&[
         "init",
         "--home",
