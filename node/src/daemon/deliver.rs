@@ -648,16 +648,31 @@ mod tests {
     #[test]
     fn backoff_grows_caps_and_jitters() {
         let cap = Duration::from_secs(300);
-        for attempts in 0..40 {
-            for random in [0, 1, 12_345, u64::MAX] {
-                let wait = backoff(attempts, cap, random);
-                let base = FIRST_RETRY_INTERVAL
-                    .saturating_mul(1u32.checked_shl(attempts.min(20)).unwrap_or(u32::MAX))
-                    .min(cap);
-                assert!(wait >= base / 2 && wait <= base, "{attempts} {wait:?}");
+        let secs = Duration::from_secs;
+        // (attempts so far, shortest wait, longest wait): doubling from 1 s, up to half
+        // earlier at random, never past the cap.
+        let table = [
+            (0, Duration::from_millis(500), secs(1)),
+            (1, secs(1), secs(2)),
+            (4, secs(8), secs(16)),
+            (8, secs(128), secs(256)),
+            (9, secs(150), secs(300)),
+            (39, secs(150), secs(300)),
+        ];
+        for (attempts, shortest, longest) in table {
+            let waits: Vec<_> = [0, 1, 12_345, u64::MAX - 1, u64::MAX]
+                .into_iter()
+                .map(|random| backoff(attempts, cap, random))
+                .collect();
+            for wait in &waits {
+                assert!(
+                    *wait >= shortest && *wait <= longest,
+                    "{attempts}: {wait:?}"
+                );
             }
+            assert_eq!(waits.first(), Some(&shortest), "{attempts}: no jitter at 0");
+            assert!(waits.iter().any(|w| *w != shortest), "{attempts}: jitter");
         }
-        assert!(backoff(30, cap, 7) <= cap);
     }
 
     #[test]

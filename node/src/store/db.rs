@@ -393,21 +393,32 @@ mod tests {
         // Another connection (a CLI command recording a key share) writes while a group is
         // between its first read and its first write.
         let (go, wait) = mpsc::channel::<()>();
+        let (tried, told) = mpsc::channel::<bool>();
+        let conn = open_writer(&path).unwrap();
         let other = thread::spawn(move || {
             wait.recv().unwrap();
-            let conn = open_writer(&path).unwrap();
-            conn.execute("INSERT INTO events (at, kind) VALUES (1, 'cli')", [])
+            // Without waiting: the group holds the write lock from before its first read.
+            conn.busy_timeout(std::time::Duration::ZERO).unwrap();
+            let insert = "INSERT INTO events (at, kind) VALUES (1, 'cli')";
+            let busy = matches!(
+                conn.execute(insert, []),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy
+            );
+            tried.send(busy).unwrap();
+            // Then as the CLI does: waiting its turn.
+            conn.busy_timeout(BUSY_TIMEOUT).unwrap();
+            conn.execute(insert, [])
         });
         let wrote = db
             .write(move |c| {
                 let before: i64 = c.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
                 go.send(()).unwrap();
-                thread::sleep(std::time::Duration::from_millis(300));
+                let other_was_busy = told.recv().unwrap();
                 c.execute("INSERT INTO events (at, kind) VALUES (2, 'node')", [])?;
-                Ok(before)
+                Ok((before, other_was_busy))
             })
             .await;
-        assert_eq!(wrote.unwrap(), 0);
+        assert_eq!(wrote.unwrap(), (0, true));
         assert_eq!(other.join().unwrap().unwrap(), 1);
         let kinds: Vec<String> = db
             .read(|c| {
