@@ -45,11 +45,13 @@ pub enum AgencyError {
     },
     /// Two letters that are not an assigned ISO 3166-1 alpha-2 code.
     #[error(
-        "`{country}` is not an ISO 3166-1 alpha-2 country code: use the code of the agency's country, such as NL, DE or BE"
+        "`{country}` is not an ISO 3166-1 alpha-2 country code: use the code of the agency's country, such as NL, DE or BE{hint}"
     )]
     UnassignedCountry {
         /// The refused code, in upper case.
         country: String,
+        /// For a code Europe uses beside ISO's, which ISO code to give.
+        hint: &'static str,
     },
     /// The display name is empty, too long or has control characters.
     #[error(
@@ -228,8 +230,15 @@ impl Country {
         {
             Ok(country)
         } else {
+            // The EU's own abbreviations for the United Kingdom and Greece.
+            let hint = match text {
+                "UK" => " (the United Kingdom's is GB)",
+                "EL" => " (Greece's is GR)",
+                _ => "",
+            };
             Err(AgencyError::UnassignedCountry {
                 country: text.to_owned(),
+                hint,
             })
         }
     }
@@ -353,6 +362,14 @@ mod tests {
             Country::assigned("NLD"),
             Err(AgencyError::InvalidCountry { .. })
         ));
+        let uk = Country::assigned("uk").unwrap_err().to_string();
+        assert!(uk.contains("`UK` is not") && uk.contains("is GB"), "{uk}");
+        assert!(
+            Country::assigned("EL")
+                .unwrap_err()
+                .to_string()
+                .contains("is GR")
+        );
         assert!(
             ASSIGNED_COUNTRIES.windows(2).all(|w| w[0] < w[1]),
             "sorted, no repeats"
