@@ -89,6 +89,11 @@ fn values_outside_their_list_are_usage_errors() {
             liaise(&["send", "--home", "h", "--to", "a", "f", "--timeout", "1m30"]),
             "--timeout",
         ),
+        (
+            liaise(&["log", "--doc", "00", "verify"]),
+            "--doc only narrows",
+        ),
+        (liaise(&["log", "verify", "--doc", "00"]), "--doc"),
     ] {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -96,14 +101,17 @@ fn values_outside_their_list_are_usage_errors() {
     }
 }
 
-/// `--home` and `--json` go before or after `log verify`, as with the other verbs.
+/// `--home` and `--json` go before or after `log verify`, as with the other verbs; a home
+/// that is not there is named as such.
 #[test]
-fn log_verify_takes_home_before_or_after_the_verb() {
+fn log_verify_takes_home_before_or_after_the_verb_and_a_missing_home_is_named() {
     let missing = std::env::temp_dir().join("liaise-help-no-such-home");
     let missing = missing.to_string_lossy().into_owned();
     for args in [
         ["log", "--home", missing.as_str(), "verify", "--json"],
         ["log", "verify", "--home", missing.as_str(), "--json"],
+        // Not "no roster imported yet": the home itself is missing.
+        ["roster", "show", "--home", missing.as_str(), "--json"],
     ] {
         let out = liaise(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -85,12 +85,12 @@ pub enum KeyFileError {
         path: PathBuf,
     },
     /// A file system operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory involved.
         path: PathBuf,
         /// What the operating system said.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The passphrase is empty (after its trailing newline is stripped).
     #[error("the passphrase is empty")]
@@ -115,5 +115,5 @@ pub enum KeyFileError {
     },
     /// Argon2id failed to run, e.g. it could not allocate its memory.
     #[error("key derivation failed: {0}")]
-    KeyDerivation(#[source] argon2::Error),
+    KeyDerivation(argon2::Error),
 }

@@ -61,14 +61,14 @@ pub fn write_key_file(
         },
         _ => KeyFileError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         },
     })?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|source| KeyFileError::Io {
             path: dir.to_path_buf(),
-            source,
+            cause: source,
         })
 }
 
@@ -81,7 +81,7 @@ pub fn read_key_file(
 ) -> Result<Zeroizing<Vec<u8>>, KeyFileError> {
     let io_error = |source| KeyFileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let file = File::open(path).map_err(io_error)?;
     let metadata = file.metadata().map_err(io_error)?;
@@ -116,7 +116,7 @@ pub fn read_key_file(
 fn temporary_sibling(path: &Path) -> Result<PathBuf, KeyFileError> {
     let name = path.file_name().ok_or_else(|| KeyFileError::Io {
         path: path.to_path_buf(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
+        cause: io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
     })?;
     let suffix = u64::from_le_bytes(random_bytes());
     let mut tmp_name = std::ffi::OsString::from(".");
@@ -130,7 +130,7 @@ fn temporary_sibling(path: &Path) -> Result<PathBuf, KeyFileError> {
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyFileError> {
     let io_error = |source| KeyFileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut file = OpenOptions::new()
         .write(true)

@@ -53,7 +53,7 @@ impl Passphrase {
     pub fn from_file(path: &Path) -> Result<Self, KeyFileError> {
         let io_error = |source| KeyFileError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         // Room for the longest passphrase, "\r\n", and one byte to detect anything longer.
         let cap = MAX_PASSPHRASE_LEN + 3;

@@ -159,8 +159,9 @@ pub fn run(cmd: FederationCommand, passphrase: &PassphraseSource) -> Result<Exit
             valid_for,
             json,
         } => {
-            if valid_for.is_zero() {
-                bail!("--valid-for must be longer than zero, e.g. 30d");
+            // Roster times count whole seconds.
+            if valid_for.as_secs() == 0 {
+                bail!("--valid-for must be at least a second, e.g. 30d");
             }
             // A roster file replaces an older one (publishing to the same place each time);
             // anything else at --out is left alone, checked before a serial is used up.

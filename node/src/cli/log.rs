@@ -39,14 +39,19 @@ enum LogCommand {
 }
 
 pub fn run(args: LogArgs) -> Result<ExitCode> {
+    if args.doc.is_some() && args.command.is_some() {
+        // A usage error (exit 2), as `log verify --doc X` is.
+        use clap::CommandFactory;
+        super::Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "`log verify` checks the whole log; --doc only narrows `liaise log`",
+            )
+            .exit();
+    }
     let home = crate::home::resolve(args.home.clone())?;
     match args.command {
-        Some(LogCommand::Verify) => {
-            if args.doc.is_some() {
-                bail!("`log verify` checks the whole log; --doc only narrows `liaise log`");
-            }
-            verify(&home, args.json)
-        }
+        Some(LogCommand::Verify) => verify(&home, args.json),
         None => list(&home, &args),
     }
 }

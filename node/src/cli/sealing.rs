@@ -487,6 +487,10 @@ pub fn resolve_agencies(roster: &Roster, names: &[String], me: &AgencyId) -> Res
 /// `30d` from now, or a date / RFC 3339 time.
 pub fn parse_expiry(text: &str, now: Timestamp) -> Result<Timestamp> {
     if let Some(d) = liaise_keys::time::parse_duration(text) {
+        // Timestamps count whole seconds: `500ms` would be now, already expired.
+        if d.as_secs() == 0 {
+            bail!("--expires {text} is less than a second from now; give a longer time, e.g. 30d");
+        }
         return Ok(now.after(d));
     }
     let t = Timestamp::parse_rfc3339(text).with_context(|| {
@@ -527,5 +531,29 @@ pub fn metadata_for(path: &Path, title: &str) -> SectionMetadata {
         file_name,
         media_type: media_type.into(),
         title: title.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiry_is_in_the_future_by_at_least_a_second() {
+        let now = Timestamp(1_800_000_000);
+        assert_eq!(
+            parse_expiry("30d", now).unwrap(),
+            Timestamp(now.0 + 30 * 86_400)
+        );
+        assert_eq!(parse_expiry("1m30s", now).unwrap(), Timestamp(now.0 + 90));
+        assert_eq!(parse_expiry("1s", now).unwrap(), Timestamp(now.0 + 1));
+        // Timestamps count whole seconds: these would be expired at once.
+        for too_soon in ["0s", "500ms"] {
+            let err = parse_expiry(too_soon, now).unwrap_err().to_string();
+            assert!(err.contains("less than a second"), "{too_soon}: {err}");
+        }
+        let err = parse_expiry("2020-01-01", now).unwrap_err().to_string();
+        assert!(err.contains("in the past"), "{err}");
     }
 }

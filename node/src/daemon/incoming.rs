@@ -662,6 +662,9 @@ mod tests {
             "{}",
             refused.detail
         );
+        // A quota smaller than the store's reserve keeps the reserve.
+        assert!(room_for(free, free - DISK_RESERVE, Reserve::Quota(1)).is_ok());
+        assert!(room_for(free, free - DISK_RESERVE + 1, Reserve::Quota(1)).is_err());
         // The real file system's figure goes the same way: nothing fits u64::MAX bytes.
         let dir = tempfile::tempdir().unwrap();
         assert!(check_free_space(dir.path(), u64::MAX).is_err());

@@ -80,10 +80,10 @@ pub enum OpenError {
     VerificationFailed,
     /// Reading the input failed (not an early end).
     #[error("reading the sealed document failed: {0}")]
-    Read(#[source] io::Error),
+    Read(io::Error),
     /// Writing decrypted plaintext to the caller's staging storage failed.
     #[error("writing to staging storage failed: {0}")]
-    Staging(#[source] io::Error),
+    Staging(io::Error),
 }
 
 /// The class of an [`OpenError`], with a stable name (used by test vectors and `--json`).
@@ -207,10 +207,10 @@ pub enum SealError {
     },
     /// Reading a section's content failed.
     #[error("reading section content failed: {0}")]
-    Read(#[source] io::Error),
+    Read(io::Error),
     /// Writing the sealed document failed.
     #[error("writing the sealed document failed: {0}")]
-    Write(#[source] io::Error),
+    Write(io::Error),
 }
 
 impl SealError {
