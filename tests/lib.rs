@@ -119,6 +119,27 @@ impl Run {
     }
 }
 
+/// The environment variable that turns a skipped test into a failed one: set where the tests
+/// run with the privileges every test needs (root in CI), so a test that could not exercise
+/// its scenario is never counted as passed there.
+pub const REQUIRE_PRIVILEGES: &str = "LIAISE_E2E_REQUIRE_PRIVILEGES";
+
+/// Whether a test that needs `condition` (root, a tmpfs mount, ...) should go on. If the
+/// condition holds, `true`. If not, the test cannot exercise its scenario: it prints
+/// `SKIPPED: why` and returns `false` (the caller returns), unless
+/// `LIAISE_E2E_REQUIRE_PRIVILEGES=1` is set, where it panics with `why` instead.
+#[track_caller]
+pub fn skip_unless(condition: bool, why: &str) -> bool {
+    if condition {
+        return true;
+    }
+    if std::env::var(REQUIRE_PRIVILEGES).is_ok_and(|v| v == "1") {
+        panic!("{why} ({REQUIRE_PRIVILEGES}=1: this test may not be skipped)");
+    }
+    eprintln!("SKIPPED: {why}");
+    false
+}
+
 /// A private temporary folder to run `liaise` in.
 #[derive(Debug)]
 pub struct Sandbox {

@@ -207,15 +207,18 @@ fn the_originator_refuses_a_share_to_a_node_that_is_not_a_reader() {
 
 /// Another local user reaches the socket only if its modes were loosened; even then the node
 /// refuses it, from the kernel's account of who connected, with what to do instead. Needs
-/// root, to run the client as `nobody`; says so and does nothing otherwise.
+/// root, to run the client as `nobody`; otherwise says it is skipped, or fails under
+/// `LIAISE_E2E_REQUIRE_PRIVILEGES=1`.
 #[test]
 fn another_user_is_refused_even_through_a_loosened_socket() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let fed = TestFederation::new(&[(PRISON, "prison")], &[]);
     let prison = &fed.agencies[0];
     let sb = &fed.sandbox;
-    if std::fs::metadata(sb.root()).unwrap().uid() != 0 {
-        eprintln!("not root: cannot run a client as another user; skipped");
+    if !liaise_tests::skip_unless(
+        std::fs::metadata(sb.root()).unwrap().uid() == 0,
+        "not root: cannot run a client as another user",
+    ) {
         return;
     }
     let _prison = fed.start(prison);

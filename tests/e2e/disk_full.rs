@@ -3,7 +3,8 @@
 //! byte for byte, once space is freed.
 //!
 //! The receiver's store lives on its own small tmpfs, filled up by another file. Mounting
-//! needs root (or CAP_SYS_ADMIN); where that is not permitted the test says so and passes.
+//! needs root (or CAP_SYS_ADMIN); where that is not permitted the test says it is skipped and
+//! returns, or fails under `LIAISE_E2E_REQUIRE_PRIVILEGES=1` (as in CI).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::nodes::{TestFederation, states};
+
+/// Why a test is skipped where it cannot mount its tmpfs.
+const CANNOT_MOUNT: &str = "disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)";
 
 /// Size of the receiver's file system.
 const TMPFS_SIZE: &str = "16m";
@@ -79,10 +83,10 @@ fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));
-    let Some(_mount) = TmpfsMount::new(&store, TMPFS_SIZE) else {
-        eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+    let mount = TmpfsMount::new(&store, TMPFS_SIZE);
+    if !liaise_tests::skip_unless(mount.is_some(), CANNOT_MOUNT) {
         return;
-    };
+    }
     let _city = fed.start(city);
     let _probation = fed.start(probation);
     let filler = fill(&store);
@@ -133,10 +137,10 @@ fn a_disk_that_fills_during_the_transfer_keeps_the_document_queued_and_loses_not
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));
-    let Some(_mount) = TmpfsMount::new(&store, MID_TRANSFER_TMPFS_SIZE) else {
-        eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+    let mount = TmpfsMount::new(&store, MID_TRANSFER_TMPFS_SIZE);
+    if !liaise_tests::skip_unless(mount.is_some(), CANNOT_MOUNT) {
         return;
-    };
+    }
     let _city = fed.start(city);
     // The whole file system is the city's quota: by default (25 %, 50 MiB) this document would
     // be over it, and as the city's first it would have to leave a quota free as well, which
@@ -199,10 +203,10 @@ fn a_first_document_over_its_quota_must_leave_a_quota_free() {
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
     let store = sb.path(&format!("{}/store", probation.home));
-    let Some(_mount) = TmpfsMount::new(&store, QUOTA_TMPFS_SIZE) else {
-        eprintln!("SKIPPED disk_full: cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)");
+    let mount = TmpfsMount::new(&store, QUOTA_TMPFS_SIZE);
+    if !liaise_tests::skip_unless(mount.is_some(), CANNOT_MOUNT) {
         return;
-    };
+    }
     let _nodes = [fed.start(city), fed.start(probation)];
     // Over the 16 MiB quota and leaving less than 16 MiB of the 64: refused, and why.
     let too_large = fed.send_text(
