@@ -91,8 +91,15 @@ impl HostilePeer {
 }
 
 async fn close_code(conn: &quinn::Connection, within: Duration) -> u64 {
+    close_code_and_reason(conn, within).await.0
+}
+
+/// The code and reason the node closed `conn` with (or panics after `within`).
+async fn close_code_and_reason(conn: &quinn::Connection, within: Duration) -> (u64, Vec<u8>) {
     match tokio::time::timeout(within, conn.closed()).await {
-        Ok(quinn::ConnectionError::ApplicationClosed(close)) => close.error_code.into_inner(),
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => {
+            (close.error_code.into_inner(), close.reason.to_vec())
+        }
         other => panic!("the node did not close the connection as expected: {other:?}"),
     }
 }
@@ -276,17 +283,27 @@ fn a_thousand_idle_streams_are_capped_and_closed() {
     // The node keeps serving others meanwhile.
     legit_deliveries(&fed, 2);
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 2);
-    // The stalled streams time out and the node closes the connection with an error code.
-    let code = rt.block_on(close_code(&conn, Duration::from_secs(45)));
-    assert_ne!(code, u64::from(CloseCode::Done.code()));
-    assert!(started.elapsed() < Duration::from_secs(45));
+    // The stalled streams time out (the node's frame timeout, 30 s) and the node closes the
+    // connection for that reason: not busy, not idle, not done. (The deadline only keeps a
+    // hung test from waiting for ever; the reason shows which mechanism closed it.)
+    let (code, reason) = rt.block_on(close_code_and_reason(&conn, Duration::from_secs(60)));
+    assert_eq!(
+        (code, reason.as_slice()),
+        (
+            u64::from(CloseCode::Internal.code()),
+            &b"stream stalled"[..]
+        ),
+        "closed with {:?}",
+        String::from_utf8_lossy(&reason)
+    );
+    eprintln!("closed as stalled after {:?}", started.elapsed());
     drop(streams);
 }
 
 #[test]
 fn a_stream_the_peer_gives_up_ends_alone_and_the_connection_serves_on() {
     let fed = federation();
-    let _probation = fed.start(&fed.agencies[1]);
+    let _probation = fed.start_with(&fed.agencies[1], &[], Some("probation.log"));
     let rt = runtime();
     let _in_runtime = rt.enter();
     let peer = HostilePeer::prison_at_probation(&fed);
@@ -303,11 +320,27 @@ fn a_stream_the_peer_gives_up_ends_alone_and_the_connection_serves_on() {
         recv.read_exact(&mut head).await.unwrap();
         recv.stop(0u32.into()).unwrap();
         send.reset(0u32.into()).unwrap();
-        // And a stream reset before its first frame was whole.
+        // And a stream reset before its first frame was whole. (The node logs nothing for
+        // this one: it is not seen to reach the node's reader at all, so only the connection
+        // serving on below speaks for it.)
         let (mut send, _recv) = conn.open_bi().await.unwrap();
         send.write_all(&[0, 0]).await.unwrap();
         send.reset(0u32.into()).unwrap();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The node has seen the given-up exchange end on its own (and nothing closed the
+        // connection for it).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let log = loop {
+            let log = super::nodes::read_log(&fed.sandbox, "probation.log");
+            if log.contains("stream ended: stream failed: stream reset by peer") {
+                break log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the node never saw the given-up exchange end:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(!log.contains("closing connection"), "{log}");
 
         // The connection still serves: an offer on it is answered.
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
@@ -459,14 +492,10 @@ fn a_member_offering_more_small_documents_than_its_bytes_allow_waits_and_is_told
     let (mut send, mut recv) = held.pop().unwrap();
     send.reset(0u32.into()).unwrap();
     recv.stop(0u32.into()).unwrap();
-    let asked = Instant::now();
+    // (Without the room it would wait as the one before did, and be told busy: the answer
+    // being Accept is what shows the room was made.)
     let (answer, _streams) = rt.block_on(offer(&conn, 201, biggest, Duration::from_secs(10)));
     assert!(matches!(answer, Message::Accept { .. }), "{answer:?}");
-    assert!(
-        asked.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        asked.elapsed()
-    );
     drop(held);
 }
 
