@@ -14,7 +14,7 @@ use liaise_protocol::wire::{
 
 use liaise_node::daemon::{REHELLO_INTERVAL, REHELLO_MIN_INTERVAL};
 
-use super::nodes::{Agency, TestFederation};
+use super::nodes::{Agency, DEBUG_LOG, NodeProcess, TestFederation, accepted_connections};
 
 const CITY: &str = "nl.city.utrecht";
 const PROBATION: &str = "nl.probation.utrecht";
@@ -52,6 +52,34 @@ impl Member {
         let (send, recv) = hello_on(&conn, serial).await;
         drop(recv);
         (conn, send)
+    }
+}
+
+/// The hello exchange on `conn`, or why it failed (the node closed the connection, say).
+async fn try_hello(
+    conn: &quinn::Connection,
+    serial: u64,
+) -> Result<(quinn::SendStream, quinn::RecvStream), String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION,
+        roster_serial: serial,
+    };
+    send.write_all(&encode_frame(&hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut frame = vec![0u8; FRAME_HEADER_LEN];
+    recv.read_exact(&mut frame)
+        .await
+        .map_err(|e| e.to_string())?;
+    let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+    frame.resize(FRAME_HEADER_LEN + len, 0);
+    recv.read_exact(&mut frame[FRAME_HEADER_LEN..])
+        .await
+        .map_err(|e| e.to_string())?;
+    match decode_frame(&frame, &[MessageKind::HelloAck]) {
+        Ok((Message::HelloAck { .. }, _)) => Ok((send, recv)),
+        other => panic!("not a HelloAck: {other:?}"),
     }
 }
 
@@ -152,13 +180,34 @@ fn roster_pushes_need_a_newer_serial_and_hellos_a_pause_between_them() {
     assert_eq!(roster_serial(&fed, probation), serial);
 }
 
+/// The city's and the probation service's nodes, each logging at debug level (`city.log`,
+/// `probation.log`) so that the connections each accepts can be counted.
+fn city_and_probation_counting_connections(fed: &TestFederation) -> [NodeProcess; 2] {
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    [
+        fed.start_with(city, DEBUG_LOG, Some("city.log")),
+        fed.start_with(probation, DEBUG_LOG, Some("probation.log")),
+    ]
+}
+
+/// The connections the city's and the probation service's nodes accepted so far.
+fn connections(fed: &TestFederation) -> [usize; 2] {
+    ["city.log", "probation.log"].map(|log| accepted_connections(&fed.sandbox, log))
+}
+
 #[test]
 fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
     let fed = federation();
     let [city, probation, _] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
-    let _nodes = [fed.start(city), fed.start(probation)];
+    let _nodes = city_and_probation_counting_connections(&fed);
     // The city's node dials the probation node, and keeps the connection open.
     fed.deliver_text(city, PROBATION, "one.txt", b"First report");
+    let dialled = connections(&fed);
+    assert_eq!(
+        dialled,
+        [0, 1],
+        "the city's node dialled the probation node once"
+    );
     let serial = roster_serial(&fed, probation);
     // Only the city imports the next roster: its node passes it on without a new connection
     // (keep-alives hold the old one open for as long as the nodes run).
@@ -167,23 +216,34 @@ fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
     fed.wait_node_serial(probation, serial + 1, REHELLO_MIN_INTERVAL * 3);
     // And the connection still carries documents.
     fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
+    // Neither node accepted another connection: the roster and the document went over the
+    // open one.
+    assert_eq!(connections(&fed), dialled, "a new connection was dialled");
 }
 
 #[test]
-fn a_roster_the_served_node_took_up_reaches_the_dialling_node_within_a_minute() {
+fn a_roster_the_served_node_took_up_reaches_the_dialling_node_over_the_open_connection() {
     let fed = federation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
-    let _nodes = [fed.start(city), fed.start(probation)];
+    let _nodes = city_and_probation_counting_connections(&fed);
     // The city's node dials the probation node, and keeps the connection open.
     fed.deliver_text(city, PROBATION, "one.txt", b"First report");
+    let dialled = connections(&fed);
+    assert_eq!(
+        dialled,
+        [0, 1],
+        "the city's node dialled the probation node once"
+    );
     let serial = roster_serial(&fed, probation);
     // Only the probation service imports the next roster. Its node, the serving side, does
-    // not start exchanges: the city's node asks again every REHELLO_INTERVAL.
+    // not start exchanges: the city's node asks again every REHELLO_INTERVAL, so the roster
+    // arrives within that interval (the margin is for a loaded machine, not a promise).
     fed.publish();
     fed.import(probation);
     fed.wait_node_serial(city, serial + 1, REHELLO_INTERVAL + Duration::from_secs(20));
     // Over the same connection, which still carries documents.
     fed.deliver_text(city, PROBATION, "two.txt", b"Second report");
+    assert_eq!(connections(&fed), dialled, "a new connection was dialled");
 }
 
 #[test]
@@ -226,6 +286,8 @@ fn an_agency_holds_a_few_connections_at_most() {
     let _in_runtime = rt.enter();
     let peer = Member::new(&fed, prison, probation);
     let serial = roster_serial(&fed, probation);
+    // The node's `MAX_CONNECTIONS_PER_AGENCY` (node/src/daemon/admission.rs), which the node
+    // crate does not export.
     let limit = 4;
     rt.block_on(async {
         let mut open = Vec::new();
@@ -238,12 +300,34 @@ fn an_agency_holds_a_few_connections_at_most() {
         for (conn, _) in &open {
             assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
         }
-        // A closed one frees its place.
+        // A closed one frees its place, once the node has seen it closed: until then a new
+        // one is still refused, so the test dials until one is served (or gives up).
         let (first, _) = open.remove(0);
         first.close(0u32.into(), b"done");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (conn, _) = peer.hello(serial).await;
-        assert!(conn.close_reason().is_none());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let conn = loop {
+            let conn = peer.connect().await;
+            match try_hello(&conn, serial).await {
+                Ok(_) => break conn,
+                Err(e) => {
+                    assert_eq!(
+                        close_code(&conn, Duration::from_secs(10)).await,
+                        u64::from(CloseCode::Internal.code()),
+                        "{e}"
+                    );
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "the closed connection never freed its place: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        assert!(conn.close_reason().is_none(), "{:?}", conn.close_reason());
+        // And with it, the agency holds its limit again.
+        let extra = peer.connect().await;
+        let code = close_code(&extra, Duration::from_secs(10)).await;
+        assert_eq!(code, u64::from(CloseCode::Internal.code()));
     });
 }
 
@@ -270,7 +354,7 @@ async fn offer_and_hold(
     let answer = tokio::time::timeout(within, read_frame(&mut recv, &[MessageKind::Reject]));
     let answer = answer
         .await
-        .expect("the node refused the document before all of it arrived");
+        .unwrap_or_else(|_| panic!("the node did not refuse the document within {within:?}"));
     drop(send);
     answer
 }

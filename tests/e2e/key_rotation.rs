@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use liaise_keys::Timestamp;
 
-use super::nodes::{Agency, TestFederation, states};
+use super::nodes::{Agency, TestFederation, read_log, states};
 
 const CITY: &str = "nl.city.utrecht";
 const PROBATION: &str = "nl.probation.utrecht";
@@ -118,13 +118,24 @@ fn a_rotated_node_whose_old_key_is_revoked_meanwhile_switches_to_its_new_key() {
     fed.publish();
     fed.import(probation);
     let revoking = roster_serial(&fed, probation);
-    let _nodes = [fed.start(city), fed.start(probation)];
+    let _nodes = [
+        fed.start_with(city, &[], Some("city.log")),
+        fed.start(probation),
+    ];
 
     // The city's roster still certifies the old key, so the city presents it first; the
     // probation node refuses it, and the city's next attempt presents the new key, gets in,
     // and takes up the revoking roster.
     fed.deliver_text(city, PROBATION, "report.txt", b"After the leak");
     wait_for(|| fed.node_serial(city) == revoking, "the revoking roster");
+    // It got in by switching keys on the refusal, not by some other way round it.
+    let log = read_log(&fed.sandbox, "city.log");
+    assert!(
+        log.contains(
+            "the peer refused this node's old transport key; dialling again with the new one"
+        ),
+        "{log}"
+    );
 }
 
 fn roster_serial(fed: &TestFederation, agency: &Agency) -> u64 {

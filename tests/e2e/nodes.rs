@@ -307,6 +307,50 @@ pub fn states(rows: &[Value], doc_id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The text of the sandbox file `log` (a node's log), empty if it is not there yet.
+pub fn read_log(sandbox: &Sandbox, log: &str) -> String {
+    std::fs::read_to_string(sandbox.path(log)).unwrap_or_default()
+}
+
+/// Polls the sandbox file `log` (a node's log) until `check` holds for its text, or panics
+/// after `within`, saying `what` was awaited. Returns the text.
+#[track_caller]
+pub fn wait_log(
+    sandbox: &Sandbox,
+    log: &str,
+    within: Duration,
+    what: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let text = read_log(sandbox, log);
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{log} never showed {what} within {within:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Extra `node run` arguments that, with a log file, make a node log at debug level. (Both
+/// `-v`s here: clap's count of a global flag given after the subcommand replaces the one
+/// before it, [`start_node`]'s, rather than adding to it.) At that level the node logs each
+/// connection it serves ([`accepted_connections`]).
+pub const DEBUG_LOG: &[&str] = &["-vv"];
+
+/// How many connections from peers the node logging to the sandbox file `log` (started with
+/// [`DEBUG_LOG`]) has accepted and served so far: its "connection accepted" lines.
+pub fn accepted_connections(sandbox: &Sandbox, log: &str) -> usize {
+    read_log(sandbox, log)
+        .lines()
+        .filter(|l| l.contains("connection accepted"))
+        .count()
+}
+
 /// Starts `liaise node run --home HOME EXTRA...` in `sandbox` and waits until it answers on
 /// its control socket; with `log`, at info level into that sandbox file.
 pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&str>) -> NodeProcess {

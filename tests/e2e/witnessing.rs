@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::nodes::TestFederation;
+use super::nodes::{DEBUG_LOG, TestFederation, accepted_connections};
 
 const CITY: &str = "nl.city.utrecht";
 const PROBATION: &str = "nl.probation.utrecht";
@@ -13,7 +13,13 @@ const PROBATION: &str = "nl.probation.utrecht";
 fn entries_logged_over_an_open_connection_are_witnessed_within_minutes() {
     let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
     let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
-    let _nodes = [fed.start(city), fed.start(probation)];
+    // Logging at debug level, to count the connections each node accepts.
+    let _nodes = [
+        fed.start_with(city, DEBUG_LOG, Some("city.log")),
+        fed.start_with(probation, DEBUG_LOG, Some("probation.log")),
+    ];
+    let connections =
+        || ["city.log", "probation.log"].map(|log| accepted_connections(&fed.sandbox, log));
     // The first delivery dials, and the exchange at the start of the connection has the
     // city's log countersigned.
     fed.deliver_text(city, PROBATION, "one.txt", b"Case file one");
@@ -21,6 +27,12 @@ fn entries_logged_over_an_open_connection_are_witnessed_within_minutes() {
     let first = wait(Duration::from_secs(30), || {
         countersigned().filter(|n| *n > 0)
     });
+    let dialled = connections();
+    assert_eq!(
+        dialled,
+        [0, 1],
+        "the city's node dialled the probation node once"
+    );
     // (That the countersigned entries this logs call for no witness in turn, so that two
     // idle nodes do not witness each other for ever, is a unit test of the log.)
     // The second goes over the same connection: no new connection, no exchange at its start.
@@ -32,6 +44,8 @@ fn entries_logged_over_an_open_connection_are_witnessed_within_minutes() {
         countersigned().filter(|n| *n > first)
     });
     eprintln!("witnessed again after {:?}", started.elapsed());
+    // Over the open connection: neither node accepted another one since the first.
+    assert_eq!(connections(), dialled, "a new connection was dialled");
 }
 
 fn wait<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
