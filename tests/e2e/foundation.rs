@@ -193,7 +193,28 @@ fn walkthrough_init_add_publish_import_show() {
 
     // Publishing replaces an older roster file at --out, and nothing else.
     let publish = |out: &str| s.liaise(&["federation", "publish", "--dir", "fed", "--out", out]);
+    let older = s.read("r2.liaise");
     publish("r2.liaise").ok();
+    assert_ne!(
+        s.read("r2.liaise"),
+        older,
+        "the older roster file was not replaced"
+    );
+    // What is there now is the new roster, with the court: serial 3.
+    s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
+        .ok();
+    let shown = s
+        .liaise(&["roster", "show", "--home", "city", "--json"])
+        .json();
+    assert_eq!(shown["serial"], 3, "{shown:#}");
+    assert!(
+        shown["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["agency"] == "nl.court.utrecht"),
+        "{shown:#}"
+    );
     let request = s.read("court/membership.toml");
     publish("court/membership.toml").fails_with("already exists and is not a roster");
     assert_eq!(s.read("court/membership.toml"), request);

@@ -1,8 +1,9 @@
 //! A member trying to grow another node's append-only log without end (`log.md`, "How fast
 //! peers can make the log grow"). The test holds the city's keys and speaks QUIC to the
-//! probation node itself: a second witness exchange on one connection is a protocol
-//! violation; contradicting checkpoints offered again and again are recorded once; a flood of
-//! share requests is recorded up to the rate and then once more, not once per request.
+//! probation node itself: witness exchanges on one connection are served (nodes witness each
+//! other again on open connections) but rate-limited; contradicting checkpoints offered again
+//! and again are recorded once; a flood of share requests is recorded up to the rate and then
+//! once more, not once per request.
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -753,7 +753,16 @@ fn provenance_checks_out_with_stock_ssh_keygen() {
             out,
         ])
     };
+    // An earlier list (here cut down to its first line, which marks it as this command's) is
+    // rewritten whole.
+    let written = String::from_utf8(s.read("allowed_signers")).unwrap();
+    let first_line = written.lines().next().unwrap();
+    std::fs::write(s.path("allowed_signers"), format!("{first_line}\n")).unwrap();
     allowed_signers("allowed_signers").ok();
+    assert_eq!(
+        String::from_utf8(s.read("allowed_signers")).unwrap(),
+        written
+    );
     let sealed = s.read("r.liaise");
     allowed_signers("r.liaise")
         .fails_with("already exists and is not an allowed-signers file this command wrote");
