@@ -73,9 +73,12 @@ fn garbage_and_stalled_handshakes_do_not_stop_a_node_and_are_dropped_in_time() {
         }
         Ok(_closed) => {}
     }
+    // Not before the timeout: that is the behaviour. The upper bound only tells the node's
+    // own close from the connection's IDLE_TIMEOUT (30 s), which would also end it; the log
+    // line below names the mechanism.
     assert!(
         waited + Duration::from_secs(1) >= HANDSHAKE_TIMEOUT
-            && waited <= HANDSHAKE_TIMEOUT + Duration::from_secs(5),
+            && waited < liaise_node::transport::IDLE_TIMEOUT,
         "closed after {waited:?}"
     );
     let log = String::from_utf8_lossy(&fed.sandbox.read("probation.log")).into_owned();
