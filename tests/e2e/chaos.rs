@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use liaise_tests::chaos_proxy::{Chaos, ChaosProxy, SplitMix64};
 use liaise_tests::free_udp_port;
 
-use super::nodes::{TestFederation, states};
+use liaise_node::transport::IDLE_TIMEOUT;
+
+use super::nodes::{TestFederation, read_log, states, wait_log};
 
 const PROBATION: &str = "nl.probation.utrecht";
 /// Documents per seed, sizes from a few bytes to 256 KiB.
@@ -133,7 +135,33 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
     let super::crash::KillPoint::MidTransfer(held) = point else {
         panic!("the transfer ended before the partition: {point:?}")
     };
-    std::thread::sleep(liaise_node::transport::IDLE_TIMEOUT + Duration::from_secs(5));
+    // The partition lasts until both sides have given the connection up, as their logs say:
+    // the receiver's transfer ends for want of bytes, and the sender's attempt fails. Each
+    // takes the idle (or frame) timeout of 30 s; the deadline is only there so that a node
+    // that never gives up fails the test instead of hanging it.
+    let gave_up = IDLE_TIMEOUT * 3;
+    let city_before = read_log(sb, "city.log").len();
+    let probation_before = read_log(sb, "probation.log").len();
+    wait_log(
+        sb,
+        "probation.log",
+        gave_up,
+        "the receiver giving the transfer up",
+        |log| {
+            log.get(probation_before..)
+                .is_some_and(|new| new.contains("transfer interrupted"))
+        },
+    );
+    wait_log(
+        sb,
+        "city.log",
+        gave_up,
+        "the sender's attempt failing",
+        |log| {
+            log.get(city_before..)
+                .is_some_and(|new| new.contains("delivery failed"))
+        },
+    );
     let dropped = proxy
         .stats
         .dropped
@@ -146,19 +174,13 @@ fn a_partition_longer_than_the_idle_timeout_ends_in_a_resumed_transfer() {
     });
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
     fed.assert_opens_as_sent(probation, &id, "big.bin");
-    // The sender's attempt failed with the partition, and a later one resumed from the
-    // bytes the receiver held, not from the start.
-    let city_log = std::fs::read_to_string(sb.path("city.log")).unwrap();
-    assert!(city_log.contains("delivery failed"), "{city_log}");
-    let probation_log = std::fs::read_to_string(sb.path("probation.log")).unwrap();
-    assert!(
-        probation_log.contains("transfer interrupted"),
-        "{probation_log}"
-    );
+    // A later attempt resumed from every byte the receiver held when the partition began,
+    // not from the start.
+    let probation_log = read_log(sb, "probation.log");
     let resumed_at = super::crash::resumed_at(&probation_log)
         .unwrap_or_else(|| panic!("no resumed transfer: {probation_log}"));
     assert!(
-        resumed_at > 0 && resumed_at < len as u64,
+        resumed_at >= held && resumed_at < len as u64,
         "resumed at {resumed_at}, held {held} when partitioned"
     );
 }
@@ -211,8 +233,8 @@ fn a_sender_restarted_behind_a_new_address_resumes_at_once() {
     sender.kill();
     drop(proxy);
     let _proxy = ChaosProxy::start(front, real, calm()).unwrap();
+    let _sender = fed.start_with(city, &[], Some("city.log"));
     let restarted = Instant::now();
-    let _sender = fed.start(city);
     // The restarted sender's offer supersedes the old connection's transfer at once,
     // instead of being refused as busy until that connection times out: the receiver
     // resumes within seconds, from every byte it held.
@@ -231,6 +253,12 @@ fn a_sender_restarted_behind_a_new_address_resumes_at_once() {
         states(rows, &id) == vec!["delivered"]
     });
     eprintln!("delivered {:?} after the restart", restarted.elapsed());
+    // The restarted sender's offer was never refused as busy while the old connection lived.
+    let city_log = read_log(&fed.sandbox, "city.log");
+    assert!(
+        !city_log.contains(super::crash::REFUSED_AS_BUSY),
+        "{city_log}"
+    );
     assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 1);
     fed.assert_opens_as_sent(probation, &id, "big.bin");
     assert!(fed.incoming_files(probation).is_empty());
