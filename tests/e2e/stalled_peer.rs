@@ -40,6 +40,13 @@ const MAX_SLOW_PER_AGENCY: usize = liaise_node::daemon::MAX_SLOW_PER_AGENCY;
 const GRANTED_STREAMS: u32 = 3;
 /// Bytes the stalling peer lets in per stream before it stops taking any.
 const STALLED_STREAM_WINDOW: u32 = 64 * 1024;
+/// How long the node's attempts wait for a stream, or for the peer to take bytes, before they
+/// fail: its `FRAME_TIMEOUT` (node/src/daemon/framed.rs), which the node crate does not export.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// An outcome within this of its request came before any attempt stuck on the stalling peer
+/// could have given up (after [`FRAME_TIMEOUT`]): the time bounds below only tell "not held
+/// up" from "held up until the stuck attempts timed out", they measure no speed.
+const BEFORE_ANY_TIMEOUT: Duration = Duration::from_secs(FRAME_TIMEOUT.as_secs() / 2);
 
 fn three() -> TestFederation {
     TestFederation::new(
@@ -98,11 +105,11 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
 
     // The prison's queue holds no slot the probation service needs: its report is delivered
     // at once, long before the stuck attempts give up (FRAME_TIMEOUT, 30 s).
-    fed.wait_outbox(city, Duration::from_secs(20), |rows| {
+    fed.wait_outbox(city, FRAME_TIMEOUT, |rows| {
         states(rows, &for_probation) == ["delivered"]
     });
     assert!(
-        sent_at.elapsed() < Duration::from_secs(20),
+        sent_at.elapsed() < BEFORE_ANY_TIMEOUT,
         "{:?}",
         sent_at.elapsed()
     );
@@ -173,7 +180,7 @@ fn small_documents_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
         states(rows, &report) == ["delivered"]
     });
     assert!(
-        sent_at.elapsed() < Duration::from_secs(15),
+        sent_at.elapsed() < BEFORE_ANY_TIMEOUT,
         "{:?}",
         sent_at.elapsed()
     );
@@ -207,7 +214,7 @@ fn larger_small_documents_to_a_peer_that_takes_nothing_leave_room_for_others() {
         states(rows, &report) == ["delivered"]
     });
     assert!(
-        sent_at.elapsed() < Duration::from_secs(15),
+        sent_at.elapsed() < BEFORE_ANY_TIMEOUT,
         "{:?}",
         sent_at.elapsed()
     );
@@ -273,11 +280,14 @@ fn a_delete_request_to_a_peer_that_takes_nothing_holds_up_no_other_deletion() {
         stalling.offers.load(Ordering::SeqCst) >= 1
     });
 
-    // The prison is asked first; its request can open no stream.
+    // The prison is asked first; its request can open no stream. Nothing shows a request
+    // waiting for a stream, so the test gives it a moment to start, and checks below (from
+    // when it failed) that it did start before probation was asked.
     sb.liaise(&["revoke", "--home", &city.home, &doc, "--recipient", PRISON])
         .ok();
     let revoked_at = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
+    let probation_asked_at = Instant::now();
     sb.liaise(&[
         "revoke",
         "--home",
@@ -288,13 +298,16 @@ fn a_delete_request_to_a_peer_that_takes_nothing_holds_up_no_other_deletion() {
     ])
     .ok();
 
-    // Probation's deletion receipt comes while the prison's request hangs.
-    wait_for(
-        Duration::from_secs(15),
-        "probation's deletion receipt",
-        || deletion_verified(&fed.json(city, &["custody", &doc]), PROBATION),
+    // Probation's deletion receipt comes while the prison's request hangs (the bound only
+    // tells that from waiting for the prison's request to time out).
+    wait_for(BEFORE_ANY_TIMEOUT, "probation's deletion receipt", || {
+        deletion_verified(&fed.json(city, &["custody", &doc]), PROBATION)
+    });
+    assert!(
+        revoked_at.elapsed() < FRAME_TIMEOUT,
+        "{:?}",
+        revoked_at.elapsed()
     );
-    assert!(revoked_at.elapsed() < Duration::from_secs(20));
 
     // The city deletes its expired copy on time all the same.
     let deadline = expires_at.saturating_duration_since(Instant::now()) + Duration::from_secs(10);
@@ -320,7 +333,19 @@ fn a_delete_request_to_a_peer_that_takes_nothing_holds_up_no_other_deletion() {
             })
         },
     );
-    assert!(revoked_at.elapsed() >= Duration::from_secs(29));
+    let failed_seen = Instant::now();
+    assert!(
+        failed_seen - revoked_at >= FRAME_TIMEOUT - Duration::from_secs(1),
+        "{:?}",
+        failed_seen - revoked_at
+    );
+    // It failed a whole FRAME_TIMEOUT after it started, so it started before this: before
+    // probation was asked, as the scenario needs (and not after the sleep above fell short).
+    assert!(
+        failed_seen - FRAME_TIMEOUT < probation_asked_at,
+        "the prison's request started after probation's: failed {:?} after probation was asked",
+        failed_seen - probation_asked_at
+    );
     let custody = fed.json(city, &["custody", &doc]);
     assert!(!deletion_verified(&custody, PRISON), "{custody:#}");
     assert!(stalling.connections.load(Ordering::SeqCst) >= 1);
