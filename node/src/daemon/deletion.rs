@@ -23,7 +23,7 @@ use quinn::{RecvStream, SendStream};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::framed::{FrameError, write_message};
+use super::framed::{FRAME_TIMEOUT, FrameError, write_message_within};
 use super::{Node, backoff, now_secs};
 use crate::store::custody::{self, DueDeletion, LogKind, record_event};
 use crate::store::{hex, parse_hex};
@@ -345,7 +345,7 @@ pub async fn serve_delete_request(
     if let Some(refused) =
         super::share::refuse_if_flooding(node, &node.log_rate.deletions, peer, None).await
     {
-        let _ = write_message(&mut send, &refused).await;
+        let _ = write_message_within(&mut send, &refused, FRAME_TIMEOUT).await;
         let _ = send.finish();
         return Ok(());
     }
@@ -356,9 +356,9 @@ pub async fn serve_delete_request(
             detail: liaise_protocol::wire::bounded_detail(&detail),
         },
     };
-    let _ = write_message(&mut send, &answer).await;
+    let _ = write_message_within(&mut send, &answer, FRAME_TIMEOUT).await;
     let _ = send.finish();
-    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 

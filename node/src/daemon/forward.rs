@@ -14,7 +14,7 @@ use quinn::{RecvStream, SendStream};
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::framed::{FrameError, write_message};
+use super::framed::{FRAME_TIMEOUT, FrameError, write_message_within};
 use super::share::{Refused, admit_reader, record_refusal, refuse_if_flooding};
 use super::{Node, now_secs};
 use crate::store::custody::{self, LogKind, record_event};
@@ -126,7 +126,7 @@ pub async fn serve_forward_request(
     if let Some(refused) =
         refuse_if_flooding(node, &node.log_rate.requests, peer, Some(LogKind::Forward)).await
     {
-        let _ = write_message(&mut send, &refused).await;
+        let _ = write_message_within(&mut send, &refused, FRAME_TIMEOUT).await;
         let _ = send.finish();
         return Ok(());
     }
@@ -139,9 +139,9 @@ pub async fn serve_forward_request(
             detail: liaise_protocol::wire::bounded_detail(&refused.detail),
         },
     };
-    let _ = write_message(&mut send, &answer).await;
+    let _ = write_message_within(&mut send, &answer, FRAME_TIMEOUT).await;
     let _ = send.finish();
-    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 

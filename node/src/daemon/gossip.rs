@@ -12,7 +12,7 @@ use liaise_keys::roster::{Roster, RosterError};
 use liaise_protocol::wire::{Message, MessageKind, PROTOCOL_VERSION};
 use quinn::{RecvStream, SendStream};
 
-use super::framed::{read_message, write_message};
+use super::framed::{FRAME_TIMEOUT, read_message, write_message_within};
 use super::refused_rosters::REFUSED_ROSTER_QUIET;
 use super::{Node, now_secs};
 use crate::store::{Store, records};
@@ -56,12 +56,13 @@ pub fn own_key_problem(node: &Node) -> Option<String> {
 pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &str) -> Result<()> {
     let (mut send, mut recv) = connection.open_bi().await.context("cannot open a stream")?;
     let ours = node.roster.current().serial();
-    write_message(
+    write_message_within(
         &mut send,
         &Message::Hello {
             version: PROTOCOL_VERSION,
             roster_serial: ours,
         },
+        FRAME_TIMEOUT,
     )
     .await?;
     let ack = match read_message(&mut recv, &[MessageKind::HelloAck]).await {
@@ -83,17 +84,18 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
     };
     if theirs > ours {
         if !refused_lately(node, peer, theirs, ours) {
-            write_message(&mut send, &Message::RosterRequest).await?;
+            write_message_within(&mut send, &Message::RosterRequest, FRAME_TIMEOUT).await?;
             if let Message::RosterFile { file } = read_message(&mut recv, AFTER_HELLO_ACK).await? {
                 adopt_from(node, file, peer, theirs, ours).await;
             }
         }
     } else if ours > theirs {
         let file = node.roster.current().file_bytes().to_vec();
-        write_message(&mut send, &Message::RosterFile { file }).await?;
+        write_message_within(&mut send, &Message::RosterFile { file }, FRAME_TIMEOUT).await?;
     }
     let _ = send.finish();
-    let _ = send.stopped().await;
+    // A server that never reads the stream to its end does not hold the dial.
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 
@@ -108,12 +110,15 @@ pub async fn serve_hello(
     client_serial: u64,
 ) -> Result<()> {
     let ours = node.roster.current().serial();
-    write_message(
+    // Written within FRAME_TIMEOUT of progress (`wire.md`): a client that takes nothing does
+    // not hold this stream, or an 8 MiB roster file, until the connection ends.
+    write_message_within(
         &mut send,
         &Message::HelloAck {
             version: PROTOCOL_VERSION,
             roster_serial: ours,
         },
+        FRAME_TIMEOUT,
     )
     .await?;
     // At most one roster message follows, then the client finishes the stream.
@@ -126,7 +131,7 @@ pub async fn serve_hello(
     match read_message(&mut recv, allowed).await {
         Ok(Message::RosterRequest) => {
             let file = node.roster.current().file_bytes().to_vec();
-            write_message(&mut send, &Message::RosterFile { file }).await?;
+            write_message_within(&mut send, &Message::RosterFile { file }, FRAME_TIMEOUT).await?;
         }
         Ok(Message::RosterFile { file }) if !refused_lately(node, peer, client_serial, ours) => {
             adopt_from(node, file, peer, client_serial, ours).await;

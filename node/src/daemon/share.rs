@@ -18,7 +18,7 @@ use quinn::{RecvStream, SendStream};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
-use super::framed::{FrameError, write_message};
+use super::framed::{FRAME_TIMEOUT, FrameError, write_message_within};
 use super::{Node, now_secs};
 use crate::log::rate::{Admission, PeerRateLimit, TOO_MANY_REQUESTS};
 use crate::store::custody::{self, LogKind, record_event};
@@ -177,7 +177,7 @@ pub async fn serve_share_request(
     )
     .await
     {
-        let _ = write_message(&mut send, &refused).await;
+        let _ = write_message_within(&mut send, &refused, FRAME_TIMEOUT).await;
         let _ = send.finish();
         return Ok(());
     }
@@ -196,9 +196,9 @@ pub async fn serve_share_request(
         }
         Ok(body) => decide_and_release(node, peer, &roster, body, now).await,
     };
-    let _ = write_message(&mut send, &answer).await;
+    let _ = write_message_within(&mut send, &answer, FRAME_TIMEOUT).await;
     let _ = send.finish();
-    let _ = tokio::time::timeout(super::framed::FRAME_TIMEOUT, send.stopped()).await;
+    let _ = tokio::time::timeout(FRAME_TIMEOUT, send.stopped()).await;
     Ok(())
 }
 
