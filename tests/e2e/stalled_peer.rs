@@ -4,18 +4,21 @@
 //! exchange. Large deliveries and retries to it go a few at a time, fail after
 //! `FRAME_TIMEOUT` and are retried, and never hold up other recipients; nor do many small
 //! documents to it. A delete request to it holds up neither the delete requests to other
-//! readers nor the deletion of expired copies.
+//! readers nor the deletion of expired copies. One that asks to resume past a document's end
+//! is cut off as a protocol violation.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use liaise_keys::Timestamp;
 use liaise_keys::keyfile::Passphrase;
 use liaise_node::home::Home;
 use liaise_node::transport::{RosterVerifier, SharedRoster, crypto_provider};
-use liaise_protocol::wire::{ALPN, Message, MessageKind, PROTOCOL_VERSION, encode_frame};
+use liaise_protocol::wire::{
+    ALPN, CloseCode, Message, MessageKind, PROTOCOL_VERSION, encode_frame,
+};
 use liaise_tests::PASSPHRASE;
 use quinn::rustls;
 use quinn::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -220,6 +223,43 @@ fn larger_small_documents_to_a_peer_that_takes_nothing_leave_room_for_others() {
     );
 }
 
+/// A receiver that asks to resume past the end of the document breaks a field rule of
+/// `Accept` (`wire.md`, `resume_offset ≤ sealed_len`): the sender closes that connection as a
+/// protocol violation (code 1), as it would any garbage, and keeps the document queued for a
+/// later attempt on a new connection.
+#[test]
+fn a_receiver_resuming_past_the_end_is_closed_as_a_protocol_violation() {
+    let fed = three();
+    let [city, prison] = [&fed.agencies[0], &fed.agencies[2]];
+    let _node = fed.start(city);
+    let rt = runtime();
+    let _guard = rt.enter();
+    let peer = StallingPeer::start_resuming_at(&fed, prison, 1 << 30);
+
+    let doc = fed.send_text(city, PRISON, "report.txt", b"Case 17: supervision plan");
+    wait_for(
+        Duration::from_secs(60),
+        "the sender to close the connection",
+        || !peer.closes.lock().unwrap().is_empty(),
+    );
+    let closes = peer.closes.lock().unwrap().clone();
+    let (code, reason) = closes.first().unwrap();
+    assert_eq!(
+        *code,
+        u64::from(CloseCode::ProtocolViolation.code()),
+        "{closes:?}"
+    );
+    assert!(reason.contains("resume offset past the end"), "{closes:?}");
+    assert_eq!(peer.offers.load(Ordering::SeqCst), 1);
+    // The attempt failed for a later retry: still queued, one attempt counted.
+    fed.wait_outbox(city, Duration::from_secs(10), |rows| {
+        states(rows, &doc) == ["queued"]
+            && rows
+                .iter()
+                .any(|r| r["doc_id"] == doc.as_str() && r["attempts"].as_u64() >= Some(1))
+    });
+}
+
 fn prison_rows(rows: &[Value], docs: &[String]) -> Vec<Value> {
     rows.iter()
         .filter(|r| r["recipient"] == PRISON && docs.iter().any(|d| r["doc_id"] == d.as_str()))
@@ -375,11 +415,18 @@ struct StallingPeer {
     connections: Arc<AtomicUsize>,
     /// Offers read.
     offers: Arc<AtomicUsize>,
+    /// How the node closed each connection it closed: the code and the reason.
+    closes: Arc<Mutex<Vec<(u64, String)>>>,
     _endpoint: quinn::Endpoint,
 }
 
 impl StallingPeer {
     fn start(fed: &TestFederation, agency: &Agency) -> Self {
+        Self::start_resuming_at(fed, agency, 0)
+    }
+
+    /// As [`StallingPeer::start`], answering each offer with `Accept { resume_offset }`.
+    fn start_resuming_at(fed: &TestFederation, agency: &Agency, resume_offset: u64) -> Self {
         let home = Home::new(fed.sandbox.path(&agency.home));
         let secrets = home
             .unlock_with(&Passphrase::new(PASSPHRASE.into()).unwrap())
@@ -419,10 +466,12 @@ impl StallingPeer {
 
         let connections = Arc::new(AtomicUsize::new(0));
         let offers = Arc::new(AtomicUsize::new(0));
-        let (accepting, counted, offered) = (
+        let closes = Arc::new(Mutex::new(Vec::new()));
+        let (accepting, counted, offered, closed) = (
             endpoint.clone(),
             Arc::clone(&connections),
             Arc::clone(&offers),
+            Arc::clone(&closes),
         );
         tokio::spawn(async move {
             while let Some(incoming) = accepting.accept().await {
@@ -430,12 +479,19 @@ impl StallingPeer {
                     continue;
                 };
                 counted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(stall(conn, serial, Arc::clone(&offered)));
+                let peer = Stalling {
+                    serial,
+                    resume_offset,
+                    offers: Arc::clone(&offered),
+                    closes: Arc::clone(&closed),
+                };
+                tokio::spawn(stall(conn, peer));
             }
         });
         Self {
             connections,
             offers,
+            closes,
             _endpoint: endpoint,
         }
     }
@@ -447,16 +503,36 @@ impl StallingPeer {
 /// of the witness exchange, say when its database is busy), this peer never ends the
 /// connection itself: dropping the last handle would close it with code 0 (`Done`), and the
 /// node's attempts would fail at once as "closed by peer: 0" instead of timing out.
-async fn stall(conn: quinn::Connection, serial: u64, offers: Arc<AtomicUsize>) {
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        let (conn, offers) = (conn.clone(), Arc::clone(&offers));
-        tokio::spawn(async move {
-            let held = answer(send, recv, serial, &offers).await;
-            // Held open, the stream keeps its credit: no further stream is granted.
-            conn.closed().await;
-            drop(held);
-        });
+async fn stall(conn: quinn::Connection, peer: Stalling) {
+    let peer = Arc::new(peer);
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                let (conn, peer) = (conn.clone(), Arc::clone(&peer));
+                tokio::spawn(async move {
+                    let held = answer(send, recv, &peer).await;
+                    // Held open, the stream keeps its credit: no further stream is granted.
+                    conn.closed().await;
+                    drop(held);
+                });
+            }
+            Err(quinn::ConnectionError::ApplicationClosed(close)) => {
+                let reason = String::from_utf8_lossy(&close.reason).into_owned();
+                let mut closes = peer.closes.lock().unwrap();
+                closes.push((close.error_code.into_inner(), reason));
+                return;
+            }
+            Err(_) => return,
+        }
     }
+}
+
+/// What one connection of a [`StallingPeer`] answers with, and where it counts.
+struct Stalling {
+    serial: u64,
+    resume_offset: u64,
+    offers: Arc<AtomicUsize>,
+    closes: Arc<Mutex<Vec<(u64, String)>>>,
 }
 
 /// Answers one stream by its first message; returns the stream, to be held. A write the
@@ -464,9 +540,9 @@ async fn stall(conn: quinn::Connection, serial: u64, offers: Arc<AtomicUsize>) {
 async fn answer(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    serial: u64,
-    offers: &AtomicUsize,
+    peer: &Stalling,
 ) -> (quinn::SendStream, quinn::RecvStream) {
+    let serial = peer.serial;
     let refused = || Message::CheckpointRefused {
         detail: "no".into(),
     };
@@ -488,8 +564,10 @@ async fn answer(
             let _ = send.write_all(&encode_frame(&refused())).await;
         }
         Some(MessageKind::Offer) => {
-            offers.fetch_add(1, Ordering::SeqCst);
-            let accept = Message::Accept { resume_offset: 0 };
+            peer.offers.fetch_add(1, Ordering::SeqCst);
+            let accept = Message::Accept {
+                resume_offset: peer.resume_offset,
+            };
             let _ = send.write_all(&encode_frame(&accept)).await;
         }
         // A delete request, say: never answered.

@@ -12,9 +12,11 @@ use liaise_keys::AgencyId;
 use liaise_protocol::wire::{CloseCode, Message, MessageKind, RejectReason};
 use tokio::sync::Semaphore;
 
+use quinn::VarInt;
+
 use super::framed::{
-    FRAME_TIMEOUT, answer_timeout, open_stream, read_message_within, write_message_within,
-    write_progressing,
+    FRAME_TIMEOUT, answer_timeout, closing_on_violation, open_stream, read_message_within,
+    write_message_within, write_progressing,
 };
 use super::{Node, now_secs};
 use crate::store::held::{self, INLINE_MAX_LEN};
@@ -498,10 +500,17 @@ async fn offer_and_send(
     let wait = answer_timeout(due.sealed_len);
     let answer = read_message_within(&mut recv, &[MessageKind::Accept, MessageKind::Reject], wait)
         .await
+        .map_err(|e| closing_on_violation(conn, e))
         .context("no answer to the offer")?;
     let offset = match answer {
         Message::Accept { resume_offset } if resume_offset <= due.sealed_len => resume_offset,
         Message::Accept { .. } => {
+            // A field rule broken (`wire.md`: `resume_offset ≤ sealed_len`).
+            let violation = b"resume offset past the end of the document";
+            conn.close(
+                VarInt::from_u32(CloseCode::ProtocolViolation.code()),
+                violation,
+            );
             return Err(anyhow!("receiver asked to resume past the end").into());
         }
         Message::Reject { reason, detail } => return Err(rejected(reason, &detail)),
@@ -537,7 +546,7 @@ async fn offer_and_send(
     if let Err(e) = sending {
         // A quinn stream dropped as it is ends cleanly: the receiver must see the transfer
         // cut off, not a document that ends early.
-        let _ = send.reset(quinn::VarInt::from_u32(CloseCode::Internal.code()));
+        let _ = send.reset(VarInt::from_u32(CloseCode::Internal.code()));
         // A receiver that refuses the document part-way (its header names another recipient,
         // its disk filled) stops the stream and says why (`wire.md`): that answer, permanent
         // or not, is the outcome, not the interruption.
@@ -557,6 +566,7 @@ async fn offer_and_send(
         wait,
     )
     .await
+    .map_err(|e| closing_on_violation(conn, e))
     .context("no receipt")?;
     match answer {
         Message::Receipt { receipt } => Ok(receipt),

@@ -139,7 +139,18 @@ pub async fn request(
     let _ = send.finish();
     read_message_within(&mut recv, expected, timeout)
         .await
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(|e| anyhow!("{}", closing_on_violation(conn, e)))
+}
+
+/// `error` as it is, after closing `conn` with code 1 if the peer broke the protocol
+/// (garbage, an unexpected message, a field out of its rules): the dialling side closes such
+/// a connection as the accepting side does (`wire.md`), and a retry dials a new one.
+pub fn closing_on_violation(conn: &quinn::Connection, error: FrameError) -> FrameError {
+    if let FrameError::Violation(violation) = &error {
+        let reason = format!("protocol violation: {violation}");
+        conn.close(error.code(), reason.as_bytes());
+    }
+    error
 }
 
 /// Opens a bi-stream on `conn`, giving up after `stall`: a peer that completed the handshake
@@ -156,12 +167,6 @@ pub async fn open_stream(
             stall.as_secs()
         )),
     }
-}
-
-/// Writes one message.
-pub async fn write_message(send: &mut SendStream, message: &Message) -> anyhow::Result<()> {
-    send.write_all(&encode_frame(message)).await?;
-    Ok(())
 }
 
 /// Writes one message, giving up when the peer takes none of it for `stall`.
