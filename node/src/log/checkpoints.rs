@@ -165,18 +165,17 @@ pub fn offer_for_witness(conn: &Connection, since: Option<u64>) -> Result<Option
 
 /// Whether the log holds entries that no peer has countersigned yet, besides this node's own
 /// `countersigned` entries (recording them must not call for a witness in turn, or two nodes
-/// would witness each other for ever). Looks at the newest [`UNWITNESSED_LOOKBACK`] entries.
+/// would witness each other for ever). Reads from the newest entry down to the first that is
+/// not this node's `countersigned`: those accrue only while peers are reachable, and a
+/// reachable peer witnesses the log within a minute, so few are read; but however many there
+/// are, none hides an older entry that waits.
 pub fn has_unwitnessed_entries(conn: &Connection) -> Result<bool> {
     let witnessed: Option<i64> = conn
         .prepare_cached("SELECT MAX(seq) FROM log_countersignatures")?
         .query_row([], |r| r.get(0))?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT entry FROM log_entries WHERE seq > ?1 ORDER BY seq DESC LIMIT ?2",
-    )?;
-    let newer = stmt.query_map(
-        params![witnessed.unwrap_or(-1), UNWITNESSED_LOOKBACK as i64],
-        |r| r.get::<_, Vec<u8>>(0),
-    )?;
+    let mut stmt =
+        conn.prepare_cached("SELECT entry FROM log_entries WHERE seq > ?1 ORDER BY seq DESC")?;
+    let newer = stmt.query_map(params![witnessed.unwrap_or(-1)], |r| r.get::<_, Vec<u8>>(0))?;
     for bytes in newer {
         let entry = LogEntry::decode(&bytes?)?;
         if entry.kind != LogKind::Countersigned {
@@ -185,9 +184,6 @@ pub fn has_unwitnessed_entries(conn: &Connection) -> Result<bool> {
     }
     Ok(false)
 }
-
-/// How many of the newest entries [`has_unwitnessed_entries`] reads.
-pub const UNWITNESSED_LOOKBACK: usize = 64;
 
 /// Stores a peer's countersignature of our checkpoint at `seq`.
 pub fn store_countersignature(

@@ -401,6 +401,14 @@ mod tests {
         assert!(unwitnessed());
         append(&conn, NewLogEntry::new(LogKind::Countersigned)).unwrap();
         assert!(unwitnessed(), "the open still waits");
+        // However many countersignings come on top of it (a busy federation's peers).
+        for _ in 0..200 {
+            append(&conn, NewLogEntry::new(LogKind::Countersigned)).unwrap();
+        }
+        assert!(
+            unwitnessed(),
+            "the open still waits under 201 countersignings"
+        );
     }
 
     #[test]
