@@ -838,108 +838,46 @@ fn key_file_errors_are_clear() {
         .fails_with("wrong passphrase for key file (or the file was altered or cut short)");
 }
 
+/// `liaise init --home h` with these values, and `--name x`.
+fn init_args<'a>(
+    agency: &'a str,
+    kind: &'a str,
+    country: &'a str,
+    address: &'a str,
+) -> [&'a str; 13] {
+    [
+        "init",
+        "--home",
+        "h",
+        "--agency",
+        agency,
+        "--name",
+        "x",
+        "--kind",
+        kind,
+        "--country",
+        country,
+        "--address",
+        address,
+    ]
+}
+
 #[test]
 fn invalid_init_arguments_show_the_rule() {
     let s = Sandbox::new();
-    s.liaise(&[
-        "init",
-        "--home",
-        "h",
-        "--agency",
-        "Utrecht",
-        "--name",
-        "x",
-        "--kind",
-        "city",
-        "--country",
-        "NL",
-        "--address",
-        "127.0.0.1:1",
-    ])
-    .fails_with("lowercase");
-    s.liaise(&[
-        "init",
-        "--home",
-        "h",
-        "--agency",
-        "nl.a.b",
-        "--name",
-        "x",
-        "--kind",
-        "bank",
-        "--country",
-        "NL",
-        "--address",
-        "127.0.0.1:1",
-    ])
-    .fails_as_usage("city, probation, prison");
-    s.liaise(&[
-        "init",
-        "--home",
-        "h",
-        "--agency",
-        "nl.a.b",
-        "--name",
-        "x",
-        "--kind",
-        "city",
-        "--country",
-        "NLD",
-        "--address",
-        "127.0.0.1:1",
-    ])
-    .fails_as_usage("ISO 3166-1");
+    let init =
+        |agency, kind, country, address| s.liaise(&init_args(agency, kind, country, address));
+    init("Utrecht", "city", "NL", "127.0.0.1:1").fails_with("lowercase");
+    init("nl.a.b", "bank", "NL", "127.0.0.1:1").fails_as_usage("city, probation, prison");
+    init("nl.a.b", "city", "NLD", "127.0.0.1:1").fails_as_usage("ISO 3166-1");
     // Two letters, but no country's code.
-    s.liaise(&[
-        "init",
-        "--home",
-        "h",
-        "--agency",
-        "nl.a.b",
-        "--name",
-        "x",
-        "--kind",
-        "city",
-        "--country",
-        "QQ",
-        "--address",
-        "127.0.0.1:1",
-    ])
-    .fails_as_usage("not an ISO 3166-1 alpha-2 country code");
-    s.liaise(&[
-        "init",
-        "--home",
-        "h",
-        "--agency",
-        "nl.a.b",
-        "--name",
-        "x",
-        "--kind",
-        "city",
-        "--country",
-        "NL",
-        "--address",
-        "nowhere",
-    ])
-    .fails_with("HOST:PORT");
+    init("nl.a.b", "city", "QQ", "127.0.0.1:1")
+        .fails_as_usage("not an ISO 3166-1 alpha-2 country code");
+    init("nl.a.b", "city", "NL", "nowhere").fails_with("HOST:PORT");
     assert!(!s.path("h/keys.liaise-key").exists());
     // A passphrase refused as too short leaves no empty home behind.
     let short = s
-        .command(&[
-            "init",
-            "--home",
-            "h",
-            "--agency",
-            "nl.a.b",
-            "--name",
-            "x",
-            "--kind",
-            "city",
-            "--country",
-            "NL",
-            "--address",
-            "127.0.0.1:1",
-        ])
+        .command(&init_args("nl.a.b", "city", "NL", "127.0.0.1:1"))
         .env("LIAISE_PASSPHRASE", "short")
         .output()
         .unwrap();
@@ -947,22 +885,7 @@ fn invalid_init_arguments_show_the_rule() {
     assert!(String::from_utf8_lossy(&short.stderr).contains("too short"));
     assert!(!s.path("h").exists());
     s.agency("h", "nl.a.b", "city", "127.0.0.1:1");
-    s.liaise(&[
-        "init",
-        "--home",
-        "h",
-        "--agency",
-        "nl.a.c",
-        "--name",
-        "x",
-        "--kind",
-        "city",
-        "--country",
-        "NL",
-        "--address",
-        "127.0.0.1:1",
-    ])
-    .fails_with("already holds an agency");
+    init("nl.a.c", "city", "NL", "127.0.0.1:1").fails_with("already holds an agency");
 }
 
 #[test]
