@@ -14,9 +14,8 @@ const CITY: &str = "nl.city.utrecht";
 const PROBATION: &str = "nl.probation.utrecht";
 const PRISON: &str = "nl.prison.vught";
 
-/// How long the node's dial of one address may take: its `DIAL_TIMEOUT`
-/// (node/src/daemon/peers.rs), which the node crate does not export.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the node's dial of one address may take.
+const DIAL_TIMEOUT: Duration = liaise_node::daemon::DIAL_TIMEOUT;
 
 fn three() -> TestFederation {
     TestFederation::new(

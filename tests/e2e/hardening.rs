@@ -286,9 +286,7 @@ fn an_agency_holds_a_few_connections_at_most() {
     let _in_runtime = rt.enter();
     let peer = Member::new(&fed, prison, probation);
     let serial = roster_serial(&fed, probation);
-    // The node's `MAX_CONNECTIONS_PER_AGENCY` (node/src/daemon/admission.rs), which the node
-    // crate does not export.
-    let limit = 4;
+    let limit = liaise_node::daemon::MAX_CONNECTIONS_PER_AGENCY;
     rt.block_on(async {
         let mut open = Vec::new();
         for _ in 0..limit {

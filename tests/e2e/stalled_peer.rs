@@ -44,8 +44,8 @@ const GRANTED_STREAMS: u32 = 3;
 /// Bytes the stalling peer lets in per stream before it stops taking any.
 const STALLED_STREAM_WINDOW: u32 = 64 * 1024;
 /// How long the node's attempts wait for a stream, or for the peer to take bytes, before they
-/// fail: its `FRAME_TIMEOUT` (node/src/daemon/framed.rs), which the node crate does not export.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// fail.
+const FRAME_TIMEOUT: Duration = liaise_node::daemon::FRAME_TIMEOUT;
 /// An outcome within this of its request came before any attempt stuck on the stalling peer
 /// could have given up (after [`FRAME_TIMEOUT`]): the time bounds below only tell "not held
 /// up" from "held up until the stuck attempts timed out", they measure no speed.

@@ -47,12 +47,14 @@ use crate::transport::{
 };
 
 pub use crate::trust::{RosterSignerCheck, verify_receipt};
-pub use admission::{HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES};
+pub use admission::{HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_AGENCY, MAX_PENDING_HANDSHAKES};
 pub use deliver::{
     DEFAULT_DELIVERY_WINDOW, DEFAULT_MAX_RETRY_INTERVAL, MAX_PARALLEL_DELIVERIES, MAX_PER_AGENCY,
     MAX_SLOW_PER_AGENCY, MAX_SMALL_BYTES_IN_FLIGHT, backoff,
 };
+pub use framed::FRAME_TIMEOUT;
 pub use incoming::MAX_PARTIAL_FILES_PER_PEER;
+pub use peers::DIAL_TIMEOUT;
 pub use receiving::{
     MAX_LARGE_TRANSFERS, MAX_LARGE_TRANSFERS_PER_AGENCY, MAX_SMALL_BYTES,
     MAX_SMALL_BYTES_PER_AGENCY,
