@@ -218,6 +218,12 @@ impl Sandbox {
         out["federation_fingerprint"].as_str().unwrap().to_owned()
     }
 
+    /// `liaise federation publish --dir fed --out out`, which must succeed.
+    pub fn publish(&self, fed: &str, out: &str) {
+        self.liaise(&["federation", "publish", "--dir", fed, "--out", out])
+            .ok();
+    }
+
     /// Creates an agency home `home` for `agency` listening on `address`.
     pub fn agency(&self, home: &str, agency: &str, kind: &str, address: &str) {
         self.liaise(&[

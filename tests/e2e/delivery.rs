@@ -411,16 +411,7 @@ fn a_roster_imported_while_the_node_runs_is_in_force_at_once() {
     assert_eq!(fed.json(city, &["inbox"]).as_array().unwrap().len(), 0);
 
     // The next roster, imported with --json: the answer names the serial the node now uses.
-    fed.sandbox
-        .liaise(&[
-            "federation",
-            "publish",
-            "--dir",
-            "fed",
-            "--out",
-            "fed/r3.liaise",
-        ])
-        .ok();
+    fed.sandbox.publish("fed", "fed/r3.liaise");
     let json = fed
         .sandbox
         .liaise(&[

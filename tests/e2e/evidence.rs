@@ -353,15 +353,7 @@ fn an_evidence_bundle_with_any_byte_changed_fails() {
     // refusal names the signer and the roster, not a tampered signature.
     sb.liaise(&["federation", "revoke", "--dir", "fed", PROBATION])
         .ok();
-    sb.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "fed/without.liaise",
-    ])
-    .ok();
+    sb.publish("fed", "fed/without.liaise");
     sb.liaise(&[
         "evidence",
         "verify",

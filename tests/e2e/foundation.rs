@@ -41,15 +41,7 @@ fn two_agency_federation(s: &Sandbox) -> String {
         .json();
     assert_eq!(second["groups"], serde_json::json!(["case-conference"]));
     assert_eq!(second["new_groups"], serde_json::json!([]));
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r1.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r1.liaise");
     fp
 }
 
@@ -292,15 +284,7 @@ fn tampered_roster_is_refused_and_the_held_roster_kept() {
         &fp,
     ])
     .ok();
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r2.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r2.liaise");
     let next = s.read("r2.liaise");
     let serial = || {
         s.liaise(&["roster", "show", "--home", "city", "--json"])
@@ -404,15 +388,7 @@ fn revoked_agency_leaves_the_roster_and_cannot_rejoin_with_its_keys() {
         3,
         "signing, transport, encryption"
     );
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r2.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r2.liaise");
     s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
         .ok();
     // The prison, importing the roster that revokes it, is told so, and its node says why
@@ -502,15 +478,7 @@ fn revoking_a_single_key_by_fingerprint() {
         .ok();
     s.liaise(&["federation", "revoke", "--dir", "fed", "--key", &transport])
         .fails_with("no member holds key");
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r2.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r2.liaise");
     s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
         .ok();
     let shown = s
@@ -580,15 +548,7 @@ fn a_steward_rotation_without_numbers_keeps_the_federation_as_strong() {
         .json();
     assert_eq!(rotated["stewards"], 3);
     assert_eq!(rotated["threshold"], 2);
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r2.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r2.liaise");
     s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
         .ok();
     let shown = s
@@ -656,15 +616,7 @@ fn steward_rotation_through_the_cli() {
         .to_owned();
     assert_ne!(new_fp, fp);
     // The transition roster is signed by old and new stewards: the node follows it.
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r2.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r2.liaise");
     s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
         .ok();
     let shown = s
@@ -672,15 +624,7 @@ fn steward_rotation_through_the_cli() {
         .json();
     assert_eq!(shown["federation_fingerprint"], new_fp.as_str());
     // Later rosters are signed by the new stewards only, and still accepted.
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "r3.liaise",
-    ])
-    .ok();
+    s.publish("fed", "r3.liaise");
     s.liaise(&["roster", "import", "--home", "city", "r3.liaise"])
         .ok();
     // The old steward keys are gone from the directory.

@@ -580,8 +580,7 @@ fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
     ])
     .ok();
     for roster in ["r-transition.liaise", "r-new-stewards.liaise"] {
-        s.liaise(&["federation", "publish", "--dir", "fed", "--out", roster])
-            .ok();
+        s.publish("fed", roster);
         s.liaise(&["roster", "import", "--home", &probation.home, roster])
             .ok();
     }

@@ -149,16 +149,7 @@ impl TestFederation {
 
     /// Publishes the next roster to `fed/roster.liaise`.
     pub fn publish(&self) {
-        self.sandbox
-            .liaise(&[
-                "federation",
-                "publish",
-                "--dir",
-                "fed",
-                "--out",
-                "fed/roster.liaise",
-            ])
-            .ok();
+        self.sandbox.publish("fed", "fed/roster.liaise");
     }
 
     /// Imports the last published roster into one home.

@@ -42,15 +42,7 @@ fn an_outsider_can_neither_deliver_nor_receive() {
         evil.liaise(&["federation", "add", "--dir", "fed", membership])
             .ok();
     }
-    evil.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "roster.liaise",
-    ])
-    .ok();
+    evil.publish("fed", "roster.liaise");
     evil.liaise(&[
         "roster",
         "import",

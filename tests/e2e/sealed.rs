@@ -28,15 +28,7 @@ fn federation() -> Sandbox {
         ])
         .ok();
     }
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "roster.liaise",
-    ])
-    .ok();
+    s.publish("fed", "roster.liaise");
     for home in ["city", "probation", "prison"] {
         s.liaise(&[
             "roster",
@@ -244,16 +236,7 @@ fn not_addressed_to_you_and_wrong_roster() {
     other
         .liaise(&["federation", "add", "--dir", "fed", "x/membership.toml"])
         .ok();
-    other
-        .liaise(&[
-            "federation",
-            "publish",
-            "--dir",
-            "fed",
-            "--out",
-            "roster.liaise",
-        ])
-        .ok();
+    other.publish("fed", "roster.liaise");
     std::fs::copy(other.path("roster.liaise"), s.path("other-roster.liaise")).unwrap();
     s.liaise(&["verify", "r.liaise", "--roster", "other-roster.liaise"])
         .fails_with("not in the roster");
@@ -288,16 +271,7 @@ fn a_forged_federation_naming_a_real_agency_is_told_apart_by_its_fingerprint() {
             ])
             .ok();
     }
-    forger
-        .liaise(&[
-            "federation",
-            "publish",
-            "--dir",
-            "fed",
-            "--out",
-            "forged.liaise",
-        ])
-        .ok();
+    forger.publish("fed", "forged.liaise");
     forger
         .liaise(&[
             "roster",
@@ -557,15 +531,7 @@ fn revoked_signer_is_refused_by_verify() {
     .ok();
     s.liaise(&["federation", "revoke", "--dir", "fed", CITY])
         .ok();
-    s.liaise(&[
-        "federation",
-        "publish",
-        "--dir",
-        "fed",
-        "--out",
-        "roster2.liaise",
-    ])
-    .ok();
+    s.publish("fed", "roster2.liaise");
     s.liaise(&["roster", "import", "--home", "prison", "roster2.liaise"])
         .ok();
     s.liaise(&["verify", "r.liaise", "--home", "prison"])

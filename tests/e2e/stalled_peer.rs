@@ -161,31 +161,13 @@ fn large_deliveries_to_a_peer_that_takes_nothing_wait_their_turn_and_time_out() 
 
 #[test]
 fn small_documents_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
-    let fed = three();
-    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
-    let _nodes = [fed.start(city), fed.start(probation)];
-    let rt = runtime();
-    let _guard = rt.enter();
-    let stalling = StallingPeer::start(&fed, prison);
-
     // Small documents for the prison, one per delivery slot. Each first attempt holds its slot
     // until it times out (FRAME_TIMEOUT, 30 s), but one agency may have only some of the
     // slots at once.
-    let for_prison = super::nodes::submit_many(&fed, city, PRISON, DELIVERY_SLOTS, 5);
-    assert_eq!(for_prison.len(), DELIVERY_SLOTS);
-    fed.wait_outbox(city, Duration::from_secs(10), |_| {
-        stalling.offers.load(Ordering::SeqCst) >= 1
-    });
-    std::thread::sleep(Duration::from_secs(1));
-    let sent_at = Instant::now();
-    let report = fed.send_text(city, PROBATION, "report.txt", b"Case 17");
-    fed.wait_outbox(city, Duration::from_secs(40), |rows| {
-        states(rows, &report) == ["delivered"]
-    });
-    assert!(
-        sent_at.elapsed() < BEFORE_ANY_TIMEOUT,
-        "{:?}",
-        sent_at.elapsed()
+    a_report_to_probation_passes_documents_stuck_at_the_prison(
+        DELIVERY_SLOTS,
+        5,
+        ("report.txt", b"Case 17"),
     );
 }
 
@@ -194,6 +176,25 @@ fn small_documents_to_a_peer_that_takes_nothing_leave_the_other_slots_free() {
 /// the bytes the sender keeps in flight; a case report to another agency goes at once.
 #[test]
 fn larger_small_documents_to_a_peer_that_takes_nothing_leave_room_for_others() {
+    // Twice the sender's bytes in flight in all, in documents of 200 KiB; and a report of the
+    // same size: it needs as much room as one of the prison's documents.
+    let len = 200 * 1024;
+    let count = (2 * liaise_node::daemon::MAX_SMALL_BYTES_IN_FLIGHT) as usize / len;
+    a_report_to_probation_passes_documents_stuck_at_the_prison(
+        count,
+        len,
+        ("report.pdf", &vec![b'r'; len]),
+    );
+}
+
+/// Queues `count` documents of `len` bytes from the city for the stalling prison, waits until
+/// their first attempts reach it, then sends probation `report` (file name, bytes): it must be
+/// delivered before any attempt stuck at the prison could have given up.
+fn a_report_to_probation_passes_documents_stuck_at_the_prison(
+    count: usize,
+    len: usize,
+    report: (&str, &[u8]),
+) {
     let fed = three();
     let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _nodes = [fed.start(city), fed.start(probation)];
@@ -201,18 +202,14 @@ fn larger_small_documents_to_a_peer_that_takes_nothing_leave_room_for_others() {
     let _guard = rt.enter();
     let stalling = StallingPeer::start(&fed, prison);
 
-    // Twice the sender's bytes in flight in all, in documents of 200 KiB.
-    let len = 200 * 1024;
-    let count = (2 * liaise_node::daemon::MAX_SMALL_BYTES_IN_FLIGHT) as usize / len;
     let for_prison = super::nodes::submit_many(&fed, city, PRISON, count, len);
     assert_eq!(for_prison.len(), count);
     fed.wait_outbox(city, Duration::from_secs(10), |_| {
         stalling.offers.load(Ordering::SeqCst) >= 1
     });
     std::thread::sleep(Duration::from_secs(1));
-    // A report of the same size: it needs as much room as one of the prison's documents.
     let sent_at = Instant::now();
-    let report = fed.send_text(city, PROBATION, "report.pdf", &vec![b'r'; len]);
+    let report = fed.send_text(city, PROBATION, report.0, report.1);
     fed.wait_outbox(city, Duration::from_secs(40), |rows| {
         states(rows, &report) == ["delivered"]
     });
