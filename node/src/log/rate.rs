@@ -36,6 +36,11 @@ pub const MAX_DELETE_REQUESTS_PER_DAY: u32 = 50_000;
 /// Checkpoint witness exchanges one peer agency may start per minute (and at once). A node
 /// runs one per connection it opens, and keeps its connections open.
 pub const MAX_WITNESS_EXCHANGES_PER_MINUTE: u32 = 12;
+/// Checkpoint witness exchanges one peer agency may start per day. Each may add a
+/// `countersigned` entry (a peer can grow its own log at will, so every checkpoint it brings
+/// is new): the per-minute rate alone let one agency add 17,000 entries a day. A node witnesses
+/// about once a minute while it has new entries, well within two a minute on average.
+pub const MAX_WITNESS_EXCHANGES_PER_DAY: u32 = 2_880;
 /// What a peer over its rate is told.
 pub const TOO_MANY_REQUESTS: &str = "too many requests, try later";
 
@@ -167,7 +172,10 @@ impl Default for LogRateLimits {
                 MAX_DELETE_REQUESTS_PER_MINUTE,
                 MAX_DELETE_REQUESTS_PER_DAY,
             ),
-            witness: PeerRateLimit::new(MAX_WITNESS_EXCHANGES_PER_MINUTE),
+            witness: PeerRateLimit::with_daily(
+                MAX_WITNESS_EXCHANGES_PER_MINUTE,
+                MAX_WITNESS_EXCHANGES_PER_DAY,
+            ),
         }
     }
 }
@@ -279,6 +287,7 @@ mod tests {
         let defaults = LogRateLimits::default();
         assert!(defaults.requests.per_day() < MAX_LOGGED_REQUESTS_PER_MINUTE * 1440);
         assert!(defaults.deletions.per_day() < MAX_DELETE_REQUESTS_PER_MINUTE * 1440);
+        assert!(defaults.witness.per_day() < MAX_WITNESS_EXCHANGES_PER_MINUTE * 1440);
     }
 
     #[test]
