@@ -428,8 +428,13 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
     let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _probation = fed.start(probation);
     let sb = &fed.sandbox;
-    let (sealed, id, hash) =
-        seal_offline(&fed, prison, "note.txt", b"release date moved to Monday");
+    let (sealed, id, hash) = seal_offline(
+        &fed,
+        prison,
+        "note.txt",
+        b"release date moved to Monday",
+        &[],
+    );
     let rt = runtime();
     let _in_runtime = rt.enter();
     let peer = Member::new(&fed, prison, probation);
@@ -506,6 +511,65 @@ fn a_small_document_with_extra_or_altered_bytes_is_refused_and_nothing_is_kept()
         sb.stored(&probation.home, &liaise_node::store::hex(&hash)),
         Some(sealed)
     );
+}
+
+#[test]
+fn a_document_whose_time_ended_before_it_arrived_is_refused_and_nothing_is_kept() {
+    let fed = federation();
+    let [_, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
+    let _probation = fed.start(probation);
+    // Sealed to expire at the probation service one second on; it is offered after that (a
+    // sender that held it back, or a member filling the node with documents deleted as
+    // they arrive).
+    let (sealed, id, hash) = seal_offline(
+        &fed,
+        prison,
+        "note.txt",
+        b"visit on Friday",
+        &["--expires", "1s"],
+    );
+    let expired = Timestamp::now().0 + 2;
+    while Timestamp::now().0 <= expired {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rt = runtime();
+    let _in_runtime = rt.enter();
+    let peer = Member::new(&fed, prison, probation);
+    rt.block_on(async {
+        let conn = peer.connect().await;
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let offer = Message::Offer {
+            document_id: id,
+            sealed_len: sealed.len() as u64,
+            content_hash: hash,
+        };
+        send.write_all(&encode_frame(&offer)).await.unwrap();
+        let accept = read_frame(&mut recv, &[MessageKind::Accept]).await;
+        assert!(matches!(accept, Message::Accept { resume_offset: 0 }));
+        send.write_all(&sealed).await.unwrap();
+        send.finish().unwrap();
+        let answer = read_frame(&mut recv, &[MessageKind::Reject, MessageKind::Receipt]).await;
+        let Message::Reject { reason, detail } = answer else {
+            panic!("an expired document was receipted: {answer:?}")
+        };
+        assert_eq!(reason, RejectReason::BadDocument);
+        assert!(detail.contains("before it arrived"), "{detail}");
+    });
+    // Nothing kept, and nothing charged to the prison.
+    assert_eq!(fed.json(probation, &["inbox"]).as_array().unwrap().len(), 0);
+    assert_eq!(
+        fed.sandbox
+            .stored(&probation.home, &liaise_node::store::hex(&hash)),
+        None
+    );
+    let status = fed.json(probation, &["status"]);
+    let prison_row = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agency"] == prison.id.as_str())
+        .unwrap();
+    assert_eq!(prison_row["received_documents"], 0, "{status:#}");
 }
 
 /// How many times the node logging to `log` refused a roster from a peer.
@@ -684,7 +748,7 @@ fn a_large_document_offered_again_gets_the_same_receipt_and_is_kept_once() {
     let _probation = fed.start(probation);
     let sb = &fed.sandbox;
     let content: Vec<u8> = (0..(1024 * 1024_u32)).map(|i| (i % 241) as u8).collect();
-    let (sealed, id, hash) = seal_offline(&fed, prison, "scan.pdf", &content);
+    let (sealed, id, hash) = seal_offline(&fed, prison, "scan.pdf", &content, &[]);
     let len = sealed.len() as u64;
     assert!(len > liaise_node::store::held::INLINE_MAX_LEN, "{len}");
     let rt = runtime();
@@ -736,18 +800,19 @@ fn a_large_document_offered_again_gets_the_same_receipt_and_is_kept_once() {
     assert_eq!(blobs, 1, "one copy, as a file");
 }
 
-/// `content` written to `file` and sealed by `from` for the probation service (`--offline`):
-/// the sealed bytes, their document id and their content hash.
+/// `content` written to `file` and sealed by `from` for the probation service (`--offline`,
+/// and `extra` options): the sealed bytes, their document id and their content hash.
 fn seal_offline(
     fed: &TestFederation,
     from: &Agency,
     file: &str,
     content: &[u8],
+    extra: &[&str],
 ) -> (Vec<u8>, [u8; 16], [u8; 32]) {
     let sb = &fed.sandbox;
     std::fs::write(sb.path(file), content).unwrap();
     let out = format!("{file}.liaise");
-    sb.liaise(&[
+    let mut args = vec![
         "seal",
         "--home",
         &from.home,
@@ -756,9 +821,10 @@ fn seal_offline(
         "--offline",
         "--out",
         &out,
-        file,
-    ])
-    .ok();
+    ];
+    args.extend_from_slice(extra);
+    args.push(file);
+    sb.liaise(&args).ok();
     let sealed = sb.read(&out);
     let id = liaise_protocol::danger_read_unverified_header(sealed.as_slice())
         .unwrap()

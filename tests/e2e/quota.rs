@@ -1,11 +1,14 @@
 //! One agency cannot fill another's node: each may keep at most its quota there (the
-//! documents it delivered and its unfinished transfers). A delivery over it waits at the
+//! documents it delivered, its unfinished transfers, and a record's worth for every document
+//! it ever delivered). A delivery over it waits at the
 //! sender with the reason, as for a full disk; other agencies still deliver; and once the
 //! agency's documents there are revoked, its waiting ones arrive.
 
 use std::time::Duration;
 
 use serde_json::Value;
+
+use liaise_node::daemon::quota::RECORD_BYTES;
 
 use super::nodes::{Agency, TestFederation, states};
 
@@ -87,21 +90,26 @@ fn an_agency_over_its_quota_waits_and_others_still_deliver() {
     // Its status says what each agency keeps there, and the limit.
     let status = fed.json(prison, &["status"]);
     assert_eq!(status["agency_quota_bytes"], 700 * 1024, "{status:#}");
-    let kept = |status: &Value, agency: &str| {
+    let field = |status: &Value, agency: &str, name: &str| {
         status["peers"]
             .as_array()
             .unwrap()
             .iter()
             .find(|p| p["agency"] == agency)
-            .map(|p| p["kept_bytes"].clone())
+            .map(|p| p[name].as_u64().unwrap())
             .unwrap()
     };
+    let kept = |status: &Value, agency: &str| field(status, agency, "kept_bytes");
+    let first_len = from_city[0]["sealed_len"].as_u64().unwrap();
+    assert_eq!(kept(&status, CITY), first_len, "{status:#}");
+    // Its quota also carries the record every document leaves.
+    assert_eq!(field(&status, CITY, "received_documents"), 1);
     assert_eq!(
-        kept(&status, CITY),
-        from_city[0]["sealed_len"],
+        field(&status, CITY, "quota_used_bytes"),
+        first_len + RECORD_BYTES,
         "{status:#}"
     );
-    assert!(kept(&status, PROBATION).as_u64() > Some(FIRST as u64));
+    assert!(kept(&status, PROBATION) > FIRST as u64);
 
     // The city revokes its first document: the prison deletes its copy, which no longer
     // counts, and the waiting documents are delivered on their next attempt.
@@ -129,4 +137,11 @@ fn an_agency_over_its_quota_waits_and_others_still_deliver() {
         .sum();
     let status = fed.json(prison, &["status"]);
     assert_eq!(kept(&status, CITY), now_kept, "{status:#}");
+    // The revoked copy's record stays, and counts with the two others.
+    assert_eq!(field(&status, CITY, "received_documents"), 3);
+    assert_eq!(
+        field(&status, CITY, "quota_used_bytes"),
+        now_kept + 3 * RECORD_BYTES,
+        "{status:#}"
+    );
 }

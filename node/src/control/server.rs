@@ -467,7 +467,11 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
                 "reachable": seen.map(|(reachable, _)| *reachable),
                 "checked_at": seen.map(|(_, at)| *at),
                 "error": errors.get(agency.as_str()),
-                "kept_bytes": kept.get(agency.as_str()).copied().unwrap_or(0),
+                "kept_bytes": kept.get(agency.as_str()).map_or(0, |h| h.bytes),
+                "received_documents": kept.get(agency.as_str()).map_or(0, |h| h.copies),
+                "quota_used_bytes": kept.get(agency.as_str()).map_or(0, |h| {
+                    crate::daemon::quota::charged(h.bytes, h.copies)
+                }),
             })
         })
         .collect();

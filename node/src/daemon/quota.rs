@@ -1,6 +1,7 @@
-//! How much one agency may keep on this node: the documents it delivered (not deleted since)
-//! and its unfinished transfers, together. So a member, however hostile, can fill at most its
-//! share of the disk, and every other member can still deliver.
+//! How much one agency may keep on this node: the documents it delivered (not deleted since),
+//! its unfinished transfers, and what stays for good of every document it ever delivered
+//! ([`RECORD_BYTES`] each), together. So a member, however hostile, can fill at most its share
+//! of the disk, and every other member can still deliver.
 //!
 //! An agency that keeps nothing here may always deliver one document, however large: so it
 //! keeps at most its quota or one document, whichever is more. Such a document must leave one
@@ -22,6 +23,25 @@ use indicatif::BinaryBytes;
 
 /// The share of the store's file system one agency may fill unless the node is told otherwise.
 pub const DEFAULT_AGENCY_SHARE_PERCENT: u8 = 25;
+
+/// What this node keeps for good of every document an agency delivers, deleted or not: its
+/// inbox line with the receipt, its receive and deletion log entries, its events, and their
+/// index entries. About 2.5 KiB by the sizes of those rows; rounded up. Charged against that
+/// agency's quota, so that documents deleted as soon as they arrive (expiring at once, say)
+/// cannot fill the disk by giving their bytes back and leaving their records: with the default
+/// share, an agency reaches its quota with records alone after millions of documents.
+pub const RECORD_BYTES: u64 = 4096;
+
+/// What an agency that keeps `bytes` of documents here, and delivered `copies` in all, has
+/// used of its quota (unfinished transfers aside).
+pub fn charged(bytes: u64, copies: u64) -> u64 {
+    let kept = Kept {
+        stored: bytes,
+        unfinished: 0,
+        copies,
+    };
+    kept.documents().saturating_add(kept.records())
+}
 
 /// What one agency may keep on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,30 +109,44 @@ pub struct Kept {
     pub stored: u64,
     /// Its other transfers not finished yet (partial files and offers being received).
     pub unfinished: u64,
+    /// The documents it ever delivered here, deleted or not: each is charged [`RECORD_BYTES`].
+    pub copies: u64,
+}
+
+impl Kept {
+    /// The bytes of its documents: kept, and being received.
+    fn documents(&self) -> u64 {
+        self.stored.saturating_add(self.unfinished)
+    }
+
+    /// What its documents' records take, for good.
+    fn records(&self) -> u64 {
+        self.copies.saturating_mul(RECORD_BYTES)
+    }
 }
 
 /// What must stay free after a document [`check`] let in: the store's reserve, or for a first
 /// document over its sender's quota, that quota (see [`Reserve::Quota`]).
 pub fn reserve(kept: Kept, offered: u64, limit: u64) -> Reserve {
-    let held = kept.stored.saturating_add(kept.unfinished);
-    if held == 0 && offered > limit {
+    if kept.documents() == 0 && offered > limit {
         Reserve::Quota(limit)
     } else {
         Reserve::Store
     }
 }
 
-/// Refuses `offered` more bytes from `peer` when, with what it keeps here already, they would
-/// pass its `limit`. An agency that keeps nothing here may always deliver one document (the
-/// free-space check still applies, keeping one quota free for the others, [`reserve`]): a
-/// quota smaller than a document must not make that document undeliverable for good.
+/// Refuses `offered` more bytes from `peer` when, with what it keeps here already and the new
+/// document's record, they would pass its `limit`. An agency that keeps no document here may
+/// always deliver one (the free-space check still applies, keeping one quota free for the
+/// others, [`reserve`]), unless its records alone fill its quota: a quota smaller than a
+/// document must not make that document undeliverable for good.
 pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<(), Refusal> {
-    let held = kept.stored.saturating_add(kept.unfinished);
-    if held == 0
-        || held
-            .checked_add(offered)
-            .is_some_and(|total| total <= limit)
-    {
+    let (documents, records) = (kept.documents(), kept.records());
+    let total = documents
+        .checked_add(records)
+        .and_then(|t| t.checked_add(offered))
+        .and_then(|t| t.checked_add(RECORD_BYTES));
+    if (documents == 0 && records < limit) || total.is_some_and(|total| total <= limit) {
         return Ok(());
     }
     let unfinished = match kept.unfinished {
@@ -123,11 +157,14 @@ pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<()
     Err(Refusal {
         reason: RejectReason::DiskFull,
         detail: format!(
-            "over quota: {peer} keeps {}{unfinished} here, limit {} (receiver's \
-             --agency-quota); needs {} more, waits for expiries or revocations",
+            "over quota: {peer} keeps {}{unfinished} and {} of records of {} documents here, \
+             limit {} (receiver's --agency-quota); needs {} more, waits for expiries, \
+             revocations or a larger quota",
             BinaryBytes(kept.stored),
+            BinaryBytes(records),
+            kept.copies,
             BinaryBytes(limit),
-            BinaryBytes(offered),
+            BinaryBytes(offered.saturating_add(RECORD_BYTES)),
         ),
     })
 }
@@ -187,19 +224,25 @@ mod tests {
     #[test]
     fn an_agency_may_fill_its_quota_and_not_one_byte_more() {
         let prison = AgencyId::new("nl.prison.vught").unwrap();
-        let kept = |stored, unfinished| Kept { stored, unfinished };
-        assert!(check(&prison, kept(60, 0), 40, 100).is_ok());
-        assert!(check(&prison, kept(30, 30), 40, 100).is_ok());
-        let refusal = check(&prison, kept(60, 0), 41, 100).unwrap_err();
+        let kept = |stored, unfinished| Kept {
+            stored,
+            unfinished,
+            copies: 0,
+        };
+        // Each document is also charged its record.
+        let limit = 100 + RECORD_BYTES;
+        assert!(check(&prison, kept(60, 0), 40, limit).is_ok());
+        assert!(check(&prison, kept(30, 30), 40, limit).is_ok());
+        let refusal = check(&prison, kept(60, 0), 41, limit).unwrap_err();
         assert_eq!(refusal.reason, RejectReason::DiskFull);
         assert!(
-            refusal.detail.contains("nl.prison.vught keeps 60 B here"),
+            refusal.detail.contains("nl.prison.vught keeps 60 B"),
             "{}",
             refusal.detail
         );
         assert!(refusal.detail.contains("--agency-quota"));
         // Unfinished transfers count, and are named.
-        let refusal = check(&prison, kept(30, 31), 40, 100).unwrap_err();
+        let refusal = check(&prison, kept(30, 31), 40, limit).unwrap_err();
         assert!(
             refusal.detail.contains("(+ 31 B unfinished)"),
             "{}",
@@ -207,8 +250,13 @@ mod tests {
         );
         // Whole within the 512 bytes a refusal keeps on the wire, for a long agency id.
         let long = AgencyId::new("nl.probation.noord-holland-noord").unwrap();
-        let refusal = check(&long, kept(600 << 30, 400 << 30), 64 << 30, 1000 << 30).unwrap_err();
-        assert!(refusal.detail.chars().count() <= 200, "{}", refusal.detail);
+        let big = Kept {
+            stored: 600 << 30,
+            unfinished: 400 << 30,
+            copies: u64::MAX,
+        };
+        let refusal = check(&long, big, 64 << 30, 1000 << 30).unwrap_err();
+        assert!(refusal.detail.chars().count() <= 300, "{}", refusal.detail);
         assert!(check(&prison, kept(u64::MAX, 0), 1, u64::MAX).is_err());
         // Keeping nothing, one document of any size may come; not beside a transfer.
         assert!(check(&prison, kept(0, 0), 1_000, 100).is_ok());
@@ -218,5 +266,37 @@ mod tests {
         assert_eq!(reserve(kept(0, 0), 1_000, 100), Reserve::Quota(100));
         assert_eq!(reserve(kept(0, 0), 100, 100), Reserve::Store);
         assert_eq!(reserve(kept(60, 0), 40, 100), Reserve::Store);
+    }
+
+    #[test]
+    fn the_records_of_deleted_documents_count_until_they_fill_the_quota() {
+        let prison = AgencyId::new("nl.prison.vught").unwrap();
+        let records = |copies| Kept {
+            stored: 0,
+            unfinished: 0,
+            copies,
+        };
+        let limit = 10 * RECORD_BYTES;
+        // Keeping no document but nine records: one more document of any size may come.
+        assert!(check(&prison, records(9), 1_000_000, limit).is_ok());
+        // Ten records fill the quota: nothing more, however small, until the receiver's
+        // operator raises it (records stay for good).
+        let refusal = check(&prison, records(10), 1, limit).unwrap_err();
+        assert_eq!(refusal.reason, RejectReason::DiskFull);
+        assert!(
+            refusal
+                .detail
+                .contains("40.00 KiB of records of 10 documents"),
+            "{}",
+            refusal.detail
+        );
+        // Beside a kept document, records count with its bytes.
+        let kept = Kept {
+            stored: RECORD_BYTES,
+            unfinished: 0,
+            copies: 8,
+        };
+        assert!(check(&prison, kept, 0, limit).is_ok());
+        assert!(check(&prison, kept, 1, limit).is_err());
     }
 }

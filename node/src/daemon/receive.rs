@@ -405,7 +405,11 @@ async fn receive_inner(
             // against the transfers in progress, so it cannot take the room of this one.
             let mut reserve = Reserve::Store;
             if let Some(limit) = limit {
-                let kept = quota::Kept { stored, unfinished };
+                let kept = quota::Kept {
+                    stored: stored.bytes,
+                    unfinished,
+                    copies: stored.copies,
+                };
                 quota::check(&quota_peer, kept, offer.sealed_len, limit)
                     .map_err(|r| Outcome::Reject(r.reason, r.detail))?;
                 reserve = quota::reserve(kept, offer.sealed_len, limit);
@@ -599,7 +603,11 @@ fn record_received(
     if let Some(QuotaCheck { limit, unfinished }) = quota {
         let holder = row.forwarded_by.as_deref().unwrap_or(&row.sender);
         let stored = holdings::held_by(conn, holder)?;
-        let kept = quota::Kept { stored, unfinished };
+        let kept = quota::Kept {
+            stored: stored.bytes,
+            unfinished,
+            copies: stored.copies,
+        };
         if let Err(refusal) = quota::check(&AgencyId::new(holder)?, kept, row.sealed_len, limit) {
             return Ok(Recorded::OverQuota(refusal.detail));
         }
@@ -881,6 +889,20 @@ async fn check_document(
         }
         .map(|t| t.0),
     };
+    // A copy whose time here is over before it arrived would be deleted within a second,
+    // leaving only its records: refused instead, for good (its sender stops at that time too).
+    if let Some(not_after) = row.not_after.filter(|t| *t <= row.received_at) {
+        if let Held::File(partial) = &document {
+            let _ = fs::remove_file(partial);
+        }
+        return Err(Outcome::Reject(
+            RejectReason::BadDocument,
+            format!(
+                "its time at {} ended (unix {not_after}) before it arrived; not kept",
+                node.me
+            ),
+        ));
+    }
     Ok((row, document))
 }
 

@@ -1,11 +1,15 @@
-//! The bytes of received documents each agency keeps on this node: every inbox copy not
-//! deleted since, counted for the agency that delivered it (the forwarder of a forwarded
-//! copy, else its sender). Kept by triggers in the transactions that add a copy or record its
-//! deletion, so it is never out of step with the inbox, and read with one lookup when an
-//! agency's quota is checked (see `daemon::quota`).
+//! What each agency keeps on this node through the documents it delivered, counted for the
+//! agency that delivered them (the forwarder of a forwarded copy, else its sender):
+//! - the bytes of every inbox copy not deleted since;
+//! - how many copies it ever delivered, deleted or not: each leaves its inbox line, receipt
+//!   and log entries for good (the proof of the exchange), which its quota must also bound.
+//!
+//! Kept by triggers in the transactions that add a copy or record its deletion, so they are
+//! never out of step with the inbox, and read with one lookup when an agency's quota is
+//! checked (see `daemon::quota`).
 
 use anyhow::Result;
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS inbox_holdings (
@@ -27,7 +31,26 @@ BEGIN
     WHERE agency = (SELECT coalesce(i.forwarded_by, i.sender) FROM inbox i
                     WHERE i.doc_id = NEW.doc_id AND i.sender = NEW.sender);
 END;
+CREATE TABLE IF NOT EXISTS inbox_records (
+    agency TEXT PRIMARY KEY,
+    copies INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS inbox_records_add AFTER INSERT ON inbox
+BEGIN
+    INSERT INTO inbox_records (agency, copies)
+    VALUES (coalesce(NEW.forwarded_by, NEW.sender), 1)
+    ON CONFLICT (agency) DO UPDATE SET copies = copies + 1;
+END;
 ";
+
+/// What one agency keeps on this node through the documents it delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// The bytes of its copies not deleted.
+    pub bytes: u64,
+    /// The copies it ever delivered, deleted or not.
+    pub copies: u64,
+}
 
 /// Counts the copies received before this table existed (a store of an earlier version):
 /// once, when the table is empty but the inbox is not.
@@ -46,25 +69,51 @@ pub(super) fn count_earlier_copies(conn: &Connection) -> rusqlite::Result<()> {
              GROUP BY 1",
         )?;
     }
+    let uncounted: bool = conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM inbox_records) AND EXISTS (SELECT 1 FROM inbox)",
+        [],
+        |r| r.get(0),
+    )?;
+    if uncounted {
+        conn.execute_batch(
+            "INSERT INTO inbox_records (agency, copies)
+             SELECT coalesce(forwarded_by, sender), count(*) FROM inbox GROUP BY 1",
+        )?;
+    }
     Ok(())
 }
 
-/// The bytes of documents `agency` delivered that this node keeps.
-pub fn held_by(conn: &Connection, agency: &str) -> Result<u64> {
-    let bytes: Option<i64> = conn
-        .prepare_cached("SELECT bytes FROM inbox_holdings WHERE agency = ?1")?
-        .query_row([agency], |r| r.get(0))
-        .optional()?;
-    Ok(bytes.map_or(0, |b| u64::try_from(b).unwrap_or(0)))
+fn count(value: Option<i64>) -> u64 {
+    value.map_or(0, |v| u64::try_from(v).unwrap_or(0))
 }
 
-/// The bytes each agency that delivered documents here keeps, by agency id.
-pub fn by_agency(conn: &Connection) -> Result<std::collections::HashMap<String, u64>> {
-    let mut stmt = conn.prepare_cached("SELECT agency, bytes FROM inbox_holdings")?;
+/// What `agency` keeps on this node through the documents it delivered.
+pub fn held_by(conn: &Connection, agency: &str) -> Result<Holding> {
+    let (bytes, copies) = conn
+        .prepare_cached(
+            "SELECT (SELECT bytes FROM inbox_holdings WHERE agency = ?1),
+                    (SELECT copies FROM inbox_records WHERE agency = ?1)",
+        )?
+        .query_row([agency], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Holding {
+        bytes: count(bytes),
+        copies: count(copies),
+    })
+}
+
+/// What each agency that delivered documents here keeps, by agency id.
+pub fn by_agency(conn: &Connection) -> Result<std::collections::HashMap<String, Holding>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.agency, h.bytes, r.copies FROM inbox_records r
+         LEFT JOIN inbox_holdings h ON h.agency = r.agency",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+            Holding {
+                bytes: count(r.get(1)?),
+                copies: count(r.get(2)?),
+            },
         ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -111,21 +160,38 @@ mod tests {
         inbox_insert(&conn, &row(2, city, None, 50), b"r").unwrap();
         // A copy of the city's document forwarded by the prison counts for the prison.
         inbox_insert(&conn, &row(3, city, Some(prison), 30), b"r").unwrap();
-        assert_eq!(held_by(&conn, city).unwrap(), 150);
-        assert_eq!(held_by(&conn, prison).unwrap(), 30);
+        let held = |agency: &str| {
+            let h = held_by(&conn, agency).unwrap();
+            (h.bytes, h.copies)
+        };
+        assert_eq!(held(city), (150, 2));
+        assert_eq!(held(prison), (30, 1));
 
         delete(&conn, 1, city, DeletionReason::Expired, 5);
-        // Recorded twice, subtracted once.
+        // Recorded twice, subtracted once; the copy's records stay, and still count.
         delete(&conn, 1, city, DeletionReason::Expired, 6);
-        assert_eq!(held_by(&conn, city).unwrap(), 50);
-        // A deletion of a copy never received, then that copy: it is never kept.
+        assert_eq!(held(city), (50, 2));
+        // A deletion of a copy never received, then that copy: its bytes are never kept, its
+        // inbox line and log entries are.
         delete(&conn, 4, city, DeletionReason::Revoked, 7);
         inbox_insert(&conn, &row(4, city, None, 70), b"r").unwrap();
-        assert_eq!(held_by(&conn, city).unwrap(), 50);
-        assert_eq!(held_by(&conn, "nl.probation.utrecht").unwrap(), 0);
+        assert_eq!(held(city), (50, 3));
+        assert_eq!(held("nl.probation.utrecht"), (0, 0));
         let every = by_agency(&conn).unwrap();
-        assert_eq!(every.get(city), Some(&50));
-        assert_eq!(every.get(prison), Some(&30));
+        assert_eq!(
+            every.get(city),
+            Some(&Holding {
+                bytes: 50,
+                copies: 3
+            })
+        );
+        assert_eq!(
+            every.get(prison),
+            Some(&Holding {
+                bytes: 30,
+                copies: 1
+            })
+        );
     }
 
     #[test]
@@ -138,13 +204,18 @@ mod tests {
         inbox_insert(&conn, &row(2, city, None, 40), b"r").unwrap();
         delete(&conn, 2, city, DeletionReason::Expired, 5);
         // As an earlier version left it: no counts.
-        conn.execute_batch("DELETE FROM inbox_holdings").unwrap();
+        conn.execute_batch("DELETE FROM inbox_holdings; DELETE FROM inbox_records")
+            .unwrap();
         drop(conn);
         let conn = open_writer(&path).unwrap();
-        assert_eq!(held_by(&conn, city).unwrap(), 100);
+        let counted = Holding {
+            bytes: 100,
+            copies: 2,
+        };
+        assert_eq!(held_by(&conn, city).unwrap(), counted);
         drop(conn);
         // Opened again: not counted twice.
         let conn = open_writer(&path).unwrap();
-        assert_eq!(held_by(&conn, city).unwrap(), 100);
+        assert_eq!(held_by(&conn, city).unwrap(), counted);
     }
 }
