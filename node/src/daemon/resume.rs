@@ -14,11 +14,17 @@ use std::time::SystemTime;
 
 use liaise_protocol::wire::ContentHasher;
 
-/// The most saved states per sending agency; beyond it, the states of partial files that are
-/// gone go first, then that agency's least recently saved one (its next resume reads the
-/// partial once more). Counted per agency so that no member can push another's states out.
-/// Agencies are roster members: their number is bounded by the roster.
-pub const MAX_RESUME_STATES_PER_PEER: usize = 16;
+use super::incoming::MAX_PARTIAL_FILES_PER_PEER;
+
+/// The most saved states per sending agency: one for each partial file it may leave
+/// ([`MAX_PARTIAL_FILES_PER_PEER`]). With fewer, a member re-offering its partials in turn
+/// would push each state out before its next offer, and make every 59-byte offer cost a read
+/// and a hash of its partial file. A state is about 2 KiB (BLAKE3's stack of chaining values).
+/// Beyond it, the states of partial files that are gone go first, then that agency's least
+/// recently saved one (its next resume reads the partial once more). Counted per agency so
+/// that no member can push another's states out. Agencies are roster members: their number is
+/// bounded by the roster.
+pub const MAX_RESUME_STATES_PER_PEER: usize = MAX_PARTIAL_FILES_PER_PEER;
 
 /// Saved hash states by sending agency and partial file.
 #[derive(Debug, Default)]
