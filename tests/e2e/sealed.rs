@@ -172,6 +172,22 @@ fn seal_verify_open_with_per_section_readers() {
     let meta = |rel: &str| std::fs::metadata(s.path(rel)).unwrap();
     let mode = |rel: &str| meta(rel).permissions().mode() & 0o7777;
     assert_eq!(mode("q/report.pdf"), 0o600);
+    // So is its signature file.
+    let with_signatures = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "open",
+            "--home",
+            "prison",
+            "report.liaise",
+            "--out-dir",
+            out,
+            "--with-signatures",
+        ];
+        args.extend_from_slice(extra);
+        s.liaise(&args).ok();
+    };
+    with_signatures("signed", &[]);
+    assert_eq!(mode("signed/report.pdf.sig"), 0o600);
     std::fs::create_dir(s.path("staff")).unwrap();
     // Root gives the folder another group, as `install -g liaise-staff` does (where the user
     // namespace maps one); anyone else keeps their own.
@@ -180,25 +196,19 @@ fn seal_verify_open_with_per_section_readers() {
         Err(_) => meta("staff").gid(),
     };
     std::fs::set_permissions(s.path("staff"), std::fs::Permissions::from_mode(0o2770)).unwrap();
-    s.liaise(&[
-        "open",
-        "--home",
-        "prison",
-        "report.liaise",
-        "--out-dir",
-        "staff/case-17",
-        "--group-readable",
-    ])
-    .ok();
+    with_signatures("staff/case-17", &["--group-readable"]);
     assert_eq!(mode("staff/case-17"), 0o2770);
     assert_eq!(mode("staff/case-17/report.pdf"), 0o640);
+    assert_eq!(mode("staff/case-17/report.pdf.sig"), 0o640);
     assert_eq!(meta("staff/case-17/report.pdf").gid(), staff_gid);
     // Nothing of the staging is left in the staff folder.
     let left: Vec<_> = std::fs::read_dir(s.path("staff/case-17"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(left, ["report.pdf"]);
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, ["report.pdf", "report.pdf.sig"]);
 }
 
 #[test]

@@ -339,8 +339,11 @@ fn open_into(
     let outcome = (|| -> Result<()> {
         for (section, staged, name, sig, armored) in plan {
             if let Some(sig) = &sig {
+                // As private as the file it signs: with it, anyone could confirm a guess of
+                // the content (its hash is what the signature covers).
+                let mode = if args.group_readable { 0o640 } else { 0o600 };
                 let mut f =
-                    create_new_in(out, sig, 0o644).map_err(|e| exists_error(&shown(sig), e))?;
+                    create_new_in(out, sig, mode).map_err(|e| exists_error(&shown(sig), e))?;
                 placed.push(sig.clone());
                 f.write_all(armored.as_bytes())?;
                 // Durable before the folder's fsync below, like the files it signs.
