@@ -10,6 +10,7 @@ pub use liaise_keys::codec;
 pub mod evidence;
 pub mod log;
 pub mod sealed;
+pub mod text;
 pub mod wire;
 
 pub use sealed::{

@@ -442,13 +442,7 @@ pub(crate) fn check_clear_text(
     max: usize,
 ) -> Result<(), Violation> {
     check_text(what, text, min, max)?;
-    let spoofing = |c: char| {
-        matches!(
-            c,
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}' | '\u{2060}' | '\u{FEFF}'
-        )
-    };
-    if text.chars().any(spoofing) {
+    if text.chars().any(crate::text::reorders_or_hides) {
         return Err(Violation::Malformed(what));
     }
     Ok(())

@@ -70,8 +70,11 @@ pub enum CustodyError {
         /// Which statement.
         what: &'static str,
     },
-    /// A reason is empty, too long or holds control characters.
-    #[error("the reason must be 1 to {MAX_REASON_LEN} bytes without control characters")]
+    /// A reason is empty, too long or holds control characters (or any that reorder text).
+    #[error(
+        "the reason must be 1 to {MAX_REASON_LEN} bytes of text on one line, without \
+         control characters or characters that reorder or hide text"
+    )]
     BadReason,
 }
 
@@ -119,11 +122,12 @@ impl Signed {
     }
 }
 
-/// Checks a stated reason: 1 to [`MAX_REASON_LEN`] bytes, no control characters.
+/// Checks a stated reason: 1 to [`MAX_REASON_LEN`] bytes, no control characters and none
+/// that reorders or hides text (it is shown in logs and evidence).
 pub fn check_reason(reason: &str) -> Result<(), CustodyError> {
     if reason.trim().is_empty()
         || reason.len() > MAX_REASON_LEN
-        || reason.chars().any(char::is_control)
+        || reason.chars().any(crate::text::unfit_for_a_line)
     {
         return Err(CustodyError::BadReason);
     }

@@ -84,6 +84,9 @@ fn reason_limits() {
     assert!(check_reason("").is_err());
     assert!(check_reason("   ").is_err());
     assert!(check_reason("line\nbreak").is_err());
+    // Shown in logs and evidence: nothing that shows its words in another order.
+    assert!(check_reason("court order \u{202E}9102\u{202C}").is_err());
+    assert!(check_reason("αίτημα δικαστηρίου").is_ok());
 }
 
 #[test]

@@ -456,13 +456,16 @@ mod tests {
     #[test]
     fn a_detail_with_a_control_character_is_refused() {
         // A newline and a journal priority would forge a log line at the receiving node; an
-        // escape would drive the terminal of whoever reads that log.
+        // escape would drive the terminal of whoever reads that log; a bidirectional override
+        // would show the line's words in another order than they came.
         for detail in [
             "busy\n<3>forged entry",
             "a\rb",
             "\u{1b}[2J",
             "tab\there",
             "\u{85}",
+            "refused by \u{202E}lanimirc\u{202C}",
+            "zero\u{200B}width",
         ] {
             for message in [
                 Message::Reject {
@@ -490,8 +493,8 @@ mod tests {
             detail: "ανακλήθηκε από τον αποστολέα — 撤回".into(),
         };
         assert_eq!(decode_frame(&encode_frame(&fine), ANY).unwrap().0, fine);
-        let cleaned = crate::wire::bounded_detail("disk full:\n<3>forged\r\u{85}");
-        assert_eq!(cleaned, "disk full: <3>forged  ");
+        let cleaned = crate::wire::bounded_detail("disk full:\n<3>forged\r\u{85}\u{202E}");
+        assert_eq!(cleaned, "disk full: <3>forged   ");
         let message = Message::CheckpointRefused { detail: cleaned };
         assert_eq!(
             decode_frame(&encode_frame(&message), ANY).unwrap().0,

@@ -11,15 +11,18 @@ pub const MAX_DOCUMENT_LEN: u64 = 64 * 1024 * 1024 * 1024;
 /// The longest human-readable detail in a `Reject`, `Refused` or `CheckpointRefused`, in bytes.
 pub const MAX_DETAIL_LEN: usize = 512;
 
-/// Whether `detail` may travel in a message: at most [`MAX_DETAIL_LEN`] bytes and no control
-/// character. A peer's detail is for people and nodes log it as it came, so a line break or an
-/// escape in it could forge journal lines (`\n<3>...`) or drive an operator's terminal.
+/// Whether `detail` may travel in a message: at most [`MAX_DETAIL_LEN`] bytes, no control
+/// character and none that reorders or hides text. A peer's detail is for people and nodes
+/// log it as it came, so a line break or an escape in it could forge journal lines
+/// (`\n<3>...`) or drive an operator's terminal, and a bidirectional override could show
+/// its words in another order.
 pub fn valid_detail(detail: &str) -> bool {
-    detail.len() <= MAX_DETAIL_LEN && !detail.chars().any(char::is_control)
+    detail.len() <= MAX_DETAIL_LEN && !detail.chars().any(crate::text::unfit_for_a_line)
 }
 
 /// `detail` cut to at most [`MAX_DETAIL_LEN`] bytes at a character boundary, with each control
-/// character (a line break in an error's text) replaced by a space, so that a detail with
+/// character (a line break in an error's text), and each that reorders or hides text,
+/// replaced by a space, so that a detail with
 /// multi-byte characters (an agency name or a reason in Greek) or several lines never makes
 /// the frame a protocol violation (see [`valid_detail`]).
 pub fn bounded_detail(detail: &str) -> String {
@@ -32,7 +35,13 @@ pub fn bounded_detail(detail: &str) -> String {
         .get(..end)
         .unwrap_or_default()
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if crate::text::unfit_for_a_line(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect()
 }
 /// The largest signed statement of the originator-control exchanges (`originator-control.md`).
