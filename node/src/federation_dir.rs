@@ -229,7 +229,13 @@ impl FederationDir {
         };
         let body = RosterBody {
             federation: state.name.clone(),
-            serial: state.last_serial + 1,
+            serial: state.last_serial.checked_add(1).with_context(|| {
+                format!(
+                    "federation.toml's last_serial is {}, the largest possible: it was edited; \
+                     put back the serial of the roster last published",
+                    state.last_serial
+                )
+            })?,
             issued_at,
             expires_at: issued_at.after(valid_for),
             stewards,
@@ -306,20 +312,61 @@ impl FederationDir {
 /// Removes retired steward key files, overwriting each in place with zeros and syncing first.
 /// The files are encrypted under the passphrase anyway; on SSDs and copy-on-write file systems
 /// the overwrite is best effort only, so old keys may remain recoverable from the raw device.
+/// Only regular files are overwritten: a symbolic link placed there is removed, not written
+/// through (it could point at any file the steward may write).
 fn remove_retired_keys(dir: &Path) -> Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     for entry in std::fs::read_dir(dir)?.flatten() {
         let path = entry.path();
-        if path.is_file() {
-            if let Ok(mut file) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-                let _ = file.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)]);
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_file() {
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path);
+            if let Ok(mut file) = opened {
+                let mut left = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let zeros = [0u8; 4096];
+                while left > 0 {
+                    let n = left.min(zeros.len() as u64) as usize;
+                    if file.write_all(zeros.get(..n).unwrap_or_default()).is_err() {
+                        break;
+                    }
+                    left -= n as u64;
+                }
                 let _ = file.sync_all();
             }
+        }
+        if kind.is_file() || kind.is_symlink() {
             std::fs::remove_file(&path)
                 .with_context(|| format!("cannot remove retired key {}", path.display()))?;
         }
     }
     std::fs::remove_dir(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retiring_keys_wipes_the_files_and_never_writes_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let retired = dir.path().join("stewards-retired");
+        std::fs::create_dir(&retired).unwrap();
+        std::fs::write(retired.join("steward-1.key"), b"encrypted key").unwrap();
+        // A link someone placed among them, to a file the steward may write.
+        let elsewhere = dir.path().join("roster.liaise");
+        std::fs::write(&elsewhere, b"the published roster").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, retired.join("steward-2.key")).unwrap();
+
+        remove_retired_keys(&retired).unwrap();
+        assert!(!retired.exists());
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"the published roster");
+    }
 }
