@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use liaise_keys::{Timestamp, TransportSecretKey};
-use liaise_node::daemon::HANDSHAKE_TIMEOUT;
+use liaise_node::daemon::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES_PER_SOURCE, MAX_PENDING_HANDSHAKES};
 use liaise_node::home::Home;
 use liaise_node::transport::{PresentedKey, SharedRoster, client_config, crypto_provider};
 
-use super::nodes::TestFederation;
+use super::nodes::{TestFederation, wait_log};
 
 const CITY: &str = "nl.city.utrecht";
 const PROBATION: &str = "nl.probation.utrecht";
@@ -92,6 +92,115 @@ fn garbage_and_stalled_handshakes_do_not_stop_a_node_and_are_dropped_in_time() {
 
     // And the node still serves.
     fed.deliver_text(city, PROBATION, "second.txt", b"Case 18");
+}
+
+#[test]
+fn one_host_cannot_hold_every_handshake_slot() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    let _city_node = fed.start(city);
+    let _probation_node = fed.start_with(probation, &[], Some("probation.log"));
+    let target: SocketAddr = fed.address(probation).parse().unwrap();
+
+    // One host (127.0.0.2, through a relay that passes the node's Retry back and nothing
+    // else) starts more handshakes than the node has slots, and never finishes any.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let relay = SilencingRelay::start(target);
+    let home = Home::new(fed.sandbox.path(&city.home));
+    let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
+    let outsider_key = TransportSecretKey::generate();
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let presented = PresentedKey::only(&crypto_provider(), &outsider_key).unwrap();
+    client.set_default_client_config(client_config(&presented, &roster).unwrap());
+    let attempts = MAX_PENDING_HANDSHAKES + MAX_HANDSHAKES_PER_SOURCE;
+    let stalled: Vec<quinn::Connecting> = (0..attempts)
+        .map(|_| client.connect(relay.addr, PROBATION).unwrap())
+        .collect();
+
+    // The node takes that host's first few and refuses the rest as too many from it.
+    let refusal = "too many handshakes from 127.0.0.2; refused";
+    let log = wait_log(
+        &fed.sandbox,
+        "probation.log",
+        Duration::from_secs(10),
+        "the host's attempts over its share refused",
+        |log| log.matches(refusal).count() >= attempts - MAX_HANDSHAKES_PER_SOURCE,
+    );
+    // No slot was left for anyone else to be refused for.
+    assert!(!log.contains("too many handshakes; refused"), "{log}");
+    // While those hang, a member is served.
+    fed.deliver_text(city, PROBATION, "report.txt", b"Case 17");
+    // And the node gives up on the ones it took.
+    let log = wait_log(
+        &fed.sandbox,
+        "probation.log",
+        HANDSHAKE_TIMEOUT * 3,
+        "the host's handshakes timed out",
+        |log| {
+            log.lines()
+                .filter(|l| l.contains("handshake timed out") && l.contains("127.0.0.2"))
+                .count()
+                >= MAX_HANDSHAKES_PER_SOURCE
+        },
+    );
+    let timed_out = log
+        .lines()
+        .filter(|l| l.contains("handshake timed out") && l.contains("127.0.0.2"))
+        .count();
+    assert_eq!(timed_out, MAX_HANDSHAKES_PER_SOURCE, "{log}");
+    relay.stop();
+    drop(stalled);
+    drop(client);
+}
+
+/// A UDP relay on 127.0.0.2 that passes a QUIC client's datagrams to the node, and of the
+/// node's answers only its Retry packets: every handshake through it gets past the node's
+/// address validation and then hangs, the client never hearing the node's first flight.
+struct SilencingRelay {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl SilencingRelay {
+    fn start(server: SocketAddr) -> Self {
+        let socket = UdpSocket::bind("127.0.0.2:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; 65_536];
+            while !done.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let datagram = &buf[..n];
+                if from == server {
+                    // Long header, packet type Retry (3); the fixed bit is not looked at.
+                    let retry = datagram.first().is_some_and(|b| b & 0xb0 == 0xb0);
+                    if let (true, Some(client)) = (retry, client) {
+                        let _ = socket.send_to(datagram, client);
+                    }
+                } else {
+                    client = Some(from);
+                    let _ = socket.send_to(datagram, server);
+                }
+            }
+        });
+        Self { addr, stop }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Short, empty-looking, long-header and short-header datagrams with nonsense inside.

@@ -3,6 +3,7 @@
 //! connection is dropped as soon as the roster no longer vouches for its peer.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,11 @@ use crate::transport::peer_agency;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most handshakes in progress at once; further connection attempts are refused.
 pub const MAX_PENDING_HANDSHAKES: usize = 256;
+/// The most handshakes in progress at once from one source: an IPv4 address, or an IPv6
+/// /64 (what one host is usually given). Sources are real (the QUIC retry has validated the
+/// address first), so without it one host could hold every one of [`MAX_PENDING_HANDSHAKES`]
+/// with handshakes it never finishes, a few dozen a second, and keep every member out.
+pub const MAX_HANDSHAKES_PER_SOURCE: usize = 16;
 /// The most connections one agency may hold to this node at once.
 pub const MAX_CONNECTIONS_PER_AGENCY: usize = 4;
 /// How often a live connection re-checks its peer against the roster (expiry, revocation),
@@ -76,6 +82,62 @@ impl Drop for AgencySlot {
     }
 }
 
+/// Counts handshakes in progress per source (see [`MAX_HANDSHAKES_PER_SOURCE`]).
+#[derive(Debug, Default)]
+pub struct PerSource {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One handshake counted for its source; the count drops with it.
+#[derive(Debug)]
+pub struct SourceSlot {
+    table: Arc<PerSource>,
+    source: IpAddr,
+}
+
+/// The source a handshake counts for: the IPv4 address (also of an IPv4-mapped IPv6 one), or
+/// the IPv6 address's /64 prefix.
+pub fn handshake_source(remote: SocketAddr) -> IpAddr {
+    match remote.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
+}
+
+impl PerSource {
+    /// A slot for one more handshake from `remote`'s source, or `None` if it has
+    /// [`MAX_HANDSHAKES_PER_SOURCE`] in progress already.
+    pub fn enter(table: &Arc<Self>, remote: SocketAddr) -> Option<SourceSlot> {
+        let source = handshake_source(remote);
+        let mut counts = table.counts.lock().ok()?;
+        let count = counts.entry(source).or_default();
+        if *count >= MAX_HANDSHAKES_PER_SOURCE {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot {
+            table: Arc::clone(table),
+            source,
+        })
+    }
+}
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.table.counts.lock()
+            && let Some(count) = counts.get_mut(&self.source)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
+}
+
 /// Checks that the roster in force still vouches for the connection's peer as `peer` (not
 /// expired, key neither removed nor revoked); closes the connection otherwise. Returns whether
 /// it may stay open.
@@ -117,5 +179,39 @@ mod tests {
         drop(other);
         assert_eq!(table.count(&prison), 0);
         assert_eq!(table.count(&city), 0);
+    }
+
+    #[test]
+    fn a_source_gets_its_limit_of_handshakes_and_no_more() {
+        let table = Arc::new(PerSource::default());
+        let at = |addr: &str| addr.parse::<SocketAddr>().unwrap();
+        // Any port of one IPv4 address, written plainly or mapped into IPv6, is one source.
+        let mut slots: Vec<SourceSlot> = (0..MAX_HANDSHAKES_PER_SOURCE)
+            .map(|i| {
+                let addr = if i % 2 == 0 {
+                    format!("192.0.2.7:{}", 1000 + i)
+                } else {
+                    format!("[::ffff:192.0.2.7]:{}", 1000 + i)
+                };
+                PerSource::enter(&table, at(&addr)).unwrap()
+            })
+            .collect();
+        assert!(
+            PerSource::enter(&table, at("192.0.2.7:9")).is_none(),
+            "limit + 1"
+        );
+        assert!(PerSource::enter(&table, at("[::ffff:192.0.2.7]:9")).is_none());
+        // Another address is not affected, nor another IPv6 /64; one /64 is one source.
+        let other = PerSource::enter(&table, at("192.0.2.8:9")).unwrap();
+        let v6: Vec<SourceSlot> = (0..MAX_HANDSHAKES_PER_SOURCE)
+            .map(|i| PerSource::enter(&table, at(&format!("[2001:db8:0:1::{i:x}]:443"))).unwrap())
+            .collect();
+        assert!(PerSource::enter(&table, at("[2001:db8:0:1:ffff::1]:443")).is_none());
+        assert!(PerSource::enter(&table, at("[2001:db8:0:2::1]:443")).is_some());
+        // A handshake that ends (done, refused or timed out) frees its slot.
+        slots.pop();
+        assert!(PerSource::enter(&table, at("192.0.2.7:9")).is_some());
+        drop((slots, other, v6));
+        assert!(table.counts.lock().unwrap().is_empty());
     }
 }

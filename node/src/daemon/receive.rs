@@ -33,8 +33,8 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::admission::{
-    HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_AGENCY, MAX_PENDING_HANDSHAKES, PerAgency,
-    ROSTER_RECHECK_INTERVAL, recheck_peer,
+    self, HANDSHAKE_TIMEOUT, MAX_CONNECTIONS_PER_AGENCY, MAX_PENDING_HANDSHAKES, PerAgency,
+    PerSource, ROSTER_RECHECK_INTERVAL, recheck_peer,
 };
 use super::forwarded_in::{Check, Entitlement, MAX_FORWARD_PREFIX_LEN, entitlement, skip_prefix};
 use super::framed::{FRAME_TIMEOUT, FrameError, read_message, write_message_within};
@@ -70,11 +70,12 @@ const NOT_AGAIN: &[MessageKind] = &[];
 /// Accepts connections until shutdown. A peer whose address is not validated yet is sent a
 /// QUIC retry first (a handshake flood then costs it a round trip per attempt and this node
 /// no state); a handshake has [`HANDSHAKE_TIMEOUT`] and one of [`MAX_PENDING_HANDSHAKES`]
-/// slots; only an established connection takes one of the long-lived connection slots, and
+/// slots, at most [`admission::MAX_HANDSHAKES_PER_SOURCE`] of them from one source; only an established connection takes one of the long-lived connection slots, and
 /// each agency at most [`MAX_CONNECTIONS_PER_AGENCY`] of them.
 pub async fn accept_loop(node: Arc<Node>) {
     let mut shutdown = node.shutdown.clone();
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    let per_source = Arc::new(PerSource::default());
     tokio::spawn(sweep_partials(Arc::clone(&node)));
     let per_agency = Arc::new(PerAgency::default());
     loop {
@@ -87,21 +88,30 @@ pub async fn accept_loop(node: Arc<Node>) {
             let _ = incoming.retry();
             continue;
         }
+        let remote = incoming.remote_address();
+        let Some(from_source) = PerSource::enter(&per_source, remote) else {
+            tracing::info!(
+                %remote,
+                "too many handshakes from {}; refused",
+                admission::handshake_source(remote)
+            );
+            incoming.refuse();
+            continue;
+        };
         let Ok(handshake) = Arc::clone(&handshakes).try_acquire_owned() else {
-            tracing::info!(remote = %incoming.remote_address(), "too many handshakes; refused");
+            tracing::info!(%remote, "too many handshakes; refused");
             incoming.refuse();
             continue;
         };
         let node = Arc::clone(&node);
         let per_agency = Arc::clone(&per_agency);
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
             let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
                 Ok(Ok(conn)) => conn,
                 Ok(Err(e)) => return tracing::info!(%remote, "handshake refused: {e}"),
                 Err(_) => return tracing::info!(%remote, "handshake timed out"),
             };
-            drop(handshake);
+            drop((handshake, from_source));
             let Ok(_permit) = Arc::clone(&node.connection_slots).try_acquire_owned() else {
                 tracing::warn!(%remote, "too many connections; closing a new one");
                 conn.close(VarInt::from_u32(CloseCode::Internal.code()), b"busy");
