@@ -679,8 +679,10 @@ fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
 fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
     let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
     let city = &fed.agencies[0];
+    let _node = fed.start_with(city, &[], Some("city.log"));
     // The stewards publish a roster that runs out in 60 s (time enough for a slow machine to
-    // import it and start the node well before then); the city imports it.
+    // import it well before then); the city imports it while its node runs, which takes it
+    // up at once.
     fed.sandbox
         .liaise(&[
             "federation",
@@ -699,7 +701,6 @@ fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
         .as_str()
         .and_then(Timestamp::parse_rfc3339)
         .unwrap_or_else(|| panic!("no expiry: {roster:#}"));
-    let _node = fed.start_with(city, &[], Some("city.log"));
     let log = |needle: &str, within: Duration| {
         let deadline = std::time::Instant::now() + within;
         loop {
@@ -714,7 +715,8 @@ fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
             std::thread::sleep(Duration::from_millis(200));
         }
     };
-    // At start: it expires within the week, and the operator is told what to do.
+    // Once taken up (not at the node's next hourly look): it expires within the week, and
+    // the operator is told what to do.
     let text = log(
         "the roster (serial 2) expires in 0 d 0 h",
         Duration::from_secs(30),

@@ -110,6 +110,8 @@ pub async fn watch(node: Arc<Node>) {
     let mut last: Option<(u64, tokio::time::Instant, bool)> = None;
     // The key warnings last logged, and when: repeated daily, or at once when they change.
     let mut last_keys: Option<(Vec<String>, tokio::time::Instant)> = None;
+    // A roster adopted since is looked at at once: its expiry may come before the next check.
+    let mut changes = node.roster.subscribe();
     loop {
         let roster = node.roster.current();
         let (serial, expires_at, now) = (roster.serial(), roster.body().expires_at.0, now_secs());
@@ -141,7 +143,15 @@ pub async fn watch(node: Arc<Node>) {
             true => CHECK_EVERY,
             false => CHECK_EVERY.min(until_expiry.saturating_add(Duration::from_secs(1))),
         };
-        tokio::time::sleep(next).await;
+        tokio::select! {
+            () = tokio::time::sleep(next) => {}
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    // The roster's sender is gone: the node is shutting down.
+                    tokio::time::sleep(next).await;
+                }
+            }
+        }
     }
 }
 
