@@ -275,6 +275,18 @@ fn a_revoked_member_loses_the_connection_it_holds() {
     let code = rt.block_on(close_code(&held, Duration::from_secs(10)));
     assert_eq!(code, u64::from(CloseCode::NotAuthorized.code()));
     assert_eq!(roster_serial(&fed, probation), serial + 1);
+    // And the probation node's status no longer shows the prison reachable.
+    let status = fed.json(probation, &["status"]);
+    let row = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agency"] == PRISON)
+        .cloned();
+    // A revoked member may have left the roster's members, or stay listed as revoked.
+    if let Some(row) = row {
+        assert_eq!(row["reachable"], false, "{status:#}");
+    }
 }
 
 #[test]
@@ -678,8 +690,9 @@ fn a_roster_the_node_refused_is_not_fetched_again_until_its_own_changes() {
 #[test]
 fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
     let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
-    let city = &fed.agencies[0];
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
     let _node = fed.start_with(city, &[], Some("city.log"));
+    let _probation = fed.start(probation);
     // The stewards publish a roster that runs out in 60 s (time enough for a slow machine to
     // import it well before then); the city imports it while its node runs, which takes it
     // up at once.
@@ -732,12 +745,41 @@ fn a_node_logs_that_its_roster_expires_soon_and_when_it_has_expired() {
     assert_eq!(text.matches("expires in").count(), 1, "{text}");
     // Not before it runs out (this log was read before the expiry, on the node's clock)...
     assert!(!text.contains("has expired"), "{text}");
+    // Meanwhile the city exchanges with probation, which its status shows.
+    fed.deliver_text(city, PROBATION, "report.txt", b"Case 17");
+    let reachable = || {
+        let status = fed.json(city, &["status"]);
+        status["peers"]
+            .as_array()
+            .and_then(|peers| peers.iter().find(|p| p["agency"] == PROBATION))
+            .map(|p| p["reachable"].clone())
+            .unwrap_or_else(|| panic!("no probation: {status:#}"))
+    };
+    assert_eq!(reachable(), true);
+    assert!(
+        Timestamp::now() < expires_at,
+        "the roster expired before the delivery was done: the test proves nothing"
+    );
     while Timestamp::now() < expires_at {
         std::thread::sleep(Duration::from_millis(200));
     }
     // ...and once it runs out, at once rather than at the next hourly look.
     let text = log("the roster (serial 2) has expired", Duration::from_secs(20));
     assert_eq!(text.matches("has expired").count(), 1, "{text}");
+    // Its connections end with it (not at their next check, a minute on), and its status
+    // stops showing probation reachable: nothing can be exchanged now.
+    log(
+        "closing connection: the roster no longer admits the peer",
+        Duration::from_secs(15),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while reachable() != false {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "probation still shown reachable"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// A large document (kept as a file, not in the database) offered again after it was

@@ -3,10 +3,14 @@
 //! A dial that works, or a connection the peer opens, says the peer is up. A peer's node that
 //! shuts down closes its connections (code `Shutdown`); one that crashed or lost its network
 //! is found out by the keep-alives (idle timeout) or, once restarted, by its stateless reset.
-//! When the last live connection with a peer ends in one of those ways, the peer is recorded
-//! as unreachable at once, not only at the next dial. A connection that ends for any other
-//! reason (closed by this node, superseded, over a limit) says nothing about the peer, and a
-//! peer with another live connection is up whatever happened to this one.
+//! A peer that closes a connection as `NotAuthorized` no longer admits this node (its roster
+//! no longer vouches for this node's key, or its roster, or ours, expired): nothing can be
+//! exchanged with it either. When the last live connection with a peer ends in one of those
+//! ways, the peer is recorded as unreachable at once, not only at the next dial; so it is when
+//! this node closes a connection because its own roster no longer admits the peer
+//! (`admission::recheck_peer`). A connection that ends for any other reason (closed by this
+//! node otherwise, superseded, over a limit) says nothing about the peer, and a peer with
+//! another live connection is up whatever happened to this one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
@@ -44,12 +48,15 @@ impl LiveConnections {
     }
 }
 
-/// Whether a connection that ended with `reason` shows its peer is down: it shut down, did
-/// not answer the keep-alives, or restarted.
+/// Whether a connection that ended with `reason` shows its peer is down, or refuses this
+/// node: it shut down, did not answer the keep-alives, restarted, or closed it as
+/// `NotAuthorized`.
 pub fn shows_peer_down(reason: &ConnectionError) -> bool {
     match reason {
         ConnectionError::ApplicationClosed(close) => {
-            close.error_code == VarInt::from_u32(CloseCode::Shutdown.code())
+            [CloseCode::Shutdown, CloseCode::NotAuthorized]
+                .iter()
+                .any(|code| close.error_code == VarInt::from_u32(code.code()))
         }
         ConnectionError::TimedOut | ConnectionError::Reset => true,
         _ => false,
@@ -76,7 +83,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_a_shutdown_a_timeout_or_a_reset_shows_the_peer_down() {
+    fn only_a_shutdown_a_timeout_a_reset_or_a_refusal_shows_the_peer_down() {
         let closed = |code: CloseCode| {
             ConnectionError::ApplicationClosed(quinn::ApplicationClose {
                 error_code: VarInt::from_u32(code.code()),
@@ -86,6 +93,7 @@ mod tests {
         assert!(shows_peer_down(&closed(CloseCode::Shutdown)));
         assert!(shows_peer_down(&ConnectionError::TimedOut));
         assert!(shows_peer_down(&ConnectionError::Reset));
+        assert!(shows_peer_down(&closed(CloseCode::NotAuthorized)));
         assert!(!shows_peer_down(&closed(CloseCode::Done)));
         assert!(!shows_peer_down(&closed(CloseCode::Internal)));
         assert!(!shows_peer_down(&ConnectionError::LocallyClosed));

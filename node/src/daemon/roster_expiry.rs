@@ -128,12 +128,20 @@ pub async fn watch(node: Arc<Node>) {
         }
         if let Some(warning) = expiry_warning(serial, expires_at, now) {
             let expired = expires_at <= now;
+            let newly_expired = expired
+                && last.is_none_or(|(warned_serial, _, warned_expired)| {
+                    warned_serial != serial || !warned_expired
+                });
             let due = last.is_none_or(|(warned_serial, at, warned_expired)| {
                 warned_serial != serial || warned_expired != expired || at.elapsed() >= REPEAT_EVERY
             });
             if due {
                 tracing::warn!("{warning}");
                 last = Some((serial, tokio::time::Instant::now(), expired));
+            }
+            // Its connections end now: no peer is vouched for by an expired roster.
+            if newly_expired {
+                node.roster.announce_expiry();
             }
         }
         // Looks again right after the expiry, if that comes first: peers refuse the node from

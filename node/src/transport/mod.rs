@@ -90,7 +90,14 @@ impl SharedRoster {
         replaced
     }
 
-    /// Notified whenever a newer roster takes effect.
+    /// Tells every subscriber to look again now, as for a new roster: the roster in force
+    /// has just expired, so live connections check their peers (and close) at once rather
+    /// than at their next periodic check.
+    pub fn announce_expiry(&self) {
+        self.changed.send_replace(self.current().serial());
+    }
+
+    /// Notified whenever a newer roster takes effect, or the one in force expires.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
