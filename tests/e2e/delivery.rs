@@ -445,6 +445,22 @@ fn a_second_node_on_a_home_is_refused_and_logs_carry_no_colour_codes() {
     let log = String::from_utf8(fed.sandbox.read("city.log")).unwrap();
     assert!(log.contains("node running"), "{log}");
     assert!(!log.contains('\u{1b}'), "{log}");
+
+    // A node told to listen on an address this machine does not have (TEST-NET-1) says so,
+    // on one line, and what to do.
+    let probation = &fed.agencies[1];
+    let elsewhere = fed.sandbox.liaise(&[
+        "node",
+        "run",
+        "--home",
+        &probation.home,
+        "--listen",
+        "192.0.2.10:17405",
+    ]);
+    let error = elsewhere.fails_with("cannot listen on 192.0.2.10:17405");
+    assert!(error.contains("not an address of this machine"), "{error}");
+    assert!(error.contains("--listen IP:PORT"), "{error}");
+    assert_eq!(error.lines().count(), 1, "{error}");
 }
 
 #[test]

@@ -77,7 +77,8 @@ pub enum RosterError {
     },
     /// The roster has expired.
     #[error(
-        "roster serial {serial} expired at {expires_at}; ask the stewards for a current roster"
+        "roster serial {serial} expired at {expires_at}; ask the stewards for a current roster \
+         and import it (`liaise roster import`)"
     )]
     Expired {
         /// Its serial.

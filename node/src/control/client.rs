@@ -126,12 +126,19 @@ fn connect(home: &Home) -> Result<UnixStream> {
         // A mistyped --home is not a stopped node: say which it is.
         home.profile()?;
         match e.kind() {
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => bail!(
-                "no node is running for {} (start it with `liaise node run --home {}`; one \
-                 started a moment ago answers once it has unlocked its keys)",
-                home.root().display(),
-                home.root().display()
-            ),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                // Where systemd runs, a production node is its service (deploy/README.md).
+                let service = match std::path::Path::new("/run/systemd/system").is_dir() {
+                    true => ", or `systemctl start liaise-node` for the service",
+                    false => "",
+                };
+                bail!(
+                    "no node is running for {} (start it with `liaise node run --home {}`{service}; \
+                     one started a moment ago answers once it has unlocked its keys)",
+                    home.root().display(),
+                    home.root().display()
+                )
+            }
             _ => Err(e)
                 .with_context(|| format!("cannot reach the node of {}", home.root().display())),
         }

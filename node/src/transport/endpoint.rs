@@ -64,7 +64,7 @@ pub fn build_endpoint(
     // A handshake flood costs the attacker a round trip per attempt.
     server.retry_token_lifetime(Duration::from_secs(15));
 
-    let socket = bind_udp(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let socket = bind_udp(addr).map_err(|e| cannot_listen(addr, &e))?;
     let runtime = quinn::default_runtime().context("no async runtime for the endpoint")?;
     let mut endpoint =
         quinn::Endpoint::new(reset_key.endpoint_config(), Some(server), socket, runtime)
@@ -75,6 +75,30 @@ pub fn build_endpoint(
 
 /// A UDP socket bound to `addr` with buffers of up to [`UDP_BUFFER_LEN`] (smaller ones, if
 /// the system refuses, are kept).
+/// Why the node cannot listen on `addr`, and what to do.
+fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let next = match e.kind() {
+        ErrorKind::AddrNotAvailable => {
+            "it is not an address of this machine (the first --address in agency.toml, unless \
+             --listen is given): listen on one of its own with `--listen IP:PORT` (deploy/README.md, \
+             Network)"
+        }
+        ErrorKind::AddrInUse => {
+            "another program uses that port (another node for this home?): stop it, or listen \
+             elsewhere with `--listen IP:PORT`"
+        }
+        ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges the node should not have: use a higher port"
+        }
+        _ => "",
+    };
+    match next {
+        "" => anyhow::anyhow!("cannot listen on {addr}: {e}"),
+        next => anyhow::anyhow!("cannot listen on {addr}: {e}; {next}"),
+    }
+}
+
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
