@@ -162,6 +162,15 @@ fn a_node_running_through_a_rotation_opens_documents_sealed_to_its_new_key() {
     let rotated = fed.json(city, &["keys", "rotate"]);
     fed.add_member(city);
     fed.publish_and_import_all();
+    // Its status says the node still presents the old transport key, and to restart it.
+    let status = fed.json(city, &["status"]);
+    let warnings = status["key_warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("newer transport key") && w.contains("restart the node"))),
+        "{status:#}"
+    );
     // Probation seals to the city's new encryption key; the share the originator releases is
     // wrapped to it too. The city opens it with its key file.
     let id = fed.deliver_text(probation, CITY, "reply.txt", b"Sealed to the new key");
@@ -231,4 +240,10 @@ fn a_node_whose_loaded_key_is_revoked_says_to_restart_it() {
     city_node.terminate();
     let _city_node = fed.start(city);
     fed.deliver_text(city, PROBATION, "report.txt", b"After the restart");
+    // And no longer says to restart it.
+    let status = fed.json(city, &["status"]);
+    assert!(
+        !status["key_warnings"].to_string().contains("restart"),
+        "{status:#}"
+    );
 }

@@ -481,8 +481,8 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
         "roster_serial": roster.serial(),
         "roster_expires_at": roster.body().expires_at.0,
         "roster_expired": roster.body().expires_at.0 <= crate::daemon::now_secs(),
-        "key_warnings": crate::daemon::roster_expiry::own_key_warnings(
-            &node.me,
+        "key_warnings": crate::daemon::roster_expiry::node_key_warnings(
+            node,
             &roster,
             crate::daemon::now_secs(),
         ),

@@ -102,6 +102,56 @@ pub(crate) fn own_key_warnings(
     .collect()
 }
 
+/// What to say when `roster` certifies a newer transport key of agency `me` than `loaded`,
+/// the one the node presents: `liaise keys rotate` made it since the node started, and the
+/// node presents it only once restarted (before the loaded key's certificate runs out, or
+/// every peer refuses the node).
+pub(crate) fn restart_warning(
+    me: &liaise_keys::AgencyId,
+    roster: &liaise_keys::roster::Roster,
+    loaded: &liaise_keys::TransportPublicKey,
+    now: u64,
+) -> Option<String> {
+    let member = roster.member(me)?;
+    let at = liaise_keys::Timestamp(now);
+    let loaded_key = liaise_keys::CertifiedKey::Transport(*loaded);
+    let valid = || member.transport.iter().filter(|c| c.is_valid_at(at));
+    let loaded_cert = valid().find(|c| c.body().key == loaded_key);
+    let newer = valid()
+        .filter(|c| c.body().key != loaded_key)
+        .map(|c| c.body().not_before)
+        .max()?;
+    if loaded_cert.is_some_and(|c| c.body().not_before >= newer) {
+        return None;
+    }
+    let until = match loaded_cert.map(|c| c.body().not_after.0.saturating_sub(now)) {
+        Some(left) => format!(
+            ", within {} d {} h, when the certificate of the key it presents runs out",
+            left / 86_400,
+            (left % 86_400) / 3600
+        ),
+        None => String::new(),
+    };
+    Some(format!(
+        "the roster certifies a newer transport key of this agency than the one this node \
+         presents (from `liaise keys rotate`): restart the node (`systemctl restart \
+         liaise-node`) to present it{until}"
+    ))
+}
+
+/// Everything to say about this node's own keys under `roster` at `now` (also shown by
+/// `liaise status` as `key_warnings`): [`own_key_warnings`] and [`restart_warning`].
+pub(crate) fn node_key_warnings(
+    node: &Node,
+    roster: &liaise_keys::roster::Roster,
+    now: u64,
+) -> Vec<String> {
+    let mut warnings = own_key_warnings(&node.me, roster, now);
+    let loaded = node.secrets.transport.public_key();
+    warnings.extend(restart_warning(&node.me, roster, &loaded, now));
+    warnings
+}
+
 /// Logs [`expiry_warning`] while it applies, at most once per [`REPEAT_EVERY`] for one roster
 /// (and once more when it expires).
 pub async fn watch(node: Arc<Node>) {
@@ -115,7 +165,7 @@ pub async fn watch(node: Arc<Node>) {
     loop {
         let roster = node.roster.current();
         let (serial, expires_at, now) = (roster.serial(), roster.body().expires_at.0, now_secs());
-        let keys = own_key_warnings(&node.me, &roster, now);
+        let keys = node_key_warnings(&node, &roster, now);
         let keys_due = !keys.is_empty()
             && last_keys
                 .as_ref()
