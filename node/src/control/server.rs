@@ -433,7 +433,17 @@ async fn status(node: &Arc<Node>, check: bool) -> Result<Value> {
     // With `check`, every other member is dialled now, all at once; each dial gives up after
     // its own timeout per address.
     let mut errors: std::collections::HashMap<String, String> = Default::default();
-    if check {
+    // With its own roster expired, no peer can be reached, and not through any fault of
+    // theirs: say so for each instead of dialling (which the peers would refuse).
+    let expired = crate::transport::roster_in_force(&roster, liaise_keys::Timestamp::now()).err();
+    if let (true, Some(expired)) = (check, &expired) {
+        for agency in &others {
+            errors.insert(
+                agency.as_str().to_owned(),
+                format!("not dialled: {expired:#} (`liaise roster import`)"),
+            );
+        }
+    } else if check {
         let mut dials = tokio::task::JoinSet::new();
         for agency in others.iter().cloned() {
             let node = Arc::clone(node);
