@@ -70,8 +70,9 @@ const NOT_AGAIN: &[MessageKind] = &[];
 /// Accepts connections until shutdown. A peer whose address is not validated yet is sent a
 /// QUIC retry first (a handshake flood then costs it a round trip per attempt and this node
 /// no state); a handshake has [`HANDSHAKE_TIMEOUT`] and one of [`MAX_PENDING_HANDSHAKES`]
-/// slots, at most [`admission::MAX_HANDSHAKES_PER_SOURCE`] of them from one source; only an established connection takes one of the long-lived connection slots, and
-/// each agency at most [`MAX_CONNECTIONS_PER_AGENCY`] of them.
+/// slots, at most [`admission::MAX_HANDSHAKES_PER_SOURCE`] of them from one source; only an
+/// established connection takes one of the long-lived connection slots, and each agency at
+/// most [`MAX_CONNECTIONS_PER_AGENCY`] of them.
 pub async fn accept_loop(node: Arc<Node>) {
     let mut shutdown = node.shutdown.clone();
     let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
@@ -569,6 +570,9 @@ enum Recorded {
     Conflict,
     /// The agency that delivered it would keep more than its quota on this node.
     OverQuota(String),
+    /// This node's time with it ended (unix seconds) before it arrived: it would be deleted
+    /// at once, leaving only its records.
+    Expired(u64),
 }
 
 impl Recorded {
@@ -581,6 +585,12 @@ impl Recorded {
                 "another document with this id was received".into(),
             )),
             Self::OverQuota(detail) => Err(Outcome::Reject(RejectReason::DiskFull, detail)),
+            Self::Expired(not_after) => Err(Outcome::Reject(
+                RejectReason::BadDocument,
+                format!(
+                    "its time at this node ended (unix {not_after}) before it arrived; not kept"
+                ),
+            )),
         }
     }
 }
@@ -609,6 +619,11 @@ fn record_received(
     }
     if held.is_some() {
         return Ok(Recorded::Conflict);
+    }
+    // Refused for good rather than kept and deleted at once (its sender stops then too). A
+    // copy held already got its receipt above, expired or not.
+    if let Some(not_after) = row.not_after.filter(|t| *t < row.received_at) {
+        return Ok(Recorded::Expired(not_after));
     }
     if let Some(QuotaCheck { limit, unfinished }) = quota {
         let holder = row.forwarded_by.as_deref().unwrap_or(&row.sender);
@@ -899,20 +914,6 @@ async fn check_document(
         }
         .map(|t| t.0),
     };
-    // A copy whose time here is over before it arrived would be deleted within a second,
-    // leaving only its records: refused instead, for good (its sender stops at that time too).
-    if let Some(not_after) = row.not_after.filter(|t| *t <= row.received_at) {
-        if let Held::File(partial) = &document {
-            let _ = fs::remove_file(partial);
-        }
-        return Err(Outcome::Reject(
-            RejectReason::BadDocument,
-            format!(
-                "its time at {} ended (unix {not_after}) before it arrived; not kept",
-                node.me
-            ),
-        ));
-    }
     Ok((row, document))
 }
 
@@ -1058,7 +1059,10 @@ async fn store_document(
             return Err(map_store_error(&e));
         }
     };
-    if matches!(recorded, Recorded::Deleted(..) | Recorded::Conflict) {
+    if matches!(
+        recorded,
+        Recorded::Deleted(..) | Recorded::Conflict | Recorded::Expired(_)
+    ) {
         // Refused: the file just installed is no copy this node keeps.
         let _ = fs::remove_file(node.store.blobs.path(&offer.content_hash));
     }
