@@ -125,10 +125,16 @@ impl Kept {
     }
 }
 
-/// What must stay free after a document [`check`] let in: the store's reserve, or for a first
-/// document over its sender's quota, that quota (see [`Reserve::Quota`]).
+/// What must stay free after a document [`check`] let in: the store's reserve, or for a
+/// document let in only because its sender keeps no other here (over its quota, with its
+/// records), that quota (see [`Reserve::Quota`]).
 pub fn reserve(kept: Kept, offered: u64, limit: u64) -> Reserve {
-    if kept.documents() == 0 && offered > limit {
+    let within = kept
+        .records()
+        .checked_add(offered)
+        .and_then(|t| t.checked_add(RECORD_BYTES))
+        .is_some_and(|total| total <= limit);
+    if kept.documents() == 0 && !within {
         Reserve::Quota(limit)
     } else {
         Reserve::Store
@@ -264,8 +270,9 @@ mod tests {
         assert!(check(&prison, kept(0, 1), 1_000, 100).is_err());
         // That one keeps the quota free for the others; a document within it, only the reserve.
         assert_eq!(reserve(kept(0, 0), 1_000, 100), Reserve::Quota(100));
-        assert_eq!(reserve(kept(0, 0), 100, 100), Reserve::Store);
-        assert_eq!(reserve(kept(60, 0), 40, 100), Reserve::Store);
+        assert_eq!(reserve(kept(0, 0), 100, limit), Reserve::Store);
+        assert_eq!(reserve(kept(0, 0), 101, limit), Reserve::Quota(limit));
+        assert_eq!(reserve(kept(60, 0), 40, limit), Reserve::Store);
     }
 
     #[test]
@@ -277,8 +284,11 @@ mod tests {
             copies,
         };
         let limit = 10 * RECORD_BYTES;
-        // Keeping no document but nine records: one more document of any size may come.
+        // Keeping no document but nine records: one more document of any size may come, if
+        // it leaves the quota free for the others.
         assert!(check(&prison, records(9), 1_000_000, limit).is_ok());
+        assert_eq!(reserve(records(9), 1_000_000, limit), Reserve::Quota(limit));
+        assert_eq!(reserve(records(8), RECORD_BYTES, limit), Reserve::Store);
         // Ten records fill the quota: nothing more, however small, until the receiver's
         // operator raises it (records stay for good).
         let refusal = check(&prison, records(10), 1, limit).unwrap_err();
