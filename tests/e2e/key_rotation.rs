@@ -247,3 +247,15 @@ fn a_node_whose_loaded_key_is_revoked_says_to_restart_it() {
         "{status:#}"
     );
 }
+
+#[test]
+fn a_node_restarted_after_a_rotation_before_the_new_roster_is_not_told_to_restart() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let city = &fed.agencies[0];
+    // Rotated, and started before the stewards list the new keys: it presents its old key
+    // (the one the roster certifies) and holds the new one; a restart would change nothing.
+    fed.json(city, &["keys", "rotate"]);
+    let _node = fed.start(city);
+    let status = fed.json(city, &["status"]);
+    assert_eq!(status["key_warnings"], serde_json::json!([]), "{status:#}");
+}

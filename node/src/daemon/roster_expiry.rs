@@ -102,26 +102,29 @@ pub(crate) fn own_key_warnings(
     .collect()
 }
 
-/// What to say when `roster` certifies a newer transport key of agency `me` than `loaded`,
-/// the one the node presents: `liaise keys rotate` made it since the node started, and the
-/// node presents it only once restarted (before the loaded key's certificate runs out, or
-/// every peer refuses the node).
+/// What to say when `roster` certifies a transport key of agency `me` that the node does not
+/// hold (`held`: the key it presents, and the one it replaced if it presents both during a
+/// rotation), newer than the one it presents (`loaded`): `liaise keys rotate` made it since the
+/// node started, and the node presents it only once restarted (before the loaded key's
+/// certificate runs out, or every peer refuses the node). A key the node holds but the roster
+/// does not list yet (restarted before the stewards published) is nothing to warn about.
 pub(crate) fn restart_warning(
     me: &liaise_keys::AgencyId,
     roster: &liaise_keys::roster::Roster,
     loaded: &liaise_keys::TransportPublicKey,
+    held: &[liaise_keys::TransportPublicKey],
     now: u64,
 ) -> Option<String> {
     let member = roster.member(me)?;
     let at = liaise_keys::Timestamp(now);
-    let loaded_key = liaise_keys::CertifiedKey::Transport(*loaded);
+    let is = |key: &liaise_keys::TransportPublicKey| liaise_keys::CertifiedKey::Transport(*key);
     let valid = || member.transport.iter().filter(|c| c.is_valid_at(at));
-    let loaded_cert = valid().find(|c| c.body().key == loaded_key);
-    let newer = valid()
-        .filter(|c| c.body().key != loaded_key)
+    let loaded_cert = valid().find(|c| c.body().key == is(loaded));
+    let newest_unheld = valid()
+        .filter(|c| !held.iter().any(|k| c.body().key == is(k)))
         .map(|c| c.body().not_before)
         .max()?;
-    if loaded_cert.is_some_and(|c| c.body().not_before >= newer) {
+    if loaded_cert.is_some_and(|c| c.body().not_before >= newest_unheld) {
         return None;
     }
     let until = match loaded_cert.map(|c| c.body().not_after.0.saturating_sub(now)) {
@@ -135,7 +138,8 @@ pub(crate) fn restart_warning(
     Some(format!(
         "the roster certifies a newer transport key of this agency than the one this node \
          presents (from `liaise keys rotate`): restart the node (`systemctl restart \
-         liaise-node`) to present it{until}"
+         liaise-node`) to present it{until}; if a restart does not clear this, the home was \
+         restored from before that rotation: rotate again (deploy/README.md, Backups)"
     ))
 }
 
@@ -147,8 +151,13 @@ pub(crate) fn node_key_warnings(
     now: u64,
 ) -> Vec<String> {
     let mut warnings = own_key_warnings(&node.me, roster, now);
+    let held: Vec<_> = node
+        .secrets
+        .transport_keys()
+        .map(|k| k.public_key())
+        .collect();
     let loaded = node.secrets.transport.public_key();
-    warnings.extend(restart_warning(&node.me, roster, &loaded, now));
+    warnings.extend(restart_warning(&node.me, roster, &loaded, &held, now));
     warnings
 }
 
