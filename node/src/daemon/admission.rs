@@ -152,8 +152,6 @@ pub fn recheck_peer(node: &Node, conn: &quinn::Connection, peer: &AgencyId) -> b
         VarInt::from_u32(CloseCode::NotAuthorized.code()),
         b"not authorized",
     );
-    // Nothing can be exchanged with it now: `status` says so at once.
-    node.set_reachable(peer.as_str(), false);
     false
 }
 

@@ -7,10 +7,11 @@
 //! no longer vouches for this node's key, or its roster, or ours, expired): nothing can be
 //! exchanged with it either. When the last live connection with a peer ends in one of those
 //! ways, the peer is recorded as unreachable at once, not only at the next dial; so it is when
-//! this node closes a connection because its own roster no longer admits the peer
-//! (`admission::recheck_peer`). A connection that ends for any other reason (closed by this
-//! node otherwise, superseded, over a limit) says nothing about the peer, and a peer with
-//! another live connection is up whatever happened to this one.
+//! the last one ends while this node's own roster no longer admits the peer (expired, or the
+//! peer removed: `admission::recheck_peer` closes its connections then). A connection that
+//! ends for any other reason (closed by this node otherwise, superseded, over a limit) says
+//! nothing about the peer, and a peer with another live connection is up whatever happened
+//! to this one.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, Weak};
@@ -63,6 +64,14 @@ pub fn shows_peer_down(reason: &ConnectionError) -> bool {
     }
 }
 
+/// Whether this node's roster, in force now, lists `agency` as a member.
+fn roster_admits(node: &Node, agency: &str) -> bool {
+    let roster = node.roster.current();
+    let in_force = crate::transport::roster_in_force(&roster, liaise_keys::Timestamp::now());
+    in_force.is_ok()
+        && liaise_keys::AgencyId::new(agency).is_ok_and(|id| roster.member(&id).is_some())
+}
+
 /// Watches `connection` with `agency` (dialled or accepted) until it ends, then records the
 /// peer as unreachable if that shows it is down and no other connection with it is live.
 pub fn watch(node: &Node, connection: quinn::Connection, agency: &str) {
@@ -71,9 +80,15 @@ pub fn watch(node: &Node, connection: quinn::Connection, agency: &str) {
     tokio::spawn(async move {
         let reason = connection.closed().await;
         let Some(node) = weak.upgrade() else { return };
-        if node.live.leave(&agency) == 0 && shows_peer_down(&reason) {
-            tracing::info!(%agency, "the peer's node is unreachable: {reason}");
-            node.set_reachable(&agency, false);
+        if node.live.leave(&agency) == 0 {
+            if shows_peer_down(&reason) {
+                tracing::info!(%agency, "the peer's node is unreachable: {reason}");
+                node.set_reachable(&agency, false);
+            } else if !roster_admits(&node, &agency) {
+                // Closed by this node, or by the peer, once this node's roster stopped
+                // vouching for it: nothing can be exchanged with it now.
+                node.set_reachable(&agency, false);
+            }
         }
     });
 }
