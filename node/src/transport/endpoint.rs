@@ -73,8 +73,6 @@ pub fn build_endpoint(
     Ok(endpoint)
 }
 
-/// A UDP socket bound to `addr` with buffers of up to [`UDP_BUFFER_LEN`] (smaller ones, if
-/// the system refuses, are kept).
 /// Why the node cannot listen on `addr`, and what to do.
 fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> anyhow::Error {
     use std::io::ErrorKind;
@@ -99,6 +97,8 @@ fn cannot_listen(addr: SocketAddr, e: &std::io::Error) -> anyhow::Error {
     }
 }
 
+/// A UDP socket bound to `addr` with buffers of up to [`UDP_BUFFER_LEN`] (smaller ones, if
+/// the system refuses, are kept).
 fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
