@@ -32,19 +32,10 @@ fn garbage_and_stalled_handshakes_do_not_stop_a_node_and_are_dropped_in_time() {
     }
 
     // A client whose handshake the relay stalls once the node has sent its first flight.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let relay = StallingRelay::start(target);
-    let home = Home::new(fed.sandbox.path(&city.home));
-    let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
-    let outsider_key = TransportSecretKey::generate();
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let presented = PresentedKey::only(&crypto_provider(), &outsider_key).unwrap();
-    client.set_default_client_config(client_config(&presented, &roster).unwrap());
+    let client = outsider_client(&fed, city);
     let connecting = client.connect(relay.addr, PROBATION).unwrap();
     // The client counts its handshake as done once it sent its Finished, which the relay
     // drops; the node never sees it, so the connection ends when the node gives up.
@@ -104,19 +95,10 @@ fn one_host_cannot_hold_every_handshake_slot() {
 
     // One host (127.0.0.2, through a relay that passes the node's Retry back and nothing
     // else) starts more handshakes than the node has slots, and never finishes any.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let _guard = rt.enter();
     let relay = SilencingRelay::start(target);
-    let home = Home::new(fed.sandbox.path(&city.home));
-    let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
-    let outsider_key = TransportSecretKey::generate();
-    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let presented = PresentedKey::only(&crypto_provider(), &outsider_key).unwrap();
-    client.set_default_client_config(client_config(&presented, &roster).unwrap());
+    let client = outsider_client(&fed, city);
     let attempts = MAX_PENDING_HANDSHAKES + MAX_HANDSHAKES_PER_SOURCE;
     let stalled: Vec<quinn::Connecting> = (0..attempts)
         .map(|_| client.connect(relay.addr, PROBATION).unwrap())
@@ -201,6 +183,26 @@ impl SilencingRelay {
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A QUIC client (inside a runtime) with a transport key no roster lists, trusting the nodes
+/// of `member`'s roster.
+fn outsider_client(fed: &TestFederation, member: &super::nodes::Agency) -> quinn::Endpoint {
+    let home = Home::new(fed.sandbox.path(&member.home));
+    let roster = SharedRoster::new(home.require_roster(Timestamp::now()).unwrap());
+    let outsider_key = TransportSecretKey::generate();
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let presented = PresentedKey::only(&crypto_provider(), &outsider_key).unwrap();
+    client.set_default_client_config(client_config(&presented, &roster).unwrap());
+    client
 }
 
 /// Short, empty-looking, long-header and short-header datagrams with nonsense inside.

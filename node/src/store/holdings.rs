@@ -52,33 +52,35 @@ pub struct Holding {
     pub copies: u64,
 }
 
-/// Counts the copies received before this table existed (a store of an earlier version):
-/// once, when the table is empty but the inbox is not.
+/// Counts the copies received before these tables existed (a store of an earlier version):
+/// each once, when it is empty but the inbox is not.
 pub(super) fn count_earlier_copies(conn: &Connection) -> rusqlite::Result<()> {
+    count_once(
+        conn,
+        "inbox_holdings",
+        "INSERT INTO inbox_holdings (agency, bytes)
+         SELECT coalesce(i.forwarded_by, i.sender), sum(i.sealed_len) FROM inbox i
+         WHERE NOT EXISTS (SELECT 1 FROM inbox_deletions d
+                           WHERE d.doc_id = i.doc_id AND d.sender = i.sender)
+         GROUP BY 1",
+    )?;
+    count_once(
+        conn,
+        "inbox_records",
+        "INSERT INTO inbox_records (agency, copies)
+         SELECT coalesce(forwarded_by, sender), count(*) FROM inbox GROUP BY 1",
+    )
+}
+
+/// Runs `fill` if `table` is empty and the inbox is not.
+fn count_once(conn: &Connection, table: &str, fill: &str) -> rusqlite::Result<()> {
     let empty: bool = conn.query_row(
-        "SELECT NOT EXISTS (SELECT 1 FROM inbox_holdings) AND EXISTS (SELECT 1 FROM inbox)",
+        &format!("SELECT NOT EXISTS (SELECT 1 FROM {table}) AND EXISTS (SELECT 1 FROM inbox)"),
         [],
         |r| r.get(0),
     )?;
     if empty {
-        conn.execute_batch(
-            "INSERT INTO inbox_holdings (agency, bytes)
-             SELECT coalesce(i.forwarded_by, i.sender), sum(i.sealed_len) FROM inbox i
-             WHERE NOT EXISTS (SELECT 1 FROM inbox_deletions d
-                               WHERE d.doc_id = i.doc_id AND d.sender = i.sender)
-             GROUP BY 1",
-        )?;
-    }
-    let uncounted: bool = conn.query_row(
-        "SELECT NOT EXISTS (SELECT 1 FROM inbox_records) AND EXISTS (SELECT 1 FROM inbox)",
-        [],
-        |r| r.get(0),
-    )?;
-    if uncounted {
-        conn.execute_batch(
-            "INSERT INTO inbox_records (agency, copies)
-             SELECT coalesce(forwarded_by, sender), count(*) FROM inbox GROUP BY 1",
-        )?;
+        conn.execute_batch(fill)?;
     }
     Ok(())
 }
