@@ -12,6 +12,7 @@ use liaise_node::daemon::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES_PER_SOURCE, MAX_PEND
 use liaise_node::home::Home;
 use liaise_node::transport::{PresentedKey, SharedRoster, client_config, crypto_provider};
 
+use super::hardening::runtime;
 use super::nodes::{TestFederation, wait_log};
 
 const CITY: &str = "nl.city.utrecht";
@@ -183,14 +184,6 @@ impl SilencingRelay {
     fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// A QUIC client (inside a runtime) with a transport key no roster lists, trusting the nodes
