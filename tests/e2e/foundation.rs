@@ -138,6 +138,7 @@ fn walkthrough_init_add_publish_import_show() {
         human.contains("nl.prison.vught") && human.contains("2 of 3 must sign"),
         "{human}"
     );
+    assert!(human.contains("(xwing)"), "{human}");
 
     // The steward compares, by phone, the fingerprint `add` computes from the key with what
     // the agency's `init` showed, not the request's comment, which anyone could change.
@@ -178,6 +179,18 @@ fn walkthrough_init_add_publish_import_show() {
         ])
         .json();
     assert_eq!(added["signing_key_fingerprint"], shown_fp);
+    // A group name that a roster may not carry is refused when it is given, not at the next
+    // publish, which could then never succeed.
+    s.liaise(&[
+        "federation",
+        "add",
+        "--dir",
+        "fed",
+        "court/membership.toml",
+        "--group",
+        "Case Conference",
+    ])
+    .fails_with("group `Case Conference` is invalid: a group name is 1-64 characters");
     assert_eq!(
         added["signing_key_fingerprint_spoken"],
         court["signing_key_fingerprint_spoken"]
@@ -195,6 +208,33 @@ fn walkthrough_init_add_publish_import_show() {
     // What is there now is the new roster, with the court: serial 3.
     s.liaise(&["roster", "import", "--home", "city", "r2.liaise"])
         .ok();
+    // A fingerprint given with an update must still be the federation's: a mismatch means
+    // the user expects another federation, and nothing is imported.
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "prison",
+        "r2.liaise",
+        "--federation-fingerprint",
+        shown_fp,
+    ])
+    .fails_with("matches neither the federation this node follows");
+    assert_eq!(
+        s.liaise(&["roster", "show", "--home", "prison", "--json"])
+            .json()["serial"],
+        1
+    );
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "prison",
+        "r2.liaise",
+        "--federation-fingerprint",
+        &fp,
+    ])
+    .ok();
     let shown = s
         .liaise(&["roster", "show", "--home", "city", "--json"])
         .json();

@@ -21,17 +21,18 @@ pub use membership::{
     MAX_MEMBERSHIP_FILE_LEN, MembershipError, MembershipRequest, TRANSPORT_KEY_OVERLAP, certify,
     certify_previous_transport,
 };
-pub use model::{Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature};
+pub use model::{
+    Group, Member, RevokedKey, RosterBody, StewardSet, StewardSignature, ed25519_fingerprints,
+};
 pub use precheck::precheck_update;
 pub use signed::{ROSTER_MAGIC, ROSTER_VERSION, SignedRoster};
-pub use validate::{key_fingerprint, validate_address};
+pub use validate::{GROUP_NAME_RULE, key_fingerprint, valid_group_name, validate_address};
 
 use crate::agency::AgencyId;
 use crate::fingerprint::Fingerprint;
 use crate::signing::SigningPublicKey;
 use crate::time::Timestamp;
 use crate::transport::TransportPublicKey;
-use model::ed25519_fingerprints;
 
 /// A roster that passed every check. Only [`Roster::accept_first`] and
 /// [`Roster::accept_update`] make one.

@@ -169,7 +169,7 @@ impl Member {
 /// (`tls-ed25519`). A revocation names one fingerprint, but a revoked key is revoked in every
 /// role: otherwise a transport key revoked as such could come back as a signing key (the same
 /// bytes under the other prefix), or the reverse.
-pub(super) fn ed25519_fingerprints(key: &[u8; 32]) -> [Fingerprint; 2] {
+pub fn ed25519_fingerprints(key: &[u8; 32]) -> [Fingerprint; 2] {
     [KeyText::Signing, KeyText::Transport].map(|role| Fingerprint::of(role.prefix(), key))
 }
 

@@ -18,6 +18,18 @@ fn limit(what: &'static str, len: usize, max: usize) -> Result<(), RosterError> 
 }
 
 /// The list limits, checked right after decoding and before any signature work.
+/// The rule for a group's name, as errors state it.
+pub const GROUP_NAME_RULE: &str = "a group name is 1-64 characters of a-z, 0-9, '-' and '.'";
+
+/// Whether `name` may name a group (see [`GROUP_NAME_RULE`]).
+pub fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_GROUP_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
 pub fn check_limits(body: &RosterBody) -> Result<(), RosterError> {
     limit("stewards", body.stewards.keys.len(), MAX_STEWARDS)?;
     limit("members", body.members.len(), MAX_MEMBERS)?;
@@ -190,16 +202,8 @@ pub fn check_body(body: &RosterBody) -> Result<(), RosterError> {
             group: group.name.chars().take(MAX_GROUP_NAME_LEN).collect(),
             reason,
         };
-        let name_ok = !group.name.is_empty()
-            && group.name.len() <= MAX_GROUP_NAME_LEN
-            && group
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-        if !name_ok {
-            return Err(bad(
-                "a group name is 1-64 characters of a-z, 0-9, '-' and '.'",
-            ));
+        if !valid_group_name(&group.name) {
+            return Err(bad(GROUP_NAME_RULE));
         }
         if !group_names.insert(&group.name) {
             return Err(bad("the name is used twice"));

@@ -260,6 +260,16 @@ fn print_fingerprint(fp: &Fingerprint) {
 }
 
 fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Result<ExitCode> {
+    if let Some(bad) = groups
+        .iter()
+        .find(|g| !liaise_keys::roster::valid_group_name(g))
+    {
+        bail!(
+            "group `{}` is invalid: {}",
+            bad.escape_debug(),
+            liaise_keys::roster::GROUP_NAME_RULE
+        );
+    }
     let fed = FederationDir::new(dir.dir);
     let mut state = fed.load()?;
     let bytes = read_limited(
@@ -279,6 +289,16 @@ fn add(dir: DirArg, request: PathBuf, groups: Vec<String>, json: JsonArg) -> Res
         .iter()
         .find(|r| new_keys.contains(&r.fingerprint))
     {
+        let signing = liaise_keys::roster::ed25519_fingerprints(&request.signing_key.to_bytes());
+        if signing.contains(&revoked.fingerprint) {
+            bail!(
+                "{} uses revoked key {} (its signing key, which `liaise keys rotate` keeps); \
+                 the agency joins again with new keys: `liaise init` in a new HOME, and send \
+                 that request",
+                request.agency,
+                revoked.fingerprint
+            );
+        }
         bail!(
             "{} uses revoked key {}; the agency must run `liaise keys rotate` and send a new request",
             request.agency,

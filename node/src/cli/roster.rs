@@ -68,20 +68,35 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                     if json.json {
                         return print_json(&json!({ "serial": held.serial(), "unchanged": true }));
                     }
-                    println!("Already holding roster serial {}; nothing to do.", held.serial());
+                    println!(
+                        "Already holding roster serial {}; nothing to do.",
+                        held.serial()
+                    );
                     return Ok(ExitCode::SUCCESS);
                 }
-                Some(held) => {
-                    if let Some(fp) = &federation_fingerprint
-                        && !held.federation_fingerprint().matches_text(fp)
-                    {
-                        eprintln!(
-                            "warning: --federation-fingerprint does not match the federation this node follows; \
-                             ignored, the roster is checked against the stewards of the roster held"
-                        );
-                    }
-                    held.accept_update(&bytes, now)
-                }
+                Some(held) => held
+                    .accept_update(&bytes, now)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|update| {
+                        // The update is checked against the stewards of the roster held. A
+                        // fingerprint given all the same must name them, or the new roster's
+                        // stewards (after a rotation): else the user expects another federation.
+                        match &federation_fingerprint {
+                            Some(fp)
+                                if !held.federation_fingerprint().matches_text(fp)
+                                    && !update.federation_fingerprint().matches_text(fp) =>
+                            {
+                                Err(anyhow::anyhow!(
+                                    "--federation-fingerprint {fp} matches neither the federation \
+                                 this node follows ({}) nor this roster's stewards ({}); check \
+                                 it with your steward, or leave it out",
+                                    held.federation_fingerprint(),
+                                    update.federation_fingerprint()
+                                ))
+                            }
+                            _ => Ok(update),
+                        }
+                    }),
                 None => {
                     let Some(fp) = federation_fingerprint else {
                         bail!(
@@ -89,7 +104,7 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                              as your federation's steward reads it out to you"
                         );
                     };
-                    Roster::accept_first(&bytes, &fp, now)
+                    Roster::accept_first(&bytes, &fp, now).map_err(anyhow::Error::from)
                 }
             }
             .with_context(|| format!("roster {} refused", roster.display()))?;
@@ -223,10 +238,7 @@ pub fn describe(roster: &Roster, now: Timestamp) -> Value {
             "signing_key_fingerprint": m.signing_key.fingerprint().to_string(),
             "transport_key": m.current_transport_key(now).map(|k| k.fingerprint().to_string()),
             "encryption_key": m.current_encryption_key(now).map(|k| k.fingerprint().to_string()),
-            "encryption_algorithm": m.current_encryption_key(now).map(|k| match k.algorithm() {
-                liaise_keys::KemAlgorithm::XWing => "xwing",
-                liaise_keys::KemAlgorithm::X25519 => "x25519",
-            }),
+            "encryption_algorithm": m.current_encryption_key(now).map(|k| kem_name(k.algorithm())),
         })).collect::<Vec<_>>(),
         "groups": body.groups.iter().map(|g| json!({
             "name": g.name,
@@ -277,7 +289,11 @@ fn print_human(roster: &Roster, now: Timestamp) {
             println!("    transport   {}", k.fingerprint());
         }
         if let Some(k) = m.current_encryption_key(now) {
-            println!("    encryption  {} ({:?})", k.fingerprint(), k.algorithm());
+            println!(
+                "    encryption  {} ({})",
+                k.fingerprint(),
+                kem_name(k.algorithm())
+            );
         }
         println!("    addresses   {}", m.addresses.join(", "));
     }
@@ -294,5 +310,13 @@ fn print_human(roster: &Roster, now: Timestamp) {
             let who = r.agency.as_ref().map_or("unknown agency", |a| a.as_str());
             println!("  {} ({who}, since {})", r.fingerprint, r.revoked_at);
         }
+    }
+}
+
+/// How `roster show` names a key-encapsulation algorithm (as `liaise init --kem` takes it).
+fn kem_name(algorithm: liaise_keys::KemAlgorithm) -> &'static str {
+    match algorithm {
+        liaise_keys::KemAlgorithm::XWing => "xwing",
+        liaise_keys::KemAlgorithm::X25519 => "x25519",
     }
 }
