@@ -49,19 +49,24 @@ pub fn write_new_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    // Written whole first; then the name is claimed with create_new (which fails if it is
-    // taken, on any file system, FAT included) and the file renamed over the claim. An
-    // interrupted write leaves no empty file under the name.
-    let placed = write_through_temporary(path, mode, write, |tmp, path| {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(path)?;
-        fs::rename(tmp, path).inspect_err(|_| {
-            let _ = fs::remove_file(path);
+    // Written whole into a file without a name, which is then linked to the name (failing if
+    // it is taken): an interrupted write leaves nothing. Where files cannot be unnamed, into
+    // a hidden temporary sibling; then the name is claimed with create_new (which fails if
+    // it is taken, on any file system, FAT included) and the file renamed over the claim.
+    let placed = if let Some(file) = unnamed_file(parent_dir(path), mode) {
+        write_unnamed(file, path, write)
+    } else {
+        write_through_temporary(path, mode, write, |tmp, path| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(path)?;
+            fs::rename(tmp, path).inspect_err(|_| {
+                let _ = fs::remove_file(path);
+            })
         })
-    });
+    };
     match placed {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "{} already exists; choose another --out, or remove it first (nothing was written)",
@@ -102,6 +107,21 @@ pub fn starts_with(path: &Path, prefix: &[u8]) -> bool {
         .is_ok_and(|()| start == prefix)
 }
 
+/// Writes into `file` (from [`unnamed_file`]), fsyncs it, names it `path` (never replacing a
+/// file) and fsyncs the directory.
+fn write_unnamed(
+    file: File,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    write(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    name_unnamed(&file, path)?;
+    File::open(parent_dir(path))?.sync_all()
+}
+
 /// Writes into a new private temporary sibling of `path`, fsyncs it, puts it in place with
 /// `place(temporary, path)`, and fsyncs the directory. The temporary file is removed on
 /// failure.
@@ -129,6 +149,40 @@ fn write_through_temporary(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Where a process sees its own open files by number; giving an unnamed file a name goes
+/// through it.
+const OWN_FDS: &str = "/proc/self/fd";
+
+/// A new file in `dir` that has no name yet (Linux `O_TMPFILE`), so that a process stopped
+/// while writing it, by Ctrl-C or even `kill -9`, leaves nothing behind. `None` where the
+/// kernel or the file system has no such files: the caller then writes a hidden temporary
+/// sibling instead.
+pub fn unnamed_file(dir: &Path, mode: u32) -> Option<File> {
+    if !Path::new(OWN_FDS).is_dir() {
+        return None;
+    }
+    OpenOptions::new()
+        .write(true)
+        .mode(mode)
+        .custom_flags(rustix::fs::OFlags::TMPFILE.bits() as i32)
+        .open(dir)
+        .ok()
+}
+
+/// Gives `file`, from [`unnamed_file`], the name `path`. Never replaces a file: if `path`
+/// exists, this fails with [`std::io::ErrorKind::AlreadyExists`].
+pub fn name_unnamed(file: &File, path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        Path::new(OWN_FDS).join(file.as_raw_fd().to_string()),
+        rustix::fs::CWD,
+        path,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// The directory a path lives in (`.` for a bare file name).
@@ -180,6 +234,32 @@ pub fn read_limited(path: &Path, max: usize, what: &str) -> Result<Vec<u8>> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// What a file being written leaves if the process stops: nothing, until it is named.
+    #[test]
+    fn an_unnamed_file_shows_only_once_named_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(mut file) = unnamed_file(dir.path(), 0o600) else {
+            // A file system without unnamed files: the callers write a temporary sibling.
+            return;
+        };
+        file.write_all(b"sealed bytes").unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+        let path = dir.path().join("r.liaise");
+        name_unnamed(&file, &path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"sealed bytes");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let mut other = unnamed_file(dir.path(), 0o600).unwrap();
+        other.write_all(b"other").unwrap();
+        let err = name_unnamed(&other, &path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"sealed bytes");
+        drop(other);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
 
     #[test]
     fn read_limited_refuses_devices_and_oversize() {

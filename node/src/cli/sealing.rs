@@ -44,7 +44,7 @@ pub struct SealOptions {
     pub section_readers: Vec<String>,
     /// Recipients may open it until then: a duration (`30d`, `12h`) or a date
     /// (`2026-12-31` or `2026-12-31T17:00:00Z`). Default: no limit.
-    #[arg(long, value_name = "DURATION|DATE")]
+    #[arg(long, value_name = "DURATION|DATE", value_parser = expiry_syntax)]
     pub expires: Option<String>,
     /// The handling label, readable by anyone holding the file (no personal data).
     #[arg(long, default_value = "restricted", value_name = "TEXT")]
@@ -372,11 +372,42 @@ fn seal_into(
     result
 }
 
-/// Creates the private file `out` with what `write` writes, under a temporary name renamed
-/// only once it is complete and synced; nothing is left behind if `write` fails. A file that
-/// appeared at `out` while the document was sealed (the check before sealing is long past)
-/// is never replaced: the name is claimed with `create_new` before the rename.
+/// The error for a file that appeared at `out` while the document was sealed.
+fn appeared(out: &Path, e: std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+            "{} appeared while the document was sealed; choose another --out (nothing was \
+             written there)",
+            out.display()
+        ),
+        _ => anyhow::Error::new(e).context(format!("cannot write {}", out.display())),
+    }
+}
+
+/// Creates the private file `out` with what `write` writes, named only once it is complete
+/// and synced; nothing is left behind if `write` fails. A file that appeared at `out` while
+/// the document was sealed (the check before sealing is long past) is never replaced.
+///
+/// The file has no name while it is written ([`crate::fsutil::unnamed_file`]), so that a
+/// seal stopped by Ctrl-C or `kill` leaves nothing; where files cannot be unnamed, it is a
+/// hidden temporary sibling, renamed once `out` is claimed with `create_new`.
 fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    let dir = crate::fsutil::parent_dir(out);
+    if let Some(file) = crate::fsutil::unnamed_file(dir, 0o600) {
+        let mut writer = BufWriter::with_capacity(1 << 20, file);
+        let value = write(&mut writer)?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("cannot write the sealed document")?;
+        file.sync_all()
+            .context("cannot write the sealed document")?;
+        crate::fsutil::name_unnamed(&file, out).map_err(|e| appeared(out, e))?;
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        return Ok(value);
+    }
     let tmp = crate::fsutil::temporary_sibling(out)?;
     let result = (|| -> Result<T> {
         let file = std::fs::OpenOptions::new()
@@ -398,14 +429,7 @@ fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>)
             .create_new(true)
             .mode_private()
             .open(out)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
-                    "{} appeared while the document was sealed; choose another --out (nothing \
-                     was written there)",
-                    out.display()
-                ),
-                _ => anyhow::Error::new(e).context(format!("cannot write {}", out.display())),
-            })?;
+            .map_err(|e| appeared(out, e))?;
         std::fs::rename(&tmp, out)
             .inspect_err(|_| {
                 let _ = std::fs::remove_file(out);
@@ -484,6 +508,21 @@ pub fn resolve_agencies(roster: &Roster, names: &[String], me: &AgencyId) -> Res
     Ok(out)
 }
 
+/// What `--expires` says when it is neither a duration nor a date.
+const EXPIRY_FORMS: &str = "use a duration (30d, 12h) or a date (2026-12-31, 2026-12-31T17:00:00Z)";
+
+/// `--expires` as written: a usage error (exit 2) unless it is a duration or a date. Whether
+/// that time is still ahead is [`parse_expiry`]'s to say, when sealing.
+fn expiry_syntax(text: &str) -> Result<String, String> {
+    let readable = liaise_keys::time::parse_duration(text).is_some()
+        || Timestamp::parse_rfc3339(text).is_some();
+    if readable {
+        Ok(text.to_owned())
+    } else {
+        Err(EXPIRY_FORMS.to_owned())
+    }
+}
+
 /// `30d` from now, or a date / RFC 3339 time.
 pub fn parse_expiry(text: &str, now: Timestamp) -> Result<Timestamp> {
     if let Some(d) = liaise_keys::time::parse_duration(text) {
@@ -493,9 +532,8 @@ pub fn parse_expiry(text: &str, now: Timestamp) -> Result<Timestamp> {
         }
         return Ok(now.after(d));
     }
-    let t = Timestamp::parse_rfc3339(text).with_context(|| {
-        format!("--expires `{text}`: use a duration (30d, 12h) or a date (2026-12-31, 2026-12-31T17:00:00Z)")
-    })?;
+    let t = Timestamp::parse_rfc3339(text)
+        .with_context(|| format!("--expires `{text}`: {EXPIRY_FORMS}"))?;
     if t <= now {
         bail!("--expires {text} is in the past");
     }
