@@ -257,8 +257,9 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         &city.home,
         "--to",
         PROBATION,
+        // A plain number is seconds, as for timeout(1).
         "--timeout",
-        "1s",
+        "1",
         "second.txt",
     ]);
     assert_eq!(timed_out.code, Some(75), "{}", timed_out.stderr);
@@ -269,9 +270,15 @@ fn offline_recipient_gets_the_document_when_it_starts() {
         "{}",
         timed_out.stderr
     );
-    // It says who has no receipt yet.
+    // It says who has no receipt yet, on its one error line.
     assert!(
         timed_out.stderr.contains(&format!("{PROBATION}: queued")),
+        "{}",
+        timed_out.stderr
+    );
+    assert_eq!(
+        timed_out.stderr.trim_end().lines().count(),
+        1,
         "{}",
         timed_out.stderr
     );
@@ -703,6 +710,18 @@ fn send_says_what_is_wrong_before_it_needs_a_node() {
         "soon",
     ])
     .fails_as_usage("--timeout");
+    // So is an --expires that is neither a duration nor a date.
+    sb.liaise(&[
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "report.txt",
+        "--expires",
+        "soon",
+    ])
+    .fails_as_usage("--expires");
 }
 
 /// What `status --json` says of the peer `agency`.

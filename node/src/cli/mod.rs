@@ -207,6 +207,20 @@ pub(crate) fn duration_value(text: &str) -> Result<std::time::Duration, String> 
         .ok_or_else(|| "use a number and a unit, e.g. 60s, 10m, 1h30m, 30d, 8w".to_owned())
 }
 
+/// A `--timeout` value: a DURATION, or a plain number of seconds (`30`), as `timeout(1)` and
+/// `curl --max-time` take it. Only for waits: a bare number for an expiry or a validity
+/// would too easily mean days to the user and seconds to the node.
+pub(crate) fn timeout_value(text: &str) -> Result<std::time::Duration, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u64>()
+            .map(std::time::Duration::from_secs)
+            .map_err(|_| "too large a number of seconds".to_owned());
+    }
+    duration_value(text)
+        .map_err(|_| "use seconds (30) or a number and a unit, e.g. 60s, 10m, 1h30m".to_owned())
+}
+
 /// Prints a JSON value on stdout, one document per command.
 pub(crate) fn print_json(value: &serde_json::Value) -> Result<ExitCode> {
     println!("{}", serde_json::to_string_pretty(value)?);

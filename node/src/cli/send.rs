@@ -108,9 +108,8 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         if outcome.0 == "delivered" {
             eprintln!("{}", outcome.0);
         } else {
-            // One `error:` line, as every failure, then who is missing and why.
-            eprintln!("error: {}", outcome.0);
-            describe_pending(&outcome.1);
+            // One `error:` line, as every failure, with who is missing and why.
+            eprintln!("error: {} ({})", outcome.0, pending(&outcome.1).join("; "));
         }
     }
     Ok(wait_exit_code(outcome.0))
@@ -129,16 +128,17 @@ pub(super) fn lost_node(home: &Home, doc_id: &str, e: &anyhow::Error) -> ExitCod
     ExitCode::from(super::originator::EXIT_TEMPFAIL)
 }
 
-/// One line per recipient without a receipt: its state, attempts and last error, so that a
-/// timeout or a refusal says who is missing and why.
-pub(super) fn describe_pending(rows: &Value) {
+/// Each recipient without a receipt: its state, attempts and last error, so that a timeout or
+/// a refusal says who is missing and why.
+fn pending(rows: &Value) -> Vec<String> {
+    let mut out = Vec::new();
     for row in rows.as_array().into_iter().flatten() {
         let text = |k: &str| row.get(k).and_then(Value::as_str).unwrap_or_default();
         if text("state") == "delivered" {
             continue;
         }
         let attempts = row.get("attempts").and_then(Value::as_u64).unwrap_or(0);
-        let mut line = format!("  {}: {}", text("recipient"), text("state"));
+        let mut line = format!("{}: {}", text("recipient"), text("state"));
         if attempts > 0 {
             line.push_str(&format!(", {attempts} attempts"));
         }
@@ -148,8 +148,9 @@ pub(super) fn describe_pending(rows: &Value) {
             // Dialling an address that does not answer takes up to 10 s per address.
             line.push_str(", first attempt still under way");
         }
-        eprintln!("{line}");
+        out.push(line);
     }
+    out
 }
 
 /// The exit code of `--wait`: 0 delivered; 75 (`EX_TEMPFAIL`, as `open` with its originator
@@ -205,8 +206,9 @@ pub(super) struct WaitArgs {
     /// exit 1 if a recipient's delivery was given up).
     #[arg(long)]
     wait: bool,
-    /// How long to wait for the receipts, e.g. 60s, 10m (implies --wait) [default: 10m].
-    #[arg(long, value_name = "DURATION", value_parser = super::duration_value)]
+    /// How long to wait for the receipts, e.g. 60s, 10m, or seconds (implies --wait)
+    /// [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = super::timeout_value)]
     timeout: Option<Duration>,
 }
 
