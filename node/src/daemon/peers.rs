@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use liaise_keys::{AgencyId, Timestamp};
 
 use super::{Node, gossip, witness};
@@ -203,12 +203,42 @@ async fn dial(node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
     Err(last.context(format!("cannot reach {agency}")))
 }
 
+/// Whether a socket bound to `local` can send to `remote`: an IPv4 socket only to IPv4, a
+/// socket on one IPv6 address only to IPv6, and one on `[::]` to both (dual stack, Linux's
+/// default).
+fn reaches(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> bool {
+    match local {
+        std::net::SocketAddr::V4(_) => remote.is_ipv4(),
+        std::net::SocketAddr::V6(l) => remote.is_ipv6() || l.ip().is_unspecified(),
+    }
+}
+
+fn family(addr: std::net::SocketAddr) -> &'static str {
+    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
 async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn::Connection> {
-    let addr = tokio::net::lookup_host(address)
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address)
         .await
         .with_context(|| format!("cannot resolve {address}"))?
-        .next()
-        .with_context(|| format!("{address} resolves to nothing"))?;
+        .collect();
+    let local = node.endpoint.local_addr().ok();
+    let addr = match resolved
+        .iter()
+        .find(|a| local.is_none_or(|l| reaches(l, **a)))
+    {
+        Some(addr) => *addr,
+        None => match (resolved.first(), local) {
+            (Some(addr), Some(local)) => bail!(
+                "cannot connect to {address}: it is an {} address, and this node listens on \
+                 {local}, from which it reaches {} addresses only; listen on [::] \
+                 (`liaise node run --listen [::]:PORT`) to reach both",
+                family(*addr),
+                family(local)
+            ),
+            _ => bail!("{address} resolves to nothing"),
+        },
+    };
     let presented_previous = node.presented_key.offers_previous(Timestamp::now());
     let conn = node
         .endpoint
@@ -282,3 +312,20 @@ fn refused_our_key(conn: &quinn::Connection) -> bool {
 
 /// QUIC's code for the TLS alert `access_denied` (RFC 9001, section 4.8: 0x100 + alert).
 const ACCESS_DENIED: u64 = 0x100 + 49;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_reaches_the_addresses_of_its_family_and_dual_stack_reaches_both() {
+        let at = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert!(reaches(at("127.0.0.1:7400"), at("127.0.0.2:7401")));
+        assert!(!reaches(at("0.0.0.0:7400"), at("[::1]:7401")));
+        assert!(reaches(at("[::1]:7400"), at("[::1]:7401")));
+        assert!(!reaches(at("[::1]:7400"), at("127.0.0.1:7401")));
+        assert!(reaches(at("[::]:7400"), at("127.0.0.1:7401")));
+        assert!(reaches(at("[::]:7400"), at("[::1]:7401")));
+    }
+}
