@@ -45,12 +45,22 @@ pub fn extend(head: &[u8; 32], leaves: &[[u8; 32]]) -> [u8; 32] {
     leaves.iter().fold(*head, |h, leaf| next_head(&h, leaf))
 }
 
+/// What [`ChainBreak::Removed`] says: which entries are missing, and where the log goes on.
+fn removed(seq: u64, next: u64) -> String {
+    let last = next.saturating_sub(1);
+    if last <= seq {
+        format!("entry {seq} was removed (the next entry the log holds is {next})")
+    } else {
+        format!("entries {seq} to {last} were removed (the next entry the log holds is {next})")
+    }
+}
+
 /// How a stored log departs from a valid chain, at the first entry where it does.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChainBreak {
     /// The entry at this position is missing: the next stored one has a higher number.
-    #[error("entry {seq} was removed (the log jumps from {seq} to {next})")]
+    #[error("{}", removed(*seq, *next))]
     Removed {
         /// The missing entry.
         seq: u64,
@@ -265,6 +275,14 @@ mod tests {
         let mut rows = log(10);
         rows.remove(4);
         assert_eq!(check(&rows), Err(ChainBreak::Removed { seq: 4, next: 5 }));
+        assert_eq!(
+            ChainBreak::Removed { seq: 4, next: 5 }.to_string(),
+            "entry 4 was removed (the next entry the log holds is 5)"
+        );
+        assert_eq!(
+            ChainBreak::Removed { seq: 4, next: 7 }.to_string(),
+            "entries 4 to 6 were removed (the next entry the log holds is 7)"
+        );
 
         let mut rows = log(10);
         rows[6].bytes = {

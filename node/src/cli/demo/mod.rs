@@ -65,7 +65,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     result?;
     match kept {
         Some(kept) => println!(
-            "\nDone. The nodes are stopped; the demo folder is kept: {}",
+            "\nDone. The nodes are stopped; the demo folder is kept: {}\n\
+             Its keys' passphrase: LIAISE_PASSPHRASE='{DEMO_PASSPHRASE}'",
             kept.display()
         ),
         None => println!(
