@@ -26,6 +26,14 @@ pub enum SignerRejected {
     /// The key had been revoked at the time the document claims it was signed.
     #[error("the signing key was revoked at signing time")]
     Revoked,
+    /// The agency was revoked, with its key, after the time the document claims it was
+    /// signed. That time is the signer's word: a revoked key could backdate a document, so
+    /// none it signed is trusted any more.
+    #[error(
+        "the agency was revoked with its signing key after the claimed signing time, and a \
+         revoked key is trusted for no date (it could backdate a document)"
+    )]
+    RevokedLater,
 }
 
 /// Decides whether `agency` signing with `key` at `signed_at` is trusted.
@@ -93,6 +101,14 @@ impl SignerCheck for RosterSignerCheck<'_> {
         signed_at: Timestamp,
     ) -> Result<(), SignerRejected> {
         let Some(member) = self.0.member(agency) else {
+            // A revoked agency leaves the members: its key is known by its revocation.
+            if let Some(revoked) = self.0.signing_key_revocation(key) {
+                return Err(if revoked.revoked_at <= signed_at {
+                    SignerRejected::Revoked
+                } else {
+                    SignerRejected::RevokedLater
+                });
+            }
             return Err(match self.0.member_by_signing_key(key) {
                 Ok(_) => SignerRejected::KeyOfAnotherMember,
                 Err(_) => SignerRejected::NotInRoster,
