@@ -184,7 +184,7 @@ fn the_originator_refuses_a_share_to_a_node_that_is_not_a_reader() {
         "--reason",
         "curious",
     ])
-    .fails_with(&format!("the document is not addressed to {PRISON}"));
+    .fails_with(&format!("the document is not addressed to you ({PRISON})"));
     let refused = |log: &Value| {
         log.as_array()
             .unwrap()

@@ -157,7 +157,7 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
     )
     .unwrap();
     let run = open(&fed, prison, "copy.liaise", Some("curious"), "out-2");
-    run.fails_with(&format!("the document is not addressed to {PRISON}"));
+    run.fails_with(&format!("the document is not addressed to you ({PRISON})"));
     assert!(!sb.path("out-2").exists());
     assert!(!has_entry(
         &log_of(&fed, city, &doc),
@@ -216,7 +216,7 @@ fn open_asks_the_originator_with_a_reason_and_waits_for_it() {
     assert_eq!(run.code, Some(75), "{}", run.stderr);
     assert!(
         run.stderr
-            .contains(&format!("originator {CITY} unreachable, try later")),
+            .contains(&format!("originator unreachable, try later: {CITY}")),
         "{}",
         run.stderr
     );
@@ -293,6 +293,15 @@ fn revocation_and_expiry_shred_the_share_and_readers_delete_with_receipts() {
     assert_eq!(reader(&custody, PROBATION)["access"], "open");
     assert_eq!(custody["share"], "held");
     open(&fed, prison, &doc, Some("intake"), "out-p").fails_with("was deleted from this node");
+    // That refusal is in the prison's log, with its reason, as every open is.
+    let at_prison = log_of(&fed, prison, &doc);
+    assert!(
+        at_prison.iter().any(|e| e["kind"] == "open"
+            && e["reason"] == "intake"
+            && e["agency"] == CITY
+            && e["detail"]["refused"] == "copy deleted"),
+        "{at_prison:#?}"
+    );
     // The kept copy does not open either: the originator, still holding the share for
     // probation, refuses the prison, and logs it.
     open(&fed, prison, "prison-kept.liaise", Some("intake"), "out-k")

@@ -234,7 +234,7 @@ fn not_addressed_to_you_and_wrong_roster() {
         "--out-dir",
         "out",
     ])
-    .fails_with("not addressed to nl.probation.utrecht");
+    .fails_with("not addressed to you (nl.probation.utrecht)");
     assert!(
         !s.path("out").exists(),
         "the output folder was not left behind"
@@ -374,10 +374,17 @@ fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
     seal_report(&s, "r.liaise", &[]);
     let good = s.read("r.liaise");
     // One flipped byte in each region: prelude (the format version), header (the signer's
-    // name), ciphertext, trailer; each refused for what is wrong with it.
+    // name, the reader's name in its recipient entry), ciphertext, trailer; each refused for
+    // what is wrong with it. A changed recipient entry is tampering, not a document for
+    // someone else.
+    let reader_entry = good
+        .windows(PROBATION.len())
+        .position(|w| w == PROBATION.as_bytes())
+        .unwrap();
     let refusals = [
         (9, "unsupported version 0 of the sealed-document format"),
         (40, "is not trusted"),
+        (reader_entry, "verification failed"),
         (
             good.len() / 2,
             "verification failed: the document is corrupt",
@@ -521,7 +528,7 @@ fn expiry_is_enforced_at_open() {
         "--out",
         "x.liaise",
     ])
-    .fails_with("--expires");
+    .fails_as_usage("--expires");
 }
 
 #[test]
@@ -539,15 +546,36 @@ fn revoked_signer_is_refused_by_verify() {
         "r.liaise",
     ])
     .ok();
+    // Times are whole seconds: the revocation comes in a later one than the signature.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     s.liaise(&["federation", "revoke", "--dir", "fed", CITY])
         .ok();
     s.publish("fed", "roster2.liaise");
     s.liaise(&["roster", "import", "--home", "prison", "roster2.liaise"])
         .ok();
+    // Signed before the revocation, by the signer's word: a revoked key could backdate, so
+    // that is refused too, and says so.
     s.liaise(&["verify", "r.liaise", "--home", "prison"])
-        .fails_with("signer nl.city.utrecht is not trusted");
+        .fails_with("signer nl.city.utrecht is not trusted: the agency was revoked with its signing key after the claimed signing time");
     s.liaise(&["open", "--home", "prison", "r.liaise", "--out-dir", "out"])
         .fails_with("not trusted");
+    // Signed after it (the city's own roster still lists it): the key was revoked then.
+    s.liaise(&[
+        "seal",
+        "--offline",
+        "--home",
+        "city",
+        "--to",
+        PRISON,
+        "report.pdf",
+        "--out",
+        "r2.liaise",
+    ])
+    .ok();
+    s.liaise(&["verify", "r2.liaise", "--home", "prison"])
+        .fails_with(
+            "signer nl.city.utrecht is not trusted: the signing key was revoked at signing time",
+        );
 }
 
 #[test]

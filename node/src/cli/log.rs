@@ -120,6 +120,10 @@ fn list(home: &Home, args: &LogArgs) -> Result<ExitCode> {
         if let Some(share) = e["detail"].get("share").and_then(Value::as_str) {
             line.push_str(&format!("  (share {share})"));
         }
+        // ... or that it was refused here, the copy being deleted.
+        if let Some(refused) = e["detail"].get("refused").and_then(Value::as_str) {
+            line.push_str(&format!("  (refused: {refused})"));
+        }
         // ... and an open that failed after its share came, that it wrote nothing.
         if e["detail"].get("written").and_then(Value::as_bool) == Some(false) {
             let error = e["detail"].get("error").and_then(Value::as_str);

@@ -56,7 +56,11 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let profile = home.profile()?;
     let now = Timestamp::now();
     let roster = home.require_roster(now)?;
-    let held = resolve_document(&args.document, Some(&home))?;
+    let held = resolve_document(&args.document, Some(&home)).inspect_err(|e| {
+        if let Some(deleted) = e.downcast_ref::<crate::store::DeletedCopy>() {
+            record_refused_deleted(&home, deleted, args.reason.as_deref());
+        }
+    })?;
     let mut input = held.open()?;
     // A forwarded document: the originator's consent, checked, then the sealed document.
     let forwarded = super::forward::read_consent(&mut input, &roster)?;
@@ -143,6 +147,10 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
         Err(e) => {
             abandon();
+            let e = match super::verify::not_for_us(&e) {
+                true => super::verify::tampering(&args.document, &held, &roster).unwrap_or(e),
+                false => e,
+            };
             if let Some(released) = &share {
                 record_unwritten(
                     &home,
@@ -225,6 +233,31 @@ fn error_class(error: &anyhow::Error) -> &'static str {
         }
     }
     "the key share or the files could not be used"
+}
+
+/// Records in this node's log that an open of a copy it deleted (revoked, expired) was
+/// refused: every open of a document, refused or not, is in the log.
+fn record_refused_deleted(
+    home: &crate::home::Home,
+    deleted: &crate::store::DeletedCopy,
+    reason: Option<&str>,
+) {
+    let mut entry = crate::log::NewLogEntry::new(crate::log::LogKind::Open)
+        .doc(deleted.document_id)
+        .detail(json!({
+            "refused": "copy deleted",
+            "deleted_at": Timestamp(deleted.at).to_rfc3339(),
+            "deletion": deleted.reason,
+        }));
+    if let Ok(sender) = liaise_keys::AgencyId::new(&deleted.sender) {
+        entry = entry.agency(sender);
+    }
+    if let Some(reason) = reason {
+        entry = entry.reason(reason);
+    }
+    if let Err(e) = crate::log::append_in_home(home, entry) {
+        eprintln!("warning: the refused open was not recorded in this node's log: {e:#}");
+    }
 }
 
 /// Records in this node's log that an open whose key share the originator released (and

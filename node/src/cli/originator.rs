@@ -35,14 +35,15 @@ impl fmt::Display for OriginatorUnreachable {
         if self.busy {
             return write!(
                 f,
-                "originator {} busy, try later (it answers too many requests from your agency \
-                 just now: {})",
+                "originator busy, try later: {} answers too many requests from your agency just \
+                 now ({})",
                 self.originator, self.detail
             );
         }
         write!(
             f,
-            "originator {} unreachable, try later (its node must release a key share for every open: {})",
+            "originator unreachable, try later: {}'s node must release a key share for every open \
+             ({})",
             self.originator, self.detail
         )
     }
@@ -115,7 +116,10 @@ pub fn obtain_share(
     // named by the consent instead): the open would fail anyway, and the originator would
     // log a refused request.
     if !forwarded && info.recipient(&me).is_none() {
-        bail!("the document is not addressed to {me}");
+        if let Some(tampered) = super::verify::tampering("the document", sealed, roster) {
+            return Err(tampered);
+        }
+        bail!("the document is not addressed to you ({me})");
     }
     let Some(reason) = reason else {
         bail!(
@@ -220,7 +224,7 @@ mod tests {
         assert!(busy.is::<OriginatorUnreachable>());
         assert!(
             busy.to_string()
-                .starts_with("originator nl.city.utrecht busy, try later")
+                .starts_with("originator busy, try later: nl.city.utrecht answers")
         );
         let revoked = refusal("nl.city.utrecht", "revoked", "the originator revoked it");
         assert!(!revoked.is::<OriginatorUnreachable>());

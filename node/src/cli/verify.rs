@@ -44,6 +44,8 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         (Some(path), home) => (roster_file::load(path, pin)?, home.clone().map(Home::new)),
         (None, Some(home)) => {
             let home = Home::new(home.clone());
+            // A mistyped HOME is told as such, as every other verb tells it.
+            home.profile()?;
             let roster = home.roster_for_display()?.with_context(|| {
                 format!(
                     "no roster in {}; import one or pass --roster ROSTER",
@@ -125,6 +127,29 @@ struct Rejection {
 
 /// `error_kind` of a forwarded document whose consent fails or does not match the document.
 const CONSENT_REJECTED: &str = "forwarding consent rejected";
+
+/// For an open that found no recipient entry or no key for this agency: why the document
+/// does not verify, if it does not. A changed byte in a recipient entry must read as the
+/// tampering it is (*verification failed*), as `verify` reports it, and not as a document
+/// for someone else. `None` when the document verifies.
+pub fn tampering(name: &str, held: &Held, roster: &Roster) -> Option<anyhow::Error> {
+    check(name, held, roster)
+        .err()
+        .map(|rejected| anyhow::anyhow!("cannot open {name}: {}", rejected.error))
+}
+
+/// Whether `error` says the document has no recipient entry or no key for this agency.
+pub fn not_for_us(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<liaise_protocol::OpenError>()
+        .is_some_and(|e| {
+            matches!(
+                e.kind(),
+                liaise_protocol::ErrorKind::NotAddressedToYou
+                    | liaise_protocol::ErrorKind::NoMatchingKey
+            )
+        })
+}
 
 /// Verifies `held` (named `name` on the command line) against `roster`: the consent first if
 /// it is a forwarded document, then the sealed document, and that the two belong together.

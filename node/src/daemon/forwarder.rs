@@ -256,7 +256,7 @@ async fn ask_consent(
         if super::peers::not_admitted(&e) {
             return anyhow!("originator {originator} cannot consent to the forward: {e:#}");
         }
-        anyhow!("originator {originator} unreachable, try later: {e:#}")
+        anyhow!("originator unreachable, try later: {originator} ({e:#})")
     })?;
     let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
     let answer = super::framed::request(
@@ -266,7 +266,7 @@ async fn ask_consent(
         SHARE_ANSWER_TIMEOUT,
     )
     .await
-    .map_err(|e| anyhow!("originator {originator} unreachable, try later: {e:#}"))?;
+    .map_err(|e| anyhow!("originator unreachable, try later: {originator} ({e:#})"))?;
     let consent = match answer {
         Message::ForwardConsent { consent } => consent,
         Message::Refused { reason, detail } => {

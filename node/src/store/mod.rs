@@ -60,6 +60,34 @@ pub fn store_dir(home: &Home) -> PathBuf {
     home.root().join("store")
 }
 
+/// A document this node received and has deleted since (on its sender's request, or at its
+/// expiry): gone for good, so it can be neither opened nor verified here.
+#[derive(Debug)]
+pub struct DeletedCopy {
+    /// The document.
+    pub document_id: [u8; 16],
+    /// When this node deleted its copy.
+    pub at: u64,
+    /// Why, as recorded (see [`custody::deletion_why`]).
+    pub reason: String,
+    /// The agency the copy came from.
+    pub sender: String,
+}
+
+impl std::fmt::Display for DeletedCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "document {} was deleted from this node at {} ({})",
+            hex(&self.document_id),
+            liaise_keys::Timestamp(self.at),
+            custody::deletion_why(&self.reason)
+        )
+    }
+}
+
+impl std::error::Error for DeletedCopy {}
+
 /// Resolves a document id (hex, as `liaise send` and `liaise inbox` print it) to its sealed
 /// bytes in this node's store: a received document first, else a sent one. Reads the
 /// database directly, so it works whether or not the node runs. For `liaise open`,
@@ -81,12 +109,14 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
         // A copy this node held and deleted on its sender's request, or at its expiry, is
         // gone for good. Only a deletion of a copy received from that sender counts: anyone
         // may ask for a deletion naming itself, which says nothing of another sender's copy.
-        if let Some((at, reason)) = records::deleted_copy(&conn, &hex(&id))? {
-            bail!(
-                "document {doc_id} was deleted from this node at {} ({})",
-                liaise_keys::Timestamp(at),
-                custody::deletion_why(&reason)
-            );
+        if let Some((at, reason, sender)) = records::deleted_copy(&conn, &hex(&id))? {
+            return Err(DeletedCopy {
+                document_id: id,
+                at,
+                reason,
+                sender,
+            }
+            .into());
         }
         bail!(
             "no document {doc_id} in {} (not received yet, or a mistyped id: `liaise inbox` \
@@ -100,12 +130,14 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
     }
     // A copy this node forwarded is listed as sent, but its bytes went with the received
     // copy's deletion (a revocation, say): say so, not that the store lost them.
-    if let Some((at, reason)) = records::deleted_copy(&conn, &hex(&id))? {
-        bail!(
-            "document {doc_id} was deleted from this node at {} ({})",
-            liaise_keys::Timestamp(at),
-            custody::deletion_why(&reason)
-        );
+    if let Some((at, reason, sender)) = records::deleted_copy(&conn, &hex(&id))? {
+        return Err(DeletedCopy {
+            document_id: id,
+            at,
+            reason,
+            sender,
+        }
+        .into());
     }
     bail!(
         "the store in {} lists document {doc_id} but holds none of its bytes",

@@ -566,14 +566,17 @@ pub fn was_sent(conn: &Connection, doc_id: &str) -> Result<bool> {
 
 /// When and why a copy of `doc_id` that this node received was deleted (on its sender's
 /// request or at its expiry), if one was.
-pub fn deleted_copy(conn: &Connection, doc_id: &str) -> Result<Option<(u64, String)>> {
+/// Returns `(deleted_at, reason, sender)`.
+pub fn deleted_copy(conn: &Connection, doc_id: &str) -> Result<Option<(u64, String, String)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT d.deleted_at, d.reason FROM inbox_deletions d JOIN inbox i
+            "SELECT d.deleted_at, d.reason, d.sender FROM inbox_deletions d JOIN inbox i
              ON i.doc_id = d.doc_id AND i.sender = d.sender
              WHERE d.doc_id = ?1 ORDER BY d.deleted_at LIMIT 1",
         )?
-        .query_row([doc_id], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+        .query_row([doc_id], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })
         .optional()?)
 }
 

@@ -53,7 +53,7 @@ pub enum OpenError {
         reason: SignerRejected,
     },
     /// The document has no recipient entry for this agency.
-    #[error("the document is not addressed to {agency}")]
+    #[error("the document is not addressed to you ({agency})")]
     NotAddressedToYou {
         /// The agency that tried to open it.
         agency: AgencyId,
@@ -169,18 +169,27 @@ impl OpenError {
     }
 }
 
+/// The unit of a sealing limit: none for a count, bytes for a length.
+fn limit_unit(what: &str) -> &'static str {
+    if what.starts_with("number of") || matches!(what, "sections" | "recipients") {
+        ""
+    } else {
+        " bytes"
+    }
+}
+
 /// Why a document could not be sealed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SealError {
     /// A field of the request breaks a rule of the format.
-    #[error("cannot seal: {what}")]
+    #[error("{what}")]
     Invalid {
         /// Which rule, in words a person can act on.
         what: String,
     },
     /// A length or count is over one of the format's limits.
-    #[error("cannot seal: the {what} is {len}, more than the limit of {max}")]
+    #[error("the {what} is {len}{unit}, more than the limit of {max}", unit = limit_unit(what))]
     LimitExceeded {
         /// What was too large.
         what: &'static str,

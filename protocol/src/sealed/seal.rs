@@ -15,7 +15,9 @@ use crate::sealed::header::{
     DocumentId, DocumentInfo, Header, KeyCustody, RecipientEntry, RecipientPolicy, SectionInfo,
     Violation,
 };
-use crate::sealed::limits::{MAX_RECIPIENTS, MAX_SECTION_LEN, MAX_SECTIONS};
+use crate::sealed::limits::{
+    MAX_LABEL_LEN, MAX_PURPOSE_LEN, MAX_RECIPIENTS, MAX_SECTION_LEN, MAX_SECTIONS, MAX_TITLE_LEN,
+};
 use crate::sealed::plaintext::{SectionMetadata, committed, padded_len, unpadded_len};
 use crate::sealed::share::{OriginatorSecrets, OriginatorShare};
 use crate::sealed::stanza::seal_stanza;
@@ -310,9 +312,25 @@ fn check_counts(sections: usize, recipients: usize) -> Result<(), SealError> {
     Ok(())
 }
 
+/// The rule a text field of the header or of a section's metadata breaks, in words a person
+/// can act on (`sealed-document.md`, "Header" and "Section metadata").
+fn text_rule(what: &str) -> Option<String> {
+    let hidden = ", without control characters or characters that reorder or hide text";
+    Some(match what {
+        "label" => format!("it must be 1 to {MAX_LABEL_LEN} bytes{hidden}"),
+        "purpose" => format!("it must be at most {MAX_PURPOSE_LEN} bytes{hidden}"),
+        "title" => format!("it must be at most {MAX_TITLE_LEN} bytes, without control characters"),
+        "file name" | "media type" => "it must not hold control characters".to_owned(),
+        _ => return None,
+    })
+}
+
 fn seal_violation(v: Violation) -> SealError {
     match v {
-        Violation::Malformed(what) => SealError::invalid(format!("invalid {what}")),
+        Violation::Malformed(what) => match text_rule(what) {
+            Some(rule) => SealError::invalid(format!("invalid {what}: {rule}")),
+            None => SealError::invalid(format!("invalid {what}")),
+        },
         Violation::Limit { what, len, max } => SealError::LimitExceeded { what, len, max },
     }
 }
