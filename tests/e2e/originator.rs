@@ -516,6 +516,21 @@ fn offline_documents_open_without_the_originator_and_cannot_be_revoked() {
     let doc = send(&fed, city, PROBATION, &["--offline"]);
     sb.liaise(&["revoke", "--home", &city.home, &doc])
         .fails_with("cannot be revoked");
+    // Nor forwarded with consent: its originator keeps no share to consent with, and the
+    // reader's node says so without asking it.
+    sb.liaise(&[
+        "forward",
+        "--home",
+        &probation.home,
+        &doc,
+        "--to",
+        PRISON,
+        "--reason",
+        "case transfer",
+    ])
+    .fails_with(&format!(
+        "was sealed --offline: its readers hold its whole key and {CITY} keeps no share"
+    ));
 }
 
 /// Speaks QUIC to a node with another member's keys, like that member's node would.

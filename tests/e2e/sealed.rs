@@ -454,6 +454,8 @@ fn tampering_truncation_and_versions_are_refused_and_nothing_is_written() {
     std::fs::write(s.path("notes.txt"), b"just text").unwrap();
     s.liaise(&["verify", "notes.txt", "--roster", "roster.liaise"])
         .fails_with("not a sealed document");
+    s.liaise(&["verify", "", "--roster", "roster.liaise"])
+        .fails_with("no document named: give a sealed document's file");
 }
 
 /// Every file under the sandbox (links not followed) that holds any of `needles`, sorted.

@@ -107,6 +107,16 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
             if !pinned {
                 eprintln!("{}", roster_file::unpinned_note(&roster));
             }
+            // An expired roster still says who the members were: fine for an old document,
+            // but the user should know a newer roster may have revoked the signer since.
+            if roster.body().expires_at <= now {
+                eprintln!(
+                    "note: roster serial {} expired at {}; a current roster may have revoked \
+                     the signer since",
+                    roster.serial(),
+                    roster.body().expires_at
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(Rejection { kind, error }) => {
@@ -201,6 +211,9 @@ fn check(
 
 /// A file path, or a 32-hex-digit document id looked up in the node's store.
 pub fn resolve_document(document: &str, home: Option<&Home>) -> Result<Held> {
+    if document.is_empty() {
+        bail!("no document named: give a sealed document's file, or a document id with --home");
+    }
     let path = Path::new(document);
     let looks_like_id = document.len() == 32 && document.chars().all(|c| c.is_ascii_hexdigit());
     // A document id in the store wins over a file of that name in the current folder, which

@@ -61,6 +61,15 @@ pub async fn request_forward(
     let held = held_document(node, id)
         .await?
         .with_context(|| format!("this node holds no received document {doc_id} to forward"))?;
+    if sealed_offline(node, &held).await? {
+        bail!(
+            "document {doc_id} was sealed --offline: its readers hold its whole key and {} \
+             keeps no share of it, so it cannot be forwarded with consent; ask {} to send it \
+             to {to}",
+            held.originator,
+            held.originator
+        );
+    }
     let (doc, recipient, sealed) = (hex(&id), to.as_str().to_owned(), hex(&held.blob));
     if deliver
         && let Some(why) = node
@@ -180,6 +189,20 @@ async fn already_queued(
             .optional()?)
         })
         .await
+}
+
+/// Whether a received document was sealed `--offline` (its header says so; it was verified
+/// when it arrived): its originator holds no share, so could never consent to a forward.
+async fn sealed_offline(node: &Node, held: &Received) -> Result<bool> {
+    let sealed = node.store.held(held.blob, held.sealed_len).await?;
+    tokio::task::spawn_blocking(move || {
+        let input = sealed.open().context("cannot read the stored document")?;
+        let info = liaise_protocol::danger_read_unverified_header(std::io::BufReader::new(input))
+            .context("the stored document's header does not parse")?;
+        Ok(info.custody == liaise_protocol::KeyCustody::Offline)
+    })
+    .await
+    .context("the store task failed")?
 }
 
 async fn held_document(node: &Node, id: [u8; 16]) -> Result<Option<Received>> {
