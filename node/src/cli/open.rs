@@ -147,9 +147,11 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
         Err(e) => {
             abandon();
-            let e = match super::verify::not_for_us(&e) {
-                true => super::verify::tampering(&args.document, &held, &roster).unwrap_or(e),
-                false => e,
+            // No entry or key for this agency may be a tampered entry: said as tampering.
+            let e = if super::verify::not_for_us(&e) {
+                super::verify::tampering(&args.document, &held, &roster).unwrap_or(e)
+            } else {
+                e
             };
             if let Some(released) = &share {
                 record_unwritten(

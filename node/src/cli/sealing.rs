@@ -372,6 +372,22 @@ fn seal_into(
     result
 }
 
+/// Writes the sealed document into `file` through a buffer, and syncs it.
+fn write_synced<T>(
+    file: File,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<(File, T)> {
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    let value = write(&mut writer)?;
+    let file = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("cannot write the sealed document")?;
+    file.sync_all()
+        .context("cannot write the sealed document")?;
+    Ok((file, value))
+}
+
 /// The error for a file that appeared at `out` while the document was sealed.
 fn appeared(out: &Path, e: std::io::Error) -> anyhow::Error {
     match e.kind() {
@@ -394,14 +410,7 @@ fn appeared(out: &Path, e: std::io::Error) -> anyhow::Error {
 fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
     let dir = crate::fsutil::parent_dir(out);
     if let Some(file) = crate::fsutil::unnamed_file(dir, 0o600) {
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        let value = write(&mut writer)?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("cannot write the sealed document")?;
-        file.sync_all()
-            .context("cannot write the sealed document")?;
+        let (file, value) = write_synced(file, write)?;
         crate::fsutil::name_unnamed(&file, out).map_err(|e| appeared(out, e))?;
         File::open(dir)
             .and_then(|dir| dir.sync_all())
@@ -416,14 +425,7 @@ fn write_private<T>(out: &Path, write: impl FnOnce(&mut dyn Write) -> Result<T>)
             .mode_private()
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut writer = BufWriter::with_capacity(1 << 20, file);
-        let value = write(&mut writer)?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("cannot write the sealed document")?;
-        file.sync_all()
-            .context("cannot write the sealed document")?;
+        let (_, value) = write_synced(file, write)?;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -88,6 +88,20 @@ impl std::fmt::Display for DeletedCopy {
 
 impl std::error::Error for DeletedCopy {}
 
+/// Fails with [`DeletedCopy`] if this node received document `id` and has deleted its copy.
+fn refuse_if_deleted(conn: &rusqlite::Connection, id: [u8; 16]) -> Result<()> {
+    match records::deleted_copy(conn, &hex(&id))? {
+        Some((at, reason, sender)) => Err(DeletedCopy {
+            document_id: id,
+            at,
+            reason,
+            sender,
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// Resolves a document id (hex, as `liaise send` and `liaise inbox` print it) to its sealed
 /// bytes in this node's store: a received document first, else a sent one. Reads the
 /// database directly, so it works whether or not the node runs. For `liaise open`,
@@ -109,15 +123,7 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
         // A copy this node held and deleted on its sender's request, or at its expiry, is
         // gone for good. Only a deletion of a copy received from that sender counts: anyone
         // may ask for a deletion naming itself, which says nothing of another sender's copy.
-        if let Some((at, reason, sender)) = records::deleted_copy(&conn, &hex(&id))? {
-            return Err(DeletedCopy {
-                document_id: id,
-                at,
-                reason,
-                sender,
-            }
-            .into());
-        }
+        refuse_if_deleted(&conn, id)?;
         bail!(
             "no document {doc_id} in {} (not received yet, or a mistyped id: `liaise inbox` \
              lists what arrived)",
@@ -130,15 +136,7 @@ pub fn sealed_document(home: &Home, doc_id: &str) -> Result<Held> {
     }
     // A copy this node forwarded is listed as sent, but its bytes went with the received
     // copy's deletion (a revocation, say): say so, not that the store lost them.
-    if let Some((at, reason, sender)) = records::deleted_copy(&conn, &hex(&id))? {
-        return Err(DeletedCopy {
-            document_id: id,
-            at,
-            reason,
-            sender,
-        }
-        .into());
-    }
+    refuse_if_deleted(&conn, id)?;
     bail!(
         "the store in {} lists document {doc_id} but holds none of its bytes",
         dir.display()
