@@ -123,6 +123,17 @@ fn walkthrough_init_add_publish_import_show() {
             .ok()
             .contains("nothing to do")
     );
+    // Even the roster held already is not taken as another federation's.
+    s.liaise(&[
+        "roster",
+        "import",
+        "--home",
+        "city",
+        "r2.liaise",
+        "--federation-fingerprint",
+        "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ])
+    .fails_with("matches neither the federation this node follows");
     s.liaise(&["roster", "import", "--home", "city", "r1.liaise"])
         .fails_with("rollback refused");
     assert_eq!(

@@ -17,7 +17,6 @@ fn limit(what: &'static str, len: usize, max: usize) -> Result<(), RosterError> 
     Ok(())
 }
 
-/// The list limits, checked right after decoding and before any signature work.
 /// The rule for a group's name, as errors state it.
 pub const GROUP_NAME_RULE: &str = "a group name is 1-64 characters of a-z, 0-9, '-' and '.'";
 
@@ -30,6 +29,7 @@ pub fn valid_group_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
 }
 
+/// The list limits, checked right after decoding and before any signature work.
 pub fn check_limits(body: &RosterBody) -> Result<(), RosterError> {
     limit("stewards", body.stewards.keys.len(), MAX_STEWARDS)?;
     limit("members", body.members.len(), MAX_MEMBERS)?;

@@ -106,7 +106,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &home,
         &roster,
         &secrets,
-        &held,
+        (&args.document, &held),
         args.reason.as_deref(),
     ) {
         Ok(share) => share,
@@ -221,6 +221,9 @@ fn error_class(error: &anyhow::Error) -> &'static str {
     for cause in error.chain() {
         if let Some(open) = cause.downcast_ref::<liaise_protocol::OpenError>() {
             return open.kind().as_str();
+        }
+        if let Some(tampered) = cause.downcast_ref::<super::verify::Tampered>() {
+            return tampered.kind;
         }
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             return match io.kind() {
@@ -529,5 +532,11 @@ mod error_class_tests {
             error_class(&bad),
             liaise_protocol::OpenError::Truncated.kind().as_str()
         );
+        // A tampered recipient entry, found after the open said "not for us".
+        let tampered = anyhow::Error::new(crate::cli::verify::Tampered {
+            kind: "verification failed",
+            message: "cannot open Risicotaxatie_J_de_Vries.liaise: verification failed".into(),
+        });
+        assert_eq!(error_class(&tampered), "verification failed");
     }
 }

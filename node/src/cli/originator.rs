@@ -85,12 +85,13 @@ pub struct ReleasedShare {
 }
 
 /// For a document under originator control: the share for this open, fetched through the
-/// node. `None` for offline documents.
+/// node. `None` for offline documents. `sealed` is the document and its name on the command
+/// line.
 pub fn obtain_share(
     home: &Home,
     roster: &Roster,
     secrets: &AgencySecrets,
-    sealed: &Held,
+    (name, sealed): (&str, &Held),
     reason: Option<&str>,
 ) -> Result<Option<ReleasedShare>> {
     let mut file = sealed.open()?;
@@ -116,7 +117,7 @@ pub fn obtain_share(
     // named by the consent instead): the open would fail anyway, and the originator would
     // log a refused request.
     if !forwarded && info.recipient(&me).is_none() {
-        if let Some(tampered) = super::verify::tampering("the document", sealed, roster) {
+        if let Some(tampered) = super::verify::tampering(name, sealed, roster) {
             return Err(tampered);
         }
         bail!("the document is not addressed to you ({me})");

@@ -64,7 +64,12 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
             let bytes = read_limited(&roster, MAX_ROSTER_LEN, "roster")?;
             let now = Timestamp::now();
             let accepted = match home.roster_for_display()? {
-                Some(held) if held.file_bytes() == bytes.as_slice() => {
+                Some(held)
+                    if held.file_bytes() == bytes.as_slice()
+                        && federation_fingerprint
+                            .as_ref()
+                            .is_none_or(|fp| held.federation_fingerprint().matches_text(fp)) =>
+                {
                     if json.json {
                         return print_json(&json!({ "serial": held.serial(), "unchanged": true }));
                     }
@@ -74,29 +79,29 @@ pub fn run(cmd: RosterCommand) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
-                Some(held) => held
-                    .accept_update(&bytes, now)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|update| {
-                        // The update is checked against the stewards of the roster held. A
-                        // fingerprint given all the same must name them, or the new roster's
-                        // stewards (after a rotation): else the user expects another federation.
-                        match &federation_fingerprint {
-                            Some(fp)
-                                if !held.federation_fingerprint().matches_text(fp)
-                                    && !update.federation_fingerprint().matches_text(fp) =>
-                            {
-                                Err(anyhow::anyhow!(
-                                    "--federation-fingerprint {fp} matches neither the federation \
-                                 this node follows ({}) nor this roster's stewards ({}); check \
-                                 it with your steward, or leave it out",
-                                    held.federation_fingerprint(),
-                                    update.federation_fingerprint()
-                                ))
-                            }
-                            _ => Ok(update),
+                Some(held) => {
+                    // The update is checked against the stewards of the roster held. A
+                    // fingerprint given all the same must name them, or the new roster's
+                    // stewards (after a rotation): else the user expects another federation,
+                    // and that is said first, whatever else is wrong with the file.
+                    let update = held.accept_update(&bytes, now);
+                    match &federation_fingerprint {
+                        Some(fp)
+                            if !held.federation_fingerprint().matches_text(fp)
+                                && !update
+                                    .as_ref()
+                                    .is_ok_and(|u| u.federation_fingerprint().matches_text(fp)) =>
+                        {
+                            Err(anyhow::anyhow!(
+                                "--federation-fingerprint {fp} matches neither the federation \
+                                 this node follows ({}) nor this roster's stewards; check it \
+                                 with your steward, or leave it out",
+                                held.federation_fingerprint(),
+                            ))
                         }
-                    }),
+                        _ => update.map_err(anyhow::Error::from),
+                    }
+                }
                 None => {
                     let Some(fp) = federation_fingerprint else {
                         bail!(

@@ -269,8 +269,8 @@ impl SealOptions {
     }
 }
 
-/// Seals `plan` into a new private file at `out` (written under a temporary name and renamed
-/// only when complete). Shows a progress bar on a terminal for large inputs.
+/// Seals `plan` into a new private file at `out` (named only when complete: see
+/// [`write_private`]). Shows a progress bar on a terminal for large inputs.
 pub fn seal_to_file(
     plan: SealPlan,
     options: &SealOptions,

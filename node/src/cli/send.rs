@@ -109,7 +109,12 @@ pub fn run(args: SendArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             eprintln!("{}", outcome.0);
         } else {
             // One `error:` line, as every failure, with who is missing and why.
-            eprintln!("error: {} ({})", outcome.0, pending(&outcome.1).join("; "));
+            let missing = pending(&outcome.1);
+            if missing.is_empty() {
+                eprintln!("error: {}", outcome.0);
+            } else {
+                eprintln!("error: {} ({})", outcome.0, missing.join("; "));
+            }
         }
     }
     Ok(wait_exit_code(outcome.0))

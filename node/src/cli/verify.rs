@@ -143,10 +143,30 @@ const CONSENT_REJECTED: &str = "forwarding consent rejected";
 /// tampering it is (*verification failed*), as `verify` reports it, and not as a document
 /// for someone else. `None` when the document verifies.
 pub fn tampering(name: &str, held: &Held, roster: &Roster) -> Option<anyhow::Error> {
-    check(name, held, roster)
-        .err()
-        .map(|rejected| anyhow::anyhow!("cannot open {name}: {}", rejected.error))
+    check(name, held, roster).err().map(|rejected| {
+        anyhow::Error::new(Tampered {
+            kind: rejected.kind,
+            message: format!("cannot open {name}: {}", rejected.error),
+        })
+    })
 }
+
+/// A document that does not verify, found by [`tampering`]: its stable kind (`docs/json.md`,
+/// for the log, which names no file) and the sentence for the user.
+#[derive(Debug)]
+pub struct Tampered {
+    /// The `error_kind`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Tampered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Tampered {}
 
 /// Whether `error` says the document has no recipient entry or no key for this agency.
 pub fn not_for_us(error: &anyhow::Error) -> bool {

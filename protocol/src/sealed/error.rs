@@ -171,7 +171,9 @@ impl OpenError {
 
 /// The unit of a sealing limit: none for a count, bytes for a length.
 fn limit_unit(what: &str) -> &'static str {
-    if what.starts_with("number of") || matches!(what, "sections" | "recipients") {
+    if what.starts_with("number of")
+        || matches!(what, "sections" | "recipients" | "forwarding list")
+    {
         ""
     } else {
         " bytes"

@@ -102,7 +102,9 @@ impl SignerCheck for RosterSignerCheck<'_> {
     ) -> Result<(), SignerRejected> {
         let Some(member) = self.0.member(agency) else {
             // A revoked agency leaves the members: its key is known by its revocation.
-            if let Some(revoked) = self.0.signing_key_revocation(key) {
+            if let Some(revoked) = self.0.signing_key_revocation(key)
+                && revoked.agency.as_ref().is_none_or(|a| a == agency)
+            {
                 return Err(if revoked.revoked_at <= signed_at {
                     SignerRejected::Revoked
                 } else {
