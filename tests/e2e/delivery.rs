@@ -470,10 +470,16 @@ fn a_second_node_on_a_home_is_refused_and_logs_carry_no_colour_codes() {
     assert_eq!(error.lines().count(), 1, "{error}");
 }
 
+/// Two outages, side by side, with the backoff of a production node (up to 10 minutes between
+/// attempts): the probation service's network fails while its node runs, and the prison's
+/// node is down. Documents queued for either go out once it answers again, not when their
+/// backoff ends: the prison's as soon as its node starts (it dials its peers at start, and
+/// the city's node dials back the peer it could not reach), the probation service's as soon
+/// as the city's node reaches it again for a new document.
 #[test]
 fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     let fed = three();
-    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let [city, probation, prison] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     // Probation cannot be reached: its node runs, but behind a proxy (at the address the
     // roster gives) that drops every packet, as a network outage would. So when it answers
     // again, nothing as slow as starting a node falls in the backoff window measured below.
@@ -497,14 +503,34 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
         "early.txt",
         b"sent while probation is unreachable",
     );
-    // Five failed attempts (each dial gives up after 10 s): the next one waits 8 to 16 s.
+    let for_prison = fed.send_text(city, PRISON, "prison.txt", b"sent while the prison is down");
+    // Five failed attempts each (each dial gives up after 10 s): the next ones wait 8 to 16 s.
     let rows = fed.wait_outbox(city, Duration::from_secs(120), |rows| {
-        rows.iter()
-            .any(|r| r["doc_id"] == early.as_str() && r["attempts"].as_u64() >= Some(5))
+        [&early, &for_prison].iter().all(|doc| {
+            rows.iter()
+                .any(|r| r["doc_id"] == doc.as_str() && r["attempts"].as_u64() >= Some(5))
+        })
     });
-    let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();
-    let next_attempt_at = row["next_attempt_at"].as_u64().unwrap();
+    let next_attempt_at = |doc: &str| {
+        let row = rows.iter().find(|r| r["doc_id"] == doc).unwrap();
+        row["next_attempt_at"].as_u64().unwrap()
+    };
+    let (early_due, prison_due) = (next_attempt_at(&early), next_attempt_at(&for_prison));
 
+    // The prison's node starts: its document is delivered at once.
+    let _prison_node = fed.start(prison);
+    let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
+        states(rows, &for_prison) == ["delivered"]
+    });
+    let delivered_at = |rows: &[Value], doc: &str| {
+        let row = rows.iter().find(|r| r["doc_id"] == doc).unwrap();
+        row["delivered_at"].as_u64().unwrap()
+    };
+    let at = delivered_at(&rows, &for_prison);
+    assert!(
+        at < prison_due,
+        "delivered at {at}, its backoff ended at {prison_due}"
+    );
     // Probation answers again, and a new document reaches it at once; the early one follows
     // it then, not when its backoff ends.
     proxy.heal();
@@ -512,17 +538,22 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     let rows = fed.wait_outbox(city, Duration::from_secs(60), |rows| {
         states(rows, &early) == ["delivered"]
     });
-    let row = rows.iter().find(|r| r["doc_id"] == early.as_str()).unwrap();
-    let delivered_at = row["delivered_at"].as_u64().unwrap();
+    let at = delivered_at(&rows, &early);
     assert!(
-        delivered_at < next_attempt_at,
-        "delivered at {delivered_at}, its backoff ended at {next_attempt_at}"
+        at < early_due,
+        "delivered at {at}, its backoff ended at {early_due}"
     );
-    // And why: the node rescheduled what waited for the peer once a dial reached it again,
-    // rather than the backoff happening to end meanwhile.
+    // And why: the node rescheduled what waited for each peer once a dial reached it again,
+    // rather than the backoff happening to end meanwhile; the prison's node was dialled back
+    // because it connected.
     let log = super::nodes::read_log(&fed.sandbox, "city.log");
+    let retried = log
+        .lines()
+        .filter(|l| l.contains("a peer answers again: its deliveries are retried now"))
+        .count();
+    assert_eq!(retried, 2, "{log}");
     assert!(
-        log.contains("a peer answers again: its deliveries are retried now"),
+        log.contains("a peer this node could not reach connected; dialling it back"),
         "{log}"
     );
 }

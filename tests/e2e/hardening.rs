@@ -14,7 +14,9 @@ use liaise_protocol::wire::{
 
 use liaise_node::daemon::{REHELLO_INTERVAL, REHELLO_MIN_INTERVAL};
 
-use super::nodes::{Agency, DEBUG_LOG, NodeProcess, TestFederation, accepted_connections};
+use super::nodes::{
+    Agency, DEBUG_LOG, NodeProcess, TestFederation, accepted_connections, wait_accepted,
+};
 
 const CITY: &str = "nl.city.utrecht";
 const PROBATION: &str = "nl.probation.utrecht";
@@ -195,19 +197,23 @@ fn connections(fed: &TestFederation) -> [usize; 2] {
     ["city.log", "probation.log"].map(|log| accepted_connections(&fed.sandbox, log))
 }
 
+/// The connections of the two nodes' start: each dials the other once (the probation
+/// service's dial finds the city's node up; the city's waits for the probation node to come
+/// up). The city's connection carries its documents.
+fn start_up_connections(fed: &TestFederation) -> [usize; 2] {
+    ["city.log", "probation.log"]
+        .map(|log| wait_accepted(&fed.sandbox, log, 1, Duration::from_secs(20)))
+}
+
 #[test]
 fn a_new_roster_reaches_a_connected_peer_over_the_open_connection() {
     let fed = federation();
     let [city, probation, _] = [&fed.agencies[0], &fed.agencies[1], &fed.agencies[2]];
     let _nodes = city_and_probation_counting_connections(&fed);
-    // The city's node dials the probation node, and keeps the connection open.
+    // The city's node dialled the probation node at its start, and keeps the connection open.
     fed.deliver_text(city, PROBATION, "one.txt", b"First report");
-    let dialled = connections(&fed);
-    assert_eq!(
-        dialled,
-        [0, 1],
-        "the city's node dialled the probation node once"
-    );
+    let dialled = start_up_connections(&fed);
+    assert_eq!(dialled, [1, 1], "each node dialled the other once");
     let serial = roster_serial(&fed, probation);
     // Only the city imports the next roster: its node passes it on without a new connection
     // (keep-alives hold the old one open for as long as the nodes run).
@@ -226,14 +232,10 @@ fn a_roster_the_served_node_took_up_reaches_the_dialling_node_over_the_open_conn
     let fed = federation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let _nodes = city_and_probation_counting_connections(&fed);
-    // The city's node dials the probation node, and keeps the connection open.
+    // The city's node dialled the probation node at its start, and keeps the connection open.
     fed.deliver_text(city, PROBATION, "one.txt", b"First report");
-    let dialled = connections(&fed);
-    assert_eq!(
-        dialled,
-        [0, 1],
-        "the city's node dialled the probation node once"
-    );
+    let dialled = start_up_connections(&fed);
+    assert_eq!(dialled, [1, 1], "each node dialled the other once");
     let serial = roster_serial(&fed, probation);
     // Only the probation service imports the next roster. Its node, the serving side, does
     // not start exchanges: the city's node asks again every REHELLO_INTERVAL, so the roster

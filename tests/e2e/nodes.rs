@@ -342,6 +342,20 @@ pub fn accepted_connections(sandbox: &Sandbox, log: &str) -> usize {
         .count()
 }
 
+/// Waits until the node logging to `log` (at debug level) has accepted `n` connections, and
+/// returns how many it has then.
+#[track_caller]
+pub fn wait_accepted(sandbox: &Sandbox, log: &str, n: usize, within: Duration) -> usize {
+    let what = format!("{n} accepted connections");
+    wait_log(sandbox, log, within, &what, |text| {
+        text.lines()
+            .filter(|l| l.contains("connection accepted"))
+            .count()
+            >= n
+    });
+    accepted_connections(sandbox, log)
+}
+
 /// Starts `liaise node run --home HOME EXTRA...` in `sandbox` and waits until it answers on
 /// its control socket; with `log`, at info level into that sandbox file.
 pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&str>) -> NodeProcess {

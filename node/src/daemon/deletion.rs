@@ -305,16 +305,11 @@ async fn ask_to_delete(node: &Node, due: &DueDeletion) -> Result<Vec<u8>> {
         requested_at: Timestamp::now(),
     };
     let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
-    let conn = node.peers.get(node, &reader).await?;
     let expected = &[MessageKind::DeletionReceipt, MessageKind::Refused];
-    let answer = super::framed::request(
-        &conn,
-        &Message::DeleteRequest { request },
-        expected,
-        RECEIPT_TIMEOUT,
-    )
-    .await
-    .context("no deletion receipt")?;
+    let message = Message::DeleteRequest { request };
+    let answer = super::peers::ask(node, &reader, &message, expected, RECEIPT_TIMEOUT)
+        .await
+        .context("no deletion receipt")?;
     let receipt = match answer {
         Message::DeletionReceipt { receipt } => receipt,
         Message::Refused { reason, detail } => bail!("refused: {}: {detail}", reason.as_str()),

@@ -275,21 +275,16 @@ async fn ask_consent(
         nonce: liaise_keys::random::random_bytes::<16>(),
     };
     let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
-    let conn = node.peers.get(node, originator).await.map_err(|e| {
-        if super::peers::not_admitted(&e) {
-            return anyhow!("originator {originator} cannot consent to the forward: {e:#}");
-        }
-        anyhow!("originator unreachable, try later: {originator} ({e:#})")
-    })?;
     let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
-    let answer = super::framed::request(
-        &conn,
-        &Message::ForwardRequest { request },
-        expected,
-        SHARE_ANSWER_TIMEOUT,
-    )
-    .await
-    .map_err(|e| anyhow!("originator unreachable, try later: {originator} ({e:#})"))?;
+    let message = Message::ForwardRequest { request };
+    let answer = super::peers::ask(node, originator, &message, expected, SHARE_ANSWER_TIMEOUT)
+        .await
+        .map_err(|e| {
+            if super::peers::not_admitted(&e) {
+                return anyhow!("originator {originator} cannot consent to the forward: {e:#}");
+            }
+            anyhow!("originator unreachable, try later: {originator} ({e:#})")
+        })?;
     let consent = match answer {
         Message::ForwardConsent { consent } => consent,
         Message::Refused { reason, detail } => {

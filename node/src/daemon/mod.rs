@@ -7,6 +7,7 @@
 //! the database writer finish.
 
 mod admission;
+mod announce;
 mod block_buf;
 pub mod deletion;
 pub(crate) mod deliver;
@@ -125,8 +126,11 @@ pub struct Node {
     pub reachability: Mutex<HashMap<String, (bool, u64)>>,
     /// Live connections with each peer, both directions ([`reachability`]).
     pub live: reachability::LiveConnections,
-    /// The agencies whose node this node's last dial could not reach.
+    /// The agencies whose node this node's last dial could not reach, or has not dialled
+    /// since it started: its first dial that works retries what waits for the agency.
     pub dials_failing: Mutex<std::collections::HashSet<String>>,
+    /// When peers that connected were last dialled back.
+    dial_backs: announce::DialBacks,
     /// Connections to peers, one per agency.
     pub peers: peers::PeerConnections,
     /// Caps inbound connections.
@@ -193,6 +197,14 @@ pub async fn run(
         None => None,
     };
     let bound = endpoint.local_addr()?;
+    let not_dialled_yet = roster
+        .current()
+        .body()
+        .members
+        .iter()
+        .filter(|m| m.id != profile.agency)
+        .map(|m| m.id.as_str().to_owned())
+        .collect();
     let node = Arc::new_cyclic(|this| Node {
         me: profile.agency.clone(),
         custody_key: Arc::new(crate::store::custody_key::CustodyKey::derive(
@@ -213,7 +225,8 @@ pub async fn run(
         receiving: receiving::Receiving::default(),
         live: reachability::LiveConnections::default(),
         reachability: Mutex::new(HashMap::new()),
-        dials_failing: Mutex::default(),
+        dials_failing: Mutex::new(not_dialled_yet),
+        dial_backs: announce::DialBacks::default(),
         peers: peers::PeerConnections::default(),
         connection_slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
         log_rate: crate::log::rate::LogRateLimits::default(),
@@ -263,6 +276,7 @@ pub async fn run(
     let rewitness = tokio::spawn(witness::rewitness_worker(Arc::clone(&node)));
     let expiry = tokio::spawn(roster_expiry::watch(Arc::clone(&node)));
     let staging = tokio::spawn(staging_sweeper(home.clone()));
+    let announcing = tokio::spawn(announce::announce(Arc::clone(&node)));
 
     let mut stop = shutdown;
     while !*stop.borrow() {
@@ -287,6 +301,7 @@ pub async fn run(
     rewitness.abort();
     expiry.abort();
     staging.abort();
+    announcing.abort();
     if let Err(e) = witness::make_checkpoint(&node).await {
         tracing::warn!("cannot sign the closing log checkpoint: {e:#}");
     }
@@ -363,9 +378,10 @@ impl Node {
         }
     }
 
-    /// Records whether dialling a peer worked; true if it works again after it failed (the
-    /// caller then retries what waits for it: [`deliver::retry_sooner`]). Only this node's
-    /// own dials count: a peer that connects to us does not show that we can reach it.
+    /// Records whether dialling a peer worked; true if it works again after it failed, or for
+    /// the first time since this node started (the caller then retries what waits for it:
+    /// [`deliver::retry_sooner`]). Only this node's own dials count: a peer that connects to
+    /// us does not show that we can reach it.
     pub(crate) fn dialled(&self, agency: &str, reached: bool) -> bool {
         self.dials_failing
             .lock()

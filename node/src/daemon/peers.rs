@@ -99,6 +99,11 @@ impl PeerConnections {
         super::reachability::watch(node, conn.clone(), agency.as_str());
         guard.conn = Some(conn.clone());
         guard.failed = None;
+        // Before any caller can use the connection: a delivery that used it and failed for
+        // another reason keeps its backoff.
+        if came_back {
+            super::deliver::retry_sooner(node, agency.as_str()).await;
+        }
         drop(guard);
         if self.takes_rehello(agency) {
             tokio::spawn(super::rehello::keep_current(
@@ -111,9 +116,6 @@ impl PeerConnections {
         // lock: callers waiting for this connection use it at once, and a slow exchange on a
         // loaded machine (it may take up to `witness::WITNESS_TIMEOUT`) never fails the dial.
         witness::client_exchange(node, &conn, agency).await;
-        if came_back {
-            super::deliver::retry_sooner(node, agency.as_str()).await;
-        }
         Ok(conn)
     }
 
@@ -179,6 +181,29 @@ impl PeerConnections {
                 slot.conn = None;
             }
         }
+    }
+}
+
+/// Asks `agency`'s node one question ([`super::framed::request`]) on the held connection, or a
+/// new one. A held connection from before that node restarted is found dead only on first
+/// use: the question is then asked once more on a fresh dial, so a person waiting for the
+/// answer does not get that error. A dial that fails keeps its error ([`not_admitted`]).
+pub async fn ask(
+    node: &Node,
+    agency: &AgencyId,
+    message: &liaise_protocol::wire::Message,
+    expected: &'static [liaise_protocol::wire::MessageKind],
+    timeout: Duration,
+) -> Result<liaise_protocol::wire::Message> {
+    let conn = node.peers.get(node, agency).await?;
+    match super::framed::request(&conn, message, expected, timeout).await {
+        Err(e) if conn.close_reason().is_some() => {
+            tracing::debug!(%agency, "the held connection is gone ({e:#}); dialling again");
+            node.peers.forget(agency, Some(conn.stable_id())).await;
+            let conn = node.peers.get(node, agency).await?;
+            super::framed::request(&conn, message, expected, timeout).await
+        }
+        answer => answer,
     }
 }
 

@@ -153,6 +153,7 @@ async fn serve_streams(node: Arc<Node>, conn: quinn::Connection, peer: AgencyId)
     node.set_reachable(peer.as_str(), true);
     super::reachability::watch(&node, conn.clone(), peer.as_str());
     tracing::debug!("connection accepted");
+    node.dial_backs.connected(&node, &peer);
     let mut roster_changes = node.roster.subscribe();
     let mut recheck = tokio::time::interval(ROSTER_RECHECK_INTERVAL);
     recheck.tick().await;

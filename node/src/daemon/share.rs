@@ -441,12 +441,11 @@ pub async fn fetch_share(
 }
 
 async fn exchange(node: &Node, originator: &AgencyId, request: &[u8]) -> Result<Message> {
-    let conn = node.peers.get(node, originator).await?;
     let message = Message::ShareRequest {
         request: request.to_vec(),
     };
     let expected = &[MessageKind::ShareRelease, MessageKind::Refused];
-    super::framed::request(&conn, &message, expected, SHARE_ANSWER_TIMEOUT).await
+    super::peers::ask(node, originator, &message, expected, SHARE_ANSWER_TIMEOUT).await
 }
 
 fn check_release(
