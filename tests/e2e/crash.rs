@@ -234,6 +234,40 @@ pub(super) fn wait_resumed_within(
     }
 }
 
+/// The reader's node holds a connection to the originator's node (dialled at its start). The
+/// originator's node is killed and started again: an open right after it is answered, not
+/// refused as "originator unreachable" because the held connection is dead. (Whether the
+/// share request met that dead connection, and was made anew on a fresh dial, or the
+/// keep-alives found it dead first, depends on timing; the open works either way.)
+#[test]
+fn an_open_right_after_the_originators_node_restarted_is_answered() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let originator = fed.start(city);
+    let _reader = fed.start_with(probation, super::nodes::DEBUG_LOG, Some("probation.log"));
+    let doc_id = fed.deliver_text(
+        city,
+        "nl.probation.utrecht",
+        "plan.txt",
+        b"Case 9: supervision plan",
+    );
+    super::nodes::wait_log(
+        &fed.sandbox,
+        "probation.log",
+        Duration::from_secs(30),
+        "its dial to the city at start",
+        |log| log.contains("start-up dials done: 1 of 1 peers answer"),
+    );
+    originator.kill();
+    let _originator = fed.start(city);
+    fed.assert_opens_as_sent(probation, &doc_id, "plan.txt");
+    let log = super::nodes::read_log(&fed.sandbox, "probation.log");
+    eprintln!(
+        "the share request met the dead connection: {}",
+        log.contains("the held connection was reset")
+    );
+}
+
 #[test]
 fn a_receiver_restarted_mid_transfer_is_dialled_again_at_once() {
     let fed = TestFederation::city_and_probation();

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use liaise_keys::AgencyId;
+use liaise_keys::roster::Roster;
 use tokio::sync::Semaphore;
 
 use super::Node;
@@ -27,15 +28,7 @@ pub const DIAL_BACK_MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// first dial to the agency, so one that works retries at once what waits for it, queued
 /// before this node stopped ([`Node::dialled`]).
 pub async fn announce(node: Arc<Node>) {
-    let members: Vec<AgencyId> = node
-        .roster
-        .current()
-        .body()
-        .members
-        .iter()
-        .filter(|m| m.id != node.me && !m.addresses.is_empty())
-        .map(|m| m.id.clone())
-        .collect();
+    let members = dialled_members(&node.roster.current(), &node.me);
     let parallel = Arc::new(Semaphore::new(ANNOUNCE_PARALLEL));
     let mut dials = tokio::task::JoinSet::new();
     for agency in members {
@@ -51,7 +44,7 @@ pub async fn announce(node: Arc<Node>) {
                     true
                 }
                 Err(e) => {
-                    tracing::info!(%agency, "peer not reachable yet, its documents wait: {e:#}");
+                    tracing::info!(%agency, "peer not reachable yet: {e:#}");
                     false
                 }
             }
@@ -63,6 +56,17 @@ pub async fn announce(node: Arc<Node>) {
         answered += usize::from(dial.unwrap_or(false));
     }
     tracing::info!("start-up dials done: {answered} of {asked} peers answer");
+}
+
+/// The members a node dials: every other one that lists an address.
+pub fn dialled_members(roster: &Roster, me: &AgencyId) -> Vec<AgencyId> {
+    roster
+        .body()
+        .members
+        .iter()
+        .filter(|m| &m.id != me && !m.addresses.is_empty())
+        .map(|m| m.id.clone())
+        .collect()
 }
 
 /// When each agency last made this node dial it back.
@@ -77,14 +81,16 @@ impl DialBacks {
             .dials_failing
             .lock()
             .is_ok_and(|failing| failing.contains(agency.as_str()));
-        if !failing || !self.due(agency.as_str(), Instant::now()) {
+        if !failing || *node.shutdown.borrow() || !self.due(agency.as_str(), Instant::now()) {
             return;
         }
         let (node, agency) = (Arc::clone(node), agency.clone());
+        let connected = tokio::time::Instant::now();
         tokio::spawn(async move {
             tracing::info!(%agency, "a peer this node could not reach connected; dialling it back");
-            if let Err(e) = node.peers.get(&node, &agency).await {
-                tracing::info!(%agency, "dialling back failed, its documents wait: {e:#}");
+            // A dial that started before the peer connected, and fails, does not answer.
+            if let Err(e) = node.peers.get_after(&node, &agency, connected).await {
+                tracing::info!(%agency, "dialling back failed: {e:#}");
             }
         });
     }

@@ -296,18 +296,20 @@ async fn ask_to_delete(node: &Node, due: &DueDeletion) -> Result<Vec<u8>> {
         "expired" => DeletionReason::Expired,
         _ => DeletionReason::Revoked,
     };
-    let body = DeleteRequestBody {
-        version: CUSTODY_VERSION,
-        document_id,
-        originator: node.me.clone(),
-        recipient: reader.clone(),
-        reason,
-        requested_at: Timestamp::now(),
+    let question = || {
+        let body = DeleteRequestBody {
+            version: CUSTODY_VERSION,
+            document_id,
+            originator: node.me.clone(),
+            recipient: reader.clone(),
+            reason,
+            requested_at: Timestamp::now(),
+        };
+        let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+        ((), Message::DeleteRequest { request })
     };
-    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
     let expected = &[MessageKind::DeletionReceipt, MessageKind::Refused];
-    let message = Message::DeleteRequest { request };
-    let answer = super::peers::ask(node, &reader, &message, expected, RECEIPT_TIMEOUT)
+    let ((), answer) = super::peers::ask(node, &reader, expected, RECEIPT_TIMEOUT, question)
         .await
         .context("no deletion receipt")?;
     let receipt = match answer {

@@ -264,27 +264,30 @@ async fn ask_consent(
     to: &AgencyId,
     reason: &str,
 ) -> Result<(Vec<u8>, ForwardConsentBody)> {
-    let body = ForwardRequestBody {
-        version: CUSTODY_VERSION,
-        document_id: id,
-        originator: originator.clone(),
-        forwarder: node.me.clone(),
-        new_reader: to.clone(),
-        reason: reason.to_owned(),
-        requested_at: Timestamp::now(),
-        nonce: liaise_keys::random::random_bytes::<16>(),
+    let question = || {
+        let body = ForwardRequestBody {
+            version: CUSTODY_VERSION,
+            document_id: id,
+            originator: originator.clone(),
+            forwarder: node.me.clone(),
+            new_reader: to.clone(),
+            reason: reason.to_owned(),
+            requested_at: Timestamp::now(),
+            nonce: liaise_keys::random::random_bytes::<16>(),
+        };
+        let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+        ((), Message::ForwardRequest { request })
     };
-    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
     let expected = &[MessageKind::ForwardConsent, MessageKind::Refused];
-    let message = Message::ForwardRequest { request };
-    let answer = super::peers::ask(node, originator, &message, expected, SHARE_ANSWER_TIMEOUT)
-        .await
-        .map_err(|e| {
-            if super::peers::not_admitted(&e) {
-                return anyhow!("originator {originator} cannot consent to the forward: {e:#}");
-            }
-            anyhow!("originator unreachable, try later: {originator} ({e:#})")
-        })?;
+    let ((), answer) =
+        super::peers::ask(node, originator, expected, SHARE_ANSWER_TIMEOUT, question)
+            .await
+            .map_err(|e| {
+                if super::peers::not_admitted(&e) {
+                    return anyhow!("originator {originator} cannot consent to the forward: {e:#}");
+                }
+                anyhow!("originator unreachable, try later: {originator} ({e:#})")
+            })?;
     let consent = match answer {
         Message::ForwardConsent { consent } => consent,
         Message::Refused { reason, detail } => {

@@ -197,13 +197,9 @@ pub async fn run(
         None => None,
     };
     let bound = endpoint.local_addr()?;
-    let not_dialled_yet = roster
-        .current()
-        .body()
-        .members
-        .iter()
-        .filter(|m| m.id != profile.agency)
-        .map(|m| m.id.as_str().to_owned())
+    let not_dialled_yet = announce::dialled_members(&roster.current(), &profile.agency)
+        .into_iter()
+        .map(|id| id.as_str().to_owned())
         .collect();
     let node = Arc::new_cyclic(|this| Node {
         me: profile.agency.clone(),
@@ -286,6 +282,7 @@ pub async fn run(
     }
     tracing::info!("shutting down");
     control.abort();
+    announcing.abort();
     node.endpoint.close(
         quinn::VarInt::from_u32(liaise_protocol::wire::CloseCode::Shutdown.code()),
         b"shutdown",
@@ -301,7 +298,6 @@ pub async fn run(
     rewitness.abort();
     expiry.abort();
     staging.abort();
-    announcing.abort();
     if let Err(e) = witness::make_checkpoint(&node).await {
         tracing::warn!("cannot sign the closing log checkpoint: {e:#}");
     }

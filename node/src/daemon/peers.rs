@@ -1,5 +1,6 @@
-//! Connections to other agencies' nodes: one per agency, dialled on demand at the addresses
-//! the roster lists, with the hello exchange (and roster gossip) first.
+//! Connections to other agencies' nodes: one per agency, dialled at the addresses the roster
+//! lists when the node starts ([`super::announce`]) or when first needed, with the hello
+//! exchange (and roster gossip) first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,10 +20,10 @@ type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 #[derive(Debug, Default)]
 struct SlotState {
     conn: Option<quinn::Connection>,
-    /// When the last dial failed, and why: callers that were waiting for that dial get its
-    /// outcome instead of dialling again one after another (each up to [`DIAL_TIMEOUT`] per
-    /// address, each holding a delivery slot meanwhile). The flag: the peer refused this
-    /// node's key ([`NotAdmitted`]).
+    /// When the last dial that failed started, and why: callers that were waiting for that
+    /// dial get its outcome instead of dialling again one after another (each up to
+    /// [`DIAL_TIMEOUT`] per address, each holding a delivery slot meanwhile). The flag: the
+    /// peer refused this node's key ([`NotAdmitted`]).
     failed: Option<(tokio::time::Instant, String, bool)>,
 }
 
@@ -58,7 +59,19 @@ impl PeerConnections {
     /// A live connection to `agency`, dialling if needed. Concurrent callers share one dial,
     /// and its failure too.
     pub async fn get(&self, node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
-        let asked = tokio::time::Instant::now();
+        self.get_after(node, agency, tokio::time::Instant::now())
+            .await
+    }
+
+    /// Like [`Self::get`], but takes the failure of another caller's dial only if that dial
+    /// started after `since`: a dial that began before the peer was known to be up does not
+    /// answer for it.
+    pub async fn get_after(
+        &self,
+        node: &Node,
+        agency: &AgencyId,
+        since: tokio::time::Instant,
+    ) -> Result<quinn::Connection> {
         let slot = {
             let mut slots = self
                 .slots
@@ -76,15 +89,17 @@ impl PeerConnections {
             }
         }
         guard.conn = None;
-        // A dial that failed while this caller waited for it is this caller's answer too.
-        if let Some((at, error, refused)) = &guard.failed
-            && *at >= asked
+        // A dial that started after `since` and failed while this caller waited for it is this
+        // caller's answer too.
+        if let Some((started, error, refused)) = &guard.failed
+            && *started >= since
         {
             return Err(match refused {
                 true => NotAdmitted(error.clone()).into(),
                 false => anyhow!("{error}"),
             });
         }
+        let started = tokio::time::Instant::now();
         let conn = dial(node, agency).await;
         node.set_reachable(agency.as_str(), conn.is_ok());
         let came_back = node.dialled(agency.as_str(), conn.is_ok());
@@ -92,7 +107,7 @@ impl PeerConnections {
             Ok(conn) => conn,
             Err(e) => {
                 let refused = not_admitted(&e);
-                guard.failed = Some((tokio::time::Instant::now(), format!("{e:#}"), refused));
+                guard.failed = Some((started, format!("{e:#}"), refused));
                 return Err(e);
             }
         };
@@ -100,7 +115,8 @@ impl PeerConnections {
         guard.conn = Some(conn.clone());
         guard.failed = None;
         // Before any caller can use the connection: a delivery that used it and failed for
-        // another reason keeps its backoff.
+        // another reason keeps its backoff. Callers waiting for this agency wait for this one
+        // commit too (the writer thread never waits for a slot, so this cannot deadlock).
         if came_back {
             super::deliver::retry_sooner(node, agency.as_str()).await;
         }
@@ -186,24 +202,36 @@ impl PeerConnections {
 
 /// Asks `agency`'s node one question ([`super::framed::request`]) on the held connection, or a
 /// new one. A held connection from before that node restarted is found dead only on first
-/// use: the question is then asked once more on a fresh dial, so a person waiting for the
-/// answer does not get that error. A dial that fails keeps its error ([`not_admitted`]).
-pub async fn ask(
+/// use, by the restarted node's stateless reset: the question is then asked once more on a
+/// fresh dial, so a person waiting for the answer does not get that error. `question` makes
+/// the message each time, with what it was made from (`T`), returned with the answer: a
+/// signed request is made anew for the second try, since the peer may have seen the first
+/// before it restarted and would refuse it as a replay. A dial that fails keeps its error
+/// ([`not_admitted`]).
+pub async fn ask<T>(
     node: &Node,
     agency: &AgencyId,
-    message: &liaise_protocol::wire::Message,
     expected: &'static [liaise_protocol::wire::MessageKind],
     timeout: Duration,
-) -> Result<liaise_protocol::wire::Message> {
+    mut question: impl FnMut() -> (T, liaise_protocol::wire::Message),
+) -> Result<(T, liaise_protocol::wire::Message)> {
+    let held = node.peers.cached(agency).await.map(|c| c.stable_id());
     let conn = node.peers.get(node, agency).await?;
-    match super::framed::request(&conn, message, expected, timeout).await {
-        Err(e) if conn.close_reason().is_some() => {
-            tracing::debug!(%agency, "the held connection is gone ({e:#}); dialling again");
+    let (made, message) = question();
+    match super::framed::request(&conn, &message, expected, timeout).await {
+        Ok(answer) => Ok((made, answer)),
+        Err(e)
+            if held == Some(conn.stable_id())
+                && matches!(conn.close_reason(), Some(quinn::ConnectionError::Reset)) =>
+        {
+            tracing::debug!(%agency, "the held connection was reset ({e:#}); dialling again");
             node.peers.forget(agency, Some(conn.stable_id())).await;
             let conn = node.peers.get(node, agency).await?;
-            super::framed::request(&conn, message, expected, timeout).await
+            let (made, message) = question();
+            let answer = super::framed::request(&conn, &message, expected, timeout).await?;
+            Ok((made, answer))
         }
-        answer => answer,
+        Err(e) => Err(e),
     }
 }
 

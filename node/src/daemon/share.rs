@@ -387,24 +387,34 @@ pub async fn fetch_share(
     reason: &str,
 ) -> Result<FetchOutcome> {
     check_reason(reason).map_err(|e| anyhow!("{e}"))?;
-    let body = ShareRequestBody {
-        version: CUSTODY_VERSION,
-        document_id,
-        originator: originator.clone(),
-        requester: node.me.clone(),
-        reason: reason.to_owned(),
-        requested_at: Timestamp::now(),
-        nonce: liaise_keys::random::random_bytes::<16>(),
+    let question = || {
+        let body = ShareRequestBody {
+            version: CUSTODY_VERSION,
+            document_id,
+            originator: originator.clone(),
+            requester: node.me.clone(),
+            reason: reason.to_owned(),
+            requested_at: Timestamp::now(),
+            nonce: liaise_keys::random::random_bytes::<16>(),
+        };
+        let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
+        let message = Message::ShareRequest {
+            request: request.clone(),
+        };
+        ((body, request), message)
     };
-    let request = Signed::sign(&body, &node.secrets.signing).to_bytes();
-    let outcome = match exchange(node, originator, &request).await {
+    let expected = &[MessageKind::ShareRelease, MessageKind::Refused];
+    let asked = super::peers::ask(node, originator, expected, SHARE_ANSWER_TIMEOUT, question).await;
+    let outcome = match asked {
         Err(e) if super::peers::not_admitted(&e) => FetchOutcome::NotAdmitted(format!("{e:#}")),
         Err(e) => {
             node.peers.forget(originator, None).await;
             FetchOutcome::Unreachable(format!("{e:#}"))
         }
-        Ok(Message::Refused { reason, detail }) => FetchOutcome::Refused(refuse(reason, detail)),
-        Ok(Message::ShareRelease { release }) => {
+        Ok((_, Message::Refused { reason, detail })) => {
+            FetchOutcome::Refused(refuse(reason, detail))
+        }
+        Ok(((body, request), Message::ShareRelease { release })) => {
             match check_release(node, originator, &body, &release) {
                 Ok(()) => FetchOutcome::Released { request, release },
                 // Recorded too (with the reason the open was asked for), then failed.
@@ -438,14 +448,6 @@ pub async fn fetch_share(
         FetchOutcome::BadRelease(e) => Err(e),
         outcome => Ok(outcome),
     }
-}
-
-async fn exchange(node: &Node, originator: &AgencyId, request: &[u8]) -> Result<Message> {
-    let message = Message::ShareRequest {
-        request: request.to_vec(),
-    };
-    let expected = &[MessageKind::ShareRelease, MessageKind::Refused];
-    super::peers::ask(node, originator, &message, expected, SHARE_ANSWER_TIMEOUT).await
 }
 
 fn check_release(

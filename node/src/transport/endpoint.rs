@@ -16,8 +16,9 @@ use super::reset_key::StatelessResetKey;
 use super::tls::{RosterVerifier, crypto_provider};
 
 /// The most peer connections a node serves at once; one more is closed once its handshake
-/// completes (`receive.rs`).
-pub const MAX_CONNECTIONS: usize = 256;
+/// completes (`receive.rs`). One from each member of the largest roster: every node dials
+/// every member when it starts, and keep-alives hold the connections open.
+pub const MAX_CONNECTIONS: usize = liaise_keys::roster::MAX_MEMBERS;
 /// The most concurrent streams a peer may open on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Bytes one stream may have in flight toward this node.
