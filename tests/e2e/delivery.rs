@@ -505,9 +505,10 @@ fn documents_backed_off_for_a_recipient_are_retried_once_it_answers_again() {
     );
     let for_prison = fed.send_text(city, PRISON, "prison.txt", b"sent while the prison is down");
     // Five failed attempts each (each dial gives up after 10 s): the next ones wait 8 to 16 s.
-    // Each step below starts while its document has at least MARGIN of backoff left, and no
-    // attempt is under way (one would leave the due time in the past).
-    const MARGIN: u64 = 6;
+    // Each step below starts while its document has at least MARGIN of backoff left (else
+    // after its next failure, which waits 16 to 32 s), and no attempt is under way (one would
+    // leave the due time in the past): room for a node to start on a loaded machine.
+    const MARGIN: u64 = 10;
     let backed_off = |doc: &str| {
         let rows = fed.wait_outbox(city, Duration::from_secs(150), |rows| {
             rows.iter().any(|r| {

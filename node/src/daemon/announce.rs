@@ -74,8 +74,10 @@ pub fn dialled_members(roster: &Roster, me: &AgencyId) -> Vec<AgencyId> {
 pub struct DialBacks(Mutex<HashMap<String, Instant>>);
 
 impl DialBacks {
-    /// `agency`'s node connected to this one: if this node's last dial to it failed, it is
-    /// dialled back (at most every [`DIAL_BACK_MIN_INTERVAL`]).
+    /// `agency`'s node connected to this one: if this node's last dial to it failed, or it was
+    /// not dialled yet since the start, it is dialled back (at most every
+    /// [`DIAL_BACK_MIN_INTERVAL`]). Outside [`ANNOUNCE_PARALLEL`]: while a whole federation
+    /// restarts, a node may dial back many peers at once, each one that connected to it.
     pub fn connected(&self, node: &Arc<Node>, agency: &AgencyId) {
         let failing = node
             .dials_failing

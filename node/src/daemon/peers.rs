@@ -20,11 +20,28 @@ type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 #[derive(Debug, Default)]
 struct SlotState {
     conn: Option<quinn::Connection>,
-    /// When the last dial that failed started, and why: callers that were waiting for that
-    /// dial get its outcome instead of dialling again one after another (each up to
-    /// [`DIAL_TIMEOUT`] per address, each holding a delivery slot meanwhile). The flag: the
-    /// peer refused this node's key ([`NotAdmitted`]).
-    failed: Option<(tokio::time::Instant, String, bool)>,
+    /// The last dial, if it failed: callers that were waiting for it get its outcome instead
+    /// of dialling again one after another (each up to [`DIAL_TIMEOUT`] per address, each
+    /// holding a delivery slot meanwhile).
+    failed: Option<FailedDial>,
+}
+
+/// A dial that failed: when it started and ended, and why.
+#[derive(Debug)]
+struct FailedDial {
+    started: tokio::time::Instant,
+    ended: tokio::time::Instant,
+    error: String,
+    /// The peer refused this node's key ([`NotAdmitted`]).
+    refused: bool,
+}
+
+impl FailedDial {
+    /// Whether this failure answers a caller that asked at `asked`: it ended after the caller
+    /// asked (the caller waited for it), and with `since`, it also started after `since`.
+    fn answers(&self, asked: tokio::time::Instant, since: Option<tokio::time::Instant>) -> bool {
+        self.ended >= asked && since.is_none_or(|since| self.started >= since)
+    }
 }
 
 /// The peer's node refused this node's transport key at the handshake (the TLS alert
@@ -59,19 +76,28 @@ impl PeerConnections {
     /// A live connection to `agency`, dialling if needed. Concurrent callers share one dial,
     /// and its failure too.
     pub async fn get(&self, node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
-        self.get_after(node, agency, tokio::time::Instant::now())
-            .await
+        self.get_since(node, agency, None).await
     }
 
     /// Like [`Self::get`], but takes the failure of another caller's dial only if that dial
-    /// started after `since`: a dial that began before the peer was known to be up does not
-    /// answer for it.
+    /// also started after `since`: a dial that began before the peer was known to be up does
+    /// not answer for it.
     pub async fn get_after(
         &self,
         node: &Node,
         agency: &AgencyId,
         since: tokio::time::Instant,
     ) -> Result<quinn::Connection> {
+        self.get_since(node, agency, Some(since)).await
+    }
+
+    async fn get_since(
+        &self,
+        node: &Node,
+        agency: &AgencyId,
+        since: Option<tokio::time::Instant>,
+    ) -> Result<quinn::Connection> {
+        let asked = tokio::time::Instant::now();
         let slot = {
             let mut slots = self
                 .slots
@@ -89,11 +115,12 @@ impl PeerConnections {
             }
         }
         guard.conn = None;
-        // A dial that started after `since` and failed while this caller waited for it is this
-        // caller's answer too.
-        if let Some((started, error, refused)) = &guard.failed
-            && *started >= since
+        // A dial that failed while this caller waited for it is this caller's answer too
+        // (with `since`, only one that started after it).
+        if let Some(failed) = &guard.failed
+            && failed.answers(asked, since)
         {
+            let (error, refused) = (&failed.error, failed.refused);
             return Err(match refused {
                 true => NotAdmitted(error.clone()).into(),
                 false => anyhow!("{error}"),
@@ -107,7 +134,12 @@ impl PeerConnections {
             Ok(conn) => conn,
             Err(e) => {
                 let refused = not_admitted(&e);
-                guard.failed = Some((started, format!("{e:#}"), refused));
+                guard.failed = Some(FailedDial {
+                    started,
+                    ended: tokio::time::Instant::now(),
+                    error: format!("{e:#}"),
+                    refused,
+                });
                 return Err(e);
             }
         };
@@ -370,6 +402,27 @@ const ACCESS_DENIED: u64 = 0x100 + 49;
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_dial_answers_those_who_waited_for_it_and_a_dial_back_only_if_it_began_after() {
+        let t0 = tokio::time::Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        // A dial from 10 s to 20 s.
+        let failed = FailedDial {
+            started: at(10),
+            ended: at(20),
+            error: "timed out".into(),
+            refused: false,
+        };
+        // Callers that asked before it started, or joined it under way, share its failure.
+        assert!(failed.answers(at(5), None));
+        assert!(failed.answers(at(15), None));
+        // One that asks after it ended dials again.
+        assert!(!failed.answers(at(21), None));
+        // A dial back for a peer that connected at 12 s does not take it: it began before.
+        assert!(!failed.answers(at(15), Some(at(12))));
+        assert!(failed.answers(at(9), Some(at(8))));
+    }
 
     #[test]
     fn a_socket_reaches_the_addresses_of_its_family_and_dual_stack_reaches_both() {
