@@ -863,6 +863,130 @@ fn unnamed_part_in_staging(pid: u32, len: u64) -> Option<std::path::PathBuf> {
     })
 }
 
+/// Waits until the open `open` has written a megabyte of plaintext: into a file with no name
+/// (O_TMPFILE), seen only through the process's open files, or, where the file system makes
+/// none, into a named part in its staging folder under `run`. Its staging folder, and
+/// whether the part is unnamed.
+fn wait_until_decrypting(
+    open: &mut std::process::Child,
+    run: &std::path::Path,
+) -> (std::path::PathBuf, bool) {
+    let pid = open.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let named = staging_in(run).into_iter().find(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|parts| {
+                parts
+                    .flatten()
+                    .any(|p| p.metadata().is_ok_and(|m| m.len() > 1 << 20))
+            })
+        });
+        if let Some(dir) = named {
+            return (dir, false);
+        }
+        if let Some(dir) = unnamed_part_in_staging(pid, 1 << 20) {
+            return (dir, true);
+        }
+        assert!(
+            open.try_wait().unwrap().is_none(),
+            "the open ended before it was stopped"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn an_interrupted_open_leaves_no_folder_and_no_plaintext() {
+    let s = federation();
+    let marker = b"case 18, interrupted while it was decrypted. ";
+    let big = marker.repeat((96 << 20) / marker.len());
+    std::fs::write(s.path("big.bin"), &big).unwrap();
+    drop(big);
+    s.liaise(&[
+        "seal",
+        "--offline",
+        "--home",
+        "city",
+        &format!("--to={PROBATION}"),
+        "big.bin",
+        "--out",
+        "big.liaise",
+    ])
+    .ok();
+    std::fs::remove_file(s.path("big.bin")).unwrap();
+    let run = s.path("probation/run");
+    std::fs::create_dir(s.path("new")).unwrap();
+    // Ctrl-C at a terminal, then a service manager's stop.
+    for signal in ["-INT", "-TERM"] {
+        let mut open = s
+            .command(&[
+                "open",
+                "--home",
+                "probation",
+                "big.liaise",
+                "--out-dir",
+                "new/out",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (staging, _) = wait_until_decrypting(&mut open, &run);
+        let sent = std::process::Command::new("kill")
+            .args([signal, &open.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let ended = open.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&ended.stderr);
+        assert_eq!(ended.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("interrupted: no file was written to new/out"),
+            "{signal}: {stderr}"
+        );
+        // At once, not at the next open: the staging folder and its plaintext, and the output
+        // folder the open created (not its parent, which was there before).
+        assert!(!staging.exists(), "{signal}: the staging folder stayed");
+        assert_eq!(staging_in(&run), Vec::<std::path::PathBuf>::new());
+        assert!(
+            !s.path("new/out").exists(),
+            "{signal}: the created folder stayed"
+        );
+        assert!(s.path("new").is_dir());
+        assert_eq!(
+            files_holding(&s, &[&marker[..]]),
+            Vec::<std::path::PathBuf>::new(),
+            "{signal}"
+        );
+    }
+    // An existing output folder is kept, empty as it was.
+    std::fs::create_dir(s.path("kept")).unwrap();
+    let mut open = s
+        .command(&[
+            "open",
+            "--home",
+            "probation",
+            "big.liaise",
+            "--out-dir",
+            "kept",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_decrypting(&mut open, &run);
+    std::process::Command::new("kill")
+        .args(["-INT", &open.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(open.wait().unwrap().code(), Some(130));
+    assert_eq!(std::fs::read_dir(s.path("kept")).unwrap().count(), 0);
+}
+
 #[test]
 fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
     let s = federation();
@@ -899,36 +1023,9 @@ fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Killed once a megabyte of plaintext is written: into a file with no name (O_TMPFILE),
-    // seen only through the process's open files, or, where the file system makes none, into
-    // a named part in its staging folder.
+    // Killed once a megabyte of plaintext is written.
     let run = s.path("probation/run");
-    let pid = open.id();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let (staging, unnamed) = loop {
-        let named = staging_in(&run).into_iter().find(|dir| {
-            std::fs::read_dir(dir).is_ok_and(|parts| {
-                parts
-                    .flatten()
-                    .any(|p| p.metadata().is_ok_and(|m| m.len() > 1 << 20))
-            })
-        });
-        if let Some(dir) = named {
-            break (dir, false);
-        }
-        if let Some(dir) = unnamed_part_in_staging(pid, 1 << 20) {
-            break (dir, true);
-        }
-        assert!(
-            open.try_wait().unwrap().is_none(),
-            "the open ended before it was killed"
-        );
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the open never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    };
+    let (staging, unnamed) = wait_until_decrypting(&mut open, &run);
     open.kill().unwrap();
     open.wait().unwrap();
     let in_out = std::fs::read_dir(s.path("out")).map_or(0, |e| e.count());

@@ -8,6 +8,7 @@ mod federation;
 mod forward;
 mod inbox;
 mod init;
+mod interrupted;
 mod keys;
 mod log;
 mod node;

@@ -11,6 +11,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -18,6 +19,7 @@ use liaise_keys::Timestamp;
 use liaise_protocol::sanitize_file_name;
 use serde_json::json;
 
+use super::interrupted::OnInterrupt;
 use super::verify::resolve_document;
 use super::{HomeArg, JsonArg, print_json};
 use crate::fsutil::create_private_dir;
@@ -88,7 +90,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         Ok((out, staging))
     });
     let (out, staging) = match prepared {
-        Ok(prepared) => prepared,
+        Ok((out, staging)) => (out, Arc::new(staging)),
         Err(e) => {
             if created_dir {
                 let _ = fs::remove_dir(&args.out_dir);
@@ -96,12 +98,21 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             return Err(e);
         }
     };
-    let abandon = || {
-        staging.remove();
-        if created_dir {
-            let _ = fs::remove_dir(&args.out_dir);
+    let abandon = {
+        let (staging, out_dir) = (Arc::clone(&staging), args.out_dir.clone());
+        move || {
+            staging.remove();
+            if created_dir {
+                let _ = fs::remove_dir(&out_dir);
+            }
         }
     };
+    // Ctrl-C from here on: the same clean-up as a failure, before any file is in place.
+    let interrupt = OnInterrupt::watch(format!(
+        "interrupted: no file was written to {}",
+        args.out_dir.display()
+    ))?;
+    interrupt.add(abandon.clone());
     let share = match super::originator::obtain_share(
         &home,
         &roster,
@@ -126,6 +137,23 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         }
     };
 
+    if let Some(released) = &share {
+        let (home, id, originator) = (
+            home.clone(),
+            released.document_id,
+            released.originator.clone(),
+        );
+        let reason = args.reason.clone();
+        interrupt.add(move || {
+            record_unwritten(
+                &home,
+                &id,
+                &originator,
+                reason.as_deref(),
+                &Interrupted.into(),
+            );
+        });
+    }
     let result = open_into(
         &args,
         &Reader {
@@ -139,6 +167,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         input,
         &staging,
         &out,
+        &interrupt,
     );
     let written = match result {
         Ok(written) => {
@@ -219,6 +248,9 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
 /// document, which never leaves the reader's machine.
 fn error_class(error: &anyhow::Error) -> &'static str {
     for cause in error.chain() {
+        if cause.is::<Interrupted>() {
+            return "interrupted";
+        }
         if let Some(open) = cause.downcast_ref::<liaise_protocol::OpenError>() {
             return open.kind().as_str();
         }
@@ -239,6 +271,11 @@ fn error_class(error: &anyhow::Error) -> &'static str {
     }
     "the key share or the files could not be used"
 }
+
+/// An open stopped by Ctrl-C or SIGTERM before its files were in place.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+struct Interrupted;
 
 /// Records in this node's log that an open of a copy it deleted (revoked, expired) was
 /// refused: every open of a document, refused or not, is in the log.
@@ -312,6 +349,7 @@ fn open_into(
     input: Box<dyn ReadSeek + '_>,
     staging: &Staging,
     out: &File,
+    interrupt: &OnInterrupt,
 ) -> Result<Written> {
     let Reader {
         me,
@@ -370,7 +408,9 @@ fn open_into(
         ));
     }
     // Link each file into place without replacing anything; on any failure, take back what
-    // was placed, so the folder gains all of the files or none.
+    // was placed, so the folder gains all of the files or none. A signal from now on is not
+    // allowed to cut this short.
+    interrupt.disarm();
     let mut placed: Vec<String> = Vec::new();
     let mut done = Vec::with_capacity(plan.len());
     let shown = |name: &str| args.out_dir.join(name);
