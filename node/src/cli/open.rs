@@ -165,9 +165,11 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
         &roster,
         now,
         input,
-        &staging,
-        &out,
-        &interrupt,
+        &Destination {
+            staging: &staging,
+            out: &out,
+            interrupt: &interrupt,
+        },
     );
     let written = match result {
         Ok(written) => {
@@ -341,16 +343,27 @@ struct Reader<'a> {
     forwarded: Option<&'a liaise_protocol::wire::ForwardConsentBody>,
 }
 
+/// Where an open writes: its staging folder, the output folder (open), and the watcher to
+/// disarm before files are linked into place.
+struct Destination<'a> {
+    staging: &'a Staging,
+    out: &'a File,
+    interrupt: &'a OnInterrupt,
+}
+
 fn open_into(
     args: &OpenArgs,
     reader: &Reader<'_>,
     roster: &liaise_keys::roster::Roster,
     now: Timestamp,
     input: Box<dyn ReadSeek + '_>,
-    staging: &Staging,
-    out: &File,
-    interrupt: &OnInterrupt,
+    into: &Destination<'_>,
 ) -> Result<Written> {
+    let Destination {
+        staging,
+        out,
+        interrupt,
+    } = *into;
     let Reader {
         me,
         secrets,
