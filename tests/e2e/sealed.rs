@@ -863,6 +863,48 @@ fn unnamed_part_in_staging(pid: u32, len: u64) -> Option<std::path::PathBuf> {
     })
 }
 
+/// Seals 96 MiB of `marker` repeated for the probation service, offline, as `big.liaise`:
+/// large enough that an open of it is still decrypting when the test stops it.
+fn seal_big_document(s: &Sandbox, marker: &[u8]) {
+    let big = marker.repeat((96 << 20) / marker.len());
+    std::fs::write(s.path("big.bin"), &big).unwrap();
+    drop(big);
+    seal_offline_for_probation(s, "big.bin", "big.liaise");
+    std::fs::remove_file(s.path("big.bin")).unwrap();
+}
+
+/// Seals `input` for the probation service, offline, as `out`.
+fn seal_offline_for_probation(s: &Sandbox, input: &str, out: &str) {
+    let to = format!("--to={PROBATION}");
+    s.liaise(&[
+        "seal",
+        "--offline",
+        "--home",
+        "city",
+        &to,
+        input,
+        "--out",
+        out,
+    ])
+    .ok();
+}
+
+/// Starts the probation service's open of `big.liaise` into `out_dir`.
+fn spawn_open_of_big(s: &Sandbox, out_dir: &str) -> std::process::Child {
+    s.command(&[
+        "open",
+        "--home",
+        "probation",
+        "big.liaise",
+        "--out-dir",
+        out_dir,
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
 /// Waits until the open `open` has written a megabyte of plaintext: into a file with no name
 /// (O_TMPFILE), seen only through the process's open files, or, where the file system makes
 /// none, into a named part in its staging folder under `run`. Its staging folder, and
@@ -903,38 +945,12 @@ fn wait_until_decrypting(
 fn an_interrupted_open_leaves_no_folder_and_no_plaintext() {
     let s = federation();
     let marker = b"case 18, interrupted while it was decrypted. ";
-    let big = marker.repeat((96 << 20) / marker.len());
-    std::fs::write(s.path("big.bin"), &big).unwrap();
-    drop(big);
-    s.liaise(&[
-        "seal",
-        "--offline",
-        "--home",
-        "city",
-        &format!("--to={PROBATION}"),
-        "big.bin",
-        "--out",
-        "big.liaise",
-    ])
-    .ok();
-    std::fs::remove_file(s.path("big.bin")).unwrap();
+    seal_big_document(&s, marker);
     let run = s.path("probation/run");
     std::fs::create_dir(s.path("new")).unwrap();
     // Ctrl-C at a terminal, then a service manager's stop.
     for signal in ["-INT", "-TERM"] {
-        let mut open = s
-            .command(&[
-                "open",
-                "--home",
-                "probation",
-                "big.liaise",
-                "--out-dir",
-                "new/out",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut open = spawn_open_of_big(&s, "new/out");
         let (staging, _) = wait_until_decrypting(&mut open, &run);
         let sent = std::process::Command::new("kill")
             .args([signal, &open.id().to_string()])
@@ -965,19 +981,7 @@ fn an_interrupted_open_leaves_no_folder_and_no_plaintext() {
     }
     // An existing output folder is kept, empty as it was.
     std::fs::create_dir(s.path("kept")).unwrap();
-    let mut open = s
-        .command(&[
-            "open",
-            "--home",
-            "probation",
-            "big.liaise",
-            "--out-dir",
-            "kept",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut open = spawn_open_of_big(&s, "kept");
     wait_until_decrypting(&mut open, &run);
     std::process::Command::new("kill")
         .args(["-INT", &open.id().to_string()])
@@ -990,39 +994,10 @@ fn an_interrupted_open_leaves_no_folder_and_no_plaintext() {
 #[test]
 fn a_killed_opens_plaintext_is_removed_by_the_next_open() {
     let s = federation();
-    // Large enough that the open is still decrypting when it is killed.
     let marker = b"case 17, decrypted and not yet verified. ";
-    let big = marker.repeat((96 << 20) / marker.len());
-    std::fs::write(s.path("big.bin"), &big).unwrap();
-    drop(big);
-    let to = format!("--to={PROBATION}");
-    for (input, out) in [("big.bin", "big.liaise"), ("report.pdf", "small.liaise")] {
-        s.liaise(&[
-            "seal",
-            "--offline",
-            "--home",
-            "city",
-            &to,
-            input,
-            "--out",
-            out,
-        ])
-        .ok();
-    }
-    std::fs::remove_file(s.path("big.bin")).unwrap();
-    let mut open = s
-        .command(&[
-            "open",
-            "--home",
-            "probation",
-            "big.liaise",
-            "--out-dir",
-            "out",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    seal_big_document(&s, marker);
+    seal_offline_for_probation(&s, "report.pdf", "small.liaise");
+    let mut open = spawn_open_of_big(&s, "out");
     // Killed once a megabyte of plaintext is written.
     let run = s.path("probation/run");
     let (staging, unnamed) = wait_until_decrypting(&mut open, &run);
