@@ -4,7 +4,8 @@
 //!     and verifies it) beside a bare QUIC stream of as many bytes between two endpoints with
 //!     the node's own TLS and transport settings; target ≥ 0.8× bare;
 //! (b) 1000 sealed documents of 10 KiB: submitted, delivered, stored durably, receipted;
-//!     target ≤ 0.35 s;
+//!     target ≤ 0.35 s, judged twice: for this alone, and with the sealing of the 1000
+//!     (one thread, before the first submit) added, as the issue words it;
 //! (c) the nodes' peak memory (VmHWM, reset just before the transfer, so the 64 MiB the
 //!     Argon2id key unlock touched at start-up does not count) over a 1 GiB and a 4 GiB
 //!     transfer: target ≤ 64 MiB, and flat.
@@ -65,7 +66,7 @@ fn main() {
     if only != "large" {
         // (b) many small documents, in rounds on one pair of nodes.
         let pair = Pair::new();
-        let mut rounds = Vec::new();
+        let (mut rounds, mut totals) = (Vec::new(), Vec::new());
         for round in 1..=ROUNDS {
             let (seal_secs, deliver_secs) = pair.many_small(1000, 10 * 1024);
             eprintln!(
@@ -73,6 +74,7 @@ fn main() {
                  (+ {seal_secs:.3} s sealing)"
             );
             rounds.push(deliver_secs);
+            totals.push(seal_secs + deliver_secs);
         }
         let deliver_secs = median(&rounds);
         table.push(row(
@@ -80,6 +82,15 @@ fn main() {
             format!("{deliver_secs:.3} (median of {ROUNDS})"),
             "≤ 0.35".into(),
             deliver_secs <= 0.35,
+        ));
+        // The issue's figure read literally: sealing too (one thread, before the first
+        // submit), then delivery.
+        let total_secs = median(&totals);
+        table.push(row(
+            "1000 × 10 KiB: sealing + the above (s)",
+            format!("{total_secs:.3} (median of {ROUNDS})"),
+            "≤ 0.35".into(),
+            total_secs <= 0.35,
         ));
         drop(pair);
     }
