@@ -189,6 +189,33 @@ impl Sandbox {
         Run::from(self.command(args).output().expect("run liaise"))
     }
 
+    /// Runs `liaise ARGS` on a terminal, as staff do: under `script` (util-linux, in every
+    /// Debian), which gives it a pseudo-terminal and copies what it writes there, stdout and
+    /// stderr together, to `Run::stdout`. The exit code is liaise's.
+    pub fn liaise_on_terminal(&self, args: &[&str]) -> Run {
+        let quoted: Vec<String> = std::iter::once(liaise_bin().display().to_string())
+            .chain(args.iter().map(|a| (*a).to_owned()))
+            .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+            .collect();
+        let mut cmd = Command::new("script");
+        cmd.current_dir(self.dir.path())
+            .args([
+                "--quiet",
+                "--return",
+                "--command",
+                &quoted.join(" "),
+                "/dev/null",
+            ])
+            .env("LIAISE_PASSPHRASE", PASSPHRASE)
+            .env_remove("LIAISE_HOME")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null());
+        Run::from(
+            cmd.output()
+                .expect("run script (util-linux) to give liaise a terminal"),
+        )
+    }
+
     /// Runs `liaise ARGS` without any passphrase source.
     pub fn liaise_without_passphrase(&self, args: &[&str]) -> Run {
         let mut cmd = self.command(args);

@@ -779,3 +779,43 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[test]
+fn a_large_send_shows_sealing_and_delivery_progress_on_a_terminal() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    let sb = &fed.sandbox;
+    let content: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(sb.path("big.bin"), &content).unwrap();
+    let send = [
+        "send",
+        "--home",
+        &city.home,
+        "--to",
+        PROBATION,
+        "--wait",
+        "--timeout",
+        "300s",
+        "big.bin",
+    ];
+    let shown = sb.liaise_on_terminal(&send);
+    let screen = shown.ok();
+    // Both bars were drawn, then cleared before the outcome. The delivery's counts the sealed
+    // document's bytes (Padmé-padded: 49.01 MiB). How far it got in each drawing depends on
+    // this machine's speed; what it counts is `send`'s unit tests'.
+    assert!(screen.contains("sealing"), "{screen}");
+    let drawn = screen
+        .split("delivering")
+        .skip(1)
+        .any(|bar| bar.contains("B/49.01 MiB"));
+    assert!(drawn, "no delivery progress: {screen}");
+    assert!(screen.contains("delivered"), "{screen}");
+    // Off a terminal (a script, a pipe), no bar: only the id, and the outcome on stderr.
+    let piped = sb.liaise(&send);
+    let doc_id = piped.ok().trim().to_owned();
+    assert_eq!(doc_id.len(), 32, "{doc_id}");
+    assert!(!piped.stderr.contains("delivering"), "{}", piped.stderr);
+    assert!(!piped.stderr.contains("sealing"), "{}", piped.stderr);
+    fed.assert_opens_as_sent(probation, &doc_id, "big.bin");
+}

@@ -329,7 +329,7 @@ fn seal_into(
         total += meta.len();
         files.push((file, meta.len()));
     }
-    let progress = progress_bar(total);
+    let progress = progress_bar(total, "sealing");
     let lengths: Vec<u64> = files.iter().map(|(_, len)| *len).collect();
     let mut readers: Vec<CountingReader> = files
         .into_iter()
@@ -473,15 +473,16 @@ impl Read for CountingReader {
     }
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+/// A progress bar of `total` bytes on stderr, headed `what` ("sealing"), for files of at
+/// least [`PROGRESS_THRESHOLD`] and only on a terminal: hidden otherwise.
+pub(super) fn progress_bar(total: u64, what: &str) -> ProgressBar {
     use std::io::IsTerminal;
     if total < PROGRESS_THRESHOLD || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) =
-        ProgressStyle::with_template("sealing {bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-    {
+    let template = format!("{what} {{bar:40}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
         bar.set_style(style);
     }
     bar

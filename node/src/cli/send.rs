@@ -243,7 +243,8 @@ pub(super) fn wait_for_receipts(
     timeout: Duration,
 ) -> Result<(&'static str, Value)> {
     let start = Instant::now();
-    loop {
+    let mut progress: Option<indicatif::ProgressBar> = None;
+    let outcome = loop {
         let rows = client::call(
             home,
             &Request::OutboxOf {
@@ -270,14 +271,73 @@ pub(super) fn wait_for_receipts(
                 .to_owned()
         };
         if !mine.is_empty() && mine.iter().all(|r| state(r) == "delivered") {
-            return Ok(("delivered", json!(mine)));
+            break ("delivered", json!(mine));
         }
         if mine.iter().any(|r| state(r) == "undeliverable") {
-            return Ok(("undeliverable", json!(mine)));
+            break ("undeliverable", json!(mine));
         }
         if start.elapsed() >= timeout {
-            return Ok(("timeout: the document stays queued", json!(mine)));
+            break ("timeout: the document stays queued", json!(mine));
         }
+        let (arrived, total) = bytes_arrived(&mine);
+        progress
+            .get_or_insert_with(|| super::sealing::progress_bar(total, "delivering"))
+            .set_position(arrived);
         std::thread::sleep(Duration::from_millis(100));
+    };
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok(outcome)
+}
+
+/// How many bytes of one document's outbox lines `rows` have reached their recipients or are
+/// on their way (a delivered line counts whole, one being sent its `bytes_sent`), and of how
+/// many in all.
+fn bytes_arrived(rows: &[Value]) -> (u64, u64) {
+    let field = |r: &Value, name: &str| r.get(name).and_then(Value::as_u64).unwrap_or(0);
+    rows.iter().fold((0, 0), |(arrived, total), r| {
+        let len = field(r, "sealed_len");
+        let done = match r.get("state").and_then(Value::as_str) {
+            Some("delivered") => len,
+            Some("sending") => field(r, "bytes_sent").min(len),
+            _ => 0,
+        };
+        (arrived + done, total + len)
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn line(state: &str, sealed_len: u64, bytes_sent: Option<u64>) -> Value {
+        let mut row = json!({ "state": state, "sealed_len": sealed_len });
+        if let Some(sent) = bytes_sent {
+            row["bytes_sent"] = json!(sent);
+        }
+        row
+    }
+
+    #[test]
+    fn delivery_progress_counts_delivered_lines_whole_and_sending_ones_as_far_as_sent() {
+        assert_eq!(bytes_arrived(&[]), (0, 0));
+        let rows = [
+            line("delivered", 1000, None),
+            line("sending", 1000, Some(250)),
+            line("queued", 1000, None),
+        ];
+        assert_eq!(bytes_arrived(&rows), (1250, 3000));
+        // A resumed transfer's count never runs past the document.
+        assert_eq!(
+            bytes_arrived(&[line("sending", 1000, Some(5000))]),
+            (1000, 1000)
+        );
+        // A line given up counts in the total, not as arrived.
+        assert_eq!(
+            bytes_arrived(&[line("undeliverable", 1000, None)]),
+            (0, 1000)
+        );
     }
 }
