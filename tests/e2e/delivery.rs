@@ -781,7 +781,7 @@ fn unix_now() -> u64 {
 }
 
 #[test]
-fn a_large_send_shows_sealing_and_delivery_progress_on_a_terminal() {
+fn a_large_send_and_open_show_progress_on_a_terminal() {
     let fed = TestFederation::city_and_probation();
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let _nodes = [fed.start(city), fed.start(probation)];
@@ -817,5 +817,23 @@ fn a_large_send_shows_sealing_and_delivery_progress_on_a_terminal() {
     assert_eq!(doc_id.len(), 32, "{doc_id}");
     assert!(!piped.stderr.contains("delivering"), "{}", piped.stderr);
     assert!(!piped.stderr.contains("sealing"), "{}", piped.stderr);
-    fed.assert_opens_as_sent(probation, &doc_id, "big.bin");
+    // The reader's open of it has a bar too, for the bytes it reads and checks.
+    let opened = sb.liaise_on_terminal(&[
+        "open",
+        "--home",
+        &probation.home,
+        &doc_id,
+        "--out-dir",
+        "opened",
+        "--reason",
+        "case 17",
+    ]);
+    let screen = opened.ok();
+    let drawn = screen
+        .split("opening")
+        .skip(1)
+        .any(|bar| bar.contains("B/49.01 MiB"));
+    assert!(drawn, "no progress while opening: {screen}");
+    assert!(screen.contains("Verified: signed by"), "{screen}");
+    assert!(std::fs::read(sb.path("opened/big.bin")).unwrap() == content);
 }

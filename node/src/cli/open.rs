@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ use liaise_protocol::sanitize_file_name;
 use serde_json::json;
 
 use super::interrupted::OnInterrupt;
+use super::sealing::{CountingReader, progress_bar};
 use super::verify::resolve_document;
 use super::{HomeArg, JsonArg, print_json};
 use crate::fsutil::create_private_dir;
@@ -356,9 +357,15 @@ fn open_into(
     reader: &Reader<'_>,
     roster: &liaise_keys::roster::Roster,
     now: Timestamp,
-    input: Box<dyn ReadSeek + '_>,
+    mut input: Box<dyn ReadSeek + '_>,
     into: &Destination<'_>,
 ) -> Result<Written> {
+    // What is left to read (a forwarded document's consent was read already), for the
+    // progress bar of a large open on a terminal.
+    let start = input.stream_position()?;
+    let left = input.seek(SeekFrom::End(0))?.saturating_sub(start);
+    input.seek(SeekFrom::Start(start))?;
+    let progress = progress_bar(left, "opening");
     let Destination {
         staging,
         out,
@@ -379,8 +386,14 @@ fn open_into(
         share,
         forwarded,
     };
-    let (doc, writers) = liaise_protocol::open_with(
-        BufReader::with_capacity(1 << 20, input),
+    let opened = liaise_protocol::open_with(
+        BufReader::with_capacity(
+            1 << 20,
+            CountingReader {
+                inner: input,
+                progress: progress.clone(),
+            },
+        ),
         &opener,
         |section| {
             let file = staging.create_part(usize::from(section.index))?;
@@ -388,7 +401,9 @@ fn open_into(
             Ok(BufWriter::with_capacity(1 << 20, file))
         },
     )
-    .with_context(|| format!("cannot open {}", args.document))?;
+    .with_context(|| format!("cannot open {}", args.document));
+    progress.finish_and_clear();
+    let (doc, writers) = opened?;
     // Verified. Flush, then choose final names and refuse to overwrite anything.
     for writer in writers {
         let file = writer.into_inner().map_err(|e| e.into_error())?;

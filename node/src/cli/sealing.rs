@@ -460,12 +460,12 @@ impl PrivateMode for std::fs::OpenOptions {
 }
 
 /// Counts bytes read into the progress bar.
-struct CountingReader {
-    inner: File,
-    progress: ProgressBar,
+pub(super) struct CountingReader<R = File> {
+    pub(super) inner: R,
+    pub(super) progress: ProgressBar,
 }
 
-impl Read for CountingReader {
+impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.inc(n as u64);
