@@ -259,3 +259,44 @@ fn a_node_restarted_after_a_rotation_before_the_new_roster_is_not_told_to_restar
     let status = fed.json(city, &["status"]);
     assert_eq!(status["key_warnings"], serde_json::json!([]), "{status:#}");
 }
+
+#[test]
+fn a_rotated_node_presenting_its_previous_key_raises_no_alarm_when_a_roster_arrives() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let (city, probation) = (&fed.agencies[0], &fed.agencies[1]);
+    // Rotated and restarted before the stewards publish: it presents its previous key, which
+    // the roster certifies.
+    fed.json(city, &["keys", "rotate"]);
+    let _city_node = fed.start_with(city, &[], Some("city.log"));
+    let _probation_node = fed.start(probation);
+    // A roster arrives that still lists only the previous key (the stewards changed something
+    // else): nothing is wrong with the key this node presents.
+    let serial = fed.node_serial(city);
+    fed.publish();
+    fed.import(city);
+    fed.wait_node_serial(city, serial + 1, Duration::from_secs(30));
+    fed.deliver_text(city, PROBATION, "report.txt", b"Sent with the previous key");
+    let log = read_log(&fed.sandbox, "city.log");
+    assert!(!log.contains("refused by its own roster"), "{log}");
+    let status = fed.json(city, &["status", "--check"]);
+    assert_eq!(status["key_warnings"], serde_json::json!([]), "{status:#}");
+    assert_eq!(status["peers"][0]["reachable"], true, "{status:#}");
+}
+
+#[test]
+fn a_node_rotated_again_before_the_second_rotation_is_published_is_not_told_to_restart() {
+    let fed = TestFederation::new(&[(CITY, "city"), (PROBATION, "probation")], &[]);
+    let city = &fed.agencies[0];
+    // A first rotation, published: the roster certifies the new key, and the one before it
+    // for the overlap.
+    fed.json(city, &["keys", "rotate"]);
+    fed.add_member(city);
+    fed.publish_and_import_all();
+    // A second one soon after, and a restart before the stewards publish it: the key file
+    // now holds the second key and the first; the roster still certifies the original key
+    // (the key file's no longer) and the first. Nothing a restart would change.
+    fed.json(city, &["keys", "rotate"]);
+    let _node = fed.start(city);
+    let status = fed.json(city, &["status"]);
+    assert_eq!(status["key_warnings"], serde_json::json!([]), "{status:#}");
+}

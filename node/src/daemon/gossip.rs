@@ -37,13 +37,14 @@ pub async fn record_current(store: &Store, roster: &SharedRoster) -> Result<()> 
 
 /// Why peers holding this node's own roster refuse the transport key this node presents,
 /// if they do: it was revoked, or its certificate ended. Most likely `liaise keys rotate`
-/// made new keys that this node, started before, has not loaded.
+/// made new keys that this node, started before, has not loaded. During a rotation the node
+/// presents its previous key while the roster certifies it: that key is the one checked,
+/// not the new one the stewards may not have published yet.
 pub fn own_key_problem(node: &Node) -> Option<String> {
-    let key = node.secrets.transport.public_key();
+    let now = Timestamp::now();
+    let key = node.presented_key.public_at(now);
     let roster = node.roster.current();
-    let refused = roster
-        .member_by_transport_key(&key, Timestamp::now())
-        .err()?;
+    let refused = roster.member_by_transport_key(&key, now).err()?;
     Some(format!(
         "this node's transport key is refused by its own roster (serial {}): {refused}; if \
          `liaise keys rotate` made new keys, restart the node to load them, else ask the stewards",

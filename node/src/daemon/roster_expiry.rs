@@ -120,11 +120,16 @@ pub(crate) fn restart_warning(
     let is = |key: &liaise_keys::TransportPublicKey| liaise_keys::CertifiedKey::Transport(*key);
     let valid = || member.transport.iter().filter(|c| c.is_valid_at(at));
     let loaded_cert = valid().find(|c| c.body().key == is(loaded));
+    let holds = |c: &&liaise_keys::KeyCertificate| held.iter().any(|k| c.body().key == is(k));
     let newest_unheld = valid()
-        .filter(|c| !held.iter().any(|k| c.body().key == is(k)))
+        .filter(|c| !holds(c))
         .map(|c| c.body().not_before)
         .max()?;
-    if loaded_cert.is_some_and(|c| c.body().not_before >= newest_unheld) {
+    // Only a key newer than every certified key the node holds: after a second rotation, the
+    // roster still certifies the key before the previous one for a while, which the key file
+    // no longer holds and nothing needs.
+    let newest_held = valid().filter(holds).map(|c| c.body().not_before).max();
+    if newest_held.is_some_and(|held| held >= newest_unheld) {
         return None;
     }
     let until = match loaded_cert.map(|c| c.body().not_after.0.saturating_sub(now)) {

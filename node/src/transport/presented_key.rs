@@ -31,6 +31,7 @@ pub const SWITCH_MARGIN: Duration = Duration::from_secs(86_400);
 #[derive(Debug)]
 pub struct PresentedKey {
     current: Arc<CertifiedKey>,
+    current_public: TransportPublicKey,
     previous: Option<Previous>,
 }
 
@@ -48,6 +49,7 @@ impl PresentedKey {
     pub fn only(provider: &CryptoProvider, secret: &TransportSecretKey) -> Result<Arc<Self>> {
         Ok(Arc::new(Self {
             current: certified_key(provider, secret)?,
+            current_public: secret.public_key(),
             previous: None,
         }))
     }
@@ -71,6 +73,7 @@ impl PresentedKey {
         };
         Ok(Arc::new(Self {
             current: certified_key(provider, current)?,
+            current_public: current.public_key(),
             previous,
         }))
     }
@@ -80,6 +83,15 @@ impl PresentedKey {
         match &self.previous {
             Some(previous) if self.offers_previous(now) => Arc::clone(&previous.key),
             _ => Arc::clone(&self.current),
+        }
+    }
+
+    /// The public half of the key a handshake starting at `now` presents: what a peer
+    /// checks against its roster.
+    pub fn public_at(&self, now: Timestamp) -> TransportPublicKey {
+        match &self.previous {
+            Some(previous) if self.offers_previous(now) => previous.public,
+            _ => self.current_public,
         }
     }
 
@@ -100,6 +112,7 @@ impl PresentedKey {
     pub fn current_only(&self) -> Arc<Self> {
         Arc::new(Self {
             current: Arc::clone(&self.current),
+            current_public: self.current_public,
             previous: None,
         })
     }
