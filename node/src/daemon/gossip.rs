@@ -185,6 +185,20 @@ fn depends_on_the_clock(e: &anyhow::Error) -> bool {
     )
 }
 
+/// Whether `e`, the refusal of roster `file`, only says it is not newer than `held`: older
+/// (offered before this node took up a newer one), or the very roster held (the same one from
+/// a second peer). A different roster under the held serial is not this: two rosters with one
+/// serial are worth a warning.
+fn not_newer(e: &anyhow::Error, held: &Roster, file: &[u8]) -> bool {
+    match e.downcast_ref::<RosterError>() {
+        Some(RosterError::Rollback {
+            offered,
+            held: serial,
+        }) => offered < serial || held.file_bytes() == file,
+        _ => false,
+    }
+}
+
 /// How often an adoption re-checks a roster whose held predecessor changed meanwhile.
 const ADOPT_ATTEMPTS: usize = 3;
 
@@ -216,6 +230,14 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
         .await;
         let next = match checked {
             Ok(Ok(next)) => next,
+            Ok(Err(e)) if not_newer(&e, &node.roster.current(), &file) => {
+                // Not newer than ours: the same roster from a second peer, or an older one
+                // from a peer that offered it before this node took up a newer one (two peers
+                // pushing at once). Nothing to warn about; a different roster under the
+                // serial held is, below.
+                tracing::debug!(peer = source, "roster offered is not newer: {e:#}");
+                return Adoption::NotAdopted;
+            }
             Ok(Err(e)) if depends_on_the_clock(&e) => {
                 // This node's clock may be wrong, and be set right any time: not remembered.
                 tracing::warn!(peer = source, "refused roster from peer: {e:#}");
@@ -290,6 +312,36 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::signer_keys::tests::{CITY, NOW, Stewards, identity, roster};
+
+    #[test]
+    fn a_roster_not_newer_is_ignored_quietly_unless_it_differs_from_the_one_held() {
+        let stewards = Stewards::generate();
+        let city = identity(CITY);
+        let held = roster(2, &stewards, &stewards.quorum(), &[&city], vec![]);
+        let older = roster(1, &stewards, &stewards.quorum(), &[&city], vec![]);
+        let rival = roster(2, &stewards, &stewards.quorum(), &[], vec![]);
+        let refusal = |offered, file: &Roster| {
+            let e = held.accept_update(file.file_bytes(), NOW).unwrap_err();
+            assert!(
+                matches!(e, RosterError::Rollback { offered: o, held: 2 } if o == offered),
+                "{e}"
+            );
+            anyhow::Error::new(e)
+        };
+        // The very roster held, from a second peer; an older one pushed in a race.
+        assert!(not_newer(&refusal(2, &held), &held, held.file_bytes()));
+        assert!(not_newer(&refusal(1, &older), &held, older.file_bytes()));
+        // Another roster under the held serial: warned about.
+        assert!(!not_newer(&refusal(2, &rival), &held, rival.file_bytes()));
+        // Any other refusal is not this.
+        let forged = RosterError::UnderThreshold {
+            valid: 0,
+            threshold: 1,
+            which: "current",
+        };
+        assert!(!not_newer(&anyhow::Error::new(forged), &held, b""));
+    }
 
     #[test]
     fn only_refusals_for_the_roster_validity_period_depend_on_the_clock() {

@@ -68,6 +68,9 @@ fn the_previous_key_is_presented_until_a_day_before_its_certificate_ends() {
     let switch = OVERLAP_END.0 - SWITCH_MARGIN.as_secs();
     assert_eq!(shown(&presented, NOW), spki(&previous));
     assert_eq!(shown(&presented, Timestamp(switch - 1)), spki(&previous));
+    // What the node checks against its own roster is what it shows.
+    assert_eq!(presented.public_at(Timestamp(switch - 1)), previous);
+    assert_eq!(presented.public_at(Timestamp(switch)), current);
     assert_eq!(shown(&presented, Timestamp(switch)), spki(&current));
     assert_eq!(shown(&presented, OVERLAP_END), spki(&current));
     // The roster still names the new key as the current one.
