@@ -310,6 +310,7 @@ pub async fn adopt(node: &Node, file: Vec<u8>, source: &str) -> Adoption {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::log::signer_keys::tests::{CITY, NOW, Stewards, identity, roster};
