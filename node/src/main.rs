@@ -22,7 +22,10 @@ fn main() -> ExitCode {
         Ok(Err(err)) => {
             // One line a person can act on: the context chain, outermost first.
             let prefix = liaise_node::logging::stderr_prefix(tracing::Level::ERROR);
-            eprintln!("{prefix}error: {err:#}");
+            eprintln!(
+                "{prefix}error: {}",
+                liaise_node::cli::disk_full::error_line(&err)
+            );
             ExitCode::from(1)
         }
         Err(panic) if is_closed_stdout(panic_message(&*panic)) => ExitCode::from(EXIT_BROKEN_PIPE),

@@ -236,3 +236,39 @@ fn a_first_document_over_its_quota_must_leave_a_quota_free() {
     assert_eq!(inbox.as_array().unwrap().len(), 1, "{inbox:#}");
     assert_eq!(inbox[0]["doc_id"], fits.as_str());
 }
+
+#[test]
+fn a_full_disk_at_the_reader_is_named_as_its_own_when_it_opens() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
+    let store = sb.path(&format!("{}/store", probation.home));
+    let mount = TmpfsMount::new(&store, TMPFS_SIZE);
+    if !liaise_tests::skip_unless(mount.is_some(), CANNOT_MOUNT) {
+        return;
+    }
+    let _city = fed.start(city);
+    let _probation = fed.start(probation);
+    let doc_id = fed.deliver_text(city, "nl.probation.utrecht", "report.txt", b"Case 17");
+    // The reader's own store fills up: asking for the key share cannot be recorded there.
+    let filler = fill_up(&store);
+    let open = [
+        "open",
+        "--home",
+        &probation.home,
+        &doc_id,
+        "--out-dir",
+        "opened",
+        "--reason",
+        "case review",
+    ];
+    let refused = sb.liaise(&open);
+    let line = refused.fails_with("this node's disk is full");
+    assert!(line.contains("free space on that disk"), "{line}");
+    assert!(!line.contains("refused"), "nobody refused anything: {line}");
+    assert!(!sb.path("opened").exists(), "{line}");
+    // Space freed: the same open works.
+    std::fs::remove_file(filler).unwrap();
+    sb.liaise(&open).ok();
+    assert_eq!(sb.read("opened/report.txt"), b"Case 17");
+}

@@ -2,6 +2,7 @@
 
 mod delete;
 mod demo;
+pub mod disk_full;
 mod evidence;
 mod examples;
 mod federation;

@@ -109,7 +109,9 @@ fn call_with_body(home: &Home, request: &Request, body: &[u8]) -> Result<Value> 
             .get("error")
             .and_then(Value::as_str)
             .unwrap_or("unknown error");
-        bail!("the node refused: {error}")
+        // The node's own words, a whole sentence: "refused" would blame the request for what
+        // may be the node's trouble (a full disk) or a plain answer (no such document).
+        bail!("{error}")
     }
 }
 

@@ -18,6 +18,7 @@ pub mod forwarder;
 mod framed;
 pub(crate) mod gossip;
 mod incoming;
+pub(crate) use incoming::is_disk_full;
 pub mod operator_deletion;
 mod peers;
 pub mod quota;

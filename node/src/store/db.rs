@@ -1,7 +1,7 @@
 //! The SQLite database with group commit: one writer thread runs every queued write in one
 //! transaction (each in its own savepoint), so many small deliveries share one fsync.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
@@ -36,7 +36,13 @@ enum Work {
 pub struct Db {
     jobs: mpsc::Sender<Work>,
     reader: Arc<Mutex<Connection>>,
+    /// The database file, for saying whose disk is full.
+    path: PathBuf,
 }
+
+/// What a commit that failed because the disk is full says (SQLite's `SQLITE_FULL`); the job's
+/// error then names the store and what to do.
+const COMMIT_DISK_FULL: &str = "database or disk is full";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox_documents (
@@ -109,6 +115,7 @@ impl Db {
         Ok(Self {
             jobs,
             reader: Arc::new(Mutex::new(reader)),
+            path: path.to_path_buf(),
         })
     }
 
@@ -136,6 +143,28 @@ impl Db {
             .map_err(|_| anyhow!("the database writer has stopped"))?;
         rx.await
             .map_err(|_| anyhow!("the database writer has stopped"))?
+            .map_err(|e| self.disk_full_said(e))
+    }
+
+    /// `e`, or, if it is a full disk, one line that says so, where, and what to do: the
+    /// caller (an `open` asking for a key share, a `send`) is not to blame, nor any peer.
+    fn disk_full_said(&self, e: anyhow::Error) -> anyhow::Error {
+        let full = e.chain().any(|cause| {
+            cause
+                .downcast_ref::<rusqlite::Error>()
+                .and_then(rusqlite::Error::sqlite_error_code)
+                == Some(rusqlite::ErrorCode::DiskFull)
+                || cause.to_string().contains(COMMIT_DISK_FULL)
+        });
+        if !full {
+            return e;
+        }
+        let dir = self.path.parent().unwrap_or(&self.path);
+        anyhow!(
+            "this node's disk is full: its store ({}) cannot record anything more; free space \
+             on that disk, then try again",
+            dir.display()
+        )
     }
 
     /// Copies every page in the write-ahead log into the database file and truncates the log
