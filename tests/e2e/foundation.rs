@@ -881,6 +881,25 @@ fn invalid_init_arguments_show_the_rule() {
     assert!(!s.path("h").exists());
     s.agency("h", "nl.a.b", "city", "127.0.0.1:1");
     init("nl.a.c", "city", "NL", "127.0.0.1:1").fails_with("already holds an agency");
+
+    // An address changed by hand in agency.toml (deploy/README.md, "A node moves") is checked
+    // as init checks it, before `keys rotate` changes any key or writes a request the
+    // stewards would refuse.
+    let profile = std::fs::read_to_string(s.path("h/agency.toml")).unwrap();
+    let (keys, request) = (s.read("h/keys.liaise-key"), s.read("h/membership.toml"));
+    for (addresses, rule) in [
+        (r#"["127.0.0.1"]"#, "use HOST:PORT"),
+        ("[]", "1 to 8 addresses"),
+    ] {
+        let edited = profile.replace(r#"["127.0.0.1:1"]"#, addresses);
+        assert_ne!(edited, profile);
+        std::fs::write(s.path("h/agency.toml"), edited).unwrap();
+        let rotated = s.liaise(&["keys", "rotate", "--home", "h"]);
+        let line = rotated.fails_with("correct `addresses` there, then rotate");
+        assert!(line.contains(rule), "{line}");
+        assert_eq!(s.read("h/keys.liaise-key"), keys);
+        assert_eq!(s.read("h/membership.toml"), request);
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use liaise_keys::keyfile::ExistingFile;
 use liaise_keys::roster::{MembershipRequest, certify};
@@ -53,13 +53,27 @@ pub(crate) fn parse_kem(text: &str) -> Result<KemAlgorithm, String> {
     }
 }
 
+/// The addresses a membership request may list, checked as the stewards' `federation add`
+/// will: 1 to 8, each `HOST:PORT`.
+pub(super) fn check_addresses(addresses: &[String]) -> Result<()> {
+    let max = liaise_keys::roster::MAX_ADDRESSES;
+    if !(1..=max).contains(&addresses.len()) {
+        bail!(
+            "a node lists 1 to {max} addresses (HOST:PORT), not {}",
+            addresses.len()
+        );
+    }
+    for address in addresses {
+        liaise_keys::roster::validate_address(address)?;
+    }
+    Ok(())
+}
+
 pub fn run(args: InitArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     let agency = AgencyId::new(&args.agency)?;
     let (kind, country) = (args.kind, args.country);
     liaise_keys::agency::validate_name(&args.name)?;
-    for address in &args.addresses {
-        liaise_keys::roster::validate_address(address)?;
-    }
+    check_addresses(&args.addresses)?;
     let home = args.home.resolve()?;
     let existed = home.root().exists();
     home.create()?;

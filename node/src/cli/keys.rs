@@ -91,6 +91,15 @@ fn rotate(
 ) -> Result<ExitCode> {
     let home = home.resolve()?;
     let profile = home.profile()?;
+    // The request goes to the stewards with these addresses (an address change is made in
+    // agency.toml, then rotated): one they would refuse is caught here, before any key changes.
+    super::init::check_addresses(&profile.addresses).with_context(|| {
+        format!(
+            "{} lists addresses the federation would refuse; correct `addresses` there, then \
+             rotate",
+            home.profile_path().display()
+        )
+    })?;
     let pass = passphrase.unlock(&format!("the keys in {}", home.root().display()))?;
     let mut secrets = home.unlock_with(&pass)?;
     let now = Timestamp::now();
