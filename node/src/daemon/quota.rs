@@ -164,8 +164,8 @@ pub fn check(peer: &AgencyId, kept: Kept, offered: u64, limit: u64) -> Result<()
         reason: RejectReason::DiskFull,
         detail: format!(
             "over quota: {peer} keeps {}{unfinished} and {} of records of {} documents here, \
-             limit {} (receiver's --agency-quota); needs {} more, waits for expiries, \
-             revocations or a larger quota",
+             limit {} (the receiver's quota per agency); needs {} more, waits for expiries, \
+             revocations or a larger --agency-quota there",
             BinaryBytes(kept.stored),
             BinaryBytes(records),
             kept.copies,
