@@ -11,6 +11,7 @@ mod crash;
 mod delivery;
 mod demo;
 mod disk_full;
+mod dns_names;
 mod evidence;
 mod forwarded_evidence;
 mod forwarding;

@@ -359,6 +359,18 @@ pub fn wait_accepted(sandbox: &Sandbox, log: &str, n: usize, within: Duration) -
 /// Starts `liaise node run --home HOME EXTRA...` in `sandbox` and waits until it answers on
 /// its control socket; with `log`, at info level into that sandbox file.
 pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&str>) -> NodeProcess {
+    start_node_in(sandbox, home, extra, log, |node| node)
+}
+
+/// [`start_node`], run through `wrap` (which may put the node's command inside another, e.g.
+/// in namespaces of its own).
+pub fn start_node_in(
+    sandbox: &Sandbox,
+    home: &str,
+    extra: &[&str],
+    log: Option<&str>,
+    wrap: impl FnOnce(std::process::Command) -> std::process::Command,
+) -> NodeProcess {
     let mut args = vec!["node", "run", "--home", home];
     // Retries every second at most, so tests need not wait for backoff; unless a test sets it.
     if !extra.contains(&"--max-retry-interval") {
@@ -372,8 +384,7 @@ pub fn start_node(sandbox: &Sandbox, home: &str, extra: &[&str], log: Option<&st
         Some(file) => Stdio::from(std::fs::File::create(sandbox.path(file)).expect("log file")),
         None => Stdio::null(),
     };
-    let child = sandbox
-        .command(&args)
+    let child = wrap(sandbox.command(&args))
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()

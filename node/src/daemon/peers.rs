@@ -13,6 +13,9 @@ use super::{Node, gossip, witness};
 
 /// How long dialling one address may take, handshake and hello included.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most socket addresses one roster address (a name) is dialled at: a name with many
+/// records must not hold a dial up for minutes.
+pub const MAX_ADDRESSES_PER_NAME: usize = 4;
 
 type Slot = Arc<tokio::sync::Mutex<SlotState>>;
 
@@ -277,15 +280,60 @@ async fn dial(node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
     };
     let mut last = anyhow!("{agency} lists no address");
     for address in &addresses {
-        match tokio::time::timeout(DIAL_TIMEOUT, dial_one(node, agency, address)).await {
-            Ok(Ok(conn)) => return Ok(conn),
-            // Its other addresses are the same node, with the same roster.
-            Ok(Err(e)) if not_admitted(&e) => return Err(e),
-            Ok(Err(e)) => last = e,
-            Err(_) => last = anyhow!("{address}: timed out"),
+        // A name may stand for several addresses (an AAAA and an A record, say), of which
+        // the peer may listen on one only, or this host reach one only: each is tried.
+        let targets = match tokio::time::timeout(DIAL_TIMEOUT, resolve(node, address)).await {
+            Ok(Ok(targets)) => targets,
+            Ok(Err(e)) => {
+                last = e;
+                continue;
+            }
+            Err(_) => {
+                last = anyhow!("{address}: resolving it timed out");
+                continue;
+            }
+        };
+        for addr in targets {
+            match tokio::time::timeout(DIAL_TIMEOUT, dial_one(node, agency, address, addr)).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                // Its other addresses are the same node, with the same roster.
+                Ok(Err(e)) if not_admitted(&e) => return Err(e),
+                Ok(Err(e)) => last = e,
+                Err(_) => last = anyhow!("{address} ({addr}): timed out"),
+            }
         }
     }
     Err(last.context(format!("cannot reach {agency}")))
+}
+
+/// The socket addresses `address` (a roster's `host:port`) resolves to that this node's
+/// socket can send to, in the resolver's order, each once; an error that says why if none.
+async fn resolve(node: &Node, address: &str) -> Result<Vec<std::net::SocketAddr>> {
+    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address)
+        .await
+        .with_context(|| format!("cannot resolve {address}"))?
+        .collect();
+    let local = node.endpoint.local_addr().ok();
+    let mut targets: Vec<std::net::SocketAddr> = Vec::new();
+    for addr in &resolved {
+        if local.is_none_or(|l| reaches(l, *addr)) && !targets.contains(addr) {
+            targets.push(*addr);
+        }
+    }
+    if targets.is_empty() {
+        match (resolved.first(), local) {
+            (Some(addr), Some(local)) => bail!(
+                "cannot connect to {address}: it is an {} address, and this node listens on \
+                 {local}, from which it reaches {} addresses only; listen on [::] \
+                 (`liaise node run --listen [::]:PORT`) to reach both",
+                family(*addr),
+                family(local)
+            ),
+            _ => bail!("{address} resolves to nothing"),
+        }
+    }
+    targets.truncate(MAX_ADDRESSES_PER_NAME);
+    Ok(targets)
 }
 
 /// Whether a socket bound to `local` can send to `remote`: an IPv4 socket only to IPv4, a
@@ -302,28 +350,13 @@ fn family(addr: std::net::SocketAddr) -> &'static str {
     if addr.is_ipv4() { "IPv4" } else { "IPv6" }
 }
 
-async fn dial_one(node: &Node, agency: &AgencyId, address: &str) -> Result<quinn::Connection> {
-    let resolved: Vec<std::net::SocketAddr> = tokio::net::lookup_host(address)
-        .await
-        .with_context(|| format!("cannot resolve {address}"))?
-        .collect();
-    let local = node.endpoint.local_addr().ok();
-    let addr = match resolved
-        .iter()
-        .find(|a| local.is_none_or(|l| reaches(l, **a)))
-    {
-        Some(addr) => *addr,
-        None => match (resolved.first(), local) {
-            (Some(addr), Some(local)) => bail!(
-                "cannot connect to {address}: it is an {} address, and this node listens on \
-                 {local}, from which it reaches {} addresses only; listen on [::] \
-                 (`liaise node run --listen [::]:PORT`) to reach both",
-                family(*addr),
-                family(local)
-            ),
-            _ => bail!("{address} resolves to nothing"),
-        },
-    };
+/// Dials `addr`, one of the socket addresses the roster's `address` resolved to.
+async fn dial_one(
+    node: &Node,
+    agency: &AgencyId,
+    address: &str,
+    addr: std::net::SocketAddr,
+) -> Result<quinn::Connection> {
     let presented_previous = node.presented_key.offers_previous(Timestamp::now());
     let conn = node
         .endpoint
