@@ -70,9 +70,14 @@ pub async fn client_hello(node: &Node, connection: &quinn::Connection, peer: &st
         Ok(ack) => ack,
         Err(e) => {
             let e = anyhow::Error::new(e);
+            // Blamed on keys only if they are at fault here, or the peer refused ours: a
+            // connection lost or reset (the peer restarting, say) is not about keys.
             return Err(match own_key_problem(node) {
                 Some(problem) => e.context(problem),
-                None => e.context("the peer did not accept this node (is our key in its roster?)"),
+                None if super::peers::refused_our_key(connection) => {
+                    e.context("the peer did not accept this node (is our key in its roster?)")
+                }
+                None => e.context("the peer did not answer this node's hello"),
             });
         }
     };

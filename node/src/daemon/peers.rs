@@ -420,7 +420,7 @@ fn hello_failed(
 
 /// Whether the peer closed `conn` because its roster check refused our key: the TLS alert
 /// `access_denied` (49), which a node's verifier sends for a key no current member holds.
-fn refused_our_key(conn: &quinn::Connection) -> bool {
+pub(super) fn refused_our_key(conn: &quinn::Connection) -> bool {
     matches!(
         conn.close_reason(),
         Some(quinn::ConnectionError::ConnectionClosed(close))
