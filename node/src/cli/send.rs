@@ -126,7 +126,7 @@ pub(super) const LOST_NODE: &str = "node stopped: the document stays queued";
 /// Says on stderr that a wait lost its node and the document stays queued; exit 75.
 pub(super) fn lost_node(home: &Home, doc_id: &str, e: &anyhow::Error) -> ExitCode {
     eprintln!(
-        "error: cannot follow the delivery ({e:#}); document {doc_id} stays queued: once the \
+        "error: cannot follow the delivery: {e:#}; document {doc_id} stays queued: once the \
          node runs, see `liaise outbox --home {}`",
         home.root().display()
     );
