@@ -1,22 +1,17 @@
 //! A failure caused by a full disk, wherever in the chain: the one `error:` line then ends
 //! with what to do, once (the node's own answer may have said it already).
 
-/// How a full disk is told apart: an I/O error (`ENOSPC`, or `EDQUOT` for a user over quota)
-/// or SQLite's `SQLITE_FULL`.
-fn is_disk_full(cause: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-        return crate::daemon::is_disk_full(io);
-    }
+/// An I/O error of a full disk: `ENOSPC`, or `EDQUOT` for a user over quota.
+fn is_full_io(cause: &(dyn std::error::Error + 'static)) -> bool {
     cause
-        .downcast_ref::<rusqlite::Error>()
-        .and_then(rusqlite::Error::sqlite_error_code)
-        == Some(rusqlite::ErrorCode::DiskFull)
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(crate::daemon::is_disk_full)
 }
 
 /// The error's line (its context chain, outermost first), with what to do if a disk is full.
 pub fn error_line(err: &anyhow::Error) -> String {
     let line = format!("{err:#}");
-    let full = err.chain().any(is_disk_full);
+    let full = err.chain().any(is_full_io) || crate::store::db::is_disk_full(err);
     // SQLite's own words ("database or disk is full") say what, not what to do.
     if full && !line.contains("free space") {
         return format!("{line}: the disk is full; free space on it, then try again");

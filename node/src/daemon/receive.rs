@@ -648,14 +648,7 @@ fn record_received(
 /// A failed database write: `DiskFull` if the disk is full (the sender retries later), else
 /// an internal error.
 fn map_store_error(e: &anyhow::Error) -> Outcome {
-    let full = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<rusqlite::Error>()
-            .and_then(rusqlite::Error::sqlite_error_code)
-            == Some(rusqlite::ErrorCode::DiskFull)
-            || cause.to_string().contains("database or disk is full")
-    });
-    if full {
+    if crate::store::db::is_disk_full(e) {
         Outcome::Reject(
             RejectReason::DiskFull,
             "no space left on the receiving node".into(),

@@ -40,9 +40,21 @@ pub struct Db {
     path: PathBuf,
 }
 
-/// What a commit that failed because the disk is full says (SQLite's `SQLITE_FULL`); the job's
-/// error then names the store and what to do.
+/// What a commit that failed because the disk is full says (SQLite's `SQLITE_FULL`): the
+/// commit's error reaches its jobs as text.
 const COMMIT_DISK_FULL: &str = "database or disk is full";
+
+/// Whether a store write failed because the disk is full: SQLite's `SQLITE_FULL`, from a job
+/// or from the group's commit.
+pub fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::DiskFull)
+            || cause.to_string().contains(COMMIT_DISK_FULL)
+    })
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox_documents (
@@ -146,25 +158,20 @@ impl Db {
             .map_err(|e| self.disk_full_said(e))
     }
 
-    /// `e`, or, if it is a full disk, one line that says so, where, and what to do: the
-    /// caller (an `open` asking for a key share, a `send`) is not to blame, nor any peer.
+    /// `e`, with, if it is a full disk, what that means and what to do, first: the caller (an
+    /// `open` asking for a key share, a `send`) is not to blame, nor any peer. The cause stays
+    /// in the chain, so [`is_disk_full`] still tells it apart (a receiving node answers its
+    /// peer `DiskFull` by it, which names no path of this node).
     fn disk_full_said(&self, e: anyhow::Error) -> anyhow::Error {
-        let full = e.chain().any(|cause| {
-            cause
-                .downcast_ref::<rusqlite::Error>()
-                .and_then(rusqlite::Error::sqlite_error_code)
-                == Some(rusqlite::ErrorCode::DiskFull)
-                || cause.to_string().contains(COMMIT_DISK_FULL)
-        });
-        if !full {
+        if !is_disk_full(&e) {
             return e;
         }
         let dir = self.path.parent().unwrap_or(&self.path);
-        anyhow!(
+        e.context(format!(
             "this node's disk is full: its store ({}) cannot record anything more; free space \
              on that disk, then try again",
             dir.display()
-        )
+        ))
     }
 
     /// Copies every page in the write-ahead log into the database file and truncates the log
@@ -388,6 +395,32 @@ fn truncate_wal(conn: &Connection) -> Result<(), String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_says_what_to_do_and_stays_a_full_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db")).unwrap();
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        for cause in [
+            anyhow::Error::new(full),
+            anyhow!("database commit failed: {COMMIT_DISK_FULL}"),
+        ] {
+            let said = db.disk_full_said(cause);
+            assert!(is_disk_full(&said), "{said:#}");
+            let line = format!("{said:#}");
+            assert!(
+                line.starts_with("this node's disk is full: its store ("),
+                "{line}"
+            );
+            assert!(line.contains("free space on that disk"), "{line}");
+        }
+        let other = db.disk_full_said(anyhow!("no such table: nothing"));
+        assert!(!is_disk_full(&other));
+        assert_eq!(format!("{other:#}"), "no such table: nothing");
+    }
 
     #[tokio::test]
     async fn group_commit_runs_every_write() {
