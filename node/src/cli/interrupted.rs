@@ -7,6 +7,7 @@
 //! is ignored, and the step, which takes milliseconds, finishes. The clean-up runs under the
 //! same lock that disarming takes, so the two never overlap.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
@@ -73,7 +74,8 @@ impl OnInterrupt {
     }
 
     /// From now on a signal does nothing; waits for a clean-up already running (which ends
-    /// the process).
+    /// the process). Before a step that must not be cut short, and before the verb cleans up
+    /// after a failure itself (so that the two never run at once).
     pub fn disarm(&self) {
         *self.lock() = Phase::Disarmed;
     }
@@ -83,10 +85,13 @@ impl OnInterrupt {
     fn interrupted(&self) {
         let mut phase = self.lock();
         if let Phase::Armed(clean_ups, message) = &mut *phase {
+            // Whatever happens on the way, the process ends here: a clean-up or the message
+            // that panics (stderr on a terminal that hung up fails with EIO, and `eprintln!`
+            // panics on that) must not leave the verb running, unwatched, after its clean-up.
             for clean_up in clean_ups.drain(..) {
-                clean_up();
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(clean_up));
             }
-            eprintln!("\n{message}");
+            let _ = writeln!(std::io::stderr(), "\n{message}");
             std::process::exit(EXIT_INTERRUPTED);
         }
     }

@@ -123,16 +123,19 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
     ) {
         Ok(share) => share,
         Err(e) if e.is::<super::originator::OriginatorUnreachable>() => {
+            interrupt.disarm();
             abandon();
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(super::originator::EXIT_TEMPFAIL));
         }
         Err(e) if e.is::<super::originator::NotAdmittedByOriginator>() => {
+            interrupt.disarm();
             abandon();
             eprintln!("error: {e:#}");
             return Ok(ExitCode::from(super::originator::EXIT_NOT_ADMITTED));
         }
         Err(e) => {
+            interrupt.disarm();
             abandon();
             return Err(e);
         }
@@ -178,6 +181,7 @@ pub fn run(args: OpenArgs, passphrase: &PassphraseSource) -> Result<ExitCode> {
             written
         }
         Err(e) => {
+            interrupt.disarm();
             abandon();
             // No entry or key for this agency may be a tampered entry: said as tampering.
             let e = if super::verify::not_for_us(&e) {
