@@ -245,12 +245,22 @@ pub(super) fn wait_for_receipts(
     let start = Instant::now();
     let mut progress: Option<indicatif::ProgressBar> = None;
     let outcome = loop {
-        let rows = client::call(
+        let asked = client::call(
             home,
             &Request::OutboxOf {
                 doc_id: doc_id.to_owned(),
             },
-        )?;
+        );
+        let rows = match asked {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Gone before the error line that follows, not left drawn under it.
+                if let Some(bar) = progress {
+                    bar.finish_and_clear();
+                }
+                return Err(e);
+            }
+        };
         let mine: Vec<Value> = rows
             .as_array()
             .map(|a| {

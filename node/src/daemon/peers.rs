@@ -299,7 +299,7 @@ async fn dial(node: &Node, agency: &AgencyId) -> Result<quinn::Connection> {
                 // Its other addresses are the same node, with the same roster.
                 Ok(Err(e)) if not_admitted(&e) => return Err(e),
                 Ok(Err(e)) => last = e,
-                Err(_) => last = anyhow!("{address} ({addr}): timed out"),
+                Err(_) => last = anyhow!("{address} at {addr}: timed out"),
             }
         }
     }
@@ -357,6 +357,16 @@ async fn dial_one(
     address: &str,
     addr: std::net::SocketAddr,
 ) -> Result<quinn::Connection> {
+    // A name is shown with the address it stood for this time.
+    let address = if address
+        .parse::<std::net::SocketAddr>()
+        .is_ok_and(|a| a == addr)
+    {
+        address.to_owned()
+    } else {
+        format!("{address} at {addr}")
+    };
+    let address = address.as_str();
     let presented_previous = node.presented_key.offers_previous(Timestamp::now());
     let conn = node
         .endpoint
@@ -415,7 +425,7 @@ fn hello_failed(
         ))
         .into();
     }
-    error.context(format!("{address} refused this node"))
+    error.context(format!("the hello with {address} failed"))
 }
 
 /// Whether the peer closed `conn` because its roster check refused our key: the TLS alert
