@@ -77,16 +77,26 @@ fn fill_up(dir: &Path) -> PathBuf {
     path
 }
 
-#[test]
-fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
+/// A city and a probation service whose store lives on a tmpfs of [`TMPFS_SIZE`]: the
+/// federation, the store's path and the mount (unmounted when dropped); `None` where mounting
+/// is not permitted (the test is then skipped, or fails as CI requires).
+fn probation_store_on_a_small_tmpfs() -> Option<(TestFederation, PathBuf, TmpfsMount)> {
     let fed = TestFederation::city_and_probation();
-    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
-    let sb = &fed.sandbox;
-    let store = sb.path(&format!("{}/store", probation.home));
+    let store = fed.sandbox.path(&format!("{}/store", fed.agencies[1].home));
     let mount = TmpfsMount::new(&store, TMPFS_SIZE);
     if !liaise_tests::skip_unless(mount.is_some(), CANNOT_MOUNT) {
-        return;
+        return None;
     }
+    mount.map(|mount| (fed, store, mount))
+}
+
+#[test]
+fn disk_full_at_the_receiver_is_reported_and_the_document_waits() {
+    let Some((fed, store, _mount)) = probation_store_on_a_small_tmpfs() else {
+        return;
+    };
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let sb = &fed.sandbox;
     let _city = fed.start(city);
     let _probation = fed.start(probation);
     let filler = fill(&store);
@@ -239,14 +249,11 @@ fn a_first_document_over_its_quota_must_leave_a_quota_free() {
 
 #[test]
 fn a_full_disk_at_the_reader_is_named_as_its_own_when_it_opens() {
-    let fed = TestFederation::city_and_probation();
+    let Some((fed, store, _mount)) = probation_store_on_a_small_tmpfs() else {
+        return;
+    };
     let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
     let sb = &fed.sandbox;
-    let store = sb.path(&format!("{}/store", probation.home));
-    let mount = TmpfsMount::new(&store, TMPFS_SIZE);
-    if !liaise_tests::skip_unless(mount.is_some(), CANNOT_MOUNT) {
-        return;
-    }
     let _city = fed.start(city);
     let _probation = fed.start(probation);
     let doc_id = fed.deliver_text(city, "nl.probation.utrecht", "report.txt", b"Case 17");
