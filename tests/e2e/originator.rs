@@ -798,3 +798,54 @@ fn a_send_with_no_node_running_records_no_key_share() {
         .unwrap();
     assert_eq!(shares, 0);
 }
+
+#[test]
+fn an_open_interrupted_after_the_share_was_released_is_logged_as_not_written() {
+    let fed = TestFederation::city_and_probation();
+    let [city, probation] = [&fed.agencies[0], &fed.agencies[1]];
+    let _nodes = [fed.start(city), fed.start(probation)];
+    let sb = &fed.sandbox;
+    // Large enough that the open is still decrypting when it is stopped.
+    let content = b"Case 18, a long assessment. ".repeat((96 << 20) / 28);
+    let doc = fed.deliver_text(city, PROBATION, "big.bin", &content);
+    drop(content);
+    let mut open = sb
+        .command(&[
+            "open",
+            "--home",
+            &probation.home,
+            &doc,
+            "--out-dir",
+            "out",
+            "--reason",
+            "interrupted review",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Decrypting means the originator released the share: both logs have the open.
+    let run = sb.path(&format!("{}/run", probation.home));
+    super::sealed::wait_until_decrypting(&mut open, &run);
+    let stopped = std::process::Command::new("kill")
+        .args(["-INT", &open.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert_eq!(open.wait().unwrap().code(), Some(130));
+    assert!(!sb.path("out").exists());
+    assert!(has_entry(
+        &log_of(&fed, city, &doc),
+        "share-released",
+        "interrupted review"
+    ));
+    // The reader's log does not leave the release as the last word: the open wrote nothing,
+    // because it was interrupted.
+    let opens: Vec<_> = log_of(&fed, probation, &doc)
+        .into_iter()
+        .filter(|e| e["kind"] == "open" && e["reason"] == "interrupted review")
+        .collect();
+    assert_eq!(opens.len(), 2, "the open, then its end: {opens:#?}");
+    assert_eq!(opens[1]["detail"]["written"], false, "{opens:#?}");
+    assert_eq!(opens[1]["detail"]["error"], "interrupted", "{opens:#?}");
+}

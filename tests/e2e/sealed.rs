@@ -909,7 +909,7 @@ fn spawn_open_of_big(s: &Sandbox, out_dir: &str) -> std::process::Child {
 /// (O_TMPFILE), seen only through the process's open files, or, where the file system makes
 /// none, into a named part in its staging folder under `run`. Its staging folder, and
 /// whether the part is unnamed.
-fn wait_until_decrypting(
+pub(super) fn wait_until_decrypting(
     open: &mut std::process::Child,
     run: &std::path::Path,
 ) -> (std::path::PathBuf, bool) {
